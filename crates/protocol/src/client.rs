@@ -1,0 +1,248 @@
+//! Registered clients as the rules see them, and client authentication at the token endpoint
+//! (RFC 6749 §2.3.1; OAuth 2.0 Dynamic Client Registration, RFC 7591 §2, for the method names).
+
+use crate::error::OAuthError;
+use crate::params::Params;
+use crate::scope::Scopes;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use std::fmt;
+use std::str::FromStr;
+
+/// Grant types by their registered names (RFC 7591 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+    DeviceCode,
+}
+
+impl GrantType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
+            Self::ClientCredentials => "client_credentials",
+            Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+        }
+    }
+    /// Grant types this build of Tessera serves at the token endpoint.
+    pub const SUPPORTED: &'static [GrantType] = &[GrantType::AuthorizationCode, GrantType::RefreshToken];
+}
+
+impl FromStr for GrantType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "authorization_code" => Self::AuthorizationCode,
+            "refresh_token" => Self::RefreshToken,
+            "client_credentials" => Self::ClientCredentials,
+            "urn:ietf:params:oauth:grant-type:device_code" => Self::DeviceCode,
+            other => return Err(format!("unknown grant type {other:?}")),
+        })
+    }
+}
+
+impl fmt::Display for GrantType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Token endpoint authentication methods (RFC 7591 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    None,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::None => "none",
+        }
+    }
+}
+
+impl FromStr for AuthMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "client_secret_basic" => Self::ClientSecretBasic,
+            "client_secret_post" => Self::ClientSecretPost,
+            "none" => Self::None,
+            other => return Err(format!("unknown token endpoint auth method {other:?}")),
+        })
+    }
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the protocol rules need to know about a registered client.
+#[derive(Debug, Clone)]
+pub struct ClientPolicy {
+    pub client_id: String,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub scopes: Scopes,
+    pub grant_types: Vec<GrantType>,
+    pub auth_method: AuthMethod,
+}
+
+impl ClientPolicy {
+    /// RFC 6749 §2.1: a public client cannot keep a secret.
+    pub fn is_public(&self) -> bool {
+        self.auth_method == AuthMethod::None
+    }
+    pub fn may_use(&self, g: GrantType) -> bool {
+        self.grant_types.contains(&g)
+    }
+}
+
+/// Credentials a client presented at the token endpoint, before they are checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentedCredentials {
+    pub client_id: String,
+    pub secret: Option<Secret>,
+    pub method: AuthMethod,
+}
+
+/// A client secret as presented; its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// RFC 6749 §2.3: find out how the client authenticates. `authorization` is the raw
+/// `Authorization` header, if any.
+///
+/// RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in each request."
+/// RFC 6749 §2.3.1: with Basic, "the client identifier is encoded using the
+/// application/x-www-form-urlencoded encoding algorithm ... and the encoded value is used as the
+/// username; the client password is encoded using the same algorithm and used as the password."
+pub fn presented_credentials(authorization: Option<&str>, params: &Params) -> Result<PresentedCredentials, OAuthError> {
+    let body_id = params.get("client_id");
+    let body_secret = params.get("client_secret");
+    if let Some(header) = authorization {
+        let (id, secret) = parse_basic(header)?;
+        if body_secret.is_some() {
+            return Err(OAuthError::invalid_request("use one client authentication method, not two"));
+        }
+        if let Some(b) = body_id {
+            if b != id {
+                return Err(OAuthError::invalid_request("client_id in the body differs from the authenticated client"));
+            }
+        }
+        return Ok(PresentedCredentials { client_id: id, secret: Some(Secret(secret)), method: AuthMethod::ClientSecretBasic });
+    }
+    let Some(id) = body_id else {
+        return Err(OAuthError::invalid_client("client authentication is required"));
+    };
+    match body_secret {
+        Some(s) => Ok(PresentedCredentials { client_id: id.to_string(), secret: Some(Secret(s.to_string())), method: AuthMethod::ClientSecretPost }),
+        None => Ok(PresentedCredentials { client_id: id.to_string(), secret: None, method: AuthMethod::None }),
+    }
+}
+
+fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
+    let bad = || OAuthError::invalid_client("malformed Basic authorization header");
+    let (scheme, rest) = header.trim().split_once(' ').ok_or_else(bad)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::invalid_client("unsupported authorization scheme; use Basic"));
+    }
+    let decoded = STANDARD.decode(rest.trim()).map_err(|_| bad())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+    let id = form_decode(id).ok_or_else(bad)?;
+    let secret = form_decode(secret).ok_or_else(bad)?;
+    if id.is_empty() {
+        return Err(bad());
+    }
+    Ok((id, secret))
+}
+
+/// Decode one application/x-www-form-urlencoded component.
+fn form_decode(s: &str) -> Option<String> {
+    let probe = format!("v={s}");
+    form_urlencoded::parse(probe.as_bytes()).next().map(|(_, v)| v.into_owned()).filter(|v| !v.contains('\u{fffd}'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(s: &str) -> Params {
+        Params::parse(s.as_bytes()).unwrap()
+    }
+    fn basic(id: &str, secret: &str) -> String {
+        format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+    }
+
+    /// RFC 6749 §2.3.1: Basic with form-urlencoded id and secret.
+    #[test]
+    fn rfc6749_2_3_1_basic_is_form_decoded() {
+        let c = presented_credentials(Some(&basic("my%20client", "p%3Ass")), &params("grant_type=x")).unwrap();
+        assert_eq!(c.client_id, "my client");
+        assert_eq!(c.secret, Some(Secret("p:ss".into())));
+        assert_eq!(c.method, AuthMethod::ClientSecretBasic);
+    }
+
+    /// RFC 6749 §2.3.1: client_secret_post in the body.
+    #[test]
+    fn rfc6749_2_3_1_post_credentials() {
+        let c = presented_credentials(None, &params("client_id=a&client_secret=b")).unwrap();
+        assert_eq!(c.method, AuthMethod::ClientSecretPost);
+    }
+
+    /// RFC 6749 §2.3: "MUST NOT use more than one authentication method".
+    #[test]
+    fn rfc6749_2_3_two_methods_refused() {
+        let e = presented_credentials(Some(&basic("a", "b")), &params("client_secret=b")).unwrap_err();
+        assert_eq!(e.code, crate::ErrorCode::InvalidRequest);
+        let e = presented_credentials(Some(&basic("a", "b")), &params("client_id=other")).unwrap_err();
+        assert_eq!(e.code, crate::ErrorCode::InvalidRequest);
+    }
+
+    /// RFC 6749 §3.2.1: a public client identifies itself with client_id alone.
+    #[test]
+    fn rfc6749_3_2_1_public_client_id_only() {
+        let c = presented_credentials(None, &params("client_id=a")).unwrap();
+        assert_eq!(c.method, AuthMethod::None);
+        let e = presented_credentials(None, &params("grant_type=x")).unwrap_err();
+        assert_eq!(e.code, crate::ErrorCode::InvalidClient);
+    }
+
+    #[test]
+    fn malformed_basic_is_invalid_client() {
+        for h in ["Basic", "Basic !!!", "Bearer abc", &format!("Basic {}", STANDARD.encode("nocolon")), &format!("Basic {}", STANDARD.encode(":x"))] {
+            assert_eq!(presented_credentials(Some(h), &params("")).unwrap_err().code, crate::ErrorCode::InvalidClient, "{h}");
+        }
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        assert_eq!(format!("{:?}", Secret("hunter2".into())), "Secret(<redacted>)");
+    }
+
+    /// RFC 7591 §2: grant types by registered name, round-trip.
+    #[test]
+    fn rfc7591_2_grant_type_names() {
+        for g in ["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"] {
+            assert_eq!(g.parse::<GrantType>().unwrap().as_str(), g);
+        }
+        assert!("password".parse::<GrantType>().is_err());
+        assert!("implicit".parse::<GrantType>().is_err());
+    }
+}

@@ -1,0 +1,129 @@
+//! The authorization code grant at the token endpoint, RFC 6749 §4.1.3 with RFC 7636 §4.5–4.6
+//! and RFC 9700 §4.8.2.
+
+use crate::error::OAuthError;
+use crate::params::Params;
+use crate::pkce::CodeChallenge;
+
+/// RFC 6749 §4.1.3 access token request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRequest {
+    pub code: String,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+}
+
+impl CodeRequest {
+    pub fn parse(params: &Params) -> Result<Self, OAuthError> {
+        Ok(Self {
+            code: params.require("code")?.to_string(),
+            redirect_uri: params.get("redirect_uri").map(str::to_string),
+            code_verifier: params.get("code_verifier").map(str::to_string),
+        })
+    }
+
+    /// Check the request against what the code was bound to when it was issued.
+    ///
+    /// RFC 6749 §4.1.3: the server MUST "ensure that the authorization code was issued to the
+    /// authenticated confidential client, or ... to the client identified by client_id", "verify
+    /// that the authorization code is valid", and "ensure that the redirect_uri parameter is
+    /// present if the redirect_uri parameter was included in the initial authorization request
+    /// ... and if included ensure that their values are identical."
+    pub fn check(&self, binding: &CodeBinding, client_id: &str, now: i64) -> Result<(), OAuthError> {
+        if binding.client_id != client_id {
+            return Err(OAuthError::invalid_grant("the code was issued to another client"));
+        }
+        if now >= binding.expires_at {
+            return Err(OAuthError::invalid_grant("the code has expired"));
+        }
+        match (&self.redirect_uri, binding.redirect_uri_given) {
+            (Some(r), _) if *r != binding.redirect_uri => {
+                return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
+            }
+            (None, true) => return Err(OAuthError::invalid_grant("redirect_uri is required: it was in the authorization request")),
+            _ => {}
+        }
+        match (&binding.code_challenge, &self.code_verifier) {
+            // RFC 7636 §4.6.
+            (Some(c), Some(v)) => c.verify(v),
+            (Some(_), None) => Err(OAuthError::invalid_grant("code_verifier is required")),
+            // RFC 9700 §4.8.2: a verifier for a code issued without a challenge is a downgrade attempt.
+            (None, Some(_)) => Err(OAuthError::invalid_grant("code_verifier sent but the authorization request had no code_challenge")),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+/// What an authorization code is bound to (stored with it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeBinding {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub redirect_uri_given: bool,
+    pub code_challenge: Option<CodeChallenge>,
+    pub expires_at: i64,
+}
+
+/// RFC 6749 §4.1.2 recommends a maximum code lifetime of 10 minutes; Tessera uses 60 seconds.
+pub const CODE_LIFETIME_SECS: i64 = 60;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    fn binding(pkce: bool, given: bool) -> CodeBinding {
+        CodeBinding {
+            client_id: "c1".into(),
+            redirect_uri: "https://app.example/cb".into(),
+            redirect_uri_given: given,
+            code_challenge: pkce.then(|| CodeChallenge::parse(CHALLENGE, Some("S256")).unwrap()),
+            expires_at: 1_000 + CODE_LIFETIME_SECS,
+        }
+    }
+    fn req(redirect: Option<&str>, verifier: Option<&str>) -> CodeRequest {
+        CodeRequest { code: "x".into(), redirect_uri: redirect.map(Into::into), code_verifier: verifier.map(Into::into) }
+    }
+    fn check(r: CodeRequest, b: CodeBinding, client: &str, now: i64) -> Result<(), ErrorCode> {
+        r.check(&b, client, now).map_err(|e| e.code)
+    }
+    const CB: Option<&str> = Some("https://app.example/cb");
+
+    #[test]
+    fn rfc6749_4_1_3_valid() {
+        assert_eq!(check(req(CB, Some(VERIFIER)), binding(true, true), "c1", 1_000), Ok(()));
+    }
+
+    /// RFC 6749 §4.1.3: code issued to another client.
+    #[test]
+    fn rfc6749_4_1_3_other_client() {
+        assert_eq!(check(req(CB, Some(VERIFIER)), binding(true, true), "c2", 1_000), Err(ErrorCode::InvalidGrant));
+    }
+
+    /// RFC 6749 §4.1.2: codes are short-lived (60 s here).
+    #[test]
+    fn rfc6749_4_1_2_expired_code() {
+        assert_eq!(check(req(CB, Some(VERIFIER)), binding(true, true), "c1", 1_000 + CODE_LIFETIME_SECS), Err(ErrorCode::InvalidGrant));
+        assert_eq!(check(req(CB, Some(VERIFIER)), binding(true, true), "c1", 1_000 + CODE_LIFETIME_SECS - 1), Ok(()));
+    }
+
+    /// RFC 6749 §4.1.3: redirect_uri present and identical when the request had it.
+    #[test]
+    fn rfc6749_4_1_3_redirect_uri_binding() {
+        assert_eq!(check(req(None, Some(VERIFIER)), binding(true, true), "c1", 1_000), Err(ErrorCode::InvalidGrant));
+        assert_eq!(check(req(Some("https://app.example/other"), Some(VERIFIER)), binding(true, true), "c1", 1_000), Err(ErrorCode::InvalidGrant));
+        assert_eq!(check(req(None, Some(VERIFIER)), binding(true, false), "c1", 1_000), Ok(()));
+        assert_eq!(check(req(Some("https://app.example/other"), Some(VERIFIER)), binding(true, false), "c1", 1_000), Err(ErrorCode::InvalidGrant));
+    }
+
+    /// RFC 7636 §4.6 and RFC 9700 §4.8.2: verifier required with a challenge; refused without one.
+    #[test]
+    fn rfc7636_4_6_verifier_rules() {
+        assert_eq!(check(req(CB, None), binding(true, true), "c1", 1_000), Err(ErrorCode::InvalidGrant));
+        assert_eq!(check(req(CB, Some(VERIFIER)), binding(false, true), "c1", 1_000), Err(ErrorCode::InvalidGrant));
+        assert_eq!(check(req(CB, None), binding(false, true), "c1", 1_000), Ok(()));
+    }
+}

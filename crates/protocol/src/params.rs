@@ -1,0 +1,115 @@
+//! Form and query parameters, parsed by the rules of RFC 6749 §3.1 and §3.2:
+//! "Parameters sent without a value MUST be treated as if they were omitted from the request"
+//! and "Request and response parameters MUST NOT be included more than once."
+
+use crate::error::OAuthError;
+
+/// Largest query string or form body Tessera accepts, in bytes.
+pub const MAX_PARAMS_BYTES: usize = 16 * 1024;
+/// Largest number of parameters in one request.
+pub const MAX_PARAMS: usize = 64;
+/// Largest single value; no OAuth parameter Tessera reads is legitimately longer.
+pub const MAX_VALUE_BYTES: usize = 4096;
+
+/// Parsed parameters: unique names, non-empty values.
+#[derive(Debug, Clone, Default)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    /// Parse `application/x-www-form-urlencoded` bytes (a query string or a body).
+    pub fn parse(input: &[u8]) -> Result<Self, OAuthError> {
+        if input.len() > MAX_PARAMS_BYTES {
+            return Err(OAuthError::invalid_request("request parameters are too large"));
+        }
+        if std::str::from_utf8(input).is_err() {
+            return Err(OAuthError::invalid_request("request parameters are not valid UTF-8"));
+        }
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (name, value) in form_urlencoded::parse(input) {
+            if name.is_empty() {
+                continue;
+            }
+            if pairs.len() >= MAX_PARAMS {
+                return Err(OAuthError::invalid_request("too many parameters"));
+            }
+            if value.len() > MAX_VALUE_BYTES {
+                return Err(OAuthError::invalid_request(format!("parameter {} is too long", safe_name(&name))));
+            }
+            if value.contains('\u{fffd}') {
+                return Err(OAuthError::invalid_request(format!("parameter {} is not valid UTF-8", safe_name(&name))));
+            }
+            if pairs.iter().any(|(n, _)| *n == name) {
+                return Err(OAuthError::invalid_request(format!("parameter {} is repeated", safe_name(&name))));
+            }
+            // RFC 6749 §3.1: sent without a value = omitted. Still counted for repetition above.
+            pairs.push((name.into_owned(), value.into_owned()));
+        }
+        Ok(Self { pairs })
+    }
+
+    /// The value of `name`, if present and non-empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    }
+
+    /// The value of `name`, or `invalid_request` naming it.
+    pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
+        self.get(name).ok_or_else(|| OAuthError::invalid_request(format!("missing parameter {name}")))
+    }
+
+    /// True when `name` was sent with a non-empty value.
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+}
+
+/// A parameter name cut down for inclusion in an error description.
+fn safe_name(name: &str) -> String {
+    name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(input: &str) -> Result<Params, String> {
+        Params::parse(input.as_bytes()).map_err(|e| e.to_string())
+    }
+
+    /// RFC 6749 §3.1: parameters MUST NOT be included more than once.
+    #[test]
+    fn rfc6749_3_1_repeated_parameter_is_invalid_request() {
+        let err = check("client_id=a&scope=x&client_id=b").unwrap_err();
+        assert_eq!(err, "invalid_request: parameter client_id is repeated");
+        // Even when one of the two copies is empty.
+        assert!(check("state=&state=x").is_err());
+    }
+
+    /// RFC 6749 §3.1: parameters sent without a value are treated as omitted.
+    #[test]
+    fn rfc6749_3_1_empty_value_is_omitted() {
+        let p = check("state=&scope=a").unwrap();
+        assert_eq!(p.get("state"), None);
+        assert_eq!(p.get("scope"), Some("a"));
+        assert_eq!(p.require("state").unwrap_err().to_string(), "invalid_request: missing parameter state");
+    }
+
+    #[test]
+    fn percent_decoding_and_plus() {
+        let p = check("redirect_uri=https%3A%2F%2Fa.example%2Fcb&scope=a+b").unwrap();
+        assert_eq!(p.get("redirect_uri"), Some("https://a.example/cb"));
+        assert_eq!(p.get("scope"), Some("a b"));
+    }
+
+    #[test]
+    fn oversized_and_hostile_input_is_refused() {
+        assert!(check(&"a=b&".repeat(5000)).is_err());
+        assert!(check(&format!("x={}", "y".repeat(MAX_VALUE_BYTES + 1))).is_err());
+        let many: Vec<String> = (0..100).map(|i| format!("p{i}=v")).collect();
+        assert!(check(&many.join("&")).is_err());
+        assert!(Params::parse(b"a=\xff\xfe").is_err());
+        assert!(check("a=%ff").is_err());
+    }
+}

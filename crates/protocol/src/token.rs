@@ -1,0 +1,55 @@
+//! The successful token response, RFC 6749 §5.1, and the access token claims of RFC 9068 §2.2.
+
+use serde::{Deserialize, Serialize};
+
+/// RFC 6749 §5.1 response body.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// RFC 6750: always "Bearer".
+    pub token_type: String,
+    pub expires_in: i64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// RFC 9068 §2.2: the claims of a JWT access token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    /// One audience as a string, several as an array (RFC 7519 §4.1.3).
+    pub aud: Audience,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub client_id: String,
+    pub scope: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    pub fn from_vec(mut v: Vec<String>) -> Self {
+        if v.len() == 1 {
+            Self::One(v.remove(0))
+        } else {
+            Self::Many(v)
+        }
+    }
+    pub fn contains(&self, a: &str) -> bool {
+        match self {
+            Self::One(s) => s == a,
+            Self::Many(v) => v.iter().any(|s| s == a),
+        }
+    }
+}
+
+/// Access token lifetime in seconds (RFC 9700 §2.2 recommends short-lived access tokens).
+pub const ACCESS_TOKEN_LIFETIME_SECS: i64 = 600;
