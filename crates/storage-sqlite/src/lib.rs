@@ -1,1 +1,443 @@
-//! placeholder
+//! SQLite implementation of [`tessera_storage::Store`]: the embedded default.
+//!
+//! WAL mode with a busy timeout, so the admin CLI can write while the server runs. Atomic
+//! consumes are single `UPDATE … WHERE used_at IS NULL … RETURNING` statements.
+#![forbid(unsafe_code)]
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+use tessera_storage::*;
+
+/// The SQLite store.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(d.message().to_string()),
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => StoreError::Unavailable(e.to_string()),
+        sqlx::Error::Database(d) if d.message().contains("locked") || d.message().contains("busy") => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+fn json_vec(s: &str) -> Result<Vec<String>> {
+    serde_json::from_str(s).map_err(|e| StoreError::Other(format!("corrupt JSON column: {e}")))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Other(e.to_string()))
+}
+
+impl SqliteStore {
+    /// Open (creating the file and its folder if needed) and migrate. `url` is `sqlite://PATH`
+    /// or `sqlite::memory:`.
+    pub async fn open(url: &str) -> Result<Self> {
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).ok_or_else(|| StoreError::Other(format!("not an sqlite URL: {url}")))?;
+        let memory = path == ":memory:";
+        if !memory {
+            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+            }
+        }
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite:{path}"))
+            .map_err(err)?
+            .create_if_missing(true)
+            .journal_mode(if memory { SqliteJournalMode::Memory } else { SqliteJournalMode::Wal })
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if memory { 1 } else { 8 })
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts)
+            .await
+            .map_err(err)?;
+        sqlx::migrate!("./migrations").run(&pool).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        Ok(Self { pool })
+    }
+}
+
+fn client_row(r: &SqliteRow) -> Result<ClientRecord> {
+    Ok(ClientRecord {
+        client_id: r.try_get("client_id").map_err(err)?,
+        name: r.try_get("name").map_err(err)?,
+        secret_hash: r.try_get("secret_hash").map_err(err)?,
+        redirect_uris: json_vec(r.try_get("redirect_uris").map_err(err)?)?,
+        scope: r.try_get("scope").map_err(err)?,
+        grant_types: json_vec(r.try_get("grant_types").map_err(err)?)?,
+        token_endpoint_auth_method: r.try_get("token_endpoint_auth_method").map_err(err)?,
+        created_at: r.try_get("created_at").map_err(err)?,
+    })
+}
+
+fn user_row(r: &SqliteRow) -> Result<UserRecord> {
+    Ok(UserRecord {
+        id: r.try_get("id").map_err(err)?,
+        username: r.try_get("username").map_err(err)?,
+        email: r.try_get("email").map_err(err)?,
+        name: r.try_get("name").map_err(err)?,
+        password_hash: r.try_get("password_hash").map_err(err)?,
+        created_at: r.try_get("created_at").map_err(err)?,
+    })
+}
+
+fn session_row(r: &SqliteRow) -> Result<SessionRecord> {
+    Ok(SessionRecord {
+        id_hash: r.try_get("id_hash").map_err(err)?,
+        user_id: r.try_get("user_id").map_err(err)?,
+        csrf_token: r.try_get("csrf_token").map_err(err)?,
+        auth_time: r.try_get("auth_time").map_err(err)?,
+        created_at: r.try_get("created_at").map_err(err)?,
+        expires_at: r.try_get("expires_at").map_err(err)?,
+    })
+}
+
+fn code_row(r: &SqliteRow) -> Result<CodeRecord> {
+    Ok(CodeRecord {
+        code_hash: r.try_get("code_hash").map_err(err)?,
+        grant_id: r.try_get("grant_id").map_err(err)?,
+        client_id: r.try_get("client_id").map_err(err)?,
+        user_id: r.try_get("user_id").map_err(err)?,
+        redirect_uri: r.try_get("redirect_uri").map_err(err)?,
+        redirect_uri_given: r.try_get("redirect_uri_given").map_err(err)?,
+        code_challenge: r.try_get("code_challenge").map_err(err)?,
+        scope: r.try_get("scope").map_err(err)?,
+        audience: r.try_get("audience").map_err(err)?,
+        auth_time: r.try_get("auth_time").map_err(err)?,
+        expires_at: r.try_get("expires_at").map_err(err)?,
+        used_at: r.try_get("used_at").map_err(err)?,
+    })
+}
+
+fn refresh_row(r: &SqliteRow) -> Result<RefreshTokenRecord> {
+    Ok(RefreshTokenRecord {
+        token_hash: r.try_get("token_hash").map_err(err)?,
+        family_id: r.try_get("family_id").map_err(err)?,
+        client_id: r.try_get("client_id").map_err(err)?,
+        user_id: r.try_get("user_id").map_err(err)?,
+        scope: r.try_get("scope").map_err(err)?,
+        audience: r.try_get("audience").map_err(err)?,
+        auth_time: r.try_get("auth_time").map_err(err)?,
+        created_at: r.try_get("created_at").map_err(err)?,
+        expires_at: r.try_get("expires_at").map_err(err)?,
+        used_at: r.try_get("used_at").map_err(err)?,
+        revoked_at: r.try_get("revoked_at").map_err(err)?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_client(&self, c: &ClientRecord) -> Result<()> {
+        sqlx::query("INSERT INTO clients (client_id, name, secret_hash, redirect_uris, scope, grant_types, token_endpoint_auth_method, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            .bind(&c.client_id)
+            .bind(&c.name)
+            .bind(&c.secret_hash)
+            .bind(to_json(&c.redirect_uris)?)
+            .bind(&c.scope)
+            .bind(to_json(&c.grant_types)?)
+            .bind(&c.token_endpoint_auth_method)
+            .bind(c.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+    async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
+        let row = sqlx::query("SELECT * FROM clients WHERE client_id = $1").bind(client_id).fetch_optional(&self.pool).await.map_err(err)?;
+        row.as_ref().map(client_row).transpose()
+    }
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>> {
+        let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, client_id").fetch_all(&self.pool).await.map_err(err)?;
+        rows.iter().map(client_row).collect()
+    }
+    async fn update_client_secret(&self, client_id: &str, secret_hash: &str) -> Result<bool> {
+        let r = sqlx::query("UPDATE clients SET secret_hash = $1 WHERE client_id = $2").bind(secret_hash).bind(client_id).execute(&self.pool).await.map_err(err)?;
+        Ok(r.rows_affected() > 0)
+    }
+    async fn delete_client(&self, client_id: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(&self.pool).await.map_err(err)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn create_user(&self, u: &UserRecord) -> Result<()> {
+        sqlx::query("INSERT INTO users (id, username, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&u.id)
+            .bind(&u.username)
+            .bind(&u.email)
+            .bind(&u.name)
+            .bind(&u.password_hash)
+            .bind(u.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<UserRecord>> {
+        let row = sqlx::query("SELECT * FROM users WHERE username = $1").bind(username).fetch_optional(&self.pool).await.map_err(err)?;
+        row.as_ref().map(user_row).transpose()
+    }
+    async fn find_user(&self, id: &str) -> Result<Option<UserRecord>> {
+        let row = sqlx::query("SELECT * FROM users WHERE id = $1").bind(id).fetch_optional(&self.pool).await.map_err(err)?;
+        row.as_ref().map(user_row).transpose()
+    }
+    async fn list_users(&self) -> Result<Vec<UserRecord>> {
+        let rows = sqlx::query("SELECT * FROM users ORDER BY username").fetch_all(&self.pool).await.map_err(err)?;
+        rows.iter().map(user_row).collect()
+    }
+    async fn update_user_password(&self, username: &str, password_hash: &str) -> Result<bool> {
+        let r = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2").bind(password_hash).bind(username).execute(&self.pool).await.map_err(err)?;
+        Ok(r.rows_affected() > 0)
+    }
+    async fn delete_user(&self, username: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM users WHERE username = $1").bind(username).execute(&self.pool).await.map_err(err)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn create_api(&self, a: &ApiRecord) -> Result<()> {
+        sqlx::query("INSERT INTO apis (identifier, name, scopes, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&a.identifier)
+            .bind(&a.name)
+            .bind(to_json(&a.scopes)?)
+            .bind(a.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+    async fn list_apis(&self) -> Result<Vec<ApiRecord>> {
+        let rows = sqlx::query("SELECT * FROM apis ORDER BY created_at, identifier").fetch_all(&self.pool).await.map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                let scopes: String = r.try_get("scopes").map_err(err)?;
+                Ok(ApiRecord {
+                    identifier: r.try_get("identifier").map_err(err)?,
+                    name: r.try_get("name").map_err(err)?,
+                    scopes: serde_json::from_str(&scopes).map_err(|e| StoreError::Other(format!("corrupt scopes column: {e}")))?,
+                    created_at: r.try_get("created_at").map_err(err)?,
+                })
+            })
+            .collect()
+    }
+    async fn delete_api(&self, identifier: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM apis WHERE identifier = $1").bind(identifier).execute(&self.pool).await.map_err(err)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn create_signing_key(&self, k: &KeyRecord) -> Result<()> {
+        sqlx::query("INSERT INTO signing_keys (kid, alg, private_der, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&k.kid)
+            .bind(&k.alg)
+            .bind(&k.private_der)
+            .bind(k.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+    async fn list_signing_keys(&self) -> Result<Vec<KeyRecord>> {
+        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid").fetch_all(&self.pool).await.map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyRecord {
+                    kid: r.try_get("kid").map_err(err)?,
+                    alg: r.try_get("alg").map_err(err)?,
+                    private_der: r.try_get("private_der").map_err(err)?,
+                    created_at: r.try_get("created_at").map_err(err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_session(&self, s: &SessionRecord) -> Result<()> {
+        sqlx::query("INSERT INTO sessions (id_hash, user_id, csrf_token, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&s.id_hash)
+            .bind(&s.user_id)
+            .bind(&s.csrf_token)
+            .bind(s.auth_time)
+            .bind(s.created_at)
+            .bind(s.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+    async fn find_session(&self, id_hash: &str, now: i64) -> Result<Option<SessionRecord>> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id_hash = $1 AND expires_at > $2").bind(id_hash).bind(now).fetch_optional(&self.pool).await.map_err(err)?;
+        row.as_ref().map(session_row).transpose()
+    }
+    async fn delete_session(&self, id_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&self.pool).await.map_err(err)?;
+        Ok(())
+    }
+    async fn create_pending_request(&self, r: &PendingRequestRecord) -> Result<()> {
+        sqlx::query("INSERT INTO pending_requests (id, session_hash, data, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(&r.id)
+            .bind(&r.session_hash)
+            .bind(&r.data)
+            .bind(r.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+    async fn find_pending_request(&self, id: &str, now: i64) -> Result<Option<PendingRequestRecord>> {
+        let row = sqlx::query("SELECT * FROM pending_requests WHERE id = $1 AND expires_at > $2").bind(id).bind(now).fetch_optional(&self.pool).await.map_err(err)?;
+        row.map(|r| {
+            Ok(PendingRequestRecord {
+                id: r.try_get("id").map_err(err)?,
+                session_hash: r.try_get("session_hash").map_err(err)?,
+                data: r.try_get("data").map_err(err)?,
+                expires_at: r.try_get("expires_at").map_err(err)?,
+            })
+        })
+        .transpose()
+    }
+    async fn delete_pending_request(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM pending_requests WHERE id = $1").bind(id).execute(&self.pool).await.map_err(err)?;
+        Ok(())
+    }
+
+    async fn find_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2").bind(user_id).bind(client_id).fetch_optional(&self.pool).await.map_err(err)?;
+        row.map(|r| r.try_get("scope").map_err(err)).transpose()
+    }
+    async fn update_consent(&self, user_id: &str, client_id: &str, scope: &str, now: i64) -> Result<()> {
+        sqlx::query("INSERT INTO consents (user_id, client_id, scope, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at")
+            .bind(user_id)
+            .bind(client_id)
+            .bind(scope)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn create_code(&self, c: &CodeRecord) -> Result<()> {
+        sqlx::query("INSERT INTO codes (code_hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_given, code_challenge, scope, audience, auth_time, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+            .bind(&c.code_hash)
+            .bind(&c.grant_id)
+            .bind(&c.client_id)
+            .bind(&c.user_id)
+            .bind(&c.redirect_uri)
+            .bind(c.redirect_uri_given)
+            .bind(&c.code_challenge)
+            .bind(&c.scope)
+            .bind(&c.audience)
+            .bind(c.auth_time)
+            .bind(c.expires_at)
+            .bind(c.used_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+    async fn take_code(&self, code_hash: &str, now: i64) -> Result<Taken<CodeRecord>> {
+        let row = sqlx::query("UPDATE codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL RETURNING *").bind(now).bind(code_hash).fetch_optional(&self.pool).await.map_err(err)?;
+        if let Some(r) = row {
+            let mut c = code_row(&r)?;
+            c.used_at = None;
+            return Ok(Taken::Taken(c));
+        }
+        let row = sqlx::query("SELECT * FROM codes WHERE code_hash = $1").bind(code_hash).fetch_optional(&self.pool).await.map_err(err)?;
+        Ok(match row {
+            Some(r) => Taken::AlreadyUsed(code_row(&r)?),
+            None => Taken::NotFound,
+        })
+    }
+
+    async fn create_refresh_token(&self, t: &RefreshTokenRecord) -> Result<()> {
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, auth_time, created_at, expires_at, used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+            .bind(&t.token_hash)
+            .bind(&t.family_id)
+            .bind(&t.client_id)
+            .bind(&t.user_id)
+            .bind(&t.scope)
+            .bind(&t.audience)
+            .bind(t.auth_time)
+            .bind(t.created_at)
+            .bind(t.expires_at)
+            .bind(t.used_at)
+            .bind(t.revoked_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+    async fn take_refresh_token(&self, token_hash: &str, now: i64) -> Result<Taken<RefreshTokenRecord>> {
+        let row = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 RETURNING *")
+            .bind(now)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        if let Some(r) = row {
+            let mut t = refresh_row(&r)?;
+            t.used_at = None;
+            return Ok(Taken::Taken(t));
+        }
+        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1").bind(token_hash).fetch_optional(&self.pool).await.map_err(err)?;
+        Ok(match row {
+            Some(r) => Taken::AlreadyUsed(refresh_row(&r)?),
+            None => Taken::NotFound,
+        })
+    }
+    async fn revoke_family(&self, family_id: &str, now: i64) -> Result<u64> {
+        let r = sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL AND used_at IS NULL")
+            .bind(now)
+            .bind(family_id)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL").bind(now).bind(family_id).execute(&self.pool).await.map_err(err)?;
+        Ok(r.rows_affected())
+    }
+
+    async fn record_login_failure(&self, key: &str, now: i64) -> Result<()> {
+        sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)").bind(key).bind(now).execute(&self.pool).await.map_err(err)?;
+        Ok(())
+    }
+    async fn count_login_failures(&self, key: &str, since: i64) -> Result<i64> {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM login_failures WHERE key = $1 AND at >= $2").bind(key).bind(since).fetch_one(&self.pool).await.map_err(err)?;
+        r.try_get("n").map_err(err)
+    }
+    async fn clear_login_failures(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM login_failures WHERE key = $1").bind(key).execute(&self.pool).await.map_err(err)?;
+        Ok(())
+    }
+
+    async fn create_audit_event(&self, kind: &str, detail: &str, now: i64) -> Result<()> {
+        sqlx::query("INSERT INTO audit_events (kind, detail, at) VALUES ($1, $2, $3)").bind(kind).bind(detail).bind(now).execute(&self.pool).await.map_err(err)?;
+        Ok(())
+    }
+    async fn list_audit_events(&self, kind: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT detail FROM audit_events WHERE kind = $1 ORDER BY id").bind(kind).fetch_all(&self.pool).await.map_err(err)?;
+        rows.iter().map(|r| r.try_get("detail").map_err(err)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::sync::Arc;
+
+    /// The shared storage suite, on a real SQLite file.
+    #[tokio::test]
+    async fn conformance_on_sqlite_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/nested/tessera.db", dir.path().display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        tessera_storage::conformance::run_all(Arc::new(store)).await;
+        // Reopening an existing database migrates nothing and keeps the data.
+        let again = SqliteStore::open(&url).await.unwrap();
+        assert!(again.find_client("c-1").await.unwrap().is_some());
+    }
+}
