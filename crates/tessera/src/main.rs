@@ -1,1 +1,29 @@
-fn main() {}
+//! `tessera`: the authorization server and its admin CLI.
+//!
+//! Layout: [`cli`] defines the commands and flags (a public interface operators script against:
+//! extend, never rename); [`settings`] resolves flags > env > config file > defaults for
+//! `serve`; [`admin`] runs the admin commands against the store; [`serve`] starts the server.
+#![forbid(unsafe_code)]
+
+mod admin;
+mod cli;
+mod serve;
+mod settings;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Serve(args) => serve::run(cli.database, args).await,
+        cli::Command::Migrate => admin::migrate(cli.database.as_deref()).await,
+        cli::Command::Client(c) => admin::client(cli.database.as_deref(), cli.json, c).await,
+        cli::Command::User(c) => admin::user(cli.database.as_deref(), cli.json, c).await,
+        cli::Command::Api(c) => admin::api(cli.database.as_deref(), cli.json, c).await,
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

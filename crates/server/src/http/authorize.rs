@@ -1,0 +1,244 @@
+//! The browser side of the code flow: `/authorize` (RFC 6749 §3.1: GET, and POST with a form
+//! body), the sign-in page and the consent page. Handlers only translate between HTTP and the
+//! service; every POST form is checked against the session's CSRF token.
+
+use super::error::{oauth_page, page, service_page};
+use super::pages::{ConsentPage, LoginPage, render};
+use super::token::read_form;
+use super::{AppState, cookies};
+use crate::secret;
+use crate::service::ServiceError;
+use crate::service::authn::{Session, SignInError};
+use crate::service::authorize::{AuthorizeOutcome, Decision, PendingAuthorization};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+use tessera_protocol::params::Params;
+use tessera_storage::SessionRecord;
+
+fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(v) => {
+            let mut res = StatusCode::SEE_OTHER.into_response();
+            res.headers_mut().insert(header::LOCATION, v);
+            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
+        Err(_) => page(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", "The redirect could not be built.", None),
+    }
+}
+
+fn with_cookie(mut res: Response, svc: &AppState, new_cookie: Option<&str>) -> Response {
+    if let Some(c) = new_cookie.and_then(|c| cookies::set(c, svc.config.secure_cookies(), svc.config.session_lifetime)) {
+        res.headers_mut().append(header::SET_COOKIE, c);
+    }
+    res
+}
+
+fn outcome_response(outcome: AuthorizeOutcome) -> Response {
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    match outcome {
+        AuthorizeOutcome::ErrorPage(e) => oauth_page(&e),
+        // RFC 9700 §4.11: 303 so that a POSTed form is not re-sent to the client.
+        AuthorizeOutcome::RedirectToClient(url) => see_other(&url),
+        AuthorizeOutcome::Login(id) => see_other(&format!("/login?request={}", enc(&id))),
+        AuthorizeOutcome::Consent(id) => see_other(&format!("/consent?request={}", enc(&id))),
+    }
+}
+
+fn expired() -> Response {
+    page(
+        StatusCode::BAD_REQUEST,
+        "This sign-in request has expired",
+        "The request was not found or has expired, or cookies are blocked for this site.",
+        Some("invalid_request"),
+    )
+}
+
+fn query_params(headers_uri: &axum::http::Uri) -> Result<Params, Response> {
+    Params::parse(headers_uri.query().unwrap_or("").as_bytes()).map_err(|e| oauth_page(&e))
+}
+
+async fn run_authorize(svc: AppState, headers: &HeaderMap, params: Params) -> Response {
+    let cookie = cookies::read(headers, svc.config.secure_cookies());
+    let session = match svc.ensure_session(cookie.as_deref()).await {
+        Ok(s) => s,
+        Err(e) => return service_page(&e),
+    };
+    match svc.authorize(&params, &session.record).await {
+        Ok(outcome) => with_cookie(outcome_response(outcome), &svc, session.new_cookie.as_deref()),
+        Err(e) => service_page(&e),
+    }
+}
+
+/// GET /authorize — RFC 6749 §4.1.1.
+pub async fn authorize(State(svc): State<AppState>, req: Request) -> Response {
+    let params = match query_params(req.uri()) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    run_authorize(svc, req.headers(), params).await
+}
+
+/// POST /authorize — the same request as a form body (RFC 6749 §3.1 "MAY support POST").
+pub async fn authorize_post(State(svc): State<AppState>, req: Request) -> Response {
+    match read_form(req).await {
+        Ok((headers, params)) => run_authorize(svc, &headers, params).await,
+        Err(e) => oauth_page(&e),
+    }
+}
+
+/// The session named by the cookie and the pending request it owns.
+async fn session_and_pending(svc: &AppState, headers: &HeaderMap, params: &Params) -> Result<(SessionRecord, PendingAuthorization), Response> {
+    let cookie = cookies::read(headers, svc.config.secure_cookies());
+    let session = match svc.find_session(cookie.as_deref()).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(expired()),
+        Err(e) => return Err(service_page(&e)),
+    };
+    let Some(id) = params.get("request") else { return Err(expired()) };
+    match svc.find_pending(id, &session).await {
+        Ok(Some(p)) => Ok((session, p)),
+        Ok(None) => Err(expired()),
+        Err(e) => Err(service_page(&e)),
+    }
+}
+
+fn csrf_ok(session: &SessionRecord, params: &Params) -> bool {
+    params.get("csrf").is_some_and(|t| secret::matches_plain(t, &session.csrf_token))
+}
+
+fn csrf_failed() -> Response {
+    page(StatusCode::FORBIDDEN, "The form has expired", "Reload the page and try again.", Some("invalid_request"))
+}
+
+async fn client_name(svc: &AppState, client_id: &str) -> Result<String, ServiceError> {
+    Ok(svc.store.find_client(client_id).await?.map(|c| c.name).unwrap_or_else(|| client_id.to_string()))
+}
+
+async fn login_form(svc: &AppState, status: StatusCode, session: &SessionRecord, p: &PendingAuthorization, username: &str, error: Option<&str>) -> Response {
+    let name = match client_name(svc, &p.client_id).await {
+        Ok(n) => n,
+        Err(e) => return service_page(&e),
+    };
+    let html = render(&LoginPage { client_name: &name, csrf: &session.csrf_token, request_id: &p.id, username, error });
+    let mut res = (status, html).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// GET /login?request=ID
+pub async fn login_page(State(svc): State<AppState>, req: Request) -> Response {
+    let params = match query_params(req.uri()) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let (session, pending) = match session_and_pending(&svc, req.headers(), &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if session.user_id.is_some() {
+        return outcome_response(AuthorizeOutcome::Consent(pending.id));
+    }
+    login_form(&svc, StatusCode::OK, &session, &pending, "", None).await
+}
+
+/// POST /login — check the password (Argon2id, throttled), then start a fresh session.
+pub async fn login_submit(State(svc): State<AppState>, req: Request) -> Response {
+    let address = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_else(|| "unknown".into());
+    let (headers, params) = match read_form(req).await {
+        Ok(x) => x,
+        Err(e) => return oauth_page(&e),
+    };
+    let (session, pending) = match session_and_pending(&svc, &headers, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&session, &params) {
+        return csrf_failed();
+    }
+    let username = params.get("username").unwrap_or("");
+    let password = params.get("password").unwrap_or("");
+    if username.is_empty() || password.is_empty() {
+        return login_form(&svc, StatusCode::BAD_REQUEST, &session, &pending, username, Some("Enter your username and password.")).await;
+    }
+    let user = match svc.sign_in(username, password, &address).await {
+        Ok(Ok(u)) => u,
+        Ok(Err(SignInError::InvalidCredentials)) => {
+            return login_form(&svc, StatusCode::UNAUTHORIZED, &session, &pending, username, Some("Incorrect username or password.")).await;
+        }
+        Ok(Err(SignInError::Throttled)) => {
+            let mut res = login_form(&svc, StatusCode::TOO_MANY_REQUESTS, &session, &pending, username, Some("Too many failed sign-in attempts. Wait a few minutes and try again.")).await;
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            return res;
+        }
+        Err(e) => return service_page(&e),
+    };
+    // A new session id at sign-in, so a planted cookie cannot ride the user's login.
+    let fresh: Session = match svc.create_session(Some(&user)).await {
+        Ok(s) => s,
+        Err(e) => return service_page(&e),
+    };
+    let moved = async {
+        svc.store.delete_session(&session.id_hash).await?;
+        svc.rebind_pending(&pending, &fresh.record).await
+    };
+    if let Err(e) = moved.await {
+        return service_page(&e);
+    }
+    with_cookie(outcome_response(AuthorizeOutcome::Consent(pending.id.clone())), &svc, fresh.new_cookie.as_deref())
+}
+
+/// GET /consent?request=ID — the page, or straight back to the client when nothing new is asked.
+pub async fn consent_page(State(svc): State<AppState>, req: Request) -> Response {
+    let params = match query_params(req.uri()) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let (session, pending) = match session_and_pending(&svc, req.headers(), &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match svc.consent_step(&pending, &session).await {
+        Ok(Ok(view)) => {
+            let html = render(&ConsentPage {
+                client_name: &view.client_name,
+                username: &view.username,
+                csrf: &session.csrf_token,
+                request_id: &view.request_id,
+                new_scopes: &view.new_scopes,
+                granted: &view.granted,
+            });
+            let mut res = html.into_response();
+            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
+        Ok(Err(outcome)) => outcome_response(outcome),
+        Err(e) => service_page(&e),
+    }
+}
+
+/// POST /consent — Allow or Deny.
+pub async fn consent_submit(State(svc): State<AppState>, req: Request) -> Response {
+    let (headers, params) = match read_form(req).await {
+        Ok(x) => x,
+        Err(e) => return oauth_page(&e),
+    };
+    let (session, pending) = match session_and_pending(&svc, &headers, &params).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&session, &params) {
+        return csrf_failed();
+    }
+    let decision = match params.get("decision") {
+        Some("allow") => Decision::Allow,
+        Some("deny") => Decision::Deny,
+        _ => return page(StatusCode::BAD_REQUEST, "Choose Allow or Deny", "The form did not say whether you allow the request.", Some("invalid_request")),
+    };
+    match svc.decide(&pending, &session, decision).await {
+        Ok(outcome) => outcome_response(outcome),
+        Err(e) => service_page(&e),
+    }
+}

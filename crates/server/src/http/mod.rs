@@ -1,0 +1,59 @@
+//! The HTTP layer: routes, thin handlers, pages, cookies and the one error mapping.
+//!
+//! Every response gets anti-framing and no-sniff headers ([`security_headers`]); every HTML form
+//! carries a CSRF token bound to the browser session; bodies and queries are size-bounded.
+//! Only this module knows HTTP types.
+
+mod authorize;
+mod cookies;
+pub mod error;
+mod pages;
+mod token;
+mod wellknown;
+
+use crate::service::Tessera;
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use std::sync::Arc;
+
+pub type AppState = Arc<Tessera>;
+
+/// Largest request body read by any handler.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The authorization server's routes.
+pub fn router(svc: Arc<Tessera>) -> Router {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/authorize", get(authorize::authorize).post(authorize::authorize_post).fallback(error::method_not_allowed_page))
+        .route("/login", get(authorize::login_page).post(authorize::login_submit).fallback(error::method_not_allowed_page))
+        .route("/consent", get(authorize::consent_page).post(authorize::consent_submit).fallback(error::method_not_allowed_page))
+        .route("/token", axum::routing::post(token::token).fallback(error::method_not_allowed_json))
+        .route("/.well-known/oauth-authorization-server", get(wellknown::metadata))
+        .route("/jwks.json", get(wellknown::jwks))
+        .route("/static/tessera.css", get(pages::stylesheet))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(error::not_found)
+        .layer(middleware::from_fn(security_headers))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
+        .with_state(svc)
+}
+
+/// Anti-framing (RFC 7034 `X-Frame-Options`, CSP `frame-ancestors`), no MIME sniffing, no
+/// referrer (codes in URLs must not leak to third parties).
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    res
+}

@@ -1,0 +1,64 @@
+//! HTML pages (askama, compiled and auto-escaped). No JavaScript: every page works without it.
+
+use super::AppState;
+use askama::Template;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+
+/// Render a template; a rendering failure becomes a plain message, never a panic.
+pub fn render<T: Template>(t: &T) -> Html<String> {
+    match t.render() {
+        Ok(s) => Html(s),
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            Html("<!doctype html><title>Error</title><p>Internal error.</p>".to_string())
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+    pub code: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage<'a> {
+    pub client_name: &'a str,
+    pub csrf: &'a str,
+    pub request_id: &'a str,
+    pub username: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage<'a> {
+    pub client_name: &'a str,
+    pub username: &'a str,
+    pub csrf: &'a str,
+    pub request_id: &'a str,
+    pub new_scopes: &'a [(String, String)],
+    pub granted: &'a [String],
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage<'a> {
+    issuer: &'a str,
+}
+
+pub async fn home(State(svc): State<AppState>) -> Response {
+    render(&HomePage { issuer: &svc.config.issuer }).into_response()
+}
+
+pub async fn stylesheet() -> Response {
+    let mut res = include_str!("../../static/tessera.css").into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    res
+}

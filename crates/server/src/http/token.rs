@@ -1,0 +1,43 @@
+//! POST /token (RFC 6749 §3.2): form body only, then the service. Every answer carries
+//! `Cache-Control: no-store` (RFC 6749 §5.1).
+
+use super::error::{oauth_json, service_json};
+use super::{AppState, MAX_BODY_BYTES};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use tessera_protocol::OAuthError;
+use tessera_protocol::params::Params;
+
+/// Read a form body: `application/x-www-form-urlencoded`, bounded size.
+pub async fn read_form(req: Request) -> Result<(axum::http::HeaderMap, Params), OAuthError> {
+    let (parts, body) = req.into_parts();
+    let ct = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"));
+    }
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| OAuthError::invalid_request("the request body is too large"))?;
+    Ok((parts.headers, Params::parse(&bytes)?))
+}
+
+pub async fn token(State(svc): State<AppState>, req: Request) -> Response {
+    let (headers, params) = match read_form(req).await {
+        Ok(x) => x,
+        Err(e) => return oauth_json(&e),
+    };
+    let authorization = match headers.get(header::AUTHORIZATION).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(_)) => return oauth_json(&OAuthError::invalid_client("malformed Authorization header")),
+    };
+    match svc.token(authorization, &params).await {
+        Ok(body) => {
+            let mut res = axum::Json(body).into_response();
+            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            res
+        }
+        Err(e) => service_json(&e),
+    }
+}

@@ -1,0 +1,56 @@
+//! Random secrets and their stored form. Codes, refresh tokens, session ids and client secrets
+//! are 256-bit random values; only their SHA-256 (hex) is stored, and comparisons of secrets are
+//! constant-time.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// A fresh 256-bit random value, base64url.
+pub fn random_token() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
+/// A fresh 128-bit random identifier, base64url (22 characters).
+pub fn random_id() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
+}
+
+/// SHA-256, hex: the stored form of a secret.
+pub fn hash(secret: &str) -> String {
+    let d = Sha256::digest(secret.as_bytes());
+    let mut s = String::with_capacity(64);
+    for b in d {
+        s.push(char::from(b"0123456789abcdef"[(b >> 4) as usize]));
+        s.push(char::from(b"0123456789abcdef"[(b & 15) as usize]));
+    }
+    s
+}
+
+/// Constant-time check of a presented secret against its stored hash.
+pub fn matches(presented: &str, stored_hash: &str) -> bool {
+    bool::from(hash(presented).as_bytes().ct_eq(stored_hash.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn hash_and_match() {
+        let s = random_token();
+        assert_eq!(s.len(), 43);
+        let h = hash(&s);
+        assert_eq!(h.len(), 64);
+        assert!(matches(&s, &h));
+        assert!(!matches("other", &h));
+        assert_ne!(random_token(), random_token());
+    }
+}
+
+/// Constant-time equality of two non-secret-length strings (e.g. CSRF tokens, stored hashes).
+pub fn matches_plain(a: &str, b: &str) -> bool {
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}

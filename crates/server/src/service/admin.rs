@@ -1,0 +1,188 @@
+//! Administration: registering clients (RFC 7591 §2 metadata names), resource owners and
+//! resource servers ("APIs"). The CLI calls these directly on the store; the running server sees
+//! every change on its next request.
+
+use crate::secret;
+use crate::service::authn::hash_password;
+use tessera_protocol::client::{AuthMethod, GrantType};
+use tessera_protocol::redirect::validate_registration;
+use tessera_protocol::scope::{Scopes, is_scope_token};
+use tessera_storage::{ApiRecord, ApiScope, ClientRecord, Store, StoreError, UserRecord};
+
+/// An administration failure, with a message for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(s: impl Into<String>) -> AdminError {
+    AdminError::Invalid(s.into())
+}
+
+/// What `tessera client create` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NewClient {
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub scope: String,
+    pub grant_types: Vec<String>,
+    pub public: bool,
+    pub token_endpoint_auth_method: Option<String>,
+}
+
+/// A registered client and, for confidential clients, its secret in the clear: shown once.
+#[derive(Debug)]
+pub struct CreatedClient {
+    pub client: ClientRecord,
+    pub client_secret: Option<String>,
+}
+
+pub async fn create_client(store: &dyn Store, req: NewClient, now: i64) -> Result<CreatedClient, AdminError> {
+    let name = req.name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(invalid("--name must be 1 to 200 characters"));
+    }
+    let scopes = Scopes::parse(&req.scope).map_err(|e| invalid(format!("--scope: {}", e.description)))?;
+    let grant_names = if req.grant_types.is_empty() { vec!["authorization_code".to_string(), "refresh_token".to_string()] } else { req.grant_types.clone() };
+    let mut grants = Vec::new();
+    for g in &grant_names {
+        let gt: GrantType = g.parse().map_err(|e: String| invalid(format!("--grant-type: {e}")))?;
+        if !GrantType::SUPPORTED.contains(&gt) {
+            return Err(invalid(format!("--grant-type: {gt} is not supported by this server")));
+        }
+        if !grants.contains(&gt) {
+            grants.push(gt);
+        }
+    }
+    let method = match (&req.token_endpoint_auth_method, req.public) {
+        (None, true) => AuthMethod::None,
+        (None, false) => AuthMethod::ClientSecretBasic,
+        (Some(m), public) => {
+            let m: AuthMethod = m.parse().map_err(|e: String| invalid(format!("--token-auth-method: {e}")))?;
+            if public && m != AuthMethod::None {
+                return Err(invalid("--public clients authenticate with --token-auth-method none"));
+            }
+            m
+        }
+    };
+    let uses_redirect = grants.contains(&GrantType::AuthorizationCode);
+    if uses_redirect && req.redirect_uris.is_empty() {
+        return Err(invalid("--redirect-uri is required for the authorization_code grant"));
+    }
+    for u in &req.redirect_uris {
+        validate_registration(u).map_err(|e| invalid(format!("--redirect-uri: {e}")))?;
+    }
+    let client_secret = (method != AuthMethod::None).then(secret::random_token);
+    let client = ClientRecord {
+        client_id: secret::random_id(),
+        name: name.to_string(),
+        secret_hash: client_secret.as_deref().map(secret::hash),
+        redirect_uris: req.redirect_uris.clone(),
+        scope: scopes.to_string(),
+        grant_types: grants.iter().map(|g| g.as_str().to_string()).collect(),
+        token_endpoint_auth_method: method.as_str().to_string(),
+        created_at: now,
+    };
+    store.create_client(&client).await?;
+    Ok(CreatedClient { client, client_secret })
+}
+
+/// Replace a confidential client's secret; returns the new secret (shown once).
+pub async fn rotate_client_secret(store: &dyn Store, client_id: &str) -> Result<String, AdminError> {
+    let client = store.find_client(client_id).await?.ok_or_else(|| AdminError::NotFound(format!("no client {client_id}")))?;
+    if client.secret_hash.is_none() {
+        return Err(invalid(format!("client {client_id} is public and has no secret")));
+    }
+    let s = secret::random_token();
+    store.update_client_secret(client_id, &secret::hash(&s)).await?;
+    Ok(s)
+}
+
+/// What `tessera user create` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub username: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+fn check_password(password: &str) -> Result<(), AdminError> {
+    let n = password.chars().count();
+    if !(8..=1024).contains(&n) {
+        return Err(invalid("the password must be 8 to 1024 characters"));
+    }
+    Ok(())
+}
+
+pub async fn create_user(store: &dyn Store, req: NewUser, password: &str, now: i64) -> Result<UserRecord, AdminError> {
+    let username = req.username.trim();
+    if username.is_empty() || username.chars().count() > 64 || username.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("--username must be 1 to 64 characters without spaces"));
+    }
+    if let Some(e) = &req.email {
+        if !e.contains('@') || e.len() > 254 {
+            return Err(invalid("--email is not an email address"));
+        }
+    }
+    check_password(password)?;
+    let hash = hash_password(password).map_err(invalid)?;
+    let user = UserRecord { id: secret::random_id(), username: username.to_string(), email: req.email, name: req.name, password_hash: hash, created_at: now };
+    match store.create_user(&user).await {
+        Err(StoreError::Conflict(_)) => Err(invalid(format!("user {username} already exists"))),
+        other => other.map(|_| user).map_err(Into::into),
+    }
+}
+
+pub async fn set_password(store: &dyn Store, username: &str, password: &str) -> Result<(), AdminError> {
+    check_password(password)?;
+    let hash = hash_password(password).map_err(invalid)?;
+    if store.update_user_password(username, &hash).await? { Ok(()) } else { Err(AdminError::NotFound(format!("no user {username}"))) }
+}
+
+/// Parse `--scope "name=Description"`.
+pub fn parse_api_scope(s: &str) -> Result<ApiScope, AdminError> {
+    let (name, description) = s.split_once('=').ok_or_else(|| invalid(format!("--scope {s:?}: expected NAME=Description")))?;
+    let (name, description) = (name.trim(), description.trim());
+    if !is_scope_token(name) {
+        return Err(invalid(format!("--scope {s:?}: {name:?} is not a valid scope name (RFC 6749 section 3.3)")));
+    }
+    if description.is_empty() || description.len() > 300 {
+        return Err(invalid(format!("--scope {s:?}: the description must be 1 to 300 characters")));
+    }
+    Ok(ApiScope { name: name.into(), description: description.into() })
+}
+
+/// Register a resource server. RFC 8707 §2: its identifier "MUST be an absolute URI" and
+/// "MUST NOT include a fragment component". Scope names are unique across all APIs, so a scope
+/// alone names its audience.
+pub async fn create_api(store: &dyn Store, identifier: &str, name: &str, scopes: Vec<ApiScope>, now: i64) -> Result<ApiRecord, AdminError> {
+    let url = url::Url::parse(identifier).map_err(|_| invalid(format!("--identifier {identifier:?} must be an absolute URI")))?;
+    if url.fragment().is_some() {
+        return Err(invalid("--identifier must not contain a fragment"));
+    }
+    if name.trim().is_empty() {
+        return Err(invalid("--name must not be empty"));
+    }
+    if scopes.is_empty() {
+        return Err(invalid("at least one --scope is required"));
+    }
+    let existing = store.list_apis().await?;
+    for s in &scopes {
+        if let Some(a) = existing.iter().find(|a| a.scopes.iter().any(|x| x.name == s.name)) {
+            return Err(invalid(format!("scope {} is already defined by API {}", s.name, a.identifier)));
+        }
+        if scopes.iter().filter(|x| x.name == s.name).count() > 1 {
+            return Err(invalid(format!("scope {} is given twice", s.name)));
+        }
+    }
+    let api = ApiRecord { identifier: identifier.to_string(), name: name.trim().to_string(), scopes, created_at: now };
+    match store.create_api(&api).await {
+        Err(StoreError::Conflict(_)) => Err(invalid(format!("API {identifier} already exists"))),
+        other => other.map(|_| api).map_err(Into::into),
+    }
+}

@@ -1,0 +1,285 @@
+//! The authorization endpoint (RFC 6749 §4.1.1–4.1.2): validate the request, make sure the user
+//! is signed in and has consented, and issue a single-use code bound to the client, redirect URI
+//! and PKCE challenge.
+//!
+//! Consent is remembered per user and client. A request whose scopes are all granted skips the
+//! consent page; a request for more asks only for the new scopes (incremental authorization).
+
+use super::{ServiceError, Tessera};
+use crate::secret;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use tessera_protocol::authorize::{self as rules, RedirectTarget};
+use tessera_protocol::client::{AuthMethod, ClientPolicy, GrantType};
+use tessera_protocol::grant::authorization_code::CODE_LIFETIME_SECS;
+use tessera_protocol::params::Params;
+use tessera_protocol::scope::Scopes;
+use tessera_protocol::{ErrorCode, OAuthError};
+use tessera_storage::{ClientRecord, CodeRecord, PendingRequestRecord, SessionRecord};
+
+/// How long a user has to sign in and consent.
+const PENDING_LIFETIME_SECS: i64 = 600;
+
+/// What the browser should see next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizeOutcome {
+    /// RFC 6749 §4.1.2.1: shown to the user, never redirected.
+    ErrorPage(OAuthError),
+    /// Back to the client's redirect URI, with a code or an error.
+    RedirectToClient(String),
+    /// The user must sign in first.
+    Login(String),
+    /// The user must consent to new scopes.
+    Consent(String),
+}
+
+/// A validated request waiting for sign-in or consent (stored between pages).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PendingAuthorization {
+    pub id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub redirect_uri_given: bool,
+    pub state: Option<String>,
+    pub scope: String,
+    pub code_challenge: Option<String>,
+    pub audience: Vec<String>,
+}
+
+impl PendingAuthorization {
+    fn target(&self) -> RedirectTarget {
+        RedirectTarget { redirect_uri: self.redirect_uri.clone(), redirect_uri_given: self.redirect_uri_given, state: self.state.clone() }
+    }
+    pub fn scopes(&self) -> Scopes {
+        Scopes::parse(&self.scope).unwrap_or_default()
+    }
+}
+
+/// Every scope this server knows: name → (API identifier, description shown on consent).
+pub struct ScopeCatalog(HashMap<String, (String, String)>);
+
+impl ScopeCatalog {
+    pub fn contains(&self, s: &str) -> bool {
+        self.0.contains_key(s)
+    }
+    pub fn description(&self, s: &str) -> Option<&str> {
+        self.0.get(s).map(|(_, d)| d.as_str())
+    }
+    pub fn api_of(&self, s: &str) -> Option<&str> {
+        self.0.get(s).map(|(a, _)| a.as_str())
+    }
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.0.keys().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+/// The page data for consent.
+#[derive(Debug, Clone)]
+pub struct ConsentView {
+    pub request_id: String,
+    pub client_name: String,
+    pub username: String,
+    /// (scope, description) the user is asked for now.
+    pub new_scopes: Vec<(String, String)>,
+    /// Descriptions of scopes the user granted this client before.
+    pub granted: Vec<String>,
+}
+
+/// The consent page's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Deny,
+}
+
+/// The rules' view of a stored client.
+pub fn client_policy(c: &ClientRecord) -> ClientPolicy {
+    ClientPolicy {
+        client_id: c.client_id.clone(),
+        name: c.name.clone(),
+        redirect_uris: c.redirect_uris.clone(),
+        scopes: Scopes::parse(&c.scope).unwrap_or_default(),
+        grant_types: c.grant_types.iter().filter_map(|g| g.parse::<GrantType>().ok()).collect(),
+        auth_method: c.token_endpoint_auth_method.parse().unwrap_or(AuthMethod::ClientSecretBasic),
+    }
+}
+
+impl Tessera {
+    pub async fn scope_catalog(&self) -> Result<ScopeCatalog, ServiceError> {
+        let mut m = HashMap::new();
+        for api in self.store.list_apis().await? {
+            for s in api.scopes {
+                m.insert(s.name, (api.identifier.clone(), s.description));
+            }
+        }
+        Ok(ScopeCatalog(m))
+    }
+
+    /// RFC 6749 §4.1.1: handle an authorization request from a browser with this session.
+    pub async fn authorize(&self, params: &Params, session: &SessionRecord) -> Result<AuthorizeOutcome, ServiceError> {
+        // Stage 1: client and redirect URI. Errors are pages.
+        let client_id = match rules::client_id(params) {
+            Ok(c) => c,
+            Err(e) => return Ok(AuthorizeOutcome::ErrorPage(e)),
+        };
+        let Some(client) = self.store.find_client(client_id).await? else {
+            return Ok(AuthorizeOutcome::ErrorPage(OAuthError::invalid_request("unknown client_id")));
+        };
+        let policy = client_policy(&client);
+        let target = match rules::identify_client(params, &policy) {
+            Ok(t) => t,
+            Err(e) => return Ok(AuthorizeOutcome::ErrorPage(e)),
+        };
+        // Stage 2: the rest. Errors go back to the client.
+        let catalog = self.scope_catalog().await?;
+        let req = match rules::validate(params, &policy, target.clone(), |s| catalog.contains(s)) {
+            Ok(r) => r,
+            Err(e) => return self.redirect_error(&target, e),
+        };
+        let audience = match audience_for(&req.scopes, req.resource.as_deref(), &catalog) {
+            Ok(a) => a,
+            Err(e) => return self.redirect_error(&target, e),
+        };
+        let pending = PendingAuthorization {
+            id: secret::random_token(),
+            client_id: client.client_id.clone(),
+            redirect_uri: req.target.redirect_uri.clone(),
+            redirect_uri_given: req.target.redirect_uri_given,
+            state: req.target.state.clone(),
+            scope: req.scopes.to_string(),
+            code_challenge: req.code_challenge.as_ref().map(|c| c.as_str().to_string()),
+            audience,
+        };
+        if let (Some(user_id), Some(auth_time)) = (&session.user_id, session.auth_time) {
+            let granted = self.granted_scopes(user_id, &client.client_id).await?;
+            if req.scopes.is_subset(&granted) {
+                return self.issue_code(&pending, user_id, auth_time).await;
+            }
+            self.save_pending(&pending, session).await?;
+            return Ok(AuthorizeOutcome::Consent(pending.id));
+        }
+        self.save_pending(&pending, session).await?;
+        Ok(AuthorizeOutcome::Login(pending.id))
+    }
+
+    fn redirect_error(&self, target: &RedirectTarget, e: OAuthError) -> Result<AuthorizeOutcome, ServiceError> {
+        Ok(AuthorizeOutcome::RedirectToClient(rules::error_redirect(target, &e, &self.config.issuer)?))
+    }
+
+    async fn save_pending(&self, p: &PendingAuthorization, session: &SessionRecord) -> Result<(), ServiceError> {
+        let data = serde_json::to_string(p).map_err(|e| OAuthError::server_error(e.to_string()))?;
+        let rec = PendingRequestRecord { id: p.id.clone(), session_hash: session.id_hash.clone(), data, expires_at: self.now() + PENDING_LIFETIME_SECS };
+        self.store.create_pending_request(&rec).await?;
+        Ok(())
+    }
+
+    /// The pending request `id`, if it exists and belongs to this browser session.
+    pub async fn find_pending(&self, id: &str, session: &SessionRecord) -> Result<Option<PendingAuthorization>, ServiceError> {
+        if id.len() > 64 {
+            return Ok(None);
+        }
+        let Some(rec) = self.store.find_pending_request(id, self.now()).await? else { return Ok(None) };
+        if !secret::matches_plain(&rec.session_hash, &session.id_hash) {
+            return Ok(None);
+        }
+        Ok(serde_json::from_str(&rec.data).ok())
+    }
+
+    /// After sign-in the session id changes; move the pending request to the new session.
+    pub async fn rebind_pending(&self, p: &PendingAuthorization, session: &SessionRecord) -> Result<(), ServiceError> {
+        self.store.delete_pending_request(&p.id).await?;
+        self.save_pending(p, session).await
+    }
+
+    async fn granted_scopes(&self, user_id: &str, client_id: &str) -> Result<Scopes, ServiceError> {
+        Ok(self.store.find_consent(user_id, client_id).await?.map(|s| Scopes::parse(&s).unwrap_or_default()).unwrap_or_default())
+    }
+
+    /// Decide what the consent step shows for this pending request: the page, or (when every
+    /// scope was granted before) the redirect with a code.
+    pub async fn consent_step(&self, p: &PendingAuthorization, session: &SessionRecord) -> Result<Result<ConsentView, AuthorizeOutcome>, ServiceError> {
+        let (Some(user_id), Some(auth_time)) = (&session.user_id, session.auth_time) else {
+            return Ok(Err(AuthorizeOutcome::Login(p.id.clone())));
+        };
+        let Some(client) = self.store.find_client(&p.client_id).await? else {
+            return Ok(Err(AuthorizeOutcome::ErrorPage(OAuthError::invalid_request("the client no longer exists"))));
+        };
+        let Some(user) = self.store.find_user(user_id).await? else {
+            return Ok(Err(AuthorizeOutcome::Login(p.id.clone())));
+        };
+        let granted = self.granted_scopes(user_id, &client.client_id).await?;
+        let new = p.scopes().difference(&granted);
+        if new.is_empty() {
+            self.store.delete_pending_request(&p.id).await?;
+            return Ok(Err(self.issue_code(p, user_id, auth_time).await?));
+        }
+        let catalog = self.scope_catalog().await?;
+        let describe = |s: &str| catalog.description(s).unwrap_or(s).to_string();
+        Ok(Ok(ConsentView {
+            request_id: p.id.clone(),
+            client_name: client.name,
+            username: user.name.unwrap_or(user.username),
+            new_scopes: new.iter().map(|s| (s.to_string(), describe(s))).collect(),
+            granted: p.scopes().difference(&new).iter().map(describe).collect(),
+        }))
+    }
+
+    /// The user answered the consent page.
+    pub async fn decide(&self, p: &PendingAuthorization, session: &SessionRecord, decision: Decision) -> Result<AuthorizeOutcome, ServiceError> {
+        let (Some(user_id), Some(auth_time)) = (&session.user_id, session.auth_time) else {
+            return Ok(AuthorizeOutcome::Login(p.id.clone()));
+        };
+        self.store.delete_pending_request(&p.id).await?;
+        match decision {
+            // RFC 6749 §4.1.2.1 access_denied: "The resource owner or authorization server denied the request."
+            Decision::Deny => self.redirect_error(&p.target(), OAuthError::new(ErrorCode::AccessDenied, "the user denied the request")),
+            Decision::Allow => {
+                let granted = self.granted_scopes(user_id, &p.client_id).await?;
+                self.store.update_consent(user_id, &p.client_id, &granted.union(&p.scopes()).to_string(), self.now()).await?;
+                self.issue_code(p, user_id, auth_time).await
+            }
+        }
+    }
+
+    /// RFC 6749 §4.1.2: issue a short-lived, single-use code and redirect with `code`, `state`, `iss`.
+    async fn issue_code(&self, p: &PendingAuthorization, user_id: &str, auth_time: i64) -> Result<AuthorizeOutcome, ServiceError> {
+        let code = secret::random_token();
+        let rec = CodeRecord {
+            code_hash: secret::hash(&code),
+            grant_id: secret::random_id(),
+            client_id: p.client_id.clone(),
+            user_id: user_id.to_string(),
+            redirect_uri: p.redirect_uri.clone(),
+            redirect_uri_given: p.redirect_uri_given,
+            code_challenge: p.code_challenge.clone(),
+            scope: p.scope.clone(),
+            audience: serde_json::to_string(&p.audience).map_err(|e| OAuthError::server_error(e.to_string()))?,
+            auth_time,
+            expires_at: self.now() + CODE_LIFETIME_SECS,
+            used_at: None,
+        };
+        self.store.create_code(&rec).await?;
+        Ok(AuthorizeOutcome::RedirectToClient(rules::success_redirect(&p.target(), &code, &self.config.issuer)?))
+    }
+}
+
+/// The token audience: the APIs that define the requested scopes, or the one named by the
+/// RFC 8707 `resource` parameter, which must then define every requested scope.
+fn audience_for(scopes: &Scopes, resource: Option<&str>, catalog: &ScopeCatalog) -> Result<Vec<String>, OAuthError> {
+    let mut apis: Vec<String> = Vec::new();
+    for s in scopes.iter() {
+        if let Some(a) = catalog.api_of(s) {
+            if !apis.iter().any(|x| x == a) {
+                apis.push(a.to_string());
+            }
+        }
+    }
+    match resource {
+        None => Ok(apis),
+        Some(r) if apis.len() == 1 && apis[0] == r => Ok(apis),
+        // RFC 8707 §2: invalid_target when the resource is unknown or does not fit the scopes.
+        Some(_) => Err(OAuthError::new(ErrorCode::InvalidTarget, "resource does not name the API of the requested scopes")),
+    }
+}

@@ -1,0 +1,4 @@
+//! One module per grant type served at the token endpoint.
+
+pub mod authorization_code;
+pub mod refresh_token;

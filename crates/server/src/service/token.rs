@@ -1,0 +1,100 @@
+//! The token endpoint (RFC 6749 §3.2): authenticate the client (§2.3), parse the grant, and hand
+//! it to its module in [`super::grants`]. No grant-specific branches live here beyond dispatch.
+
+use super::authorize::client_policy;
+use super::{ServiceError, Tessera};
+use crate::secret;
+use tessera_protocol::client::{AuthMethod, ClientPolicy, GrantType, presented_credentials};
+use tessera_protocol::grant::{self, TokenRequest};
+use tessera_protocol::params::Params;
+use tessera_protocol::scope::Scopes;
+use tessera_protocol::token::{ACCESS_TOKEN_LIFETIME_SECS, AccessTokenClaims, Audience, TokenResponse};
+use tessera_protocol::{ErrorCode, OAuthError};
+use tessera_storage::RefreshTokenRecord;
+
+/// What a refresh token continues: its family and the original authentication time.
+pub struct Lineage {
+    pub family_id: String,
+    pub auth_time: i64,
+    /// Absolute end of the family (RFC 9700 §4.14.2: bounded lifetime).
+    pub expires_at: i64,
+}
+
+impl Tessera {
+    /// RFC 6749 §3.2: handle a token request.
+    pub async fn token(&self, authorization: Option<&str>, params: &Params) -> Result<TokenResponse, ServiceError> {
+        let client = self.authenticate_client(authorization, params).await?;
+        let req = grant::parse(params)?;
+        if !client.may_use(req.grant_type()) {
+            return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use this grant type").into());
+        }
+        match req {
+            TokenRequest::AuthorizationCode(r) => super::grants::authorization_code::redeem(self, &client, &r).await,
+            TokenRequest::RefreshToken(r) => super::grants::refresh_token::refresh(self, &client, &r).await,
+        }
+    }
+
+    /// RFC 6749 §2.3: authenticate with the method the client registered, and only that one.
+    /// Secrets are compared as SHA-256 hashes in constant time.
+    pub async fn authenticate_client(&self, authorization: Option<&str>, params: &Params) -> Result<ClientPolicy, ServiceError> {
+        let creds = presented_credentials(authorization, params)?;
+        let failed = || OAuthError::invalid_client("client authentication failed");
+        let Some(client) = self.store.find_client(&creds.client_id).await? else {
+            // Spend the same work as a real comparison.
+            let _ = secret::matches("x", &secret::hash("y"));
+            return Err(failed().into());
+        };
+        let policy = client_policy(&client);
+        if creds.method != policy.auth_method {
+            return Err(OAuthError::invalid_client(format!("this client must authenticate with {}", policy.auth_method)).into());
+        }
+        match (policy.auth_method, &creds.secret, &client.secret_hash) {
+            (AuthMethod::None, None, _) => Ok(policy),
+            (_, Some(s), Some(h)) if secret::matches(&s.0, h) => Ok(policy),
+            _ => Err(failed().into()),
+        }
+    }
+
+    /// Issue an access token (RFC 9068) for `scope` and, when the client may refresh, a refresh
+    /// token for `refresh_scope` in the given family. RFC 6749 §6: a new refresh token's scope
+    /// "MUST be identical to that of the refresh token included by the client in the request",
+    /// even when the access token's scope was narrowed.
+    pub async fn issue_tokens(&self, client: &ClientPolicy, user_id: &str, scope: &Scopes, refresh_scope: &Scopes, audience: &[String], lineage: Lineage) -> Result<TokenResponse, ServiceError> {
+        let now = self.now();
+        let aud = if audience.is_empty() { vec![self.config.issuer.clone()] } else { audience.to_vec() };
+        let claims = AccessTokenClaims {
+            iss: self.config.issuer.clone(),
+            sub: user_id.to_string(),
+            aud: Audience::from_vec(aud),
+            exp: now + ACCESS_TOKEN_LIFETIME_SECS,
+            iat: now,
+            jti: secret::random_id(),
+            client_id: client.client_id.clone(),
+            scope: scope.to_string(),
+        };
+        // RFC 9068 §2.1: "typ" header "at+jwt".
+        let access_token = self.keys.current().active.sign_jwt("at+jwt", &claims).map_err(|e| OAuthError::server_error(e.to_string()))?;
+        let refresh_token = if client.may_use(GrantType::RefreshToken) && lineage.expires_at > now {
+            let token = secret::random_token();
+            self.store
+                .create_refresh_token(&RefreshTokenRecord {
+                    token_hash: secret::hash(&token),
+                    family_id: lineage.family_id,
+                    client_id: client.client_id.clone(),
+                    user_id: user_id.to_string(),
+                    scope: refresh_scope.to_string(),
+                    audience: serde_json::to_string(audience).map_err(|e| OAuthError::server_error(e.to_string()))?,
+                    auth_time: lineage.auth_time,
+                    created_at: now,
+                    expires_at: lineage.expires_at,
+                    used_at: None,
+                    revoked_at: None,
+                })
+                .await?;
+            Some(token)
+        } else {
+            None
+        };
+        Ok(TokenResponse { access_token, token_type: "Bearer".into(), expires_in: ACCESS_TOKEN_LIFETIME_SECS, scope: scope.to_string(), refresh_token })
+    }
+}

@@ -1,0 +1,70 @@
+//! `tessera serve`: open and migrate the store, load or generate keys, listen.
+
+use crate::cli::ServeArgs;
+use crate::settings;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tessera_server::{Config, SystemClock, Tessera};
+use tessera_storage_sqlite::SqliteStore;
+
+pub async fn run(database: Option<String>, args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let s = settings::resolve(database, &args)?;
+    let listener = tokio::net::TcpListener::bind(s.listen).await.with_context(|| format!("listen (--listen / TESSERA_LISTEN): cannot bind {}", s.listen))?;
+    let addr = listener.local_addr()?;
+    let issuer = match s.issuer {
+        Some(i) => i,
+        None => settings::check_issuer(&format!("http://{addr}")).context("set --issuer: the listen address is not a loopback address")?,
+    };
+    let store = Arc::new(SqliteStore::open(&s.database_url).await.with_context(|| format!("database (--database / TESSERA_DATABASE_URL): cannot open {}", s.database_url))?);
+    let svc = Tessera::new(store, Arc::new(SystemClock), Config::new(&issuer)).await.context("loading signing keys")?;
+
+    // Keys added by another process (e.g. a rotation) are picked up without a restart.
+    let reload = svc.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            if let Err(e) = reload.keys.reload(&*reload.store, reload.now()).await {
+                tracing::warn!(error = %e, "reloading signing keys failed");
+            }
+        }
+    });
+
+    println!("Tessera is listening on http://{addr}");
+    println!("  issuer:   {issuer}");
+    println!("  database: {}", s.database_url);
+    println!("  metadata: {issuer}/.well-known/oauth-authorization-server");
+    println!();
+    println!("Register an API, a user and a first client (in another terminal):");
+    println!("  tessera api create --identifier https://notes.example --name Notes --scope \"notes.read=Read your notes\"");
+    println!("  echo 'a long password' | tessera user create --username alice --password-stdin");
+    println!("  tessera client create --name \"My App\" --redirect-uri http://127.0.0.1:3000/callback --scope notes.read");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    tracing::info!(%addr, %issuer, "listening");
+
+    axum::serve(listener, tessera_server::router(svc).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown())
+        .await
+        .context("server error")
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

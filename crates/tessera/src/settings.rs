@@ -1,0 +1,119 @@
+//! `serve` settings: flags > environment > `--config` TOML file > defaults. A wrong value stops
+//! start-up with a message naming the setting.
+
+use crate::cli::ServeArgs;
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+pub const DEFAULT_DATABASE: &str = "sqlite://tessera-data/tessera.db";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<String>,
+    issuer: Option<String>,
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    /// `None`: derived from the bound address (so `--listen 127.0.0.1:0` works).
+    pub issuer: Option<String>,
+    pub database_url: String,
+}
+
+pub fn resolve(database: Option<String>, args: &ServeArgs) -> anyhow::Result<Settings> {
+    let file: FileSettings = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("--config: cannot read {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("--config: {} is not valid", path.display()))?
+        }
+        None => FileSettings::default(),
+    };
+    let listen_s = args.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
+    let listen: SocketAddr = listen_s.parse().with_context(|| format!("listen (--listen / TESSERA_LISTEN): {listen_s:?} is not an address like 127.0.0.1:8080"))?;
+    let issuer = match args.issuer.clone().or(file.issuer) {
+        Some(i) => Some(check_issuer(&i)?),
+        None => None,
+    };
+    let database_url = database.or(file.database_url).unwrap_or_else(|| DEFAULT_DATABASE.into());
+    check_database(&database_url)?;
+    Ok(Settings { listen, issuer, database_url })
+}
+
+/// RFC 8414 §2: the issuer is a URL "that uses the https scheme and has no query or fragment
+/// components". Plain http is accepted only for loopback hosts (development).
+pub fn check_issuer(i: &str) -> anyhow::Result<String> {
+    let url = url::Url::parse(i).with_context(|| format!("issuer (--issuer / TESSERA_ISSUER): {i:?} is not a URL"))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        bail!("issuer (--issuer / TESSERA_ISSUER): {i:?} must not have a query or fragment (RFC 8414 section 2)");
+    }
+    let loopback = matches!(url.host_str(), Some("127.0.0.1") | Some("[::1]") | Some("localhost"));
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => bail!("issuer (--issuer / TESSERA_ISSUER): {i:?} must use https (http is allowed only on loopback hosts)"),
+    }
+    Ok(i.trim_end_matches('/').to_string())
+}
+
+pub fn check_database(url: &str) -> anyhow::Result<()> {
+    if url.starts_with("sqlite:") {
+        return Ok(());
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        bail!("database (--database / TESSERA_DATABASE_URL): PostgreSQL is not supported by this build yet; use sqlite://PATH");
+    }
+    bail!("database (--database / TESSERA_DATABASE_URL): {url:?} is not a database URL; use sqlite://PATH")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::io::Write;
+
+    fn args(listen: Option<&str>, issuer: Option<&str>, config: Option<std::path::PathBuf>) -> ServeArgs {
+        ServeArgs { listen: listen.map(Into::into), issuer: issuer.map(Into::into), config }
+    }
+
+    #[test]
+    fn defaults() {
+        let s = resolve(None, &args(None, None, None)).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.issuer, None);
+        assert_eq!(s.database_url, DEFAULT_DATABASE);
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "listen = \"127.0.0.1:9000\"\nissuer = \"https://id.example\"\ndatabase_url = \"sqlite://x.db\"").unwrap();
+        let s = resolve(None, &args(None, None, Some(f.path().into()))).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(s.issuer.as_deref(), Some("https://id.example"));
+        assert_eq!(s.database_url, "sqlite://x.db");
+        let s = resolve(Some("sqlite://y.db".into()), &args(Some("127.0.0.1:9001"), None, Some(f.path().into()))).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9001");
+        assert_eq!(s.database_url, "sqlite://y.db");
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let e = resolve(None, &args(Some("nonsense"), None, None)).unwrap_err().to_string();
+        assert!(e.contains("--listen"), "{e}");
+        let e = resolve(None, &args(None, Some("http://id.example"), None)).unwrap_err().to_string();
+        assert!(e.contains("--issuer") && e.contains("https"), "{e}");
+        let e = resolve(None, &args(None, Some("https://id.example/?x=1"), None)).unwrap_err().to_string();
+        assert!(e.contains("query"), "{e}");
+        let e = resolve(Some("mysql://x".into()), &args(None, None, None)).unwrap_err().to_string();
+        assert!(e.contains("TESSERA_DATABASE_URL"), "{e}");
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "lisen = \"x\"").unwrap();
+        let e = format!("{:#}", resolve(None, &args(None, None, Some(f.path().into()))).unwrap_err());
+        assert!(e.contains("lisen"), "{e}");
+    }
+}
