@@ -371,6 +371,10 @@ impl Store for SqliteStore {
             .map_err(err)?;
         Ok(())
     }
+    async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>> {
+        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1").bind(token_hash).fetch_optional(&self.pool).await.map_err(err)?;
+        row.as_ref().map(refresh_row).transpose()
+    }
     async fn take_refresh_token(&self, token_hash: &str, now: i64) -> Result<Taken<RefreshTokenRecord>> {
         let row = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 RETURNING *")
             .bind(now)

@@ -163,6 +163,8 @@ pub async fn refresh_rotation(s: Arc<dyn Store>) {
     s.create_refresh_token(&refresh("r1", "f1")).await.unwrap();
     s.create_refresh_token(&refresh("r2", "f1")).await.unwrap();
     s.create_refresh_token(&refresh("other", "f2")).await.unwrap();
+    assert_eq!(s.find_refresh_token("r1").await.unwrap(), Some(refresh("r1", "f1")));
+    assert_eq!(s.find_refresh_token("nope").await.unwrap(), None);
     let takes = (0..20).map(|_| {
         let s = s.clone();
         async move { s.take_refresh_token("r1", 5).await.unwrap() }

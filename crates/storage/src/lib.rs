@@ -196,6 +196,7 @@ pub trait Store: Send + Sync + 'static {
 
     // Refresh tokens.
     async fn create_refresh_token(&self, r: &RefreshTokenRecord) -> Result<()>;
+    async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>>;
     /// Atomically mark the token used, unless it is used, revoked or expired.
     async fn take_refresh_token(&self, token_hash: &str, now: i64) -> Result<Taken<RefreshTokenRecord>>;
     /// Revoke every refresh token of the family (grant). Returns how many were live.

@@ -62,12 +62,12 @@ fn query_params(headers_uri: &axum::http::Uri) -> Result<Params, Response> {
 
 async fn run_authorize(svc: AppState, headers: &HeaderMap, params: Params) -> Response {
     let cookie = cookies::read(headers, svc.config.secure_cookies());
-    let session = match svc.ensure_session(cookie.as_deref()).await {
+    let session = match svc.find_session(cookie.as_deref()).await {
         Ok(s) => s,
         Err(e) => return service_page(&e),
     };
-    match svc.authorize(&params, &session.record).await {
-        Ok(outcome) => with_cookie(outcome_response(outcome), &svc, session.new_cookie.as_deref()),
+    match svc.authorize(&params, session.as_ref()).await {
+        Ok((outcome, new_cookie)) => with_cookie(outcome_response(outcome), &svc, new_cookie.as_deref()),
         Err(e) => service_page(&e),
     }
 }

@@ -68,14 +68,6 @@ impl Tessera {
         }
     }
 
-    /// The live session, or a new anonymous one.
-    pub async fn ensure_session(&self, cookie: Option<&str>) -> Result<Session, ServiceError> {
-        if let Some(record) = self.find_session(cookie).await? {
-            return Ok(Session { record, new_cookie: None });
-        }
-        self.create_session(None).await
-    }
-
     /// Start a new session (at sign-in the old one is replaced, against session fixation).
     pub async fn create_session(&self, user: Option<&UserRecord>) -> Result<Session, ServiceError> {
         let now = self.now();

@@ -117,30 +117,52 @@ impl Tessera {
         Ok(ScopeCatalog(m))
     }
 
-    /// RFC 6749 §4.1.1: handle an authorization request from a browser with this session.
-    pub async fn authorize(&self, params: &Params, session: &SessionRecord) -> Result<AuthorizeOutcome, ServiceError> {
+    /// RFC 6749 §4.1.1: handle an authorization request from a browser with this session (if
+    /// any). A session is created only when the browser must come back (sign-in or consent); its
+    /// cookie value is returned beside the outcome.
+    pub async fn authorize(&self, params: &Params, session: Option<&SessionRecord>) -> Result<(AuthorizeOutcome, Option<String>), ServiceError> {
+        let outcome = match self.authorize_outcome(params, session).await? {
+            Ok(done) => return Ok((done, None)),
+            Err(pending) => pending,
+        };
+        let (pending, user_known) = outcome;
+        let (record, cookie) = match session {
+            Some(s) => (s.clone(), None),
+            None => {
+                let s = self.create_session(None).await?;
+                (s.record, s.new_cookie)
+            }
+        };
+        self.save_pending(&pending, &record).await?;
+        let next = if user_known { AuthorizeOutcome::Consent(pending.id) } else { AuthorizeOutcome::Login(pending.id) };
+        Ok((next, cookie))
+    }
+
+    /// `Ok(outcome)` when the request is answered now; `Err((pending, signed_in))` when the browser
+    /// must sign in (or consent, when signed in) first.
+    async fn authorize_outcome(&self, params: &Params, session: Option<&SessionRecord>) -> Result<Result<AuthorizeOutcome, (PendingAuthorization, bool)>, ServiceError> {
         // Stage 1: client and redirect URI. Errors are pages.
         let client_id = match rules::client_id(params) {
             Ok(c) => c,
-            Err(e) => return Ok(AuthorizeOutcome::ErrorPage(e)),
+            Err(e) => return Ok(Ok(AuthorizeOutcome::ErrorPage(e))),
         };
         let Some(client) = self.store.find_client(client_id).await? else {
-            return Ok(AuthorizeOutcome::ErrorPage(OAuthError::invalid_request("unknown client_id")));
+            return Ok(Ok(AuthorizeOutcome::ErrorPage(OAuthError::invalid_request("unknown client_id"))));
         };
         let policy = client_policy(&client);
         let target = match rules::identify_client(params, &policy) {
             Ok(t) => t,
-            Err(e) => return Ok(AuthorizeOutcome::ErrorPage(e)),
+            Err(e) => return Ok(Ok(AuthorizeOutcome::ErrorPage(e))),
         };
         // Stage 2: the rest. Errors go back to the client.
         let catalog = self.scope_catalog().await?;
         let req = match rules::validate(params, &policy, target.clone(), |s| catalog.contains(s)) {
             Ok(r) => r,
-            Err(e) => return self.redirect_error(&target, e),
+            Err(e) => return self.redirect_error(&target, e).map(Ok),
         };
         let audience = match audience_for(&req.scopes, req.resource.as_deref(), &catalog) {
             Ok(a) => a,
-            Err(e) => return self.redirect_error(&target, e),
+            Err(e) => return self.redirect_error(&target, e).map(Ok),
         };
         let pending = PendingAuthorization {
             id: secret::random_token(),
@@ -152,16 +174,14 @@ impl Tessera {
             code_challenge: req.code_challenge.as_ref().map(|c| c.as_str().to_string()),
             audience,
         };
-        if let (Some(user_id), Some(auth_time)) = (&session.user_id, session.auth_time) {
+        if let Some((Some(user_id), Some(auth_time))) = session.map(|s| (&s.user_id, s.auth_time)) {
             let granted = self.granted_scopes(user_id, &client.client_id).await?;
             if req.scopes.is_subset(&granted) {
-                return self.issue_code(&pending, user_id, auth_time).await;
+                return self.issue_code(&pending, user_id, auth_time).await.map(Ok);
             }
-            self.save_pending(&pending, session).await?;
-            return Ok(AuthorizeOutcome::Consent(pending.id));
+            return Ok(Err((pending, true)));
         }
-        self.save_pending(&pending, session).await?;
-        Ok(AuthorizeOutcome::Login(pending.id))
+        Ok(Err((pending, false)))
     }
 
     fn redirect_error(&self, target: &RedirectTarget, e: OAuthError) -> Result<AuthorizeOutcome, ServiceError> {

@@ -17,7 +17,17 @@ pub async fn refresh(svc: &Tessera, client: &ClientPolicy, req: &RefreshRequest)
     if req.refresh_token.len() > 128 {
         return Err(OAuthError::invalid_grant("unknown refresh token").into());
     }
-    let token = match svc.store.take_refresh_token(&secret::hash(&req.refresh_token), now).await? {
+    let hash = secret::hash(&req.refresh_token);
+    // Requests that would fail anyway (another client's token, a widened scope) are refused
+    // before the token is consumed, so a client's mistake does not cost it its grant.
+    if let Some(t) = svc.store.find_refresh_token(&hash).await? {
+        if t.used_at.is_none() && t.revoked_at.is_none() {
+            if t.client_id == client.client_id {
+                req.effective_scope(&Scopes::parse(&t.scope)?)?;
+            }
+        }
+    }
+    let token = match svc.store.take_refresh_token(&hash, now).await? {
         Taken::Taken(t) => t,
         Taken::AlreadyUsed(t) => {
             if t.used_at.is_some() && t.revoked_at.is_none() {

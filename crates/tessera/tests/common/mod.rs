@@ -1,0 +1,213 @@
+//! Shared test fixtures: a real Tessera on 127.0.0.1:0 over a real SQLite file, a scripted
+//! browser (reqwest with a cookie jar, redirects not followed), PKCE pairs and JWT checks.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tessera_server::service::admin::{self, NewClient, NewUser};
+use tessera_server::{Config, ManualClock, Tessera};
+use tessera_storage_sqlite::SqliteStore;
+
+pub const USER: &str = "alice";
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const API: &str = "https://notes.example";
+
+pub struct TestServer {
+    pub url: String,
+    pub svc: Arc<Tessera>,
+    pub clock: Arc<ManualClock>,
+    pub db_url: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// A server with the Notes API (notes.read, notes.write, notes.delete) and user alice.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db_url = format!("sqlite://{}/tessera.db", dir.path().display());
+        let store = Arc::new(SqliteStore::open(&db_url).await.unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let clock = Arc::new(ManualClock::new());
+        let svc = Tessera::new(store, clock.clone(), Config::new(&url)).await.unwrap();
+        let now = clock.now_secs();
+        let scopes = ["notes.read=Read your notes", "notes.write=Create and edit your notes", "notes.delete=Delete your notes"]
+            .iter()
+            .map(|s| admin::parse_api_scope(s).unwrap())
+            .collect();
+        admin::create_api(&*svc.store, API, "Notes", scopes, now).await.unwrap();
+        admin::create_user(&*svc.store, NewUser { username: USER.into(), email: Some("alice@example.com".into()), name: Some("Alice Doe".into()) }, PASSWORD, now).await.unwrap();
+        let app = tessera_server::router(svc.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self { url, svc, clock, db_url, dir }
+    }
+
+    pub async fn client(&self, req: NewClient) -> admin::CreatedClient {
+        admin::create_client(&*self.svc.store, req, self.clock.now_secs()).await.unwrap()
+    }
+
+    /// A confidential client (client_secret_basic) allowed every notes scope.
+    pub async fn confidential_client(&self, redirect_uri: &str) -> (String, String) {
+        let c = self
+            .client(NewClient { name: "Notes Client".into(), redirect_uris: vec![redirect_uri.into()], scope: "notes.read notes.write notes.delete".into(), ..Default::default() })
+            .await;
+        (c.client.client_id, c.client_secret.unwrap())
+    }
+
+    /// A public client (PKCE, no secret).
+    pub async fn public_client(&self, redirect_uri: &str) -> String {
+        let c = self
+            .client(NewClient { name: "Notes Mobile".into(), redirect_uris: vec![redirect_uri.into()], scope: "notes.read notes.write notes.delete".into(), public: true, ..Default::default() })
+            .await;
+        c.client.client_id
+    }
+
+    pub fn authorize_url(&self, client_id: &str, redirect_uri: &str, scope: &str, state: &str, challenge: Option<&str>) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("response_type", "code").append_pair("client_id", client_id).append_pair("redirect_uri", redirect_uri).append_pair("scope", scope).append_pair("state", state);
+        if let Some(c) = challenge {
+            q.append_pair("code_challenge", c).append_pair("code_challenge_method", "S256");
+        }
+        format!("{}/authorize?{}", self.url, q.finish())
+    }
+}
+
+trait NowSecs {
+    fn now_secs(&self) -> i64;
+}
+impl NowSecs for ManualClock {
+    fn now_secs(&self) -> i64 {
+        tessera_server::Clock::now(self)
+    }
+}
+
+/// (verifier, S256 challenge), RFC 7636 §4.1–4.2.
+pub fn pkce_pair() -> (String, String) {
+    let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+/// A scripted browser: a cookie jar, redirects handled by the test.
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+/// The value of a hidden input in a page.
+pub fn hidden(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_string())
+}
+
+pub fn location(res: &reqwest::Response) -> String {
+    res.headers().get("location").expect("a Location header").to_str().unwrap().to_string()
+}
+
+/// Query parameters of a URL.
+pub fn query(url: &str) -> std::collections::HashMap<String, String> {
+    url::Url::parse(url).unwrap().query_pairs().into_owned().collect()
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Self {
+        let http = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { http, base: base.to_string() }
+    }
+
+    fn abs(&self, loc: &str) -> String {
+        if loc.starts_with('/') { format!("{}{loc}", self.base) } else { loc.to_string() }
+    }
+
+    pub async fn get(&self, url: &str) -> reqwest::Response {
+        self.http.get(self.abs(url)).send().await.unwrap()
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http.post(self.abs(path)).form(form).send().await.unwrap()
+    }
+
+    /// Open the authorization URL and expect to land on the sign-in page; returns its HTML.
+    pub async fn open_login(&self, authorize_url: &str) -> (String, String) {
+        let res = self.get(authorize_url).await;
+        assert_eq!(res.status(), 303, "authorize should redirect to sign-in");
+        let login = location(&res);
+        assert!(login.starts_with("/login?request="), "{login}");
+        let res = self.get(&login).await;
+        assert_eq!(res.status(), 200);
+        (login, res.text().await.unwrap())
+    }
+
+    /// Submit the sign-in form found in `html`.
+    pub async fn sign_in(&self, html: &str, username: &str, password: &str) -> reqwest::Response {
+        let csrf = hidden(html, "csrf").expect("csrf field");
+        let request = hidden(html, "request").expect("request field");
+        self.post_form("/login", &[("csrf", &csrf), ("request", &request), ("username", username), ("password", password)]).await
+    }
+
+    /// Submit the consent form found in `html` with `decision` (allow/deny); returns the redirect.
+    pub async fn decide(&self, html: &str, decision: &str) -> String {
+        let csrf = hidden(html, "csrf").expect("csrf field");
+        let request = hidden(html, "request").expect("request field");
+        let res = self.post_form("/consent", &[("csrf", &csrf), ("request", &request), ("decision", decision)]).await;
+        assert_eq!(res.status(), 303);
+        location(&res)
+    }
+
+    /// The full user journey for a fresh browser: authorize → sign in → consent (allow) → the
+    /// redirect back to the client (returned).
+    pub async fn authorize_and_allow(&self, authorize_url: &str) -> String {
+        let (_, html) = self.open_login(authorize_url).await;
+        let res = self.sign_in(&html, USER, PASSWORD).await;
+        assert_eq!(res.status(), 303, "sign-in should succeed");
+        let consent = location(&res);
+        let res = self.get(&consent).await;
+        if res.status() == 303 {
+            return location(&res);
+        }
+        assert_eq!(res.status(), 200);
+        let html = res.text().await.unwrap();
+        self.decide(&html, "allow").await
+    }
+}
+
+/// Fetch the JWKS through the metadata and verify an access token as a resource server would
+/// (RFC 9068 §4): signature, `typ`, `iss`, `aud`, `exp`. Returns the claims.
+pub async fn verify_access_token(issuer: &str, token: &str, audience: &str) -> Value {
+    let http = reqwest::Client::new();
+    let meta: Value = http.get(format!("{issuer}/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet = http.get(meta["jwks_uri"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068 §2.1 typ");
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    let jwk = jwks.find(header.kid.as_deref().unwrap()).expect("kid in JWKS");
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[audience]);
+    v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    jsonwebtoken::decode::<Value>(token, &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(), &v).expect("a valid access token").claims
+}
+
+/// POST /token with HTTP Basic client authentication.
+pub async fn token_basic(base: &str, id: &str, secret: &str, form: &[(&str, &str)]) -> (u16, Value, reqwest::header::HeaderMap) {
+    let res = reqwest::Client::new().post(format!("{base}/token")).basic_auth(id, Some(secret)).form(form).send().await.unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    (status, res.json().await.unwrap(), headers)
+}
+
+/// POST /token with a raw form (client authentication in the body, or none).
+pub async fn token_form(base: &str, form: &[(&str, &str)]) -> (u16, Value, reqwest::header::HeaderMap) {
+    let res = reqwest::Client::new().post(format!("{base}/token")).form(form).send().await.unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    (status, res.json().await.unwrap(), headers)
+}
