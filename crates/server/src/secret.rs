@@ -17,6 +17,25 @@ pub fn random_id() -> String {
     URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
 }
 
+/// A fresh identifier of 22 letters and digits (~131 bits): safe as a command-line argument
+/// (never starts with `-`) and in URLs without escaping. Used for client and user ids.
+pub fn random_alnum_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let bytes: [u8; 22] = rand::random();
+    // 256 is not a multiple of 62: reject-free mapping with a slight bias is fine for identifiers
+    // (they are not secrets), but keep it uniform anyway by drawing again where needed.
+    bytes
+        .iter()
+        .map(|&b| {
+            let mut v = b;
+            while v >= 248 {
+                v = rand::random();
+            }
+            char::from(ALPHABET[(v % 62) as usize])
+        })
+        .collect()
+}
+
 /// SHA-256, hex: the stored form of a secret.
 pub fn hash(secret: &str) -> String {
     let d = Sha256::digest(secret.as_bytes());
@@ -47,6 +66,9 @@ mod tests {
         assert!(matches(&s, &h));
         assert!(!matches("other", &h));
         assert_ne!(random_token(), random_token());
+        let id = random_alnum_id();
+        assert_eq!(id.len(), 22);
+        assert!(id.chars().all(|c| c.is_ascii_alphanumeric()));
     }
 }
 

@@ -25,6 +25,9 @@ pub type AppState = Arc<Tessera>;
 /// Largest request body read by any handler.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Longest a request may take, body included.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The authorization server's routes.
 pub fn router(svc: Arc<Tessera>) -> Router {
     Router::new()
@@ -39,6 +42,8 @@ pub fn router(svc: Arc<Tessera>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .fallback(error::not_found)
         .layer(middleware::from_fn(security_headers))
+        // A request (including a slowly sent body) gets at most this long; never a hang.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
         .with_state(svc)
 }

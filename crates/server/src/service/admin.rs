@@ -79,7 +79,7 @@ pub async fn create_client(store: &dyn Store, req: NewClient, now: i64) -> Resul
     }
     let client_secret = (method != AuthMethod::None).then(secret::random_token);
     let client = ClientRecord {
-        client_id: secret::random_id(),
+        client_id: secret::random_alnum_id(),
         name: name.to_string(),
         secret_hash: client_secret.as_deref().map(secret::hash),
         redirect_uris: req.redirect_uris.clone(),
@@ -131,7 +131,7 @@ pub async fn create_user(store: &dyn Store, req: NewUser, password: &str, now: i
     }
     check_password(password)?;
     let hash = hash_password(password).map_err(invalid)?;
-    let user = UserRecord { id: secret::random_id(), username: username.to_string(), email: req.email, name: req.name, password_hash: hash, created_at: now };
+    let user = UserRecord { id: secret::random_alnum_id(), username: username.to_string(), email: req.email, name: req.name, password_hash: hash, created_at: now };
     match store.create_user(&user).await {
         Err(StoreError::Conflict(_)) => Err(invalid(format!("user {username} already exists"))),
         other => other.map(|_| user).map_err(Into::into),
