@@ -28,7 +28,7 @@ impl GrantType {
         }
     }
     /// Grant types this build of Tessera serves at the token endpoint.
-    pub const SUPPORTED: &'static [GrantType] = &[GrantType::AuthorizationCode, GrantType::RefreshToken];
+    pub const SUPPORTED: &'static [GrantType] = &[GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials, GrantType::DeviceCode];
 }
 
 impl FromStr for GrantType {

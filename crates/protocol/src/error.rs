@@ -35,6 +35,14 @@ pub enum ErrorCode {
     InsufficientScope,
     /// RFC 8707 §2: the requested resource is invalid or unknown.
     InvalidTarget,
+    /// RFC 8628 §3.5: the user has not yet completed the authorization.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: polling too fast; the interval is raised by 5 seconds.
+    SlowDown,
+    /// RFC 8628 §3.5: the device code has expired.
+    ExpiredToken,
+    /// RFC 7009 §2.2.1: the server does not revoke this type of token.
+    UnsupportedTokenType,
 }
 
 impl ErrorCode {
@@ -54,6 +62,10 @@ impl ErrorCode {
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
             Self::InvalidTarget => "invalid_target",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
+            Self::UnsupportedTokenType => "unsupported_token_type",
         }
     }
 
@@ -61,7 +73,7 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         match self {
             Self::InvalidClient | Self::InvalidToken => 401,
-            Self::InsufficientScope | Self::AccessDenied => 403,
+            Self::InsufficientScope => 403,
             Self::ServerError => 500,
             Self::TemporarilyUnavailable => 503,
             _ => 400,

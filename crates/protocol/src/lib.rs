@@ -19,6 +19,7 @@ pub mod authorize;
 pub mod client;
 pub mod error;
 pub mod grant;
+pub mod introspect;
 pub mod metadata;
 pub mod params;
 pub mod pkce;

@@ -16,6 +16,11 @@ pub fn authorization_server(issuer: &str, scopes_supported: &[String]) -> Value 
         "response_modes_supported": ["query"],
         "grant_types_supported": grants,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint": format!("{issuer}/revoke"),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint": format!("{issuer}/introspect"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "device_authorization_endpoint": format!("{issuer}/device_authorization"),
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
     })
@@ -31,9 +36,15 @@ mod tests {
         let m = authorization_server("https://as.example", &["notes.read".into()]);
         assert_eq!(m["issuer"], "https://as.example");
         assert_eq!(m["response_types_supported"], json!(["code"]));
-        assert_eq!(m["grant_types_supported"], json!(["authorization_code", "refresh_token"]));
+        assert_eq!(
+            m["grant_types_supported"],
+            json!(["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"])
+        );
         assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
-        assert!(m.get("registration_endpoint").is_none());
-        assert!(m.get("revocation_endpoint").is_none());
+        assert_eq!(m["revocation_endpoint"], "https://as.example/revoke");
+        assert_eq!(m["introspection_endpoint"], "https://as.example/introspect");
+        assert_eq!(m["device_authorization_endpoint"], "https://as.example/device_authorization");
+        assert!(m.get("registration_endpoint").is_none(), "no dynamic registration");
+        assert!(m.get("pushed_authorization_request_endpoint").is_none());
     }
 }

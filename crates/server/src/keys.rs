@@ -44,7 +44,7 @@ async fn load(store: &dyn Store, now: i64) -> Result<Loaded, StoreError> {
     if records.is_empty() {
         let der = tessera_jose::generate(Alg::ES256).map_err(|e| StoreError::Other(e.to_string()))?;
         let key = SigningKey::from_pkcs8(Alg::ES256, &der).map_err(|e| StoreError::Other(e.to_string()))?;
-        let rec = KeyRecord { kid: key.kid().to_string(), alg: Alg::ES256.as_str().into(), private_der: der, created_at: now };
+        let rec = KeyRecord { kid: key.kid().to_string(), alg: Alg::ES256.as_str().into(), private_der: der, created_at: now, use_after: now };
         match store.create_signing_key(&rec).await {
             Ok(()) | Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e),

@@ -10,6 +10,7 @@
 //! - [`clock`]: the injected clock; only the binary uses the system clock.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod clock;
 pub mod http;
 pub mod keys;

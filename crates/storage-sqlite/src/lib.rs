@@ -74,6 +74,10 @@ fn client_row(r: &SqliteRow) -> Result<ClientRecord> {
         grant_types: json_vec(r.try_get("grant_types").map_err(err)?)?,
         token_endpoint_auth_method: r.try_get("token_endpoint_auth_method").map_err(err)?,
         created_at: r.try_get("created_at").map_err(err)?,
+        post_logout_redirect_uris: json_vec(r.try_get("post_logout_redirect_uris").map_err(err)?)?,
+        backchannel_logout_uri: r.try_get("backchannel_logout_uri").map_err(err)?,
+        id_token_signed_response_alg: r.try_get("id_token_signed_response_alg").map_err(err)?,
+        subject_type: r.try_get("subject_type").map_err(err)?,
     })
 }
 
@@ -85,13 +89,17 @@ fn user_row(r: &SqliteRow) -> Result<UserRecord> {
         name: r.try_get("name").map_err(err)?,
         password_hash: r.try_get("password_hash").map_err(err)?,
         created_at: r.try_get("created_at").map_err(err)?,
+        profile: serde_json::from_str(r.try_get("profile").map_err(err)?).map_err(|e| StoreError::Other(format!("corrupt profile column: {e}")))?,
+        updated_at: r.try_get("updated_at").map_err(err)?,
     })
 }
 
 fn session_row(r: &SqliteRow) -> Result<SessionRecord> {
     Ok(SessionRecord {
         id_hash: r.try_get("id_hash").map_err(err)?,
+        sid: r.try_get("sid").map_err(err)?,
         user_id: r.try_get("user_id").map_err(err)?,
+        amr: r.try_get("amr").map_err(err)?,
         csrf_token: r.try_get("csrf_token").map_err(err)?,
         auth_time: r.try_get("auth_time").map_err(err)?,
         created_at: r.try_get("created_at").map_err(err)?,
@@ -113,6 +121,7 @@ fn code_row(r: &SqliteRow) -> Result<CodeRecord> {
         auth_time: r.try_get("auth_time").map_err(err)?,
         expires_at: r.try_get("expires_at").map_err(err)?,
         used_at: r.try_get("used_at").map_err(err)?,
+        oidc: r.try_get("oidc").map_err(err)?,
     })
 }
 
@@ -127,15 +136,34 @@ fn refresh_row(r: &SqliteRow) -> Result<RefreshTokenRecord> {
         auth_time: r.try_get("auth_time").map_err(err)?,
         created_at: r.try_get("created_at").map_err(err)?,
         expires_at: r.try_get("expires_at").map_err(err)?,
+        family_expires_at: r.try_get("family_expires_at").map_err(err)?,
         used_at: r.try_get("used_at").map_err(err)?,
         revoked_at: r.try_get("revoked_at").map_err(err)?,
+        oidc: r.try_get("oidc").map_err(err)?,
+    })
+}
+
+fn device_row(r: &SqliteRow) -> Result<DeviceCodeRecord> {
+    Ok(DeviceCodeRecord {
+        device_code_hash: r.try_get("device_code_hash").map_err(err)?,
+        user_code: r.try_get("user_code").map_err(err)?,
+        client_id: r.try_get("client_id").map_err(err)?,
+        scope: r.try_get("scope").map_err(err)?,
+        audience: r.try_get("audience").map_err(err)?,
+        expires_at: r.try_get("expires_at").map_err(err)?,
+        interval: r.try_get("interval").map_err(err)?,
+        last_polled_at: r.try_get("last_polled_at").map_err(err)?,
+        status: r.try_get("status").map_err(err)?,
+        user_id: r.try_get("user_id").map_err(err)?,
+        auth_time: r.try_get("auth_time").map_err(err)?,
+        oidc: r.try_get("oidc").map_err(err)?,
     })
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_client(&self, c: &ClientRecord) -> Result<()> {
-        sqlx::query("INSERT INTO clients (client_id, name, secret_hash, redirect_uris, scope, grant_types, token_endpoint_auth_method, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        sqlx::query("INSERT INTO clients (client_id, name, secret_hash, redirect_uris, scope, grant_types, token_endpoint_auth_method, created_at, post_logout_redirect_uris, backchannel_logout_uri, id_token_signed_response_alg, subject_type) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
             .bind(&c.client_id)
             .bind(&c.name)
             .bind(&c.secret_hash)
@@ -144,6 +172,10 @@ impl Store for SqliteStore {
             .bind(to_json(&c.grant_types)?)
             .bind(&c.token_endpoint_auth_method)
             .bind(c.created_at)
+            .bind(to_json(&c.post_logout_redirect_uris)?)
+            .bind(&c.backchannel_logout_uri)
+            .bind(&c.id_token_signed_response_alg)
+            .bind(&c.subject_type)
             .execute(&self.pool)
             .await
             .map_err(err)?;
@@ -167,13 +199,15 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, u: &UserRecord) -> Result<()> {
-        sqlx::query("INSERT INTO users (id, username, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        sqlx::query("INSERT INTO users (id, username, email, name, password_hash, created_at, profile, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(&u.id)
             .bind(&u.username)
             .bind(&u.email)
             .bind(&u.name)
             .bind(&u.password_hash)
             .bind(u.created_at)
+            .bind(to_json(&u.profile)?)
+            .bind(u.updated_at)
             .execute(&self.pool)
             .await
             .map_err(err)?;
@@ -195,17 +229,30 @@ impl Store for SqliteStore {
         let r = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2").bind(password_hash).bind(username).execute(&self.pool).await.map_err(err)?;
         Ok(r.rows_affected() > 0)
     }
+    async fn update_user(&self, u: &UserRecord) -> Result<bool> {
+        let r = sqlx::query("UPDATE users SET email = $1, name = $2, profile = $3, updated_at = $4 WHERE id = $5")
+            .bind(&u.email)
+            .bind(&u.name)
+            .bind(to_json(&u.profile)?)
+            .bind(u.updated_at)
+            .bind(&u.id)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(r.rows_affected() > 0)
+    }
     async fn delete_user(&self, username: &str) -> Result<bool> {
         let r = sqlx::query("DELETE FROM users WHERE username = $1").bind(username).execute(&self.pool).await.map_err(err)?;
         Ok(r.rows_affected() > 0)
     }
 
     async fn create_api(&self, a: &ApiRecord) -> Result<()> {
-        sqlx::query("INSERT INTO apis (identifier, name, scopes, created_at) VALUES ($1, $2, $3, $4)")
+        sqlx::query("INSERT INTO apis (identifier, name, scopes, created_at, secret_hash) VALUES ($1, $2, $3, $4, $5)")
             .bind(&a.identifier)
             .bind(&a.name)
             .bind(to_json(&a.scopes)?)
             .bind(a.created_at)
+            .bind(&a.secret_hash)
             .execute(&self.pool)
             .await
             .map_err(err)?;
@@ -221,9 +268,14 @@ impl Store for SqliteStore {
                     name: r.try_get("name").map_err(err)?,
                     scopes: serde_json::from_str(&scopes).map_err(|e| StoreError::Other(format!("corrupt scopes column: {e}")))?,
                     created_at: r.try_get("created_at").map_err(err)?,
+                    secret_hash: r.try_get("secret_hash").map_err(err)?,
                 })
             })
             .collect()
+    }
+    async fn update_api_secret(&self, identifier: &str, secret_hash: &str) -> Result<bool> {
+        let r = sqlx::query("UPDATE apis SET secret_hash = $1 WHERE identifier = $2").bind(secret_hash).bind(identifier).execute(&self.pool).await.map_err(err)?;
+        Ok(r.rows_affected() > 0)
     }
     async fn delete_api(&self, identifier: &str) -> Result<bool> {
         let r = sqlx::query("DELETE FROM apis WHERE identifier = $1").bind(identifier).execute(&self.pool).await.map_err(err)?;
@@ -231,11 +283,12 @@ impl Store for SqliteStore {
     }
 
     async fn create_signing_key(&self, k: &KeyRecord) -> Result<()> {
-        sqlx::query("INSERT INTO signing_keys (kid, alg, private_der, created_at) VALUES ($1, $2, $3, $4)")
+        sqlx::query("INSERT INTO signing_keys (kid, alg, private_der, created_at, use_after) VALUES ($1, $2, $3, $4, $5)")
             .bind(&k.kid)
             .bind(&k.alg)
             .bind(&k.private_der)
             .bind(k.created_at)
+            .bind(k.use_after)
             .execute(&self.pool)
             .await
             .map_err(err)?;
@@ -250,15 +303,22 @@ impl Store for SqliteStore {
                     alg: r.try_get("alg").map_err(err)?,
                     private_der: r.try_get("private_der").map_err(err)?,
                     created_at: r.try_get("created_at").map_err(err)?,
+                    use_after: r.try_get("use_after").map_err(err)?,
                 })
             })
             .collect()
     }
+    async fn delete_signing_key(&self, kid: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM signing_keys WHERE kid = $1").bind(kid).execute(&self.pool).await.map_err(err)?;
+        Ok(r.rows_affected() > 0)
+    }
 
     async fn create_session(&self, s: &SessionRecord) -> Result<()> {
-        sqlx::query("INSERT INTO sessions (id_hash, user_id, csrf_token, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        sqlx::query("INSERT INTO sessions (id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(&s.id_hash)
+            .bind(&s.sid)
             .bind(&s.user_id)
+            .bind(&s.amr)
             .bind(&s.csrf_token)
             .bind(s.auth_time)
             .bind(s.created_at)
@@ -275,6 +335,24 @@ impl Store for SqliteStore {
     async fn delete_session(&self, id_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&self.pool).await.map_err(err)?;
         Ok(())
+    }
+    async fn find_session_by_sid(&self, sid: &str, now: i64) -> Result<Option<SessionRecord>> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE sid = $1 AND expires_at > $2").bind(sid).bind(now).fetch_optional(&self.pool).await.map_err(err)?;
+        row.as_ref().map(session_row).transpose()
+    }
+    async fn add_session_client(&self, sid: &str, client_id: &str, now: i64) -> Result<()> {
+        sqlx::query("INSERT INTO session_clients (sid, client_id, at) VALUES ($1, $2, $3) ON CONFLICT (sid, client_id) DO UPDATE SET at = excluded.at")
+            .bind(sid)
+            .bind(client_id)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+    async fn list_session_clients(&self, sid: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT client_id FROM session_clients WHERE sid = $1 ORDER BY at, client_id").bind(sid).fetch_all(&self.pool).await.map_err(err)?;
+        rows.iter().map(|r| r.try_get("client_id").map_err(err)).collect()
     }
     async fn create_pending_request(&self, r: &PendingRequestRecord) -> Result<()> {
         sqlx::query("INSERT INTO pending_requests (id, session_hash, data, expires_at) VALUES ($1, $2, $3, $4)")
@@ -321,7 +399,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_code(&self, c: &CodeRecord) -> Result<()> {
-        sqlx::query("INSERT INTO codes (code_hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_given, code_challenge, scope, audience, auth_time, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+        sqlx::query("INSERT INTO codes (code_hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_given, code_challenge, scope, audience, auth_time, expires_at, used_at, oidc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
             .bind(&c.code_hash)
             .bind(&c.grant_id)
             .bind(&c.client_id)
@@ -334,6 +412,7 @@ impl Store for SqliteStore {
             .bind(c.auth_time)
             .bind(c.expires_at)
             .bind(c.used_at)
+            .bind(&c.oidc)
             .execute(&self.pool)
             .await
             .map_err(err)?;
@@ -354,7 +433,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_refresh_token(&self, t: &RefreshTokenRecord) -> Result<()> {
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, auth_time, created_at, expires_at, used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, auth_time, created_at, expires_at, used_at, revoked_at, family_expires_at, oidc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
             .bind(&t.token_hash)
             .bind(&t.family_id)
             .bind(&t.client_id)
@@ -366,6 +445,8 @@ impl Store for SqliteStore {
             .bind(t.expires_at)
             .bind(t.used_at)
             .bind(t.revoked_at)
+            .bind(t.family_expires_at)
+            .bind(&t.oidc)
             .execute(&self.pool)
             .await
             .map_err(err)?;
@@ -375,17 +456,19 @@ impl Store for SqliteStore {
         let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1").bind(token_hash).fetch_optional(&self.pool).await.map_err(err)?;
         row.as_ref().map(refresh_row).transpose()
     }
-    async fn take_refresh_token(&self, token_hash: &str, now: i64) -> Result<Taken<RefreshTokenRecord>> {
-        let row = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 RETURNING *")
-            .bind(now)
-            .bind(token_hash)
+    async fn take_refresh_token(&self, token_hash: &str, now: i64, grace_secs: i64) -> Result<Taken<RefreshTokenRecord>> {
+        let row = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = COALESCE(used_at, $1) WHERE token_hash = $2 AND revoked_at IS NULL AND expires_at > $1 AND family_expires_at > $1 \
+             AND (used_at IS NULL OR ($3 > 0 AND used_at >= $1 - $3)) RETURNING *",
+        )
+        .bind(now)
+        .bind(token_hash)
+        .bind(grace_secs)
             .fetch_optional(&self.pool)
             .await
             .map_err(err)?;
         if let Some(r) = row {
-            let mut t = refresh_row(&r)?;
-            t.used_at = None;
-            return Ok(Taken::Taken(t));
+            return Ok(Taken::Taken(refresh_row(&r)?));
         }
         let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1").bind(token_hash).fetch_optional(&self.pool).await.map_err(err)?;
         Ok(match row {
@@ -401,7 +484,111 @@ impl Store for SqliteStore {
             .await
             .map_err(err)?;
         sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL").bind(now).bind(family_id).execute(&self.pool).await.map_err(err)?;
+        // Kept a day: longer than any access token of the family lives.
+        sqlx::query("INSERT INTO revoked_families (family_id, revoked_at, expires_at) VALUES ($1, $2, $3) ON CONFLICT (family_id) DO NOTHING")
+            .bind(family_id)
+            .bind(now)
+            .bind(now + 86_400)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
         Ok(r.rows_affected())
+    }
+
+    async fn create_revoked_token(&self, jti: &str, expires_at: i64) -> Result<()> {
+        sqlx::query("INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING").bind(jti).bind(expires_at).execute(&self.pool).await.map_err(err)?;
+        Ok(())
+    }
+    async fn is_revoked(&self, jti: &str, family_id: Option<&str>) -> Result<bool> {
+        let r = sqlx::query("SELECT (EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1) OR EXISTS (SELECT 1 FROM revoked_families WHERE family_id = $2)) AS revoked")
+            .bind(jti)
+            .bind(family_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err)?;
+        r.try_get("revoked").map_err(err)
+    }
+
+    async fn create_device_code(&self, d: &DeviceCodeRecord) -> Result<()> {
+        sqlx::query("INSERT INTO device_codes (device_code_hash, user_code, client_id, scope, audience, expires_at, interval, last_polled_at, status, user_id, auth_time, oidc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+            .bind(&d.device_code_hash)
+            .bind(&d.user_code)
+            .bind(&d.client_id)
+            .bind(&d.scope)
+            .bind(&d.audience)
+            .bind(d.expires_at)
+            .bind(d.interval)
+            .bind(d.last_polled_at)
+            .bind(&d.status)
+            .bind(&d.user_id)
+            .bind(d.auth_time)
+            .bind(&d.oidc)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+    async fn find_device_code(&self, device_code_hash: &str) -> Result<Option<DeviceCodeRecord>> {
+        let row = sqlx::query("SELECT * FROM device_codes WHERE device_code_hash = $1").bind(device_code_hash).fetch_optional(&self.pool).await.map_err(err)?;
+        row.as_ref().map(device_row).transpose()
+    }
+    async fn find_device_code_by_user_code(&self, user_code: &str, now: i64) -> Result<Option<DeviceCodeRecord>> {
+        let row = sqlx::query("SELECT * FROM device_codes WHERE user_code = $1 AND expires_at > $2").bind(user_code).bind(now).fetch_optional(&self.pool).await.map_err(err)?;
+        row.as_ref().map(device_row).transpose()
+    }
+    async fn decide_device_code(&self, user_code: &str, approve: bool, user_id: &str, auth_time: i64, oidc: Option<&str>, now: i64) -> Result<bool> {
+        let r = sqlx::query("UPDATE device_codes SET status = $1, user_id = $2, auth_time = $3, oidc = COALESCE($4, oidc) WHERE user_code = $5 AND status = 'pending' AND expires_at > $6")
+            .bind(if approve { "approved" } else { "denied" })
+            .bind(user_id)
+            .bind(auth_time)
+            .bind(oidc)
+            .bind(user_code)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(r.rows_affected() > 0)
+    }
+    async fn update_device_poll(&self, device_code_hash: &str, now: i64, interval: i64) -> Result<()> {
+        sqlx::query("UPDATE device_codes SET last_polled_at = $1, interval = $2 WHERE device_code_hash = $3").bind(now).bind(interval).bind(device_code_hash).execute(&self.pool).await.map_err(err)?;
+        Ok(())
+    }
+    async fn take_device_code(&self, device_code_hash: &str, now: i64) -> Result<Taken<DeviceCodeRecord>> {
+        let row = sqlx::query("UPDATE device_codes SET status = 'consumed' WHERE device_code_hash = $1 AND status = 'approved' AND expires_at > $2 RETURNING *")
+            .bind(device_code_hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        if let Some(r) = row {
+            let mut d = device_row(&r)?;
+            d.status = "approved".into();
+            return Ok(Taken::Taken(d));
+        }
+        Ok(match self.find_device_code(device_code_hash).await? {
+            Some(d) => Taken::AlreadyUsed(d),
+            None => Taken::NotFound,
+        })
+    }
+
+    async fn delete_expired(&self, now: i64, batch: i64) -> Result<u64> {
+        // One bounded DELETE per table; callers loop while rows keep going.
+        const STATEMENTS: &[&str] = &[
+            "DELETE FROM codes WHERE rowid IN (SELECT rowid FROM codes WHERE expires_at < $1 - 3600 LIMIT $2)",
+            "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE expires_at < $1 LIMIT $2)",
+            "DELETE FROM pending_requests WHERE rowid IN (SELECT rowid FROM pending_requests WHERE expires_at < $1 LIMIT $2)",
+            "DELETE FROM device_codes WHERE rowid IN (SELECT rowid FROM device_codes WHERE expires_at < $1 - 3600 LIMIT $2)",
+            "DELETE FROM refresh_tokens WHERE rowid IN (SELECT rowid FROM refresh_tokens WHERE family_expires_at < $1 LIMIT $2)",
+            "DELETE FROM revoked_tokens WHERE rowid IN (SELECT rowid FROM revoked_tokens WHERE expires_at < $1 LIMIT $2)",
+            "DELETE FROM revoked_families WHERE rowid IN (SELECT rowid FROM revoked_families WHERE expires_at < $1 LIMIT $2)",
+            "DELETE FROM login_failures WHERE rowid IN (SELECT rowid FROM login_failures WHERE at < $1 - 86400 LIMIT $2)",
+            "DELETE FROM session_clients WHERE rowid IN (SELECT rowid FROM session_clients WHERE at < $1 - 2592000 LIMIT $2)",
+        ];
+        let mut n = 0;
+        for sql in STATEMENTS {
+            n += sqlx::query(*sql).bind(now).bind(batch).execute(&self.pool).await.map_err(err)?.rows_affected();
+        }
+        Ok(n)
     }
 
     async fn record_login_failure(&self, key: &str, now: i64) -> Result<()> {

@@ -18,6 +18,11 @@ pub async fn run_all(store: Arc<dyn Store>) {
     refresh_rotation(store.clone()).await;
     login_failures(&*store).await;
     audit(&*store).await;
+    session_clients(&*store).await;
+    revocation(&*store).await;
+    refresh_grace(store.clone()).await;
+    device_codes(store.clone()).await;
+    expiry_cleanup(&*store).await;
 }
 
 pub fn client(id: &str) -> ClientRecord {
@@ -30,6 +35,10 @@ pub fn client(id: &str) -> ClientRecord {
         grant_types: vec!["authorization_code".into(), "refresh_token".into()],
         token_endpoint_auth_method: "client_secret_basic".into(),
         created_at: 100,
+        post_logout_redirect_uris: vec!["https://app.example/bye".into()],
+        backchannel_logout_uri: Some("https://app.example/bcl".into()),
+        id_token_signed_response_alg: Some("ES256".into()),
+        subject_type: "public".into(),
     }
 }
 
@@ -50,7 +59,19 @@ pub async fn clients(s: &dyn Store) {
 }
 
 pub async fn users(s: &dyn Store) {
-    let u = UserRecord { id: "u-1".into(), username: "alice".into(), email: Some("a@x.example".into()), name: Some("Alice".into()), password_hash: "$argon2id$x".into(), created_at: 1 };
+    let mut profile = serde_json::Map::new();
+    profile.insert("given_name".into(), serde_json::json!("Alice"));
+    profile.insert("address".into(), serde_json::json!({"country": "NZ"}));
+    let u = UserRecord {
+        id: "u-1".into(),
+        username: "alice".into(),
+        email: Some("a@x.example".into()),
+        name: Some("Alice".into()),
+        password_hash: "$argon2id$x".into(),
+        created_at: 1,
+        profile,
+        updated_at: 1,
+    };
     s.create_user(&u).await.unwrap();
     let dup = UserRecord { id: "u-2".into(), ..u.clone() };
     assert!(matches!(s.create_user(&dup).await, Err(StoreError::Conflict(_))), "usernames are unique");
@@ -58,6 +79,12 @@ pub async fn users(s: &dyn Store) {
     assert_eq!(s.find_user("u-1").await.unwrap(), Some(u.clone()));
     assert!(s.update_user_password("alice", "$argon2id$y").await.unwrap());
     assert_eq!(s.find_user("u-1").await.unwrap().unwrap().password_hash, "$argon2id$y");
+    let mut changed = s.find_user("u-1").await.unwrap().unwrap();
+    changed.email = Some("new@x.example".into());
+    changed.profile.insert("family_name".into(), serde_json::json!("Doe"));
+    changed.updated_at = 9;
+    assert!(s.update_user(&changed).await.unwrap());
+    assert_eq!(s.find_user("u-1").await.unwrap().unwrap(), changed, "update_user stores email, name, profile");
     assert_eq!(s.list_users().await.unwrap().len(), 1);
     assert!(s.delete_user("alice").await.unwrap());
     assert_eq!(s.find_user_by_username("alice").await.unwrap(), None);
@@ -69,26 +96,35 @@ pub async fn apis(s: &dyn Store) {
         name: "Notes".into(),
         scopes: vec![ApiScope { name: "notes.read".into(), description: "Read your notes".into() }],
         created_at: 1,
+        secret_hash: None,
     };
     s.create_api(&a).await.unwrap();
     assert!(matches!(s.create_api(&a).await, Err(StoreError::Conflict(_))));
-    assert_eq!(s.list_apis().await.unwrap(), vec![a]);
+    assert_eq!(s.list_apis().await.unwrap(), vec![a.clone()]);
+    assert!(s.update_api_secret("https://notes.example", "ab").await.unwrap());
+    assert_eq!(s.list_apis().await.unwrap()[0].secret_hash.as_deref(), Some("ab"));
+    assert!(!s.update_api_secret("https://none.example", "ab").await.unwrap());
     assert!(s.delete_api("https://notes.example").await.unwrap());
     assert!(s.list_apis().await.unwrap().is_empty());
 }
 
 pub async fn keys(s: &dyn Store) {
-    let k1 = KeyRecord { kid: "k1".into(), alg: "ES256".into(), private_der: vec![1, 2, 3], created_at: 1 };
-    let k2 = KeyRecord { kid: "k2".into(), alg: "ES256".into(), private_der: vec![4], created_at: 2 };
+    let k1 = KeyRecord { kid: "k1".into(), alg: "ES256".into(), private_der: vec![1, 2, 3], created_at: 1, use_after: 1 };
+    let k2 = KeyRecord { kid: "k2".into(), alg: "RS256".into(), private_der: vec![4], created_at: 2, use_after: 60 };
     s.create_signing_key(&k2).await.unwrap();
     s.create_signing_key(&k1).await.unwrap();
-    assert_eq!(s.list_signing_keys().await.unwrap(), vec![k1, k2], "keys are listed oldest first");
+    assert!(matches!(s.create_signing_key(&k1).await, Err(StoreError::Conflict(_))));
+    assert_eq!(s.list_signing_keys().await.unwrap(), vec![k1.clone(), k2.clone()], "keys are listed oldest first");
+    assert!(s.delete_signing_key("k1").await.unwrap());
+    assert_eq!(s.list_signing_keys().await.unwrap(), vec![k2]);
 }
 
 pub async fn sessions_and_pending(s: &dyn Store) {
-    let sess = SessionRecord { id_hash: "h1".into(), user_id: Some("u-1".into()), csrf_token: "t".into(), auth_time: Some(5), created_at: 5, expires_at: 100 };
+    let sess = SessionRecord { id_hash: "h1".into(), sid: "sid-1".into(), user_id: Some("u-1".into()), amr: Some("pwd".into()), csrf_token: "t".into(), auth_time: Some(5), created_at: 5, expires_at: 100 };
     s.create_session(&sess).await.unwrap();
     assert_eq!(s.find_session("h1", 50).await.unwrap(), Some(sess.clone()));
+    assert_eq!(s.find_session_by_sid("sid-1", 50).await.unwrap(), Some(sess.clone()));
+    assert_eq!(s.find_session_by_sid("sid-1", 100).await.unwrap(), None);
     assert_eq!(s.find_session("h1", 100).await.unwrap(), None, "expired sessions are not found");
     s.delete_session("h1").await.unwrap();
     assert_eq!(s.find_session("h1", 50).await.unwrap(), None);
@@ -122,6 +158,7 @@ pub fn code(hash: &str) -> CodeRecord {
         auth_time: 10,
         expires_at: 70,
         used_at: None,
+        oidc: Some("{\"nonce\":\"n\"}".into()),
     }
 }
 
@@ -154,8 +191,10 @@ pub fn refresh(hash: &str, family: &str) -> RefreshTokenRecord {
         auth_time: 1,
         created_at: 1,
         expires_at: 1_000,
+        family_expires_at: 5_000,
         used_at: None,
         revoked_at: None,
+        oidc: None,
     }
 }
 
@@ -167,19 +206,26 @@ pub async fn refresh_rotation(s: Arc<dyn Store>) {
     assert_eq!(s.find_refresh_token("nope").await.unwrap(), None);
     let takes = (0..20).map(|_| {
         let s = s.clone();
-        async move { s.take_refresh_token("r1", 5).await.unwrap() }
+        async move { s.take_refresh_token("r1", 5, 0).await.unwrap() }
     });
     let results = futures_util::future::join_all(takes).await;
     assert_eq!(results.iter().filter(|r| matches!(r, Taken::Taken(_))).count(), 1, "exactly one rotation wins");
-    assert!(matches!(s.take_refresh_token("r2", 2_000).await.unwrap(), Taken::AlreadyUsed(_)), "an expired token is not taken");
+    assert!(matches!(s.take_refresh_token("r1", 5, 0).await.unwrap(), Taken::AlreadyUsed(_)), "no grace: a used token is not taken again, even in the same second");
+    assert!(matches!(s.take_refresh_token("r2", 2_000, 0).await.unwrap(), Taken::AlreadyUsed(_)), "an expired token is not taken");
     s.create_refresh_token(&refresh("r3", "f1")).await.unwrap();
     assert_eq!(s.revoke_family("f1", 6).await.unwrap(), 2, "revoke counts live tokens of the family");
-    match s.take_refresh_token("r3", 7).await.unwrap() {
+    match s.take_refresh_token("r3", 7, 0).await.unwrap() {
         Taken::AlreadyUsed(r) => assert_eq!(r.revoked_at, Some(6)),
         other => panic!("a revoked token must not be taken: {other:?}"),
     }
-    assert!(matches!(s.take_refresh_token("other", 7).await.unwrap(), Taken::Taken(_)), "other families are untouched");
-    assert_eq!(s.take_refresh_token("nope", 7).await.unwrap(), Taken::NotFound);
+    assert!(matches!(s.take_refresh_token("other", 7, 0).await.unwrap(), Taken::Taken(_)), "other families are untouched");
+    assert_eq!(s.take_refresh_token("nope", 7, 0).await.unwrap(), Taken::NotFound);
+    assert!(s.is_revoked("any-jti", Some("f1")).await.unwrap(), "a revoked family's access tokens are revoked");
+    assert!(!s.is_revoked("any-jti", Some("f2")).await.unwrap());
+    let mut absolute = refresh("r4", "f3");
+    absolute.family_expires_at = 10;
+    s.create_refresh_token(&absolute).await.unwrap();
+    assert!(matches!(s.take_refresh_token("r4", 10, 0).await.unwrap(), Taken::AlreadyUsed(_)), "the family's absolute lifetime bounds every token");
 }
 
 pub async fn login_failures(s: &dyn Store) {
@@ -196,4 +242,108 @@ pub async fn login_failures(s: &dyn Store) {
 pub async fn audit(s: &dyn Store) {
     s.create_audit_event("code_replay", "client c-1", 1).await.unwrap();
     assert_eq!(s.list_audit_events("code_replay").await.unwrap(), vec!["client c-1".to_string()]);
+}
+
+pub async fn session_clients(s: &dyn Store) {
+    s.add_session_client("sid-9", "c-1", 1).await.unwrap();
+    s.add_session_client("sid-9", "c-2", 2).await.unwrap();
+    s.add_session_client("sid-9", "c-1", 3).await.unwrap();
+    let mut got = s.list_session_clients("sid-9").await.unwrap();
+    got.sort();
+    assert_eq!(got, vec!["c-1".to_string(), "c-2".to_string()], "each client once");
+    assert!(s.list_session_clients("other").await.unwrap().is_empty());
+}
+
+pub async fn revocation(s: &dyn Store) {
+    assert!(!s.is_revoked("j1", None).await.unwrap());
+    s.create_revoked_token("j1", 100).await.unwrap();
+    s.create_revoked_token("j1", 100).await.unwrap();
+    assert!(s.is_revoked("j1", None).await.unwrap(), "revoking twice is fine");
+    assert!(!s.is_revoked("j2", Some("no-family")).await.unwrap());
+}
+
+/// With a grace window, a token used moments ago can be taken again (lost response); after
+/// the window it cannot.
+pub async fn refresh_grace(s: Arc<dyn Store>) {
+    s.create_refresh_token(&refresh("g1", "fg")).await.unwrap();
+    assert!(matches!(s.take_refresh_token("g1", 100, 5).await.unwrap(), Taken::Taken(_)));
+    match s.take_refresh_token("g1", 103, 5).await.unwrap() {
+        Taken::Taken(t) => assert_eq!(t.used_at, Some(100), "the first use time is kept"),
+        other => panic!("inside the grace window the token is taken again: {other:?}"),
+    }
+    assert!(matches!(s.take_refresh_token("g1", 106, 5).await.unwrap(), Taken::AlreadyUsed(_)), "after the window it is reuse");
+}
+
+pub fn device(hash: &str, user_code: &str) -> DeviceCodeRecord {
+    DeviceCodeRecord {
+        device_code_hash: hash.into(),
+        user_code: user_code.into(),
+        client_id: "c-1".into(),
+        scope: "notes.read".into(),
+        audience: "[]".into(),
+        expires_at: 1_000,
+        interval: 5,
+        last_polled_at: None,
+        status: "pending".into(),
+        user_id: None,
+        auth_time: None,
+        oidc: None,
+    }
+}
+
+pub async fn device_codes(s: Arc<dyn Store>) {
+    let d = device("d1", "BCDFGHJK");
+    s.create_device_code(&d).await.unwrap();
+    assert!(matches!(s.create_device_code(&device("d2", "BCDFGHJK")).await, Err(StoreError::Conflict(_))), "user codes are unique");
+    assert_eq!(s.find_device_code("d1").await.unwrap(), Some(d.clone()));
+    assert_eq!(s.find_device_code_by_user_code("BCDFGHJK", 10).await.unwrap(), Some(d.clone()));
+    assert_eq!(s.find_device_code_by_user_code("BCDFGHJK", 1_000).await.unwrap(), None, "expired user codes are not found");
+    assert!(matches!(s.take_device_code("d1", 10).await.unwrap(), Taken::AlreadyUsed(_)), "a pending code cannot be taken");
+    s.update_device_poll("d1", 20, 10).await.unwrap();
+    let polled = s.find_device_code("d1").await.unwrap().unwrap();
+    assert_eq!((polled.last_polled_at, polled.interval), (Some(20), 10));
+    assert!(s.decide_device_code("BCDFGHJK", true, "u-1", 15, Some("{}"), 21).await.unwrap());
+    assert!(!s.decide_device_code("BCDFGHJK", false, "u-2", 15, None, 22).await.unwrap(), "a decision is final");
+    let takes = (0..10).map(|_| {
+        let s = s.clone();
+        async move { s.take_device_code("d1", 30).await.unwrap() }
+    });
+    let results = futures_util::future::join_all(takes).await;
+    let won: Vec<_> = results.iter().filter_map(|r| if let Taken::Taken(d) = r { Some(d) } else { None }).collect();
+    assert_eq!(won.len(), 1, "exactly one poll gets the tokens");
+    assert_eq!(won[0].user_id.as_deref(), Some("u-1"));
+    s.create_device_code(&device("d3", "MNPQRSTV")).await.unwrap();
+    assert!(s.decide_device_code("MNPQRSTV", false, "u-1", 15, None, 21).await.unwrap());
+    match s.take_device_code("d3", 30).await.unwrap() {
+        Taken::AlreadyUsed(d) => assert_eq!(d.status, "denied"),
+        other => panic!("a denied code is not taken: {other:?}"),
+    }
+    assert_eq!(s.take_device_code("nope", 30).await.unwrap(), Taken::NotFound);
+}
+
+pub async fn expiry_cleanup(s: &dyn Store) {
+    let mut c = code("old-code");
+    c.expires_at = 10;
+    s.create_code(&c).await.unwrap();
+    let mut r = refresh("old-rt", "old-f");
+    r.family_expires_at = 10;
+    s.create_refresh_token(&r).await.unwrap();
+    s.create_revoked_token("old-jti", 10).await.unwrap();
+    let mut live = refresh("live-rt", "live-f");
+    live.family_expires_at = 1_000_000;
+    s.create_refresh_token(&live).await.unwrap();
+    let now = 100_000;
+    let mut total = 0;
+    loop {
+        let n = s.delete_expired(now, 1).await.unwrap();
+        total += n;
+        if n == 0 {
+            break;
+        }
+    }
+    assert!(total >= 3, "expired rows are deleted in bounded batches ({total})");
+    assert_eq!(s.take_code("old-code", now).await.unwrap(), Taken::NotFound);
+    assert_eq!(s.find_refresh_token("old-rt").await.unwrap(), None);
+    assert!(!s.is_revoked("old-jti", None).await.unwrap());
+    assert!(s.find_refresh_token("live-rt").await.unwrap().is_some(), "live rows stay");
 }

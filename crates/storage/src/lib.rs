@@ -40,6 +40,14 @@ pub struct ClientRecord {
     pub grant_types: Vec<String>,
     pub token_endpoint_auth_method: String,
     pub created_at: i64,
+    /// OpenID Connect RP-Initiated Logout 1.0 §3.1.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// OpenID Connect Back-Channel Logout 1.0 §2.2.
+    pub backchannel_logout_uri: Option<String>,
+    /// OpenID Connect Dynamic Client Registration §2: the ID token's signing algorithm.
+    pub id_token_signed_response_alg: Option<String>,
+    /// OpenID Connect Core §8: "public" or "pairwise".
+    pub subject_type: String,
 }
 
 /// A resource owner.
@@ -52,6 +60,9 @@ pub struct UserRecord {
     /// Argon2id PHC string.
     pub password_hash: String,
     pub created_at: i64,
+    /// Further standard claims (OpenID Connect Core §5.1), e.g. given_name, phone_number, address.
+    pub profile: serde_json::Map<String, serde_json::Value>,
+    pub updated_at: i64,
 }
 
 /// A resource server ("API"): its identifier is the access token audience.
@@ -61,6 +72,8 @@ pub struct ApiRecord {
     pub name: String,
     pub scopes: Vec<ApiScope>,
     pub created_at: i64,
+    /// SHA-256 of the API's own secret, for token introspection (RFC 7662 §2.1); optional.
+    pub secret_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,11 +89,14 @@ pub struct KeyRecord {
     pub alg: String,
     pub private_der: Vec<u8>,
     pub created_at: i64,
+    /// The key is published from `created_at` and may sign from `use_after` on, so that
+    /// verifiers have fetched it before they see it (key rotation).
+    pub use_after: i64,
 }
 
 impl std::fmt::Debug for KeyRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRecord").field("kid", &self.kid).field("alg", &self.alg).field("private_der", &"<redacted>").finish()
+        f.debug_struct("KeyRecord").field("kid", &self.kid).field("alg", &self.alg).field("private_der", &"<redacted>").field("use_after", &self.use_after).finish()
     }
 }
 
@@ -89,7 +105,11 @@ impl std::fmt::Debug for KeyRecord {
 pub struct SessionRecord {
     /// SHA-256 of the cookie value, hex.
     pub id_hash: String,
+    /// Public session identifier (OpenID Connect `sid`), not a secret.
+    pub sid: String,
     pub user_id: Option<String>,
+    /// Authentication methods (RFC 8176), space-separated, e.g. "pwd".
+    pub amr: Option<String>,
     pub csrf_token: String,
     pub auth_time: Option<i64>,
     pub created_at: i64,
@@ -123,6 +143,8 @@ pub struct CodeRecord {
     pub auth_time: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
+    /// OpenID Connect request context (nonce, sid, claims, acr), serialized by the service.
+    pub oidc: Option<String>,
 }
 
 /// A refresh token (RFC 6749 §1.5), stored by hash; `family_id` ties rotations together.
@@ -136,9 +158,33 @@ pub struct RefreshTokenRecord {
     pub audience: String,
     pub auth_time: i64,
     pub created_at: i64,
+    /// Idle expiry of this token.
     pub expires_at: i64,
+    /// Absolute end of the family (no rotation extends it).
+    pub family_expires_at: i64,
     pub used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    pub oidc: Option<String>,
+}
+
+/// A device authorization (RFC 8628 §3.2): the device code stored by hash, the user code in
+/// its normalized form (upper case, no dash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCodeRecord {
+    pub device_code_hash: String,
+    pub user_code: String,
+    pub client_id: String,
+    pub scope: String,
+    pub audience: String,
+    pub expires_at: i64,
+    /// Minimum polling interval in seconds (raised by `slow_down`).
+    pub interval: i64,
+    pub last_polled_at: Option<i64>,
+    /// pending | approved | denied | consumed
+    pub status: String,
+    pub user_id: Option<String>,
+    pub auth_time: Option<i64>,
+    pub oidc: Option<String>,
 }
 
 /// Outcome of an atomic consume.
@@ -167,21 +213,29 @@ pub trait Store: Send + Sync + 'static {
     async fn find_user(&self, id: &str) -> Result<Option<UserRecord>>;
     async fn list_users(&self) -> Result<Vec<UserRecord>>;
     async fn update_user_password(&self, username: &str, password_hash: &str) -> Result<bool>;
+    /// Replace email, name, profile and updated_at of the user with this id.
+    async fn update_user(&self, u: &UserRecord) -> Result<bool>;
     async fn delete_user(&self, username: &str) -> Result<bool>;
 
     // Resource servers.
     async fn create_api(&self, a: &ApiRecord) -> Result<()>;
     async fn list_apis(&self) -> Result<Vec<ApiRecord>>;
+    async fn update_api_secret(&self, identifier: &str, secret_hash: &str) -> Result<bool>;
     async fn delete_api(&self, identifier: &str) -> Result<bool>;
 
     // Signing keys, oldest first.
     async fn create_signing_key(&self, k: &KeyRecord) -> Result<()>;
     async fn list_signing_keys(&self) -> Result<Vec<KeyRecord>>;
+    async fn delete_signing_key(&self, kid: &str) -> Result<bool>;
 
     // Browser sessions and pending authorization requests.
     async fn create_session(&self, s: &SessionRecord) -> Result<()>;
     async fn find_session(&self, id_hash: &str, now: i64) -> Result<Option<SessionRecord>>;
     async fn delete_session(&self, id_hash: &str) -> Result<()>;
+    async fn find_session_by_sid(&self, sid: &str, now: i64) -> Result<Option<SessionRecord>>;
+    /// Remember that `client_id` received tokens in session `sid` (for logout).
+    async fn add_session_client(&self, sid: &str, client_id: &str, now: i64) -> Result<()>;
+    async fn list_session_clients(&self, sid: &str) -> Result<Vec<String>>;
     async fn create_pending_request(&self, r: &PendingRequestRecord) -> Result<()>;
     async fn find_pending_request(&self, id: &str, now: i64) -> Result<Option<PendingRequestRecord>>;
     async fn delete_pending_request(&self, id: &str) -> Result<()>;
@@ -197,10 +251,34 @@ pub trait Store: Send + Sync + 'static {
     // Refresh tokens.
     async fn create_refresh_token(&self, r: &RefreshTokenRecord) -> Result<()>;
     async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>>;
-    /// Atomically mark the token used, unless it is used, revoked or expired.
-    async fn take_refresh_token(&self, token_hash: &str, now: i64) -> Result<Taken<RefreshTokenRecord>>;
-    /// Revoke every refresh token of the family (grant). Returns how many were live.
+    /// Atomically mark the token used, unless it is used, revoked or expired. With
+    /// `grace_secs > 0`, a token used less than `grace_secs` ago may be taken again. The record
+    /// returned carries the time of its first use.
+    async fn take_refresh_token(&self, token_hash: &str, now: i64, grace_secs: i64) -> Result<Taken<RefreshTokenRecord>>;
+    /// Revoke every refresh token of the family (grant) and record the family as revoked (its
+    /// access tokens then fail introspection). Returns how many refresh tokens were live.
     async fn revoke_family(&self, family_id: &str, now: i64) -> Result<u64>;
+
+    // Access token revocation (RFC 7009 §2), by `jti`, kept until the token would expire.
+    async fn create_revoked_token(&self, jti: &str, expires_at: i64) -> Result<()>;
+    /// True when the token `jti` or its family was revoked.
+    async fn is_revoked(&self, jti: &str, family_id: Option<&str>) -> Result<bool>;
+
+    // Device authorization (RFC 8628).
+    async fn create_device_code(&self, d: &DeviceCodeRecord) -> Result<()>;
+    async fn find_device_code(&self, device_code_hash: &str) -> Result<Option<DeviceCodeRecord>>;
+    async fn find_device_code_by_user_code(&self, user_code: &str, now: i64) -> Result<Option<DeviceCodeRecord>>;
+    /// Approve or deny a pending, unexpired authorization; false when it is no longer pending.
+    async fn decide_device_code(&self, user_code: &str, approve: bool, user_id: &str, auth_time: i64, oidc: Option<&str>, now: i64) -> Result<bool>;
+    /// Record a poll at `now` and the (possibly raised) interval.
+    async fn update_device_poll(&self, device_code_hash: &str, now: i64, interval: i64) -> Result<()>;
+    /// Atomically consume an approved device code.
+    async fn take_device_code(&self, device_code_hash: &str, now: i64) -> Result<Taken<DeviceCodeRecord>>;
+
+    /// Delete expired rows (codes, sessions, pending requests, device codes, refresh tokens past
+    /// their family's end, revocations of expired tokens, old sign-in failures), at most
+    /// `batch` per table. Returns how many rows went.
+    async fn delete_expired(&self, now: i64, batch: i64) -> Result<u64>;
 
     // Sign-in throttling: failures per key (a username or a client address) in a window.
     async fn record_login_failure(&self, key: &str, now: i64) -> Result<()>;

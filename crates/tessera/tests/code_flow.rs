@@ -387,7 +387,12 @@ async fn rfc8414_metadata_and_jwks() {
     assert_eq!(m["issuer"], s.url);
     assert_eq!(m["token_endpoint"], format!("{}/token", s.url));
     assert_eq!(m["code_challenge_methods_supported"], serde_json::json!(["S256"]));
-    assert_eq!(m["grant_types_supported"], serde_json::json!(["authorization_code", "refresh_token"]));
+    assert_eq!(m["grant_types_supported"], serde_json::json!(["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"]));
+    for endpoint in ["revocation_endpoint", "introspection_endpoint", "device_authorization_endpoint"] {
+        let url = m[endpoint].as_str().unwrap();
+        let res = http.post(url).form(&[("x", "y")]).send().await.unwrap();
+        assert_ne!(res.status(), 404, "{endpoint} is served");
+    }
     assert_eq!(m["scopes_supported"], serde_json::json!(["notes.delete", "notes.read", "notes.write"]));
     let jwks: serde_json::Value = http.get(m["jwks_uri"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
     let key = &jwks["keys"][0];

@@ -3,6 +3,8 @@
 //! Adding a grant is one module plus one arm in [`parse`].
 
 pub mod authorization_code;
+pub mod client_credentials;
+pub mod device_code;
 pub mod refresh_token;
 
 use crate::client::GrantType;
@@ -14,6 +16,8 @@ use crate::params::Params;
 pub enum TokenRequest {
     AuthorizationCode(authorization_code::CodeRequest),
     RefreshToken(refresh_token::RefreshRequest),
+    ClientCredentials(client_credentials::ClientCredentialsRequest),
+    DeviceCode(device_code::DeviceCodeRequest),
 }
 
 impl TokenRequest {
@@ -21,6 +25,8 @@ impl TokenRequest {
         match self {
             Self::AuthorizationCode(_) => GrantType::AuthorizationCode,
             Self::RefreshToken(_) => GrantType::RefreshToken,
+            Self::ClientCredentials(_) => GrantType::ClientCredentials,
+            Self::DeviceCode(_) => GrantType::DeviceCode,
         }
     }
 }
@@ -32,6 +38,8 @@ pub fn parse(params: &Params) -> Result<TokenRequest, OAuthError> {
     match params.require("grant_type")? {
         "authorization_code" => Ok(TokenRequest::AuthorizationCode(authorization_code::CodeRequest::parse(params)?)),
         "refresh_token" => Ok(TokenRequest::RefreshToken(refresh_token::RefreshRequest::parse(params)?)),
+        "client_credentials" => Ok(TokenRequest::ClientCredentials(client_credentials::ClientCredentialsRequest::parse(params)?)),
+        "urn:ietf:params:oauth:grant-type:device_code" => Ok(TokenRequest::DeviceCode(device_code::DeviceCodeRequest::parse(params)?)),
         _ => Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "this grant_type is not supported")),
     }
 }
@@ -52,5 +60,7 @@ mod tests {
         assert_eq!(check("grant_type=implicit"), Err(ErrorCode::UnsupportedGrantType));
         assert_eq!(check("grant_type=authorization_code&code=x"), Ok(GrantType::AuthorizationCode));
         assert_eq!(check("grant_type=refresh_token&refresh_token=x"), Ok(GrantType::RefreshToken));
+        assert_eq!(check("grant_type=client_credentials"), Ok(GrantType::ClientCredentials));
+        assert_eq!(check("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=x"), Ok(GrantType::DeviceCode));
     }
 }

@@ -3,7 +3,7 @@
 //! service; every POST form is checked against the session's CSRF token.
 
 use super::error::{oauth_page, page, service_page};
-use super::pages::{ConsentPage, LoginPage, render};
+use super::pages::{ConsentPage, LoginPage, MessagePage, render};
 use super::token::read_form;
 use super::{AppState, cookies};
 use crate::secret;
@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use tessera_protocol::params::Params;
 use tessera_storage::SessionRecord;
 
-fn see_other(location: &str) -> Response {
+pub(super) fn see_other(location: &str) -> Response {
     match HeaderValue::from_str(location) {
         Ok(v) => {
             let mut res = StatusCode::SEE_OTHER.into_response();
@@ -29,14 +29,14 @@ fn see_other(location: &str) -> Response {
     }
 }
 
-fn with_cookie(mut res: Response, svc: &AppState, new_cookie: Option<&str>) -> Response {
+pub(super) fn with_cookie(mut res: Response, svc: &AppState, new_cookie: Option<&str>) -> Response {
     if let Some(c) = new_cookie.and_then(|c| cookies::set(c, svc.config.secure_cookies(), svc.config.session_lifetime)) {
         res.headers_mut().append(header::SET_COOKIE, c);
     }
     res
 }
 
-fn outcome_response(outcome: AuthorizeOutcome) -> Response {
+pub(super) fn outcome_response(outcome: AuthorizeOutcome) -> Response {
     let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     match outcome {
         AuthorizeOutcome::ErrorPage(e) => oauth_page(&e),
@@ -44,6 +44,16 @@ fn outcome_response(outcome: AuthorizeOutcome) -> Response {
         AuthorizeOutcome::RedirectToClient(url) => see_other(&url),
         AuthorizeOutcome::Login(id) => see_other(&format!("/login?request={}", enc(&id))),
         AuthorizeOutcome::Consent(id) => see_other(&format!("/consent?request={}", enc(&id))),
+        AuthorizeOutcome::DeviceDone { approved } => {
+            let (title, message) = if approved {
+                ("Device connected", "You can close this page and return to your device.")
+            } else {
+                ("Request denied", "The device was not given access. You can close this page.")
+            };
+            let mut res = render(&MessagePage { title, message }).into_response();
+            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
     }
 }
 
@@ -56,7 +66,7 @@ fn expired() -> Response {
     )
 }
 
-fn query_params(headers_uri: &axum::http::Uri) -> Result<Params, Response> {
+pub(super) fn query_params(headers_uri: &axum::http::Uri) -> Result<Params, Response> {
     Params::parse(headers_uri.query().unwrap_or("").as_bytes()).map_err(|e| oauth_page(&e))
 }
 
@@ -89,6 +99,11 @@ pub async fn authorize_post(State(svc): State<AppState>, req: Request) -> Respon
     }
 }
 
+/// The client's IP address, for throttling.
+pub(super) fn client_address(req: &Request) -> String {
+    req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_else(|| "unknown".into())
+}
+
 /// The session named by the cookie and the pending request it owns.
 async fn session_and_pending(svc: &AppState, headers: &HeaderMap, params: &Params) -> Result<(SessionRecord, PendingAuthorization), Response> {
     let cookie = cookies::read(headers, svc.config.secure_cookies());
@@ -105,11 +120,11 @@ async fn session_and_pending(svc: &AppState, headers: &HeaderMap, params: &Param
     }
 }
 
-fn csrf_ok(session: &SessionRecord, params: &Params) -> bool {
+pub(super) fn csrf_ok(session: &SessionRecord, params: &Params) -> bool {
     params.get("csrf").is_some_and(|t| secret::matches_plain(t, &session.csrf_token))
 }
 
-fn csrf_failed() -> Response {
+pub(super) fn csrf_failed() -> Response {
     page(StatusCode::FORBIDDEN, "The form has expired", "Reload the page and try again.", Some("invalid_request"))
 }
 
@@ -146,7 +161,7 @@ pub async fn login_page(State(svc): State<AppState>, req: Request) -> Response {
 
 /// POST /login — check the password (Argon2id, throttled), then start a fresh session.
 pub async fn login_submit(State(svc): State<AppState>, req: Request) -> Response {
-    let address = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_else(|| "unknown".into());
+    let address = client_address(&req);
     let (headers, params) = match read_form(req).await {
         Ok(x) => x,
         Err(e) => return oauth_page(&e),
@@ -209,6 +224,7 @@ pub async fn consent_page(State(svc): State<AppState>, req: Request) -> Response
                 request_id: &view.request_id,
                 new_scopes: &view.new_scopes,
                 granted: &view.granted,
+                device_user_code: view.device_user_code.as_deref(),
             });
             let mut res = html.into_response();
             res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

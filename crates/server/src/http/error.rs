@@ -75,7 +75,7 @@ pub async fn method_not_allowed_page() -> Response {
 }
 
 pub async fn method_not_allowed_json() -> Response {
-    let mut res = oauth_json(&OAuthError::invalid_request("the token endpoint accepts POST only"));
+    let mut res = oauth_json(&OAuthError::invalid_request("this endpoint accepts POST only"));
     *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
     res

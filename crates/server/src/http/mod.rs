@@ -6,7 +6,9 @@
 
 mod authorize;
 mod cookies;
+mod device;
 pub mod error;
+mod introspect;
 mod pages;
 mod token;
 mod wellknown;
@@ -17,7 +19,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use std::sync::Arc;
 
 pub type AppState = Arc<Tessera>;
@@ -35,7 +37,11 @@ pub fn router(svc: Arc<Tessera>) -> Router {
         .route("/authorize", get(authorize::authorize).post(authorize::authorize_post).fallback(error::method_not_allowed_page))
         .route("/login", get(authorize::login_page).post(authorize::login_submit).fallback(error::method_not_allowed_page))
         .route("/consent", get(authorize::consent_page).post(authorize::consent_submit).fallback(error::method_not_allowed_page))
-        .route("/token", axum::routing::post(token::token).fallback(error::method_not_allowed_json))
+        .route("/token", post(token::token).fallback(error::method_not_allowed_json))
+        .route("/introspect", post(introspect::introspect).fallback(error::method_not_allowed_json))
+        .route("/revoke", post(introspect::revoke).fallback(error::method_not_allowed_json))
+        .route("/device_authorization", post(device::device_authorization).fallback(error::method_not_allowed_json))
+        .route("/device", get(device::device_page_get).post(device::device_page_post).fallback(error::method_not_allowed_page))
         .route("/.well-known/oauth-authorization-server", get(wellknown::metadata))
         .route("/jwks.json", get(wellknown::jwks))
         .route("/static/tessera.css", get(pages::stylesheet))

@@ -44,6 +44,22 @@ pub struct ConsentPage<'a> {
     pub request_id: &'a str,
     pub new_scopes: &'a [(String, String)],
     pub granted: &'a [String],
+    pub device_user_code: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "device.html")]
+pub struct DevicePage<'a> {
+    pub csrf: &'a str,
+    pub user_code: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
 }
 
 #[derive(Template)]

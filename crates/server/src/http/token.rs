@@ -21,23 +21,34 @@ pub async fn read_form(req: Request) -> Result<(axum::http::HeaderMap, Params), 
     Ok((parts.headers, Params::parse(&bytes)?))
 }
 
+/// The `Authorization` header as text, if present.
+pub fn authorization_header(headers: &axum::http::HeaderMap) -> Result<Option<&str>, OAuthError> {
+    match headers.get(header::AUTHORIZATION).map(|v| v.to_str()) {
+        None => Ok(None),
+        Some(Ok(s)) => Ok(Some(s)),
+        Some(Err(_)) => Err(OAuthError::invalid_client("malformed Authorization header")),
+    }
+}
+
+/// A JSON body with `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
+pub fn no_store_json<T: serde::Serialize>(body: &T) -> Response {
+    let mut res = axum::Json(body).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}
+
 pub async fn token(State(svc): State<AppState>, req: Request) -> Response {
     let (headers, params) = match read_form(req).await {
         Ok(x) => x,
         Err(e) => return oauth_json(&e),
     };
-    let authorization = match headers.get(header::AUTHORIZATION).map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(s)) => Some(s),
-        Some(Err(_)) => return oauth_json(&OAuthError::invalid_client("malformed Authorization header")),
+    let authorization = match authorization_header(&headers) {
+        Ok(a) => a,
+        Err(e) => return oauth_json(&e),
     };
     match svc.token(authorization, &params).await {
-        Ok(body) => {
-            let mut res = axum::Json(body).into_response();
-            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            res.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-            res
-        }
+        Ok(body) => no_store_json(&body),
         Err(e) => service_json(&e),
     }
 }

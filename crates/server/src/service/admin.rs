@@ -87,6 +87,10 @@ pub async fn create_client(store: &dyn Store, req: NewClient, now: i64) -> Resul
         grant_types: grants.iter().map(|g| g.as_str().to_string()).collect(),
         token_endpoint_auth_method: method.as_str().to_string(),
         created_at: now,
+        post_logout_redirect_uris: Vec::new(),
+        backchannel_logout_uri: None,
+        id_token_signed_response_alg: None,
+        subject_type: "public".into(),
     };
     store.create_client(&client).await?;
     Ok(CreatedClient { client, client_secret })
@@ -131,7 +135,16 @@ pub async fn create_user(store: &dyn Store, req: NewUser, password: &str, now: i
     }
     check_password(password)?;
     let hash = hash_password(password).map_err(invalid)?;
-    let user = UserRecord { id: secret::random_alnum_id(), username: username.to_string(), email: req.email, name: req.name, password_hash: hash, created_at: now };
+    let user = UserRecord {
+        id: secret::random_alnum_id(),
+        username: username.to_string(),
+        email: req.email,
+        name: req.name,
+        password_hash: hash,
+        created_at: now,
+        profile: serde_json::Map::new(),
+        updated_at: now,
+    };
     match store.create_user(&user).await {
         Err(StoreError::Conflict(_)) => Err(invalid(format!("user {username} already exists"))),
         other => other.map(|_| user).map_err(Into::into),
@@ -180,7 +193,7 @@ pub async fn create_api(store: &dyn Store, identifier: &str, name: &str, scopes:
             return Err(invalid(format!("scope {} is given twice", s.name)));
         }
     }
-    let api = ApiRecord { identifier: identifier.to_string(), name: name.trim().to_string(), scopes, created_at: now };
+    let api = ApiRecord { identifier: identifier.to_string(), name: name.trim().to_string(), scopes, created_at: now, secret_hash: None };
     match store.create_api(&api).await {
         Err(StoreError::Conflict(_)) => Err(invalid(format!("API {identifier} already exists"))),
         other => other.map(|_| api).map_err(Into::into),

@@ -74,7 +74,9 @@ impl Tessera {
         let cookie = secret::random_token();
         let record = SessionRecord {
             id_hash: secret::hash(&cookie),
+            sid: secret::random_id(),
             user_id: user.map(|u| u.id.clone()),
+            amr: user.map(|_| "pwd".to_string()),
             csrf_token: secret::random_token(),
             auth_time: user.map(|_| now),
             created_at: now,

@@ -31,6 +31,8 @@ pub enum AuthorizeOutcome {
     Login(String),
     /// The user must consent to new scopes.
     Consent(String),
+    /// The user answered a device's request (RFC 8628 §3.3): show the result, the device polls.
+    DeviceDone { approved: bool },
 }
 
 /// A validated request waiting for sign-in or consent (stored between pages).
@@ -44,6 +46,10 @@ pub struct PendingAuthorization {
     pub scope: String,
     pub code_challenge: Option<String>,
     pub audience: Vec<String>,
+    /// Set when this request comes from a device (RFC 8628): consent is then always asked and
+    /// the answer goes to the device code, not to a redirect URI.
+    #[serde(default)]
+    pub device_user_code: Option<String>,
 }
 
 impl PendingAuthorization {
@@ -55,23 +61,31 @@ impl PendingAuthorization {
     }
 }
 
-/// Every scope this server knows: name → (API identifier, description shown on consent).
-pub struct ScopeCatalog(HashMap<String, (String, String)>);
+/// Every scope this server knows: name → (API identifier, description shown on consent), and
+/// each API's introspection secret hash.
+pub struct ScopeCatalog {
+    scopes: HashMap<String, (String, String)>,
+    api_secrets: HashMap<String, Option<String>>,
+}
 
 impl ScopeCatalog {
     pub fn contains(&self, s: &str) -> bool {
-        self.0.contains_key(s)
+        self.scopes.contains_key(s)
     }
     pub fn description(&self, s: &str) -> Option<&str> {
-        self.0.get(s).map(|(_, d)| d.as_str())
+        self.scopes.get(s).map(|(_, d)| d.as_str())
     }
     pub fn api_of(&self, s: &str) -> Option<&str> {
-        self.0.get(s).map(|(a, _)| a.as_str())
+        self.scopes.get(s).map(|(a, _)| a.as_str())
     }
     pub fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.0.keys().cloned().collect();
+        let mut v: Vec<String> = self.scopes.keys().cloned().collect();
         v.sort();
         v
+    }
+    /// The API's secret hash: `None` when no such API, `Some(None)` when it has no secret.
+    pub fn api_secret(&self, identifier: &str) -> Option<Option<&str>> {
+        self.api_secrets.get(identifier).map(|s| s.as_deref())
     }
 }
 
@@ -85,6 +99,8 @@ pub struct ConsentView {
     pub new_scopes: Vec<(String, String)>,
     /// Descriptions of scopes the user granted this client before.
     pub granted: Vec<String>,
+    /// The user code shown on the device, for a device request.
+    pub device_user_code: Option<String>,
 }
 
 /// The consent page's answer.
@@ -108,13 +124,15 @@ pub fn client_policy(c: &ClientRecord) -> ClientPolicy {
 
 impl Tessera {
     pub async fn scope_catalog(&self) -> Result<ScopeCatalog, ServiceError> {
-        let mut m = HashMap::new();
+        let mut scopes = HashMap::new();
+        let mut api_secrets = HashMap::new();
         for api in self.store.list_apis().await? {
             for s in api.scopes {
-                m.insert(s.name, (api.identifier.clone(), s.description));
+                scopes.insert(s.name, (api.identifier.clone(), s.description));
             }
+            api_secrets.insert(api.identifier, api.secret_hash);
         }
-        Ok(ScopeCatalog(m))
+        Ok(ScopeCatalog { scopes, api_secrets })
     }
 
     /// RFC 6749 §4.1.1: handle an authorization request from a browser with this session (if
@@ -173,6 +191,7 @@ impl Tessera {
             scope: req.scopes.to_string(),
             code_challenge: req.code_challenge.as_ref().map(|c| c.as_str().to_string()),
             audience,
+            device_user_code: None,
         };
         if let Some((Some(user_id), Some(auth_time))) = session.map(|s| (&s.user_id, s.auth_time)) {
             let granted = self.granted_scopes(user_id, &client.client_id).await?;
@@ -188,7 +207,7 @@ impl Tessera {
         Ok(AuthorizeOutcome::RedirectToClient(rules::error_redirect(target, &e, &self.config.issuer)?))
     }
 
-    async fn save_pending(&self, p: &PendingAuthorization, session: &SessionRecord) -> Result<(), ServiceError> {
+    pub(crate) async fn save_pending(&self, p: &PendingAuthorization, session: &SessionRecord) -> Result<(), ServiceError> {
         let data = serde_json::to_string(p).map_err(|e| OAuthError::server_error(e.to_string()))?;
         let rec = PendingRequestRecord { id: p.id.clone(), session_hash: session.id_hash.clone(), data, expires_at: self.now() + PENDING_LIFETIME_SECS };
         self.store.create_pending_request(&rec).await?;
@@ -229,7 +248,8 @@ impl Tessera {
         let Some(user) = self.store.find_user(user_id).await? else {
             return Ok(Err(AuthorizeOutcome::Login(p.id.clone())));
         };
-        let granted = self.granted_scopes(user_id, &client.client_id).await?;
+        // A device's request always asks (RFC 8628 §5.4: the user must see what they approve).
+        let granted = if p.device_user_code.is_some() { Scopes::default() } else { self.granted_scopes(user_id, &client.client_id).await? };
         let new = p.scopes().difference(&granted);
         if new.is_empty() {
             self.store.delete_pending_request(&p.id).await?;
@@ -243,6 +263,7 @@ impl Tessera {
             username: user.name.unwrap_or(user.username),
             new_scopes: new.iter().map(|s| (s.to_string(), describe(s))).collect(),
             granted: p.scopes().difference(&new).iter().map(describe).collect(),
+            device_user_code: p.device_user_code.as_deref().map(tessera_protocol::grant::device_code::display_user_code),
         }))
     }
 
@@ -252,6 +273,14 @@ impl Tessera {
             return Ok(AuthorizeOutcome::Login(p.id.clone()));
         };
         self.store.delete_pending_request(&p.id).await?;
+        if let Some(user_code) = &p.device_user_code {
+            let approved = decision == Decision::Allow;
+            let recorded = self.store.decide_device_code(user_code, approved, user_id, auth_time, None, self.now()).await?;
+            if !recorded {
+                return Ok(AuthorizeOutcome::ErrorPage(OAuthError::invalid_request("the device request has expired or was already answered")));
+            }
+            return Ok(AuthorizeOutcome::DeviceDone { approved });
+        }
         match decision {
             // RFC 6749 §4.1.2.1 access_denied: "The resource owner or authorization server denied the request."
             Decision::Deny => self.redirect_error(&p.target(), OAuthError::new(ErrorCode::AccessDenied, "the user denied the request")),
@@ -279,6 +308,7 @@ impl Tessera {
             auth_time,
             expires_at: self.now() + CODE_LIFETIME_SECS,
             used_at: None,
+            oidc: None,
         };
         self.store.create_code(&rec).await?;
         Ok(AuthorizeOutcome::RedirectToClient(rules::success_redirect(&p.target(), &code, &self.config.issuer)?))
@@ -287,7 +317,7 @@ impl Tessera {
 
 /// The token audience: the APIs that define the requested scopes, or the one named by the
 /// RFC 8707 `resource` parameter, which must then define every requested scope.
-fn audience_for(scopes: &Scopes, resource: Option<&str>, catalog: &ScopeCatalog) -> Result<Vec<String>, OAuthError> {
+pub(crate) fn audience_for(scopes: &Scopes, resource: Option<&str>, catalog: &ScopeCatalog) -> Result<Vec<String>, OAuthError> {
     let mut apis: Vec<String> = Vec::new();
     for s in scopes.iter() {
         if let Some(a) = catalog.api_of(s) {

@@ -8,12 +8,18 @@
 pub mod admin;
 pub mod authn;
 pub mod authorize;
+pub mod device;
 pub mod grants;
+pub mod introspect;
 pub mod token;
 
+use crate::cache::TtlCache;
 use crate::clock::Clock;
 use crate::keys::KeyRing;
+use authorize::ScopeCatalog;
 use std::sync::Arc;
+use std::time::Duration;
+use tessera_storage::ClientRecord;
 use tessera_protocol::OAuthError;
 use tessera_storage::{Store, StoreError};
 
@@ -22,8 +28,13 @@ use tessera_storage::{Store, StoreError};
 pub struct Config {
     /// The issuer identifier (RFC 8414 §2), without a trailing slash.
     pub issuer: String,
-    /// Lifetime of refresh tokens (absolute, per family), seconds.
+    /// Absolute lifetime of a refresh-token family, seconds: rotation never extends it.
     pub refresh_token_lifetime: i64,
+    /// Idle lifetime: a refresh token unused this long expires, seconds.
+    pub refresh_token_idle_lifetime: i64,
+    /// Seconds during which a just-rotated refresh token may be presented again without
+    /// tripping reuse detection (0 = off, the default).
+    pub refresh_token_grace: i64,
     /// Lifetime of a browser session, seconds.
     pub session_lifetime: i64,
     /// Failed sign-ins allowed per username in [`Config::login_window`] before throttling.
@@ -37,7 +48,9 @@ impl Config {
     pub fn new(issuer: &str) -> Self {
         Self {
             issuer: issuer.trim_end_matches('/').to_string(),
-            refresh_token_lifetime: 30 * 24 * 3600,
+            refresh_token_lifetime: 90 * 24 * 3600,
+            refresh_token_idle_lifetime: 30 * 24 * 3600,
+            refresh_token_grace: 0,
             session_lifetime: 12 * 3600,
             login_failures_per_user: 5,
             login_failures_per_address: 50,
@@ -59,13 +72,50 @@ pub struct Tessera {
     /// An Argon2id hash to verify against when the username is unknown, so that sign-in takes
     /// the same time whether or not the user exists.
     dummy_hash: String,
+    /// Client records by id, for the token-side hot paths (≤ [`CACHE_TTL`] stale).
+    clients: TtlCache<String, Arc<ClientRecord>>,
+    /// The scope catalog (≤ [`CACHE_TTL`] stale).
+    catalog: TtlCache<(), Arc<ScopeCatalog>>,
 }
+
+/// How stale a cached client or scope catalog may be: changes made through the CLI or another
+/// instance are seen within this bound.
+pub const CACHE_TTL: Duration = Duration::from_secs(2);
 
 impl Tessera {
     pub async fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: Config) -> Result<Arc<Self>, StoreError> {
         let keys = KeyRing::load_or_generate(&*store, clock.now()).await?;
         let dummy_hash = authn::hash_password(&crate::secret::random_token()).map_err(|e| StoreError::Other(e.to_string()))?;
-        Ok(Arc::new(Self { store, keys, clock, config, dummy_hash }))
+        Ok(Arc::new(Self {
+            store,
+            keys,
+            clock,
+            config,
+            dummy_hash,
+            clients: TtlCache::new(CACHE_TTL, 10_000),
+            catalog: TtlCache::new(CACHE_TTL, 1),
+        }))
+    }
+
+    /// A client by id, from the cache when fresh.
+    pub async fn cached_client(&self, client_id: &str) -> Result<Option<Arc<ClientRecord>>, ServiceError> {
+        if let Some(c) = self.clients.get(&client_id.to_string()) {
+            return Ok(Some(c));
+        }
+        let Some(c) = self.store.find_client(client_id).await? else { return Ok(None) };
+        let c = Arc::new(c);
+        self.clients.insert(client_id.to_string(), c.clone());
+        Ok(Some(c))
+    }
+
+    /// The scope catalog, from the cache when fresh.
+    pub async fn cached_catalog(&self) -> Result<Arc<ScopeCatalog>, ServiceError> {
+        if let Some(c) = self.catalog.get(&()) {
+            return Ok(c);
+        }
+        let c = Arc::new(self.scope_catalog().await?);
+        self.catalog.insert((), c.clone());
+        Ok(c)
     }
     pub fn now(&self) -> i64 {
         self.clock.now()

@@ -17,7 +17,22 @@ pub struct Lineage {
     pub family_id: String,
     pub auth_time: i64,
     /// Absolute end of the family (RFC 9700 §4.14.2: bounded lifetime).
-    pub expires_at: i64,
+    pub family_expires_at: i64,
+    /// OpenID Connect context carried from the authorization request.
+    pub oidc: Option<String>,
+}
+
+/// The `jti` of an access token issued within a grant: `FAMILY.RANDOM`, so that revoking the
+/// grant (a replayed code, a reused refresh token) also revokes its access tokens at
+/// introspection without a write per token. Tokens outside a grant (client credentials) have a
+/// plain random `jti`.
+pub fn grant_jti(family_id: &str) -> String {
+    format!("{family_id}.{}", secret::random_id())
+}
+
+/// The grant (family) of an access token's `jti`, if it has one.
+pub fn family_of_jti(jti: &str) -> Option<&str> {
+    jti.split_once('.').map(|(f, _)| f)
 }
 
 impl Tessera {
@@ -31,6 +46,8 @@ impl Tessera {
         match req {
             TokenRequest::AuthorizationCode(r) => super::grants::authorization_code::redeem(self, &client, &r).await,
             TokenRequest::RefreshToken(r) => super::grants::refresh_token::refresh(self, &client, &r).await,
+            TokenRequest::ClientCredentials(r) => super::grants::client_credentials::grant(self, &client, &r).await,
+            TokenRequest::DeviceCode(r) => super::grants::device_code::poll(self, &client, &r).await,
         }
     }
 
@@ -39,7 +56,7 @@ impl Tessera {
     pub async fn authenticate_client(&self, authorization: Option<&str>, params: &Params) -> Result<ClientPolicy, ServiceError> {
         let creds = presented_credentials(authorization, params)?;
         let failed = || OAuthError::invalid_client("client authentication failed");
-        let Some(client) = self.store.find_client(&creds.client_id).await? else {
+        let Some(client) = self.cached_client(&creds.client_id).await? else {
             // Spend the same work as a real comparison.
             let _ = secret::matches("x", &secret::hash("y"));
             return Err(failed().into());
@@ -55,26 +72,34 @@ impl Tessera {
         }
     }
 
+    /// Sign an access token (RFC 9068 §2.2); `sub` is the user, or the client itself when no
+    /// user is involved (§2.2: "the value of sub SHOULD correspond to an identifier the
+    /// authorization server uses to indicate the client application").
+    pub fn sign_access_token(&self, client_id: &str, sub: &str, scope: &Scopes, audience: &[String], jti: String) -> Result<String, ServiceError> {
+        let now = self.now();
+        let aud = if audience.is_empty() { vec![self.config.issuer.clone()] } else { audience.to_vec() };
+        let claims = AccessTokenClaims {
+            iss: self.config.issuer.clone(),
+            sub: sub.to_string(),
+            aud: Audience::from_vec(aud),
+            exp: now + ACCESS_TOKEN_LIFETIME_SECS,
+            iat: now,
+            jti,
+            client_id: client_id.to_string(),
+            scope: scope.to_string(),
+        };
+        // RFC 9068 §2.1: "typ" header "at+jwt".
+        Ok(self.keys.current().active.sign_jwt("at+jwt", &claims).map_err(|e| OAuthError::server_error(e.to_string()))?)
+    }
+
     /// Issue an access token (RFC 9068) for `scope` and, when the client may refresh, a refresh
     /// token for `refresh_scope` in the given family. RFC 6749 §6: a new refresh token's scope
     /// "MUST be identical to that of the refresh token included by the client in the request",
     /// even when the access token's scope was narrowed.
     pub async fn issue_tokens(&self, client: &ClientPolicy, user_id: &str, scope: &Scopes, refresh_scope: &Scopes, audience: &[String], lineage: Lineage) -> Result<TokenResponse, ServiceError> {
         let now = self.now();
-        let aud = if audience.is_empty() { vec![self.config.issuer.clone()] } else { audience.to_vec() };
-        let claims = AccessTokenClaims {
-            iss: self.config.issuer.clone(),
-            sub: user_id.to_string(),
-            aud: Audience::from_vec(aud),
-            exp: now + ACCESS_TOKEN_LIFETIME_SECS,
-            iat: now,
-            jti: secret::random_id(),
-            client_id: client.client_id.clone(),
-            scope: scope.to_string(),
-        };
-        // RFC 9068 §2.1: "typ" header "at+jwt".
-        let access_token = self.keys.current().active.sign_jwt("at+jwt", &claims).map_err(|e| OAuthError::server_error(e.to_string()))?;
-        let refresh_token = if client.may_use(GrantType::RefreshToken) && lineage.expires_at > now {
+        let access_token = self.sign_access_token(&client.client_id, user_id, scope, audience, grant_jti(&lineage.family_id))?;
+        let refresh_token = if client.may_use(GrantType::RefreshToken) && lineage.family_expires_at > now {
             let token = secret::random_token();
             self.store
                 .create_refresh_token(&RefreshTokenRecord {
@@ -86,9 +111,11 @@ impl Tessera {
                     audience: serde_json::to_string(audience).map_err(|e| OAuthError::server_error(e.to_string()))?,
                     auth_time: lineage.auth_time,
                     created_at: now,
-                    expires_at: lineage.expires_at,
+                    expires_at: (now + self.config.refresh_token_idle_lifetime).min(lineage.family_expires_at),
+                    family_expires_at: lineage.family_expires_at,
                     used_at: None,
                     revoked_at: None,
+                    oidc: lineage.oidc,
                 })
                 .await?;
             Some(token)

@@ -27,7 +27,7 @@ pub async fn refresh(svc: &Tessera, client: &ClientPolicy, req: &RefreshRequest)
             }
         }
     }
-    let token = match svc.store.take_refresh_token(&hash, now).await? {
+    let token = match svc.store.take_refresh_token(&hash, now, svc.config.refresh_token_grace).await? {
         Taken::Taken(t) => t,
         Taken::AlreadyUsed(t) => {
             if t.used_at.is_some() && t.revoked_at.is_none() {
@@ -50,6 +50,6 @@ pub async fn refresh(svc: &Tessera, client: &ClientPolicy, req: &RefreshRequest)
     let granted = Scopes::parse(&token.scope)?;
     let scope = req.effective_scope(&granted)?;
     let audience: Vec<String> = serde_json::from_str(&token.audience).unwrap_or_default();
-    let lineage = Lineage { family_id: token.family_id.clone(), auth_time: token.auth_time, expires_at: token.expires_at };
+    let lineage = Lineage { family_id: token.family_id.clone(), auth_time: token.auth_time, family_expires_at: token.family_expires_at, oidc: token.oidc.clone() };
     svc.issue_tokens(client, &token.user_id, &scope, &granted, &audience, lineage).await
 }

@@ -1,0 +1,133 @@
+//! The device authorization endpoint and the user-code side of RFC 8628: a device asks for a
+//! code (§3.1–3.2); the user types it on the verification page (§3.3), signs in and consents.
+//! Guessing user codes is throttled per client address (§5.1).
+
+use super::authorize::{AuthorizeOutcome, PendingAuthorization, audience_for, client_policy};
+use super::{ServiceError, Tessera};
+use crate::secret;
+use serde::Serialize;
+use tessera_protocol::client::GrantType;
+use tessera_protocol::grant::device_code::{
+    DEFAULT_INTERVAL_SECS, DEVICE_CODE_LIFETIME_SECS, DeviceAuthorizationRequest, USER_CODE_LEN, display_user_code, normalize_user_code, user_code_from,
+};
+use tessera_protocol::params::Params;
+use tessera_protocol::{ErrorCode, OAuthError};
+use tessera_storage::{DeviceCodeRecord, SessionRecord, StoreError};
+
+/// RFC 8628 §3.2 device authorization response.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceAuthorizationResponse {
+    pub device_code: String,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: String,
+    pub expires_in: i64,
+    pub interval: i64,
+}
+
+/// Failed user-code entries allowed per address in the sign-in window.
+const USER_CODE_FAILURES_PER_ADDRESS: i64 = 10;
+
+/// Why a typed user code was not accepted.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UserCodeError {
+    Invalid,
+    Throttled,
+}
+
+fn random_user_code() -> String {
+    loop {
+        if let Some(c) = user_code_from(&rand::random::<[u8; USER_CODE_LEN]>()) {
+            return c;
+        }
+    }
+}
+
+impl Tessera {
+    /// RFC 8628 §3.1: the device asks for a device code and a user code.
+    pub async fn device_authorization(&self, authorization: Option<&str>, params: &Params) -> Result<DeviceAuthorizationResponse, ServiceError> {
+        let client = self.authenticate_client(authorization, params).await?;
+        if !client.may_use(GrantType::DeviceCode) {
+            return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use the device authorization grant").into());
+        }
+        let req = DeviceAuthorizationRequest::parse(params)?;
+        let catalog = self.cached_catalog().await?;
+        if let Some(unknown) = req.scope.iter().find(|s| !catalog.contains(s)) {
+            return Err(OAuthError::invalid_scope(format!("unknown scope {unknown}")).into());
+        }
+        if !req.scope.is_subset(&client.scopes) {
+            return Err(OAuthError::invalid_scope(format!("this client may not request: {}", req.scope.difference(&client.scopes))).into());
+        }
+        let audience = audience_for(&req.scope, params.get("resource"), &catalog)?;
+        let now = self.now();
+        let device_code = secret::random_token();
+        for _ in 0..5 {
+            let user_code = random_user_code();
+            let rec = DeviceCodeRecord {
+                device_code_hash: secret::hash(&device_code),
+                user_code: user_code.clone(),
+                client_id: client.client_id.clone(),
+                scope: req.scope.to_string(),
+                audience: serde_json::to_string(&audience).map_err(|e| OAuthError::server_error(e.to_string()))?,
+                expires_at: now + DEVICE_CODE_LIFETIME_SECS,
+                interval: DEFAULT_INTERVAL_SECS,
+                last_polled_at: None,
+                status: "pending".into(),
+                user_id: None,
+                auth_time: None,
+                oidc: None,
+            };
+            match self.store.create_device_code(&rec).await {
+                Ok(()) => {
+                    let shown = display_user_code(&user_code);
+                    let verification_uri = format!("{}/device", self.config.issuer);
+                    return Ok(DeviceAuthorizationResponse {
+                        device_code,
+                        verification_uri_complete: format!("{verification_uri}?user_code={shown}"),
+                        verification_uri,
+                        user_code: shown,
+                        expires_in: DEVICE_CODE_LIFETIME_SECS,
+                        interval: DEFAULT_INTERVAL_SECS,
+                    });
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(OAuthError::new(ErrorCode::TemporarilyUnavailable, "could not allocate a user code").into())
+    }
+
+    /// RFC 8628 §3.3: the user typed a code on the verification page. On success the browser
+    /// goes on to sign in and consent, like an authorization request.
+    pub async fn enter_user_code(&self, typed: &str, session: &SessionRecord, address: &str) -> Result<Result<AuthorizeOutcome, UserCodeError>, ServiceError> {
+        let now = self.now();
+        let key = format!("device:{address}");
+        if self.store.count_login_failures(&key, now - self.config.login_window).await? >= USER_CODE_FAILURES_PER_ADDRESS {
+            return Ok(Err(UserCodeError::Throttled));
+        }
+        let found = match normalize_user_code(typed) {
+            Some(code) => self.store.find_device_code_by_user_code(&code, now).await?.filter(|d| d.status == "pending"),
+            None => None,
+        };
+        let Some(d) = found else {
+            self.store.record_login_failure(&key, now).await?;
+            return Ok(Err(UserCodeError::Invalid));
+        };
+        let Some(client) = self.store.find_client(&d.client_id).await? else {
+            return Ok(Err(UserCodeError::Invalid));
+        };
+        let pending = PendingAuthorization {
+            id: secret::random_token(),
+            client_id: client_policy(&client).client_id,
+            redirect_uri: String::new(),
+            redirect_uri_given: false,
+            state: None,
+            scope: d.scope.clone(),
+            code_challenge: None,
+            audience: serde_json::from_str(&d.audience).unwrap_or_default(),
+            device_user_code: Some(d.user_code.clone()),
+        };
+        self.save_pending(&pending, session).await?;
+        Ok(Ok(if session.user_id.is_some() { AuthorizeOutcome::Consent(pending.id) } else { AuthorizeOutcome::Login(pending.id) }))
+    }
+}

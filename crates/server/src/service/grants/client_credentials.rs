@@ -1,0 +1,25 @@
+//! The client credentials grant, RFC 6749 §4.4: a token for the client itself.
+//!
+//! The hottest path in most deployments: the client and the scope catalog come from the
+//! time-bounded caches, the token is a signed JWT, and nothing is written to the store.
+
+use crate::secret;
+use crate::service::authorize::audience_for;
+use crate::service::{ServiceError, Tessera};
+use tessera_protocol::OAuthError;
+use tessera_protocol::client::ClientPolicy;
+use tessera_protocol::grant::client_credentials::ClientCredentialsRequest;
+use tessera_protocol::token::{ACCESS_TOKEN_LIFETIME_SECS, TokenResponse};
+
+pub async fn grant(svc: &Tessera, client: &ClientPolicy, req: &ClientCredentialsRequest) -> Result<TokenResponse, ServiceError> {
+    let scope = req.granted_scope(client)?;
+    let catalog = svc.cached_catalog().await?;
+    if let Some(unknown) = scope.iter().find(|s| !catalog.contains(s)) {
+        return Err(OAuthError::invalid_scope(format!("unknown scope {unknown}")).into());
+    }
+    // RFC 8707 §2.2: the audience is the named resource, or follows from the scopes' API.
+    let audience = audience_for(&scope, req.resource.as_deref(), &catalog)?;
+    let access_token = svc.sign_access_token(&client.client_id, &client.client_id, &scope, &audience, secret::random_id())?;
+    // RFC 6749 §4.4.3: "A refresh token SHOULD NOT be included."
+    Ok(TokenResponse { access_token, token_type: "Bearer".into(), expires_in: ACCESS_TOKEN_LIFETIME_SECS, scope: scope.to_string(), refresh_token: None })
+}

@@ -1,0 +1,55 @@
+//! The device authorization grant at the token endpoint, RFC 8628 §3.4–3.5: the device polls
+//! until the user has approved (tokens, once), denied, or the code expired; polling faster than
+//! the interval is answered `slow_down` and raises the interval by 5 seconds.
+
+use crate::secret;
+use crate::service::token::Lineage;
+use crate::service::{ServiceError, Tessera};
+use tessera_protocol::client::ClientPolicy;
+use tessera_protocol::grant::device_code::{DeviceCodeRequest, DeviceStatus, SLOW_DOWN_STEP_SECS, check_poll};
+use tessera_protocol::scope::Scopes;
+use tessera_protocol::token::TokenResponse;
+use tessera_protocol::{ErrorCode, OAuthError};
+use tessera_storage::Taken;
+
+pub fn status_of(s: &str) -> DeviceStatus {
+    match s {
+        "approved" => DeviceStatus::Approved,
+        "denied" => DeviceStatus::Denied,
+        "consumed" => DeviceStatus::Consumed,
+        _ => DeviceStatus::Pending,
+    }
+}
+
+pub async fn poll(svc: &Tessera, client: &ClientPolicy, req: &DeviceCodeRequest) -> Result<TokenResponse, ServiceError> {
+    let now = svc.now();
+    if req.device_code.len() > 128 {
+        return Err(OAuthError::invalid_grant("unknown device code").into());
+    }
+    let hash = secret::hash(&req.device_code);
+    let Some(d) = svc.store.find_device_code(&hash).await? else {
+        return Err(OAuthError::invalid_grant("unknown device code").into());
+    };
+    if d.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant("the device code was issued to another client").into());
+    }
+    if let Err(e) = check_poll(status_of(&d.status), d.expires_at, d.last_polled_at, d.interval, now) {
+        match e.code {
+            ErrorCode::SlowDown => svc.store.update_device_poll(&hash, now, d.interval + SLOW_DOWN_STEP_SECS).await?,
+            ErrorCode::AuthorizationPending => svc.store.update_device_poll(&hash, now, d.interval).await?,
+            _ => {}
+        }
+        return Err(e.into());
+    }
+    let d = match svc.store.take_device_code(&hash, now).await? {
+        Taken::Taken(d) => d,
+        _ => return Err(OAuthError::invalid_grant("the device code was already used").into()),
+    };
+    let Some(user_id) = d.user_id.clone() else {
+        return Err(OAuthError::invalid_grant("the device code has no user").into());
+    };
+    let scope = Scopes::parse(&d.scope)?;
+    let audience: Vec<String> = serde_json::from_str(&d.audience).unwrap_or_default();
+    let lineage = Lineage { family_id: secret::random_id(), auth_time: d.auth_time.unwrap_or(now), family_expires_at: now + svc.config.refresh_token_lifetime, oidc: d.oidc.clone() };
+    svc.issue_tokens(client, &user_id, &scope, &scope, &audience, lineage).await
+}

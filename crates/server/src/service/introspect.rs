@@ -1,0 +1,161 @@
+//! Token introspection (RFC 7662) and revocation (RFC 7009).
+//!
+//! Introspection answers `active: false` — and nothing else — for expired, revoked, foreign or
+//! garbage tokens. A caller sees only tokens meant for it: a client its own tokens, an API the
+//! access tokens whose audience it is.
+
+use super::token::family_of_jti;
+use super::{ServiceError, Tessera};
+use crate::secret;
+use serde_json::{Value, json};
+use tessera_protocol::client::{AuthMethod, ClientPolicy, presented_credentials};
+use tessera_protocol::introspect::{TokenQuery, TokenTypeHint};
+use tessera_protocol::params::Params;
+use tessera_protocol::{ErrorCode, OAuthError};
+use tessera_storage::RefreshTokenRecord;
+
+/// Who asks: a client, or a resource server with its own credentials.
+#[derive(Debug)]
+pub enum Caller {
+    Client(ClientPolicy),
+    Api(String),
+}
+
+/// A token we issued, recognised and checked for expiry and revocation.
+enum Known {
+    Access(Value),
+    Refresh(RefreshTokenRecord),
+}
+
+impl Tessera {
+    /// RFC 7662 §2.1: "the endpoint MUST also require some form of authorization". Confidential
+    /// clients, or APIs with a secret (HTTP Basic with the API identifier as the user name).
+    pub async fn authenticate_introspection_caller(&self, authorization: Option<&str>, params: &Params) -> Result<Caller, ServiceError> {
+        let creds = presented_credentials(authorization, params)?;
+        if creds.client_id.contains("://") {
+            let catalog = self.cached_catalog().await?;
+            return match (catalog.api_secret(&creds.client_id), &creds.secret) {
+                (Some(Some(hash)), Some(s)) if secret::matches(&s.0, hash) => Ok(Caller::Api(creds.client_id)),
+                _ => Err(OAuthError::invalid_client("client authentication failed").into()),
+            };
+        }
+        let client = self.authenticate_client(authorization, params).await?;
+        if client.auth_method == AuthMethod::None {
+            return Err(OAuthError::invalid_client("introspection needs an authenticated (confidential) client").into());
+        }
+        Ok(Caller::Client(client))
+    }
+
+    /// Find what `token` is, if it is one of ours and live.
+    async fn recognise(&self, q: &TokenQuery) -> Result<Option<Known>, ServiceError> {
+        let now = self.now();
+        if q.token.len() > 8192 {
+            return Ok(None);
+        }
+        let as_access = async {
+            let keys = self.keys.current();
+            let Ok(v) = tessera_jose::verify_compact(&q.token, |kid| keys.all.iter().find(|k| k.kid() == kid).map(|k| k.as_ref())) else {
+                return Ok::<_, ServiceError>(None);
+            };
+            if v.header.get("typ").and_then(Value::as_str) != Some("at+jwt") {
+                return Ok(None);
+            }
+            let claims = v.claims;
+            let live = claims.get("exp").and_then(Value::as_i64).is_some_and(|e| e > now) && claims.get("iss").and_then(Value::as_str) == Some(self.config.issuer.as_str());
+            let jti = claims.get("jti").and_then(Value::as_str).unwrap_or("");
+            if !live || jti.is_empty() || self.store.is_revoked(jti, family_of_jti(jti)).await? {
+                return Ok(None);
+            }
+            Ok(Some(Known::Access(claims)))
+        };
+        let as_refresh = async {
+            if q.token.len() > 128 {
+                return Ok::<_, ServiceError>(None);
+            }
+            let t = self.store.find_refresh_token(&secret::hash(&q.token)).await?;
+            Ok(t.filter(|t| t.used_at.is_none() && t.revoked_at.is_none() && t.expires_at > now && t.family_expires_at > now).map(Known::Refresh))
+        };
+        // The hint orders the search (RFC 7662 §2.1); every supported type is tried.
+        if q.hint == Some(TokenTypeHint::RefreshToken) {
+            if let Some(k) = as_refresh.await? {
+                return Ok(Some(k));
+            }
+            as_access.await
+        } else {
+            if let Some(k) = as_access.await? {
+                return Ok(Some(k));
+            }
+            as_refresh.await
+        }
+    }
+
+    /// RFC 7662 §2.2 response.
+    pub async fn introspect(&self, caller: &Caller, params: &Params) -> Result<Value, ServiceError> {
+        let q = TokenQuery::parse(params)?;
+        let inactive = json!({ "active": false });
+        Ok(match self.recognise(&q).await? {
+            Some(Known::Access(c)) => {
+                let visible = match caller {
+                    Caller::Client(client) => c.get("client_id").and_then(Value::as_str) == Some(client.client_id.as_str()),
+                    Caller::Api(id) => match c.get("aud") {
+                        Some(Value::String(a)) => a == id,
+                        Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(id.as_str())),
+                        _ => false,
+                    },
+                };
+                if !visible {
+                    return Ok(inactive);
+                }
+                let mut out = json!({ "active": true, "token_type": "Bearer" });
+                for k in ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti"] {
+                    if let Some(v) = c.get(k) {
+                        out[k] = v.clone();
+                    }
+                }
+                out
+            }
+            Some(Known::Refresh(t)) => match caller {
+                Caller::Client(client) if client.client_id == t.client_id => json!({
+                    "active": true,
+                    "token_type": "refresh_token",
+                    "scope": t.scope,
+                    "client_id": t.client_id,
+                    "sub": t.user_id,
+                    "iss": self.config.issuer,
+                    "exp": t.expires_at,
+                    "iat": t.created_at,
+                }),
+                _ => inactive,
+            },
+            None => inactive,
+        })
+    }
+
+    /// RFC 7009 §2.1: revoke a token the client holds. Unknown, expired and already revoked tokens
+    /// answer success (§2.2); another client's token is refused.
+    pub async fn revoke(&self, authorization: Option<&str>, params: &Params) -> Result<(), ServiceError> {
+        let client = self.authenticate_client(authorization, params).await?;
+        let q = TokenQuery::parse(params)?;
+        let now = self.now();
+        let foreign = || OAuthError::new(ErrorCode::UnauthorizedClient, "the token was issued to another client");
+        match self.recognise(&q).await? {
+            Some(Known::Refresh(t)) => {
+                if t.client_id != client.client_id {
+                    return Err(foreign().into());
+                }
+                // RFC 7009 §2.1: revoking a refresh token revokes the grant it belongs to.
+                self.store.revoke_family(&t.family_id, now).await?;
+            }
+            Some(Known::Access(c)) => {
+                if c.get("client_id").and_then(Value::as_str) != Some(client.client_id.as_str()) {
+                    return Err(foreign().into());
+                }
+                let jti = c.get("jti").and_then(Value::as_str).unwrap_or("");
+                let exp = c.get("exp").and_then(Value::as_i64).unwrap_or(now);
+                self.store.create_revoked_token(jti, exp).await?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+}
