@@ -1,20 +1,19 @@
-//! The admin commands: they work directly on the store, also while the server runs (SQLite WAL);
-//! the server sees changes on its next request.
+//! The admin commands: they work directly on the store, also while the server runs (SQLite WAL,
+//! or the PostgreSQL database every instance shares); servers see changes within their cache
+//! bound (`tessera_server::service::CACHE_TTL`).
 
 use crate::cli::{ApiCmd, ClientCmd, UserCmd};
-use crate::settings::{self, DEFAULT_DATABASE};
+use crate::settings::DEFAULT_DATABASE;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::io::Read;
 use tessera_server::service::admin::{self, NewClient, NewUser};
 use tessera_server::{Clock, SystemClock};
 use tessera_storage::{ApiRecord, ClientRecord, Store, UserRecord};
-use tessera_storage_sqlite::SqliteStore;
+use std::sync::Arc;
 
-async fn open(database: Option<&str>) -> anyhow::Result<SqliteStore> {
-    let url = database.unwrap_or(DEFAULT_DATABASE);
-    settings::check_database(url)?;
-    SqliteStore::open(url).await.with_context(|| format!("database (--database / TESSERA_DATABASE_URL): cannot open {url}"))
+async fn open(database: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
+    crate::store::open_store(database.unwrap_or(DEFAULT_DATABASE), crate::store::ADMIN_POOL_SIZE).await
 }
 
 fn now() -> i64 {
@@ -82,7 +81,7 @@ pub async fn client(database: Option<&str>, j: bool, cmd: ClientCmd) -> anyhow::
     let store = open(database).await?;
     match cmd {
         ClientCmd::Create { name, redirect_uris, scope, grant_types, public, token_auth_method } => {
-            let created = admin::create_client(&store, NewClient { name, redirect_uris, scope, grant_types, public, token_endpoint_auth_method: token_auth_method }, now()).await?;
+            let created = admin::create_client(&*store, NewClient { name, redirect_uris, scope, grant_types, public, token_endpoint_auth_method: token_auth_method }, now()).await?;
             let mut v = client_json(&created.client);
             if let Some(s) = &created.client_secret {
                 v["client_secret"] = json!(s);
@@ -115,7 +114,7 @@ pub async fn client(database: Option<&str>, j: bool, cmd: ClientCmd) -> anyhow::
             print(j, &json!({ "deleted": client_id }), || format!("deleted client {client_id}"));
         }
         ClientCmd::RotateSecret { client_id } => {
-            let s = admin::rotate_client_secret(&store, &client_id).await?;
+            let s = admin::rotate_client_secret(&*store, &client_id).await?;
             print(j, &json!({ "client_id": client_id, "client_secret": s }), || format!("client_id: {client_id}\nclient_secret: {s}\n\nThe old secret no longer works. The new one is shown only this once."));
         }
     }
@@ -127,7 +126,7 @@ pub async fn user(database: Option<&str>, j: bool, cmd: UserCmd) -> anyhow::Resu
     match cmd {
         UserCmd::Create { username, email, name, password_stdin: _ } => {
             let pw = read_password()?;
-            let u = admin::create_user(&store, NewUser { username, email, name }, &pw, now()).await?;
+            let u = admin::create_user(&*store, NewUser { username, email, name }, &pw, now()).await?;
             print(j, &user_json(&u), || format!("created user {} (id {})", u.username, u.id));
         }
         UserCmd::List => {
@@ -147,7 +146,7 @@ pub async fn user(database: Option<&str>, j: bool, cmd: UserCmd) -> anyhow::Resu
         }
         UserCmd::SetPassword { username, password_stdin: _ } => {
             let pw = read_password()?;
-            admin::set_password(&store, &username, &pw).await?;
+            admin::set_password(&*store, &username, &pw).await?;
             print(j, &json!({ "username": username, "password": "updated" }), || format!("password updated for {username}"));
         }
     }
@@ -159,7 +158,7 @@ pub async fn api(database: Option<&str>, j: bool, cmd: ApiCmd) -> anyhow::Result
     match cmd {
         ApiCmd::Create { identifier, name, scopes } => {
             let parsed = scopes.iter().map(|s| admin::parse_api_scope(s)).collect::<Result<Vec<_>, _>>()?;
-            let a = admin::create_api(&store, &identifier, &name, parsed, now()).await?;
+            let a = admin::create_api(&*store, &identifier, &name, parsed, now()).await?;
             print(j, &api_json(&a), || format!("created API {} ({}) with scopes: {}", a.identifier, a.name, a.scopes.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" ")));
         }
         ApiCmd::List => {

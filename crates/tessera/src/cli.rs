@@ -6,7 +6,8 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(name = "tessera", version, about = "Tessera: an OAuth 2.0 authorization server")]
 pub struct Cli {
-    /// Database URL: sqlite://PATH (default sqlite://tessera-data/tessera.db).
+    /// Database URL: sqlite://PATH (default sqlite://tessera-data/tessera.db) or
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE (several instances behind a load balancer).
     #[arg(long, global = true, env = "TESSERA_DATABASE_URL")]
     pub database: Option<String>,
     /// Print machine-readable JSON.
@@ -41,9 +42,13 @@ pub struct ServeArgs {
     /// Issuer URL (default http://LISTEN-ADDRESS).
     #[arg(long, env = "TESSERA_ISSUER")]
     pub issuer: Option<String>,
-    /// TOML file with `listen`, `issuer`, `database_url`; flags and env vars take precedence.
+    /// TOML file with `listen`, `issuer`, `database_url`, `database_pool_size`; flags and env vars
+    /// take precedence.
     #[arg(long, env = "TESSERA_CONFIG")]
     pub config: Option<PathBuf>,
+    /// PostgreSQL connections this instance may open (default 16); ignored for SQLite.
+    #[arg(long, env = "TESSERA_DATABASE_POOL_SIZE")]
+    pub database_pool_size: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -2,13 +2,15 @@
 //!
 //! Layout: [`cli`] defines the commands and flags (a public interface operators script against:
 //! extend, never rename); [`settings`] resolves flags > env > config file > defaults for
-//! `serve`; [`admin`] runs the admin commands against the store; [`serve`] starts the server.
+//! `serve`; [`admin`] runs the admin commands against the store; [`serve`] starts the server;
+//! [`store`] opens the store a database URL names (SQLite or PostgreSQL).
 #![forbid(unsafe_code)]
 
 mod admin;
 mod cli;
 mod serve;
 mod settings;
+mod store;
 
 use clap::Parser;
 

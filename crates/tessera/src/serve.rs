@@ -1,4 +1,5 @@
-//! `tessera serve`: open and migrate the store, load or generate keys, listen.
+//! `tessera serve`: open and migrate the store, load or generate keys, listen. Background
+//! tasks reload signing keys (every [`KEY_RELOAD_INTERVAL`]) and delete expired rows.
 
 use crate::cli::ServeArgs;
 use crate::settings;
@@ -7,7 +8,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_server::{Config, SystemClock, Tessera};
-use tessera_storage_sqlite::SqliteStore;
+use crate::store;
+
+/// How often keys are re-read from the store: a key added through another instance or the CLI
+/// is in this instance's JWKS within this bound.
+pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(3);
 
 pub async fn run(database: Option<String>, args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -21,23 +26,33 @@ pub async fn run(database: Option<String>, args: ServeArgs) -> anyhow::Result<()
         Some(i) => i,
         None => settings::check_issuer(&format!("http://{addr}")).context("set --issuer: the listen address is not a loopback address")?,
     };
-    let store = Arc::new(SqliteStore::open(&s.database_url).await.with_context(|| format!("database (--database / TESSERA_DATABASE_URL): cannot open {}", s.database_url))?);
+    let store = store::open_store(&s.database_url, s.database_pool_size).await?;
     let svc = Tessera::new(store, Arc::new(SystemClock), Config::new(&issuer)).await.context("loading signing keys")?;
 
     // Keys added by another process (e.g. a rotation) are picked up without a restart.
     let reload = svc.clone();
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(Duration::from_secs(10)).await;
+            tokio::time::sleep(KEY_RELOAD_INTERVAL).await;
             if let Err(e) = reload.keys.reload(&*reload.store, reload.now()).await {
                 tracing::warn!(error = %e, "reloading signing keys failed");
             }
         }
     });
 
+    // Expired codes, tokens, sessions and device codes go in bounded batches (every instance
+    // does this; concurrent deletes of the same rows are harmless).
+    let cleanup = svc.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(store::CLEANUP_INTERVAL).await;
+            store::cleanup_round(&*cleanup.store, cleanup.now()).await;
+        }
+    });
+
     println!("Tessera is listening on http://{addr}");
     println!("  issuer:   {issuer}");
-    println!("  database: {}", s.database_url);
+    println!("  database: {}", store::redact(&s.database_url));
     println!("  metadata: {issuer}/.well-known/oauth-authorization-server");
     println!();
     println!("Register an API, a user and a first client (in another terminal):");

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 pub const DEFAULT_DATABASE: &str = "sqlite://tessera-data/tessera.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_POOL_SIZE: u32 = 16;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,6 +16,7 @@ struct FileSettings {
     listen: Option<String>,
     issuer: Option<String>,
     database_url: Option<String>,
+    database_pool_size: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +25,8 @@ pub struct Settings {
     /// `None`: derived from the bound address (so `--listen 127.0.0.1:0` works).
     pub issuer: Option<String>,
     pub database_url: String,
+    /// PostgreSQL connections per instance.
+    pub database_pool_size: u32,
 }
 
 pub fn resolve(database: Option<String>, args: &ServeArgs) -> anyhow::Result<Settings> {
@@ -41,7 +45,11 @@ pub fn resolve(database: Option<String>, args: &ServeArgs) -> anyhow::Result<Set
     };
     let database_url = database.or(file.database_url).unwrap_or_else(|| DEFAULT_DATABASE.into());
     check_database(&database_url)?;
-    Ok(Settings { listen, issuer, database_url })
+    let database_pool_size = args.database_pool_size.or(file.database_pool_size).unwrap_or(DEFAULT_POOL_SIZE);
+    if !(1..=1000).contains(&database_pool_size) {
+        bail!("database pool size (--database-pool-size / TESSERA_DATABASE_POOL_SIZE): {database_pool_size} is not between 1 and 1000");
+    }
+    Ok(Settings { listen, issuer, database_url, database_pool_size })
 }
 
 /// RFC 8414 §2: the issuer is a URL "that uses the https scheme and has no query or fragment
@@ -65,9 +73,9 @@ pub fn check_database(url: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("database (--database / TESSERA_DATABASE_URL): PostgreSQL is not supported by this build yet; use sqlite://PATH");
+        return Ok(());
     }
-    bail!("database (--database / TESSERA_DATABASE_URL): {url:?} is not a database URL; use sqlite://PATH")
+    bail!("database (--database / TESSERA_DATABASE_URL): {:?} is not a database URL; use sqlite://PATH or postgres://USER@HOST/DATABASE", crate::store::redact(url))
 }
 
 #[cfg(test)]
@@ -77,7 +85,7 @@ mod tests {
     use std::io::Write;
 
     fn args(listen: Option<&str>, issuer: Option<&str>, config: Option<std::path::PathBuf>) -> ServeArgs {
-        ServeArgs { listen: listen.map(Into::into), issuer: issuer.map(Into::into), config }
+        ServeArgs { listen: listen.map(Into::into), issuer: issuer.map(Into::into), config, ..Default::default() }
     }
 
     #[test]
@@ -86,6 +94,20 @@ mod tests {
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.issuer, None);
         assert_eq!(s.database_url, DEFAULT_DATABASE);
+        assert_eq!(s.database_pool_size, DEFAULT_POOL_SIZE);
+    }
+
+    #[test]
+    fn postgres_and_pool_size() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "database_url = \"postgres://tessera@db.internal/tessera\"\ndatabase_pool_size = 32").unwrap();
+        let s = resolve(None, &args(None, None, Some(f.path().into()))).unwrap();
+        assert_eq!((s.database_url.as_str(), s.database_pool_size), ("postgres://tessera@db.internal/tessera", 32));
+        let a = ServeArgs { database_pool_size: Some(4), ..args(None, None, Some(f.path().into())) };
+        assert_eq!(resolve(Some("postgresql://h/db".into()), &a).unwrap().database_pool_size, 4, "the flag wins over the file");
+        let a = ServeArgs { database_pool_size: Some(0), ..Default::default() };
+        let e = resolve(None, &a).unwrap_err().to_string();
+        assert!(e.contains("--database-pool-size"), "{e}");
     }
 
     #[test]
