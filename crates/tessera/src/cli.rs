@@ -21,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Start the authorization server.
     Serve(ServeArgs),
+    /// Start the whole story locally: Tessera, the Notes API and the Notes Client, registered.
+    Demo(DemoArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Manage clients (the applications that ask for access).
@@ -49,6 +51,26 @@ pub struct ServeArgs {
     /// PostgreSQL connections this instance may open (default 16); ignored for SQLite.
     #[arg(long, env = "TESSERA_DATABASE_POOL_SIZE")]
     pub database_pool_size: Option<u32>,
+}
+
+/// `tessera demo`: three servers on 127.0.0.1 and the data folder they share.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Folder for the demo's data; reused (registrations included) on the next run.
+    #[arg(long, default_value = "tessera-demo")]
+    pub dir: PathBuf,
+    /// Use a new temporary folder instead, deleted on exit.
+    #[arg(long)]
+    pub temp: bool,
+    /// The authorization server's port.
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// The Notes API's port.
+    #[arg(long, default_value_t = 8081)]
+    pub api_port: u16,
+    /// The Notes Client's port (its redirect URI is http://127.0.0.1:PORT/callback).
+    #[arg(long, default_value_t = 8082)]
+    pub client_port: u16,
 }
 
 #[derive(Subcommand, Debug)]

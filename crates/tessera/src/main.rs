@@ -8,6 +8,7 @@
 
 mod admin;
 mod cli;
+mod demo;
 mod serve;
 mod settings;
 mod store;
@@ -19,6 +20,7 @@ async fn main() {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Serve(args) => serve::run(cli.database, args).await,
+        cli::Command::Demo(args) => demo::run(args).await,
         cli::Command::Migrate => admin::migrate(cli.database.as_deref()).await,
         cli::Command::Client(c) => admin::client(cli.database.as_deref(), cli.json, c).await,
         cli::Command::User(c) => admin::user(cli.database.as_deref(), cli.json, c).await,
