@@ -433,7 +433,10 @@ impl Store for SqliteStore {
     }
 
     async fn create_refresh_token(&self, t: &RefreshTokenRecord) -> Result<()> {
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, auth_time, created_at, expires_at, used_at, revoked_at, family_expires_at, oidc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
+        // A token created in a family that was revoked meanwhile (a replay racing the
+        // redemption that issues it) is born revoked.
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, auth_time, created_at, expires_at, used_at, revoked_at, family_expires_at, oidc) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE($11, (SELECT f.revoked_at FROM revoked_families f WHERE f.family_id = $2)), $12, $13)")
             .bind(&t.token_hash)
             .bind(&t.family_id)
             .bind(&t.client_id)
@@ -459,7 +462,8 @@ impl Store for SqliteStore {
     async fn take_refresh_token(&self, token_hash: &str, now: i64, grace_secs: i64) -> Result<Taken<RefreshTokenRecord>> {
         let row = sqlx::query(
             "UPDATE refresh_tokens SET used_at = COALESCE(used_at, $1) WHERE token_hash = $2 AND revoked_at IS NULL AND expires_at > $1 AND family_expires_at > $1 \
-             AND (used_at IS NULL OR ($3 > 0 AND used_at >= $1 - $3)) RETURNING *",
+             AND (used_at IS NULL OR ($3 > 0 AND used_at >= $1 - $3)) \
+             AND NOT EXISTS (SELECT 1 FROM revoked_families f WHERE f.family_id = refresh_tokens.family_id) RETURNING *",
         )
         .bind(now)
         .bind(token_hash)

@@ -21,6 +21,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     session_clients(&*store).await;
     revocation(&*store).await;
     refresh_grace(store.clone()).await;
+    revoked_family_stays_revoked(&*store).await;
     device_codes(store.clone()).await;
     expiry_cleanup(&*store).await;
 }
@@ -272,6 +273,19 @@ pub async fn refresh_grace(s: Arc<dyn Store>) {
         other => panic!("inside the grace window the token is taken again: {other:?}"),
     }
     assert!(matches!(s.take_refresh_token("g1", 106, 5).await.unwrap(), Taken::AlreadyUsed(_)), "after the window it is reuse");
+}
+
+/// A token stored in a family after the family was revoked (a code replay racing the
+/// redemption that issues it) is born revoked, and no token of a revoked family is taken.
+pub async fn revoked_family_stays_revoked(s: &dyn Store) {
+    assert_eq!(s.revoke_family("late-f", 10).await.unwrap(), 0);
+    s.create_refresh_token(&refresh("late-rt", "late-f")).await.unwrap();
+    match s.take_refresh_token("late-rt", 20, 0).await.unwrap() {
+        Taken::AlreadyUsed(t) => assert_eq!(t.revoked_at, Some(10), "born revoked, at the family's revocation time"),
+        other => panic!("a token of a revoked family must not be taken: {other:?}"),
+    }
+    s.create_refresh_token(&refresh("fresh-rt", "fresh-f")).await.unwrap();
+    assert_eq!(s.find_refresh_token("fresh-rt").await.unwrap().unwrap().revoked_at, None, "other families are born live");
 }
 
 pub fn device(hash: &str, user_code: &str) -> DeviceCodeRecord {
