@@ -20,6 +20,7 @@ use std::str::FromStr;
 pub enum Alg {
     ES256,
     EdDSA,
+    RS256,
 }
 
 impl Alg {
@@ -27,8 +28,10 @@ impl Alg {
         match self {
             Self::ES256 => "ES256",
             Self::EdDSA => "EdDSA",
+            Self::RS256 => "RS256",
         }
     }
+    pub const ALL: [Alg; 3] = [Alg::ES256, Alg::RS256, Alg::EdDSA];
 }
 
 impl FromStr for Alg {
@@ -37,6 +40,7 @@ impl FromStr for Alg {
         match s {
             "ES256" => Ok(Self::ES256),
             "EdDSA" => Ok(Self::EdDSA),
+            "RS256" => Ok(Self::RS256),
             _ => Err(JoseError::UnsupportedAlg(s.to_string())),
         }
     }
@@ -61,6 +65,7 @@ pub enum JoseError {
 enum Pair {
     Ec(EcdsaKeyPair),
     Ed(Ed25519KeyPair),
+    Rsa(aws_lc_rs::rsa::KeyPair),
 }
 
 /// A private signing key, ready to sign.
@@ -89,6 +94,11 @@ pub fn generate(alg: Alg) -> Result<Vec<u8>, JoseError> {
             let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| JoseError::KeyGeneration)?;
             Ok(doc.as_ref().to_vec())
         }
+        Alg::RS256 => {
+            use aws_lc_rs::encoding::AsDer;
+            let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| JoseError::KeyGeneration)?;
+            Ok(pair.as_der().map_err(|_| JoseError::KeyGeneration)?.as_ref().to_vec())
+        }
     }
 }
 
@@ -114,6 +124,14 @@ impl SigningKey {
                 let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
                 let members = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
                 (Pair::Ed(pair), (members, json!({"kty": "OKP", "crv": "Ed25519", "x": x})))
+            }
+            Alg::RS256 => {
+                let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(der).map_err(|_| JoseError::InvalidKey("RS256"))?;
+                let public = pair.public_key();
+                let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
+                let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
+                let members = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+                (Pair::Rsa(pair), (members, json!({"kty": "RSA", "n": n, "e": e})))
             }
         };
         let (thumbprint_input, mut jwk) = jwk_members;
@@ -147,6 +165,11 @@ impl SigningKey {
         let sig = match &self.pair {
             Pair::Ec(p) => p.sign(&self.rng, out.as_bytes()).map_err(|_| JoseError::Signing)?.as_ref().to_vec(),
             Pair::Ed(p) => p.sign(out.as_bytes()).as_ref().to_vec(),
+            Pair::Rsa(p) => {
+                let mut sig = vec![0u8; p.public_modulus_len()];
+                p.sign(&signature::RSA_PKCS1_SHA256, &self.rng, out.as_bytes(), &mut sig).map_err(|_| JoseError::Signing)?;
+                sig
+            }
         };
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(sig, &mut out);
@@ -161,6 +184,7 @@ impl SigningKey {
         match &self.pair {
             Pair::Ec(p) => UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, p.public_key().as_ref()).verify(input, sig).is_ok(),
             Pair::Ed(p) => UnparsedPublicKey::new(&signature::ED25519, p.public_key().as_ref()).verify(input, sig).is_ok(),
+            Pair::Rsa(p) => UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, p.public_key().as_ref()).verify(input, sig).is_ok(),
         }
     }
 }
@@ -220,7 +244,7 @@ mod tests {
     /// RFC 7515 / RFC 7517: a token we sign verifies with an independent library against the JWKS.
     #[test]
     fn signs_verifiable_jwts_for_each_alg() {
-        for alg in [Alg::ES256, Alg::EdDSA] {
+        for alg in Alg::ALL {
             let der = generate(alg).unwrap();
             let key = SigningKey::from_pkcs8(alg, &der).unwrap();
             let claims = Claims { sub: "u1".into(), exp: 4_000_000_000 };

@@ -76,9 +76,13 @@ pub fn validate(
     if !client.may_use(GrantType::AuthorizationCode) {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use the authorization code grant"));
     }
-    // OpenID Connect request objects are not supported; refuse rather than ignore them.
-    if params.has("request") || params.has("request_uri") {
-        return Err(OAuthError::invalid_request("request objects are not supported"));
+    // OpenID Connect request objects are not supported; refuse rather than ignore them
+    // (OIDC Core §3.1.2.6 request_not_supported / request_uri_not_supported).
+    if params.has("request") {
+        return Err(OAuthError::new(ErrorCode::RequestNotSupported, "request objects are not supported"));
+    }
+    if params.has("request_uri") {
+        return Err(OAuthError::new(ErrorCode::RequestUriNotSupported, "request_uri is not supported"));
     }
     // RFC 6749 §3.3: Tessera has no default scope; a request without one fails.
     let scopes = Scopes::parse(params.get("scope").unwrap_or(""))?;

@@ -43,6 +43,16 @@ pub enum ErrorCode {
     ExpiredToken,
     /// RFC 7009 §2.2.1: the server does not revoke this type of token.
     UnsupportedTokenType,
+    /// OIDC Core §3.1.2.6: `prompt=none` and the user must sign in.
+    LoginRequired,
+    /// OIDC Core §3.1.2.6: `prompt=none` and the user must consent.
+    ConsentRequired,
+    /// OIDC Core §3.1.2.6: `prompt=none` and some interaction is needed.
+    InteractionRequired,
+    /// OIDC Core §3.1.2.6: the `request` parameter is not supported.
+    RequestNotSupported,
+    /// OIDC Core §3.1.2.6: the `request_uri` parameter is not supported.
+    RequestUriNotSupported,
 }
 
 impl ErrorCode {
@@ -66,6 +76,11 @@ impl ErrorCode {
             Self::SlowDown => "slow_down",
             Self::ExpiredToken => "expired_token",
             Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
+            Self::InteractionRequired => "interaction_required",
+            Self::RequestNotSupported => "request_not_supported",
+            Self::RequestUriNotSupported => "request_uri_not_supported",
         }
     }
 

@@ -21,6 +21,7 @@ pub mod error;
 pub mod grant;
 pub mod introspect;
 pub mod metadata;
+pub mod oidc;
 pub mod params;
 pub mod pkce;
 pub mod redirect;

@@ -12,6 +12,9 @@ pub struct TokenResponse {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// OIDC Core §3.1.3.3: the ID token, when the scope has `openid`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub id_token: Option<String>,
 }
 
 /// RFC 9068 §2.2: the claims of a JWT access token.

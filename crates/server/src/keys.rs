@@ -1,5 +1,12 @@
-//! The signing key ring: keys live in the store (generated on first start, never printed or
-//! logged); the newest is active. JWKS is serialized once per load, not per request.
+//! The signing key ring. Keys live in the store (generated on first start, never printed or
+//! logged). Each algorithm has its own keys: ES256 signs access tokens; RS256 (the OpenID
+//! Connect default), ES256 or EdDSA sign ID tokens per client.
+//!
+//! Rotation (OIDC Core §10.1.1): a new key is published in the JWKS when it is created and
+//! signs only from its `use_after` time on, so relying parties have fetched it before they see
+//! it; a superseded key stays published until every token it signed has expired, then it is
+//! deleted. The signer is chosen at signing time, so no reload is needed for a key to start
+//! signing.
 
 use std::sync::{Arc, RwLock};
 use tessera_jose::{Alg, SigningKey};
@@ -10,21 +17,94 @@ pub struct KeyRing {
 }
 
 pub struct Loaded {
-    pub active: Arc<SigningKey>,
-    pub all: Vec<Arc<SigningKey>>,
+    /// Every published key with its record's `use_after`, oldest first.
+    pub all: Vec<(Arc<SigningKey>, i64)>,
     pub jwks_json: String,
 }
 
+impl Loaded {
+    /// The key that signs for `alg` at `now`: the newest one whose `use_after` has passed.
+    pub fn signer(&self, alg: Alg, now: i64) -> Option<&Arc<SigningKey>> {
+        self.all.iter().rev().find(|(k, use_after)| k.alg() == alg && *use_after <= now).map(|(k, _)| k)
+    }
+    /// A published key by `kid` (for verifying our own tokens).
+    pub fn find(&self, kid: &str) -> Option<&SigningKey> {
+        self.all.iter().find(|(k, _)| k.kid() == kid).map(|(k, _)| k.as_ref())
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(e.to_string())
+}
+
+/// Generate a key for `alg` and store it, published now and signing from `use_after`.
+pub async fn create_key(store: &dyn Store, alg: Alg, now: i64, use_after: i64) -> Result<String, StoreError> {
+    let der = tessera_jose::generate(alg).map_err(other)?;
+    let key = SigningKey::from_pkcs8(alg, &der).map_err(other)?;
+    let kid = key.kid().to_string();
+    store.create_signing_key(&KeyRecord { kid: kid.clone(), alg: alg.as_str().into(), private_der: der, created_at: now, use_after }).await?;
+    Ok(kid)
+}
+
+/// Make sure every algorithm has a key that signs now (first start).
+async fn ensure_keys(store: &dyn Store, now: i64) -> Result<(), StoreError> {
+    let records = store.list_signing_keys().await?;
+    for alg in Alg::ALL {
+        if !records.iter().any(|r| r.alg == alg.as_str() && r.use_after <= now) {
+            match create_key(store, alg, now, now).await {
+                Ok(_) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Start a rotation: a new key for `alg`, published now, signing after `publish_delay` seconds.
+pub async fn rotate(store: &dyn Store, alg: Alg, now: i64, publish_delay: i64) -> Result<String, StoreError> {
+    create_key(store, alg, now, now + publish_delay).await
+}
+
+/// Delete keys that no longer sign and whose tokens have all expired: a key is retired once a
+/// newer key of its algorithm has been signing for longer than `max_token_lifetime`.
+pub async fn retire(store: &dyn Store, now: i64, max_token_lifetime: i64) -> Result<Vec<String>, StoreError> {
+    let records = store.list_signing_keys().await?;
+    let mut deleted = Vec::new();
+    for r in &records {
+        let superseded_since = records.iter().filter(|n| n.alg == r.alg && n.created_at >= r.created_at && n.kid != r.kid && n.use_after <= now).map(|n| n.use_after).min();
+        if let Some(since) = superseded_since {
+            if now - since > max_token_lifetime && store.delete_signing_key(&r.kid).await? {
+                deleted.push(r.kid.clone());
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+/// Start a scheduled rotation when the newest key of an algorithm is older than `period`.
+pub async fn rotate_if_due(store: &dyn Store, now: i64, period: i64, publish_delay: i64) -> Result<Vec<String>, StoreError> {
+    let records = store.list_signing_keys().await?;
+    let mut created = Vec::new();
+    for alg in Alg::ALL {
+        let newest = records.iter().filter(|r| r.alg == alg.as_str()).map(|r| r.created_at).max();
+        if newest.is_some_and(|t| now - t >= period) {
+            created.push(rotate(store, alg, now, publish_delay).await?);
+        }
+    }
+    Ok(created)
+}
+
 impl KeyRing {
-    /// Load the keys in the store, generating an ES256 key if there is none.
+    /// Load the keys in the store, generating the missing ones on first start.
     pub async fn load_or_generate(store: &dyn Store, now: i64) -> Result<Self, StoreError> {
-        let loaded = load(store, now).await?;
+        ensure_keys(store, now).await?;
+        let loaded = load(store).await?;
         Ok(Self { inner: RwLock::new(Arc::new(loaded)) })
     }
 
-    /// Re-read keys from the store (picks up keys added by another process).
-    pub async fn reload(&self, store: &dyn Store, now: i64) -> Result<(), StoreError> {
-        let loaded = Arc::new(load(store, now).await?);
+    /// Re-read keys from the store (picks up keys added or deleted by another process).
+    pub async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let loaded = Arc::new(load(store).await?);
         if let Ok(mut g) = self.inner.write() {
             *g = loaded;
         }
@@ -39,25 +119,46 @@ impl KeyRing {
     }
 }
 
-async fn load(store: &dyn Store, now: i64) -> Result<Loaded, StoreError> {
-    let mut records = store.list_signing_keys().await?;
-    if records.is_empty() {
-        let der = tessera_jose::generate(Alg::ES256).map_err(|e| StoreError::Other(e.to_string()))?;
-        let key = SigningKey::from_pkcs8(Alg::ES256, &der).map_err(|e| StoreError::Other(e.to_string()))?;
-        let rec = KeyRecord { kid: key.kid().to_string(), alg: Alg::ES256.as_str().into(), private_der: der, created_at: now, use_after: now };
-        match store.create_signing_key(&rec).await {
-            Ok(()) | Err(StoreError::Conflict(_)) => {}
-            Err(e) => return Err(e),
-        }
-        records = store.list_signing_keys().await?;
-    }
+async fn load(store: &dyn Store) -> Result<Loaded, StoreError> {
+    let records = store.list_signing_keys().await?;
     let mut all = Vec::with_capacity(records.len());
     for r in &records {
-        let alg: Alg = r.alg.parse().map_err(|e: tessera_jose::JoseError| StoreError::Other(e.to_string()))?;
+        let alg: Alg = r.alg.parse().map_err(other)?;
         let key = SigningKey::from_pkcs8(alg, &r.private_der).map_err(|e| StoreError::Other(format!("signing key {}: {e}", r.kid)))?;
-        all.push(Arc::new(key));
+        all.push((Arc::new(key), r.use_after));
     }
-    let active = all.last().cloned().ok_or_else(|| StoreError::Other("no signing key".into()))?;
-    let jwks_json = tessera_jose::jwks(all.iter().map(|k| k.as_ref())).to_string();
-    Ok(Loaded { active, all, jwks_json })
+    if all.is_empty() {
+        return Err(StoreError::Other("no signing key".into()));
+    }
+    let jwks_json = tessera_jose::jwks(all.iter().map(|(k, _)| k.as_ref())).to_string();
+    Ok(Loaded { all, jwks_json })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tessera_storage_sqlite::SqliteStore;
+
+    /// Rotation: the new key is published at once and signs only after the delay; the old key
+    /// stays published until its tokens expired, then it is retired.
+    #[tokio::test]
+    async fn rotation_publishes_before_signing_and_retires_late() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let ring = KeyRing::load_or_generate(&store, 1_000).await.unwrap();
+        let first = ring.current().signer(Alg::ES256, 1_000).unwrap().kid().to_string();
+        assert!(ring.current().signer(Alg::RS256, 1_000).is_some() && ring.current().signer(Alg::EdDSA, 1_000).is_some());
+        let next = rotate(&store, Alg::ES256, 2_000, 300).await.unwrap();
+        ring.reload(&store).await.unwrap();
+        let keys = ring.current();
+        assert!(keys.jwks_json.contains(&next), "published at once");
+        assert_eq!(keys.signer(Alg::ES256, 2_299).unwrap().kid(), first, "the new key does not sign before its time");
+        assert_eq!(keys.signer(Alg::ES256, 2_300).unwrap().kid(), next);
+        assert!(retire(&store, 2_300 + 600, 3_600).await.unwrap().is_empty(), "old key kept while its tokens may live");
+        assert_eq!(retire(&store, 2_300 + 3_601, 3_600).await.unwrap(), vec![first.clone()]);
+        ring.reload(&store).await.unwrap();
+        assert!(!ring.current().jwks_json.contains(&first));
+        assert_eq!(rotate_if_due(&store, 2_301, 86_400, 300).await.unwrap().len(), 0);
+        assert_eq!(rotate_if_due(&store, 2_000 + 86_400, 86_400, 300).await.unwrap().len(), 3, "every algorithm is due");
+    }
 }

@@ -34,7 +34,7 @@ pub async fn run(database: Option<String>, args: ServeArgs) -> anyhow::Result<()
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(KEY_RELOAD_INTERVAL).await;
-            if let Err(e) = reload.keys.reload(&*reload.store, reload.now()).await {
+            if let Err(e) = reload.keys.reload(&*reload.store).await {
                 tracing::warn!(error = %e, "reloading signing keys failed");
             }
         }

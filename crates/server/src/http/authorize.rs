@@ -3,7 +3,7 @@
 //! service; every POST form is checked against the session's CSRF token.
 
 use super::error::{oauth_page, page, service_page};
-use super::pages::{ConsentPage, LoginPage, MessagePage, render};
+use super::pages::{ConsentPage, FormPostPage, LoginPage, MessagePage, render};
 use super::token::read_form;
 use super::{AppState, cookies};
 use crate::secret;
@@ -42,6 +42,16 @@ pub(super) fn outcome_response(outcome: AuthorizeOutcome) -> Response {
         AuthorizeOutcome::ErrorPage(e) => oauth_page(&e),
         // RFC 9700 §4.11: 303 so that a POSTed form is not re-sent to the client.
         AuthorizeOutcome::RedirectToClient(url) => see_other(&url),
+        AuthorizeOutcome::PostToClient { action, fields } => {
+            let nonce = secret::random_id();
+            let mut res = render(&FormPostPage { action: &action, fields: &fields, nonce: &nonce }).into_response();
+            let csp = format!("default-src 'none'; script-src 'nonce-{nonce}'; frame-ancestors 'none'; base-uri 'none'");
+            if let Ok(v) = HeaderValue::from_str(&csp) {
+                res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+            }
+            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
         AuthorizeOutcome::Login(id) => see_other(&format!("/login?request={}", enc(&id))),
         AuthorizeOutcome::Consent(id) => see_other(&format!("/consent?request={}", enc(&id))),
         AuthorizeOutcome::DeviceDone { approved } => {
@@ -153,10 +163,12 @@ pub async fn login_page(State(svc): State<AppState>, req: Request) -> Response {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if session.user_id.is_some() {
+    if session.user_id.is_some() && !pending.force_login {
         return outcome_response(AuthorizeOutcome::Consent(pending.id));
     }
-    login_form(&svc, StatusCode::OK, &session, &pending, "", None).await
+    // OIDC Core §3.1.2.1 login_hint: prefill the username.
+    let hint: String = pending.oidc.as_ref().and_then(|o| o.login_hint.as_deref()).unwrap_or("").chars().take(64).collect();
+    login_form(&svc, StatusCode::OK, &session, &pending, &hint, None).await
 }
 
 /// POST /login — check the password (Argon2id, throttled), then start a fresh session.
@@ -195,6 +207,7 @@ pub async fn login_submit(State(svc): State<AppState>, req: Request) -> Response
         Ok(s) => s,
         Err(e) => return service_page(&e),
     };
+    let pending = PendingAuthorization { force_login: false, ..pending };
     let moved = async {
         svc.store.delete_session(&session.id_hash).await?;
         svc.rebind_pending(&pending, &fresh.record).await

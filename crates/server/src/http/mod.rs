@@ -9,6 +9,7 @@ mod cookies;
 mod device;
 pub mod error;
 mod introspect;
+mod oidc;
 mod pages;
 mod token;
 mod wellknown;
@@ -43,6 +44,9 @@ pub fn router(svc: Arc<Tessera>) -> Router {
         .route("/device_authorization", post(device::device_authorization).fallback(error::method_not_allowed_json))
         .route("/device", get(device::device_page_get).post(device::device_page_post).fallback(error::method_not_allowed_page))
         .route("/.well-known/oauth-authorization-server", get(wellknown::metadata))
+        .route("/.well-known/openid-configuration", get(wellknown::metadata))
+        .route("/userinfo", get(oidc::userinfo).post(oidc::userinfo).fallback(error::method_not_allowed_page))
+        .route("/logout", get(oidc::logout).post(oidc::logout).fallback(error::method_not_allowed_page))
         .route("/jwks.json", get(wellknown::jwks))
         .route("/static/tessera.css", get(pages::stylesheet))
         .route("/healthz", get(|| async { "ok" }))
@@ -60,10 +64,13 @@ async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"),
-    );
+    // A handler may set a stricter or page-specific policy (the form-post page's script nonce).
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        );
+    }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     res

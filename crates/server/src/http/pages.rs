@@ -47,12 +47,31 @@ pub struct ConsentPage<'a> {
     pub device_user_code: Option<&'a str>,
 }
 
+/// OAuth 2.0 Form Post Response Mode §2: an auto-submitting form (a button without JavaScript).
+#[derive(Template)]
+#[template(path = "form_post.html")]
+pub struct FormPostPage<'a> {
+    pub action: &'a str,
+    pub fields: &'a [(String, String)],
+    pub nonce: &'a str,
+}
+
 #[derive(Template)]
 #[template(path = "device.html")]
 pub struct DevicePage<'a> {
     pub csrf: &'a str,
     pub user_code: &'a str,
     pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub struct LogoutPage<'a> {
+    pub csrf: &'a str,
+    pub client_id: &'a str,
+    pub id_token_hint: &'a str,
+    pub post_logout_redirect_uri: &'a str,
+    pub state: &'a str,
 }
 
 #[derive(Template)]

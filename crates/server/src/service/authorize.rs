@@ -4,6 +4,9 @@
 //!
 //! Consent is remembered per user and client. A request whose scopes are all granted skips the
 //! consent page; a request for more asks only for the new scopes (incremental authorization).
+//! OpenID Connect requests (scope `openid`) add `prompt`, `max_age`, `nonce`, `login_hint`,
+//! `id_token_hint` and `claims` (OIDC Core §3.1.2.1); whether a page is needed is decided by
+//! `tessera_protocol::oidc::decide_interaction` for every request.
 
 use super::{ServiceError, Tessera};
 use crate::secret;
@@ -12,6 +15,7 @@ use std::collections::HashMap;
 use tessera_protocol::authorize::{self as rules, RedirectTarget};
 use tessera_protocol::client::{AuthMethod, ClientPolicy, GrantType};
 use tessera_protocol::grant::authorization_code::CODE_LIFETIME_SECS;
+use tessera_protocol::oidc::{self, Interaction, OidcRequest, ResponseMode, SessionState};
 use tessera_protocol::params::Params;
 use tessera_protocol::scope::Scopes;
 use tessera_protocol::{ErrorCode, OAuthError};
@@ -27,6 +31,8 @@ pub enum AuthorizeOutcome {
     ErrorPage(OAuthError),
     /// Back to the client's redirect URI, with a code or an error.
     RedirectToClient(String),
+    /// OAuth 2.0 Form Post Response Mode: the same parameters, POSTed by the browser.
+    PostToClient { action: String, fields: Vec<(String, String)> },
     /// The user must sign in first.
     Login(String),
     /// The user must consent to new scopes.
@@ -50,6 +56,17 @@ pub struct PendingAuthorization {
     /// the answer goes to the device code, not to a redirect URI.
     #[serde(default)]
     pub device_user_code: Option<String>,
+    /// OpenID Connect parameters, when the scope has `openid`.
+    #[serde(default)]
+    pub oidc: Option<OidcRequest>,
+    #[serde(default)]
+    pub response_mode: ResponseMode,
+    /// Sign-in is required even with a session (prompt=login, max_age, id_token_hint).
+    #[serde(default)]
+    pub force_login: bool,
+    /// The consent page is shown even when everything was granted (prompt=consent).
+    #[serde(default)]
+    pub force_consent: bool,
 }
 
 impl PendingAuthorization {
@@ -75,8 +92,9 @@ impl ScopeCatalog {
     pub fn description(&self, s: &str) -> Option<&str> {
         self.scopes.get(s).map(|(_, d)| d.as_str())
     }
+    /// The API defining `s`; `None` for unknown scopes and OpenID Connect's own.
     pub fn api_of(&self, s: &str) -> Option<&str> {
-        self.scopes.get(s).map(|(a, _)| a.as_str())
+        self.scopes.get(s).map(|(a, _)| a.as_str()).filter(|a| !a.is_empty())
     }
     pub fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.scopes.keys().cloned().collect();
@@ -124,7 +142,8 @@ pub fn client_policy(c: &ClientRecord) -> ClientPolicy {
 
 impl Tessera {
     pub async fn scope_catalog(&self) -> Result<ScopeCatalog, ServiceError> {
-        let mut scopes = HashMap::new();
+        let mut scopes: HashMap<String, (String, String)> =
+            oidc::OIDC_SCOPES.iter().map(|(n, d)| (n.to_string(), (String::new(), d.to_string()))).collect();
         let mut api_secrets = HashMap::new();
         for api in self.store.list_apis().await? {
             for s in api.scopes {
@@ -143,7 +162,7 @@ impl Tessera {
             Ok(done) => return Ok((done, None)),
             Err(pending) => pending,
         };
-        let (pending, user_known) = outcome;
+        let (pending, interaction) = outcome;
         let (record, cookie) = match session {
             Some(s) => (s.clone(), None),
             None => {
@@ -152,13 +171,13 @@ impl Tessera {
             }
         };
         self.save_pending(&pending, &record).await?;
-        let next = if user_known { AuthorizeOutcome::Consent(pending.id) } else { AuthorizeOutcome::Login(pending.id) };
+        let next = if interaction == Interaction::Consent { AuthorizeOutcome::Consent(pending.id) } else { AuthorizeOutcome::Login(pending.id) };
         Ok((next, cookie))
     }
 
-    /// `Ok(outcome)` when the request is answered now; `Err((pending, signed_in))` when the browser
-    /// must sign in (or consent, when signed in) first.
-    async fn authorize_outcome(&self, params: &Params, session: Option<&SessionRecord>) -> Result<Result<AuthorizeOutcome, (PendingAuthorization, bool)>, ServiceError> {
+    /// `Ok(outcome)` when the request is answered now; `Err((pending, Login | Consent))` when
+    /// the browser must sign in or consent first.
+    async fn authorize_outcome(&self, params: &Params, session: Option<&SessionRecord>) -> Result<Result<AuthorizeOutcome, (PendingAuthorization, Interaction)>, ServiceError> {
         // Stage 1: client and redirect URI. Errors are pages.
         let client_id = match rules::client_id(params) {
             Ok(c) => c,
@@ -172,15 +191,28 @@ impl Tessera {
             Ok(t) => t,
             Err(e) => return Ok(Ok(AuthorizeOutcome::ErrorPage(e))),
         };
-        // Stage 2: the rest. Errors go back to the client.
+        // Stage 2: the rest. Errors go back to the client, in the response mode it asked for.
+        let mode = match oidc::parse_response_mode(params) {
+            Ok(m) => m,
+            Err(e) => return self.to_client(&target, ResponseMode::Query, error_fields(&e)).map(Ok),
+        };
+        let fail = |e: OAuthError| self.to_client(&target, mode, error_fields(&e)).map(Ok);
         let catalog = self.scope_catalog().await?;
         let req = match rules::validate(params, &policy, target.clone(), |s| catalog.contains(s)) {
             Ok(r) => r,
-            Err(e) => return self.redirect_error(&target, e).map(Ok),
+            Err(e) => return fail(e),
         };
         let audience = match audience_for(&req.scopes, req.resource.as_deref(), &catalog) {
             Ok(a) => a,
-            Err(e) => return self.redirect_error(&target, e).map(Ok),
+            Err(e) => return fail(e),
+        };
+        let oidc_req = if req.scopes.contains("openid") {
+            match OidcRequest::parse(params) {
+                Ok(o) => Some(o),
+                Err(e) => return fail(e),
+            }
+        } else {
+            None
         };
         let pending = PendingAuthorization {
             id: secret::random_token(),
@@ -192,19 +224,50 @@ impl Tessera {
             code_challenge: req.code_challenge.as_ref().map(|c| c.as_str().to_string()),
             audience,
             device_user_code: None,
+            oidc: oidc_req,
+            response_mode: mode,
+            force_login: false,
+            force_consent: false,
         };
-        if let Some((Some(user_id), Some(auth_time))) = session.map(|s| (&s.user_id, s.auth_time)) {
-            let granted = self.granted_scopes(user_id, &client.client_id).await?;
-            if req.scopes.is_subset(&granted) {
-                return self.issue_code(&pending, user_id, auth_time).await.map(Ok);
-            }
-            return Ok(Err((pending, true)));
+        let signed_in = session.and_then(|s| s.user_id.as_deref().map(|u| (s, u)));
+        let consent_needed = match signed_in {
+            Some((_, user_id)) => !req.scopes.is_subset(&self.granted_scopes(user_id, &client.client_id).await?),
+            None => true,
+        };
+        let hint_mismatch = match (&pending.oidc, signed_in) {
+            (Some(o), Some((_, user_id))) => match o.id_token_hint.as_deref() {
+                Some(hint) => match self.id_token_hint_subject(hint) {
+                    Some(sub) => sub != user_id,
+                    None => return fail(OAuthError::invalid_request("id_token_hint is not an ID token issued here")),
+                },
+                None => false,
+            },
+            _ => false,
+        };
+        let state = SessionState { signed_in: signed_in.is_some(), auth_time: session.and_then(|s| s.auth_time), hint_mismatch };
+        let interaction = oidc::decide_interaction(&pending.oidc.clone().unwrap_or_default(), state, consent_needed, self.now());
+        match (interaction, signed_in) {
+            (Interaction::IssueCode, Some((s, _))) => self.issue_code(&pending, s).await.map(Ok),
+            (Interaction::Fail(code), _) => fail(OAuthError::new(code, "user interaction is required")),
+            (Interaction::Consent, _) => Ok(Err((PendingAuthorization { force_consent: true, ..pending }, Interaction::Consent))),
+            _ => Ok(Err((PendingAuthorization { force_login: signed_in.is_some(), ..pending }, Interaction::Login))),
         }
-        Ok(Err((pending, false)))
     }
 
-    fn redirect_error(&self, target: &RedirectTarget, e: OAuthError) -> Result<AuthorizeOutcome, ServiceError> {
-        Ok(AuthorizeOutcome::RedirectToClient(rules::error_redirect(target, &e, &self.config.issuer)?))
+    /// Send the response to the client (RFC 6749 §4.1.2): `fields`, then `state` and `iss`
+    /// (RFC 9207 §2), by redirect or by form post.
+    fn to_client(&self, target: &RedirectTarget, mode: ResponseMode, mut fields: Vec<(String, String)>) -> Result<AuthorizeOutcome, ServiceError> {
+        if let Some(s) = &target.state {
+            fields.push(("state".into(), s.clone()));
+        }
+        fields.push(("iss".into(), self.config.issuer.clone()));
+        Ok(match mode {
+            ResponseMode::Query => {
+                let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                AuthorizeOutcome::RedirectToClient(tessera_protocol::redirect::with_query(&target.redirect_uri, &pairs)?)
+            }
+            ResponseMode::FormPost => AuthorizeOutcome::PostToClient { action: target.redirect_uri.clone(), fields },
+        })
     }
 
     pub(crate) async fn save_pending(&self, p: &PendingAuthorization, session: &SessionRecord) -> Result<(), ServiceError> {
@@ -239,21 +302,26 @@ impl Tessera {
     /// Decide what the consent step shows for this pending request: the page, or (when every
     /// scope was granted before) the redirect with a code.
     pub async fn consent_step(&self, p: &PendingAuthorization, session: &SessionRecord) -> Result<Result<ConsentView, AuthorizeOutcome>, ServiceError> {
-        let (Some(user_id), Some(auth_time)) = (&session.user_id, session.auth_time) else {
+        let Some(user_id) = &session.user_id else {
             return Ok(Err(AuthorizeOutcome::Login(p.id.clone())));
         };
+        if p.force_login {
+            return Ok(Err(AuthorizeOutcome::Login(p.id.clone())));
+        }
         let Some(client) = self.store.find_client(&p.client_id).await? else {
             return Ok(Err(AuthorizeOutcome::ErrorPage(OAuthError::invalid_request("the client no longer exists"))));
         };
         let Some(user) = self.store.find_user(user_id).await? else {
             return Ok(Err(AuthorizeOutcome::Login(p.id.clone())));
         };
-        // A device's request always asks (RFC 8628 §5.4: the user must see what they approve).
-        let granted = if p.device_user_code.is_some() { Scopes::default() } else { self.granted_scopes(user_id, &client.client_id).await? };
+        // A device's request always asks (RFC 8628 §5.4: the user must see what they approve),
+        // and so does prompt=consent (OIDC Core §3.1.2.1).
+        let ask_all = p.device_user_code.is_some() || p.force_consent;
+        let granted = if ask_all { Scopes::default() } else { self.granted_scopes(user_id, &client.client_id).await? };
         let new = p.scopes().difference(&granted);
         if new.is_empty() {
             self.store.delete_pending_request(&p.id).await?;
-            return Ok(Err(self.issue_code(p, user_id, auth_time).await?));
+            return Ok(Err(self.issue_code(p, session).await?));
         }
         let catalog = self.scope_catalog().await?;
         let describe = |s: &str| catalog.description(s).unwrap_or(s).to_string();
@@ -275,7 +343,11 @@ impl Tessera {
         self.store.delete_pending_request(&p.id).await?;
         if let Some(user_code) = &p.device_user_code {
             let approved = decision == Decision::Allow;
-            let recorded = self.store.decide_device_code(user_code, approved, user_id, auth_time, None, self.now()).await?;
+            let ctx = p.scopes().contains("openid").then(|| super::oidc::OidcContext::for_session(session).to_json()).transpose()?;
+            if approved && ctx.is_some() {
+                self.store.add_session_client(&session.sid, &p.client_id, self.now()).await?;
+            }
+            let recorded = self.store.decide_device_code(user_code, approved, user_id, auth_time, ctx.as_deref(), self.now()).await?;
             if !recorded {
                 return Ok(AuthorizeOutcome::ErrorPage(OAuthError::invalid_request("the device request has expired or was already answered")));
             }
@@ -283,17 +355,29 @@ impl Tessera {
         }
         match decision {
             // RFC 6749 §4.1.2.1 access_denied: "The resource owner or authorization server denied the request."
-            Decision::Deny => self.redirect_error(&p.target(), OAuthError::new(ErrorCode::AccessDenied, "the user denied the request")),
+            Decision::Deny => self.to_client(&p.target(), p.response_mode, error_fields(&OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"))),
             Decision::Allow => {
                 let granted = self.granted_scopes(user_id, &p.client_id).await?;
                 self.store.update_consent(user_id, &p.client_id, &granted.union(&p.scopes()).to_string(), self.now()).await?;
-                self.issue_code(p, user_id, auth_time).await
+                self.issue_code(p, session).await
             }
         }
     }
 
     /// RFC 6749 §4.1.2: issue a short-lived, single-use code and redirect with `code`, `state`, `iss`.
-    async fn issue_code(&self, p: &PendingAuthorization, user_id: &str, auth_time: i64) -> Result<AuthorizeOutcome, ServiceError> {
+    /// The OpenID Connect context (nonce, session, requested claims) travels with the code, and
+    /// the client is remembered in the session for logout.
+    async fn issue_code(&self, p: &PendingAuthorization, session: &SessionRecord) -> Result<AuthorizeOutcome, ServiceError> {
+        let (Some(user_id), Some(auth_time)) = (&session.user_id, session.auth_time) else {
+            return Ok(AuthorizeOutcome::Login(p.id.clone()));
+        };
+        let oidc_ctx = match &p.oidc {
+            Some(o) => {
+                self.store.add_session_client(&session.sid, &p.client_id, self.now()).await?;
+                Some(super::oidc::OidcContext::from_request(o, session).to_json()?)
+            }
+            None => None,
+        };
         let code = secret::random_token();
         let rec = CodeRecord {
             code_hash: secret::hash(&code),
@@ -308,11 +392,20 @@ impl Tessera {
             auth_time,
             expires_at: self.now() + CODE_LIFETIME_SECS,
             used_at: None,
-            oidc: None,
+            oidc: oidc_ctx,
         };
         self.store.create_code(&rec).await?;
-        Ok(AuthorizeOutcome::RedirectToClient(rules::success_redirect(&p.target(), &code, &self.config.issuer)?))
+        self.to_client(&p.target(), p.response_mode, vec![("code".into(), code)])
     }
+}
+
+/// RFC 6749 §4.1.2.1 error parameters.
+fn error_fields(e: &OAuthError) -> Vec<(String, String)> {
+    let mut f = vec![("error".to_string(), e.code.as_str().to_string())];
+    if !e.description.is_empty() {
+        f.push(("error_description".into(), e.description.clone()));
+    }
+    f
 }
 
 /// The token audience: the APIs that define the requested scopes, or the one named by the

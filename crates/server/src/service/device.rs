@@ -126,6 +126,10 @@ impl Tessera {
             code_challenge: None,
             audience: serde_json::from_str(&d.audience).unwrap_or_default(),
             device_user_code: Some(d.user_code.clone()),
+            oidc: None,
+            response_mode: Default::default(),
+            force_login: false,
+            force_consent: false,
         };
         self.save_pending(&pending, session).await?;
         Ok(Ok(if session.user_id.is_some() { AuthorizeOutcome::Consent(pending.id) } else { AuthorizeOutcome::Login(pending.id) }))

@@ -54,7 +54,7 @@ impl Tessera {
         }
         let as_access = async {
             let keys = self.keys.current();
-            let Ok(v) = tessera_jose::verify_compact(&q.token, |kid| keys.all.iter().find(|k| k.kid() == kid).map(|k| k.as_ref())) else {
+            let Ok(v) = tessera_jose::verify_compact(&q.token, |kid| keys.find(kid)) else {
                 return Ok::<_, ServiceError>(None);
             };
             if v.header.get("typ").and_then(Value::as_str) != Some("at+jwt") {

@@ -11,6 +11,7 @@ pub mod authorize;
 pub mod device;
 pub mod grants;
 pub mod introspect;
+pub mod oidc;
 pub mod token;
 
 use crate::cache::TtlCache;

@@ -20,6 +20,8 @@ pub struct Lineage {
     pub family_expires_at: i64,
     /// OpenID Connect context carried from the authorization request.
     pub oidc: Option<String>,
+    /// The first tokens of a grant (code redemption): the ID token carries the `nonce`.
+    pub with_nonce: bool,
 }
 
 /// The `jti` of an access token issued within a grant: `FAMILY.RANDOM`, so that revoking the
@@ -89,7 +91,9 @@ impl Tessera {
             scope: scope.to_string(),
         };
         // RFC 9068 §2.1: "typ" header "at+jwt".
-        Ok(self.keys.current().active.sign_jwt("at+jwt", &claims).map_err(|e| OAuthError::server_error(e.to_string()))?)
+        let keys = self.keys.current();
+        let key = keys.signer(tessera_jose::Alg::ES256, now).ok_or_else(|| OAuthError::server_error("no ES256 signing key"))?;
+        Ok(key.sign_jwt("at+jwt", &claims).map_err(|e| OAuthError::server_error(e.to_string()))?)
     }
 
     /// Issue an access token (RFC 9068) for `scope` and, when the client may refresh, a refresh
@@ -99,7 +103,16 @@ impl Tessera {
     pub async fn issue_tokens(&self, client: &ClientPolicy, user_id: &str, scope: &Scopes, refresh_scope: &Scopes, audience: &[String], lineage: Lineage) -> Result<TokenResponse, ServiceError> {
         let now = self.now();
         let access_token = self.sign_access_token(&client.client_id, user_id, scope, audience, grant_jti(&lineage.family_id))?;
-        let refresh_token = if client.may_use(GrantType::RefreshToken) && lineage.family_expires_at > now {
+        let is_oidc = scope.contains("openid");
+        let id_token = match (is_oidc, super::oidc::OidcContext::parse(lineage.oidc.as_deref())) {
+            (true, Some(ctx)) => Some(self.id_token(&client.client_id, user_id, lineage.auth_time, &ctx, &access_token, lineage.with_nonce).await?),
+            (true, None) => Some(self.id_token(&client.client_id, user_id, lineage.auth_time, &Default::default(), &access_token, false).await?),
+            _ => None,
+        };
+        // OIDC Core §11: for OpenID Connect requests, offline_access governs refresh tokens;
+        // plain OAuth requests follow the client's registered grant types.
+        let offline_ok = !refresh_scope.contains("openid") || refresh_scope.contains("offline_access");
+        let refresh_token = if client.may_use(GrantType::RefreshToken) && offline_ok && lineage.family_expires_at > now {
             let token = secret::random_token();
             self.store
                 .create_refresh_token(&RefreshTokenRecord {
@@ -122,6 +135,6 @@ impl Tessera {
         } else {
             None
         };
-        Ok(TokenResponse { access_token, token_type: "Bearer".into(), expires_in: ACCESS_TOKEN_LIFETIME_SECS, scope: scope.to_string(), refresh_token })
+        Ok(TokenResponse { access_token, token_type: "Bearer".into(), expires_in: ACCESS_TOKEN_LIFETIME_SECS, scope: scope.to_string(), refresh_token, id_token })
     }
 }

@@ -43,6 +43,6 @@ pub async fn redeem(svc: &Tessera, client: &ClientPolicy, req: &CodeRequest) -> 
     req.check(&binding, &client.client_id, now)?;
     let scope = Scopes::parse(&code.scope)?;
     let audience: Vec<String> = serde_json::from_str(&code.audience).unwrap_or_default();
-    let lineage = Lineage { family_id: code.grant_id.clone(), auth_time: code.auth_time, family_expires_at: now + svc.config.refresh_token_lifetime, oidc: code.oidc.clone() };
+    let lineage = Lineage { family_id: code.grant_id.clone(), auth_time: code.auth_time, family_expires_at: now + svc.config.refresh_token_lifetime, oidc: code.oidc.clone(), with_nonce: true };
     svc.issue_tokens(client, &code.user_id, &scope, &scope, &audience, lineage).await
 }

@@ -50,6 +50,6 @@ pub async fn poll(svc: &Tessera, client: &ClientPolicy, req: &DeviceCodeRequest)
     };
     let scope = Scopes::parse(&d.scope)?;
     let audience: Vec<String> = serde_json::from_str(&d.audience).unwrap_or_default();
-    let lineage = Lineage { family_id: secret::random_id(), auth_time: d.auth_time.unwrap_or(now), family_expires_at: now + svc.config.refresh_token_lifetime, oidc: d.oidc.clone() };
+    let lineage = Lineage { family_id: secret::random_id(), auth_time: d.auth_time.unwrap_or(now), family_expires_at: now + svc.config.refresh_token_lifetime, oidc: d.oidc.clone(), with_nonce: false };
     svc.issue_tokens(client, &user_id, &scope, &scope, &audience, lineage).await
 }

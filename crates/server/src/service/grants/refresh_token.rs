@@ -50,6 +50,6 @@ pub async fn refresh(svc: &Tessera, client: &ClientPolicy, req: &RefreshRequest)
     let granted = Scopes::parse(&token.scope)?;
     let scope = req.effective_scope(&granted)?;
     let audience: Vec<String> = serde_json::from_str(&token.audience).unwrap_or_default();
-    let lineage = Lineage { family_id: token.family_id.clone(), auth_time: token.auth_time, family_expires_at: token.family_expires_at, oidc: token.oidc.clone() };
+    let lineage = Lineage { family_id: token.family_id.clone(), auth_time: token.auth_time, family_expires_at: token.family_expires_at, oidc: token.oidc.clone(), with_nonce: false };
     svc.issue_tokens(client, &token.user_id, &scope, &granted, &audience, lineage).await
 }

@@ -1,0 +1,317 @@
+//! OpenID Connect Core 1.0 rules, pure: the authentication request parameters (§3.1.2.1), the
+//! interaction decision for `prompt` and `max_age`, standard claims per scope (§5.4) and the
+//! `claims` request parameter (§5.5), `at_hash` (§3.1.3.6), and ID token claims (§2).
+
+use crate::error::{ErrorCode, OAuthError};
+use crate::params::Params;
+use crate::scope::Scopes;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256, Sha512};
+
+/// The scopes OpenID Connect defines (§5.4, §11), with what the consent page says for each.
+pub const OIDC_SCOPES: &[(&str, &str)] = &[
+    ("openid", "Sign you in and know who you are"),
+    ("profile", "See your name and basic profile"),
+    ("email", "See your email address"),
+    ("address", "See your postal address"),
+    ("phone", "See your phone number"),
+    ("offline_access", "Stay connected while you are away (offline access)"),
+];
+
+/// OIDC Core §5.4: the claims each scope releases.
+pub fn claims_of_scope(scope: &str) -> &'static [&'static str] {
+    match scope {
+        "profile" => &[
+            "name", "family_name", "given_name", "middle_name", "nickname", "preferred_username", "profile", "picture", "website", "gender", "birthdate", "zoneinfo",
+            "locale", "updated_at",
+        ],
+        "email" => &["email", "email_verified"],
+        "address" => &["address"],
+        "phone" => &["phone_number", "phone_number_verified"],
+        _ => &[],
+    }
+}
+
+/// Every standard claim Tessera can release (for discovery's `claims_supported`).
+pub fn claims_supported() -> Vec<&'static str> {
+    let mut v = vec!["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "at_hash", "sid"];
+    for s in ["profile", "email", "address", "phone"] {
+        v.extend_from_slice(claims_of_scope(s));
+    }
+    v
+}
+
+/// OIDC Core §3.1.2.1 `prompt` values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prompt {
+    pub none: bool,
+    pub login: bool,
+    pub consent: bool,
+    pub select_account: bool,
+}
+
+/// OIDC Core §3.1.2.1 `response_mode` (OAuth 2.0 Multiple Response Type Encoding Practices
+/// §2.1 and Form Post Response Mode §2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResponseMode {
+    #[default]
+    Query,
+    FormPost,
+}
+
+/// The OpenID Connect parts of an authorization request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OidcRequest {
+    pub nonce: Option<String>,
+    pub prompt: Prompt,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    pub id_token_hint: Option<String>,
+    /// §5.5 `claims`: the `id_token` and `userinfo` members.
+    pub claims_id_token: Vec<String>,
+    pub claims_userinfo: Vec<String>,
+}
+
+/// Parse `response_mode` (valid for any authorization request).
+pub fn parse_response_mode(params: &Params) -> Result<ResponseMode, OAuthError> {
+    match params.get("response_mode") {
+        None | Some("query") => Ok(ResponseMode::Query),
+        Some("form_post") => Ok(ResponseMode::FormPost),
+        Some(_) => Err(OAuthError::invalid_request("unsupported response_mode; use query or form_post")),
+    }
+}
+
+impl OidcRequest {
+    /// OIDC Core §3.1.2.1–3.1.2.2: parse and validate. Only meaningful when `scope` has `openid`.
+    pub fn parse(params: &Params) -> Result<Self, OAuthError> {
+        let mut prompt = Prompt::default();
+        if let Some(p) = params.get("prompt") {
+            for v in p.split(' ').filter(|v| !v.is_empty()) {
+                match v {
+                    "none" => prompt.none = true,
+                    "login" => prompt.login = true,
+                    "consent" => prompt.consent = true,
+                    "select_account" => prompt.select_account = true,
+                    _ => return Err(OAuthError::invalid_request(format!("unknown prompt value {}", v.chars().take(20).collect::<String>()))),
+                }
+            }
+            // §3.1.2.1: "If this parameter contains none with any other value, an error is returned."
+            if prompt.none && (prompt.login || prompt.consent || prompt.select_account) {
+                return Err(OAuthError::invalid_request("prompt=none cannot be combined with other values"));
+            }
+        }
+        let max_age = match params.get("max_age") {
+            Some(m) => Some(m.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| OAuthError::invalid_request("max_age must be a non-negative integer"))?),
+            None => None,
+        };
+        let (claims_id_token, claims_userinfo) = match params.get("claims") {
+            Some(c) => parse_claims_request(c)?,
+            None => (Vec::new(), Vec::new()),
+        };
+        Ok(Self {
+            nonce: params.get("nonce").map(str::to_string),
+            prompt,
+            max_age,
+            login_hint: params.get("login_hint").map(str::to_string),
+            id_token_hint: params.get("id_token_hint").map(str::to_string),
+            claims_id_token,
+            claims_userinfo,
+        })
+    }
+}
+
+/// §5.5: `{"userinfo": {"claim": null | {...}}, "id_token": {...}}` → the claim names per target.
+fn parse_claims_request(s: &str) -> Result<(Vec<String>, Vec<String>), OAuthError> {
+    let bad = || OAuthError::invalid_request("claims is not a valid claims request (OpenID Connect Core section 5.5)");
+    let v: Value = serde_json::from_str(s).map_err(|_| bad())?;
+    let obj = v.as_object().ok_or_else(bad)?;
+    let names = |k: &str| -> Result<Vec<String>, OAuthError> {
+        match obj.get(k) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Object(m)) => Ok(m.keys().take(64).cloned().collect()),
+            Some(_) => Err(bad()),
+        }
+    };
+    Ok((names("id_token")?, names("userinfo")?))
+}
+
+/// What the user's browser must do before a code can be issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interaction {
+    IssueCode,
+    Login,
+    Consent,
+    /// `prompt=none` and interaction would be needed: this error goes back to the client.
+    Fail(ErrorCode),
+}
+
+/// The state of the browser's session as the rules need it.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionState {
+    pub signed_in: bool,
+    pub auth_time: Option<i64>,
+    /// The id_token_hint names a different user than the one signed in.
+    pub hint_mismatch: bool,
+}
+
+/// OIDC Core §3.1.2.1 `prompt` and `max_age`, and §3.1.2.3 authentication, decided in one place.
+pub fn decide_interaction(req: &OidcRequest, session: SessionState, consent_needed: bool, now: i64) -> Interaction {
+    // max_age: "If the elapsed time is greater than this value, the OP MUST attempt to actively
+    // re-authenticate the End-User."
+    let too_old = match (req.max_age, session.auth_time) {
+        (Some(m), Some(t)) => now - t > m || m == 0,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    let must_login = !session.signed_in || too_old || session.hint_mismatch;
+    if req.prompt.none {
+        // "The Authorization Server MUST NOT display any authentication or consent user
+        // interface pages."
+        if must_login {
+            return Interaction::Fail(ErrorCode::LoginRequired);
+        }
+        if consent_needed {
+            return Interaction::Fail(ErrorCode::ConsentRequired);
+        }
+        return Interaction::IssueCode;
+    }
+    if must_login || req.prompt.login || req.prompt.select_account {
+        return Interaction::Login;
+    }
+    if consent_needed || req.prompt.consent {
+        return Interaction::Consent;
+    }
+    Interaction::IssueCode
+}
+
+/// §3.1.3.6 `at_hash`: the left half of the hash of the access token, base64url. The hash is
+/// the one of the ID token's `alg` (SHA-256 for RS256/ES256, SHA-512 for EdDSA/Ed25519).
+pub fn at_hash(access_token: &str, alg: &str) -> String {
+    let digest: Vec<u8> = if alg == "EdDSA" { Sha512::digest(access_token.as_bytes()).to_vec() } else { Sha256::digest(access_token.as_bytes()).to_vec() };
+    URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
+}
+
+/// The user's claims for a set of scopes plus individually requested claims (§5.4, §5.5).
+/// `available` holds every claim the user has (name, email, profile fields…); `sub` is added
+/// by the caller.
+pub fn release_claims(scopes: &Scopes, requested: &[String], available: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    let mut wanted: Vec<&str> = scopes.iter().flat_map(claims_of_scope).copied().collect();
+    wanted.extend(requested.iter().map(String::as_str));
+    for name in wanted {
+        if let Some(v) = available.get(name) {
+            if !v.is_null() {
+                out.insert(name.to_string(), v.clone());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn req(q: &str) -> Result<OidcRequest, OAuthError> {
+        OidcRequest::parse(&Params::parse(q.as_bytes()).unwrap())
+    }
+    fn signed_in(auth_time: i64) -> SessionState {
+        SessionState { signed_in: true, auth_time: Some(auth_time), hint_mismatch: false }
+    }
+    const ANON: SessionState = SessionState { signed_in: false, auth_time: None, hint_mismatch: false };
+
+    /// §3.1.2.1: prompt=none with another value is invalid; unknown values are refused.
+    #[test]
+    fn oidc_3_1_2_1_prompt_parsing() {
+        assert!(req("prompt=none+login").is_err());
+        assert!(req("prompt=bogus").is_err());
+        let r = req("prompt=login+consent").unwrap();
+        assert!(r.prompt.login && r.prompt.consent && !r.prompt.none);
+    }
+
+    /// §3.1.2.1 prompt=none: never a page; login_required / consent_required instead.
+    #[test]
+    fn oidc_3_1_2_1_prompt_none() {
+        let r = req("prompt=none").unwrap();
+        assert_eq!(decide_interaction(&r, ANON, false, 100), Interaction::Fail(ErrorCode::LoginRequired));
+        assert_eq!(decide_interaction(&r, signed_in(90), true, 100), Interaction::Fail(ErrorCode::ConsentRequired));
+        assert_eq!(decide_interaction(&r, signed_in(90), false, 100), Interaction::IssueCode);
+        let r = req("prompt=none&max_age=5").unwrap();
+        assert_eq!(decide_interaction(&r, signed_in(90), false, 100), Interaction::Fail(ErrorCode::LoginRequired), "too old for max_age");
+    }
+
+    /// §3.1.2.1 prompt=login / select_account: re-authenticate even when signed in.
+    #[test]
+    fn oidc_3_1_2_1_prompt_login_and_select_account() {
+        assert_eq!(decide_interaction(&req("prompt=login").unwrap(), signed_in(99), false, 100), Interaction::Login);
+        assert_eq!(decide_interaction(&req("prompt=select_account").unwrap(), signed_in(99), false, 100), Interaction::Login);
+    }
+
+    /// §3.1.2.1 prompt=consent: ask even when consent was given before.
+    #[test]
+    fn oidc_3_1_2_1_prompt_consent() {
+        assert_eq!(decide_interaction(&req("prompt=consent").unwrap(), signed_in(99), false, 100), Interaction::Consent);
+        assert_eq!(decide_interaction(&req("").unwrap(), signed_in(99), false, 100), Interaction::IssueCode);
+        assert_eq!(decide_interaction(&req("").unwrap(), signed_in(99), true, 100), Interaction::Consent);
+    }
+
+    /// §3.1.2.1 max_age: re-authentication when the last one is older; max_age=0 always.
+    #[test]
+    fn oidc_3_1_2_1_max_age() {
+        assert_eq!(decide_interaction(&req("max_age=60").unwrap(), signed_in(50), false, 100), Interaction::IssueCode);
+        assert_eq!(decide_interaction(&req("max_age=30").unwrap(), signed_in(50), false, 100), Interaction::Login);
+        assert_eq!(decide_interaction(&req("max_age=0").unwrap(), signed_in(100), false, 100), Interaction::Login);
+        assert!(req("max_age=-1").is_err());
+        assert!(req("max_age=abc").is_err());
+    }
+
+    /// id_token_hint naming someone else: sign in again (or login_required with prompt=none).
+    #[test]
+    fn oidc_3_1_2_1_id_token_hint_mismatch() {
+        let s = SessionState { hint_mismatch: true, ..signed_in(99) };
+        assert_eq!(decide_interaction(&req("").unwrap(), s, false, 100), Interaction::Login);
+        assert_eq!(decide_interaction(&req("prompt=none").unwrap(), s, false, 100), Interaction::Fail(ErrorCode::LoginRequired));
+    }
+
+    /// §5.5: the claims parameter names individual claims per target; bad JSON is refused.
+    #[test]
+    fn oidc_5_5_claims_parameter() {
+        let r = req("claims=%7B%22id_token%22%3A%7B%22email%22%3Anull%7D%2C%22userinfo%22%3A%7B%22phone_number%22%3A%7B%22essential%22%3Atrue%7D%7D%7D").unwrap();
+        assert_eq!(r.claims_id_token, vec!["email".to_string()]);
+        assert_eq!(r.claims_userinfo, vec!["phone_number".to_string()]);
+        assert!(req("claims=not-json").is_err());
+        assert!(req("claims=%5B%5D").is_err());
+    }
+
+    /// §5.4: each scope releases its claims, and only those (plus individually requested ones).
+    #[test]
+    fn oidc_5_4_claims_per_scope() {
+        let user = json!({"name": "Alice", "email": "a@x.example", "email_verified": true, "phone_number": "+1", "address": {"country": "NZ"}, "given_name": null});
+        let user = user.as_object().unwrap().clone();
+        let got = release_claims(&Scopes::parse("openid email").unwrap(), &[], &user);
+        assert_eq!(Value::Object(got), json!({"email": "a@x.example", "email_verified": true}));
+        let got = release_claims(&Scopes::parse("openid profile").unwrap(), &["phone_number".into()], &user);
+        assert_eq!(Value::Object(got), json!({"name": "Alice", "phone_number": "+1"}), "null claims are left out");
+        let got = release_claims(&Scopes::parse("openid").unwrap(), &[], &user);
+        assert!(got.is_empty(), "openid alone releases only sub");
+    }
+
+    /// §3.1.3.6 at_hash, checked against the example in OIDC Core Appendix A.3.
+    #[test]
+    fn oidc_3_1_3_6_at_hash() {
+        assert_eq!(at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y", "RS256"), "77QmUPtjPfzWtF2AnpK9RQ");
+        assert_eq!(at_hash("x", "EdDSA").len(), 43, "SHA-512 half = 32 bytes");
+    }
+
+    #[test]
+    fn response_mode() {
+        let p = |q: &str| parse_response_mode(&Params::parse(q.as_bytes()).unwrap());
+        assert_eq!(p("").unwrap(), ResponseMode::Query);
+        assert_eq!(p("response_mode=form_post").unwrap(), ResponseMode::FormPost);
+        assert!(p("response_mode=fragment").is_err());
+    }
+}

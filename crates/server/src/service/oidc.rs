@@ -1,0 +1,271 @@
+//! OpenID Connect on top of the grants: ID tokens (OIDC Core §2, §3.1.3.6), the UserInfo
+//! endpoint (§5.3), `id_token_hint`, and logout (RP-Initiated Logout 1.0, Back-Channel Logout
+//! 1.0). Authentication facts (who, when, how) come from the browser session; this module only
+//! reports them to clients.
+
+use super::token::family_of_jti;
+use super::{ServiceError, Tessera};
+use crate::secret;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::time::Duration;
+use tessera_jose::Alg;
+use tessera_protocol::OAuthError;
+use tessera_protocol::oidc::{OidcRequest, at_hash, release_claims};
+use tessera_protocol::scope::Scopes;
+use tessera_storage::{ClientRecord, SessionRecord, UserRecord};
+
+/// ID token lifetime, seconds.
+pub const ID_TOKEN_LIFETIME_SECS: i64 = 3600;
+/// The longest any token signed by a key lives: keys are retired only after this.
+pub const MAX_SIGNED_TOKEN_LIFETIME_SECS: i64 = ID_TOKEN_LIFETIME_SECS;
+
+/// What an OpenID Connect request carries from the authorization to the token endpoint (stored
+/// with the code, the refresh token and the device code).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OidcContext {
+    pub nonce: Option<String>,
+    pub sid: Option<String>,
+    pub amr: Vec<String>,
+    pub claims_id_token: Vec<String>,
+    pub claims_userinfo: Vec<String>,
+}
+
+impl OidcContext {
+    pub fn from_request(o: &OidcRequest, s: &SessionRecord) -> Self {
+        Self {
+            nonce: o.nonce.clone(),
+            sid: Some(s.sid.clone()),
+            amr: s.amr.as_deref().unwrap_or("pwd").split(' ').map(str::to_string).collect(),
+            claims_id_token: o.claims_id_token.clone(),
+            claims_userinfo: o.claims_userinfo.clone(),
+        }
+    }
+    /// The context for a device's request approved in this session.
+    pub fn for_session(s: &SessionRecord) -> Self {
+        Self::from_request(&OidcRequest::default(), s)
+    }
+    pub fn to_json(&self) -> Result<String, ServiceError> {
+        serde_json::to_string(self).map_err(|e| OAuthError::server_error(e.to_string()).into())
+    }
+    pub fn parse(s: Option<&str>) -> Option<Self> {
+        s.and_then(|s| serde_json::from_str(s).ok())
+    }
+}
+
+/// Every claim the user has (OIDC Core §5.1), keyed by claim name.
+pub fn user_claims(u: &UserRecord) -> Map<String, Value> {
+    let mut m = u.profile.clone();
+    if let Some(n) = &u.name {
+        m.insert("name".into(), json!(n));
+    }
+    if let Some(e) = &u.email {
+        m.insert("email".into(), json!(e));
+        m.entry("email_verified").or_insert(json!(false));
+    }
+    m.entry("preferred_username").or_insert(json!(u.username));
+    if u.updated_at > 0 {
+        m.insert("updated_at".into(), json!(u.updated_at));
+    }
+    m
+}
+
+/// Why a UserInfo request failed (RFC 6750 §3.1).
+#[derive(Debug)]
+pub enum UserinfoError {
+    /// No token at all: a bare `WWW-Authenticate: Bearer`.
+    NoToken,
+    InvalidToken(&'static str),
+    /// The token lacks `openid`.
+    InsufficientScope,
+    Store(ServiceError),
+}
+
+impl From<ServiceError> for UserinfoError {
+    fn from(e: ServiceError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl From<tessera_storage::StoreError> for UserinfoError {
+    fn from(e: tessera_storage::StoreError) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+/// Logout outcome for the browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogoutOutcome {
+    /// Redirect to the registered post-logout URI (with `state`).
+    Redirect(String),
+    /// Show "you are signed out".
+    Done,
+}
+
+impl Tessera {
+    /// The `sub` of an ID token we issued (signature checked; expiry ignored, as OIDC Core
+    /// §3.1.2.1 allows for `id_token_hint`), or `None` when it is not ours.
+    pub fn id_token_hint_subject(&self, hint: &str) -> Option<String> {
+        let keys = self.keys.current();
+        let v = tessera_jose::verify_compact(hint, |kid| keys.find(kid)).ok()?;
+        if v.claims.get("iss").and_then(Value::as_str) != Some(self.config.issuer.as_str()) {
+            return None;
+        }
+        v.claims.get("sub").and_then(Value::as_str).map(str::to_string)
+    }
+
+    /// The client an ID token was issued to (its `aud`), for logout without `client_id`.
+    fn id_token_hint_client(&self, hint: &str) -> Option<String> {
+        let keys = self.keys.current();
+        let v = tessera_jose::verify_compact(hint, |kid| keys.find(kid)).ok()?;
+        match v.claims.get("aud") {
+            Some(Value::String(a)) => Some(a.clone()),
+            Some(Value::Array(a)) => a.first().and_then(Value::as_str).map(str::to_string),
+            _ => None,
+        }
+    }
+
+    /// The algorithm a client's ID tokens are signed with (RS256 unless it registered another).
+    pub fn id_token_alg(client: &ClientRecord) -> Alg {
+        client.id_token_signed_response_alg.as_deref().and_then(|a| a.parse().ok()).unwrap_or(Alg::RS256)
+    }
+
+    /// OIDC Core §2 and §3.1.3.6: an ID token for `client`.
+    pub async fn id_token(&self, client_id: &str, user_id: &str, auth_time: i64, ctx: &OidcContext, access_token: &str, with_nonce: bool) -> Result<String, ServiceError> {
+        let now = self.now();
+        let client = self.cached_client(client_id).await?.ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
+        let user = self.store.find_user(user_id).await?.ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
+        let alg = Self::id_token_alg(&client);
+        let mut claims = release_claims(&Scopes::default(), &ctx.claims_id_token, &user_claims(&user));
+        claims.insert("iss".into(), json!(self.config.issuer));
+        claims.insert("sub".into(), json!(user.id));
+        claims.insert("aud".into(), json!(client_id));
+        claims.insert("azp".into(), json!(client_id));
+        claims.insert("exp".into(), json!(now + ID_TOKEN_LIFETIME_SECS));
+        claims.insert("iat".into(), json!(now));
+        claims.insert("auth_time".into(), json!(auth_time));
+        claims.insert("at_hash".into(), json!(at_hash(access_token, alg.as_str())));
+        if !ctx.amr.is_empty() {
+            claims.insert("amr".into(), json!(ctx.amr));
+        }
+        if let Some(sid) = &ctx.sid {
+            claims.insert("sid".into(), json!(sid));
+        }
+        if with_nonce {
+            if let Some(n) = &ctx.nonce {
+                claims.insert("nonce".into(), json!(n));
+            }
+        }
+        let keys = self.keys.current();
+        let key = keys.signer(alg, now).ok_or_else(|| OAuthError::server_error("no signing key for the ID token algorithm"))?;
+        Ok(key.sign_jwt("JWT", &Value::Object(claims)).map_err(|e| OAuthError::server_error(e.to_string()))?)
+    }
+
+    /// OIDC Core §5.3: the claims the access token's scopes (and the `claims` request) allow.
+    pub async fn userinfo(&self, bearer: Option<&str>) -> Result<Value, UserinfoError> {
+        let token = bearer.ok_or(UserinfoError::NoToken)?;
+        let now = self.now();
+        let keys = self.keys.current();
+        let v = tessera_jose::verify_compact(token, |kid| keys.find(kid)).map_err(|_| UserinfoError::InvalidToken("the access token is not valid"))?;
+        let c = &v.claims;
+        if v.header.get("typ").and_then(Value::as_str) != Some("at+jwt") || c.get("iss").and_then(Value::as_str) != Some(self.config.issuer.as_str()) {
+            return Err(UserinfoError::InvalidToken("the access token is not valid"));
+        }
+        if !c.get("exp").and_then(Value::as_i64).is_some_and(|e| e > now) {
+            return Err(UserinfoError::InvalidToken("the access token has expired"));
+        }
+        let jti = c.get("jti").and_then(Value::as_str).unwrap_or("");
+        if self.store.is_revoked(jti, family_of_jti(jti)).await? {
+            return Err(UserinfoError::InvalidToken("the access token was revoked"));
+        }
+        let scopes = Scopes::parse(c.get("scope").and_then(Value::as_str).unwrap_or("")).unwrap_or_default();
+        if !scopes.contains("openid") {
+            return Err(UserinfoError::InsufficientScope);
+        }
+        let sub = c.get("sub").and_then(Value::as_str).unwrap_or("");
+        let user = self.store.find_user(sub).await?.ok_or(UserinfoError::InvalidToken("the user no longer exists"))?;
+        // Claims follow the scopes. (The `claims` request's userinfo member is not yet carried
+        // to this endpoint; its id_token member is honoured in the ID token.)
+        let mut out = release_claims(&scopes, &[], &user_claims(&user));
+        out.insert("sub".into(), json!(user.id));
+        Ok(Value::Object(out))
+    }
+
+    /// RP-Initiated Logout 1.0 §2–§3: check the request before asking the user. Returns the
+    /// validated post-logout redirect (with `state`), if any.
+    pub async fn check_logout_request(&self, client_id: Option<&str>, id_token_hint: Option<&str>, post_logout_redirect_uri: Option<&str>, state: Option<&str>) -> Result<Option<String>, OAuthError> {
+        let hinted = match id_token_hint {
+            Some(h) => Some(self.id_token_hint_client(h).ok_or_else(|| OAuthError::invalid_request("id_token_hint is not an ID token issued here"))?),
+            None => None,
+        };
+        if let (Some(a), Some(b)) = (client_id, hinted.as_deref()) {
+            if a != b {
+                return Err(OAuthError::invalid_request("client_id does not match the id_token_hint"));
+            }
+        }
+        let Some(uri) = post_logout_redirect_uri else { return Ok(None) };
+        let client_id = client_id.map(str::to_string).or(hinted).ok_or_else(|| OAuthError::invalid_request("post_logout_redirect_uri needs client_id or id_token_hint"))?;
+        let client = self.store.find_client(&client_id).await.map_err(|_| OAuthError::server_error("store unavailable"))?.ok_or_else(|| OAuthError::invalid_request("unknown client_id"))?;
+        // §3: "MUST NOT perform post-logout redirection ... to a URI that has not been registered"; exact match.
+        if !client.post_logout_redirect_uris.iter().any(|u| u == uri) {
+            return Err(OAuthError::invalid_request("post_logout_redirect_uri is not registered for this client"));
+        }
+        let mut pairs = Vec::new();
+        if let Some(s) = state {
+            pairs.push(("state", s));
+        }
+        Ok(Some(tessera_protocol::redirect::with_query(uri, &pairs)?))
+    }
+
+    /// End the browser session and tell every client that got tokens in it (Back-Channel
+    /// Logout 1.0 §2.5), each delivery bounded in time.
+    pub async fn logout(&self, session: &SessionRecord) -> Result<(), ServiceError> {
+        let clients = self.store.list_session_clients(&session.sid).await?;
+        self.store.delete_session(&session.id_hash).await?;
+        let Some(user_id) = &session.user_id else { return Ok(()) };
+        let mut deliveries = Vec::new();
+        for client_id in clients {
+            let Some(client) = self.store.find_client(&client_id).await? else { continue };
+            let Some(uri) = client.backchannel_logout_uri.clone() else { continue };
+            match self.logout_token(&client, user_id, &session.sid) {
+                Ok(token) => deliveries.push(tokio::spawn(deliver_logout(uri, token))),
+                Err(e) => tracing::warn!(error = %e, client_id = %client.client_id, "could not sign a logout token"),
+            }
+        }
+        for d in deliveries {
+            let _ = d.await;
+        }
+        Ok(())
+    }
+
+    /// Back-Channel Logout 1.0 §2.4: the logout token.
+    fn logout_token(&self, client: &ClientRecord, user_id: &str, sid: &str) -> Result<String, ServiceError> {
+        let now = self.now();
+        let alg = Self::id_token_alg(client);
+        let claims = json!({
+            "iss": self.config.issuer,
+            "sub": user_id,
+            "aud": client.client_id,
+            "iat": now,
+            "exp": now + 120,
+            "jti": secret::random_id(),
+            "sid": sid,
+            "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+        });
+        let keys = self.keys.current();
+        let key = keys.signer(alg, now).ok_or_else(|| OAuthError::server_error("no signing key"))?;
+        Ok(key.sign_jwt("logout+jwt", &claims).map_err(|e| OAuthError::server_error(e.to_string()))?)
+    }
+}
+
+async fn deliver_logout(uri: String, token: String) {
+    let client = match reqwest::Client::builder().timeout(Duration::from_secs(5)).redirect(reqwest::redirect::Policy::none()).build() {
+        Ok(c) => c,
+        Err(e) => return tracing::warn!(error = %e, "no HTTP client for back-channel logout"),
+    };
+    match client.post(&uri).form(&[("logout_token", token.as_str())]).send().await {
+        Ok(r) if r.status().is_success() => {}
+        Ok(r) => tracing::warn!(%uri, status = %r.status(), "back-channel logout refused"),
+        Err(e) => tracing::warn!(%uri, error = %e, "back-channel logout failed"),
+    }
+}
