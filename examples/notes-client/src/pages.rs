@@ -129,7 +129,11 @@ pub async fn home(State(app): App, headers: HeaderMap) -> Response {
     };
     // The scope may have changed with a refresh: read it again.
     let scope = s.tokens().map(|t| t.scope).unwrap_or(tokens.scope);
-    let granted = scope.split(' ').filter(|x| !x.is_empty()).map(|x| (x.to_string(), scope_label(x))).collect();
+    let granted_scopes: Vec<&str> = scope.split(' ').filter(|x| !x.is_empty()).collect();
+    // In the app's own order (read, write, delete), then anything else the server granted.
+    let known = PERMISSIONS.iter().map(|p| p.0).filter(|p| granted_scopes.contains(p));
+    let other = granted_scopes.iter().copied().filter(|x| !PERMISSIONS.iter().any(|p| p.0 == *x));
+    let granted = known.chain(other).map(|x| (x.to_string(), scope_label(x))).collect();
     render(&NotesPage { csrf, flash, notes, notes_error, granted }, StatusCode::OK, cookie)
 }
 
