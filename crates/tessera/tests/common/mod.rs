@@ -211,3 +211,31 @@ pub async fn token_form(base: &str, form: &[(&str, &str)]) -> (u16, Value, reqwe
     let headers = res.headers().clone();
     (status, res.json().await.unwrap(), headers)
 }
+
+impl TestServer {
+    /// Like [`TestServer::start`], with the server's [`Config`] adjusted by `config_fn` first
+    /// (refresh-token lifetimes, grace window, …).
+    pub async fn start_with(config_fn: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db_url = format!("sqlite://{}/tessera.db", dir.path().display());
+        let store = Arc::new(SqliteStore::open(&db_url).await.unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let clock = Arc::new(ManualClock::new());
+        let mut config = Config::new(&url);
+        config_fn(&mut config);
+        let svc = Tessera::new(store, clock.clone(), config).await.unwrap();
+        let now = clock.now_secs();
+        let scopes = ["notes.read=Read your notes", "notes.write=Create and edit your notes", "notes.delete=Delete your notes"]
+            .iter()
+            .map(|s| admin::parse_api_scope(s).unwrap())
+            .collect();
+        admin::create_api(&*svc.store, API, "Notes", scopes, now).await.unwrap();
+        admin::create_user(&*svc.store, NewUser { username: USER.into(), email: Some("alice@example.com".into()), name: Some("Alice Doe".into()), ..Default::default() }, PASSWORD, now).await.unwrap();
+        let app = tessera_server::router(svc.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self { url, svc, clock, db_url, dir }
+    }
+}
