@@ -251,3 +251,17 @@ async fn refused_refresh_asks_to_connect_again() {
     assert!(html.contains("Connect your Notes account"));
     assert!(st.client_access_tokens().is_empty());
 }
+
+/// The session id changes when the session gains tokens: an id known before connecting (e.g.
+/// planted in the browser) does not see the notes.
+#[tokio::test]
+async fn session_id_is_replaced_on_connect() {
+    let st = Stack::start().await;
+    let v = Visitor::new(&st);
+    let planted = v.get("/").await.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    v.connect(&st, &ALL).await;
+    let res = reqwest::Client::new().get(&st.client_url).header("cookie", &planted).send().await.unwrap();
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Connect your Notes account") && note_titles(&html).is_empty(), "the old id is worthless");
+    assert_eq!(note_titles(&v.page("/").await.1), ["Groceries", "Ideas"], "the browser itself stays connected");
+}

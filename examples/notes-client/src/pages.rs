@@ -194,7 +194,7 @@ pub async fn callback(State(app): App, headers: HeaderMap, Query(q): Query<HashM
         Ok(tokens) => {
             s.data().tokens = Some(tokens);
             s.set_flash(false, "Your Notes account is connected.");
-            see_other("/", None)
+            see_other("/", app.sessions.rotate(&headers, secure(&app)))
         }
         Err(e) => {
             tracing::warn!(error = %e, "notes-client: code exchange failed");

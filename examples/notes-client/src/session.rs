@@ -163,6 +163,19 @@ impl Sessions {
         (s, Some(format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax{secure}")))
     }
 
+    /// Give the request's session a new id and CSRF token (when it gains tokens: a session id
+    /// planted before the connection is worth nothing after it). Returns the new `Set-Cookie`.
+    pub fn rotate(&self, headers: &HeaderMap, secure: bool) -> Option<String> {
+        let old = read_cookie(headers, COOKIE)?;
+        let mut map = self.map();
+        let s = map.remove(&old)?;
+        s.data().csrf = random_token();
+        let id = random_token();
+        map.insert(id.clone(), s);
+        let secure = if secure { "; Secure" } else { "" };
+        Some(format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax{secure}"))
+    }
+
     /// Every session (test hook: inspect or age the stored tokens).
     pub fn all(&self) -> Vec<Arc<Session>> {
         self.map().values().cloned().collect()
