@@ -25,7 +25,8 @@ pub struct Loaded {
 impl Loaded {
     /// The key that signs for `alg` at `now`: the newest one whose `use_after` has passed.
     pub fn signer(&self, alg: Alg, now: i64) -> Option<&Arc<SigningKey>> {
-        self.all.iter().rev().find(|(k, use_after)| k.alg() == alg && *use_after <= now).map(|(k, _)| k)
+        // The latest `use_after` wins (ties: the later-created key, as `all` is oldest first).
+        self.all.iter().filter(|(k, use_after)| k.alg() == alg && *use_after <= now).max_by_key(|(_, use_after)| *use_after).map(|(k, _)| k)
     }
     /// A published key by `kid` (for verifying our own tokens).
     pub fn find(&self, kid: &str) -> Option<&SigningKey> {
@@ -71,7 +72,7 @@ pub async fn retire(store: &dyn Store, now: i64, max_token_lifetime: i64) -> Res
     let records = store.list_signing_keys().await?;
     let mut deleted = Vec::new();
     for r in &records {
-        let superseded_since = records.iter().filter(|n| n.alg == r.alg && n.created_at >= r.created_at && n.kid != r.kid && n.use_after <= now).map(|n| n.use_after).min();
+        let superseded_since = records.iter().filter(|n| n.alg == r.alg && n.use_after > r.use_after && n.use_after <= now).map(|n| n.use_after).min();
         if let Some(since) = superseded_since {
             if now - since > max_token_lifetime && store.delete_signing_key(&r.kid).await? {
                 deleted.push(r.kid.clone());

@@ -2,7 +2,8 @@
 //! or the PostgreSQL database every instance shares); servers see changes within their cache
 //! bound (`tessera_server::service::CACHE_TTL`).
 
-use crate::cli::{ApiCmd, ClientCmd, UserCmd};
+use crate::cli::{ApiCmd, ClientCmd, KeysCmd, ProfileArgs, UserCmd};
+use tessera_jose::Alg;
 use crate::settings::DEFAULT_DATABASE;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -37,6 +38,9 @@ fn client_json(c: &ClientRecord) -> Value {
         "grant_types": c.grant_types,
         "token_endpoint_auth_method": c.token_endpoint_auth_method,
         "public": c.secret_hash.is_none(),
+        "post_logout_redirect_uris": c.post_logout_redirect_uris,
+        "backchannel_logout_uri": c.backchannel_logout_uri,
+        "id_token_signed_response_alg": c.id_token_signed_response_alg.as_deref().unwrap_or("RS256"),
         "created_at": c.created_at,
     })
 }
@@ -54,7 +58,86 @@ fn client_text(c: &ClientRecord) -> String {
 }
 
 fn user_json(u: &UserRecord) -> Value {
-    json!({ "id": u.id, "username": u.username, "email": u.email, "name": u.name, "created_at": u.created_at })
+    json!({ "id": u.id, "username": u.username, "email": u.email, "name": u.name, "profile": u.profile, "created_at": u.created_at, "updated_at": u.updated_at })
+}
+
+/// The profile flags that were given, as standard claims (address members grouped).
+fn profile_map(p: &ProfileArgs) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    let strings = [
+        ("given_name", &p.given_name),
+        ("family_name", &p.family_name),
+        ("middle_name", &p.middle_name),
+        ("nickname", &p.nickname),
+        ("preferred_username", &p.preferred_username),
+        ("profile", &p.profile),
+        ("picture", &p.picture),
+        ("website", &p.website),
+        ("gender", &p.gender),
+        ("birthdate", &p.birthdate),
+        ("zoneinfo", &p.zoneinfo),
+        ("locale", &p.locale),
+        ("phone_number", &p.phone_number),
+    ];
+    for (k, v) in strings {
+        if let Some(v) = v {
+            m.insert(k.into(), json!(v));
+        }
+    }
+    for (k, v) in [("email_verified", p.email_verified), ("phone_number_verified", p.phone_number_verified)] {
+        if let Some(v) = v {
+            m.insert(k.into(), json!(v));
+        }
+    }
+    let mut address = serde_json::Map::new();
+    for (k, v) in [("street_address", &p.street_address), ("locality", &p.locality), ("region", &p.region), ("postal_code", &p.postal_code), ("country", &p.country)] {
+        if let Some(v) = v {
+            address.insert(k.into(), json!(v));
+        }
+    }
+    if !address.is_empty() {
+        m.insert("address".into(), Value::Object(address));
+    }
+    m
+}
+
+pub async fn keys(database: Option<&str>, j: bool, cmd: KeysCmd) -> anyhow::Result<()> {
+    let store = open(database).await?;
+    let now = now();
+    match cmd {
+        KeysCmd::List => {
+            let list = store.list_signing_keys().await?;
+            let rows: Vec<Value> = list
+                .iter()
+                .map(|k| {
+                    let newer_signing = list.iter().any(|n| n.alg == k.alg && n.use_after > k.use_after && n.use_after <= now);
+                    let status = if k.use_after > now { "published, not yet signing" } else if newer_signing { "retiring" } else { "signing" };
+                    json!({ "kid": k.kid, "alg": k.alg, "created_at": k.created_at, "use_after": k.use_after, "status": status })
+                })
+                .collect();
+            print(j, &Value::Array(rows.clone()), || {
+                rows.iter().map(|r| format!("{}  {}  {}", r["kid"].as_str().unwrap_or(""), r["alg"].as_str().unwrap_or(""), r["status"].as_str().unwrap_or(""))).collect::<Vec<_>>().join("\n")
+            });
+        }
+        KeysCmd::Rotate { alg, publish_delay } => {
+            if publish_delay < 0 {
+                bail!("--publish-delay must not be negative");
+            }
+            let algs: Vec<Alg> = match alg {
+                Some(a) => vec![a.parse().map_err(|_| anyhow::anyhow!("--alg must be ES256, RS256 or EdDSA"))?],
+                None => Alg::ALL.to_vec(),
+            };
+            let mut created = Vec::new();
+            for a in algs {
+                let kid = tessera_server::keys::rotate(&*store, a, now, publish_delay).await?;
+                created.push(json!({ "kid": kid, "alg": a.as_str(), "use_after": now + publish_delay }));
+            }
+            print(j, &Value::Array(created.clone()), || {
+                created.iter().map(|c| format!("new {} key {} signs from {}", c["alg"].as_str().unwrap_or(""), c["kid"].as_str().unwrap_or(""), c["use_after"])).collect::<Vec<_>>().join("\n")
+            });
+        }
+    }
+    Ok(())
 }
 
 fn api_json(a: &ApiRecord) -> Value {
@@ -80,8 +163,19 @@ pub async fn migrate(database: Option<&str>) -> anyhow::Result<()> {
 pub async fn client(database: Option<&str>, j: bool, cmd: ClientCmd) -> anyhow::Result<()> {
     let store = open(database).await?;
     match cmd {
-        ClientCmd::Create { name, redirect_uris, scope, grant_types, public, token_auth_method } => {
-            let created = admin::create_client(&*store, NewClient { name, redirect_uris, scope, grant_types, public, token_endpoint_auth_method: token_auth_method }, now()).await?;
+        ClientCmd::Create { name, redirect_uris, scope, grant_types, public, token_auth_method, post_logout_redirect_uris, backchannel_logout_uri, id_token_signed_response_alg } => {
+            let req = NewClient {
+                name,
+                redirect_uris,
+                scope,
+                grant_types,
+                public,
+                token_endpoint_auth_method: token_auth_method,
+                post_logout_redirect_uris,
+                backchannel_logout_uri,
+                id_token_signed_response_alg,
+            };
+            let created = admin::create_client(&*store, req, now()).await?;
             let mut v = client_json(&created.client);
             if let Some(s) = &created.client_secret {
                 v["client_secret"] = json!(s);
@@ -124,10 +218,14 @@ pub async fn client(database: Option<&str>, j: bool, cmd: ClientCmd) -> anyhow::
 pub async fn user(database: Option<&str>, j: bool, cmd: UserCmd) -> anyhow::Result<()> {
     let store = open(database).await?;
     match cmd {
-        UserCmd::Create { username, email, name, password_stdin: _ } => {
+        UserCmd::Create { username, email, name, password_stdin: _, profile } => {
             let pw = read_password()?;
-            let u = admin::create_user(&*store, NewUser { username, email, name }, &pw, now()).await?;
+            let u = admin::create_user(&*store, NewUser { username, email, name, profile: profile_map(&profile) }, &pw, now()).await?;
             print(j, &user_json(&u), || format!("created user {} (id {})", u.username, u.id));
+        }
+        UserCmd::Update { username, email, name, profile } => {
+            let u = admin::update_user(&*store, &username, email, name, profile_map(&profile), now()).await?;
+            print(j, &user_json(&u), || format!("updated user {}", u.username));
         }
         UserCmd::List => {
             let list = store.list_users().await?;

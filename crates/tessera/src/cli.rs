@@ -34,6 +34,75 @@ pub enum Command {
     /// Manage APIs (resource servers) and their scopes.
     #[command(subcommand)]
     Api(ApiCmd),
+    /// Manage signing keys (rotation).
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCmd {
+    /// List signing keys: kid, algorithm, and when each signs.
+    List,
+    /// Start a rotation: a new key is published now and signs after --publish-delay seconds;
+    /// the old key stays published until its tokens have expired.
+    Rotate {
+        /// ES256, RS256 or EdDSA (default: all three).
+        #[arg(long)]
+        alg: Option<String>,
+        /// Seconds between publication and first use (default 3600; relying parties cache JWKS).
+        #[arg(long, default_value_t = 3600)]
+        publish_delay: i64,
+    },
+}
+
+/// Standard profile claims (OpenID Connect Core §5.1) for `user create` and `user update`.
+#[derive(Args, Debug, Default, Clone)]
+pub struct ProfileArgs {
+    #[arg(long)]
+    pub given_name: Option<String>,
+    #[arg(long)]
+    pub family_name: Option<String>,
+    #[arg(long)]
+    pub middle_name: Option<String>,
+    #[arg(long)]
+    pub nickname: Option<String>,
+    #[arg(long)]
+    pub preferred_username: Option<String>,
+    /// Profile page URL.
+    #[arg(long)]
+    pub profile: Option<String>,
+    #[arg(long)]
+    pub picture: Option<String>,
+    #[arg(long)]
+    pub website: Option<String>,
+    #[arg(long)]
+    pub email_verified: Option<bool>,
+    #[arg(long)]
+    pub gender: Option<String>,
+    /// YYYY-MM-DD.
+    #[arg(long)]
+    pub birthdate: Option<String>,
+    /// e.g. Europe/Paris.
+    #[arg(long)]
+    pub zoneinfo: Option<String>,
+    /// e.g. fr-FR.
+    #[arg(long)]
+    pub locale: Option<String>,
+    /// E.164, e.g. +33612345678.
+    #[arg(long)]
+    pub phone_number: Option<String>,
+    #[arg(long)]
+    pub phone_number_verified: Option<bool>,
+    #[arg(long)]
+    pub street_address: Option<String>,
+    #[arg(long)]
+    pub locality: Option<String>,
+    #[arg(long)]
+    pub region: Option<String>,
+    #[arg(long)]
+    pub postal_code: Option<String>,
+    #[arg(long)]
+    pub country: Option<String>,
 }
 
 #[derive(Args, Debug, Default)]
@@ -51,6 +120,9 @@ pub struct ServeArgs {
     /// PostgreSQL connections this instance may open (default 16); ignored for SQLite.
     #[arg(long, env = "TESSERA_DATABASE_POOL_SIZE")]
     pub database_pool_size: Option<u32>,
+    /// Rotate signing keys automatically after this many days (default 90; 0 turns it off).
+    #[arg(long, env = "TESSERA_KEY_ROTATION_DAYS")]
+    pub key_rotation_days: Option<u32>,
 }
 
 /// `tessera demo`: three servers on 127.0.0.1 and the data folder they share.
@@ -94,6 +166,15 @@ pub enum ClientCmd {
         /// client_secret_basic (default), client_secret_post, or none.
         #[arg(long = "token-auth-method")]
         token_auth_method: Option<String>,
+        /// Where the user may be sent after logout, matched exactly (repeatable).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// OpenID Connect Back-Channel Logout: logout tokens are POSTed here.
+        #[arg(long = "backchannel-logout-uri")]
+        backchannel_logout_uri: Option<String>,
+        /// ID token signing algorithm: RS256 (default), ES256 or EdDSA.
+        #[arg(long = "id-token-signed-response-alg")]
+        id_token_signed_response_alg: Option<String>,
     },
     List,
     Show {
@@ -121,6 +202,18 @@ pub enum UserCmd {
         /// Read the password from standard input (required: passwords never go on the command line).
         #[arg(long, required = true)]
         password_stdin: bool,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// Change a user's email, name or profile claims.
+    Update {
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        profile: ProfileArgs,
     },
     List,
     Delete {

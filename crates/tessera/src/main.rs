@@ -25,6 +25,7 @@ async fn main() {
         cli::Command::Client(c) => admin::client(cli.database.as_deref(), cli.json, c).await,
         cli::Command::User(c) => admin::user(cli.database.as_deref(), cli.json, c).await,
         cli::Command::Api(c) => admin::api(cli.database.as_deref(), cli.json, c).await,
+        cli::Command::Keys(c) => admin::keys(cli.database.as_deref(), cli.json, c).await,
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

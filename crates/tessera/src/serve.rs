@@ -50,6 +50,25 @@ pub async fn run(database: Option<String>, args: ServeArgs) -> anyhow::Result<()
         }
     });
 
+    // Scheduled rotation (OIDC Core §10.1.1): a due key gets a successor that is published an
+    // hour before it signs; keys whose tokens have all expired are retired.
+    let rotation_days = i64::from(args.key_rotation_days.unwrap_or(90));
+    let rotation = svc.clone();
+    tokio::spawn(async move {
+        loop {
+            let now = rotation.now();
+            if rotation_days > 0 {
+                if let Err(e) = tessera_server::keys::rotate_if_due(&*rotation.store, now, rotation_days * 86_400, 3_600).await {
+                    tracing::warn!(error = %e, "scheduled key rotation failed");
+                }
+            }
+            if let Err(e) = tessera_server::keys::retire(&*rotation.store, now, tessera_server::service::oidc::MAX_SIGNED_TOKEN_LIFETIME_SECS).await {
+                tracing::warn!(error = %e, "retiring old keys failed");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(3_600)).await;
+        }
+    });
+
     println!("Tessera is listening on http://{addr}");
     println!("  issuer:   {issuer}");
     println!("  database: {}", store::redact(&s.database_url));

@@ -393,7 +393,10 @@ async fn rfc8414_metadata_and_jwks() {
         let res = http.post(url).form(&[("x", "y")]).send().await.unwrap();
         assert_ne!(res.status(), 404, "{endpoint} is served");
     }
-    assert_eq!(m["scopes_supported"], serde_json::json!(["notes.delete", "notes.read", "notes.write"]));
+    assert_eq!(
+        m["scopes_supported"],
+        serde_json::json!(["address", "email", "notes.delete", "notes.read", "notes.write", "offline_access", "openid", "phone", "profile"])
+    );
     let jwks: serde_json::Value = http.get(m["jwks_uri"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
     let key = &jwks["keys"][0];
     assert_eq!(key["kty"], "EC");

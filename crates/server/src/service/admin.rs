@@ -33,6 +33,12 @@ pub struct NewClient {
     pub grant_types: Vec<String>,
     pub public: bool,
     pub token_endpoint_auth_method: Option<String>,
+    /// OpenID Connect RP-Initiated Logout 1.0 §3.1.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// OpenID Connect Back-Channel Logout 1.0 §2.2.
+    pub backchannel_logout_uri: Option<String>,
+    /// RS256 (default), ES256 or EdDSA.
+    pub id_token_signed_response_alg: Option<String>,
 }
 
 /// A registered client and, for confidential clients, its secret in the clear: shown once.
@@ -77,6 +83,21 @@ pub async fn create_client(store: &dyn Store, req: NewClient, now: i64) -> Resul
     for u in &req.redirect_uris {
         validate_registration(u).map_err(|e| invalid(format!("--redirect-uri: {e}")))?;
     }
+    for u in &req.post_logout_redirect_uris {
+        validate_registration(u).map_err(|e| invalid(format!("--post-logout-redirect-uri: {e}")))?;
+    }
+    if let Some(u) = &req.backchannel_logout_uri {
+        // Back-Channel Logout 1.0 §2.2: an absolute URI without a fragment; https off loopback.
+        let url = validate_registration(u).map_err(|e| invalid(format!("--backchannel-logout-uri: {e}")))?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(invalid("--backchannel-logout-uri must be an http(s) URI"));
+        }
+    }
+    if let Some(a) = &req.id_token_signed_response_alg {
+        if !matches!(a.as_str(), "RS256" | "ES256" | "EdDSA") {
+            return Err(invalid("--id-token-signed-response-alg must be RS256, ES256 or EdDSA"));
+        }
+    }
     let client_secret = (method != AuthMethod::None).then(secret::random_token);
     let client = ClientRecord {
         client_id: secret::random_alnum_id(),
@@ -87,9 +108,9 @@ pub async fn create_client(store: &dyn Store, req: NewClient, now: i64) -> Resul
         grant_types: grants.iter().map(|g| g.as_str().to_string()).collect(),
         token_endpoint_auth_method: method.as_str().to_string(),
         created_at: now,
-        post_logout_redirect_uris: Vec::new(),
-        backchannel_logout_uri: None,
-        id_token_signed_response_alg: None,
+        post_logout_redirect_uris: req.post_logout_redirect_uris.clone(),
+        backchannel_logout_uri: req.backchannel_logout_uri.clone(),
+        id_token_signed_response_alg: req.id_token_signed_response_alg.clone(),
         subject_type: "public".into(),
     };
     store.create_client(&client).await?;
@@ -113,6 +134,63 @@ pub struct NewUser {
     pub username: String,
     pub email: Option<String>,
     pub name: Option<String>,
+    /// Further standard claims (OpenID Connect Core §5.1).
+    pub profile: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Standard claims settable from the CLI (OIDC Core §5.1); `address` members are grouped.
+pub const PROFILE_CLAIMS: &[&str] = &[
+    "given_name", "family_name", "middle_name", "nickname", "preferred_username", "profile", "picture", "website", "email_verified", "gender", "birthdate", "zoneinfo",
+    "locale", "phone_number", "phone_number_verified",
+];
+pub const ADDRESS_CLAIMS: &[&str] = &["formatted", "street_address", "locality", "region", "postal_code", "country"];
+
+/// Check profile values: known names, booleans where OIDC says boolean.
+fn check_profile(profile: &serde_json::Map<String, serde_json::Value>) -> Result<(), AdminError> {
+    for (k, v) in profile {
+        match k.as_str() {
+            "email_verified" | "phone_number_verified" if !v.is_boolean() => return Err(invalid(format!("{k} must be true or false"))),
+            "address" if !v.is_object() => return Err(invalid("address must be an object")),
+            "address" => {}
+            k if PROFILE_CLAIMS.contains(&k) => {}
+            other => return Err(invalid(format!("unknown profile claim {other}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Change a user's email, name and profile claims (`tessera user update`): given values
+/// replace, `Value::Null` removes.
+pub async fn update_user(store: &dyn Store, username: &str, email: Option<String>, name: Option<String>, changes: serde_json::Map<String, serde_json::Value>, now: i64) -> Result<UserRecord, AdminError> {
+    let mut user = store.find_user_by_username(username).await?.ok_or_else(|| AdminError::NotFound(format!("no user {username}")))?;
+    if let Some(e) = email {
+        if !e.contains('@') || e.len() > 254 {
+            return Err(invalid("--email is not an email address"));
+        }
+        user.email = Some(e);
+    }
+    if let Some(n) = name {
+        user.name = Some(n);
+    }
+    for (k, v) in changes {
+        if v.is_null() {
+            user.profile.remove(&k);
+        } else if k == "address" {
+            let mut merged = user.profile.get("address").and_then(|a| a.as_object().cloned()).unwrap_or_default();
+            if let Some(obj) = v.as_object() {
+                for (ak, av) in obj {
+                    merged.insert(ak.clone(), av.clone());
+                }
+            }
+            user.profile.insert(k, serde_json::Value::Object(merged));
+        } else {
+            user.profile.insert(k, v);
+        }
+    }
+    check_profile(&user.profile)?;
+    user.updated_at = now;
+    store.update_user(&user).await?;
+    Ok(user)
 }
 
 fn check_password(password: &str) -> Result<(), AdminError> {
@@ -134,6 +212,7 @@ pub async fn create_user(store: &dyn Store, req: NewUser, password: &str, now: i
         }
     }
     check_password(password)?;
+    check_profile(&req.profile)?;
     let hash = hash_password(password).map_err(invalid)?;
     let user = UserRecord {
         id: secret::random_alnum_id(),
@@ -142,7 +221,7 @@ pub async fn create_user(store: &dyn Store, req: NewUser, password: &str, now: i
         name: req.name,
         password_hash: hash,
         created_at: now,
-        profile: serde_json::Map::new(),
+        profile: req.profile,
         updated_at: now,
     };
     match store.create_user(&user).await {

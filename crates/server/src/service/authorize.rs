@@ -249,8 +249,14 @@ impl Tessera {
         match (interaction, signed_in) {
             (Interaction::IssueCode, Some((s, _))) => self.issue_code(&pending, s).await.map(Ok),
             (Interaction::Fail(code), _) => fail(OAuthError::new(code, "user interaction is required")),
-            (Interaction::Consent, _) => Ok(Err((PendingAuthorization { force_consent: true, ..pending }, Interaction::Consent))),
-            _ => Ok(Err((PendingAuthorization { force_login: signed_in.is_some(), ..pending }, Interaction::Login))),
+            (Interaction::Consent, _) => {
+                let forced = pending.oidc.as_ref().is_some_and(|o| o.prompt.consent);
+                Ok(Err((PendingAuthorization { force_consent: forced, ..pending }, Interaction::Consent)))
+            }
+            _ => {
+                let forced = pending.oidc.as_ref().is_some_and(|o| o.prompt.consent);
+                Ok(Err((PendingAuthorization { force_login: signed_in.is_some(), force_consent: forced, ..pending }, Interaction::Login)))
+            }
         }
     }
 

@@ -40,7 +40,7 @@ impl TestServer {
             .map(|s| admin::parse_api_scope(s).unwrap())
             .collect();
         admin::create_api(&*svc.store, API, "Notes", scopes, now).await.unwrap();
-        admin::create_user(&*svc.store, NewUser { username: USER.into(), email: Some("alice@example.com".into()), name: Some("Alice Doe".into()) }, PASSWORD, now).await.unwrap();
+        admin::create_user(&*svc.store, NewUser { username: USER.into(), email: Some("alice@example.com".into()), name: Some("Alice Doe".into()), ..Default::default() }, PASSWORD, now).await.unwrap();
         let app = tessera_server::router(svc.clone()).into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
