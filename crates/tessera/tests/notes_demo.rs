@@ -265,3 +265,28 @@ async fn session_id_is_replaced_on_connect() {
     assert!(html.contains("Connect your Notes account") && note_titles(&html).is_empty(), "the old id is worthless");
     assert_eq!(note_titles(&v.page("/").await.1), ["Groceries", "Ideas"], "the browser itself stays connected");
 }
+
+/// A key rotated at Tessera is picked up by the API without a restart: the first token signed
+/// by the new key makes the guard refetch the JWKS once, and it is accepted.
+#[tokio::test]
+async fn keys_rotated_at_tessera_are_picked_up_without_restart() {
+    let st = Stack::start().await;
+    let v = Visitor::new(&st);
+    v.connect(&st, &ALL).await;
+    let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
+    let old_kid = kid(&st.client_access_tokens()[0]);
+    let fetches = st.guard.stats().key_fetches;
+    let now = tessera_server::Clock::now(&*st.s.clock);
+    tessera_server::keys::rotate(&*st.s.svc.store, tessera_jose::Alg::ES256, now, 0).await.unwrap();
+    st.s.svc.keys.reload(&*st.s.svc.store).await.unwrap();
+    // The client's token expires; its refresh brings a token signed by the new key.
+    st.advance_server_clock(700);
+    st.client_clock.advance(700);
+    let html = v.page("/").await.1;
+    assert_eq!(note_titles(&html), ["Groceries", "Ideas"], "{html}");
+    let new_kid = kid(&st.client_access_tokens()[0]);
+    assert_ne!(old_kid, new_kid, "the new token is signed by the rotated key");
+    assert_eq!(st.guard.stats().key_fetches, fetches + 1, "one refetch, then cached");
+    v.page("/").await;
+    assert_eq!(st.guard.stats().key_fetches, fetches + 1);
+}
