@@ -796,7 +796,9 @@ async fn rfc8628_3_1_device_authorization_errors() {
         .client(NewClient { name: "TV".into(), scope: "notes.read".into(), grant_types: vec![DEVICE_GRANT.into()], ..Default::default() })
         .await;
     let (cid, csecret) = (confidential.client.client_id, confidential.client_secret.unwrap());
-    let cases: Vec<(Option<(&str, &str)>, Vec<(&str, &str)>, u16, &str)> = vec![
+    /// (Basic credentials, form, expected status, expected error).
+    type Case<'a> = (Option<(&'a str, &'a str)>, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (None, vec![("client_id", &web), ("scope", "notes.read")], 400, "unauthorized_client"),
         (None, vec![("client_id", &id)], 400, "invalid_scope"),
         (None, vec![("client_id", &id), ("scope", "admin")], 400, "invalid_scope"),
