@@ -1,0 +1,506 @@
+//! OpenID Connect in a real browser (headless Chromium over WebDriver, chromedriver started by
+//! the test) against a real Tessera and a real client application: `prompt=login` and
+//! `prompt=consent` (OIDC Core §3.1.2.1), and RP-Initiated Logout 1.0 with Back-Channel Logout
+//! 1.0 delivery. These tests need `chromium` and `chromedriver` on PATH and fail (never skip)
+//! without.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tessera_server::service::admin::NewClient;
+use std::future::Future;
+use std::net::TcpListener as StdTcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use thirtyfour::prelude::*;
+
+/// Upper bound for one whole test body (browser start excluded).
+const TEST_LIMIT: Duration = Duration::from_secs(90);
+/// Upper bound for one wait (a page to load, an element to appear, a URL to change).
+const WAIT: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(100);
+
+const CHROME_ARGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+];
+
+/// `command -v NAME`: the first executable NAME on PATH. Panics with a clear message if none.
+fn require_on_path(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join(name);
+        if let Ok(meta) = std::fs::metadata(&candidate) {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                return candidate;
+            }
+        }
+    }
+    panic!(
+        "browser tests need `{name}` on PATH, and it was not found (PATH={}). \
+         On Debian: apt-get install chromium chromium-driver",
+        path.to_string_lossy()
+    );
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+fn free_port() -> u16 {
+    StdTcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A chromedriver child process, killed (with anything it left behind) when dropped.
+struct Chromedriver {
+    child: Child,
+    url: String,
+    log: PathBuf,
+    /// Holds the chromedriver log and Chromium's profile directory.
+    dir: tempfile::TempDir,
+}
+
+impl Chromedriver {
+    async fn start() -> Self {
+        // Fail early and clearly if either is missing.
+        require_on_path("chromium");
+        let chromedriver = require_on_path("chromedriver");
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("chromedriver.log");
+        let port = free_port();
+        let mut cmd = Command::new(&chromedriver);
+        cmd.arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::from(std::fs::File::options().append(true).open(&log).unwrap()));
+        // Its own process group, so Drop can also end any Chromium it started.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("could not start {}: {e}", chromedriver.display()));
+        let mut me = Self { child, url: format!("http://127.0.0.1:{port}"), log, dir };
+        me.wait_ready().await;
+        me
+    }
+
+    /// Poll GET /status until chromedriver says it is ready (bounded).
+    async fn wait_ready(&mut self) {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("chromedriver exited early ({status}); log:\n{}", self.log_text());
+            }
+            if let Ok(res) = http.get(format!("{}/status", self.url)).send().await {
+                if res.json::<serde_json::Value>().await.is_ok_and(|body| body["value"]["ready"] == true) {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("chromedriver did not answer on {} within {WAIT:?}; log:\n{}", self.url, self.log_text());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A new headless Chromium session with a fresh profile.
+    async fn session(&self) -> WebDriver {
+        let chromium = require_on_path("chromium");
+        let mut caps = DesiredCapabilities::chrome();
+        caps.set_binary(chromium.to_str().unwrap()).unwrap();
+        for arg in CHROME_ARGS {
+            caps.add_arg(arg).unwrap();
+        }
+        let profile = tempfile::tempdir_in(self.dir.path()).unwrap().keep();
+        caps.add_arg(&format!("--user-data-dir={}", profile.display())).unwrap();
+        let driver = WebDriver::builder(&self.url, caps)
+            .request_timeout(Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("could not start a Chromium session: {e}; chromedriver log:\n{}", self.log_text()));
+        driver.set_page_load_timeout(WAIT).await.unwrap();
+        driver
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let pid = self.child.id();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Best effort: anything still in chromedriver's process group (a Chromium whose session
+        // was not closed because the test panicked before quitting).
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).stderr(Stdio::null()).status();
+    }
+}
+
+/// Run `body` against a fresh browser, bounded by TEST_LIMIT; the browser session is always
+/// closed and chromedriver always killed, also when `body` panics.
+async fn with_browser<F, Fut>(body: F)
+where
+    F: FnOnce(WebDriver) -> Fut,
+    Fut: Future<Output = WebDriverResult<()>>,
+{
+    let chromedriver = Chromedriver::start().await;
+    let driver = chromedriver.session().await;
+    let result = driver
+        .run_and_quit(|d| async move {
+            match tokio::time::timeout(TEST_LIMIT, body(d)).await {
+                Ok(r) => r,
+                Err(_) => panic!("browser test did not finish within {TEST_LIMIT:?}"),
+            }
+        })
+        .await;
+    if let Err(e) = result {
+        panic!("browser test failed: {e:?}");
+    }
+    drop(chromedriver);
+}
+
+/// Wait (bounded) until the browser's URL satisfies `pred`; returns it.
+async fn wait_for_url(driver: &WebDriver, what: &str, pred: impl Fn(&url::Url) -> bool) -> url::Url {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let current = driver.current_url().await.unwrap();
+        if pred(&current) {
+            return current;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}; still at {current}; page:\n{}", driver.source().await.unwrap_or_default());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Wait (bounded) for an element to be present.
+async fn wait_for(driver: &WebDriver, by: By) -> WebElement {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(el) = driver.find(by.clone()).await {
+            return el;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {by:?} at {}; page:\n{}", driver.current_url().await.unwrap(), driver.source().await.unwrap_or_default());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Open `authorize_url` and expect the sign-in page.
+async fn open_login(driver: &WebDriver, s: &TestServer, authorize_url: &str) {
+    driver.goto(authorize_url).await.unwrap();
+    wait_for_url(driver, "the sign-in page", |u| u.as_str().starts_with(&format!("{}/login", s.url))).await;
+    assert_eq!(wait_for(driver, By::Id("client-name")).await.text().await.unwrap(), "Notes Client");
+}
+
+/// Fill in and submit the sign-in form.
+async fn sign_in(driver: &WebDriver, username: &str, password: &str) {
+    let user = wait_for(driver, By::Id("username")).await;
+    user.clear().await.unwrap();
+    user.send_keys(username).await.unwrap();
+    let pass = driver.find(By::Id("password")).await.unwrap();
+    pass.clear().await.unwrap();
+    pass.send_keys(password).await.unwrap();
+    driver.find(By::Id("sign-in")).await.unwrap().click().await.unwrap();
+}
+
+/// Expect the consent page; returns the requested scopes as (data-scope, text).
+async fn consent_scopes(driver: &WebDriver, s: &TestServer) -> Vec<(String, String)> {
+    wait_for_url(driver, "the consent page", |u| u.as_str().starts_with(&format!("{}/consent", s.url))).await;
+    wait_for(driver, By::Id("allow")).await;
+    let mut scopes = Vec::new();
+    for li in driver.find_all(By::Css("ul#scopes li[data-scope]")).await.unwrap() {
+        scopes.push((li.attr("data-scope").await.unwrap().unwrap(), li.text().await.unwrap()));
+    }
+    scopes
+}
+
+/// Wait for the browser to land on the client's callback page; returns its query.
+async fn callback_query(driver: &WebDriver, cb: &str) -> std::collections::HashMap<String, String> {
+    let url = wait_for_url(driver, "the client callback", |u| u.as_str().starts_with(cb)).await;
+    let body = wait_for(driver, By::Tag("body")).await.text().await.unwrap();
+    assert_eq!(body.trim(), "callback received", "the browser shows the client's page");
+    url.query_pairs().into_owned().collect()
+}
+
+/// What the OpenID Connect clients here may ask for.
+const CLIENT_SCOPE: &str = "openid profile email offline_access notes.read";
+/// What the authorization requests here ask for.
+const REQUEST_SCOPE: &str = "openid profile email";
+/// The back-channel logout event (Back-Channel Logout 1.0 §2.4).
+const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// One POST the client's back-channel logout endpoint received: its Content-Type and form.
+#[derive(Debug, Clone)]
+struct BackchannelPost {
+    content_type: String,
+    form: HashMap<String, String>,
+}
+
+/// The relying party: its redirect URI (200 "callback received"), its post-logout page, and its
+/// back-channel logout endpoint, which records every POST it receives.
+struct ClientApp {
+    callback: String,
+    signed_out: String,
+    backchannel: String,
+    posts: Arc<Mutex<Vec<BackchannelPost>>>,
+}
+
+async fn client_app() -> ClientApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let posts: Arc<Mutex<Vec<BackchannelPost>>> = Arc::default();
+    let recorder = posts.clone();
+    let app = axum::Router::new()
+        .route("/callback", axum::routing::get(|| async { "callback received" }))
+        .route("/signed-out", axum::routing::get(|| async { "signed out of the client" }))
+        .route(
+            "/backchannel",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let recorder = recorder.clone();
+                async move {
+                    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                    let form = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+                    recorder.lock().unwrap().push(BackchannelPost { content_type, form });
+                    // §2.8: success is 200, not cacheable.
+                    ([(axum::http::header::CACHE_CONTROL, "no-store")], "")
+                }
+            }),
+        );
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    ClientApp { callback: format!("{base}/callback"), signed_out: format!("{base}/signed-out"), backchannel: format!("{base}/backchannel"), posts }
+}
+
+/// A confidential OpenID Connect client of `app`, with its post-logout redirect URI and
+/// back-channel logout URI registered. Returns (client_id, client_secret).
+async fn register(s: &TestServer, app: &ClientApp) -> (String, String) {
+    let c = s
+        .client(NewClient {
+            name: "Notes Client".into(),
+            redirect_uris: vec![app.callback.clone()],
+            scope: CLIENT_SCOPE.into(),
+            post_logout_redirect_uris: vec![app.signed_out.clone()],
+            backchannel_logout_uri: Some(app.backchannel.clone()),
+            ..Default::default()
+        })
+        .await;
+    (c.client.client_id, c.client_secret.expect("a confidential client"))
+}
+
+/// An OpenID Connect authorization request (code, PKCE S256, a nonce) plus `extra` parameters.
+fn oidc_url(s: &TestServer, client_id: &str, cb: &str, state: &str, challenge: &str, extra: &[(&str, &str)]) -> String {
+    let mut url = url::Url::parse(&s.authorize_url(client_id, cb, REQUEST_SCOPE, state, Some(challenge))).unwrap();
+    url.query_pairs_mut().append_pair("nonce", &format!("n-{state}"));
+    for (k, v) in extra {
+        url.query_pairs_mut().append_pair(k, v);
+    }
+    url.to_string()
+}
+
+/// Verify a JWT signed RS256 by the server (Tessera's default for ID and logout tokens) against
+/// the JWKS found through discovery: signature, `iss`, `aud`, `exp`, `iat`, `sub`. Returns the
+/// `typ` header and the claims.
+async fn verify_rs256(issuer: &str, token: &str, audience: &str) -> (Option<String>, Value) {
+    let http = reqwest::Client::new();
+    let meta: Value = http.get(format!("{issuer}/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet = http.get(meta["jwks_uri"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256, "RS256 unless the client registered another alg");
+    let jwk = jwks.find(header.kid.as_deref().expect("a kid")).expect("the kid is in the JWKS");
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[audience]);
+    v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    let data = jsonwebtoken::decode::<Value>(token, &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(), &v).unwrap_or_else(|e| panic!("the JWT does not verify: {e}"));
+    (header.typ, data.claims)
+}
+
+/// Swap a code for tokens (client_secret_basic, PKCE) and return the verified ID token claims.
+async fn id_token_claims(s: &TestServer, id: &str, secret: &str, code: &str, cb: &str, verifier: &str) -> Value {
+    let (status, body, _) = token_basic(&s.url, id, secret, &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", cb), ("code_verifier", verifier)]).await;
+    assert_eq!(status, 200, "{body}");
+    let (typ, claims) = verify_rs256(&s.url, body["id_token"].as_str().expect("an ID token"), id).await;
+    assert_eq!(typ.as_deref(), Some("JWT"));
+    claims
+}
+
+/// Sign in and allow in the browser for a fresh authorization request; returns the verified ID
+/// token claims of the code it produced.
+async fn first_sign_in(driver: &WebDriver, s: &TestServer, app: &ClientApp, id: &str, secret: &str) -> Value {
+    let (verifier, challenge) = pkce_pair();
+    open_login(driver, s, &oidc_url(s, id, &app.callback, "st-first", &challenge, &[])).await;
+    sign_in(driver, USER, PASSWORD).await;
+    let scopes: Vec<String> = consent_scopes(driver, s).await.into_iter().map(|(scope, _)| scope).collect();
+    assert_eq!(scopes, ["email", "openid", "profile"], "the first request asks for every scope");
+    driver.find(By::Id("allow")).await.unwrap().click().await.unwrap();
+    let q = callback_query(driver, &app.callback).await;
+    assert_eq!(q["state"], "st-first");
+    id_token_claims(s, id, secret, &q["code"], &app.callback, &verifier).await
+}
+
+/// OIDC Core §3.1.2.1 `prompt=login`: "The Authorization Server SHOULD prompt the End-User for
+/// reauthentication." A signed-in user who consented before goes straight back to the client
+/// without `prompt`, and sees the sign-in page again with `prompt=login`; signing in there
+/// moves `auth_time`.
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_prompt_login_asks_to_sign_in_again() {
+    let s = TestServer::start().await;
+    let app = client_app().await;
+    let (id, secret) = register(&s, &app).await;
+    let (s, app, id, secret) = (&s, &app, id.as_str(), secret.as_str());
+    with_browser(|driver| async move {
+        let first = first_sign_in(&driver, s, app, id, secret).await;
+
+        // Without prompt: signed in and consented, so no page at all.
+        let (verifier, challenge) = pkce_pair();
+        driver.goto(&oidc_url(s, id, &app.callback, "st-again", &challenge, &[])).await?;
+        let q = callback_query(&driver, &app.callback).await;
+        assert_eq!(q["state"], "st-again");
+        let again = id_token_claims(s, id, secret, &q["code"], &app.callback, &verifier).await;
+        assert_eq!(again["auth_time"], first["auth_time"], "no re-authentication without prompt");
+        assert_eq!(again["sid"], first["sid"], "the same browser session");
+
+        // prompt=login: the sign-in page again, although the browser is signed in.
+        s.clock.advance(120);
+        let (verifier, challenge) = pkce_pair();
+        open_login(&driver, s, &oidc_url(s, id, &app.callback, "st-login", &challenge, &[("prompt", "login")])).await;
+        assert!(driver.find(By::Id("password")).await.is_ok(), "the sign-in form");
+        sign_in(&driver, USER, PASSWORD).await;
+        // Consent is remembered: after signing in, straight back to the client.
+        let q = callback_query(&driver, &app.callback).await;
+        assert_eq!(q["state"], "st-login");
+        let relogged = id_token_claims(s, id, secret, &q["code"], &app.callback, &verifier).await;
+        assert!(
+            relogged["auth_time"].as_i64().unwrap() >= first["auth_time"].as_i64().unwrap() + 120,
+            "prompt=login re-authenticated: auth_time {} then {}",
+            first["auth_time"],
+            relogged["auth_time"]
+        );
+        assert_eq!(relogged["nonce"], "n-st-login");
+        Ok(())
+    })
+    .await;
+}
+
+/// OIDC Core §3.1.2.1 `prompt=consent`: "The Authorization Server SHOULD prompt the End-User
+/// for consent before returning information to the Client." A client consented to before is
+/// not asked again without `prompt`, and is asked again (every requested scope) with
+/// `prompt=consent`.
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_prompt_consent_asks_again() {
+    let s = TestServer::start().await;
+    let app = client_app().await;
+    let (id, secret) = register(&s, &app).await;
+    let (s, app, id, secret) = (&s, &app, id.as_str(), secret.as_str());
+    with_browser(|driver| async move {
+        first_sign_in(&driver, s, app, id, secret).await;
+
+        // Without prompt: no consent page.
+        let (_, challenge) = pkce_pair();
+        driver.goto(&oidc_url(s, id, &app.callback, "st-again", &challenge, &[])).await?;
+        let q = callback_query(&driver, &app.callback).await;
+        assert_eq!(q["state"], "st-again");
+        assert!(q.contains_key("code"), "{q:?}");
+
+        // prompt=consent: the consent page again, asking for every requested scope.
+        let (verifier, challenge) = pkce_pair();
+        driver.goto(&oidc_url(s, id, &app.callback, "st-consent", &challenge, &[("prompt", "consent")])).await?;
+        let scopes = consent_scopes(&driver, s).await;
+        let names: Vec<&str> = scopes.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["email", "openid", "profile"], "every requested scope again: {scopes:?}");
+        assert_eq!(driver.find(By::Id("client-name")).await?.text().await?, "Notes Client");
+        assert!(driver.find(By::Id("password")).await.is_err(), "no sign-in form: only consent was asked for");
+        driver.find(By::Id("allow")).await?.click().await?;
+        let q = callback_query(&driver, &app.callback).await;
+        assert_eq!(q["state"], "st-consent");
+        let claims = id_token_claims(s, id, secret, &q["code"], &app.callback, &verifier).await;
+        assert_eq!(claims["nonce"], "n-st-consent");
+        Ok(())
+    })
+    .await;
+}
+
+/// RP-Initiated Logout 1.0 with Back-Channel Logout 1.0: after signing in and getting a code,
+/// /logout with the client's registered post_logout_redirect_uri shows a confirmation page;
+/// #sign-out ends the session, the client's back-channel endpoint receives a logout token
+/// (verified against the JWKS: iss, aud, sid of the session, the event, no nonce), the browser
+/// lands on the post-logout URI with the state, and the next authorization request asks the
+/// user to sign in again. An unregistered post_logout_redirect_uri is refused first.
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_rp_initiated_logout_with_backchannel() {
+    let s = TestServer::start().await;
+    let app = client_app().await;
+    let (id, secret) = register(&s, &app).await;
+    let alice = s.svc.store.find_user_by_username(USER).await.unwrap().expect("alice").id;
+    let (s, app, id, secret, alice) = (&s, &app, id.as_str(), secret.as_str(), alice.as_str());
+    let logout_url = |post_logout: &str| {
+        let mut u = url::Url::parse(&format!("{}/logout", s.url)).unwrap();
+        u.query_pairs_mut().append_pair("client_id", id).append_pair("post_logout_redirect_uri", post_logout).append_pair("state", "xyz");
+        u.to_string()
+    };
+    with_browser(|driver| async move {
+        let id_claims = first_sign_in(&driver, s, app, id, secret).await;
+        let sid = id_claims["sid"].as_str().expect("sid in the ID token").to_string();
+
+        // §3: an unregistered post_logout_redirect_uri is an error page here, not a redirect,
+        // and signs nobody out.
+        driver.goto(&logout_url("http://127.0.0.1:9/elsewhere")).await?;
+        let url = driver.current_url().await?;
+        assert!(url.as_str().starts_with(&format!("{}/logout", s.url)), "no redirect: {url}");
+        assert!(driver.find(By::Id("sign-out")).await.is_err(), "no confirmation for an invalid request");
+
+        // The confirmation page, then #sign-out.
+        driver.goto(&logout_url(&app.signed_out)).await?;
+        let button = wait_for(&driver, By::Id("sign-out")).await;
+        assert!(app.posts.lock().unwrap().is_empty(), "opening the logout page alone signs nobody out");
+        button.click().await?;
+        let landed = wait_for_url(&driver, "the post-logout page", |u| u.as_str().starts_with(&app.signed_out)).await;
+        let q: HashMap<String, String> = landed.query_pairs().into_owned().collect();
+        assert_eq!(q.get("state").map(String::as_str), Some("xyz"), "{landed}");
+        assert_eq!(wait_for(&driver, By::Tag("body")).await.text().await?.trim(), "signed out of the client");
+
+        // Back-Channel Logout §2.5: the logout token was POSTed to the client (before the
+        // redirect; polled briefly to not depend on that).
+        let deadline = Instant::now() + WAIT;
+        let posts = loop {
+            let posts = app.posts.lock().unwrap().clone();
+            if !posts.is_empty() || Instant::now() > deadline {
+                break posts;
+            }
+            tokio::time::sleep(POLL).await;
+        };
+        assert_eq!(posts.len(), 1, "one delivery for the one client: {posts:?}");
+        let post = &posts[0];
+        assert!(post.content_type.starts_with("application/x-www-form-urlencoded"), "{}", post.content_type);
+        let token = post.form.get("logout_token").expect("a logout_token form field");
+        let (typ, claims) = verify_rs256(&s.url, token, id).await;
+        assert_eq!(typ.as_deref(), Some("logout+jwt"), "§2.4 explicit typing");
+        assert_eq!(claims["iss"], s.url);
+        assert_eq!(claims["aud"], id);
+        assert_eq!(claims["sid"], sid.as_str(), "the sid of the ID token (§2.4)");
+        assert_eq!(claims["sub"], alice);
+        assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()), "jti: {claims}");
+        assert!(claims["events"][BACKCHANNEL_EVENT].is_object(), "the back-channel logout event: {claims}");
+        assert!(claims.get("nonce").is_none(), "§2.4: a logout token must not contain a nonce: {claims}");
+
+        // The session is gone: a new authorization request asks to sign in again.
+        let (_, challenge) = pkce_pair();
+        open_login(&driver, s, &oidc_url(s, id, &app.callback, "st-after", &challenge, &[])).await;
+        assert!(driver.find(By::Id("password")).await.is_ok());
+        Ok(())
+    })
+    .await;
+}
