@@ -276,6 +276,8 @@ async fn keys_rotated_at_tessera_are_picked_up_without_restart() {
     let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
     let old_kid = kid(&st.client_access_tokens()[0]);
     let fetches = st.guard.stats().key_fetches;
+    // A later key (its use_after strictly after the first key's) becomes the signer.
+    st.advance_server_clock(5);
     let now = tessera_server::Clock::now(&*st.s.clock);
     tessera_server::keys::rotate(&*st.s.svc.store, tessera_jose::Alg::ES256, now, 0).await.unwrap();
     st.s.svc.keys.reload(&*st.s.svc.store).await.unwrap();
