@@ -205,6 +205,49 @@ fn device_row(r: &PgRow) -> Result<DeviceCodeRecord> {
     })
 }
 
+/// The atomic consume of a refresh token: unused (or used within the grace window), not revoked,
+/// not expired, and its family not revoked.
+const TAKE_REFRESH: &str = "UPDATE refresh_tokens SET used_at = COALESCE(used_at, $1) WHERE token_hash = $2 AND revoked_at IS NULL AND expires_at > $1 AND family_expires_at > $1 \
+     AND (used_at IS NULL OR ($3 > 0 AND used_at >= $1 - $3)) \
+     AND NOT EXISTS (SELECT 1 FROM revoked_families f WHERE f.family_id = refresh_tokens.family_id) RETURNING *";
+
+/// Store a refresh token. One created in a family that was revoked meanwhile (a replay racing
+/// the redemption that issues it) is born revoked.
+async fn insert_refresh<'e, 't: 'e, E: sqlx::Executor<'e, Database = sqlx::Postgres>>(e: E, t: &'t RefreshTokenRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, auth_time, created_at, expires_at, used_at, revoked_at, family_expires_at, oidc) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE($11, (SELECT f.revoked_at FROM revoked_families f WHERE f.family_id = $2)), $12, $13)",
+    )
+    .bind(&t.token_hash)
+    .bind(&t.family_id)
+    .bind(&t.client_id)
+    .bind(&t.user_id)
+    .bind(&t.scope)
+    .bind(&t.audience)
+    .bind(t.auth_time)
+    .bind(t.created_at)
+    .bind(t.expires_at)
+    .bind(t.used_at)
+    .bind(t.revoked_at)
+    .bind(t.family_expires_at)
+    .bind(&t.oidc)
+    .execute(e)
+    .await
+    .map_err(err)?;
+    Ok(())
+}
+
+impl PgStore {
+    /// Why a refresh token was not taken: it exists (used, revoked or expired) or it does not.
+    async fn refresh_not_taken(&self, token_hash: &str) -> Result<Taken<RefreshTokenRecord>> {
+        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1").bind(token_hash).fetch_optional(&self.pool).await.map_err(err)?;
+        Ok(match row {
+            Some(r) => Taken::AlreadyUsed(refresh_row(&r)?),
+            None => Taken::NotFound,
+        })
+    }
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn create_client(&self, c: &ClientRecord) -> Result<()> {
@@ -478,52 +521,30 @@ impl Store for PgStore {
     }
 
     async fn create_refresh_token(&self, t: &RefreshTokenRecord) -> Result<()> {
-        // A token created in a family that was revoked meanwhile (a replay racing the
-        // redemption that issues it) is born revoked.
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, auth_time, created_at, expires_at, used_at, revoked_at, family_expires_at, oidc) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE($11, (SELECT f.revoked_at FROM revoked_families f WHERE f.family_id = $2)), $12, $13)")
-            .bind(&t.token_hash)
-            .bind(&t.family_id)
-            .bind(&t.client_id)
-            .bind(&t.user_id)
-            .bind(&t.scope)
-            .bind(&t.audience)
-            .bind(t.auth_time)
-            .bind(t.created_at)
-            .bind(t.expires_at)
-            .bind(t.used_at)
-            .bind(t.revoked_at)
-            .bind(t.family_expires_at)
-            .bind(&t.oidc)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(())
+        insert_refresh(&self.pool, t).await
     }
     async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>> {
         let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1").bind(token_hash).fetch_optional(&self.pool).await.map_err(err)?;
         row.as_ref().map(refresh_row).transpose()
     }
     async fn take_refresh_token(&self, token_hash: &str, now: i64, grace_secs: i64) -> Result<Taken<RefreshTokenRecord>> {
-        let row = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = COALESCE(used_at, $1) WHERE token_hash = $2 AND revoked_at IS NULL AND expires_at > $1 AND family_expires_at > $1 \
-             AND (used_at IS NULL OR ($3 > 0 AND used_at >= $1 - $3)) \
-             AND NOT EXISTS (SELECT 1 FROM revoked_families f WHERE f.family_id = refresh_tokens.family_id) RETURNING *",
-        )
-        .bind(now)
-        .bind(token_hash)
-        .bind(grace_secs)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
-        if let Some(r) = row {
-            return Ok(Taken::Taken(refresh_row(&r)?));
+        let row = sqlx::query(TAKE_REFRESH).bind(now).bind(token_hash).bind(grace_secs).fetch_optional(&self.pool).await.map_err(err)?;
+        match row {
+            Some(r) => Ok(Taken::Taken(refresh_row(&r)?)),
+            None => self.refresh_not_taken(token_hash).await,
         }
-        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1").bind(token_hash).fetch_optional(&self.pool).await.map_err(err)?;
-        Ok(match row {
-            Some(r) => Taken::AlreadyUsed(refresh_row(&r)?),
-            None => Taken::NotFound,
-        })
+    }
+    async fn rotate_refresh_token(&self, token_hash: &str, now: i64, grace_secs: i64, next: Option<&RefreshTokenRecord>) -> Result<Taken<RefreshTokenRecord>> {
+        let Some(next) = next else { return self.take_refresh_token(token_hash, now, grace_secs).await };
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let Some(row) = sqlx::query(TAKE_REFRESH).bind(now).bind(token_hash).bind(grace_secs).fetch_optional(&mut *tx).await.map_err(err)? else {
+            drop(tx);
+            return self.refresh_not_taken(token_hash).await;
+        };
+        let taken = refresh_row(&row)?;
+        insert_refresh(&mut *tx, next).await?;
+        tx.commit().await.map_err(err)?;
+        Ok(Taken::Taken(taken))
     }
     async fn revoke_family(&self, family_id: &str, now: i64) -> Result<u64> {
         // One transaction: the family is revoked whole or not at all.

@@ -22,6 +22,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     revocation(&*store).await;
     refresh_grace(store.clone()).await;
     revoked_family_stays_revoked(&*store).await;
+    rotation_is_atomic(store.clone()).await;
     device_codes(store.clone()).await;
     expiry_cleanup(&*store).await;
 }
@@ -286,6 +287,32 @@ pub async fn revoked_family_stays_revoked(s: &dyn Store) {
     }
     s.create_refresh_token(&refresh("fresh-rt", "fresh-f")).await.unwrap();
     assert_eq!(s.find_refresh_token("fresh-rt").await.unwrap().unwrap().revoked_at, None, "other families are born live");
+}
+
+/// A rotation stores the successor only when it takes the token, and of concurrent rotations
+/// exactly one does both.
+pub async fn rotation_is_atomic(s: Arc<dyn Store>) {
+    s.create_refresh_token(&refresh("rot-1", "rot-f")).await.unwrap();
+    assert!(matches!(s.rotate_refresh_token("rot-1", 5, 0, Some(&refresh("rot-2", "rot-f"))).await.unwrap(), Taken::Taken(_)));
+    assert!(s.find_refresh_token("rot-2").await.unwrap().is_some(), "the successor is stored with the take");
+    assert!(matches!(s.rotate_refresh_token("rot-1", 6, 0, Some(&refresh("rot-x", "rot-f"))).await.unwrap(), Taken::AlreadyUsed(_)));
+    assert_eq!(s.find_refresh_token("rot-x").await.unwrap(), None, "no successor without the take");
+    assert_eq!(s.rotate_refresh_token("missing", 6, 0, Some(&refresh("rot-y", "rot-f"))).await.unwrap(), Taken::NotFound);
+    assert_eq!(s.find_refresh_token("rot-y").await.unwrap(), None);
+    let rotations = (0..20).map(|i| {
+        let s = s.clone();
+        async move { s.rotate_refresh_token("rot-2", 7, 0, Some(&refresh(&format!("rot-3-{i}"), "rot-f"))).await.unwrap() }
+    });
+    let results = futures_util::future::join_all(rotations).await;
+    assert_eq!(results.iter().filter(|r| matches!(r, Taken::Taken(_))).count(), 1, "exactly one rotation wins");
+    let mut stored = Vec::new();
+    for i in 0..20 {
+        if s.find_refresh_token(&format!("rot-3-{i}")).await.unwrap().is_some() {
+            stored.push(format!("rot-3-{i}"));
+        }
+    }
+    assert_eq!(stored.len(), 1, "exactly one successor is stored");
+    assert!(matches!(s.rotate_refresh_token(&stored[0], 8, 0, None).await.unwrap(), Taken::Taken(_)), "without a successor it is a plain take");
 }
 
 pub fn device(hash: &str, user_code: &str) -> DeviceCodeRecord {

@@ -255,6 +255,11 @@ pub trait Store: Send + Sync + 'static {
     /// `grace_secs > 0`, a token used less than `grace_secs` ago may be taken again. The record
     /// returned carries the time of its first use.
     async fn take_refresh_token(&self, token_hash: &str, now: i64, grace_secs: i64) -> Result<Taken<RefreshTokenRecord>>;
+    /// Rotate (RFC 6749 §6): take `token_hash` exactly as [`Store::take_refresh_token`] does and,
+    /// only if this call takes it, store `next` — in one transaction. A failure (the database
+    /// going away) leaves either the old token untaken or the new one stored: never a consumed
+    /// token without its successor, which would turn the client's retry into a "reuse".
+    async fn rotate_refresh_token(&self, token_hash: &str, now: i64, grace_secs: i64, next: Option<&RefreshTokenRecord>) -> Result<Taken<RefreshTokenRecord>>;
     /// Revoke every refresh token of the family (grant) and record the family as revoked (its
     /// access tokens then fail introspection). Returns how many refresh tokens were live.
     async fn revoke_family(&self, family_id: &str, now: i64) -> Result<u64>;

@@ -10,7 +10,7 @@ use tessera_protocol::params::Params;
 use tessera_protocol::scope::Scopes;
 use tessera_protocol::token::{ACCESS_TOKEN_LIFETIME_SECS, AccessTokenClaims, Audience, TokenResponse};
 use tessera_protocol::{ErrorCode, OAuthError};
-use tessera_storage::RefreshTokenRecord;
+use tessera_storage::{RefreshTokenRecord, Taken};
 
 /// What a refresh token continues: its family and the original authentication time.
 pub struct Lineage {
@@ -101,6 +101,27 @@ impl Tessera {
     /// "MUST be identical to that of the refresh token included by the client in the request",
     /// even when the access token's scope was narrowed.
     pub async fn issue_tokens(&self, client: &ClientPolicy, user_id: &str, scope: &Scopes, refresh_scope: &Scopes, audience: &[String], lineage: Lineage) -> Result<TokenResponse, ServiceError> {
+        match self.issue_tokens_rotating(client, user_id, scope, refresh_scope, audience, lineage, None).await? {
+            Ok(tokens) => Ok(tokens),
+            Err(_) => Err(OAuthError::server_error("nothing to rotate").into()),
+        }
+    }
+
+    /// [`Tessera::issue_tokens`], consuming the presented refresh token `rotate` (its hash) in the
+    /// same transaction that stores its successor, after every read the new tokens need: nothing
+    /// after the consume touches the store, so losing the database mid-request never leaves a
+    /// consumed token without a successor. `Err(outcome)` when the token was not taken.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn issue_tokens_rotating(
+        &self,
+        client: &ClientPolicy,
+        user_id: &str,
+        scope: &Scopes,
+        refresh_scope: &Scopes,
+        audience: &[String],
+        lineage: Lineage,
+        rotate: Option<&str>,
+    ) -> Result<Result<TokenResponse, Taken<RefreshTokenRecord>>, ServiceError> {
         let now = self.now();
         let access_token = self.sign_access_token(&client.client_id, user_id, scope, audience, grant_jti(&lineage.family_id))?;
         let is_oidc = scope.contains("openid");
@@ -112,29 +133,39 @@ impl Tessera {
         // OIDC Core §11: for OpenID Connect requests, offline_access governs refresh tokens;
         // plain OAuth requests follow the client's registered grant types.
         let offline_ok = !refresh_scope.contains("openid") || refresh_scope.contains("offline_access");
-        let refresh_token = if client.may_use(GrantType::RefreshToken) && offline_ok && lineage.family_expires_at > now {
+        let refresh = if client.may_use(GrantType::RefreshToken) && offline_ok && lineage.family_expires_at > now {
             let token = secret::random_token();
-            self.store
-                .create_refresh_token(&RefreshTokenRecord {
-                    token_hash: secret::hash(&token),
-                    family_id: lineage.family_id,
-                    client_id: client.client_id.clone(),
-                    user_id: user_id.to_string(),
-                    scope: refresh_scope.to_string(),
-                    audience: serde_json::to_string(audience).map_err(|e| OAuthError::server_error(e.to_string()))?,
-                    auth_time: lineage.auth_time,
-                    created_at: now,
-                    expires_at: (now + self.config.refresh_token_idle_lifetime).min(lineage.family_expires_at),
-                    family_expires_at: lineage.family_expires_at,
-                    used_at: None,
-                    revoked_at: None,
-                    oidc: lineage.oidc,
-                })
-                .await?;
-            Some(token)
+            let record = RefreshTokenRecord {
+                token_hash: secret::hash(&token),
+                family_id: lineage.family_id,
+                client_id: client.client_id.clone(),
+                user_id: user_id.to_string(),
+                scope: refresh_scope.to_string(),
+                audience: serde_json::to_string(audience).map_err(|e| OAuthError::server_error(e.to_string()))?,
+                auth_time: lineage.auth_time,
+                created_at: now,
+                expires_at: (now + self.config.refresh_token_idle_lifetime).min(lineage.family_expires_at),
+                family_expires_at: lineage.family_expires_at,
+                used_at: None,
+                revoked_at: None,
+                oidc: lineage.oidc,
+            };
+            Some((token, record))
         } else {
             None
         };
-        Ok(TokenResponse { access_token, token_type: "Bearer".into(), expires_in: ACCESS_TOKEN_LIFETIME_SECS, scope: scope.to_string(), refresh_token, id_token })
+        match rotate {
+            None => {
+                if let Some((_, record)) = &refresh {
+                    self.store.create_refresh_token(record).await?;
+                }
+            }
+            Some(old) => match self.store.rotate_refresh_token(old, now, self.config.refresh_token_grace, refresh.as_ref().map(|(_, r)| r)).await? {
+                Taken::Taken(_) => {}
+                not_taken => return Ok(Err(not_taken)),
+            },
+        }
+        let refresh_token = refresh.map(|(token, _)| token);
+        Ok(Ok(TokenResponse { access_token, token_type: "Bearer".into(), expires_in: ACCESS_TOKEN_LIFETIME_SECS, scope: scope.to_string(), refresh_token, id_token }))
     }
 }

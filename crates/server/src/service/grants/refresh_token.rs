@@ -1,6 +1,10 @@
 //! The refresh token grant, RFC 6749 §6, with rotation and reuse detection (RFC 9700 §4.14.2):
 //! every use consumes the token atomically and returns a new one in the same family; presenting
 //! a consumed token revokes the whole family and is recorded as a security event.
+//!
+//! Everything the new tokens need is read before the presented token is consumed; consuming it
+//! and storing its successor is one transaction ([`tessera_storage::Store::rotate_refresh_token`]),
+//! so a database lost mid-request leaves the client's token usable for its retry.
 
 use crate::secret;
 use crate::service::token::Lineage;
@@ -10,7 +14,7 @@ use tessera_protocol::client::ClientPolicy;
 use tessera_protocol::grant::refresh_token::{RefreshRequest, check_client};
 use tessera_protocol::scope::Scopes;
 use tessera_protocol::token::TokenResponse;
-use tessera_storage::Taken;
+use tessera_storage::{RefreshTokenRecord, Taken};
 
 pub async fn refresh(svc: &Tessera, client: &ClientPolicy, req: &RefreshRequest) -> Result<TokenResponse, ServiceError> {
     let now = svc.now();
@@ -18,38 +22,56 @@ pub async fn refresh(svc: &Tessera, client: &ClientPolicy, req: &RefreshRequest)
         return Err(OAuthError::invalid_grant("unknown refresh token").into());
     }
     let hash = secret::hash(&req.refresh_token);
-    // Requests that would fail anyway (another client's token, a widened scope) are refused
-    // before the token is consumed, so a client's mistake does not cost it its grant.
-    if let Some(t) = svc.store.find_refresh_token(&hash).await? {
-        if t.used_at.is_none() && t.revoked_at.is_none() {
-            if t.client_id == client.client_id {
-                req.effective_scope(&Scopes::parse(&t.scope)?)?;
+    let grace = svc.config.refresh_token_grace;
+    let Some(t) = svc.store.find_refresh_token(&hash).await? else {
+        return Err(OAuthError::invalid_grant("unknown refresh token").into());
+    };
+    if t.client_id == client.client_id {
+        let granted = Scopes::parse(&t.scope)?;
+        let scope = match req.effective_scope(&granted) {
+            Ok(s) => s,
+            // A widened scope is refused before a live token is consumed, so a client's mistake
+            // does not cost it its grant; a used one is settled first (reuse detection).
+            Err(e) if t.used_at.is_none() && t.revoked_at.is_none() => return Err(e.into()),
+            Err(e) => {
+                return match svc.store.take_refresh_token(&hash, now, grace).await? {
+                    Taken::Taken(_) => Err(e.into()),
+                    not_taken => Err(refused(svc, client, not_taken, now).await?),
+                };
             }
+        };
+        if svc.store.find_user(&t.user_id).await?.is_none() {
+            return Err(OAuthError::invalid_grant("the user no longer exists").into());
         }
+        let audience: Vec<String> = serde_json::from_str(&t.audience).unwrap_or_default();
+        let lineage = Lineage { family_id: t.family_id.clone(), auth_time: t.auth_time, family_expires_at: t.family_expires_at, oidc: t.oidc.clone(), with_nonce: false };
+        return match svc.issue_tokens_rotating(client, &t.user_id, &scope, &granted, &audience, lineage, Some(&hash)).await? {
+            Ok(tokens) => Ok(tokens),
+            Err(not_taken) => Err(refused(svc, client, not_taken, now).await?),
+        };
     }
-    let token = match svc.store.take_refresh_token(&hash, now, svc.config.refresh_token_grace).await? {
-        Taken::Taken(t) => t,
+    // Another client's token has leaked: consume it and end its family.
+    match svc.store.take_refresh_token(&hash, now, grace).await? {
+        Taken::Taken(token) => {
+            svc.store.revoke_family(&token.family_id, now).await?;
+            Err(check_client(&token.client_id, &client.client_id).err().unwrap_or_else(|| OAuthError::invalid_grant("the refresh token was issued to another client")).into())
+        }
+        not_taken => Err(refused(svc, client, not_taken, now).await?),
+    }
+}
+
+/// The answer for a token that was not taken. RFC 9700 §4.14.2: presenting a rotated (used)
+/// token revokes its whole family, recorded as a security event.
+async fn refused(svc: &Tessera, client: &ClientPolicy, outcome: Taken<RefreshTokenRecord>, now: i64) -> Result<ServiceError, ServiceError> {
+    Ok(match outcome {
         Taken::AlreadyUsed(t) => {
             if t.used_at.is_some() && t.revoked_at.is_none() {
                 svc.store.revoke_family(&t.family_id, now).await?;
                 svc.store.create_audit_event("refresh_reuse", &format!("client {} reused a rotated refresh token; family {} revoked", client.client_id, t.family_id), now).await?;
                 tracing::warn!(client_id = %client.client_id, family = %t.family_id, "refresh token reuse; family revoked");
             }
-            return Err(OAuthError::invalid_grant("the refresh token is no longer valid").into());
+            OAuthError::invalid_grant("the refresh token is no longer valid").into()
         }
-        Taken::NotFound => return Err(OAuthError::invalid_grant("unknown refresh token").into()),
-    };
-    if let Err(e) = check_client(&token.client_id, &client.client_id) {
-        // A token that reached another client has leaked: end its family.
-        svc.store.revoke_family(&token.family_id, now).await?;
-        return Err(e.into());
-    }
-    if svc.store.find_user(&token.user_id).await?.is_none() {
-        return Err(OAuthError::invalid_grant("the user no longer exists").into());
-    }
-    let granted = Scopes::parse(&token.scope)?;
-    let scope = req.effective_scope(&granted)?;
-    let audience: Vec<String> = serde_json::from_str(&token.audience).unwrap_or_default();
-    let lineage = Lineage { family_id: token.family_id.clone(), auth_time: token.auth_time, family_expires_at: token.family_expires_at, oidc: token.oidc.clone(), with_nonce: false };
-    svc.issue_tokens(client, &token.user_id, &scope, &granted, &audience, lineage).await
+        Taken::NotFound | Taken::Taken(_) => OAuthError::invalid_grant("unknown refresh token").into(),
+    })
 }
