@@ -398,10 +398,17 @@ async fn rfc8414_metadata_and_jwks() {
         serde_json::json!(["address", "email", "notes.delete", "notes.read", "notes.write", "offline_access", "openid", "phone", "profile"])
     );
     let jwks: serde_json::Value = http.get(m["jwks_uri"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
-    let key = &jwks["keys"][0];
-    assert_eq!(key["kty"], "EC");
-    assert_eq!(key["alg"], "ES256");
-    assert!(key.get("d").is_none(), "no private key material");
+    let keys = jwks["keys"].as_array().unwrap();
+    let mut algs: Vec<&str> = keys.iter().map(|k| k["alg"].as_str().unwrap()).collect();
+    algs.sort();
+    assert_eq!(algs, vec!["ES256", "EdDSA", "RS256"], "one published key per signing algorithm");
+    let es = keys.iter().find(|k| k["alg"] == "ES256").unwrap();
+    assert_eq!((es["kty"].as_str(), es["crv"].as_str()), (Some("EC"), Some("P-256")));
+    for k in keys {
+        for private in ["d", "p", "q", "dp", "dq", "qi"] {
+            assert!(k.get(private).is_none(), "no private key material ({private})");
+        }
+    }
 }
 
 /// A client registered through the store while the server runs is usable at once.
