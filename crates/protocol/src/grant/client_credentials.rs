@@ -38,6 +38,7 @@ impl ClientCredentialsRequest {
                     Err(OAuthError::invalid_scope(format!("this client may not request: {}", s.difference(&client.scopes))))
                 }
             }
+            _ if client.scopes.is_empty() => Err(OAuthError::invalid_scope("this client has no registered scope to grant")),
             _ => Ok(client.scopes.clone()),
         }
     }
@@ -74,5 +75,8 @@ mod tests {
         assert_eq!(req(Some("a")).granted_scope(&client(false)).unwrap().to_string(), "a");
         assert_eq!(req(None).granted_scope(&client(false)).unwrap().to_string(), "a b");
         assert_eq!(req(Some("a c")).granted_scope(&client(false)).unwrap_err().code, ErrorCode::InvalidScope);
+        let mut none = client(false);
+        none.scopes = Scopes::default();
+        assert_eq!(req(None).granted_scope(&none).unwrap_err().code, ErrorCode::InvalidScope, "no scope at all is not a grant");
     }
 }
