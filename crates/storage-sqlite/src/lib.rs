@@ -192,7 +192,43 @@ async fn insert_refresh<'e, 't: 'e, E: sqlx::Executor<'e, Database = sqlx::Sqlit
     Ok(())
 }
 
+/// The atomic consume of an authorization code.
+const TAKE_CODE: &str = "UPDATE codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL RETURNING *";
+
+/// The atomic consume of an approved, unexpired device code.
+const TAKE_DEVICE_CODE: &str = "UPDATE device_codes SET status = 'consumed' WHERE device_code_hash = $1 AND status = 'approved' AND expires_at > $2 RETURNING *";
+
+/// A code as it was before this call took it.
+fn taken_code(r: &SqliteRow) -> Result<CodeRecord> {
+    let mut c = code_row(r)?;
+    c.used_at = None;
+    Ok(c)
+}
+
+/// A device code as it was before this call took it.
+fn taken_device_code(r: &SqliteRow) -> Result<DeviceCodeRecord> {
+    let mut d = device_row(r)?;
+    d.status = "approved".into();
+    Ok(d)
+}
+
 impl SqliteStore {
+    /// Why a code was not taken: it was used before, or it does not exist.
+    async fn code_not_taken(&self, code_hash: &str) -> Result<Taken<CodeRecord>> {
+        Ok(match self.find_code(code_hash).await? {
+            Some(c) => Taken::AlreadyUsed(c),
+            None => Taken::NotFound,
+        })
+    }
+
+    /// Why a device code was not taken: not approved, consumed or expired, or it does not exist.
+    async fn device_code_not_taken(&self, device_code_hash: &str) -> Result<Taken<DeviceCodeRecord>> {
+        Ok(match self.find_device_code(device_code_hash).await? {
+            Some(d) => Taken::AlreadyUsed(d),
+            None => Taken::NotFound,
+        })
+    }
+
     /// Why a refresh token was not taken: it exists (used, revoked or expired) or it does not.
     async fn refresh_not_taken(&self, token_hash: &str) -> Result<Taken<RefreshTokenRecord>> {
         let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1").bind(token_hash).fetch_optional(&self.pool).await.map_err(err)?;
@@ -461,18 +497,28 @@ impl Store for SqliteStore {
             .map_err(err)?;
         Ok(())
     }
-    async fn take_code(&self, code_hash: &str, now: i64) -> Result<Taken<CodeRecord>> {
-        let row = sqlx::query("UPDATE codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL RETURNING *").bind(now).bind(code_hash).fetch_optional(&self.pool).await.map_err(err)?;
-        if let Some(r) = row {
-            let mut c = code_row(&r)?;
-            c.used_at = None;
-            return Ok(Taken::Taken(c));
-        }
+    async fn find_code(&self, code_hash: &str) -> Result<Option<CodeRecord>> {
         let row = sqlx::query("SELECT * FROM codes WHERE code_hash = $1").bind(code_hash).fetch_optional(&self.pool).await.map_err(err)?;
-        Ok(match row {
-            Some(r) => Taken::AlreadyUsed(code_row(&r)?),
-            None => Taken::NotFound,
-        })
+        row.as_ref().map(code_row).transpose()
+    }
+    async fn take_code(&self, code_hash: &str, now: i64) -> Result<Taken<CodeRecord>> {
+        let row = sqlx::query(TAKE_CODE).bind(now).bind(code_hash).fetch_optional(&self.pool).await.map_err(err)?;
+        match row {
+            Some(r) => Ok(Taken::Taken(taken_code(&r)?)),
+            None => self.code_not_taken(code_hash).await,
+        }
+    }
+    async fn take_code_issuing(&self, code_hash: &str, now: i64, next: Option<&RefreshTokenRecord>) -> Result<Taken<CodeRecord>> {
+        let Some(next) = next else { return self.take_code(code_hash, now).await };
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let Some(row) = sqlx::query(TAKE_CODE).bind(now).bind(code_hash).fetch_optional(&mut *tx).await.map_err(err)? else {
+            drop(tx);
+            return self.code_not_taken(code_hash).await;
+        };
+        let taken = taken_code(&row)?;
+        insert_refresh(&mut *tx, next).await?;
+        tx.commit().await.map_err(err)?;
+        Ok(Taken::Taken(taken))
     }
 
     async fn create_refresh_token(&self, t: &RefreshTokenRecord) -> Result<()> {
@@ -579,21 +625,23 @@ impl Store for SqliteStore {
         Ok(())
     }
     async fn take_device_code(&self, device_code_hash: &str, now: i64) -> Result<Taken<DeviceCodeRecord>> {
-        let row = sqlx::query("UPDATE device_codes SET status = 'consumed' WHERE device_code_hash = $1 AND status = 'approved' AND expires_at > $2 RETURNING *")
-            .bind(device_code_hash)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
-        if let Some(r) = row {
-            let mut d = device_row(&r)?;
-            d.status = "approved".into();
-            return Ok(Taken::Taken(d));
+        let row = sqlx::query(TAKE_DEVICE_CODE).bind(device_code_hash).bind(now).fetch_optional(&self.pool).await.map_err(err)?;
+        match row {
+            Some(r) => Ok(Taken::Taken(taken_device_code(&r)?)),
+            None => self.device_code_not_taken(device_code_hash).await,
         }
-        Ok(match self.find_device_code(device_code_hash).await? {
-            Some(d) => Taken::AlreadyUsed(d),
-            None => Taken::NotFound,
-        })
+    }
+    async fn take_device_code_issuing(&self, device_code_hash: &str, now: i64, next: Option<&RefreshTokenRecord>) -> Result<Taken<DeviceCodeRecord>> {
+        let Some(next) = next else { return self.take_device_code(device_code_hash, now).await };
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let Some(row) = sqlx::query(TAKE_DEVICE_CODE).bind(device_code_hash).bind(now).fetch_optional(&mut *tx).await.map_err(err)? else {
+            drop(tx);
+            return self.device_code_not_taken(device_code_hash).await;
+        };
+        let taken = taken_device_code(&row)?;
+        insert_refresh(&mut *tx, next).await?;
+        tx.commit().await.map_err(err)?;
+        Ok(Taken::Taken(taken))
     }
 
     async fn delete_expired(&self, now: i64, batch: i64) -> Result<u64> {

@@ -23,6 +23,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     refresh_grace(store.clone()).await;
     revoked_family_stays_revoked(&*store).await;
     rotation_is_atomic(store.clone()).await;
+    redemption_is_atomic(store.clone()).await;
     device_codes(store.clone()).await;
     expiry_cleanup(&*store).await;
 }
@@ -313,6 +314,41 @@ pub async fn rotation_is_atomic(s: Arc<dyn Store>) {
     }
     assert_eq!(stored.len(), 1, "exactly one successor is stored");
     assert!(matches!(s.rotate_refresh_token(&stored[0], 8, 0, None).await.unwrap(), Taken::Taken(_)), "without a successor it is a plain take");
+}
+
+/// Redeeming a code or a device code stores the grant's first refresh token only when it takes
+/// the code, and of concurrent redemptions exactly one does both.
+pub async fn redemption_is_atomic(s: Arc<dyn Store>) {
+    s.create_code(&code("red-1")).await.unwrap();
+    assert_eq!(s.find_code("red-1").await.unwrap(), Some(code("red-1")));
+    assert_eq!(s.find_code("red-missing").await.unwrap(), None);
+    let redemptions = (0..20).map(|i| {
+        let s = s.clone();
+        async move { s.take_code_issuing("red-1", 20, Some(&refresh(&format!("red-rt-{i}"), "g-red-1"))).await.unwrap() }
+    });
+    let results = futures_util::future::join_all(redemptions).await;
+    assert_eq!(results.iter().filter(|r| matches!(r, Taken::Taken(c) if c == &code("red-1"))).count(), 1, "exactly one redemption wins");
+    let mut stored = 0;
+    for i in 0..20 {
+        stored += usize::from(s.find_refresh_token(&format!("red-rt-{i}")).await.unwrap().is_some());
+    }
+    assert_eq!(stored, 1, "exactly one first refresh token is stored");
+    assert!(s.find_code("red-1").await.unwrap().unwrap().used_at.is_some(), "find shows the code used");
+    assert_eq!(s.take_code_issuing("red-missing", 20, Some(&refresh("red-rt-x", "g"))).await.unwrap(), Taken::NotFound);
+    assert_eq!(s.find_refresh_token("red-rt-x").await.unwrap(), None);
+
+    s.create_device_code(&device("red-d1", "QWRTZPLK")).await.unwrap();
+    assert!(matches!(s.take_device_code_issuing("red-d1", 30, Some(&refresh("red-drt-0", "dfam"))).await.unwrap(), Taken::AlreadyUsed(_)), "a pending code is not taken");
+    assert_eq!(s.find_refresh_token("red-drt-0").await.unwrap(), None, "nor is anything stored");
+    assert!(s.decide_device_code("QWRTZPLK", true, "u-1", 15, None, 21).await.unwrap());
+    match s.take_device_code_issuing("red-d1", 30, Some(&refresh("red-drt-1", "dfam"))).await.unwrap() {
+        Taken::Taken(d) => assert_eq!((d.status.as_str(), d.user_id.as_deref()), ("approved", Some("u-1"))),
+        other => panic!("an approved device code is taken: {other:?}"),
+    }
+    assert!(s.find_refresh_token("red-drt-1").await.unwrap().is_some(), "its first refresh token is stored with it");
+    assert!(matches!(s.take_device_code_issuing("red-d1", 31, Some(&refresh("red-drt-2", "dfam"))).await.unwrap(), Taken::AlreadyUsed(_)));
+    assert_eq!(s.find_refresh_token("red-drt-2").await.unwrap(), None);
+    assert!(matches!(s.take_device_code_issuing("red-d1", 32, None).await.unwrap(), Taken::AlreadyUsed(_)), "without a refresh token it is a plain take");
 }
 
 pub fn device(hash: &str, user_code: &str) -> DeviceCodeRecord {

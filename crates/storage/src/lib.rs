@@ -246,7 +246,11 @@ pub trait Store: Send + Sync + 'static {
 
     // Authorization codes.
     async fn create_code(&self, c: &CodeRecord) -> Result<()>;
+    async fn find_code(&self, code_hash: &str) -> Result<Option<CodeRecord>>;
     async fn take_code(&self, code_hash: &str, now: i64) -> Result<Taken<CodeRecord>>;
+    /// Redeem (RFC 6749 §4.1.3): take the code exactly as [`Store::take_code`] does and, only if
+    /// this call takes it, store `next` (the grant's first refresh token) — in one transaction.
+    async fn take_code_issuing(&self, code_hash: &str, now: i64, next: Option<&RefreshTokenRecord>) -> Result<Taken<CodeRecord>>;
 
     // Refresh tokens.
     async fn create_refresh_token(&self, r: &RefreshTokenRecord) -> Result<()>;
@@ -279,6 +283,9 @@ pub trait Store: Send + Sync + 'static {
     async fn update_device_poll(&self, device_code_hash: &str, now: i64, interval: i64) -> Result<()>;
     /// Atomically consume an approved device code.
     async fn take_device_code(&self, device_code_hash: &str, now: i64) -> Result<Taken<DeviceCodeRecord>>;
+    /// [`Store::take_device_code`] and, only if this call takes it, store `next` — in one
+    /// transaction.
+    async fn take_device_code_issuing(&self, device_code_hash: &str, now: i64, next: Option<&RefreshTokenRecord>) -> Result<Taken<DeviceCodeRecord>>;
 
     /// Delete expired rows (codes, sessions, pending requests, device codes, refresh tokens past
     /// their family's end, revocations of expired tokens, old sign-in failures), at most

@@ -4,9 +4,10 @@
 //! `Retry-After` (never a panic, a hang or a wrong `invalid_grant`); afterwards the instances
 //! serve fully again by themselves, and no refresh token issued before the outage is lost.
 //!
-//! Refresh chains rotate throughout; a rotation in flight when the database stops is done
-//! wholly or not at all (consume and successor in one transaction), so every chain's retry
-//! works afterwards: no `invalid_grant`, no lost chain.
+//! Refresh chains rotate and codes are redeemed throughout; a rotation or redemption in flight
+//! when the database stops is done wholly or not at all (the consume and the refresh token it
+//! pays for are one transaction), so every retry works afterwards: no `invalid_grant`, no lost
+//! chain, no lost code.
 //!
 //! This is the only test that stops PostgreSQL, and the only test in its binary (cargo runs test
 //! binaries one after another). A guard starts PostgreSQL again whatever happens.
@@ -90,6 +91,8 @@ enum Kind {
     Introspect,
     Authorize,
     Refresh,
+    /// Get a code through a signed-in browser at one instance, redeem it at the other.
+    Code,
     Jwks,
 }
 
@@ -115,6 +118,10 @@ struct Shared {
     access: String,
     /// One refresh token per chain worker: rotated on success, kept on 503.
     chains: Vec<Mutex<String>>,
+    /// A signed-in browser (consent given) for fresh codes.
+    browser: Browser,
+    /// Per worker, a code not yet redeemed (kept on 503, retried).
+    pending: Vec<Mutex<Option<(String, String)>>>,
     samples: Mutex<Vec<Sample>>,
     stop: AtomicBool,
     t0: Instant,
@@ -134,6 +141,21 @@ async fn one(s: &Shared, kind: Kind, instance: usize, chain: usize) -> (u16, boo
             }
             r
         }
+        Kind::Code => {
+            let mut pending = s.pending[chain].lock().await;
+            if pending.is_none() {
+                match fetch_code(s, &s.urls[1 - instance]).await {
+                    Ok(pair) => *pending = Some(pair),
+                    Err((status, retry)) => return (status, retry, None),
+                }
+            }
+            let (code, verifier) = pending.clone().unwrap();
+            let r = c.token(&s.http, base, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)]).await;
+            if r.0 == 200 {
+                *pending = None;
+            }
+            r
+        }
         Kind::Authorize | Kind::Jwks => {
             let url = if kind == Kind::Jwks { format!("{base}/jwks.json") } else { c.authorize_url(base, "load", &pkce_pair().1) };
             let res = s.http.get(url).send().await.unwrap();
@@ -149,12 +171,33 @@ async fn one(s: &Shared, kind: Kind, instance: usize, chain: usize) -> (u16, boo
     (status, retry.is_some(), error)
 }
 
+/// A fresh code from the signed-in browser at `base`, or the status (and whether Retry-After was
+/// sent) of the step that failed.
+async fn fetch_code(s: &Shared, base: &str) -> Result<(String, String), (u16, bool)> {
+    let (verifier, challenge) = pkce_pair();
+    let mut url = s.cluster.authorize_url(base, "code", &challenge);
+    for _ in 0..5 {
+        let res = s.browser.http.get(&url).send().await.unwrap();
+        if res.status() != 303 {
+            return Err((res.status().as_u16(), res.headers().contains_key("retry-after")));
+        }
+        let loc = location(&res);
+        if loc.starts_with(REDIRECT) {
+            return Ok((query(&loc)["code"].clone(), verifier));
+        }
+        url = format!("{base}{loc}");
+    }
+    Err((0, false))
+}
+
 /// A load worker: a fixed mix of requests alternating between the instances, paced, bounded in
 /// count, until told to stop. Workers below `chains.len()` each own one refresh-token chain.
 async fn worker(s: Arc<Shared>, w: usize) {
     let mut kinds = vec![Kind::ClientCredentials, Kind::Introspect, Kind::Authorize, Kind::Jwks];
     if w < s.chains.len() {
         kinds.push(Kind::Refresh);
+    } else {
+        kinds.push(Kind::Code);
     }
     for i in 0..150 {
         if s.stop.load(Ordering::Relaxed) {
@@ -165,7 +208,7 @@ async fn worker(s: Arc<Shared>, w: usize) {
         let started = s.t0.elapsed();
         let (status, retry_after, error) = one(&s, kind, instance, w).await;
         let ended = s.t0.elapsed();
-        let chain = (kind == Kind::Refresh).then_some(w);
+        let chain = matches!(kind, Kind::Refresh | Kind::Code).then_some(w);
         s.samples.lock().await.push(Sample { started, ended, kind, instance, chain, status, retry_after, error });
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
@@ -212,7 +255,19 @@ async fn database_restart_under_load() {
     let chains: Vec<_> = refresh_tokens.split_off(6).into_iter().map(Mutex::new).collect();
     let kept = refresh_tokens;
 
-    let shared = Arc::new(Shared { cluster, urls: urls.clone(), http: http.clone(), access, chains, samples: Mutex::new(Vec::new()), stop: AtomicBool::new(false), t0: Instant::now() });
+    let pending = (0..6).map(|_| Mutex::new(None)).collect();
+    let shared = Arc::new(Shared {
+        cluster,
+        urls: urls.clone(),
+        http: http.clone(),
+        access,
+        chains,
+        browser,
+        pending,
+        samples: Mutex::new(Vec::new()),
+        stop: AtomicBool::new(false),
+        t0: Instant::now(),
+    });
     let workers: Vec<_> = (0..6).map(|w| tokio::spawn(worker(shared.clone(), w))).collect();
 
     // The outage: about 1 s of normal load, the database down for about 4 s, then back.
@@ -229,7 +284,7 @@ async fn database_restart_under_load() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let samples = shared.samples.lock().await;
-        let recovered = [Kind::ClientCredentials, Kind::Introspect, Kind::Authorize, Kind::Refresh]
+        let recovered = [Kind::ClientCredentials, Kind::Introspect, Kind::Authorize, Kind::Refresh, Kind::Code]
             .iter()
             .all(|k| (0..2).all(|i| samples.iter().any(|s| s.kind == *k && s.instance == i && s.started > up && matches!(s.status, 200 | 303))));
         drop(samples);
@@ -257,7 +312,8 @@ async fn database_restart_under_load() {
     // Chains whose refresh request was in flight when the database stopped (started before it
     // was down, answered 503): their retries must work like any other.
     let interrupted: Vec<usize> = samples.iter().filter(|s| s.kind == Kind::Refresh && s.status == 503 && s.started < down).filter_map(|s| s.chain).collect();
-    eprintln!("chains with a rotation in flight when PostgreSQL stopped: {interrupted:?}");
+    let interrupted_codes: Vec<usize> = samples.iter().filter(|s| s.kind == Kind::Code && s.status == 503 && s.started < down).filter_map(|s| s.chain).collect();
+    eprintln!("chains with a rotation in flight when PostgreSQL stopped: {interrupted:?}; code workers with a redemption in flight: {interrupted_codes:?}");
 
     // Only success or 503 + Retry-After, at every moment: no 500, no hang, no invalid_grant.
     for s in samples.iter() {
@@ -274,7 +330,11 @@ async fn database_restart_under_load() {
         }
     }
     assert!(samples.len() >= 100 && samples.len() <= 1000, "a bounded load of a few hundred requests: {}", samples.len());
-    assert!(samples.iter().any(|s| s.status == 503 && s.started >= down && s.ended <= up_at), "the outage was seen: 503s while PostgreSQL was down");
+    assert!(
+        samples.iter().any(|s| s.status == 503 && s.started >= down && s.started < up_at),
+        "the outage was seen: 503s for requests made while PostgreSQL was down: {:?}",
+        samples.iter().filter(|s| s.ended >= down_at && s.started < up).collect::<Vec<_>>()
+    );
     assert!(samples.iter().all(|s| s.ended >= down_at || s.status != 503), "no 503 before the outage");
     assert!(slowest_503 < Duration::from_secs(10), "an unavailable database is answered quickly, not after a hang: {slowest_503:?}");
     assert!(samples.iter().all(|s| s.started < recovered_at || s.status != 503), "once recovered, service stays up");
@@ -290,6 +350,13 @@ async fn database_restart_under_load() {
         let t = t.lock().await.clone();
         let (status, body, _) = shared.cluster.token(&http, &urls[i % 2], &[("grant_type", "refresh_token"), ("refresh_token", &t)]).await;
         assert_eq!(status, 200, "chain {i}: its last issued refresh token still works: {body}");
+    }
+    // A code whose redemption was answered 503 is still good for the retry.
+    for (w, p) in shared.pending.iter().enumerate() {
+        if let Some((code, verifier)) = p.lock().await.clone() {
+            let (status, body, _) = shared.cluster.token(&http, &urls[w % 2], &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)]).await;
+            assert_eq!(status, 200, "worker {w}: a code answered 503 is redeemed on retry: {body}");
+        }
     }
     let (mut a, mut b) = (a, b);
     assert!(a.is_running() && b.is_running(), "both instances survived the outage");

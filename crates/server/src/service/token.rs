@@ -10,7 +10,28 @@ use tessera_protocol::params::Params;
 use tessera_protocol::scope::Scopes;
 use tessera_protocol::token::{ACCESS_TOKEN_LIFETIME_SECS, AccessTokenClaims, Audience, TokenResponse};
 use tessera_protocol::{ErrorCode, OAuthError};
-use tessera_storage::{RefreshTokenRecord, Taken};
+use tessera_storage::{CodeRecord, DeviceCodeRecord, RefreshTokenRecord, Taken};
+
+/// What a grant consumes (by hash), in the same transaction that stores the refresh token it
+/// issues.
+#[derive(Debug, Clone, Copy)]
+pub enum Consume<'a> {
+    Nothing,
+    /// Rotation, RFC 6749 §6.
+    RefreshToken(&'a str),
+    /// Redemption, RFC 6749 §4.1.3.
+    Code(&'a str),
+    /// RFC 8628 §3.4.
+    DeviceCode(&'a str),
+}
+
+/// A consume that did not happen: used (or revoked, expired, not approved) meanwhile, or gone.
+#[derive(Debug)]
+pub enum NotConsumed {
+    RefreshToken(Taken<RefreshTokenRecord>),
+    Code(Taken<CodeRecord>),
+    DeviceCode(Taken<DeviceCodeRecord>),
+}
 
 /// What a refresh token continues: its family and the original authentication time.
 pub struct Lineage {
@@ -101,18 +122,19 @@ impl Tessera {
     /// "MUST be identical to that of the refresh token included by the client in the request",
     /// even when the access token's scope was narrowed.
     pub async fn issue_tokens(&self, client: &ClientPolicy, user_id: &str, scope: &Scopes, refresh_scope: &Scopes, audience: &[String], lineage: Lineage) -> Result<TokenResponse, ServiceError> {
-        match self.issue_tokens_rotating(client, user_id, scope, refresh_scope, audience, lineage, None).await? {
+        match self.issue_tokens_consuming(client, user_id, scope, refresh_scope, audience, lineage, Consume::Nothing).await? {
             Ok(tokens) => Ok(tokens),
-            Err(_) => Err(OAuthError::server_error("nothing to rotate").into()),
+            Err(_) => Err(OAuthError::server_error("nothing to consume").into()),
         }
     }
 
-    /// [`Tessera::issue_tokens`], consuming the presented refresh token `rotate` (its hash) in the
-    /// same transaction that stores its successor, after every read the new tokens need: nothing
-    /// after the consume touches the store, so losing the database mid-request never leaves a
-    /// consumed token without a successor. `Err(outcome)` when the token was not taken.
+    /// [`Tessera::issue_tokens`] for a grant that consumes a code or a refresh token: the consume
+    /// happens in the same transaction that stores the new refresh token, after every read the
+    /// new tokens need. Nothing after it touches the store, so losing the database mid-request
+    /// never leaves a consumed code or token without what it was exchanged for (the client's
+    /// retry works instead of looking like a replay). `Err(outcome)` when it was not consumed.
     #[allow(clippy::too_many_arguments)]
-    pub async fn issue_tokens_rotating(
+    pub async fn issue_tokens_consuming(
         &self,
         client: &ClientPolicy,
         user_id: &str,
@@ -120,8 +142,8 @@ impl Tessera {
         refresh_scope: &Scopes,
         audience: &[String],
         lineage: Lineage,
-        rotate: Option<&str>,
-    ) -> Result<Result<TokenResponse, Taken<RefreshTokenRecord>>, ServiceError> {
+        consume: Consume<'_>,
+    ) -> Result<Result<TokenResponse, NotConsumed>, ServiceError> {
         let now = self.now();
         let access_token = self.sign_access_token(&client.client_id, user_id, scope, audience, grant_jti(&lineage.family_id))?;
         let is_oidc = scope.contains("openid");
@@ -154,16 +176,29 @@ impl Tessera {
         } else {
             None
         };
-        match rotate {
-            None => {
-                if let Some((_, record)) = &refresh {
-                    self.store.create_refresh_token(record).await?;
+        let next = refresh.as_ref().map(|(_, r)| r);
+        let not_consumed = match consume {
+            Consume::Nothing => {
+                if let Some(r) = next {
+                    self.store.create_refresh_token(r).await?;
                 }
+                None
             }
-            Some(old) => match self.store.rotate_refresh_token(old, now, self.config.refresh_token_grace, refresh.as_ref().map(|(_, r)| r)).await? {
-                Taken::Taken(_) => {}
-                not_taken => return Ok(Err(not_taken)),
+            Consume::RefreshToken(h) => match self.store.rotate_refresh_token(h, now, self.config.refresh_token_grace, next).await? {
+                Taken::Taken(_) => None,
+                t => Some(NotConsumed::RefreshToken(t)),
             },
+            Consume::Code(h) => match self.store.take_code_issuing(h, now, next).await? {
+                Taken::Taken(_) => None,
+                t => Some(NotConsumed::Code(t)),
+            },
+            Consume::DeviceCode(h) => match self.store.take_device_code_issuing(h, now, next).await? {
+                Taken::Taken(_) => None,
+                t => Some(NotConsumed::DeviceCode(t)),
+            },
+        };
+        if let Some(n) = not_consumed {
+            return Ok(Err(n));
         }
         let refresh_token = refresh.map(|(token, _)| token);
         Ok(Ok(TokenResponse { access_token, token_type: "Bearer".into(), expires_in: ACCESS_TOKEN_LIFETIME_SECS, scope: scope.to_string(), refresh_token, id_token }))

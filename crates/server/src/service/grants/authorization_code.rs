@@ -2,11 +2,13 @@
 //!
 //! RFC 6749 §4.1.2: "If an authorization code is used more than once, the authorization server
 //! MUST deny the request and SHOULD revoke (when possible) all tokens previously issued based on
-//! that authorization code." The code is consumed atomically first; a replay revokes the grant's
+//! that authorization code." The code is consumed atomically, in the same transaction that
+//! stores the grant's first refresh token and after every read the tokens need (so a database
+//! lost mid-request leaves the code usable for the client's retry); a replay revokes the grant's
 //! refresh-token family and is recorded as a security event.
 
 use crate::secret;
-use crate::service::token::Lineage;
+use crate::service::token::{Consume, Lineage, NotConsumed};
 use crate::service::{ServiceError, Tessera};
 use tessera_protocol::OAuthError;
 use tessera_protocol::client::ClientPolicy;
@@ -14,25 +16,20 @@ use tessera_protocol::grant::authorization_code::{CodeBinding, CodeRequest};
 use tessera_protocol::pkce::CodeChallenge;
 use tessera_protocol::scope::Scopes;
 use tessera_protocol::token::TokenResponse;
-use tessera_storage::Taken;
+use tessera_storage::{CodeRecord, Taken};
 
 pub async fn redeem(svc: &Tessera, client: &ClientPolicy, req: &CodeRequest) -> Result<TokenResponse, ServiceError> {
     let now = svc.now();
     if req.code.len() > 128 {
         return Err(OAuthError::invalid_grant("unknown authorization code").into());
     }
-    let code = match svc.store.take_code(&secret::hash(&req.code), now).await? {
-        Taken::Taken(c) => c,
-        Taken::AlreadyUsed(c) => {
-            let revoked = svc.store.revoke_family(&c.grant_id, now).await?;
-            svc.store
-                .create_audit_event("code_replay", &format!("client {} presented a used code; grant {} revoked ({revoked} refresh tokens)", client.client_id, c.grant_id), now)
-                .await?;
-            tracing::warn!(client_id = %client.client_id, grant = %c.grant_id, "authorization code replayed; grant revoked");
-            return Err(OAuthError::invalid_grant("the authorization code was already used").into());
-        }
-        Taken::NotFound => return Err(OAuthError::invalid_grant("unknown authorization code").into()),
+    let hash = secret::hash(&req.code);
+    let Some(code) = svc.store.find_code(&hash).await? else {
+        return Err(OAuthError::invalid_grant("unknown authorization code").into());
     };
+    if code.used_at.is_some() {
+        return Err(replayed(svc, client, &code, now).await?);
+    }
     let binding = CodeBinding {
         client_id: code.client_id.clone(),
         redirect_uri: code.redirect_uri.clone(),
@@ -40,9 +37,28 @@ pub async fn redeem(svc: &Tessera, client: &ClientPolicy, req: &CodeRequest) -> 
         code_challenge: code.code_challenge.clone().map(CodeChallenge::from_stored),
         expires_at: code.expires_at,
     };
-    req.check(&binding, &client.client_id, now)?;
+    if let Err(e) = req.check(&binding, &client.client_id, now) {
+        // A failed redemption uses the code up, as a successful one does.
+        if let Taken::AlreadyUsed(c) = svc.store.take_code(&hash, now).await? {
+            return Err(replayed(svc, client, &c, now).await?);
+        }
+        return Err(e.into());
+    }
     let scope = Scopes::parse(&code.scope)?;
     let audience: Vec<String> = serde_json::from_str(&code.audience).unwrap_or_default();
     let lineage = Lineage { family_id: code.grant_id.clone(), auth_time: code.auth_time, family_expires_at: now + svc.config.refresh_token_lifetime, oidc: code.oidc.clone(), with_nonce: true };
-    svc.issue_tokens(client, &code.user_id, &scope, &scope, &audience, lineage).await
+    match svc.issue_tokens_consuming(client, &code.user_id, &scope, &scope, &audience, lineage, Consume::Code(&hash)).await? {
+        Ok(tokens) => Ok(tokens),
+        Err(NotConsumed::Code(Taken::AlreadyUsed(c))) => Err(replayed(svc, client, &c, now).await?),
+        Err(_) => Err(OAuthError::invalid_grant("unknown authorization code").into()),
+    }
+}
+
+/// RFC 6749 §4.1.2: a used code presented again is denied, and the tokens issued from it are
+/// revoked.
+async fn replayed(svc: &Tessera, client: &ClientPolicy, c: &CodeRecord, now: i64) -> Result<ServiceError, ServiceError> {
+    let revoked = svc.store.revoke_family(&c.grant_id, now).await?;
+    svc.store.create_audit_event("code_replay", &format!("client {} presented a used code; grant {} revoked ({revoked} refresh tokens)", client.client_id, c.grant_id), now).await?;
+    tracing::warn!(client_id = %client.client_id, grant = %c.grant_id, "authorization code replayed; grant revoked");
+    Ok(OAuthError::invalid_grant("the authorization code was already used").into())
 }

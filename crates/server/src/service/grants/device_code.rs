@@ -3,14 +3,13 @@
 //! the interval is answered `slow_down` and raises the interval by 5 seconds.
 
 use crate::secret;
-use crate::service::token::Lineage;
+use crate::service::token::{Consume, Lineage};
 use crate::service::{ServiceError, Tessera};
 use tessera_protocol::client::ClientPolicy;
 use tessera_protocol::grant::device_code::{DeviceCodeRequest, DeviceStatus, SLOW_DOWN_STEP_SECS, check_poll};
 use tessera_protocol::scope::Scopes;
 use tessera_protocol::token::TokenResponse;
 use tessera_protocol::{ErrorCode, OAuthError};
-use tessera_storage::Taken;
 
 pub fn status_of(s: &str) -> DeviceStatus {
     match s {
@@ -41,15 +40,16 @@ pub async fn poll(svc: &Tessera, client: &ClientPolicy, req: &DeviceCodeRequest)
         }
         return Err(e.into());
     }
-    let d = match svc.store.take_device_code(&hash, now).await? {
-        Taken::Taken(d) => d,
-        _ => return Err(OAuthError::invalid_grant("the device code was already used").into()),
-    };
+    // The device code is consumed in the same transaction that stores the grant's first refresh
+    // token, after every read the tokens need: a database lost mid-request leaves it usable.
     let Some(user_id) = d.user_id.clone() else {
         return Err(OAuthError::invalid_grant("the device code has no user").into());
     };
     let scope = Scopes::parse(&d.scope)?;
     let audience: Vec<String> = serde_json::from_str(&d.audience).unwrap_or_default();
     let lineage = Lineage { family_id: secret::random_id(), auth_time: d.auth_time.unwrap_or(now), family_expires_at: now + svc.config.refresh_token_lifetime, oidc: d.oidc.clone(), with_nonce: false };
-    svc.issue_tokens(client, &user_id, &scope, &scope, &audience, lineage).await
+    match svc.issue_tokens_consuming(client, &user_id, &scope, &scope, &audience, lineage, Consume::DeviceCode(&hash)).await? {
+        Ok(tokens) => Ok(tokens),
+        Err(_) => Err(OAuthError::invalid_grant("the device code was already used").into()),
+    }
 }

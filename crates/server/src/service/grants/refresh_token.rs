@@ -7,7 +7,7 @@
 //! so a database lost mid-request leaves the client's token usable for its retry.
 
 use crate::secret;
-use crate::service::token::Lineage;
+use crate::service::token::{Consume, Lineage, NotConsumed};
 use crate::service::{ServiceError, Tessera};
 use tessera_protocol::OAuthError;
 use tessera_protocol::client::ClientPolicy;
@@ -45,9 +45,10 @@ pub async fn refresh(svc: &Tessera, client: &ClientPolicy, req: &RefreshRequest)
         }
         let audience: Vec<String> = serde_json::from_str(&t.audience).unwrap_or_default();
         let lineage = Lineage { family_id: t.family_id.clone(), auth_time: t.auth_time, family_expires_at: t.family_expires_at, oidc: t.oidc.clone(), with_nonce: false };
-        return match svc.issue_tokens_rotating(client, &t.user_id, &scope, &granted, &audience, lineage, Some(&hash)).await? {
+        return match svc.issue_tokens_consuming(client, &t.user_id, &scope, &granted, &audience, lineage, Consume::RefreshToken(&hash)).await? {
             Ok(tokens) => Ok(tokens),
-            Err(not_taken) => Err(refused(svc, client, not_taken, now).await?),
+            Err(NotConsumed::RefreshToken(not_taken)) => Err(refused(svc, client, not_taken, now).await?),
+            Err(_) => Err(OAuthError::invalid_grant("unknown refresh token").into()),
         };
     }
     // Another client's token has leaked: consume it and end its family.
