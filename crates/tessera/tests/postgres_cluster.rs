@@ -10,8 +10,8 @@ use cluster::{Cluster, REDIRECT, http, now, post};
 use common::{Browser, PASSWORD, USER, location, pkce_pair, query};
 use serde_json::Value;
 use std::time::{Duration, Instant};
-use tessera_jose::{Alg, SigningKey};
-use tessera_storage::{KeyRecord, Store};
+use std::process::Command;
+use tessera_storage::Store;
 
 /// Longest a key added through one instance may take to appear in another's JWKS: the key
 /// reload interval of `serve` (3 s) plus slack for a loaded machine.
@@ -92,12 +92,18 @@ async fn two_instances_share_one_database() {
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "a refresh token revoked at A is refused at B");
     assert!(c.active(&http, &b.url, tokens2["access_token"].as_str().unwrap()).await, "other grants are untouched");
 
-    // A key added to the shared store (a rotation started through A: published now, signing
-    // later) is in both instances' JWKS within the reload bound.
-    let der = tessera_jose::generate(Alg::ES256).unwrap();
-    let new_kid = SigningKey::from_pkcs8(Alg::ES256, &der).unwrap().kid().to_string();
-    let t = now();
-    c.store.create_signing_key(&KeyRecord { kid: new_kid.clone(), alg: "ES256".into(), private_der: der, created_at: t, use_after: t + 3600 }).await.unwrap();
+    // A key rotation (`tessera keys rotate` on the shared database: published now, signing
+    // after its publish delay) is in both instances' JWKS within the reload bound, and once it
+    // signs, a token one instance signs with it is accepted by the other.
+    let out = Command::new(cluster::BIN)
+        .args(["keys", "rotate", "--alg", "ES256", "--publish-delay", "6", "--json", "--database", &c.db.url])
+        .env_remove("TESSERA_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "keys rotate: {}", String::from_utf8_lossy(&out.stderr));
+    let rotated: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let new_kid = rotated[0]["kid"].as_str().unwrap().to_string();
+    let signs_from = rotated[0]["use_after"].as_i64().unwrap();
     let started = Instant::now();
     let mut seen = [false, false];
     while seen != [true, true] {
@@ -108,6 +114,14 @@ async fn two_instances_share_one_database() {
         }
     }
     eprintln!("new key in both JWKS after {:?}", started.elapsed());
+    while now() < signs_from + 1 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, body, _) = c.token(&http, &b.url, &[("grant_type", "client_credentials"), ("scope", "notes.read")]).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(kid_of(token), new_kid, "B signs with the rotated key once its publish delay has passed");
+    assert!(c.active(&http, &a.url, token).await, "A accepts a token B signed with the rotated key");
 
     // The same refresh token sent to A and B at once: exactly one rotation succeeds.
     for round in 0..5 {
