@@ -82,6 +82,10 @@ pub async fn run(database: Option<String>, args: ServeArgs) -> anyhow::Result<()
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, %issuer, "listening");
 
+    // Small request/response exchanges: answers go out without waiting for Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, tessera_server::router(svc).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown())
         .await

@@ -6,13 +6,14 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
+/// The document is built from the cached scope catalog (≤ `CACHE_TTL` stale, like every
+/// instance's copy) and serialized once per catalog.
 pub async fn metadata(State(svc): State<AppState>) -> Response {
-    let catalog = match svc.scope_catalog().await {
-        Ok(c) => c,
+    let body = match svc.metadata_json().await {
+        Ok(b) => b,
         Err(e) => return service_json(&e),
     };
-    let doc = tessera_protocol::metadata::authorization_server(&svc.config.issuer, &catalog.names());
-    let mut res = axum::Json(doc).into_response();
+    let mut res = ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
     res
 }

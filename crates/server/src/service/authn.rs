@@ -17,6 +17,12 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     Argon2::default().verify_password(password.as_bytes(), hash).is_ok()
 }
 
+/// Concurrent Argon2id verifications: the number of cores.
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)))
+}
+
 /// Why a sign-in failed. Messages never reveal whether the username exists.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SignInError {
@@ -45,8 +51,11 @@ impl Tessera {
         let user = self.store.find_user_by_username(username).await?;
         let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| self.dummy_hash.clone());
         let pw = password.to_string();
-        // Argon2id is deliberately slow: keep it off the async workers.
+        // Argon2id is deliberately slow: keep it off the async workers, and run at most one per
+        // core (each holds 19 MiB and a core for its whole run; more at once add only memory).
+        let permit = hashing_slots().acquire().await;
         let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash)).await.unwrap_or(false);
+        drop(permit);
         match user {
             Some(u) if ok => {
                 self.store.clear_login_failures(&user_key).await?;

@@ -12,6 +12,8 @@ use tessera_protocol::client::{AuthMethod, ClientPolicy, presented_credentials};
 use tessera_protocol::introspect::{TokenQuery, TokenTypeHint};
 use tessera_protocol::params::Params;
 use tessera_protocol::{ErrorCode, OAuthError};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use tessera_storage::RefreshTokenRecord;
 
 /// Who asks: a client, or a resource server with its own credentials.
@@ -23,7 +25,7 @@ pub enum Caller {
 
 /// A token we issued, recognised and checked for expiry and revocation.
 enum Known {
-    Access(Value),
+    Access(Arc<Value>),
     Refresh(RefreshTokenRecord),
 }
 
@@ -46,6 +48,28 @@ impl Tessera {
         Ok(Caller::Client(client))
     }
 
+    /// The claims of an access token signed by one of our published keys (`typ` at+jwt). The
+    /// signature is checked once per token (ECDSA verification is most of an introspection's
+    /// cost); later calls find it by the token's SHA-256, as long as its key is still published.
+    /// Expiry, issuer and revocation are the caller's checks, on every call.
+    fn verified_access_token(&self, token: &str) -> Option<Arc<Value>> {
+        let keys = self.keys.current();
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some((kid, claims)) = self.verified_tokens.get(&digest) {
+            if keys.find(&kid).is_some() {
+                return Some(claims);
+            }
+        }
+        let v = tessera_jose::verify_compact(token, |kid| keys.find(kid)).ok()?;
+        if v.header.get("typ").and_then(Value::as_str) != Some("at+jwt") {
+            return None;
+        }
+        let kid: Arc<str> = v.header.get("kid").and_then(Value::as_str)?.into();
+        let claims = Arc::new(v.claims);
+        self.verified_tokens.insert(digest, (kid, claims.clone()));
+        Some(claims)
+    }
+
     /// Find what `token` is, if it is one of ours and live.
     async fn recognise(&self, q: &TokenQuery) -> Result<Option<Known>, ServiceError> {
         let now = self.now();
@@ -53,14 +77,9 @@ impl Tessera {
             return Ok(None);
         }
         let as_access = async {
-            let keys = self.keys.current();
-            let Ok(v) = tessera_jose::verify_compact(&q.token, |kid| keys.find(kid)) else {
+            let Some(claims) = self.verified_access_token(&q.token) else {
                 return Ok::<_, ServiceError>(None);
             };
-            if v.header.get("typ").and_then(Value::as_str) != Some("at+jwt") {
-                return Ok(None);
-            }
-            let claims = v.claims;
             let live = claims.get("exp").and_then(Value::as_i64).is_some_and(|e| e > now) && claims.get("iss").and_then(Value::as_str) == Some(self.config.issuer.as_str());
             let jti = claims.get("jti").and_then(Value::as_str).unwrap_or("");
             if !live || jti.is_empty() || self.store.is_revoked(jti, family_of_jti(jti)).await? {

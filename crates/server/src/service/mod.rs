@@ -77,6 +77,11 @@ pub struct Tessera {
     clients: TtlCache<String, Arc<ClientRecord>>,
     /// The scope catalog (≤ [`CACHE_TTL`] stale).
     catalog: TtlCache<(), Arc<ScopeCatalog>>,
+    /// Access tokens whose signature this instance verified, by SHA-256 of the token: the
+    /// signing key's `kid` and the claims (see `introspect.rs`).
+    verified_tokens: TtlCache<[u8; 32], (Arc<str>, Arc<serde_json::Value>)>,
+    /// The metadata document, serialized for the catalog it was built from.
+    metadata_doc: std::sync::Mutex<Option<(Arc<ScopeCatalog>, String)>>,
 }
 
 /// How stale a cached client or scope catalog may be: changes made through the CLI or another
@@ -95,6 +100,8 @@ impl Tessera {
             dummy_hash,
             clients: TtlCache::new(CACHE_TTL, 10_000),
             catalog: TtlCache::new(CACHE_TTL, 1),
+            verified_tokens: TtlCache::new(Duration::from_secs(tessera_protocol::token::ACCESS_TOKEN_LIFETIME_SECS as u64), 10_000),
+            metadata_doc: std::sync::Mutex::new(None),
         }))
     }
 
@@ -120,6 +127,22 @@ impl Tessera {
     }
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// RFC 8414 metadata as JSON text, rebuilt only when the cached catalog changes.
+    pub async fn metadata_json(&self) -> Result<String, ServiceError> {
+        let catalog = self.cached_catalog().await?;
+        if let Ok(g) = self.metadata_doc.lock() {
+            if let Some((_, doc)) = g.as_ref().filter(|(c, _)| Arc::ptr_eq(c, &catalog)) {
+                return Ok(doc.clone());
+            }
+        }
+        let doc = tessera_protocol::metadata::authorization_server(&self.config.issuer, &catalog.names());
+        let text = serde_json::to_string(&doc).map_err(|e| OAuthError::server_error(e.to_string()))?;
+        if let Ok(mut g) = self.metadata_doc.lock() {
+            *g = Some((catalog, text.clone()));
+        }
+        Ok(text)
     }
 }
 
