@@ -29,6 +29,7 @@ pub fn authorization_server(issuer: &str, scopes_supported: &[String]) -> Value 
         "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
         "claims_supported": crate::oidc::claims_supported(),
         "claims_parameter_supported": true,
+        "acr_values_supported": crate::oidc::ACR_VALUES_SUPPORTED,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],

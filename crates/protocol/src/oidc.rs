@@ -35,9 +35,18 @@ pub fn claims_of_scope(scope: &str) -> &'static [&'static str] {
     }
 }
 
+/// OIDC Core §2 `acr` values Tessera issues: "0" when the ID token comes from an existing
+/// browser session (single sign-on, no authentication during the request: ISO/IEC 29115
+/// level 0, as §2 suggests for "a long-lived browser cookie"), "1" when the user entered their
+/// password during this authorization request.
+pub const ACR_SSO: &str = "0";
+pub const ACR_PASSWORD: &str = "1";
+/// For discovery's `acr_values_supported`.
+pub const ACR_VALUES_SUPPORTED: &[&str] = &[ACR_SSO, ACR_PASSWORD];
+
 /// Every standard claim Tessera can release (for discovery's `claims_supported`).
 pub fn claims_supported() -> Vec<&'static str> {
-    let mut v = vec!["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "at_hash", "sid"];
+    let mut v = vec!["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "sid"];
     for s in ["profile", "email", "address", "phone"] {
         v.extend_from_slice(claims_of_scope(s));
     }
@@ -73,6 +82,20 @@ pub struct OidcRequest {
     /// §5.5 `claims`: the `id_token` and `userinfo` members.
     pub claims_id_token: Vec<String>,
     pub claims_userinfo: Vec<String>,
+    /// The acceptable `acr` values, in order of preference: the `acr_values` parameter
+    /// (§3.1.2.1) or the `values`/`value` of an `acr` claim request (§5.5.1.1).
+    #[serde(default)]
+    pub acr_values: Vec<String>,
+}
+
+impl OidcRequest {
+    /// Whether the acceptable `acr` values rule out single sign-on from an existing session:
+    /// the client asked for [`ACR_PASSWORD`] and not for [`ACR_SSO`]. Values Tessera does not
+    /// know are ignored (`acr_values` is a voluntary request, §3.1.2.1).
+    pub fn needs_fresh_authentication(&self) -> bool {
+        let known: Vec<&str> = self.acr_values.iter().map(String::as_str).filter(|v| ACR_VALUES_SUPPORTED.contains(v)).collect();
+        !known.is_empty() && !known.contains(&ACR_SSO)
+    }
 }
 
 /// Parse `response_mode` (valid for any authorization request).
@@ -107,10 +130,12 @@ impl OidcRequest {
             Some(m) => Some(m.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| OAuthError::invalid_request("max_age must be a non-negative integer"))?),
             None => None,
         };
-        let (claims_id_token, claims_userinfo) = match params.get("claims") {
+        let (claims_id_token, claims_userinfo, acr_claim_values) = match params.get("claims") {
             Some(c) => parse_claims_request(c)?,
-            None => (Vec::new(), Vec::new()),
+            None => (Vec::new(), Vec::new(), Vec::new()),
         };
+        let mut acr_values: Vec<String> = params.get("acr_values").unwrap_or("").split(' ').filter(|v| !v.is_empty()).take(16).map(|v| v.chars().take(64).collect()).collect();
+        acr_values.extend(acr_claim_values);
         Ok(Self {
             nonce: params.get("nonce").map(str::to_string),
             prompt,
@@ -119,12 +144,14 @@ impl OidcRequest {
             id_token_hint: params.get("id_token_hint").map(str::to_string),
             claims_id_token,
             claims_userinfo,
+            acr_values,
         })
     }
 }
 
-/// §5.5: `{"userinfo": {"claim": null | {...}}, "id_token": {...}}` → the claim names per target.
-fn parse_claims_request(s: &str) -> Result<(Vec<String>, Vec<String>), OAuthError> {
+/// §5.5: `{"userinfo": {"claim": null | {...}}, "id_token": {...}}` → the claim names per
+/// target, and the acceptable values of an `acr` claim request (§5.5.1.1, either target).
+fn parse_claims_request(s: &str) -> Result<(Vec<String>, Vec<String>, Vec<String>), OAuthError> {
     let bad = || OAuthError::invalid_request("claims is not a valid claims request (OpenID Connect Core section 5.5)");
     let v: Value = serde_json::from_str(s).map_err(|_| bad())?;
     let obj = v.as_object().ok_or_else(bad)?;
@@ -135,7 +162,19 @@ fn parse_claims_request(s: &str) -> Result<(Vec<String>, Vec<String>), OAuthErro
             Some(_) => Err(bad()),
         }
     };
-    Ok((names("id_token")?, names("userinfo")?))
+    // §5.5.1: "value" (one) or "values" (several, in order of preference).
+    let mut acr = Vec::new();
+    for target in ["id_token", "userinfo"] {
+        if let Some(Value::Object(spec)) = obj.get(target).and_then(|t| t.get("acr")) {
+            if let Some(Value::String(v)) = spec.get("value") {
+                acr.push(v.clone());
+            }
+            if let Some(Value::Array(vs)) = spec.get("values") {
+                acr.extend(vs.iter().filter_map(Value::as_str).take(16).map(str::to_string));
+            }
+        }
+    }
+    Ok((names("id_token")?, names("userinfo")?, acr))
 }
 
 /// What the user's browser must do before a code can be issued.
@@ -166,7 +205,7 @@ pub fn decide_interaction(req: &OidcRequest, session: SessionState, consent_need
         (Some(_), None) => true,
         _ => false,
     };
-    let must_login = !session.signed_in || too_old || session.hint_mismatch;
+    let must_login = !session.signed_in || too_old || session.hint_mismatch || req.needs_fresh_authentication();
     if req.prompt.none {
         // "The Authorization Server MUST NOT display any authentication or consent user
         // interface pages."
@@ -285,6 +324,24 @@ mod tests {
         assert_eq!(r.claims_userinfo, vec!["phone_number".to_string()]);
         assert!(req("claims=not-json").is_err());
         assert!(req("claims=%5B%5D").is_err());
+    }
+
+    /// §3.1.2.1 acr_values and §5.5.1.1 acr claim requests: asking for "1" (and not "0")
+    /// means the user signs in again, or login_required with prompt=none; unknown values are
+    /// voluntary and ignored.
+    #[test]
+    fn oidc_3_1_2_1_acr_values() {
+        assert_eq!(decide_interaction(&req("acr_values=1").unwrap(), signed_in(99), false, 100), Interaction::Login);
+        assert_eq!(decide_interaction(&req("acr_values=1&prompt=none").unwrap(), signed_in(99), false, 100), Interaction::Fail(ErrorCode::LoginRequired));
+        assert_eq!(decide_interaction(&req("acr_values=1+0").unwrap(), signed_in(99), false, 100), Interaction::IssueCode, "0 is acceptable too");
+        assert_eq!(decide_interaction(&req("acr_values=urn:example:mfa").unwrap(), signed_in(99), false, 100), Interaction::IssueCode, "unknown: voluntary");
+        // {"id_token":{"acr":{"essential":true,"values":["1"]}}}
+        let r = req("claims=%7B%22id_token%22%3A%7B%22acr%22%3A%7B%22essential%22%3Atrue%2C%22values%22%3A%5B%221%22%5D%7D%7D%7D").unwrap();
+        assert_eq!(r.acr_values, vec!["1".to_string()]);
+        assert_eq!(decide_interaction(&r, signed_in(99), false, 100), Interaction::Login);
+        // {"id_token":{"acr":{"value":"0"}}}
+        let r = req("claims=%7B%22id_token%22%3A%7B%22acr%22%3A%7B%22value%22%3A%220%22%7D%7D%7D").unwrap();
+        assert_eq!(decide_interaction(&r, signed_in(99), false, 100), Interaction::IssueCode);
     }
 
     /// §5.4: each scope releases its claims, and only those (plus individually requested ones).

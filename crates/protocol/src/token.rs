@@ -29,6 +29,11 @@ pub struct AccessTokenClaims {
     pub jti: String,
     pub client_id: String,
     pub scope: String,
+    /// OIDC Core §5.5: claims the client asked UserInfo to release individually (the `claims`
+    /// request's `userinfo` member). Carried in the token, the only state UserInfo is given;
+    /// absent unless requested.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub userinfo_claims: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -175,6 +175,68 @@ async fn core_5_3_userinfo() {
     assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("insufficient_scope"));
 }
 
+/// OIDC Core §5.5: the `claims` parameter asks for individual claims beyond the scopes, per
+/// target: `id_token` members appear in the ID token, `userinfo` members at UserInfo (also with
+/// access tokens from a refresh), and neither leaks into the other.
+#[tokio::test]
+async fn core_5_5_claims_parameter() {
+    let s = TestServer::start().await;
+    let mut changes = serde_json::Map::new();
+    changes.insert("phone_number".into(), "+64 21 000 000".into());
+    tessera_server::service::admin::update_user(&*s.svc.store, USER, None, None, changes, 1).await.unwrap();
+    let (id, secret) = oidc_client(&s, None).await;
+    let claims = r#"{"id_token":{"email":{"essential":true}},"userinfo":{"phone_number":null,"email_verified":null}}"#;
+    let body = code_and_tokens(&s, &Browser::new(&s.url), &id, &secret, "openid offline_access", &[("claims", claims)]).await;
+    let (_, c) = verify(&s, body["id_token"].as_str().unwrap(), jsonwebtoken::Algorithm::RS256, &id).await;
+    assert_eq!(c["email"], "alice@example.com", "requested for the ID token");
+    assert!(c.get("phone_number").is_none(), "requested for UserInfo only");
+    let http = reqwest::Client::new();
+    let userinfo = |at: String| {
+        let http = http.clone();
+        let url = format!("{}/userinfo", s.url);
+        async move { http.get(url).bearer_auth(at).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let info = userinfo(body["access_token"].as_str().unwrap().to_string()).await;
+    assert_eq!(info["phone_number"], "+64 21 000 000");
+    assert_eq!(info["email_verified"], false);
+    assert!(info.get("email").is_none(), "email was requested for the ID token only, and the email scope was not granted");
+    assert!(info.get("name").is_none(), "profile was not granted");
+    let (status, r, _) = token_basic(&s.url, &id, &secret, &[("grant_type", "refresh_token"), ("refresh_token", body["refresh_token"].as_str().unwrap())]).await;
+    assert_eq!(status, 200, "{r}");
+    let info = userinfo(r["access_token"].as_str().unwrap().to_string()).await;
+    assert_eq!(info["phone_number"], "+64 21 000 000", "the request lives on with the grant");
+    // Without the claims parameter: scopes alone.
+    let plain = code_and_tokens(&s, &Browser::new(&s.url), &id, &secret, "openid", &[]).await;
+    let info = userinfo(plain["access_token"].as_str().unwrap().to_string()).await;
+    assert!(info.get("phone_number").is_none(), "{info}");
+}
+
+/// OIDC Core §2 `acr` and §3.1.2.1 `acr_values`: "1" when the user signed in during the
+/// request, "0" when an existing session answered it; asking for "1" makes the user sign in
+/// again (prompt=none: login_required).
+#[tokio::test]
+async fn core_2_acr_and_3_1_2_1_acr_values() {
+    let s = TestServer::start().await;
+    let (id, secret) = oidc_client(&s, None).await;
+    let b = Browser::new(&s.url);
+    let acr = |body: Value| {
+        let id = id.clone();
+        let s = &s;
+        async move { verify(s, body["id_token"].as_str().unwrap(), jsonwebtoken::Algorithm::RS256, &id).await.1["acr"].clone() }
+    };
+    assert_eq!(acr(code_and_tokens(&s, &b, &id, &secret, "openid", &[]).await).await, "1", "signed in during the request");
+    assert_eq!(acr(code_and_tokens(&s, &b, &id, &secret, "openid", &[]).await).await, "0", "single sign-on from the session");
+    let res = b.get(&url_with(&s, &id, "openid", &[("acr_values", "1"), ("prompt", "none")])).await;
+    assert_eq!(query(&location(&res))["error"], "login_required");
+    let res = b.get(&url_with(&s, &id, "openid", &[("acr_values", "1")])).await;
+    assert!(location(&res).starts_with("/login"), "acr 1 asked: sign in again");
+    assert_eq!(acr(code_and_tokens(&s, &b, &id, &secret, "openid", &[("acr_values", "1")]).await).await, "1");
+    assert_eq!(acr(code_and_tokens(&s, &b, &id, &secret, "openid", &[("acr_values", "0 1")]).await).await, "0", "0 acceptable: no sign-in");
+    let d: Value = reqwest::get(format!("{}/.well-known/openid-configuration", s.url)).await.unwrap().json().await.unwrap();
+    assert_eq!(d["acr_values_supported"], serde_json::json!(["0", "1"]));
+    assert!(d["claims_supported"].as_array().unwrap().iter().any(|c| c == "acr"));
+}
+
 /// OIDC Core §3.1.2.1 prompt=none: no page, an error redirect instead.
 #[tokio::test]
 async fn core_3_1_2_1_prompt_none() {

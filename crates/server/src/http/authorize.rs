@@ -207,7 +207,7 @@ pub async fn login_submit(State(svc): State<AppState>, req: Request) -> Response
         Ok(s) => s,
         Err(e) => return service_page(&e),
     };
-    let pending = PendingAuthorization { force_login: false, ..pending };
+    let pending = PendingAuthorization { force_login: false, signed_in_here: true, ..pending };
     let moved = async {
         svc.store.delete_session(&session.id_hash).await?;
         svc.rebind_pending(&pending, &fresh.record).await

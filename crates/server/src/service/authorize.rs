@@ -67,6 +67,9 @@ pub struct PendingAuthorization {
     /// The consent page is shown even when everything was granted (prompt=consent).
     #[serde(default)]
     pub force_consent: bool,
+    /// The user signed in (entered their password) during this request: OIDC `acr` "1".
+    #[serde(default)]
+    pub signed_in_here: bool,
 }
 
 impl PendingAuthorization {
@@ -197,7 +200,7 @@ impl Tessera {
             Err(e) => return self.to_client(&target, ResponseMode::Query, error_fields(&e)).map(Ok),
         };
         let fail = |e: OAuthError| self.to_client(&target, mode, error_fields(&e)).map(Ok);
-        let catalog = self.scope_catalog().await?;
+        let catalog = self.cached_catalog().await?;
         let req = match rules::validate(params, &policy, target.clone(), |s| catalog.contains(s)) {
             Ok(r) => r,
             Err(e) => return fail(e),
@@ -228,6 +231,7 @@ impl Tessera {
             response_mode: mode,
             force_login: false,
             force_consent: false,
+            signed_in_here: false,
         };
         let signed_in = session.and_then(|s| s.user_id.as_deref().map(|u| (s, u)));
         let consent_needed = match signed_in {
@@ -349,7 +353,7 @@ impl Tessera {
         self.store.delete_pending_request(&p.id).await?;
         if let Some(user_code) = &p.device_user_code {
             let approved = decision == Decision::Allow;
-            let ctx = p.scopes().contains("openid").then(|| super::oidc::OidcContext::for_session(session).to_json()).transpose()?;
+            let ctx = p.scopes().contains("openid").then(|| super::oidc::OidcContext::for_session(session, p.signed_in_here).to_json()).transpose()?;
             if approved && ctx.is_some() {
                 self.store.add_session_client(&session.sid, &p.client_id, self.now()).await?;
             }
@@ -380,7 +384,7 @@ impl Tessera {
         let oidc_ctx = match &p.oidc {
             Some(o) => {
                 self.store.add_session_client(&session.sid, &p.client_id, self.now()).await?;
-                Some(super::oidc::OidcContext::from_request(o, session).to_json()?)
+                Some(super::oidc::OidcContext::from_request(o, session, p.signed_in_here).to_json()?)
             }
             None => None,
         };

@@ -130,6 +130,7 @@ impl Tessera {
             response_mode: Default::default(),
             force_login: false,
             force_consent: false,
+            signed_in_here: false,
         };
         self.save_pending(&pending, session).await?;
         Ok(Ok(if session.user_id.is_some() { AuthorizeOutcome::Consent(pending.id) } else { AuthorizeOutcome::Login(pending.id) }))

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use std::time::Duration;
 use tessera_jose::Alg;
 use tessera_protocol::OAuthError;
-use tessera_protocol::oidc::{OidcRequest, at_hash, release_claims};
+use tessera_protocol::oidc::{ACR_PASSWORD, ACR_SSO, OidcRequest, at_hash, release_claims};
 use tessera_protocol::scope::Scopes;
 use tessera_storage::{ClientRecord, SessionRecord, UserRecord};
 
@@ -29,21 +29,27 @@ pub struct OidcContext {
     pub amr: Vec<String>,
     pub claims_id_token: Vec<String>,
     pub claims_userinfo: Vec<String>,
+    /// OIDC Core §2 `acr`: [`ACR_PASSWORD`] when the user signed in during the request,
+    /// [`ACR_SSO`] when an existing session answered it.
+    #[serde(default)]
+    pub acr: Option<String>,
 }
 
 impl OidcContext {
-    pub fn from_request(o: &OidcRequest, s: &SessionRecord) -> Self {
+    /// `signed_in_here`: the user entered their password during this request.
+    pub fn from_request(o: &OidcRequest, s: &SessionRecord, signed_in_here: bool) -> Self {
         Self {
             nonce: o.nonce.clone(),
             sid: Some(s.sid.clone()),
             amr: s.amr.as_deref().unwrap_or("pwd").split(' ').map(str::to_string).collect(),
             claims_id_token: o.claims_id_token.clone(),
             claims_userinfo: o.claims_userinfo.clone(),
+            acr: Some(if signed_in_here { ACR_PASSWORD } else { ACR_SSO }.to_string()),
         }
     }
     /// The context for a device's request approved in this session.
-    pub fn for_session(s: &SessionRecord) -> Self {
-        Self::from_request(&OidcRequest::default(), s)
+    pub fn for_session(s: &SessionRecord, signed_in_here: bool) -> Self {
+        Self::from_request(&OidcRequest::default(), s, signed_in_here)
     }
     pub fn to_json(&self) -> Result<String, ServiceError> {
         serde_json::to_string(self).map_err(|e| OAuthError::server_error(e.to_string()).into())
@@ -145,6 +151,9 @@ impl Tessera {
         claims.insert("iat".into(), json!(now));
         claims.insert("auth_time".into(), json!(auth_time));
         claims.insert("at_hash".into(), json!(at_hash(access_token, alg.as_str())));
+        if let Some(acr) = &ctx.acr {
+            claims.insert("acr".into(), json!(acr));
+        }
         if !ctx.amr.is_empty() {
             claims.insert("amr".into(), json!(ctx.amr));
         }
@@ -184,9 +193,10 @@ impl Tessera {
         }
         let sub = c.get("sub").and_then(Value::as_str).unwrap_or("");
         let user = self.store.find_user(sub).await?.ok_or(UserinfoError::InvalidToken("the user no longer exists"))?;
-        // Claims follow the scopes. (The `claims` request's userinfo member is not yet carried
-        // to this endpoint; its id_token member is honoured in the ID token.)
-        let mut out = release_claims(&scopes, &[], &user_claims(&user));
+        // Claims follow the scopes, plus those the `claims` request asked UserInfo for (§5.5),
+        // which the access token carries.
+        let requested: Vec<String> = c.get("userinfo_claims").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default();
+        let mut out = release_claims(&scopes, &requested, &user_claims(&user));
         out.insert("sub".into(), json!(user.id));
         Ok(Value::Object(out))
     }

@@ -98,7 +98,8 @@ impl Tessera {
     /// Sign an access token (RFC 9068 §2.2); `sub` is the user, or the client itself when no
     /// user is involved (§2.2: "the value of sub SHOULD correspond to an identifier the
     /// authorization server uses to indicate the client application").
-    pub fn sign_access_token(&self, client_id: &str, sub: &str, scope: &Scopes, audience: &[String], jti: String) -> Result<String, ServiceError> {
+    /// `userinfo_claims`: the claims requested individually for UserInfo (OIDC Core §5.5).
+    pub fn sign_access_token(&self, client_id: &str, sub: &str, scope: &Scopes, audience: &[String], jti: String, userinfo_claims: Vec<String>) -> Result<String, ServiceError> {
         let now = self.now();
         let aud = if audience.is_empty() { vec![self.config.issuer.clone()] } else { audience.to_vec() };
         let claims = AccessTokenClaims {
@@ -110,6 +111,7 @@ impl Tessera {
             jti,
             client_id: client_id.to_string(),
             scope: scope.to_string(),
+            userinfo_claims,
         };
         // RFC 9068 §2.1: "typ" header "at+jwt".
         let keys = self.keys.current();
@@ -145,9 +147,14 @@ impl Tessera {
         consume: Consume<'_>,
     ) -> Result<Result<TokenResponse, NotConsumed>, ServiceError> {
         let now = self.now();
-        let access_token = self.sign_access_token(&client.client_id, user_id, scope, audience, grant_jti(&lineage.family_id))?;
         let is_oidc = scope.contains("openid");
-        let id_token = match (is_oidc, super::oidc::OidcContext::parse(lineage.oidc.as_deref())) {
+        let ctx = super::oidc::OidcContext::parse(lineage.oidc.as_deref());
+        let userinfo_claims = match (is_oidc, &ctx) {
+            (true, Some(c)) => c.claims_userinfo.clone(),
+            _ => Vec::new(),
+        };
+        let access_token = self.sign_access_token(&client.client_id, user_id, scope, audience, grant_jti(&lineage.family_id), userinfo_claims)?;
+        let id_token = match (is_oidc, ctx) {
             (true, Some(ctx)) => Some(self.id_token(&client.client_id, user_id, lineage.auth_time, &ctx, &access_token, lineage.with_nonce).await?),
             (true, None) => Some(self.id_token(&client.client_id, user_id, lineage.auth_time, &Default::default(), &access_token, false).await?),
             _ => None,
