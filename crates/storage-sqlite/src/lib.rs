@@ -1,6 +1,7 @@
 //! SQLite implementation of [`tessera_storage::Store`]: the embedded default.
 //!
-//! WAL mode with a busy timeout, so the admin CLI can write while the server runs. Atomic
+//! WAL mode with a busy timeout, so the admin CLI can write while the server runs; within the
+//! process, writes queue for one writer connection and reads use a pool of readers. Atomic
 //! consumes are single `UPDATE … WHERE used_at IS NULL … RETURNING` statements.
 #![forbid(unsafe_code)]
 
@@ -15,7 +16,14 @@ use tessera_storage::*;
 /// The SQLite store.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
+    /// Readers (WAL: they never wait for the writer).
     pool: SqlitePool,
+    /// The one connection every write goes through. SQLite admits one writer at a time; with
+    /// writes spread over pooled connections, a writer finding the database locked sleeps in
+    /// the busy handler (1, 2, 5, 10 … ms). Queueing writers in the process instead makes
+    /// them wait only as long as the write before them takes. (Another process, such as the
+    /// admin CLI, still meets the busy timeout.)
+    writer: SqlitePool,
 }
 
 fn err(e: sqlx::Error) -> StoreError {
@@ -53,14 +61,15 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(if memory { 1 } else { 8 })
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(opts)
-            .await
-            .map_err(err)?;
-        sqlx::migrate!("./migrations").run(&pool).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-        Ok(Self { pool })
+        let writer = SqlitePoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(5)).connect_with(opts.clone()).await.map_err(err)?;
+        sqlx::migrate!("./migrations").run(&writer).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        // An in-memory database lives in its one connection: readers share the writer.
+        let pool = if memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(5)).connect_with(opts).await.map_err(err)?
+        };
+        Ok(Self { pool, writer })
     }
 }
 
@@ -255,7 +264,7 @@ impl Store for SqliteStore {
             .bind(&c.backchannel_logout_uri)
             .bind(&c.id_token_signed_response_alg)
             .bind(&c.subject_type)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(err)?;
         Ok(())
@@ -269,11 +278,11 @@ impl Store for SqliteStore {
         rows.iter().map(client_row).collect()
     }
     async fn update_client_secret(&self, client_id: &str, secret_hash: &str) -> Result<bool> {
-        let r = sqlx::query("UPDATE clients SET secret_hash = $1 WHERE client_id = $2").bind(secret_hash).bind(client_id).execute(&self.pool).await.map_err(err)?;
+        let r = sqlx::query("UPDATE clients SET secret_hash = $1 WHERE client_id = $2").bind(secret_hash).bind(client_id).execute(&self.writer).await.map_err(err)?;
         Ok(r.rows_affected() > 0)
     }
     async fn delete_client(&self, client_id: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(&self.pool).await.map_err(err)?;
+        let r = sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(&self.writer).await.map_err(err)?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -287,7 +296,7 @@ impl Store for SqliteStore {
             .bind(u.created_at)
             .bind(to_json(&u.profile)?)
             .bind(u.updated_at)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(err)?;
         Ok(())
@@ -305,7 +314,7 @@ impl Store for SqliteStore {
         rows.iter().map(user_row).collect()
     }
     async fn update_user_password(&self, username: &str, password_hash: &str) -> Result<bool> {
-        let r = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2").bind(password_hash).bind(username).execute(&self.pool).await.map_err(err)?;
+        let r = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2").bind(password_hash).bind(username).execute(&self.writer).await.map_err(err)?;
         Ok(r.rows_affected() > 0)
     }
     async fn update_user(&self, u: &UserRecord) -> Result<bool> {
@@ -315,13 +324,13 @@ impl Store for SqliteStore {
             .bind(to_json(&u.profile)?)
             .bind(u.updated_at)
             .bind(&u.id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(err)?;
         Ok(r.rows_affected() > 0)
     }
     async fn delete_user(&self, username: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM users WHERE username = $1").bind(username).execute(&self.pool).await.map_err(err)?;
+        let r = sqlx::query("DELETE FROM users WHERE username = $1").bind(username).execute(&self.writer).await.map_err(err)?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -332,7 +341,7 @@ impl Store for SqliteStore {
             .bind(to_json(&a.scopes)?)
             .bind(a.created_at)
             .bind(&a.secret_hash)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(err)?;
         Ok(())
@@ -353,11 +362,11 @@ impl Store for SqliteStore {
             .collect()
     }
     async fn update_api_secret(&self, identifier: &str, secret_hash: &str) -> Result<bool> {
-        let r = sqlx::query("UPDATE apis SET secret_hash = $1 WHERE identifier = $2").bind(secret_hash).bind(identifier).execute(&self.pool).await.map_err(err)?;
+        let r = sqlx::query("UPDATE apis SET secret_hash = $1 WHERE identifier = $2").bind(secret_hash).bind(identifier).execute(&self.writer).await.map_err(err)?;
         Ok(r.rows_affected() > 0)
     }
     async fn delete_api(&self, identifier: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM apis WHERE identifier = $1").bind(identifier).execute(&self.pool).await.map_err(err)?;
+        let r = sqlx::query("DELETE FROM apis WHERE identifier = $1").bind(identifier).execute(&self.writer).await.map_err(err)?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -368,7 +377,7 @@ impl Store for SqliteStore {
             .bind(&k.private_der)
             .bind(k.created_at)
             .bind(k.use_after)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(err)?;
         Ok(())
@@ -388,7 +397,7 @@ impl Store for SqliteStore {
             .collect()
     }
     async fn delete_signing_key(&self, kid: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM signing_keys WHERE kid = $1").bind(kid).execute(&self.pool).await.map_err(err)?;
+        let r = sqlx::query("DELETE FROM signing_keys WHERE kid = $1").bind(kid).execute(&self.writer).await.map_err(err)?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -402,7 +411,7 @@ impl Store for SqliteStore {
             .bind(s.auth_time)
             .bind(s.created_at)
             .bind(s.expires_at)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(err)?;
         Ok(())
@@ -412,7 +421,7 @@ impl Store for SqliteStore {
         row.as_ref().map(session_row).transpose()
     }
     async fn delete_session(&self, id_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&self.pool).await.map_err(err)?;
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&self.writer).await.map_err(err)?;
         Ok(())
     }
     async fn find_session_by_sid(&self, sid: &str, now: i64) -> Result<Option<SessionRecord>> {
@@ -424,7 +433,7 @@ impl Store for SqliteStore {
             .bind(sid)
             .bind(client_id)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(err)?;
         Ok(())
@@ -439,7 +448,7 @@ impl Store for SqliteStore {
             .bind(&r.session_hash)
             .bind(&r.data)
             .bind(r.expires_at)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(err)?;
         Ok(())
@@ -457,7 +466,7 @@ impl Store for SqliteStore {
         .transpose()
     }
     async fn delete_pending_request(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM pending_requests WHERE id = $1").bind(id).execute(&self.pool).await.map_err(err)?;
+        sqlx::query("DELETE FROM pending_requests WHERE id = $1").bind(id).execute(&self.writer).await.map_err(err)?;
         Ok(())
     }
 
@@ -471,7 +480,7 @@ impl Store for SqliteStore {
             .bind(client_id)
             .bind(scope)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(err)?;
         Ok(())
@@ -492,7 +501,7 @@ impl Store for SqliteStore {
             .bind(c.expires_at)
             .bind(c.used_at)
             .bind(&c.oidc)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(err)?;
         Ok(())
@@ -502,7 +511,7 @@ impl Store for SqliteStore {
         row.as_ref().map(code_row).transpose()
     }
     async fn take_code(&self, code_hash: &str, now: i64) -> Result<Taken<CodeRecord>> {
-        let row = sqlx::query(TAKE_CODE).bind(now).bind(code_hash).fetch_optional(&self.pool).await.map_err(err)?;
+        let row = sqlx::query(TAKE_CODE).bind(now).bind(code_hash).fetch_optional(&self.writer).await.map_err(err)?;
         match row {
             Some(r) => Ok(Taken::Taken(taken_code(&r)?)),
             None => self.code_not_taken(code_hash).await,
@@ -510,7 +519,7 @@ impl Store for SqliteStore {
     }
     async fn take_code_issuing(&self, code_hash: &str, now: i64, next: Option<&RefreshTokenRecord>) -> Result<Taken<CodeRecord>> {
         let Some(next) = next else { return self.take_code(code_hash, now).await };
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut tx = self.writer.begin().await.map_err(err)?;
         let Some(row) = sqlx::query(TAKE_CODE).bind(now).bind(code_hash).fetch_optional(&mut *tx).await.map_err(err)? else {
             drop(tx);
             return self.code_not_taken(code_hash).await;
@@ -522,14 +531,14 @@ impl Store for SqliteStore {
     }
 
     async fn create_refresh_token(&self, t: &RefreshTokenRecord) -> Result<()> {
-        insert_refresh(&self.pool, t).await
+        insert_refresh(&self.writer, t).await
     }
     async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>> {
         let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1").bind(token_hash).fetch_optional(&self.pool).await.map_err(err)?;
         row.as_ref().map(refresh_row).transpose()
     }
     async fn take_refresh_token(&self, token_hash: &str, now: i64, grace_secs: i64) -> Result<Taken<RefreshTokenRecord>> {
-        let row = sqlx::query(TAKE_REFRESH).bind(now).bind(token_hash).bind(grace_secs).fetch_optional(&self.pool).await.map_err(err)?;
+        let row = sqlx::query(TAKE_REFRESH).bind(now).bind(token_hash).bind(grace_secs).fetch_optional(&self.writer).await.map_err(err)?;
         match row {
             Some(r) => Ok(Taken::Taken(refresh_row(&r)?)),
             None => self.refresh_not_taken(token_hash).await,
@@ -537,7 +546,7 @@ impl Store for SqliteStore {
     }
     async fn rotate_refresh_token(&self, token_hash: &str, now: i64, grace_secs: i64, next: Option<&RefreshTokenRecord>) -> Result<Taken<RefreshTokenRecord>> {
         let Some(next) = next else { return self.take_refresh_token(token_hash, now, grace_secs).await };
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut tx = self.writer.begin().await.map_err(err)?;
         let Some(row) = sqlx::query(TAKE_REFRESH).bind(now).bind(token_hash).bind(grace_secs).fetch_optional(&mut *tx).await.map_err(err)? else {
             drop(tx);
             return self.refresh_not_taken(token_hash).await;
@@ -551,23 +560,23 @@ impl Store for SqliteStore {
         let r = sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL AND used_at IS NULL")
             .bind(now)
             .bind(family_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(err)?;
-        sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL").bind(now).bind(family_id).execute(&self.pool).await.map_err(err)?;
+        sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL").bind(now).bind(family_id).execute(&self.writer).await.map_err(err)?;
         // Kept a day: longer than any access token of the family lives.
         sqlx::query("INSERT INTO revoked_families (family_id, revoked_at, expires_at) VALUES ($1, $2, $3) ON CONFLICT (family_id) DO NOTHING")
             .bind(family_id)
             .bind(now)
             .bind(now + 86_400)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(err)?;
         Ok(r.rows_affected())
     }
 
     async fn create_revoked_token(&self, jti: &str, expires_at: i64) -> Result<()> {
-        sqlx::query("INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING").bind(jti).bind(expires_at).execute(&self.pool).await.map_err(err)?;
+        sqlx::query("INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING").bind(jti).bind(expires_at).execute(&self.writer).await.map_err(err)?;
         Ok(())
     }
     async fn is_revoked(&self, jti: &str, family_id: Option<&str>) -> Result<bool> {
@@ -594,7 +603,7 @@ impl Store for SqliteStore {
             .bind(&d.user_id)
             .bind(d.auth_time)
             .bind(&d.oidc)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(err)?;
         Ok(())
@@ -615,17 +624,17 @@ impl Store for SqliteStore {
             .bind(oidc)
             .bind(user_code)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(err)?;
         Ok(r.rows_affected() > 0)
     }
     async fn update_device_poll(&self, device_code_hash: &str, now: i64, interval: i64) -> Result<()> {
-        sqlx::query("UPDATE device_codes SET last_polled_at = $1, interval = $2 WHERE device_code_hash = $3").bind(now).bind(interval).bind(device_code_hash).execute(&self.pool).await.map_err(err)?;
+        sqlx::query("UPDATE device_codes SET last_polled_at = $1, interval = $2 WHERE device_code_hash = $3").bind(now).bind(interval).bind(device_code_hash).execute(&self.writer).await.map_err(err)?;
         Ok(())
     }
     async fn take_device_code(&self, device_code_hash: &str, now: i64) -> Result<Taken<DeviceCodeRecord>> {
-        let row = sqlx::query(TAKE_DEVICE_CODE).bind(device_code_hash).bind(now).fetch_optional(&self.pool).await.map_err(err)?;
+        let row = sqlx::query(TAKE_DEVICE_CODE).bind(device_code_hash).bind(now).fetch_optional(&self.writer).await.map_err(err)?;
         match row {
             Some(r) => Ok(Taken::Taken(taken_device_code(&r)?)),
             None => self.device_code_not_taken(device_code_hash).await,
@@ -633,7 +642,7 @@ impl Store for SqliteStore {
     }
     async fn take_device_code_issuing(&self, device_code_hash: &str, now: i64, next: Option<&RefreshTokenRecord>) -> Result<Taken<DeviceCodeRecord>> {
         let Some(next) = next else { return self.take_device_code(device_code_hash, now).await };
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut tx = self.writer.begin().await.map_err(err)?;
         let Some(row) = sqlx::query(TAKE_DEVICE_CODE).bind(device_code_hash).bind(now).fetch_optional(&mut *tx).await.map_err(err)? else {
             drop(tx);
             return self.device_code_not_taken(device_code_hash).await;
@@ -659,13 +668,13 @@ impl Store for SqliteStore {
         ];
         let mut n = 0;
         for sql in STATEMENTS {
-            n += sqlx::query(*sql).bind(now).bind(batch).execute(&self.pool).await.map_err(err)?.rows_affected();
+            n += sqlx::query(*sql).bind(now).bind(batch).execute(&self.writer).await.map_err(err)?.rows_affected();
         }
         Ok(n)
     }
 
     async fn record_login_failure(&self, key: &str, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)").bind(key).bind(now).execute(&self.pool).await.map_err(err)?;
+        sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)").bind(key).bind(now).execute(&self.writer).await.map_err(err)?;
         Ok(())
     }
     async fn count_login_failures(&self, key: &str, since: i64) -> Result<i64> {
@@ -673,12 +682,12 @@ impl Store for SqliteStore {
         r.try_get("n").map_err(err)
     }
     async fn clear_login_failures(&self, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM login_failures WHERE key = $1").bind(key).execute(&self.pool).await.map_err(err)?;
+        sqlx::query("DELETE FROM login_failures WHERE key = $1").bind(key).execute(&self.writer).await.map_err(err)?;
         Ok(())
     }
 
     async fn create_audit_event(&self, kind: &str, detail: &str, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO audit_events (kind, detail, at) VALUES ($1, $2, $3)").bind(kind).bind(detail).bind(now).execute(&self.pool).await.map_err(err)?;
+        sqlx::query("INSERT INTO audit_events (kind, detail, at) VALUES ($1, $2, $3)").bind(kind).bind(detail).bind(now).execute(&self.writer).await.map_err(err)?;
         Ok(())
     }
     async fn list_audit_events(&self, kind: &str) -> Result<Vec<String>> {

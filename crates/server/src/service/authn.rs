@@ -17,10 +17,45 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     Argon2::default().verify_password(password.as_bytes(), hash).is_ok()
 }
 
-/// Concurrent Argon2id verifications: the number of cores.
-fn hashing_slots() -> &'static tokio::sync::Semaphore {
-    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    SLOTS.get_or_init(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)))
+/// Argon2id runs on its own threads, one per core, started on first use. It is deliberately
+/// slow and holds 19 MiB for its whole run: more at once than cores add only memory, and on
+/// tokio's many blocking threads each freed block stayed in that thread's malloc arena
+/// (hundreds of MB after a burst of sign-ins). On a fixed set of threads the memory held is
+/// bounded by their number.
+fn hashing_threads() -> Option<&'static std::sync::mpsc::Sender<HashJob>> {
+    static POOL: std::sync::OnceLock<Option<std::sync::mpsc::Sender<HashJob>>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<HashJob>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        for i in 0..n {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || loop {
+                let job = match rx.lock() {
+                    Ok(r) => r.recv(),
+                    Err(_) => return,
+                };
+                match job {
+                    Ok(job) => job(),
+                    Err(_) => return,
+                }
+            });
+            if spawned.is_err() {
+                return None;
+            }
+        }
+        Some(tx)
+    })
+    .as_ref()
+}
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// Run `f` (password hashing) on the hashing threads; `None` if they are gone.
+pub async fn on_hashing_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    hashing_threads()?.send(Box::new(move || drop(tx.send(f())))).ok()?;
+    rx.await.ok()
 }
 
 /// Why a sign-in failed. Messages never reveal whether the username exists.
@@ -49,13 +84,13 @@ impl Tessera {
             return Ok(Err(SignInError::Throttled));
         }
         let user = self.store.find_user_by_username(username).await?;
-        let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| self.dummy_hash.clone());
+        let hash = match &user {
+            Some(u) => u.password_hash.clone(),
+            None => self.dummy_hash().await?,
+        };
         let pw = password.to_string();
-        // Argon2id is deliberately slow: keep it off the async workers, and run at most one per
-        // core (each holds 19 MiB and a core for its whole run; more at once add only memory).
-        let permit = hashing_slots().acquire().await;
-        let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash)).await.unwrap_or(false);
-        drop(permit);
+        // Off the async workers, on the hashing threads.
+        let ok = on_hashing_thread(move || verify_password(&pw, &hash)).await.unwrap_or(false);
         match user {
             Some(u) if ok => {
                 self.store.clear_login_failures(&user_key).await?;
@@ -67,6 +102,18 @@ impl Tessera {
                 Ok(Err(SignInError::InvalidCredentials))
             }
         }
+    }
+
+    /// The hash an unknown username is checked against.
+    async fn dummy_hash(&self) -> Result<String, ServiceError> {
+        let made = self
+            .dummy_hash
+            .get_or_try_init(|| async {
+                let made = on_hashing_thread(|| hash_password(&secret::random_token())).await;
+                made.unwrap_or_else(|| Err("no hashing threads".into())).map_err(tessera_protocol::OAuthError::server_error)
+            })
+            .await?;
+        Ok(made.clone())
     }
 
     /// The session named by the cookie, if it is live.

@@ -186,7 +186,9 @@ impl Tessera {
             Ok(c) => c,
             Err(e) => return Ok(Ok(AuthorizeOutcome::ErrorPage(e))),
         };
-        let Some(client) = self.store.find_client(client_id).await? else {
+        // Clients and the catalog come from the caches the token endpoint uses (≤ CACHE_TTL
+        // stale): a client deleted through the CLI is refused here within that bound.
+        let Some(client) = self.cached_client(client_id).await? else {
             return Ok(Ok(AuthorizeOutcome::ErrorPage(OAuthError::invalid_request("unknown client_id"))));
         };
         let policy = client_policy(&client);

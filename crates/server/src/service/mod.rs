@@ -71,8 +71,9 @@ pub struct Tessera {
     pub clock: Arc<dyn Clock>,
     pub config: Config,
     /// An Argon2id hash to verify against when the username is unknown, so that sign-in takes
-    /// the same time whether or not the user exists.
-    dummy_hash: String,
+    /// the same time whether or not the user exists. Made on first use, on the hashing threads
+    /// (not at start-up: one Argon2id hash is most of a start's time).
+    dummy_hash: tokio::sync::OnceCell<String>,
     /// Client records by id, for the token-side hot paths (≤ [`CACHE_TTL`] stale).
     clients: TtlCache<String, Arc<ClientRecord>>,
     /// The scope catalog (≤ [`CACHE_TTL`] stale).
@@ -91,13 +92,12 @@ pub const CACHE_TTL: Duration = Duration::from_secs(2);
 impl Tessera {
     pub async fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: Config) -> Result<Arc<Self>, StoreError> {
         let keys = KeyRing::load_or_generate(&*store, clock.now()).await?;
-        let dummy_hash = authn::hash_password(&crate::secret::random_token()).map_err(|e| StoreError::Other(e.to_string()))?;
         Ok(Arc::new(Self {
             store,
             keys,
             clock,
             config,
-            dummy_hash,
+            dummy_hash: tokio::sync::OnceCell::new(),
             clients: TtlCache::new(CACHE_TTL, 10_000),
             catalog: TtlCache::new(CACHE_TTL, 1),
             verified_tokens: TtlCache::new(Duration::from_secs(tessera_protocol::token::ACCESS_TOKEN_LIFETIME_SECS as u64), 10_000),
