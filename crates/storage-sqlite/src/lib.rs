@@ -1,38 +1,65 @@
 //! SQLite implementation of [`tessera_storage::Store`]: the embedded default.
 //!
-//! WAL mode with a busy timeout, so the admin CLI can write while the server runs; within the
-//! process, writes queue for one writer connection and reads use a pool of readers. Atomic
+//! WAL mode with a busy timeout, so the admin CLI can write while the server runs. Atomic
 //! consumes are single `UPDATE … WHERE used_at IS NULL … RETURNING` statements.
+//!
+//! Statements run inline, synchronously, on the calling task, through [`rusqlite`]: on a WAL
+//! database each takes microseconds. (Under sqlx, which runs every SQLite connection on a worker
+//! thread of its own and passes each statement and its rows through channels, a refresh-token
+//! load spent ~45% of the server's CPU in those thread hand-offs.) Within the process, every
+//! write and write transaction goes through one writer connection behind a mutex: SQLite admits
+//! one writer at a time, and queueing writers here makes each wait only as long as the write
+//! before it takes, where writers on several connections would sleep in the busy handler
+//! (1, 2, 5, 10 … ms). Plain reads use a few reader connections (WAL: they never wait for the
+//! writer). Another process, such as the admin CLI, still meets the busy timeout.
+//!
+//! Migrations are recorded in `_sqlx_migrations`, as sqlx's migrator recorded them, so that
+//! databases created by earlier versions open unchanged (and this one's stay readable by them).
 #![forbid(unsafe_code)]
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use rusqlite::{Connection, ErrorCode, OpenFlags, Params, Row, TransactionBehavior, params};
+use sha2::{Digest, Sha384};
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 use tessera_storage::*;
+
+/// Reader connections of a file database: more than the server's worker threads, which are all
+/// that can read at once (a statement never spans an `.await`).
+const READERS: usize = 4;
+
+/// Prepared statements kept per connection: more than this store has.
+const STATEMENT_CACHE: usize = 128;
 
 /// The SQLite store.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    /// Readers (WAL: they never wait for the writer).
-    pool: SqlitePool,
-    /// The one connection every write goes through. SQLite admits one writer at a time; with
-    /// writes spread over pooled connections, a writer finding the database locked sleeps in
-    /// the busy handler (1, 2, 5, 10 … ms). Queueing writers in the process instead makes
-    /// them wait only as long as the write before them takes. (Another process, such as the
-    /// admin CLI, still meets the busy timeout.)
-    writer: SqlitePool,
+    inner: Arc<Connections>,
 }
 
-fn err(e: sqlx::Error) -> StoreError {
+#[derive(Debug)]
+struct Connections {
+    /// The one connection every write goes through.
+    writer: Mutex<Connection>,
+    /// Connections for plain reads; empty for an in-memory database, which lives in its one
+    /// connection, so the writer reads too.
+    readers: Vec<Mutex<Connection>>,
+}
+
+fn err(e: rusqlite::Error) -> StoreError {
     match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(d.message().to_string()),
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => StoreError::Unavailable(e.to_string()),
-        sqlx::Error::Database(d) if d.message().contains("locked") || d.message().contains("busy") => StoreError::Unavailable(e.to_string()),
+        rusqlite::Error::SqliteFailure(f, msg) if f.code == ErrorCode::ConstraintViolation && matches!(f.extended_code, rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
+            StoreError::Conflict(msg.clone().unwrap_or_else(|| e.to_string()))
+        }
+        rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::SystemIoFailure) => StoreError::Unavailable(e.to_string()),
         _ => StoreError::Other(e.to_string()),
     }
+}
+
+/// A connection whose holder panicked: nothing more goes through it.
+fn poisoned() -> StoreError {
+    StoreError::Unavailable("a database connection was poisoned by a panic".into())
 }
 
 fn json_vec(s: &str) -> Result<Vec<String>> {
@@ -43,656 +70,670 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Other(e.to_string()))
 }
 
+/// One column of a row, by name.
+fn col<T: rusqlite::types::FromSql>(r: &Row, name: &str) -> Result<T> {
+    r.get(name).map_err(err)
+}
+
+/// The first row of `sql`, mapped. The statement is stepped to completion, so a write with
+/// `RETURNING` is finished (and, outside a transaction, committed) when this returns.
+fn query_opt<T>(c: &Connection, sql: &str, p: impl Params, f: impl FnOnce(&Row) -> Result<T>) -> Result<Option<T>> {
+    let mut stmt = c.prepare_cached(sql).map_err(err)?;
+    let mut rows = stmt.query(p).map_err(err)?;
+    let first = match rows.next().map_err(err)? {
+        Some(r) => Some(f(r)?),
+        None => return Ok(None),
+    };
+    while rows.next().map_err(err)?.is_some() {}
+    Ok(first)
+}
+
+/// Every row of `sql`, mapped.
+fn query_all<T>(c: &Connection, sql: &str, p: impl Params, mut f: impl FnMut(&Row) -> Result<T>) -> Result<Vec<T>> {
+    let mut stmt = c.prepare_cached(sql).map_err(err)?;
+    let mut rows = stmt.query(p).map_err(err)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(err)? {
+        out.push(f(r)?);
+    }
+    Ok(out)
+}
+
+/// Run a statement that returns no rows; the number of rows it changed.
+fn exec(c: &Connection, sql: &str, p: impl Params) -> Result<u64> {
+    let n = c.prepare_cached(sql).map_err(err)?.execute(p).map_err(err)?;
+    Ok(n as u64)
+}
+
+/// The migrations, as sqlx's migrator named them: version, description (the file name after
+/// the version, `_` read as a space) and SQL.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "lifecycle oidc", include_str!("../migrations/0002_lifecycle_oidc.sql")),
+    (3, "indexes", include_str!("../migrations/0003_indexes.sql")),
+];
+
+/// Apply the migrations this database lacks, each in one transaction with its record in
+/// `_sqlx_migrations` (the table, checksums and checks of sqlx's migrator: a database migrated
+/// by either opens with the other).
+fn migrate(c: &mut Connection) -> Result<()> {
+    let fail = |e: StoreError| StoreError::Other(format!("migration failed: {e}"));
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, \
+         success BOOLEAN NOT NULL, checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)",
+    )
+    .map_err(|e| fail(err(e)))?;
+    if let Some(v) = query_opt(c, "SELECT version FROM _sqlx_migrations WHERE success = false ORDER BY version LIMIT 1", [], |r| col::<i64>(r, "version")).map_err(fail)? {
+        return Err(StoreError::Other(format!("migration failed: migration {v} is partially applied; fix and remove it from _sqlx_migrations")));
+    }
+    let applied = query_all(c, "SELECT version, checksum FROM _sqlx_migrations ORDER BY version", [], |r| Ok((col::<i64>(r, "version")?, col::<Vec<u8>>(r, "checksum")?))).map_err(fail)?;
+    if let Some((v, _)) = applied.iter().find(|(v, _)| !MIGRATIONS.iter().any(|(m, _, _)| m == v)) {
+        return Err(StoreError::Other(format!("migration failed: migration {v} was applied but is unknown to this version")));
+    }
+    for &(version, description, sql) in MIGRATIONS {
+        let checksum = Sha384::digest(sql.as_bytes()).to_vec();
+        let check = |recorded: &[u8]| if recorded == checksum.as_slice() { Ok(()) } else { Err(StoreError::Other(format!("migration failed: migration {version} was applied but has been modified"))) };
+        if let Some((_, recorded)) = applied.iter().find(|(v, _)| *v == version) {
+            check(recorded)?;
+            continue;
+        }
+        let start = Instant::now();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| fail(err(e)))?;
+        // Another process may have applied it since the list above was read.
+        if let Some(recorded) = query_opt(&tx, "SELECT checksum FROM _sqlx_migrations WHERE version = ?1", [version], |r| col::<Vec<u8>>(r, "checksum")).map_err(fail)? {
+            check(&recorded)?;
+            continue;
+        }
+        tx.execute_batch(sql).map_err(|e| StoreError::Other(format!("migration {version} failed: {}", err(e))))?;
+        exec(&tx, "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (?1, ?2, TRUE, ?3, -1)", params![version, description, checksum]).map_err(fail)?;
+        tx.commit().map_err(|e| fail(err(e)))?;
+        let nanos = i64::try_from(start.elapsed().as_nanos()).unwrap_or(i64::MAX);
+        exec(c, "UPDATE _sqlx_migrations SET execution_time = ?1 WHERE version = ?2", params![nanos, version]).map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// Open one connection with the store's settings.
+fn connect(path: Option<&Path>) -> Result<Connection> {
+    let c = match path {
+        Some(p) => Connection::open_with_flags(p, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX),
+        None => Connection::open_in_memory(),
+    }
+    .map_err(err)?;
+    c.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+    c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    let journal = if path.is_some() { "WAL" } else { "MEMORY" };
+    c.execute_batch(&format!("PRAGMA journal_mode = {journal}; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")).map_err(err)?;
+    Ok(c)
+}
+
+/// `%XX` escapes decoded (as sqlx did, so that a path can hold `?` or `#`).
+fn percent_decode(s: &str) -> Result<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|e| StoreError::Other(format!("not an sqlite URL: {e}")))
+}
+
 impl SqliteStore {
     /// Open (creating the file and its folder if needed) and migrate. `url` is `sqlite://PATH`
     /// or `sqlite::memory:`.
     pub async fn open(url: &str) -> Result<Self> {
+        Self::open_blocking(url)
+    }
+
+    fn open_blocking(url: &str) -> Result<Self> {
         let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).ok_or_else(|| StoreError::Other(format!("not an sqlite URL: {url}")))?;
-        let memory = path == ":memory:";
-        if !memory {
-            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        if path.contains('?') {
+            return Err(StoreError::Other(format!("not an sqlite URL: {url} (query parameters are not supported; write `?` in a file name as %3F)")));
+        }
+        if path == ":memory:" {
+            let mut writer = connect(None)?;
+            migrate(&mut writer)?;
+            return Ok(Self { inner: Arc::new(Connections { writer: Mutex::new(writer), readers: Vec::new() }) });
+        }
+        let path = percent_decode(path)?;
+        let path = Path::new(&path);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let mut writer = connect(Some(path))?;
+        migrate(&mut writer)?;
+        let readers = (0..READERS).map(|_| connect(Some(path)).map(Mutex::new)).collect::<Result<Vec<_>>>()?;
+        Ok(Self { inner: Arc::new(Connections { writer: Mutex::new(writer), readers }) })
+    }
+
+    /// The writer connection, waiting for the write before to finish.
+    fn writer(&self) -> Result<MutexGuard<'_, Connection>> {
+        self.inner.writer.lock().map_err(|_| poisoned())
+    }
+
+    /// Run `f` on the writer connection (every write goes through it).
+    fn write<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut c = self.writer()?;
+        f(&mut c)
+    }
+
+    /// Run `f` in an immediate transaction on the writer, committed if `f` returns `Ok((true,
+    /// _))`, rolled back otherwise.
+    fn transaction<T>(&self, f: impl FnOnce(&rusqlite::Transaction) -> Result<(bool, T)>) -> Result<T> {
+        let mut c = self.writer()?;
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        let (commit, out) = f(&tx)?;
+        if commit {
+            tx.commit().map_err(err)?;
+        }
+        Ok(out)
+    }
+
+    /// Run `f` on a free reader connection, or wait for one.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let readers = &self.inner.readers;
+        let Some(first) = readers.first() else { return f(&*self.writer()?) };
+        for r in readers {
+            match r.try_lock() {
+                Ok(c) => return f(&c),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Poisoned(_)) => return Err(poisoned()),
             }
         }
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite:{path}"))
-            .map_err(err)?
-            .create_if_missing(true)
-            .journal_mode(if memory { SqliteJournalMode::Memory } else { SqliteJournalMode::Wal })
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let writer = SqlitePoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(5)).connect_with(opts.clone()).await.map_err(err)?;
-        sqlx::migrate!("./migrations").run(&writer).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-        // An in-memory database lives in its one connection: readers share the writer.
-        let pool = if memory {
-            writer.clone()
-        } else {
-            SqlitePoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(5)).connect_with(opts).await.map_err(err)?
-        };
-        Ok(Self { pool, writer })
+        f(&*first.lock().map_err(|_| poisoned())?)
     }
 }
 
-fn client_row(r: &SqliteRow) -> Result<ClientRecord> {
+fn client_row(r: &Row) -> Result<ClientRecord> {
     Ok(ClientRecord {
-        client_id: r.try_get("client_id").map_err(err)?,
-        name: r.try_get("name").map_err(err)?,
-        secret_hash: r.try_get("secret_hash").map_err(err)?,
-        redirect_uris: json_vec(r.try_get("redirect_uris").map_err(err)?)?,
-        scope: r.try_get("scope").map_err(err)?,
-        grant_types: json_vec(r.try_get("grant_types").map_err(err)?)?,
-        token_endpoint_auth_method: r.try_get("token_endpoint_auth_method").map_err(err)?,
-        created_at: r.try_get("created_at").map_err(err)?,
-        post_logout_redirect_uris: json_vec(r.try_get("post_logout_redirect_uris").map_err(err)?)?,
-        backchannel_logout_uri: r.try_get("backchannel_logout_uri").map_err(err)?,
-        id_token_signed_response_alg: r.try_get("id_token_signed_response_alg").map_err(err)?,
-        subject_type: r.try_get("subject_type").map_err(err)?,
+        client_id: col(r, "client_id")?,
+        name: col(r, "name")?,
+        secret_hash: col(r, "secret_hash")?,
+        redirect_uris: json_vec(&col::<String>(r, "redirect_uris")?)?,
+        scope: col(r, "scope")?,
+        grant_types: json_vec(&col::<String>(r, "grant_types")?)?,
+        token_endpoint_auth_method: col(r, "token_endpoint_auth_method")?,
+        created_at: col(r, "created_at")?,
+        post_logout_redirect_uris: json_vec(&col::<String>(r, "post_logout_redirect_uris")?)?,
+        backchannel_logout_uri: col(r, "backchannel_logout_uri")?,
+        id_token_signed_response_alg: col(r, "id_token_signed_response_alg")?,
+        subject_type: col(r, "subject_type")?,
     })
 }
 
-fn user_row(r: &SqliteRow) -> Result<UserRecord> {
+fn user_row(r: &Row) -> Result<UserRecord> {
     Ok(UserRecord {
-        id: r.try_get("id").map_err(err)?,
-        username: r.try_get("username").map_err(err)?,
-        email: r.try_get("email").map_err(err)?,
-        name: r.try_get("name").map_err(err)?,
-        password_hash: r.try_get("password_hash").map_err(err)?,
-        created_at: r.try_get("created_at").map_err(err)?,
-        profile: serde_json::from_str(r.try_get("profile").map_err(err)?).map_err(|e| StoreError::Other(format!("corrupt profile column: {e}")))?,
-        updated_at: r.try_get("updated_at").map_err(err)?,
+        id: col(r, "id")?,
+        username: col(r, "username")?,
+        email: col(r, "email")?,
+        name: col(r, "name")?,
+        password_hash: col(r, "password_hash")?,
+        created_at: col(r, "created_at")?,
+        profile: serde_json::from_str(&col::<String>(r, "profile")?).map_err(|e| StoreError::Other(format!("corrupt profile column: {e}")))?,
+        updated_at: col(r, "updated_at")?,
     })
 }
 
-fn session_row(r: &SqliteRow) -> Result<SessionRecord> {
+fn api_row(r: &Row) -> Result<ApiRecord> {
+    Ok(ApiRecord {
+        identifier: col(r, "identifier")?,
+        name: col(r, "name")?,
+        scopes: serde_json::from_str(&col::<String>(r, "scopes")?).map_err(|e| StoreError::Other(format!("corrupt scopes column: {e}")))?,
+        created_at: col(r, "created_at")?,
+        secret_hash: col(r, "secret_hash")?,
+    })
+}
+
+fn key_row(r: &Row) -> Result<KeyRecord> {
+    Ok(KeyRecord { kid: col(r, "kid")?, alg: col(r, "alg")?, private_der: col(r, "private_der")?, created_at: col(r, "created_at")?, use_after: col(r, "use_after")? })
+}
+
+fn session_row(r: &Row) -> Result<SessionRecord> {
     Ok(SessionRecord {
-        id_hash: r.try_get("id_hash").map_err(err)?,
-        sid: r.try_get("sid").map_err(err)?,
-        user_id: r.try_get("user_id").map_err(err)?,
-        amr: r.try_get("amr").map_err(err)?,
-        csrf_token: r.try_get("csrf_token").map_err(err)?,
-        auth_time: r.try_get("auth_time").map_err(err)?,
-        created_at: r.try_get("created_at").map_err(err)?,
-        expires_at: r.try_get("expires_at").map_err(err)?,
+        id_hash: col(r, "id_hash")?,
+        sid: col(r, "sid")?,
+        user_id: col(r, "user_id")?,
+        amr: col(r, "amr")?,
+        csrf_token: col(r, "csrf_token")?,
+        auth_time: col(r, "auth_time")?,
+        created_at: col(r, "created_at")?,
+        expires_at: col(r, "expires_at")?,
     })
 }
 
-fn code_row(r: &SqliteRow) -> Result<CodeRecord> {
+fn pending_row(r: &Row) -> Result<PendingRequestRecord> {
+    Ok(PendingRequestRecord { id: col(r, "id")?, session_hash: col(r, "session_hash")?, data: col(r, "data")?, expires_at: col(r, "expires_at")? })
+}
+
+fn code_row(r: &Row) -> Result<CodeRecord> {
     Ok(CodeRecord {
-        code_hash: r.try_get("code_hash").map_err(err)?,
-        grant_id: r.try_get("grant_id").map_err(err)?,
-        client_id: r.try_get("client_id").map_err(err)?,
-        user_id: r.try_get("user_id").map_err(err)?,
-        redirect_uri: r.try_get("redirect_uri").map_err(err)?,
-        redirect_uri_given: r.try_get("redirect_uri_given").map_err(err)?,
-        code_challenge: r.try_get("code_challenge").map_err(err)?,
-        scope: r.try_get("scope").map_err(err)?,
-        audience: r.try_get("audience").map_err(err)?,
-        auth_time: r.try_get("auth_time").map_err(err)?,
-        expires_at: r.try_get("expires_at").map_err(err)?,
-        used_at: r.try_get("used_at").map_err(err)?,
-        oidc: r.try_get("oidc").map_err(err)?,
+        code_hash: col(r, "code_hash")?,
+        grant_id: col(r, "grant_id")?,
+        client_id: col(r, "client_id")?,
+        user_id: col(r, "user_id")?,
+        redirect_uri: col(r, "redirect_uri")?,
+        redirect_uri_given: col(r, "redirect_uri_given")?,
+        code_challenge: col(r, "code_challenge")?,
+        scope: col(r, "scope")?,
+        audience: col(r, "audience")?,
+        auth_time: col(r, "auth_time")?,
+        expires_at: col(r, "expires_at")?,
+        used_at: col(r, "used_at")?,
+        oidc: col(r, "oidc")?,
     })
 }
 
-fn refresh_row(r: &SqliteRow) -> Result<RefreshTokenRecord> {
+fn refresh_row(r: &Row) -> Result<RefreshTokenRecord> {
     Ok(RefreshTokenRecord {
-        token_hash: r.try_get("token_hash").map_err(err)?,
-        family_id: r.try_get("family_id").map_err(err)?,
-        client_id: r.try_get("client_id").map_err(err)?,
-        user_id: r.try_get("user_id").map_err(err)?,
-        scope: r.try_get("scope").map_err(err)?,
-        audience: r.try_get("audience").map_err(err)?,
-        auth_time: r.try_get("auth_time").map_err(err)?,
-        created_at: r.try_get("created_at").map_err(err)?,
-        expires_at: r.try_get("expires_at").map_err(err)?,
-        family_expires_at: r.try_get("family_expires_at").map_err(err)?,
-        used_at: r.try_get("used_at").map_err(err)?,
-        revoked_at: r.try_get("revoked_at").map_err(err)?,
-        oidc: r.try_get("oidc").map_err(err)?,
+        token_hash: col(r, "token_hash")?,
+        family_id: col(r, "family_id")?,
+        client_id: col(r, "client_id")?,
+        user_id: col(r, "user_id")?,
+        scope: col(r, "scope")?,
+        audience: col(r, "audience")?,
+        auth_time: col(r, "auth_time")?,
+        created_at: col(r, "created_at")?,
+        expires_at: col(r, "expires_at")?,
+        family_expires_at: col(r, "family_expires_at")?,
+        used_at: col(r, "used_at")?,
+        revoked_at: col(r, "revoked_at")?,
+        oidc: col(r, "oidc")?,
     })
 }
 
-fn device_row(r: &SqliteRow) -> Result<DeviceCodeRecord> {
+fn device_row(r: &Row) -> Result<DeviceCodeRecord> {
     Ok(DeviceCodeRecord {
-        device_code_hash: r.try_get("device_code_hash").map_err(err)?,
-        user_code: r.try_get("user_code").map_err(err)?,
-        client_id: r.try_get("client_id").map_err(err)?,
-        scope: r.try_get("scope").map_err(err)?,
-        audience: r.try_get("audience").map_err(err)?,
-        expires_at: r.try_get("expires_at").map_err(err)?,
-        interval: r.try_get("interval").map_err(err)?,
-        last_polled_at: r.try_get("last_polled_at").map_err(err)?,
-        status: r.try_get("status").map_err(err)?,
-        user_id: r.try_get("user_id").map_err(err)?,
-        auth_time: r.try_get("auth_time").map_err(err)?,
-        oidc: r.try_get("oidc").map_err(err)?,
+        device_code_hash: col(r, "device_code_hash")?,
+        user_code: col(r, "user_code")?,
+        client_id: col(r, "client_id")?,
+        scope: col(r, "scope")?,
+        audience: col(r, "audience")?,
+        expires_at: col(r, "expires_at")?,
+        interval: col(r, "interval")?,
+        last_polled_at: col(r, "last_polled_at")?,
+        status: col(r, "status")?,
+        user_id: col(r, "user_id")?,
+        auth_time: col(r, "auth_time")?,
+        oidc: col(r, "oidc")?,
     })
 }
 
 /// The atomic consume of a refresh token: unused (or used within the grace window), not revoked,
 /// not expired, and its family not revoked.
-const TAKE_REFRESH: &str = "UPDATE refresh_tokens SET used_at = COALESCE(used_at, $1) WHERE token_hash = $2 AND revoked_at IS NULL AND expires_at > $1 AND family_expires_at > $1 \
-     AND (used_at IS NULL OR ($3 > 0 AND used_at >= $1 - $3)) \
+const TAKE_REFRESH: &str = "UPDATE refresh_tokens SET used_at = COALESCE(used_at, ?1) WHERE token_hash = ?2 AND revoked_at IS NULL AND expires_at > ?1 AND family_expires_at > ?1 \
+     AND (used_at IS NULL OR (?3 > 0 AND used_at >= ?1 - ?3)) \
      AND NOT EXISTS (SELECT 1 FROM revoked_families f WHERE f.family_id = refresh_tokens.family_id) RETURNING *";
 
 /// Store a refresh token. One created in a family that was revoked meanwhile (a replay racing
 /// the redemption that issues it) is born revoked.
-async fn insert_refresh<'e, 't: 'e, E: sqlx::Executor<'e, Database = sqlx::Sqlite>>(e: E, t: &'t RefreshTokenRecord) -> Result<()> {
-    sqlx::query(
+fn insert_refresh(c: &Connection, t: &RefreshTokenRecord) -> Result<()> {
+    exec(
+        c,
         "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, auth_time, created_at, expires_at, used_at, revoked_at, family_expires_at, oidc) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE($11, (SELECT f.revoked_at FROM revoked_families f WHERE f.family_id = $2)), $12, $13)",
-    )
-    .bind(&t.token_hash)
-    .bind(&t.family_id)
-    .bind(&t.client_id)
-    .bind(&t.user_id)
-    .bind(&t.scope)
-    .bind(&t.audience)
-    .bind(t.auth_time)
-    .bind(t.created_at)
-    .bind(t.expires_at)
-    .bind(t.used_at)
-    .bind(t.revoked_at)
-    .bind(t.family_expires_at)
-    .bind(&t.oidc)
-    .execute(e)
-    .await
-    .map_err(err)?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, COALESCE(?11, (SELECT f.revoked_at FROM revoked_families f WHERE f.family_id = ?2)), ?12, ?13)",
+        params![t.token_hash, t.family_id, t.client_id, t.user_id, t.scope, t.audience, t.auth_time, t.created_at, t.expires_at, t.used_at, t.revoked_at, t.family_expires_at, t.oidc],
+    )?;
     Ok(())
 }
 
 /// The atomic consume of an authorization code.
-const TAKE_CODE: &str = "UPDATE codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL RETURNING *";
+const TAKE_CODE: &str = "UPDATE codes SET used_at = ?1 WHERE code_hash = ?2 AND used_at IS NULL RETURNING *";
 
 /// The atomic consume of an approved, unexpired device code.
-const TAKE_DEVICE_CODE: &str = "UPDATE device_codes SET status = 'consumed' WHERE device_code_hash = $1 AND status = 'approved' AND expires_at > $2 RETURNING *";
+const TAKE_DEVICE_CODE: &str = "UPDATE device_codes SET status = 'consumed' WHERE device_code_hash = ?1 AND status = 'approved' AND expires_at > ?2 RETURNING *";
+
+const FIND_CODE: &str = "SELECT * FROM codes WHERE code_hash = ?1";
+const FIND_REFRESH: &str = "SELECT * FROM refresh_tokens WHERE token_hash = ?1";
+const FIND_DEVICE_CODE: &str = "SELECT * FROM device_codes WHERE device_code_hash = ?1";
 
 /// A code as it was before this call took it.
-fn taken_code(r: &SqliteRow) -> Result<CodeRecord> {
+fn taken_code(r: &Row) -> Result<CodeRecord> {
     let mut c = code_row(r)?;
     c.used_at = None;
     Ok(c)
 }
 
 /// A device code as it was before this call took it.
-fn taken_device_code(r: &SqliteRow) -> Result<DeviceCodeRecord> {
+fn taken_device_code(r: &Row) -> Result<DeviceCodeRecord> {
     let mut d = device_row(r)?;
     d.status = "approved".into();
     Ok(d)
 }
 
-impl SqliteStore {
-    /// Why a code was not taken: it was used before, or it does not exist.
-    async fn code_not_taken(&self, code_hash: &str) -> Result<Taken<CodeRecord>> {
-        Ok(match self.find_code(code_hash).await? {
-            Some(c) => Taken::AlreadyUsed(c),
-            None => Taken::NotFound,
-        })
-    }
+/// Why a record was not taken: it exists (used, revoked or expired) or it does not. Read on the
+/// connection that tried the take, right after it.
+fn not_taken<T>(c: &Connection, find: &str, key: &str, f: impl FnOnce(&Row) -> Result<T>) -> Result<Taken<T>> {
+    Ok(match query_opt(c, find, [key], f)? {
+        Some(t) => Taken::AlreadyUsed(t),
+        None => Taken::NotFound,
+    })
+}
 
-    /// Why a device code was not taken: not approved, consumed or expired, or it does not exist.
-    async fn device_code_not_taken(&self, device_code_hash: &str) -> Result<Taken<DeviceCodeRecord>> {
-        Ok(match self.find_device_code(device_code_hash).await? {
-            Some(d) => Taken::AlreadyUsed(d),
-            None => Taken::NotFound,
-        })
+/// Take a code (and, if given, store `next` with it in one transaction).
+fn take_code_on(c: &Connection, code_hash: &str, now: i64, next: Option<&RefreshTokenRecord>) -> Result<(bool, Taken<CodeRecord>)> {
+    match query_opt(c, TAKE_CODE, params![now, code_hash], taken_code)? {
+        Some(taken) => {
+            if let Some(next) = next {
+                insert_refresh(c, next)?;
+            }
+            Ok((true, Taken::Taken(taken)))
+        }
+        None => Ok((false, not_taken(c, FIND_CODE, code_hash, code_row)?)),
     }
+}
 
-    /// Why a refresh token was not taken: it exists (used, revoked or expired) or it does not.
-    async fn refresh_not_taken(&self, token_hash: &str) -> Result<Taken<RefreshTokenRecord>> {
-        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1").bind(token_hash).fetch_optional(&self.pool).await.map_err(err)?;
-        Ok(match row {
-            Some(r) => Taken::AlreadyUsed(refresh_row(&r)?),
-            None => Taken::NotFound,
-        })
+/// Take a refresh token (and, if given, store `next` with it in one transaction).
+fn take_refresh_on(c: &Connection, token_hash: &str, now: i64, grace_secs: i64, next: Option<&RefreshTokenRecord>) -> Result<(bool, Taken<RefreshTokenRecord>)> {
+    match query_opt(c, TAKE_REFRESH, params![now, token_hash, grace_secs], refresh_row)? {
+        Some(taken) => {
+            if let Some(next) = next {
+                insert_refresh(c, next)?;
+            }
+            Ok((true, Taken::Taken(taken)))
+        }
+        None => Ok((false, not_taken(c, FIND_REFRESH, token_hash, refresh_row)?)),
+    }
+}
+
+/// Take a device code (and, if given, store `next` with it in one transaction).
+fn take_device_code_on(c: &Connection, device_code_hash: &str, now: i64, next: Option<&RefreshTokenRecord>) -> Result<(bool, Taken<DeviceCodeRecord>)> {
+    match query_opt(c, TAKE_DEVICE_CODE, params![device_code_hash, now], taken_device_code)? {
+        Some(taken) => {
+            if let Some(next) = next {
+                insert_refresh(c, next)?;
+            }
+            Ok((true, Taken::Taken(taken)))
+        }
+        None => Ok((false, not_taken(c, FIND_DEVICE_CODE, device_code_hash, device_row)?)),
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_client(&self, c: &ClientRecord) -> Result<()> {
-        sqlx::query("INSERT INTO clients (client_id, name, secret_hash, redirect_uris, scope, grant_types, token_endpoint_auth_method, created_at, post_logout_redirect_uris, backchannel_logout_uri, id_token_signed_response_alg, subject_type) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
-            .bind(&c.client_id)
-            .bind(&c.name)
-            .bind(&c.secret_hash)
-            .bind(to_json(&c.redirect_uris)?)
-            .bind(&c.scope)
-            .bind(to_json(&c.grant_types)?)
-            .bind(&c.token_endpoint_auth_method)
-            .bind(c.created_at)
-            .bind(to_json(&c.post_logout_redirect_uris)?)
-            .bind(&c.backchannel_logout_uri)
-            .bind(&c.id_token_signed_response_alg)
-            .bind(&c.subject_type)
-            .execute(&self.writer)
-            .await
-            .map_err(err)?;
+        let (redirect_uris, grant_types, post_logout) = (to_json(&c.redirect_uris)?, to_json(&c.grant_types)?, to_json(&c.post_logout_redirect_uris)?);
+        self.write(|w| {
+            exec(
+                w,
+                "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, scope, grant_types, token_endpoint_auth_method, created_at, post_logout_redirect_uris, backchannel_logout_uri, id_token_signed_response_alg, subject_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![c.client_id, c.name, c.secret_hash, redirect_uris, c.scope, grant_types, c.token_endpoint_auth_method, c.created_at, post_logout, c.backchannel_logout_uri, c.id_token_signed_response_alg, c.subject_type],
+            )
+        })?;
         Ok(())
     }
     async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
-        let row = sqlx::query("SELECT * FROM clients WHERE client_id = $1").bind(client_id).fetch_optional(&self.pool).await.map_err(err)?;
-        row.as_ref().map(client_row).transpose()
+        self.read(|r| query_opt(r, "SELECT * FROM clients WHERE client_id = ?1", [client_id], client_row))
     }
     async fn list_clients(&self) -> Result<Vec<ClientRecord>> {
-        let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, client_id").fetch_all(&self.pool).await.map_err(err)?;
-        rows.iter().map(client_row).collect()
+        self.read(|r| query_all(r, "SELECT * FROM clients ORDER BY created_at, client_id", [], client_row))
     }
     async fn update_client_secret(&self, client_id: &str, secret_hash: &str) -> Result<bool> {
-        let r = sqlx::query("UPDATE clients SET secret_hash = $1 WHERE client_id = $2").bind(secret_hash).bind(client_id).execute(&self.writer).await.map_err(err)?;
-        Ok(r.rows_affected() > 0)
+        Ok(self.write(|w| exec(w, "UPDATE clients SET secret_hash = ?1 WHERE client_id = ?2", [secret_hash, client_id]))? > 0)
     }
     async fn delete_client(&self, client_id: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(&self.writer).await.map_err(err)?;
-        Ok(r.rows_affected() > 0)
+        Ok(self.write(|w| exec(w, "DELETE FROM clients WHERE client_id = ?1", [client_id]))? > 0)
     }
 
     async fn create_user(&self, u: &UserRecord) -> Result<()> {
-        sqlx::query("INSERT INTO users (id, username, email, name, password_hash, created_at, profile, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-            .bind(&u.id)
-            .bind(&u.username)
-            .bind(&u.email)
-            .bind(&u.name)
-            .bind(&u.password_hash)
-            .bind(u.created_at)
-            .bind(to_json(&u.profile)?)
-            .bind(u.updated_at)
-            .execute(&self.writer)
-            .await
-            .map_err(err)?;
+        let profile = to_json(&u.profile)?;
+        self.write(|w| {
+            exec(
+                w,
+                "INSERT INTO users (id, username, email, name, password_hash, created_at, profile, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![u.id, u.username, u.email, u.name, u.password_hash, u.created_at, profile, u.updated_at],
+            )
+        })?;
         Ok(())
     }
     async fn find_user_by_username(&self, username: &str) -> Result<Option<UserRecord>> {
-        let row = sqlx::query("SELECT * FROM users WHERE username = $1").bind(username).fetch_optional(&self.pool).await.map_err(err)?;
-        row.as_ref().map(user_row).transpose()
+        self.read(|r| query_opt(r, "SELECT * FROM users WHERE username = ?1", [username], user_row))
     }
     async fn find_user(&self, id: &str) -> Result<Option<UserRecord>> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = $1").bind(id).fetch_optional(&self.pool).await.map_err(err)?;
-        row.as_ref().map(user_row).transpose()
+        self.read(|r| query_opt(r, "SELECT * FROM users WHERE id = ?1", [id], user_row))
     }
     async fn list_users(&self) -> Result<Vec<UserRecord>> {
-        let rows = sqlx::query("SELECT * FROM users ORDER BY username").fetch_all(&self.pool).await.map_err(err)?;
-        rows.iter().map(user_row).collect()
+        self.read(|r| query_all(r, "SELECT * FROM users ORDER BY username", [], user_row))
     }
     async fn update_user_password(&self, username: &str, password_hash: &str) -> Result<bool> {
-        let r = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2").bind(password_hash).bind(username).execute(&self.writer).await.map_err(err)?;
-        Ok(r.rows_affected() > 0)
+        Ok(self.write(|w| exec(w, "UPDATE users SET password_hash = ?1 WHERE username = ?2", [password_hash, username]))? > 0)
     }
     async fn update_user(&self, u: &UserRecord) -> Result<bool> {
-        let r = sqlx::query("UPDATE users SET email = $1, name = $2, profile = $3, updated_at = $4 WHERE id = $5")
-            .bind(&u.email)
-            .bind(&u.name)
-            .bind(to_json(&u.profile)?)
-            .bind(u.updated_at)
-            .bind(&u.id)
-            .execute(&self.writer)
-            .await
-            .map_err(err)?;
-        Ok(r.rows_affected() > 0)
+        let profile = to_json(&u.profile)?;
+        Ok(self.write(|w| exec(w, "UPDATE users SET email = ?1, name = ?2, profile = ?3, updated_at = ?4 WHERE id = ?5", params![u.email, u.name, profile, u.updated_at, u.id]))? > 0)
     }
     async fn delete_user(&self, username: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM users WHERE username = $1").bind(username).execute(&self.writer).await.map_err(err)?;
-        Ok(r.rows_affected() > 0)
+        Ok(self.write(|w| exec(w, "DELETE FROM users WHERE username = ?1", [username]))? > 0)
     }
 
     async fn create_api(&self, a: &ApiRecord) -> Result<()> {
-        sqlx::query("INSERT INTO apis (identifier, name, scopes, created_at, secret_hash) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&a.identifier)
-            .bind(&a.name)
-            .bind(to_json(&a.scopes)?)
-            .bind(a.created_at)
-            .bind(&a.secret_hash)
-            .execute(&self.writer)
-            .await
-            .map_err(err)?;
+        let scopes = to_json(&a.scopes)?;
+        self.write(|w| exec(w, "INSERT INTO apis (identifier, name, scopes, created_at, secret_hash) VALUES (?1, ?2, ?3, ?4, ?5)", params![a.identifier, a.name, scopes, a.created_at, a.secret_hash]))?;
         Ok(())
     }
     async fn list_apis(&self) -> Result<Vec<ApiRecord>> {
-        let rows = sqlx::query("SELECT * FROM apis ORDER BY created_at, identifier").fetch_all(&self.pool).await.map_err(err)?;
-        rows.iter()
-            .map(|r| {
-                let scopes: String = r.try_get("scopes").map_err(err)?;
-                Ok(ApiRecord {
-                    identifier: r.try_get("identifier").map_err(err)?,
-                    name: r.try_get("name").map_err(err)?,
-                    scopes: serde_json::from_str(&scopes).map_err(|e| StoreError::Other(format!("corrupt scopes column: {e}")))?,
-                    created_at: r.try_get("created_at").map_err(err)?,
-                    secret_hash: r.try_get("secret_hash").map_err(err)?,
-                })
-            })
-            .collect()
+        self.read(|r| query_all(r, "SELECT * FROM apis ORDER BY created_at, identifier", [], api_row))
     }
     async fn update_api_secret(&self, identifier: &str, secret_hash: &str) -> Result<bool> {
-        let r = sqlx::query("UPDATE apis SET secret_hash = $1 WHERE identifier = $2").bind(secret_hash).bind(identifier).execute(&self.writer).await.map_err(err)?;
-        Ok(r.rows_affected() > 0)
+        Ok(self.write(|w| exec(w, "UPDATE apis SET secret_hash = ?1 WHERE identifier = ?2", [secret_hash, identifier]))? > 0)
     }
     async fn delete_api(&self, identifier: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM apis WHERE identifier = $1").bind(identifier).execute(&self.writer).await.map_err(err)?;
-        Ok(r.rows_affected() > 0)
+        Ok(self.write(|w| exec(w, "DELETE FROM apis WHERE identifier = ?1", [identifier]))? > 0)
     }
 
     async fn create_signing_key(&self, k: &KeyRecord) -> Result<()> {
-        sqlx::query("INSERT INTO signing_keys (kid, alg, private_der, created_at, use_after) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&k.kid)
-            .bind(&k.alg)
-            .bind(&k.private_der)
-            .bind(k.created_at)
-            .bind(k.use_after)
-            .execute(&self.writer)
-            .await
-            .map_err(err)?;
+        self.write(|w| exec(w, "INSERT INTO signing_keys (kid, alg, private_der, created_at, use_after) VALUES (?1, ?2, ?3, ?4, ?5)", params![k.kid, k.alg, k.private_der, k.created_at, k.use_after]))?;
         Ok(())
     }
     async fn list_signing_keys(&self) -> Result<Vec<KeyRecord>> {
-        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid").fetch_all(&self.pool).await.map_err(err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(KeyRecord {
-                    kid: r.try_get("kid").map_err(err)?,
-                    alg: r.try_get("alg").map_err(err)?,
-                    private_der: r.try_get("private_der").map_err(err)?,
-                    created_at: r.try_get("created_at").map_err(err)?,
-                    use_after: r.try_get("use_after").map_err(err)?,
-                })
-            })
-            .collect()
+        self.read(|r| query_all(r, "SELECT * FROM signing_keys ORDER BY created_at, kid", [], key_row))
     }
     async fn delete_signing_key(&self, kid: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM signing_keys WHERE kid = $1").bind(kid).execute(&self.writer).await.map_err(err)?;
-        Ok(r.rows_affected() > 0)
+        Ok(self.write(|w| exec(w, "DELETE FROM signing_keys WHERE kid = ?1", [kid]))? > 0)
     }
 
     async fn create_session(&self, s: &SessionRecord) -> Result<()> {
-        sqlx::query("INSERT INTO sessions (id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-            .bind(&s.id_hash)
-            .bind(&s.sid)
-            .bind(&s.user_id)
-            .bind(&s.amr)
-            .bind(&s.csrf_token)
-            .bind(s.auth_time)
-            .bind(s.created_at)
-            .bind(s.expires_at)
-            .execute(&self.writer)
-            .await
-            .map_err(err)?;
+        self.write(|w| {
+            exec(
+                w,
+                "INSERT INTO sessions (id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![s.id_hash, s.sid, s.user_id, s.amr, s.csrf_token, s.auth_time, s.created_at, s.expires_at],
+            )
+        })?;
         Ok(())
     }
     async fn find_session(&self, id_hash: &str, now: i64) -> Result<Option<SessionRecord>> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE id_hash = $1 AND expires_at > $2").bind(id_hash).bind(now).fetch_optional(&self.pool).await.map_err(err)?;
-        row.as_ref().map(session_row).transpose()
+        self.read(|r| query_opt(r, "SELECT * FROM sessions WHERE id_hash = ?1 AND expires_at > ?2", params![id_hash, now], session_row))
     }
     async fn delete_session(&self, id_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&self.writer).await.map_err(err)?;
+        self.write(|w| exec(w, "DELETE FROM sessions WHERE id_hash = ?1", [id_hash]))?;
         Ok(())
     }
     async fn find_session_by_sid(&self, sid: &str, now: i64) -> Result<Option<SessionRecord>> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE sid = $1 AND expires_at > $2").bind(sid).bind(now).fetch_optional(&self.pool).await.map_err(err)?;
-        row.as_ref().map(session_row).transpose()
+        self.read(|r| query_opt(r, "SELECT * FROM sessions WHERE sid = ?1 AND expires_at > ?2", params![sid, now], session_row))
     }
     async fn add_session_client(&self, sid: &str, client_id: &str, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO session_clients (sid, client_id, at) VALUES ($1, $2, $3) ON CONFLICT (sid, client_id) DO UPDATE SET at = excluded.at")
-            .bind(sid)
-            .bind(client_id)
-            .bind(now)
-            .execute(&self.writer)
-            .await
-            .map_err(err)?;
+        self.write(|w| exec(w, "INSERT INTO session_clients (sid, client_id, at) VALUES (?1, ?2, ?3) ON CONFLICT (sid, client_id) DO UPDATE SET at = excluded.at", params![sid, client_id, now]))?;
         Ok(())
     }
     async fn list_session_clients(&self, sid: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT client_id FROM session_clients WHERE sid = $1 ORDER BY at, client_id").bind(sid).fetch_all(&self.pool).await.map_err(err)?;
-        rows.iter().map(|r| r.try_get("client_id").map_err(err)).collect()
+        self.read(|r| query_all(r, "SELECT client_id FROM session_clients WHERE sid = ?1 ORDER BY at, client_id", [sid], |r| col(r, "client_id")))
     }
     async fn create_pending_request(&self, r: &PendingRequestRecord) -> Result<()> {
-        sqlx::query("INSERT INTO pending_requests (id, session_hash, data, expires_at) VALUES ($1, $2, $3, $4)")
-            .bind(&r.id)
-            .bind(&r.session_hash)
-            .bind(&r.data)
-            .bind(r.expires_at)
-            .execute(&self.writer)
-            .await
-            .map_err(err)?;
+        self.write(|w| exec(w, "INSERT INTO pending_requests (id, session_hash, data, expires_at) VALUES (?1, ?2, ?3, ?4)", params![r.id, r.session_hash, r.data, r.expires_at]))?;
         Ok(())
     }
     async fn find_pending_request(&self, id: &str, now: i64) -> Result<Option<PendingRequestRecord>> {
-        let row = sqlx::query("SELECT * FROM pending_requests WHERE id = $1 AND expires_at > $2").bind(id).bind(now).fetch_optional(&self.pool).await.map_err(err)?;
-        row.map(|r| {
-            Ok(PendingRequestRecord {
-                id: r.try_get("id").map_err(err)?,
-                session_hash: r.try_get("session_hash").map_err(err)?,
-                data: r.try_get("data").map_err(err)?,
-                expires_at: r.try_get("expires_at").map_err(err)?,
-            })
-        })
-        .transpose()
+        self.read(|r| query_opt(r, "SELECT * FROM pending_requests WHERE id = ?1 AND expires_at > ?2", params![id, now], pending_row))
     }
     async fn delete_pending_request(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM pending_requests WHERE id = $1").bind(id).execute(&self.writer).await.map_err(err)?;
+        self.write(|w| exec(w, "DELETE FROM pending_requests WHERE id = ?1", [id]))?;
         Ok(())
     }
 
     async fn find_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2").bind(user_id).bind(client_id).fetch_optional(&self.pool).await.map_err(err)?;
-        row.map(|r| r.try_get("scope").map_err(err)).transpose()
+        self.read(|r| query_opt(r, "SELECT scope FROM consents WHERE user_id = ?1 AND client_id = ?2", [user_id, client_id], |r| col(r, "scope")))
     }
     async fn update_consent(&self, user_id: &str, client_id: &str, scope: &str, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO consents (user_id, client_id, scope, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at")
-            .bind(user_id)
-            .bind(client_id)
-            .bind(scope)
-            .bind(now)
-            .execute(&self.writer)
-            .await
-            .map_err(err)?;
+        self.write(|w| {
+            exec(
+                w,
+                "INSERT INTO consents (user_id, client_id, scope, updated_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at",
+                params![user_id, client_id, scope, now],
+            )
+        })?;
         Ok(())
     }
 
     async fn create_code(&self, c: &CodeRecord) -> Result<()> {
-        sqlx::query("INSERT INTO codes (code_hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_given, code_challenge, scope, audience, auth_time, expires_at, used_at, oidc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
-            .bind(&c.code_hash)
-            .bind(&c.grant_id)
-            .bind(&c.client_id)
-            .bind(&c.user_id)
-            .bind(&c.redirect_uri)
-            .bind(c.redirect_uri_given)
-            .bind(&c.code_challenge)
-            .bind(&c.scope)
-            .bind(&c.audience)
-            .bind(c.auth_time)
-            .bind(c.expires_at)
-            .bind(c.used_at)
-            .bind(&c.oidc)
-            .execute(&self.writer)
-            .await
-            .map_err(err)?;
+        self.write(|w| {
+            exec(
+                w,
+                "INSERT INTO codes (code_hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_given, code_challenge, scope, audience, auth_time, expires_at, used_at, oidc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![c.code_hash, c.grant_id, c.client_id, c.user_id, c.redirect_uri, c.redirect_uri_given, c.code_challenge, c.scope, c.audience, c.auth_time, c.expires_at, c.used_at, c.oidc],
+            )
+        })?;
         Ok(())
     }
     async fn find_code(&self, code_hash: &str) -> Result<Option<CodeRecord>> {
-        let row = sqlx::query("SELECT * FROM codes WHERE code_hash = $1").bind(code_hash).fetch_optional(&self.pool).await.map_err(err)?;
-        row.as_ref().map(code_row).transpose()
+        self.read(|r| query_opt(r, FIND_CODE, [code_hash], code_row))
     }
     async fn take_code(&self, code_hash: &str, now: i64) -> Result<Taken<CodeRecord>> {
-        let row = sqlx::query(TAKE_CODE).bind(now).bind(code_hash).fetch_optional(&self.writer).await.map_err(err)?;
-        match row {
-            Some(r) => Ok(Taken::Taken(taken_code(&r)?)),
-            None => self.code_not_taken(code_hash).await,
-        }
+        self.write(|w| take_code_on(w, code_hash, now, None)).map(|(_, t)| t)
     }
     async fn take_code_issuing(&self, code_hash: &str, now: i64, next: Option<&RefreshTokenRecord>) -> Result<Taken<CodeRecord>> {
-        let Some(next) = next else { return self.take_code(code_hash, now).await };
-        let mut tx = self.writer.begin().await.map_err(err)?;
-        let Some(row) = sqlx::query(TAKE_CODE).bind(now).bind(code_hash).fetch_optional(&mut *tx).await.map_err(err)? else {
-            drop(tx);
-            return self.code_not_taken(code_hash).await;
-        };
-        let taken = taken_code(&row)?;
-        insert_refresh(&mut *tx, next).await?;
-        tx.commit().await.map_err(err)?;
-        Ok(Taken::Taken(taken))
+        match next {
+            Some(next) => self.transaction(|tx| take_code_on(tx, code_hash, now, Some(next))),
+            None => self.take_code(code_hash, now).await,
+        }
     }
 
     async fn create_refresh_token(&self, t: &RefreshTokenRecord) -> Result<()> {
-        insert_refresh(&self.writer, t).await
+        self.write(|w| insert_refresh(w, t))
     }
     async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>> {
-        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1").bind(token_hash).fetch_optional(&self.pool).await.map_err(err)?;
-        row.as_ref().map(refresh_row).transpose()
+        self.read(|r| query_opt(r, FIND_REFRESH, [token_hash], refresh_row))
     }
     async fn take_refresh_token(&self, token_hash: &str, now: i64, grace_secs: i64) -> Result<Taken<RefreshTokenRecord>> {
-        let row = sqlx::query(TAKE_REFRESH).bind(now).bind(token_hash).bind(grace_secs).fetch_optional(&self.writer).await.map_err(err)?;
-        match row {
-            Some(r) => Ok(Taken::Taken(refresh_row(&r)?)),
-            None => self.refresh_not_taken(token_hash).await,
-        }
+        self.write(|w| take_refresh_on(w, token_hash, now, grace_secs, None)).map(|(_, t)| t)
     }
     async fn rotate_refresh_token(&self, token_hash: &str, now: i64, grace_secs: i64, next: Option<&RefreshTokenRecord>) -> Result<Taken<RefreshTokenRecord>> {
-        let Some(next) = next else { return self.take_refresh_token(token_hash, now, grace_secs).await };
-        let mut tx = self.writer.begin().await.map_err(err)?;
-        let Some(row) = sqlx::query(TAKE_REFRESH).bind(now).bind(token_hash).bind(grace_secs).fetch_optional(&mut *tx).await.map_err(err)? else {
-            drop(tx);
-            return self.refresh_not_taken(token_hash).await;
-        };
-        let taken = refresh_row(&row)?;
-        insert_refresh(&mut *tx, next).await?;
-        tx.commit().await.map_err(err)?;
-        Ok(Taken::Taken(taken))
+        match next {
+            Some(next) => self.transaction(|tx| take_refresh_on(tx, token_hash, now, grace_secs, Some(next))),
+            None => self.take_refresh_token(token_hash, now, grace_secs).await,
+        }
     }
     async fn revoke_family(&self, family_id: &str, now: i64) -> Result<u64> {
-        let r = sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL AND used_at IS NULL")
-            .bind(now)
-            .bind(family_id)
-            .execute(&self.writer)
-            .await
-            .map_err(err)?;
-        sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL").bind(now).bind(family_id).execute(&self.writer).await.map_err(err)?;
-        // Kept a day: longer than any access token of the family lives.
-        sqlx::query("INSERT INTO revoked_families (family_id, revoked_at, expires_at) VALUES ($1, $2, $3) ON CONFLICT (family_id) DO NOTHING")
-            .bind(family_id)
-            .bind(now)
-            .bind(now + 86_400)
-            .execute(&self.writer)
-            .await
-            .map_err(err)?;
-        Ok(r.rows_affected())
+        self.transaction(|tx| {
+            let live = exec(tx, "UPDATE refresh_tokens SET revoked_at = ?1 WHERE family_id = ?2 AND revoked_at IS NULL AND used_at IS NULL", params![now, family_id])?;
+            exec(tx, "UPDATE refresh_tokens SET revoked_at = ?1 WHERE family_id = ?2 AND revoked_at IS NULL", params![now, family_id])?;
+            // Kept a day: longer than any access token of the family lives.
+            exec(tx, "INSERT INTO revoked_families (family_id, revoked_at, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT (family_id) DO NOTHING", params![family_id, now, now + 86_400])?;
+            Ok((true, live))
+        })
     }
 
     async fn create_revoked_token(&self, jti: &str, expires_at: i64) -> Result<()> {
-        sqlx::query("INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING").bind(jti).bind(expires_at).execute(&self.writer).await.map_err(err)?;
+        self.write(|w| exec(w, "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?1, ?2) ON CONFLICT (jti) DO NOTHING", params![jti, expires_at]))?;
         Ok(())
     }
     async fn is_revoked(&self, jti: &str, family_id: Option<&str>) -> Result<bool> {
-        let r = sqlx::query("SELECT (EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1) OR EXISTS (SELECT 1 FROM revoked_families WHERE family_id = $2)) AS revoked")
-            .bind(jti)
-            .bind(family_id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(err)?;
-        r.try_get("revoked").map_err(err)
+        let revoked = self.read(|r| {
+            query_opt(r, "SELECT (EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?1) OR EXISTS (SELECT 1 FROM revoked_families WHERE family_id = ?2)) AS revoked", params![jti, family_id], |r| col(r, "revoked"))
+        })?;
+        Ok(revoked.unwrap_or(false))
     }
 
     async fn create_device_code(&self, d: &DeviceCodeRecord) -> Result<()> {
-        sqlx::query("INSERT INTO device_codes (device_code_hash, user_code, client_id, scope, audience, expires_at, interval, last_polled_at, status, user_id, auth_time, oidc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
-            .bind(&d.device_code_hash)
-            .bind(&d.user_code)
-            .bind(&d.client_id)
-            .bind(&d.scope)
-            .bind(&d.audience)
-            .bind(d.expires_at)
-            .bind(d.interval)
-            .bind(d.last_polled_at)
-            .bind(&d.status)
-            .bind(&d.user_id)
-            .bind(d.auth_time)
-            .bind(&d.oidc)
-            .execute(&self.writer)
-            .await
-            .map_err(err)?;
+        self.write(|w| {
+            exec(
+                w,
+                "INSERT INTO device_codes (device_code_hash, user_code, client_id, scope, audience, expires_at, interval, last_polled_at, status, user_id, auth_time, oidc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![d.device_code_hash, d.user_code, d.client_id, d.scope, d.audience, d.expires_at, d.interval, d.last_polled_at, d.status, d.user_id, d.auth_time, d.oidc],
+            )
+        })?;
         Ok(())
     }
     async fn find_device_code(&self, device_code_hash: &str) -> Result<Option<DeviceCodeRecord>> {
-        let row = sqlx::query("SELECT * FROM device_codes WHERE device_code_hash = $1").bind(device_code_hash).fetch_optional(&self.pool).await.map_err(err)?;
-        row.as_ref().map(device_row).transpose()
+        self.read(|r| query_opt(r, FIND_DEVICE_CODE, [device_code_hash], device_row))
     }
     async fn find_device_code_by_user_code(&self, user_code: &str, now: i64) -> Result<Option<DeviceCodeRecord>> {
-        let row = sqlx::query("SELECT * FROM device_codes WHERE user_code = $1 AND expires_at > $2").bind(user_code).bind(now).fetch_optional(&self.pool).await.map_err(err)?;
-        row.as_ref().map(device_row).transpose()
+        self.read(|r| query_opt(r, "SELECT * FROM device_codes WHERE user_code = ?1 AND expires_at > ?2", params![user_code, now], device_row))
     }
     async fn decide_device_code(&self, user_code: &str, approve: bool, user_id: &str, auth_time: i64, oidc: Option<&str>, now: i64) -> Result<bool> {
-        let r = sqlx::query("UPDATE device_codes SET status = $1, user_id = $2, auth_time = $3, oidc = COALESCE($4, oidc) WHERE user_code = $5 AND status = 'pending' AND expires_at > $6")
-            .bind(if approve { "approved" } else { "denied" })
-            .bind(user_id)
-            .bind(auth_time)
-            .bind(oidc)
-            .bind(user_code)
-            .bind(now)
-            .execute(&self.writer)
-            .await
-            .map_err(err)?;
-        Ok(r.rows_affected() > 0)
+        let status = if approve { "approved" } else { "denied" };
+        let n = self.write(|w| {
+            exec(
+                w,
+                "UPDATE device_codes SET status = ?1, user_id = ?2, auth_time = ?3, oidc = COALESCE(?4, oidc) WHERE user_code = ?5 AND status = 'pending' AND expires_at > ?6",
+                params![status, user_id, auth_time, oidc, user_code, now],
+            )
+        })?;
+        Ok(n > 0)
     }
     async fn update_device_poll(&self, device_code_hash: &str, now: i64, interval: i64) -> Result<()> {
-        sqlx::query("UPDATE device_codes SET last_polled_at = $1, interval = $2 WHERE device_code_hash = $3").bind(now).bind(interval).bind(device_code_hash).execute(&self.writer).await.map_err(err)?;
+        self.write(|w| exec(w, "UPDATE device_codes SET last_polled_at = ?1, interval = ?2 WHERE device_code_hash = ?3", params![now, interval, device_code_hash]))?;
         Ok(())
     }
     async fn take_device_code(&self, device_code_hash: &str, now: i64) -> Result<Taken<DeviceCodeRecord>> {
-        let row = sqlx::query(TAKE_DEVICE_CODE).bind(device_code_hash).bind(now).fetch_optional(&self.writer).await.map_err(err)?;
-        match row {
-            Some(r) => Ok(Taken::Taken(taken_device_code(&r)?)),
-            None => self.device_code_not_taken(device_code_hash).await,
-        }
+        self.write(|w| take_device_code_on(w, device_code_hash, now, None)).map(|(_, t)| t)
     }
     async fn take_device_code_issuing(&self, device_code_hash: &str, now: i64, next: Option<&RefreshTokenRecord>) -> Result<Taken<DeviceCodeRecord>> {
-        let Some(next) = next else { return self.take_device_code(device_code_hash, now).await };
-        let mut tx = self.writer.begin().await.map_err(err)?;
-        let Some(row) = sqlx::query(TAKE_DEVICE_CODE).bind(device_code_hash).bind(now).fetch_optional(&mut *tx).await.map_err(err)? else {
-            drop(tx);
-            return self.device_code_not_taken(device_code_hash).await;
-        };
-        let taken = taken_device_code(&row)?;
-        insert_refresh(&mut *tx, next).await?;
-        tx.commit().await.map_err(err)?;
-        Ok(Taken::Taken(taken))
+        match next {
+            Some(next) => self.transaction(|tx| take_device_code_on(tx, device_code_hash, now, Some(next))),
+            None => self.take_device_code(device_code_hash, now).await,
+        }
     }
 
     async fn delete_expired(&self, now: i64, batch: i64) -> Result<u64> {
-        // One bounded DELETE per table; callers loop while rows keep going.
+        // One bounded DELETE per table, in one transaction; callers loop while rows keep going.
         const STATEMENTS: &[&str] = &[
-            "DELETE FROM codes WHERE rowid IN (SELECT rowid FROM codes WHERE expires_at < $1 - 3600 LIMIT $2)",
-            "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE expires_at < $1 LIMIT $2)",
-            "DELETE FROM pending_requests WHERE rowid IN (SELECT rowid FROM pending_requests WHERE expires_at < $1 LIMIT $2)",
-            "DELETE FROM device_codes WHERE rowid IN (SELECT rowid FROM device_codes WHERE expires_at < $1 - 3600 LIMIT $2)",
-            "DELETE FROM refresh_tokens WHERE rowid IN (SELECT rowid FROM refresh_tokens WHERE family_expires_at < $1 LIMIT $2)",
-            "DELETE FROM revoked_tokens WHERE rowid IN (SELECT rowid FROM revoked_tokens WHERE expires_at < $1 LIMIT $2)",
-            "DELETE FROM revoked_families WHERE rowid IN (SELECT rowid FROM revoked_families WHERE expires_at < $1 LIMIT $2)",
-            "DELETE FROM login_failures WHERE rowid IN (SELECT rowid FROM login_failures WHERE at < $1 - 86400 LIMIT $2)",
-            "DELETE FROM session_clients WHERE rowid IN (SELECT rowid FROM session_clients WHERE at < $1 - 2592000 LIMIT $2)",
+            "DELETE FROM codes WHERE rowid IN (SELECT rowid FROM codes WHERE expires_at < ?1 - 3600 LIMIT ?2)",
+            "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE expires_at < ?1 LIMIT ?2)",
+            "DELETE FROM pending_requests WHERE rowid IN (SELECT rowid FROM pending_requests WHERE expires_at < ?1 LIMIT ?2)",
+            "DELETE FROM device_codes WHERE rowid IN (SELECT rowid FROM device_codes WHERE expires_at < ?1 - 3600 LIMIT ?2)",
+            "DELETE FROM refresh_tokens WHERE rowid IN (SELECT rowid FROM refresh_tokens WHERE family_expires_at < ?1 LIMIT ?2)",
+            "DELETE FROM revoked_tokens WHERE rowid IN (SELECT rowid FROM revoked_tokens WHERE expires_at < ?1 LIMIT ?2)",
+            "DELETE FROM revoked_families WHERE rowid IN (SELECT rowid FROM revoked_families WHERE expires_at < ?1 LIMIT ?2)",
+            "DELETE FROM login_failures WHERE rowid IN (SELECT rowid FROM login_failures WHERE at < ?1 - 86400 LIMIT ?2)",
+            "DELETE FROM session_clients WHERE rowid IN (SELECT rowid FROM session_clients WHERE at < ?1 - 2592000 LIMIT ?2)",
         ];
-        let mut n = 0;
-        for sql in STATEMENTS {
-            n += sqlx::query(*sql).bind(now).bind(batch).execute(&self.writer).await.map_err(err)?.rows_affected();
-        }
-        Ok(n)
+        self.transaction(|tx| {
+            let mut n = 0;
+            for sql in STATEMENTS {
+                n += exec(tx, sql, params![now, batch])?;
+            }
+            Ok((true, n))
+        })
     }
 
     async fn record_login_failure(&self, key: &str, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)").bind(key).bind(now).execute(&self.writer).await.map_err(err)?;
+        self.write(|w| exec(w, "INSERT INTO login_failures (key, at) VALUES (?1, ?2)", params![key, now]))?;
         Ok(())
     }
     async fn count_login_failures(&self, key: &str, since: i64) -> Result<i64> {
-        let r = sqlx::query("SELECT COUNT(*) AS n FROM login_failures WHERE key = $1 AND at >= $2").bind(key).bind(since).fetch_one(&self.pool).await.map_err(err)?;
-        r.try_get("n").map_err(err)
+        Ok(self.read(|r| query_opt(r, "SELECT COUNT(*) AS n FROM login_failures WHERE key = ?1 AND at >= ?2", params![key, since], |r| col(r, "n")))?.unwrap_or(0))
     }
     async fn clear_login_failures(&self, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM login_failures WHERE key = $1").bind(key).execute(&self.writer).await.map_err(err)?;
+        self.write(|w| exec(w, "DELETE FROM login_failures WHERE key = ?1", [key]))?;
         Ok(())
     }
 
     async fn create_audit_event(&self, kind: &str, detail: &str, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO audit_events (kind, detail, at) VALUES ($1, $2, $3)").bind(kind).bind(detail).bind(now).execute(&self.writer).await.map_err(err)?;
+        self.write(|w| exec(w, "INSERT INTO audit_events (kind, detail, at) VALUES (?1, ?2, ?3)", params![kind, detail, now]))?;
         Ok(())
     }
     async fn list_audit_events(&self, kind: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT detail FROM audit_events WHERE kind = $1 ORDER BY id").bind(kind).fetch_all(&self.pool).await.map_err(err)?;
-        rows.iter().map(|r| r.try_get("detail").map_err(err)).collect()
+        self.read(|r| query_all(r, "SELECT detail FROM audit_events WHERE kind = ?1 ORDER BY id", [kind], |r| col(r, "detail")))
     }
 }
 
@@ -700,7 +741,6 @@ impl Store for SqliteStore {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use std::sync::Arc;
 
     /// The shared storage suite, on a real SQLite file.
     #[tokio::test]
@@ -712,5 +752,114 @@ mod tests {
         // Reopening an existing database migrates nothing and keeps the data.
         let again = SqliteStore::open(&url).await.unwrap();
         assert!(again.find_client("c-1").await.unwrap().is_some());
+    }
+
+    /// The shared storage suite, in memory (one connection both writes and reads).
+    #[tokio::test]
+    async fn conformance_in_memory() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        tessera_storage::conformance::run_all(Arc::new(store)).await;
+    }
+
+    type MigrationRow = (i64, String, Vec<u8>, i64);
+
+    fn migration_rows(store: &SqliteStore) -> Vec<MigrationRow> {
+        store
+            .read(|c| {
+                query_all(c, "SELECT version, description, checksum, execution_time FROM _sqlx_migrations ORDER BY version", [], |r| {
+                    Ok((col(r, "version")?, col(r, "description")?, col(r, "checksum")?, col(r, "execution_time")?))
+                })
+            })
+            .unwrap()
+    }
+
+    /// A database that sqlx's migrator created (as every earlier version did) opens without
+    /// re-applying a migration and keeps its data; one created here passes sqlx's migrator, which
+    /// finds nothing to apply and every checksum matching.
+    #[tokio::test]
+    async fn migrations_compatible_with_sqlx() {
+        use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let connect = |path: std::path::PathBuf| async move {
+            SqlitePoolOptions::new().max_connections(1).connect_with(SqliteConnectOptions::new().filename(path).create_if_missing(true)).await.unwrap()
+        };
+        let migrator = sqlx::migrate!("./migrations");
+        let expected: Vec<(i64, String, Vec<u8>)> = migrator.iter().map(|m| (m.version, m.description.to_string(), m.checksum.to_vec())).collect();
+        assert_eq!(expected.len(), MIGRATIONS.len());
+
+        let old = dir.path().join("old.db");
+        let pool = connect(old.clone()).await;
+        migrator.run(&pool).await.unwrap();
+        sqlx::query("INSERT INTO clients (client_id, name, redirect_uris, scope, grant_types, token_endpoint_auth_method, created_at) VALUES ('old', 'Old', '[]', '', '[]', 'none', 1)").execute(&pool).await.unwrap();
+        let recorded: Vec<MigrationRow> = sqlx::query_as("SELECT version, description, checksum, execution_time FROM _sqlx_migrations ORDER BY version").fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        let store = SqliteStore::open(&format!("sqlite://{}", old.display())).await.unwrap();
+        assert_eq!(migration_rows(&store), recorded, "nothing re-applied or re-recorded");
+        assert_eq!(store.find_client("old").await.unwrap().unwrap().subject_type, "public");
+        drop(store);
+
+        let new = dir.path().join("new.db");
+        let store = SqliteStore::open(&format!("sqlite://{}", new.display())).await.unwrap();
+        store.create_client(&tessera_storage::conformance::client("new")).await.unwrap();
+        let rows = migration_rows(&store);
+        assert_eq!(rows.iter().map(|(v, d, c, _)| (*v, d.clone(), c.clone())).collect::<Vec<_>>(), expected, "recorded as sqlx records them");
+        drop(store);
+        let pool = connect(new).await;
+        migrator.run(&pool).await.unwrap();
+        let after: Vec<MigrationRow> = sqlx::query_as("SELECT version, description, checksum, execution_time FROM _sqlx_migrations ORDER BY version").fetch_all(&pool).await.unwrap();
+        assert_eq!(after, rows);
+        pool.close().await;
+    }
+
+    /// A database some migration of which failed half-way (as sqlx's migrator records it), or that
+    /// a newer version migrated further, is not opened.
+    #[tokio::test]
+    async fn dirty_or_unknown_migrations_refuse_to_open() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, sql) in [("dirty.db", "UPDATE _sqlx_migrations SET success = FALSE WHERE version = 3"), ("newer.db", "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (4, 'later', TRUE, x'00', 1)")] {
+            let url = format!("sqlite://{}", dir.path().join(name).display());
+            let store = SqliteStore::open(&url).await.unwrap();
+            store.write(|w| exec(w, sql, [])).unwrap();
+            drop(store);
+            assert!(matches!(SqliteStore::open(&url).await, Err(StoreError::Other(m)) if m.contains("migration")), "{name}");
+        }
+    }
+
+    /// Takes on OS threads at once, through one store and through a second one on the same file
+    /// (another process's connections, such as the admin CLI's): exactly one wins, and reads go
+    /// on meanwhile.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_rotations_across_connections() {
+        use tessera_storage::conformance::{client, refresh};
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/tessera.db", dir.path().display());
+        let a = SqliteStore::open(&url).await.unwrap();
+        let b = SqliteStore::open(&url).await.unwrap();
+        a.create_client(&client("c-1")).await.unwrap();
+        for round in 0..10 {
+            let token = format!("t-{round}");
+            a.create_refresh_token(&refresh(&token, "f")).await.unwrap();
+            let tasks: Vec<_> = (0..16)
+                .map(|i| {
+                    let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+                    let token = token.clone();
+                    tokio::spawn(async move {
+                        assert!(s.find_client("c-1").await.unwrap().is_some());
+                        s.rotate_refresh_token(&token, 5, 0, Some(&refresh(&format!("{token}-next-{i}"), "f"))).await.unwrap()
+                    })
+                })
+                .collect();
+            let mut won = 0;
+            for t in tasks {
+                won += usize::from(matches!(t.await.unwrap(), Taken::Taken(_)));
+            }
+            assert_eq!(won, 1, "round {round}: exactly one rotation wins");
+            let successors = (0..16).filter(|i| stored(&b, &format!("{token}-next-{i}"))).count();
+            assert_eq!(successors, 1, "round {round}: exactly one successor stored");
+        }
+    }
+
+    fn stored(s: &SqliteStore, token_hash: &str) -> bool {
+        s.read(|r| query_opt(r, FIND_REFRESH, [token_hash], refresh_row)).unwrap().is_some()
     }
 }
