@@ -192,6 +192,28 @@ fn percent_decode(s: &str) -> Result<String> {
     String::from_utf8(out).map_err(|e| StoreError::Other(format!("not an sqlite URL: {e}")))
 }
 
+/// How often the checkpointer copies committed WAL frames into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+
+/// WAL pages after which the writer checkpoints by itself, should the checkpointer fall behind.
+const BACKSTOP_CHECKPOINT_PAGES: u32 = 20_000;
+
+/// Run WAL checkpoints (`PASSIVE`: they never wait for or block a writer or reader) on a
+/// thread and connection of their own, until the store is dropped. SQLite's default runs a
+/// checkpoint inside the commit that crosses 1,000 WAL pages, so one request in a few hundred
+/// carried a checkpoint (its writes and an fsync): p99 ≈ 20 ms under refresh load, 40–55 ms
+/// with a larger threshold. Here the commit path only appends to the WAL.
+fn spawn_checkpointer(c: Connection, store: std::sync::Weak<Connections>) -> Result<()> {
+    let run = move || {
+        while store.strong_count() > 0 {
+            std::thread::sleep(CHECKPOINT_INTERVAL);
+            // Busy (another checkpoint, e.g. the CLI's) or failed: the next round tries again.
+            let _ = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        }
+    };
+    std::thread::Builder::new().name("sqlite-checkpoint".into()).spawn(run).map(drop).map_err(|e| StoreError::Unavailable(format!("cannot start the checkpoint thread: {e}")))
+}
+
 impl SqliteStore {
     /// Open (creating the file and its folder if needed) and migrate. `url` is `sqlite://PATH`
     /// or `sqlite::memory:`.
@@ -216,8 +238,13 @@ impl SqliteStore {
         }
         let mut writer = connect(Some(path))?;
         migrate(&mut writer)?;
+        // Checkpoints run on their own thread (below); the writer's own automatic checkpoint
+        // stays only as a backstop, far out.
+        writer.execute_batch(&format!("PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_PAGES};")).map_err(err)?;
         let readers = (0..READERS).map(|_| connect(Some(path)).map(Mutex::new)).collect::<Result<Vec<_>>>()?;
-        Ok(Self { inner: Arc::new(Connections { writer: Mutex::new(writer), readers }) })
+        let inner = Arc::new(Connections { writer: Mutex::new(writer), readers });
+        spawn_checkpointer(connect(Some(path))?, Arc::downgrade(&inner))?;
+        Ok(Self { inner })
     }
 
     /// The writer connection, waiting for the write before to finish.
