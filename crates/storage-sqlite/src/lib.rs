@@ -49,6 +49,18 @@ struct Connections {
     /// Connections for plain reads; empty for an in-memory database, which lives in its one
     /// connection, so the writer reads too.
     readers: Vec<Mutex<Connection>>,
+    /// Every revocation, in memory, when this store is the only server on the database (see
+    /// [`SqliteStore::open_server`]); `None` otherwise, and `is_revoked` reads the tables.
+    revocations: Option<std::sync::RwLock<Revocations>>,
+    /// The lock that makes this process the database's one server, held while the store lives.
+    _serve_lock: Option<std::fs::File>,
+}
+
+/// Revoked access-token ids and grant families, each with its row's `expires_at`.
+#[derive(Debug, Default)]
+struct Revocations {
+    tokens: std::collections::HashMap<String, i64>,
+    families: std::collections::HashMap<String, i64>,
 }
 
 fn err(e: rusqlite::Error) -> StoreError {
@@ -192,6 +204,31 @@ fn percent_decode(s: &str) -> Result<String> {
     String::from_utf8(out).map_err(|e| StoreError::Other(format!("not an sqlite URL: {e}")))
 }
 
+/// The exclusive lock of the database's one server: the file `PATH-serve.lock`, locked (an
+/// advisory lock, released by the kernel when the process ends) for as long as it is held.
+fn take_serve_lock(db: &Path) -> Result<std::fs::File> {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-serve.lock");
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&name).map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", Path::new(&name).display())))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(
+            "another tessera server is running on {} (one server per SQLite database; several instances need PostgreSQL)",
+            db.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Unavailable(format!("cannot lock {}: {e}", Path::new(&name).display()))),
+    }
+}
+
+/// Every revocation in the database.
+fn load_revocations(c: &Connection) -> Result<Revocations> {
+    let pairs = |sql| query_all(c, sql, [], |r| Ok((r.get::<_, String>(0).map_err(err)?, r.get::<_, i64>(1).map_err(err)?)));
+    Ok(Revocations {
+        tokens: pairs("SELECT jti, expires_at FROM revoked_tokens")?.into_iter().collect(),
+        families: pairs("SELECT family_id, expires_at FROM revoked_families")?.into_iter().collect(),
+    })
+}
+
 /// How often the checkpointer copies committed WAL frames into the database file.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -221,7 +258,22 @@ impl SqliteStore {
         Self::open_blocking(url)
     }
 
+    /// [`SqliteStore::open`] for `tessera serve`: also takes an exclusive lock (the file
+    /// `PATH-serve.lock`), so that at most one server runs on a database, and then answers
+    /// `is_revoked` from memory. Revocations are written only by the server (the admin commands
+    /// never revoke tokens), so with one server its memory holds every revocation: introspection
+    /// and UserInfo need no database read, and a revocation is still seen at once. A second
+    /// server on the same file is refused with an error that says so; several instances need
+    /// PostgreSQL.
+    pub async fn open_server(url: &str) -> Result<Self> {
+        Self::open_with(url, true)
+    }
+
     fn open_blocking(url: &str) -> Result<Self> {
+        Self::open_with(url, false)
+    }
+
+    fn open_with(url: &str, server: bool) -> Result<Self> {
         let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).ok_or_else(|| StoreError::Other(format!("not an sqlite URL: {url}")))?;
         if path.contains('?') {
             return Err(StoreError::Other(format!("not an sqlite URL: {url} (query parameters are not supported; write `?` in a file name as %3F)")));
@@ -229,22 +281,36 @@ impl SqliteStore {
         if path == ":memory:" {
             let mut writer = connect(None)?;
             migrate(&mut writer)?;
-            return Ok(Self { inner: Arc::new(Connections { writer: Mutex::new(writer), readers: Vec::new() }) });
+            // Nobody else can reach an in-memory database: no lock needed.
+            let revocations = if server { Some(std::sync::RwLock::new(load_revocations(&writer)?)) } else { None };
+            return Ok(Self { inner: Arc::new(Connections { writer: Mutex::new(writer), readers: Vec::new(), revocations, _serve_lock: None }) });
         }
         let path = percent_decode(path)?;
         let path = Path::new(&path);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
+        let serve_lock = if server { Some(take_serve_lock(path)?) } else { None };
         let mut writer = connect(Some(path))?;
         migrate(&mut writer)?;
+        let revocations = if server { Some(std::sync::RwLock::new(load_revocations(&writer)?)) } else { None };
         // Checkpoints run on their own thread (below); the writer's own automatic checkpoint
         // stays only as a backstop, far out.
         writer.execute_batch(&format!("PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_PAGES};")).map_err(err)?;
         let readers = (0..READERS).map(|_| connect(Some(path)).map(Mutex::new)).collect::<Result<Vec<_>>>()?;
-        let inner = Arc::new(Connections { writer: Mutex::new(writer), readers });
+        let inner = Arc::new(Connections { writer: Mutex::new(writer), readers, revocations, _serve_lock: serve_lock });
         spawn_checkpointer(connect(Some(path))?, Arc::downgrade(&inner))?;
         Ok(Self { inner })
+    }
+
+    /// Record a committed revocation in memory, when revocations are kept there.
+    fn remember(&self, f: impl FnOnce(&mut Revocations)) {
+        if let Some(known) = &self.inner.revocations {
+            // A poisoned lock means a panic mid-update: is_revoked then fails closed (an error).
+            if let Ok(mut r) = known.write() {
+                f(&mut r);
+            }
+        }
     }
 
     /// The writer connection, waiting for the write before to finish.
@@ -671,13 +737,25 @@ impl Store for SqliteStore {
             exec(tx, "INSERT INTO revoked_families (family_id, revoked_at, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT (family_id) DO NOTHING", params![family_id, now, now + 86_400])?;
             Ok((true, live))
         })
+        .inspect(|_| {
+            self.remember(|r| {
+                r.families.entry(family_id.to_string()).or_insert(now + 86_400);
+            })
+        })
     }
 
     async fn create_revoked_token(&self, jti: &str, expires_at: i64) -> Result<()> {
         self.write(|w| exec(w, "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?1, ?2) ON CONFLICT (jti) DO NOTHING", params![jti, expires_at]))?;
+        self.remember(|r| {
+            r.tokens.entry(jti.to_string()).or_insert(expires_at);
+        });
         Ok(())
     }
     async fn is_revoked(&self, jti: &str, family_id: Option<&str>) -> Result<bool> {
+        if let Some(known) = &self.inner.revocations {
+            let r = known.read().map_err(|_| poisoned())?;
+            return Ok(r.tokens.contains_key(jti) || family_id.is_some_and(|f| r.families.contains_key(f)));
+        }
         let revoked = self.read(|r| {
             query_opt(r, "SELECT (EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?1) OR EXISTS (SELECT 1 FROM revoked_families WHERE family_id = ?2)) AS revoked", params![jti, family_id], |r| col(r, "revoked"))
         })?;
@@ -738,13 +816,19 @@ impl Store for SqliteStore {
             "DELETE FROM login_failures WHERE rowid IN (SELECT rowid FROM login_failures WHERE at < ?1 - 86400 LIMIT ?2)",
             "DELETE FROM session_clients WHERE rowid IN (SELECT rowid FROM session_clients WHERE at < ?1 - 2592000 LIMIT ?2)",
         ];
-        self.transaction(|tx| {
+        let n = self.transaction(|tx| {
             let mut n = 0;
             for sql in STATEMENTS {
                 n += exec(tx, sql, params![now, batch])?;
             }
             Ok((true, n))
-        })
+        })?;
+        // The same rule as the two DELETEs above.
+        self.remember(|r| {
+            r.tokens.retain(|_, exp| *exp >= now);
+            r.families.retain(|_, exp| *exp >= now);
+        });
+        Ok(n)
     }
 
     async fn record_login_failure(&self, key: &str, now: i64) -> Result<()> {
@@ -790,6 +874,45 @@ mod tests {
     async fn conformance_in_memory() {
         let store = SqliteStore::open("sqlite::memory:").await.unwrap();
         tessera_storage::conformance::run_all(Arc::new(store)).await;
+    }
+
+    /// The suite again on a server's store (revocations answered from memory), file and memory.
+    #[tokio::test]
+    async fn conformance_as_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/tessera.db", dir.path().display());
+        tessera_storage::conformance::run_all(Arc::new(SqliteStore::open_server(&url).await.unwrap())).await;
+        tessera_storage::conformance::run_all(Arc::new(SqliteStore::open_server("sqlite::memory:").await.unwrap())).await;
+    }
+
+    /// One server per database file; its memory of revocations starts from the tables and
+    /// follows its own revocations and clean-ups.
+    #[tokio::test]
+    async fn one_server_per_file_and_its_revocations() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/tessera.db", dir.path().display());
+        let admin = SqliteStore::open(&url).await.unwrap();
+        admin.create_revoked_token("before", 2_000).await.unwrap();
+        admin.revoke_family("fam-before", 1_000).await.unwrap();
+        let server = SqliteStore::open_server(&url).await.unwrap();
+        let second = SqliteStore::open_server(&url).await.map(drop).unwrap_err();
+        assert!(second.to_string().contains("another tessera server is running"), "{second}");
+        assert!(SqliteStore::open(&url).await.is_ok(), "admin commands still open it");
+        assert!(server.is_revoked("before", None).await.unwrap(), "loaded at open");
+        assert!(server.is_revoked("fam-before.x", Some("fam-before")).await.unwrap());
+        assert!(!server.is_revoked("other", Some("fam-other")).await.unwrap());
+        server.create_revoked_token("now", 3_000).await.unwrap();
+        server.revoke_family("fam-now", 1_000).await.unwrap();
+        assert!(server.is_revoked("now", None).await.unwrap());
+        assert!(server.is_revoked("fam-now.y", Some("fam-now")).await.unwrap());
+        assert!(admin.is_revoked("now", None).await.unwrap(), "and written to the tables");
+        // Clean-up at t = 2,500: "before" (expired 2,000) and both families (1,000 + 86,400 > 2,500: kept).
+        admin.delete_expired(2_500, 500).await.unwrap();
+        server.delete_expired(2_500, 500).await.unwrap();
+        assert!(!server.is_revoked("before", None).await.unwrap(), "expired rows leave memory with the tables");
+        assert!(server.is_revoked("now", None).await.unwrap());
+        drop(server);
+        assert!(SqliteStore::open_server(&url).await.is_ok(), "the lock goes with the store");
     }
 
     type MigrationRow = (i64, String, Vec<u8>, i64);

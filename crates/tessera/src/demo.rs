@@ -132,7 +132,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let redirect_uri = format!("{client_url}/callback");
 
     let db_url = format!("sqlite://{}", dir.join("tessera.db").display());
-    let store = Arc::new(SqliteStore::open(&db_url).await.with_context(|| format!("opening {db_url}"))?);
+    let store = Arc::new(SqliteStore::open_server(&db_url).await.with_context(|| format!("opening {db_url}"))?);
     let svc = Tessera::new(store, Arc::new(SystemClock), Config::new(&issuer)).await.context("loading signing keys")?;
     let notes_db = notes_api::Db::open(&format!("sqlite://{}", dir.join("notes.db").display())).await.context("opening the Notes API database")?;
     let state = register(&svc, &dir, &redirect_uri, &notes_db).await?;

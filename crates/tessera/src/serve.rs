@@ -26,7 +26,7 @@ pub async fn run(database: Option<String>, args: ServeArgs) -> anyhow::Result<()
         Some(i) => i,
         None => settings::check_issuer(&format!("http://{addr}")).context("set --issuer: the listen address is not a loopback address")?,
     };
-    let store = store::open_store(&s.database_url, s.database_pool_size).await?;
+    let store = store::open_server_store(&s.database_url, s.database_pool_size).await?;
     let svc = Tessera::new(store, Arc::new(SystemClock), Config::new(&issuer)).await.context("loading signing keys")?;
 
     // Keys added by another process (e.g. a rotation) are picked up without a restart.

@@ -19,12 +19,23 @@ pub const CLEANUP_BATCH: i64 = 500;
 /// Batches per cleanup round at most, so that one round never runs long.
 const CLEANUP_MAX_BATCHES: usize = 100;
 
-/// Open (creating and migrating as needed) the store `url` names.
+/// Open (creating and migrating as needed) the store `url` names, for an admin command.
 pub async fn open_store(url: &str, pool_size: u32) -> anyhow::Result<Arc<dyn Store>> {
+    open(url, pool_size, false).await
+}
+
+/// [`open_store`] for `serve`: on SQLite, the one server of the database (a second is refused;
+/// revocations are then kept in memory, see `SqliteStore::open_server`).
+pub async fn open_server_store(url: &str, pool_size: u32) -> anyhow::Result<Arc<dyn Store>> {
+    open(url, pool_size, true).await
+}
+
+async fn open(url: &str, pool_size: u32, server: bool) -> anyhow::Result<Arc<dyn Store>> {
     settings::check_database(url)?;
     let shown = redact(url);
     if url.starts_with("sqlite:") {
-        let s = SqliteStore::open(url).await.with_context(|| format!("database (--database / TESSERA_DATABASE_URL): cannot open {shown}"))?;
+        let s = if server { SqliteStore::open_server(url).await } else { SqliteStore::open(url).await };
+        let s = s.with_context(|| format!("database (--database / TESSERA_DATABASE_URL): cannot open {shown}"))?;
         Ok(Arc::new(s))
     } else {
         let s = PgStore::open(url, pool_size).await.with_context(|| format!("database (--database / TESSERA_DATABASE_URL): cannot open {shown}"))?;

@@ -82,6 +82,10 @@ async fn serve_and_administer_while_running() {
     let jwks: Value = http().get(format!("{}/jwks.json", server.url)).send().await.unwrap().json().await.unwrap();
     let kid = jwks["keys"][0]["kid"].as_str().unwrap().to_string();
 
+    // One server per SQLite database: a second `serve` says why it cannot start.
+    let (ok, _, err) = tessera(dir.path(), &["serve", "--listen", "127.0.0.1:0"], None);
+    assert!(!ok && err.contains("another tessera server is running") && err.contains("PostgreSQL"), "{err}");
+
     let api = json(dir.path(), &["api", "create", "--identifier", "https://notes.example", "--name", "Notes", "--scope", "notes.read=Read your notes", "--json"]);
     assert_eq!(api["scopes"][0]["description"], "Read your notes");
     let client = json(dir.path(), &["client", "create", "--name", "CLI App", "--redirect-uri", "http://127.0.0.1:9/cb", "--scope", "notes.read", "--json"]);

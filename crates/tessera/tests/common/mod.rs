@@ -29,7 +29,7 @@ impl TestServer {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_url = format!("sqlite://{}/tessera.db", dir.path().display());
-        let store = Arc::new(SqliteStore::open(&db_url).await.unwrap());
+        let store = Arc::new(SqliteStore::open_server(&db_url).await.unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let clock = Arc::new(ManualClock::new());
@@ -218,7 +218,7 @@ impl TestServer {
     pub async fn start_with(config_fn: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_url = format!("sqlite://{}/tessera.db", dir.path().display());
-        let store = Arc::new(SqliteStore::open(&db_url).await.unwrap());
+        let store = Arc::new(SqliteStore::open_server(&db_url).await.unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let clock = Arc::new(ManualClock::new());
