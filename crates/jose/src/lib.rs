@@ -232,6 +232,7 @@ pub fn jwks<'a>(keys: impl IntoIterator<Item = &'a SigningKey>) -> Value {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use jsonwebtoken::{DecodingKey, Validation, decode, jwk::JwkSet};
 

@@ -137,6 +137,7 @@ pub fn error_redirect(target: &RedirectTarget, err: &OAuthError, issuer: &str) -
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::client::AuthMethod;
 

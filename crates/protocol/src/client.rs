@@ -181,6 +181,7 @@ fn form_decode(s: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     fn params(s: &str) -> Params {

@@ -130,28 +130,37 @@ impl OidcRequest {
             Some(m) => Some(m.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| OAuthError::invalid_request("max_age must be a non-negative integer"))?),
             None => None,
         };
-        let (claims_id_token, claims_userinfo, acr_claim_values) = match params.get("claims") {
+        let claims = match params.get("claims") {
             Some(c) => parse_claims_request(c)?,
-            None => (Vec::new(), Vec::new(), Vec::new()),
+            None => ClaimsRequest::default(),
         };
         let mut acr_values: Vec<String> = params.get("acr_values").unwrap_or("").split(' ').filter(|v| !v.is_empty()).take(16).map(|v| v.chars().take(64).collect()).collect();
-        acr_values.extend(acr_claim_values);
+        acr_values.extend(claims.acr_values);
         Ok(Self {
             nonce: params.get("nonce").map(str::to_string),
             prompt,
             max_age,
             login_hint: params.get("login_hint").map(str::to_string),
             id_token_hint: params.get("id_token_hint").map(str::to_string),
-            claims_id_token,
-            claims_userinfo,
+            claims_id_token: claims.id_token,
+            claims_userinfo: claims.userinfo,
             acr_values,
         })
     }
 }
 
+/// A parsed §5.5 `claims` request.
+#[derive(Debug, Default)]
+struct ClaimsRequest {
+    id_token: Vec<String>,
+    userinfo: Vec<String>,
+    /// The acceptable values of an `acr` claim request (§5.5.1.1, either target).
+    acr_values: Vec<String>,
+}
+
 /// §5.5: `{"userinfo": {"claim": null | {...}}, "id_token": {...}}` → the claim names per
-/// target, and the acceptable values of an `acr` claim request (§5.5.1.1, either target).
-fn parse_claims_request(s: &str) -> Result<(Vec<String>, Vec<String>, Vec<String>), OAuthError> {
+/// target, and the acceptable values of an `acr` claim request.
+fn parse_claims_request(s: &str) -> Result<ClaimsRequest, OAuthError> {
     let bad = || OAuthError::invalid_request("claims is not a valid claims request (OpenID Connect Core section 5.5)");
     let v: Value = serde_json::from_str(s).map_err(|_| bad())?;
     let obj = v.as_object().ok_or_else(bad)?;
@@ -174,7 +183,7 @@ fn parse_claims_request(s: &str) -> Result<(Vec<String>, Vec<String>, Vec<String
             }
         }
     }
-    Ok((names("id_token")?, names("userinfo")?, acr))
+    Ok(ClaimsRequest { id_token: names("id_token")?, userinfo: names("userinfo")?, acr_values: acr })
 }
 
 /// What the user's browser must do before a code can be issued.
@@ -252,6 +261,7 @@ pub fn release_claims(scopes: &Scopes, requested: &[String], available: &Map<Str
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use serde_json::json;
 

@@ -72,6 +72,7 @@ fn safe_name(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     fn check(input: &str) -> Result<Params, String> {

@@ -61,6 +61,7 @@ pub fn is_valid_verifier(v: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     // RFC 7636 Appendix B example.

@@ -53,6 +53,7 @@ pub fn with_query(base: &str, params: &[(&str, &str)]) -> Result<String, OAuthEr
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     /// RFC 6749 §3.1.2: absolute, no fragment.

@@ -75,6 +75,7 @@ pub fn is_scope_token(t: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     /// RFC 6749 §3.3: space-delimited, order-insensitive, duplicates collapse.

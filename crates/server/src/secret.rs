@@ -52,6 +52,11 @@ pub fn matches(presented: &str, stored_hash: &str) -> bool {
     bool::from(hash(presented).as_bytes().ct_eq(stored_hash.as_bytes()))
 }
 
+/// Constant-time equality of two non-secret-length strings (e.g. CSRF tokens, stored hashes).
+pub fn matches_plain(a: &str, b: &str) -> bool {
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -70,9 +75,4 @@ mod tests {
         assert_eq!(id.len(), 22);
         assert!(id.chars().all(|c| c.is_ascii_alphanumeric()));
     }
-}
-
-/// Constant-time equality of two non-secret-length strings (e.g. CSRF tokens, stored hashes).
-pub fn matches_plain(a: &str, b: &str) -> bool {
-    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }

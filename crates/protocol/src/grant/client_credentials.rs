@@ -46,6 +46,7 @@ impl ClientCredentialsRequest {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::client::{AuthMethod, GrantType};
 

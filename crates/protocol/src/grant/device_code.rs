@@ -107,6 +107,7 @@ pub fn check_poll(status: DeviceStatus, expires_at: i64, last_polled_at: Option<
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     /// RFC 8628 §6.1: case-insensitive, dash optional, only the alphabet.

@@ -2,7 +2,7 @@
 
 use super::AppState;
 use super::error::{oauth_json, service_json};
-use super::token::{authorization_header, no_store_json, read_form};
+use super::token::{authorization_header, no_store_json_text, read_form};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,7 @@ pub async fn introspect(State(svc): State<AppState>, req: Request) -> Response {
         Err(e) => return service_json(&e),
     };
     match svc.introspect(&caller, &params).await {
-        Ok(body) => no_store_json(&body),
+        Ok(body) => no_store_json_text(body.0.as_bytes()),
         Err(e) => service_json(&e),
     }
 }

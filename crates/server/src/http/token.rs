@@ -32,7 +32,15 @@ pub fn authorization_header(headers: &axum::http::HeaderMap) -> Result<Option<&s
 
 /// A JSON body with `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
 pub fn no_store_json<T: serde::Serialize>(body: &T) -> Response {
-    let mut res = axum::Json(body).into_response();
+    no_store(axum::Json(body).into_response())
+}
+
+/// [`no_store_json`] for a body already serialized.
+pub fn no_store_json_text(body: &[u8]) -> Response {
+    no_store(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], axum::body::Bytes::copy_from_slice(body)).into_response())
+}
+
+fn no_store(mut res: Response) -> Response {
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     res

@@ -19,14 +19,36 @@ use tessera_storage::RefreshTokenRecord;
 /// Who asks: a client, or a resource server with its own credentials.
 #[derive(Debug)]
 pub enum Caller {
-    Client(ClientPolicy),
+    Client(Arc<ClientPolicy>),
     Api(String),
 }
 
 /// A token we issued, recognised and checked for expiry and revocation.
 enum Known {
-    Access(Arc<Value>),
-    Refresh(RefreshTokenRecord),
+    Access(Arc<VerifiedToken>),
+    Refresh(Box<RefreshTokenRecord>),
+}
+
+/// An access token whose signature was verified, as the introspection cache keeps it.
+pub struct VerifiedToken {
+    /// The signing key (the token counts only while the key is published).
+    kid: Arc<str>,
+    claims: Value,
+    /// The RFC 7662 §2.2 answer for a caller that may see it, serialized once per token.
+    active_json: Arc<str>,
+}
+
+/// An introspection answer (RFC 7662 §2.2), serialized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntrospectionJson(pub Arc<str>);
+
+impl IntrospectionJson {
+    fn inactive() -> Self {
+        Self(Arc::from(r#"{"active":false}"#))
+    }
+    fn of(v: &Value) -> Result<Self, ServiceError> {
+        Ok(Self(Arc::from(serde_json::to_string(v).map_err(|e| OAuthError::server_error(e.to_string()))?)))
+    }
 }
 
 impl Tessera {
@@ -52,12 +74,12 @@ impl Tessera {
     /// signature is checked once per token (ECDSA verification is most of an introspection's
     /// cost); later calls find it by the token's SHA-256, as long as its key is still published.
     /// Expiry, issuer and revocation are the caller's checks, on every call.
-    fn verified_access_token(&self, token: &str) -> Option<Arc<Value>> {
+    fn verified_access_token(&self, token: &str) -> Option<Arc<VerifiedToken>> {
         let keys = self.keys.current();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some((kid, claims)) = self.verified_tokens.get(&digest) {
-            if keys.find(&kid).is_some() {
-                return Some(claims);
+        if let Some(t) = self.verified_tokens.get(&digest) {
+            if keys.find(&t.kid).is_some() {
+                return Some(t);
             }
         }
         let v = tessera_jose::verify_compact(token, |kid| keys.find(kid)).ok()?;
@@ -65,9 +87,16 @@ impl Tessera {
             return None;
         }
         let kid: Arc<str> = v.header.get("kid").and_then(Value::as_str)?.into();
-        let claims = Arc::new(v.claims);
-        self.verified_tokens.insert(digest, (kid, claims.clone()));
-        Some(claims)
+        let mut out = json!({ "active": true, "token_type": "Bearer" });
+        for k in ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti"] {
+            if let Some(c) = v.claims.get(k) {
+                out[k] = c.clone();
+            }
+        }
+        let active_json = Arc::from(serde_json::to_string(&out).ok()?);
+        let t = Arc::new(VerifiedToken { kid, claims: v.claims, active_json });
+        self.verified_tokens.insert(digest, t.clone());
+        Some(t)
     }
 
     /// Find what `token` is, if it is one of ours and live.
@@ -77,22 +106,23 @@ impl Tessera {
             return Ok(None);
         }
         let as_access = async {
-            let Some(claims) = self.verified_access_token(&q.token) else {
+            let Some(token) = self.verified_access_token(&q.token) else {
                 return Ok::<_, ServiceError>(None);
             };
+            let claims = &token.claims;
             let live = claims.get("exp").and_then(Value::as_i64).is_some_and(|e| e > now) && claims.get("iss").and_then(Value::as_str) == Some(self.config.issuer.as_str());
             let jti = claims.get("jti").and_then(Value::as_str).unwrap_or("");
             if !live || jti.is_empty() || self.store.is_revoked(jti, family_of_jti(jti)).await? {
                 return Ok(None);
             }
-            Ok(Some(Known::Access(claims)))
+            Ok(Some(Known::Access(token)))
         };
         let as_refresh = async {
             if q.token.len() > 128 {
                 return Ok::<_, ServiceError>(None);
             }
             let t = self.store.find_refresh_token(&secret::hash(&q.token)).await?;
-            Ok(t.filter(|t| t.used_at.is_none() && t.revoked_at.is_none() && t.expires_at > now && t.family_expires_at > now).map(Known::Refresh))
+            Ok(t.filter(|t| t.used_at.is_none() && t.revoked_at.is_none() && t.expires_at > now && t.family_expires_at > now).map(|t| Known::Refresh(Box::new(t))))
         };
         // The hint orders the search (RFC 7662 §2.1); every supported type is tried.
         if q.hint == Some(TokenTypeHint::RefreshToken) {
@@ -109,11 +139,12 @@ impl Tessera {
     }
 
     /// RFC 7662 §2.2 response.
-    pub async fn introspect(&self, caller: &Caller, params: &Params) -> Result<Value, ServiceError> {
+    pub async fn introspect(&self, caller: &Caller, params: &Params) -> Result<IntrospectionJson, ServiceError> {
         let q = TokenQuery::parse(params)?;
-        let inactive = json!({ "active": false });
+        let inactive = IntrospectionJson::inactive();
         Ok(match self.recognise(&q).await? {
-            Some(Known::Access(c)) => {
+            Some(Known::Access(t)) => {
+                let c = &t.claims;
                 let visible = match caller {
                     Caller::Client(client) => c.get("client_id").and_then(Value::as_str) == Some(client.client_id.as_str()),
                     Caller::Api(id) => match c.get("aud") {
@@ -125,16 +156,10 @@ impl Tessera {
                 if !visible {
                     return Ok(inactive);
                 }
-                let mut out = json!({ "active": true, "token_type": "Bearer" });
-                for k in ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti"] {
-                    if let Some(v) = c.get(k) {
-                        out[k] = v.clone();
-                    }
-                }
-                out
+                IntrospectionJson(t.active_json.clone())
             }
             Some(Known::Refresh(t)) => match caller {
-                Caller::Client(client) if client.client_id == t.client_id => json!({
+                Caller::Client(client) if client.client_id == t.client_id => IntrospectionJson::of(&json!({
                     "active": true,
                     "token_type": "refresh_token",
                     "scope": t.scope,
@@ -143,7 +168,7 @@ impl Tessera {
                     "iss": self.config.issuer,
                     "exp": t.expires_at,
                     "iat": t.created_at,
-                }),
+                }))?,
                 _ => inactive,
             },
             None => inactive,
@@ -165,7 +190,8 @@ impl Tessera {
                 // RFC 7009 §2.1: revoking a refresh token revokes the grant it belongs to.
                 self.store.revoke_family(&t.family_id, now).await?;
             }
-            Some(Known::Access(c)) => {
+            Some(Known::Access(t)) => {
+                let c = &t.claims;
                 if c.get("client_id").and_then(Value::as_str) != Some(client.client_id.as_str()) {
                     return Err(foreign().into());
                 }

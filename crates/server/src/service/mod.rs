@@ -20,6 +20,7 @@ use crate::keys::KeyRing;
 use authorize::ScopeCatalog;
 use std::sync::Arc;
 use std::time::Duration;
+use tessera_protocol::client::ClientPolicy;
 use tessera_storage::ClientRecord;
 use tessera_protocol::OAuthError;
 use tessera_storage::{Store, StoreError};
@@ -74,13 +75,14 @@ pub struct Tessera {
     /// the same time whether or not the user exists. Made on first use, on the hashing threads
     /// (not at start-up: one Argon2id hash is most of a start's time).
     dummy_hash: tokio::sync::OnceCell<String>,
-    /// Client records by id, for the token-side hot paths (≤ [`CACHE_TTL`] stale).
-    clients: TtlCache<String, Arc<ClientRecord>>,
+    /// Client records by id, with the rules' view of each, for the hot paths (≤ [`CACHE_TTL`]
+    /// stale).
+    clients: TtlCache<String, (Arc<ClientRecord>, Arc<ClientPolicy>)>,
     /// The scope catalog (≤ [`CACHE_TTL`] stale).
     catalog: TtlCache<(), Arc<ScopeCatalog>>,
     /// Access tokens whose signature this instance verified, by SHA-256 of the token: the
     /// signing key's `kid` and the claims (see `introspect.rs`).
-    verified_tokens: TtlCache<[u8; 32], (Arc<str>, Arc<serde_json::Value>)>,
+    verified_tokens: TtlCache<[u8; 32], Arc<introspect::VerifiedToken>>,
     /// The metadata document, serialized for the catalog it was built from.
     metadata_doc: std::sync::Mutex<Option<(Arc<ScopeCatalog>, String)>>,
 }
@@ -107,13 +109,20 @@ impl Tessera {
 
     /// A client by id, from the cache when fresh.
     pub async fn cached_client(&self, client_id: &str) -> Result<Option<Arc<ClientRecord>>, ServiceError> {
+        Ok(self.cached_client_and_policy(client_id).await?.map(|(c, _)| c))
+    }
+
+    /// A client by id and the rules' view of it ([`authorize::client_policy`], built once per
+    /// cache fill rather than per request), from the cache when fresh.
+    pub async fn cached_client_and_policy(&self, client_id: &str) -> Result<Option<(Arc<ClientRecord>, Arc<ClientPolicy>)>, ServiceError> {
         if let Some(c) = self.clients.get(&client_id.to_string()) {
             return Ok(Some(c));
         }
         let Some(c) = self.store.find_client(client_id).await? else { return Ok(None) };
-        let c = Arc::new(c);
-        self.clients.insert(client_id.to_string(), c.clone());
-        Ok(Some(c))
+        let policy = Arc::new(authorize::client_policy(&c));
+        let entry = (Arc::new(c), policy);
+        self.clients.insert(client_id.to_string(), entry.clone());
+        Ok(Some(entry))
     }
 
     /// The scope catalog, from the cache when fresh.

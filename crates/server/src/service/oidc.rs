@@ -180,7 +180,7 @@ impl Tessera {
         if v.header.get("typ").and_then(Value::as_str) != Some("at+jwt") || c.get("iss").and_then(Value::as_str) != Some(self.config.issuer.as_str()) {
             return Err(UserinfoError::InvalidToken("the access token is not valid"));
         }
-        if !c.get("exp").and_then(Value::as_i64).is_some_and(|e| e > now) {
+        if c.get("exp").and_then(Value::as_i64).is_none_or(|e| e <= now) {
             return Err(UserinfoError::InvalidToken("the access token has expired"));
         }
         let jti = c.get("jti").and_then(Value::as_str).unwrap_or("");

@@ -1,7 +1,7 @@
 //! The token endpoint (RFC 6749 §3.2): authenticate the client (§2.3), parse the grant, and hand
 //! it to its module in [`super::grants`]. No grant-specific branches live here beyond dispatch.
 
-use super::authorize::client_policy;
+use std::sync::Arc;
 use super::{ServiceError, Tessera};
 use crate::secret;
 use tessera_protocol::client::{AuthMethod, ClientPolicy, GrantType, presented_credentials};
@@ -76,15 +76,14 @@ impl Tessera {
 
     /// RFC 6749 §2.3: authenticate with the method the client registered, and only that one.
     /// Secrets are compared as SHA-256 hashes in constant time.
-    pub async fn authenticate_client(&self, authorization: Option<&str>, params: &Params) -> Result<ClientPolicy, ServiceError> {
+    pub async fn authenticate_client(&self, authorization: Option<&str>, params: &Params) -> Result<Arc<ClientPolicy>, ServiceError> {
         let creds = presented_credentials(authorization, params)?;
         let failed = || OAuthError::invalid_client("client authentication failed");
-        let Some(client) = self.cached_client(&creds.client_id).await? else {
+        let Some((client, policy)) = self.cached_client_and_policy(&creds.client_id).await? else {
             // Spend the same work as a real comparison.
             let _ = secret::matches("x", &secret::hash("y"));
             return Err(failed().into());
         };
-        let policy = client_policy(&client);
         if creds.method != policy.auth_method {
             return Err(OAuthError::invalid_client(format!("this client must authenticate with {}", policy.auth_method)).into());
         }
