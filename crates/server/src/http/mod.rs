@@ -1,6 +1,6 @@
 //! The HTTP layer: routes, thin handlers, pages, cookies and the one error mapping.
 //!
-//! Every response gets anti-framing and no-sniff headers ([`security_headers`]); every HTML form
+//! Every response gets anti-framing and no-sniff headers (the header layers in [`router`]); every HTML form
 //! carries a CSRF token bound to the browser session; bodies and queries are size-bounded.
 //! Only this module knows HTTP types.
 
@@ -16,11 +16,9 @@ mod wellknown;
 
 use crate::service::Tessera;
 use axum::Router;
-use axum::extract::Request;
 use axum::http::{HeaderValue, header};
-use axum::middleware::{self, Next};
-use axum::response::Response;
 use axum::routing::{get, post};
+use tower_http::set_header::SetResponseHeaderLayer;
 use std::sync::Arc;
 
 pub type AppState = Arc<Tessera>;
@@ -51,27 +49,18 @@ pub fn router(svc: Arc<Tessera>) -> Router {
         .route("/static/tessera.css", get(pages::stylesheet))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(error::not_found)
-        .layer(middleware::from_fn(security_headers))
+        // Anti-framing (RFC 7034 `X-Frame-Options`, CSP `frame-ancestors`), no MIME sniffing,
+        // no referrer (codes in URLs must not leak to third parties). A handler may set a
+        // stricter or page-specific CSP (the form-post page's script nonce).
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DEFAULT_CSP)))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         // A request (including a slowly sent body) gets at most this long; never a hang.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
         .with_state(svc)
 }
 
-/// Anti-framing (RFC 7034 `X-Frame-Options`, CSP `frame-ancestors`), no MIME sniffing, no
-/// referrer (codes in URLs must not leak to third parties).
-async fn security_headers(req: Request, next: Next) -> Response {
-    let mut res = next.run(req).await;
-    let h = res.headers_mut();
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    // A handler may set a stricter or page-specific policy (the form-post page's script nonce).
-    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"),
-        );
-    }
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    res
-}
+/// The Content-Security-Policy of every response that sets none of its own.
+const DEFAULT_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
