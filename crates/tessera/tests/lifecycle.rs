@@ -1074,3 +1074,30 @@ async fn rfc8414_2_metadata_advertises_lifecycle_endpoints() {
         assert_eq!(res.status(), 405, "{path}");
     }
 }
+
+/// RFC 6749 §2.3: a Basic header that authenticated before (and is remembered) still goes
+/// through the per-request rules: a second method in the body, or a body client_id naming
+/// another client, is refused; a wrong secret never rides on a remembered one; a rotated
+/// secret stops working within the client cache's bound.
+#[tokio::test]
+async fn rfc6749_2_3_remembered_basic_credentials_keep_every_rule() {
+    let s = TestServer::start().await;
+    let (id, secret) = service_client(&s, "notes.read").await;
+    let cc = [("grant_type", "client_credentials"), ("scope", "notes.read")];
+    for _ in 0..3 {
+        assert_eq!(token_basic(&s.url, &id, &secret, &cc).await.0, 200);
+    }
+    let (status, body, _) = token_basic(&s.url, &id, &secret, &[("grant_type", "client_credentials"), ("client_secret", &secret)]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")), "two methods");
+    let (status, body, _) = token_basic(&s.url, &id, &secret, &[("grant_type", "client_credentials"), ("client_id", "someone-else")]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")), "body client_id differs");
+    let (status, body, _) = token_basic(&s.url, &id, &format!("{secret}x"), &cc).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "a wrong secret");
+    tessera_server::service::admin::rotate_client_secret(&*s.svc.store, &id).await.unwrap();
+    let rotated = std::time::Instant::now();
+    while token_basic(&s.url, &id, &secret, &cc).await.0 == 200 {
+        assert!(rotated.elapsed() < tessera_server::service::CACHE_TTL + std::time::Duration::from_millis(500), "the old secret outlived the cache bound");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(token_basic(&s.url, &id, &secret, &cc).await.0, 401);
+}

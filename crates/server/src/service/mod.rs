@@ -78,6 +78,9 @@ pub struct Tessera {
     /// Client records by id, with the rules' view of each, for the hot paths (≤ [`CACHE_TTL`]
     /// stale).
     clients: TtlCache<String, (Arc<ClientRecord>, Arc<ClientPolicy>)>,
+    /// Basic `Authorization` headers that authenticated a client, with its policy (≤
+    /// [`CACHE_TTL`] stale; successes only).
+    authenticated_headers: TtlCache<String, Arc<ClientPolicy>>,
     /// The scope catalog (≤ [`CACHE_TTL`] stale).
     catalog: TtlCache<(), Arc<ScopeCatalog>>,
     /// Access tokens whose signature this instance verified, by SHA-256 of the token: the
@@ -101,6 +104,7 @@ impl Tessera {
             config,
             dummy_hash: tokio::sync::OnceCell::new(),
             clients: TtlCache::new(CACHE_TTL, 10_000),
+            authenticated_headers: TtlCache::new(CACHE_TTL, 10_000),
             catalog: TtlCache::new(CACHE_TTL, 1),
             verified_tokens: TtlCache::new(Duration::from_secs(tessera_protocol::token::ACCESS_TOKEN_LIFETIME_SECS as u64), 10_000),
             metadata_doc: std::sync::Mutex::new(None),

@@ -76,7 +76,36 @@ impl Tessera {
 
     /// RFC 6749 §2.3: authenticate with the method the client registered, and only that one.
     /// Secrets are compared as SHA-256 hashes in constant time.
+    ///
+    /// A Basic `Authorization` header that authenticated is remembered with the client record
+    /// it was checked against, and counts only while that record is still the cached one: the
+    /// same header again skips decoding and hashing, and a rotated secret or a deleted client
+    /// takes effect within the client cache's bound ([`super::CACHE_TTL`]) as before. The
+    /// body's own checks (one method only; a body `client_id` must match) run every time.
     pub async fn authenticate_client(&self, authorization: Option<&str>, params: &Params) -> Result<Arc<ClientPolicy>, ServiceError> {
+        if let Some(header) = authorization {
+            let remembered = match self.authenticated_headers.get(&header.to_string()) {
+                Some(p) => self.cached_client_and_policy(&p.client_id).await?.filter(|(_, current)| Arc::ptr_eq(current, &p)).map(|_| p),
+                None => None,
+            };
+            if let Some(policy) = remembered {
+                if params.get("client_secret").is_some() {
+                    return Err(OAuthError::invalid_request("use one client authentication method, not two").into());
+                }
+                if params.get("client_id").is_some_and(|b| b != policy.client_id) {
+                    return Err(OAuthError::invalid_request("client_id in the body differs from the authenticated client").into());
+                }
+                return Ok(policy);
+            }
+        }
+        let policy = self.authenticate_client_uncached(authorization, params).await?;
+        if let (Some(header), AuthMethod::ClientSecretBasic) = (authorization, policy.auth_method) {
+            self.authenticated_headers.insert(header.to_string(), policy.clone());
+        }
+        Ok(policy)
+    }
+
+    async fn authenticate_client_uncached(&self, authorization: Option<&str>, params: &Params) -> Result<Arc<ClientPolicy>, ServiceError> {
         let creds = presented_credentials(authorization, params)?;
         let failed = || OAuthError::invalid_client("client authentication failed");
         let Some((client, policy)) = self.cached_client_and_policy(&creds.client_id).await? else {
