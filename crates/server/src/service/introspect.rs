@@ -55,6 +55,10 @@ impl Tessera {
     /// RFC 7662 §2.1: "the endpoint MUST also require some form of authorization". Confidential
     /// clients, or APIs with a secret (HTTP Basic with the API identifier as the user name).
     pub async fn authenticate_introspection_caller(&self, authorization: Option<&str>, params: &Params) -> Result<Caller, ServiceError> {
+        // Only confidential clients' Basic headers are remembered (never an API's).
+        if let Some(client) = self.remembered_client(authorization, params).await? {
+            return Ok(Caller::Client(client));
+        }
         let creds = presented_credentials(authorization, params)?;
         if creds.client_id.contains("://") {
             let catalog = self.cached_catalog().await?;

@@ -83,26 +83,32 @@ impl Tessera {
     /// takes effect within the client cache's bound ([`super::CACHE_TTL`]) as before. The
     /// body's own checks (one method only; a body `client_id` must match) run every time.
     pub async fn authenticate_client(&self, authorization: Option<&str>, params: &Params) -> Result<Arc<ClientPolicy>, ServiceError> {
-        if let Some(header) = authorization {
-            let remembered = match self.authenticated_headers.get(&header.to_string()) {
-                Some(p) => self.cached_client_and_policy(&p.client_id).await?.filter(|(_, current)| Arc::ptr_eq(current, &p)).map(|_| p),
-                None => None,
-            };
-            if let Some(policy) = remembered {
-                if params.get("client_secret").is_some() {
-                    return Err(OAuthError::invalid_request("use one client authentication method, not two").into());
-                }
-                if params.get("client_id").is_some_and(|b| b != policy.client_id) {
-                    return Err(OAuthError::invalid_request("client_id in the body differs from the authenticated client").into());
-                }
-                return Ok(policy);
-            }
+        if let Some(policy) = self.remembered_client(authorization, params).await? {
+            return Ok(policy);
         }
         let policy = self.authenticate_client_uncached(authorization, params).await?;
         if let (Some(header), AuthMethod::ClientSecretBasic) = (authorization, policy.auth_method) {
             self.authenticated_headers.insert(header.to_string(), policy.clone());
         }
         Ok(policy)
+    }
+
+    /// The client a remembered Basic header authenticated (see [`Tessera::authenticate_client`]),
+    /// with the body's rules checked; `None` when the header is not remembered (or no longer
+    /// matches the cached client record).
+    pub(crate) async fn remembered_client(&self, authorization: Option<&str>, params: &Params) -> Result<Option<Arc<ClientPolicy>>, ServiceError> {
+        let Some(header) = authorization else { return Ok(None) };
+        let Some(p) = self.authenticated_headers.get(&header.to_string()) else { return Ok(None) };
+        if !self.cached_client_and_policy(&p.client_id).await?.is_some_and(|(_, current)| Arc::ptr_eq(&current, &p)) {
+            return Ok(None);
+        }
+        if params.get("client_secret").is_some() {
+            return Err(OAuthError::invalid_request("use one client authentication method, not two").into());
+        }
+        if params.get("client_id").is_some_and(|b| b != p.client_id) {
+            return Err(OAuthError::invalid_request("client_id in the body differs from the authenticated client").into());
+        }
+        Ok(Some(p))
     }
 
     async fn authenticate_client_uncached(&self, authorization: Option<&str>, params: &Params) -> Result<Arc<ClientPolicy>, ServiceError> {
