@@ -94,6 +94,9 @@ enum Kind {
     /// Get a code through a signed-in browser at one instance, redeem it at the other.
     Code,
     Jwks,
+    /// RP-Initiated Logout with a post-logout URI the client never registered: the client is
+    /// looked up (400 when the database answers, 503 when it does not; never a 500).
+    Logout,
 }
 
 /// One request of the load: when it started and ended (since the load began), what it was,
@@ -156,8 +159,12 @@ async fn one(s: &Shared, kind: Kind, instance: usize, chain: usize) -> (u16, boo
             }
             r
         }
-        Kind::Authorize | Kind::Jwks => {
-            let url = if kind == Kind::Jwks { format!("{base}/jwks.json") } else { c.authorize_url(base, "load", &pkce_pair().1) };
+        Kind::Authorize | Kind::Jwks | Kind::Logout => {
+            let url = match kind {
+                Kind::Jwks => format!("{base}/jwks.json"),
+                Kind::Logout => format!("{base}/logout?client_id={}&post_logout_redirect_uri=https%3A%2F%2Funregistered.example%2Fbye", c.client_id),
+                _ => c.authorize_url(base, "load", &pkce_pair().1),
+            };
             let res = s.http.get(url).send().await.unwrap();
             let status = res.status().as_u16();
             let retry = res.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
@@ -193,7 +200,7 @@ async fn fetch_code(s: &Shared, base: &str) -> Result<(String, String), (u16, bo
 /// A load worker: a fixed mix of requests alternating between the instances, paced, bounded in
 /// count, until told to stop. Workers below `chains.len()` each own one refresh-token chain.
 async fn worker(s: Arc<Shared>, w: usize) {
-    let mut kinds = vec![Kind::ClientCredentials, Kind::Introspect, Kind::Authorize, Kind::Jwks];
+    let mut kinds = vec![Kind::ClientCredentials, Kind::Introspect, Kind::Authorize, Kind::Jwks, Kind::Logout];
     if w < s.chains.len() {
         kinds.push(Kind::Refresh);
     } else {
@@ -204,7 +211,9 @@ async fn worker(s: Arc<Shared>, w: usize) {
             break;
         }
         let kind = kinds[(i + w) % kinds.len()];
-        let instance = (i + w) % 2;
+        // Alternate instances, and swap the pairing every round of kinds, so that every kind
+        // reaches both instances whatever the number of kinds.
+        let instance = (i + w + i / kinds.len()) % 2;
         let started = s.t0.elapsed();
         let (status, retry_after, error) = one(&s, kind, instance, w).await;
         let ended = s.t0.elapsed();
@@ -319,6 +328,7 @@ async fn database_restart_under_load() {
     for s in samples.iter() {
         let expected = match s.kind {
             Kind::Authorize => matches!(s.status, 303 | 503),
+            Kind::Logout => matches!(s.status, 400 | 503),
             _ => matches!(s.status, 200 | 503),
         };
         assert!(expected, "unexpected answer {s:?}");

@@ -70,7 +70,7 @@ pub async fn logout(State(svc): State<AppState>, req: Request) -> Response {
         .await
     {
         Ok(r) => r,
-        Err(e) => return oauth_page(&e),
+        Err(e) => return service_page(&e),
     };
     let cookie = cookies::read(&headers, svc.config.secure_cookies());
     let session = match svc.find_session(cookie.as_deref()).await {

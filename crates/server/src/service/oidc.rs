@@ -203,22 +203,23 @@ impl Tessera {
 
     /// RP-Initiated Logout 1.0 §2–§3: check the request before asking the user. Returns the
     /// validated post-logout redirect (with `state`), if any.
-    pub async fn check_logout_request(&self, client_id: Option<&str>, id_token_hint: Option<&str>, post_logout_redirect_uri: Option<&str>, state: Option<&str>) -> Result<Option<String>, OAuthError> {
+    /// A database outage is a [`ServiceError::Store`] (503 with `Retry-After`), not a 500.
+    pub async fn check_logout_request(&self, client_id: Option<&str>, id_token_hint: Option<&str>, post_logout_redirect_uri: Option<&str>, state: Option<&str>) -> Result<Option<String>, ServiceError> {
         let hinted = match id_token_hint {
             Some(h) => Some(self.id_token_hint_client(h).ok_or_else(|| OAuthError::invalid_request("id_token_hint is not an ID token issued here"))?),
             None => None,
         };
         if let (Some(a), Some(b)) = (client_id, hinted.as_deref()) {
             if a != b {
-                return Err(OAuthError::invalid_request("client_id does not match the id_token_hint"));
+                return Err(OAuthError::invalid_request("client_id does not match the id_token_hint").into());
             }
         }
         let Some(uri) = post_logout_redirect_uri else { return Ok(None) };
         let client_id = client_id.map(str::to_string).or(hinted).ok_or_else(|| OAuthError::invalid_request("post_logout_redirect_uri needs client_id or id_token_hint"))?;
-        let client = self.store.find_client(&client_id).await.map_err(|_| OAuthError::server_error("store unavailable"))?.ok_or_else(|| OAuthError::invalid_request("unknown client_id"))?;
+        let client = self.store.find_client(&client_id).await?.ok_or_else(|| OAuthError::invalid_request("unknown client_id"))?;
         // §3: "MUST NOT perform post-logout redirection ... to a URI that has not been registered"; exact match.
         if !client.post_logout_redirect_uris.iter().any(|u| u == uri) {
-            return Err(OAuthError::invalid_request("post_logout_redirect_uri is not registered for this client"));
+            return Err(OAuthError::invalid_request("post_logout_redirect_uri is not registered for this client").into());
         }
         let mut pairs = Vec::new();
         if let Some(s) = state {
