@@ -11,16 +11,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "common/oauth_http.rs"]
+mod oauth_http;
 use common::*;
+use oauth_http::{AdapterError, Reqwest013};
 use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenType};
 use oauth2::{
-    AccessToken, AsyncHttpClient, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, DeviceAuthorizationUrl, DeviceCodeErrorResponse,
-    DeviceCodeErrorResponseType, EndpointSet, HttpRequest, HttpResponse, IntrospectionUrl, PkceCodeChallenge, RedirectUrl, RefreshToken, RequestTokenError,
+    AccessToken, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, DeviceAuthorizationUrl, DeviceCodeErrorResponse,
+    DeviceCodeErrorResponseType, EndpointSet, IntrospectionUrl, PkceCodeChallenge, RedirectUrl, RefreshToken, RequestTokenError,
     RevocationErrorResponseType, RevocationUrl, Scope, StandardDeviceAuthorizationResponse, StandardRevocableToken, TokenIntrospectionResponse, TokenResponse,
     TokenUrl,
 };
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tessera_server::service::admin::NewClient;
@@ -28,57 +29,6 @@ use tokio::sync::Notify;
 
 const CB: &str = "http://127.0.0.1:9/callback";
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-
-/// The error of the adapter: a transport failure, or a response that could not be rebuilt.
-#[derive(Debug)]
-enum AdapterError {
-    Reqwest(reqwest::Error),
-    Http(oauth2::http::Error),
-}
-
-impl std::fmt::Display for AdapterError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Reqwest(e) => write!(f, "reqwest: {e}"),
-            Self::Http(e) => write!(f, "http: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for AdapterError {}
-
-/// oauth2's `AsyncHttpClient` over reqwest 0.13: `http::Request<Vec<u8>>` in,
-/// `http::Response<Vec<u8>>` out. Redirects are not followed (RFC 6749 §3.2 token endpoint
-/// responses are never redirects). `https://127.0.0.1` is sent as plain HTTP (see the module doc).
-struct Reqwest013(reqwest::Client);
-
-impl Reqwest013 {
-    fn new() -> Self {
-        Self(reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap())
-    }
-}
-
-impl<'c> AsyncHttpClient<'c> for Reqwest013 {
-    type Error = AdapterError;
-    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, AdapterError>> + Send + 'c>>;
-
-    fn call(&'c self, request: HttpRequest) -> Self::Future {
-        Box::pin(async move {
-            let (parts, body) = request.into_parts();
-            let mut url = parts.uri.to_string();
-            if let Some(rest) = url.strip_prefix("https://127.0.0.1:") {
-                url = format!("http://127.0.0.1:{rest}");
-            }
-            let res = self.0.request(parts.method, url).headers(parts.headers).body(body).send().await.map_err(AdapterError::Reqwest)?;
-            let mut builder = oauth2::http::Response::builder().status(res.status()).version(res.version());
-            for (name, value) in res.headers() {
-                builder = builder.header(name, value);
-            }
-            let body = res.bytes().await.map_err(AdapterError::Reqwest)?.to_vec();
-            builder.body(body).map_err(AdapterError::Http)
-        })
-    }
-}
 
 /// A client with every endpoint this server advertises.
 type Client = BasicClient<EndpointSet, EndpointSet, EndpointSet, EndpointSet, EndpointSet>;

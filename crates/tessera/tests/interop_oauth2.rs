@@ -4,63 +4,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "common/oauth_http.rs"]
+mod oauth_http;
 use common::*;
+use oauth_http::{AdapterError, Reqwest013};
 use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenType};
 use oauth2::{
-    AsyncHttpClient, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, HttpRequest, HttpResponse,
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
     PkceCodeChallenge, RedirectUrl, RequestTokenError, Scope, TokenResponse, TokenUrl,
 };
-use std::future::Future;
-use std::pin::Pin;
 
 const CB: &str = "http://127.0.0.1:9/callback";
-
-/// The error of the adapter: a transport failure, or a response that could not be rebuilt.
-#[derive(Debug)]
-enum AdapterError {
-    Reqwest(reqwest::Error),
-    Http(oauth2::http::Error),
-}
-
-impl std::fmt::Display for AdapterError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Reqwest(e) => write!(f, "reqwest: {e}"),
-            Self::Http(e) => write!(f, "http: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for AdapterError {}
-
-/// oauth2's `AsyncHttpClient` over reqwest 0.13: `http::Request<Vec<u8>>` in,
-/// `http::Response<Vec<u8>>` out. Redirects are not followed (RFC 6749 §3.2 token endpoint
-/// responses are never redirects).
-struct Reqwest013(reqwest::Client);
-
-impl Reqwest013 {
-    fn new() -> Self {
-        Self(reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap())
-    }
-}
-
-impl<'c> AsyncHttpClient<'c> for Reqwest013 {
-    type Error = AdapterError;
-    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, AdapterError>> + Send + 'c>>;
-
-    fn call(&'c self, request: HttpRequest) -> Self::Future {
-        Box::pin(async move {
-            let (parts, body) = request.into_parts();
-            let res = self.0.request(parts.method, parts.uri.to_string()).headers(parts.headers).body(body).send().await.map_err(AdapterError::Reqwest)?;
-            let mut builder = oauth2::http::Response::builder().status(res.status()).version(res.version());
-            for (name, value) in res.headers() {
-                builder = builder.header(name, value);
-            }
-            let body = res.bytes().await.map_err(AdapterError::Reqwest)?.to_vec();
-            builder.body(body).map_err(AdapterError::Http)
-        })
-    }
-}
 
 type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 

@@ -6,69 +6,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "common/oauth_http.rs"]
+mod oauth_http;
 use common::*;
+use oauth_http::Reqwest013;
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreIdToken, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreTokenResponse, CoreUserInfoClaims,
 };
 use openidconnect::{
-    AccessTokenHash, AsyncHttpClient, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EmptyAdditionalClaims, EndpointMaybeSet,
-    EndpointNotSet, EndpointSet, HttpRequest, HttpResponse, IdTokenClaims, IssuerUrl, LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EmptyAdditionalClaims, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, IdTokenClaims, IssuerUrl, LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
     PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
 };
-use std::future::Future;
-use std::pin::Pin;
 use tessera_server::service::admin::NewClient;
 
 const CB: &str = "http://127.0.0.1:9/callback";
 const POST_LOGOUT: &str = "http://127.0.0.1:9/signed-out";
 const CLIENT_SCOPE: &str = "openid profile email offline_access notes.read";
-
-/// The error of the adapter: a transport failure, or a response that could not be rebuilt.
-#[derive(Debug)]
-enum AdapterError {
-    Reqwest(reqwest::Error),
-    Http(openidconnect::http::Error),
-}
-
-impl std::fmt::Display for AdapterError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Reqwest(e) => write!(f, "reqwest: {e}"),
-            Self::Http(e) => write!(f, "http: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for AdapterError {}
-
-/// openidconnect's `AsyncHttpClient` (oauth2's trait) over reqwest 0.13:
-/// `http::Request<Vec<u8>>` in, `http::Response<Vec<u8>>` out. Redirects are not followed
-/// (OpenID Connect Discovery, token and UserInfo responses are never redirects).
-struct Reqwest013(reqwest::Client);
-
-impl Reqwest013 {
-    fn new() -> Self {
-        Self(reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap())
-    }
-}
-
-impl<'c> AsyncHttpClient<'c> for Reqwest013 {
-    type Error = AdapterError;
-    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, AdapterError>> + Send + 'c>>;
-
-    fn call(&'c self, request: HttpRequest) -> Self::Future {
-        Box::pin(async move {
-            let (parts, body) = request.into_parts();
-            let res = self.0.request(parts.method, parts.uri.to_string()).headers(parts.headers).body(body).send().await.map_err(AdapterError::Reqwest)?;
-            let mut builder = openidconnect::http::Response::builder().status(res.status()).version(res.version());
-            for (name, value) in res.headers() {
-                builder = builder.header(name, value);
-            }
-            let body = res.bytes().await.map_err(AdapterError::Reqwest)?.to_vec();
-            builder.body(body).map_err(AdapterError::Http)
-        })
-    }
-}
 
 /// The client type `CoreClient::from_provider_metadata` builds, with the redirect URI set.
 type Client = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
