@@ -11,7 +11,7 @@
 //! one writer at a time, and queueing writers here makes each wait only as long as the write
 //! before it takes, where writers on several connections would sleep in the busy handler
 //! (1, 2, 5, 10 … ms). Reads go through the same connection, whose page cache then stays
-//! warm (see [`READERS`]). Another process, such as the admin CLI, still meets the busy timeout.
+//! warm (see `SqliteStore::read`). Another process, such as the admin CLI, still meets the busy timeout.
 //!
 //! Migrations are recorded in `_sqlx_migrations`, as sqlx's migrator recorded them, so that
 //! databases created by earlier versions open unchanged (and this one's stay readable by them).
@@ -21,17 +21,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OpenFlags, Params, Row, TransactionBehavior, params};
 use sha2::{Digest, Sha384};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tessera_storage::*;
-
-/// Extra connections for plain reads. None: reads share the writer connection. A connection's
-/// page cache is emptied whenever another connection writes, so a reader beside the writer
-/// went back to the kernel (a `pread` per page, plus file locks) after every write; on one
-/// connection the cache stays warm. Measured with tessera-bench on 2 cores: introspection
-/// 26–28k → 33–36k/s, the code flow 2.3–2.6k → 2.5–2.7k/s, refresh unchanged (≈ 4k/s). A
-/// statement holds the connection for microseconds and never across an `.await`.
-const READERS: usize = 0;
 
 /// Prepared statements kept per connection: more than this store has.
 const STATEMENT_CACHE: usize = 128;
@@ -44,11 +36,9 @@ pub struct SqliteStore {
 
 #[derive(Debug)]
 struct Connections {
-    /// The one connection every write goes through.
+    /// The one connection every statement goes through, writes and reads (see
+    /// [`SqliteStore::read`]).
     writer: Mutex<Connection>,
-    /// Connections for plain reads; empty for an in-memory database, which lives in its one
-    /// connection, so the writer reads too.
-    readers: Vec<Mutex<Connection>>,
     /// Every revocation, in memory, when this store is the only server on the database (see
     /// [`SqliteStore::open_server`]); `None` otherwise, and `is_revoked` reads the tables.
     revocations: Option<std::sync::RwLock<Revocations>>,
@@ -283,7 +273,7 @@ impl SqliteStore {
             migrate(&mut writer)?;
             // Nobody else can reach an in-memory database: no lock needed.
             let revocations = if server { Some(std::sync::RwLock::new(load_revocations(&writer)?)) } else { None };
-            return Ok(Self { inner: Arc::new(Connections { writer: Mutex::new(writer), readers: Vec::new(), revocations, _serve_lock: None }) });
+            return Ok(Self { inner: Arc::new(Connections { writer: Mutex::new(writer), revocations, _serve_lock: None }) });
         }
         let path = percent_decode(path)?;
         let path = Path::new(&path);
@@ -297,8 +287,7 @@ impl SqliteStore {
         // Checkpoints run on their own thread (below); the writer's own automatic checkpoint
         // stays only as a backstop, far out.
         writer.execute_batch(&format!("PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_PAGES};")).map_err(err)?;
-        let readers = (0..READERS).map(|_| connect(Some(path)).map(Mutex::new)).collect::<Result<Vec<_>>>()?;
-        let inner = Arc::new(Connections { writer: Mutex::new(writer), readers, revocations, _serve_lock: serve_lock });
+        let inner = Arc::new(Connections { writer: Mutex::new(writer), revocations, _serve_lock: serve_lock });
         spawn_checkpointer(connect(Some(path))?, Arc::downgrade(&inner))?;
         Ok(Self { inner })
     }
@@ -336,18 +325,14 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// Run `f` on a free reader connection, or wait for one.
+    /// Run a read on the store's one connection. Reads share it with the writes: a
+    /// connection's page cache is emptied whenever another connection writes, so readers beside
+    /// the writer went back to the kernel (a `pread` per page, plus file locks) after every
+    /// write; on one connection the cache stays warm. Measured with tessera-bench on 2 cores:
+    /// introspection 26–28k → 33–36k/s, the code flow 2.3–2.6k → 2.5–2.7k/s, refresh unchanged
+    /// (≈ 4k/s). A statement holds the connection for microseconds and never across an `.await`.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let readers = &self.inner.readers;
-        let Some(first) = readers.first() else { return f(&*self.writer()?) };
-        for r in readers {
-            match r.try_lock() {
-                Ok(c) => return f(&c),
-                Err(TryLockError::WouldBlock) => {}
-                Err(TryLockError::Poisoned(_)) => return Err(poisoned()),
-            }
-        }
-        f(&*first.lock().map_err(|_| poisoned())?)
+        f(&*self.writer()?)
     }
 }
 
