@@ -137,14 +137,7 @@ pub fn presented_credentials(authorization: Option<&str>, params: &Params) -> Re
     let body_secret = params.get("client_secret");
     if let Some(header) = authorization {
         let (id, secret) = parse_basic(header)?;
-        if body_secret.is_some() {
-            return Err(OAuthError::invalid_request("use one client authentication method, not two"));
-        }
-        if let Some(b) = body_id {
-            if b != id {
-                return Err(OAuthError::invalid_request("client_id in the body differs from the authenticated client"));
-            }
-        }
+        check_body_beside_basic(params, &id)?;
         return Ok(PresentedCredentials { client_id: id, secret: Some(Secret(secret)), method: AuthMethod::ClientSecretBasic });
     }
     let Some(id) = body_id else {
@@ -154,6 +147,18 @@ pub fn presented_credentials(authorization: Option<&str>, params: &Params) -> Re
         Some(s) => Ok(PresentedCredentials { client_id: id.to_string(), secret: Some(Secret(s.to_string())), method: AuthMethod::ClientSecretPost }),
         None => Ok(PresentedCredentials { client_id: id.to_string(), secret: None, method: AuthMethod::None }),
     }
+}
+
+/// RFC 6749 §2.3: with HTTP Basic, the body carries no second method (`client_secret`) and a
+/// body `client_id`, if any, names the same client.
+pub fn check_body_beside_basic(params: &Params, basic_client_id: &str) -> Result<(), OAuthError> {
+    if params.get("client_secret").is_some() {
+        return Err(OAuthError::invalid_request("use one client authentication method, not two"));
+    }
+    if params.get("client_id").is_some_and(|b| b != basic_client_id) {
+        return Err(OAuthError::invalid_request("client_id in the body differs from the authenticated client"));
+    }
+    Ok(())
 }
 
 fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {

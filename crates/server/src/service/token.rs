@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use super::{ServiceError, Tessera};
 use crate::secret;
-use tessera_protocol::client::{AuthMethod, ClientPolicy, GrantType, presented_credentials};
+use tessera_protocol::client::{AuthMethod, ClientPolicy, GrantType, check_body_beside_basic, presented_credentials};
 use tessera_protocol::grant::{self, TokenRequest};
 use tessera_protocol::params::Params;
 use tessera_protocol::scope::Scopes;
@@ -102,12 +102,7 @@ impl Tessera {
         if !self.cached_client_and_policy(&p.client_id).await?.is_some_and(|(_, current)| Arc::ptr_eq(&current, &p)) {
             return Ok(None);
         }
-        if params.get("client_secret").is_some() {
-            return Err(OAuthError::invalid_request("use one client authentication method, not two").into());
-        }
-        if params.get("client_id").is_some_and(|b| b != p.client_id) {
-            return Err(OAuthError::invalid_request("client_id in the body differs from the authenticated client").into());
-        }
+        check_body_beside_basic(params, &p.client_id)?;
         Ok(Some(p))
     }
 
