@@ -505,6 +505,33 @@ impl Store for PgStore {
         sqlx::query("DELETE FROM pending_requests WHERE id = $1").bind(id).execute(&self.pool).await.map_err(err)?;
         Ok(())
     }
+    async fn replace_session(&self, old_id_hash: &str, new: &SessionRecord, p: &PendingRequestRecord) -> Result<()> {
+        // One statement (data-modifying CTEs, one round trip, one commit); the three touch
+        // different rows, and a failing insert undoes the others.
+        sqlx::query(
+            "WITH gone AS (DELETE FROM sessions WHERE id_hash = $1), \
+             moved AS (INSERT INTO pending_requests (id, session_hash, data, expires_at) VALUES ($10, $11, $12, $13) \
+               ON CONFLICT (id) DO UPDATE SET session_hash = excluded.session_hash, data = excluded.data, expires_at = excluded.expires_at) \
+             INSERT INTO sessions (id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at) VALUES ($2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(old_id_hash)
+        .bind(&new.id_hash)
+        .bind(&new.sid)
+        .bind(&new.user_id)
+        .bind(&new.amr)
+        .bind(&new.csrf_token)
+        .bind(new.auth_time)
+        .bind(new.created_at)
+        .bind(new.expires_at)
+        .bind(&p.id)
+        .bind(&p.session_hash)
+        .bind(&p.data)
+        .bind(p.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
 
     async fn find_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>> {
         let row = sqlx::query("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2").bind(user_id).bind(client_id).fetch_optional(&self.pool).await.map_err(err)?;

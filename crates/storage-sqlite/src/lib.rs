@@ -661,6 +661,22 @@ impl Store for SqliteStore {
         self.write(|w| exec(w, "DELETE FROM pending_requests WHERE id = ?1", [id]))?;
         Ok(())
     }
+    async fn replace_session(&self, old_id_hash: &str, new: &SessionRecord, p: &PendingRequestRecord) -> Result<()> {
+        self.transaction(|tx| {
+            exec(
+                tx,
+                "INSERT INTO sessions (id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![new.id_hash, new.sid, new.user_id, new.amr, new.csrf_token, new.auth_time, new.created_at, new.expires_at],
+            )?;
+            exec(tx, "DELETE FROM sessions WHERE id_hash = ?1", [old_id_hash])?;
+            exec(
+                tx,
+                "INSERT INTO pending_requests (id, session_hash, data, expires_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET session_hash = excluded.session_hash, data = excluded.data, expires_at = excluded.expires_at",
+                params![p.id, p.session_hash, p.data, p.expires_at],
+            )?;
+            Ok((true, ()))
+        })
+    }
 
     async fn find_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>> {
         self.read(|r| query_opt(r, "SELECT scope FROM consents WHERE user_id = ?1 AND client_id = ?2", [user_id, client_id], |r| col(r, "scope")))

@@ -137,6 +137,33 @@ pub async fn sessions_and_pending(s: &dyn Store) {
     assert_eq!(s.find_pending_request("p1", 100).await.unwrap(), None);
     s.delete_pending_request("p1").await.unwrap();
     assert_eq!(s.find_pending_request("p1", 0).await.unwrap(), None);
+
+    // Sign-in: the anonymous session gives way to a new one, and its pending request follows.
+    let anon = SessionRecord { id_hash: "anon".into(), sid: "sid-a".into(), user_id: None, amr: None, csrf_token: "c".into(), auth_time: None, created_at: 5, expires_at: 100 };
+    s.create_session(&anon).await.unwrap();
+    s.create_pending_request(&PendingRequestRecord { id: "p2".into(), session_hash: "anon".into(), data: "{\"v\":1}".into(), expires_at: 50 }).await.unwrap();
+    let other = PendingRequestRecord { id: "p3".into(), session_hash: "anon".into(), data: "{}".into(), expires_at: 50 };
+    s.create_pending_request(&other).await.unwrap();
+    let signed_in = SessionRecord { id_hash: "fresh".into(), sid: "sid-f".into(), user_id: Some("u-1".into()), amr: Some("pwd".into()), csrf_token: "c2".into(), auth_time: Some(7), created_at: 7, expires_at: 200 };
+    let moved = PendingRequestRecord { id: "p2".into(), session_hash: "fresh".into(), data: "{\"v\":2}".into(), expires_at: 60 };
+    s.replace_session("anon", &signed_in, &moved).await.unwrap();
+    assert_eq!(s.find_session("anon", 6).await.unwrap(), None, "the old session is gone");
+    assert_eq!(s.find_session("fresh", 8).await.unwrap(), Some(signed_in.clone()));
+    assert_eq!(s.find_pending_request("p2", 8).await.unwrap(), Some(moved.clone()), "the pending request is rebound and updated");
+    assert_eq!(s.find_pending_request("p3", 8).await.unwrap(), Some(other), "other pending requests are untouched");
+    // A pending request that expired or was removed meanwhile is stored again.
+    s.delete_pending_request("p2").await.unwrap();
+    let again = SessionRecord { id_hash: "fresh2".into(), sid: "sid-g".into(), ..signed_in.clone() };
+    s.replace_session("fresh", &again, &moved).await.unwrap();
+    assert_eq!(s.find_pending_request("p2", 8).await.unwrap(), Some(moved));
+    assert_eq!(s.find_session("fresh", 8).await.unwrap(), None);
+    // A new session id that exists already is a conflict, and nothing changes.
+    let taken = SessionRecord { id_hash: "taken".into(), sid: "sid-t".into(), ..anon.clone() };
+    s.create_session(&taken).await.unwrap();
+    assert!(s.replace_session("fresh2", &taken, &PendingRequestRecord { id: "p4".into(), session_hash: "taken".into(), data: "{}".into(), expires_at: 60 }).await.is_err());
+    assert_eq!(s.find_session("fresh2", 8).await.unwrap(), Some(again), "the old session stays");
+    assert_eq!(s.find_session("taken", 8).await.unwrap(), Some(taken));
+    assert_eq!(s.find_pending_request("p4", 8).await.unwrap(), None, "a failed replacement stores nothing");
 }
 
 pub async fn consents(s: &dyn Store) {

@@ -239,6 +239,10 @@ pub trait Store: Send + Sync + 'static {
     async fn create_pending_request(&self, r: &PendingRequestRecord) -> Result<()>;
     async fn find_pending_request(&self, id: &str, now: i64) -> Result<Option<PendingRequestRecord>>;
     async fn delete_pending_request(&self, id: &str) -> Result<()>;
+    /// Sign-in's change of session, in one transaction: `new` is created, the session
+    /// `old_id_hash` deleted, and `pending` stored in place of the pending request with its id
+    /// (now bound to the new session). A new session id at sign-in stops session fixation.
+    async fn replace_session(&self, old_id_hash: &str, new: &SessionRecord, pending: &PendingRequestRecord) -> Result<()>;
 
     // Consent: the scopes a user has granted a client, space-separated.
     async fn find_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>>;

@@ -226,6 +226,40 @@ async fn forms_require_the_csrf_token() {
     assert_eq!(res.status(), 403, "the pre-sign-in token is dead");
 }
 
+/// Session fixation (OWASP Session Management: renew the session id at sign-in): an attacker who plants their own pre-sign-in
+/// session cookie in the victim's browser gains nothing when the victim signs in — the sign-in
+/// starts a new session, the planted cookie names none, and the request the victim was
+/// signing in for follows the new session only.
+#[tokio::test]
+async fn a_planted_session_cookie_does_not_ride_the_sign_in() {
+    let s = TestServer::start().await;
+    let (id, _) = s.confidential_client(CB).await;
+    let raw = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let with = |req: reqwest::RequestBuilder, cookie: &str| req.header("cookie", cookie.to_string());
+    // The attacker's own anonymous session, planted in the victim's browser.
+    let res = raw.get(s.authorize_url(&id, CB, "notes.read", "1", None)).send().await.unwrap();
+    let planted = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let login = location(&res);
+    // The victim signs in with it.
+    let html = with(raw.get(format!("{}{login}", s.url)), &planted).send().await.unwrap().text().await.unwrap();
+    let form = [("csrf", hidden(&html, "csrf").unwrap()), ("request", hidden(&html, "request").unwrap()), ("username", USER.to_string()), ("password", PASSWORD.to_string())];
+    let res = with(raw.post(format!("{}/login", s.url)), &planted).form(&form).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    let fresh = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    assert_ne!(fresh, planted, "a new session id at sign-in");
+    let consent = location(&res);
+    assert!(consent.starts_with("/consent?request="), "{consent}");
+    // The victim's new session carries on to the consent page for the same request.
+    let page = with(raw.get(format!("{}{consent}", s.url)), &fresh).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("notes.read"));
+    // The attacker's cookie is signed in to nothing: asked to sign in, and the request is gone.
+    let res = with(raw.get(s.authorize_url(&id, CB, "notes.read", "2", None)), &planted).send().await.unwrap();
+    assert!(location(&res).starts_with("/login?request="), "the planted cookie is not signed in");
+    let res = with(raw.get(format!("{}{consent}", s.url)), &planted).send().await.unwrap();
+    assert_ne!(res.status(), 200, "the victim's pending request does not answer to the planted cookie");
+}
+
 /// The session cookie is HttpOnly and SameSite=Lax (Secure needs an https issuer).
 #[tokio::test]
 async fn session_cookie_attributes() {

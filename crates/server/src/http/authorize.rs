@@ -139,7 +139,8 @@ pub(super) fn csrf_failed() -> Response {
 }
 
 async fn client_name(svc: &AppState, client_id: &str) -> Result<String, ServiceError> {
-    Ok(svc.store.find_client(client_id).await?.map(|c| c.name).unwrap_or_else(|| client_id.to_string()))
+    // The client cache /authorize and /token use (a rename shows within its bound).
+    Ok(svc.cached_client(client_id).await?.map(|c| c.name.clone()).unwrap_or_else(|| client_id.to_string()))
 }
 
 async fn login_form(svc: &AppState, status: StatusCode, session: &SessionRecord, p: &PendingAuthorization, username: &str, error: Option<&str>) -> Response {
@@ -202,19 +203,13 @@ pub async fn login_submit(State(svc): State<AppState>, req: Request) -> Response
         }
         Err(e) => return service_page(&e),
     };
-    // A new session id at sign-in, so a planted cookie cannot ride the user's login.
-    let fresh: Session = match svc.create_session(Some(&user)).await {
+    // A new session id at sign-in, so a planted cookie cannot ride the user's login; the
+    // pending request moves to it in the same transaction.
+    let pending = PendingAuthorization { force_login: false, signed_in_here: true, ..pending };
+    let fresh: Session = match svc.signed_in_session(&user, &session, &pending).await {
         Ok(s) => s,
         Err(e) => return service_page(&e),
     };
-    let pending = PendingAuthorization { force_login: false, signed_in_here: true, ..pending };
-    let moved = async {
-        svc.store.delete_session(&session.id_hash).await?;
-        svc.rebind_pending(&pending, &fresh.record).await
-    };
-    if let Err(e) = moved.await {
-        return service_page(&e);
-    }
     with_cookie(outcome_response(AuthorizeOutcome::Consent(pending.id.clone())), &svc, fresh.new_cookie.as_deref())
 }
 

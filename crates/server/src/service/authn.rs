@@ -104,9 +104,8 @@ impl Tessera {
         let since = now - self.config.login_window;
         let user_key = format!("user:{}", username.to_lowercase());
         let addr_key = format!("addr:{address}");
-        if self.store.count_login_failures(&user_key, since).await? >= self.config.login_failures_per_user
-            || self.store.count_login_failures(&addr_key, since).await? >= self.config.login_failures_per_address
-        {
+        let user_failures = self.store.count_login_failures(&user_key, since).await?;
+        if user_failures >= self.config.login_failures_per_user || self.store.count_login_failures(&addr_key, since).await? >= self.config.login_failures_per_address {
             return Ok(Err(SignInError::Throttled));
         }
         let user = self.store.find_user_by_username(username).await?;
@@ -119,7 +118,11 @@ impl Tessera {
         let ok = on_hashing_thread(move || verify_password(&pw, &hash)).await.unwrap_or(false);
         match user {
             Some(u) if ok => {
-                self.store.clear_login_failures(&user_key).await?;
+                // Nothing to clear when no failure was counted (saves a write per sign-in; a
+                // failure recorded meanwhile by a concurrent attempt stays and still counts).
+                if user_failures > 0 {
+                    self.store.clear_login_failures(&user_key).await?;
+                }
                 Ok(Ok(u))
             }
             _ => {
@@ -152,6 +155,21 @@ impl Tessera {
 
     /// Start a new session (at sign-in the old one is replaced, against session fixation).
     pub async fn create_session(&self, user: Option<&UserRecord>) -> Result<Session, ServiceError> {
+        let session = self.new_session(user);
+        self.store.create_session(&session.record).await?;
+        Ok(session)
+    }
+
+    /// After a sign-in: a new session for `user` replaces `old` (a new id, so a cookie planted
+    /// before the sign-in does not ride it), and `pending` moves to it, in one transaction.
+    pub async fn signed_in_session(&self, user: &UserRecord, old: &SessionRecord, pending: &super::authorize::PendingAuthorization) -> Result<Session, ServiceError> {
+        let session = self.new_session(Some(user));
+        let moved = self.pending_record(pending, &session.record)?;
+        self.store.replace_session(&old.id_hash, &session.record, &moved).await?;
+        Ok(session)
+    }
+
+    fn new_session(&self, user: Option<&UserRecord>) -> Session {
         let now = self.now();
         let cookie = secret::random_token();
         let record = SessionRecord {
@@ -164,8 +182,7 @@ impl Tessera {
             created_at: now,
             expires_at: now + self.config.session_lifetime,
         };
-        self.store.create_session(&record).await?;
-        Ok(Session { record, new_cookie: Some(cookie) })
+        Session { record, new_cookie: Some(cookie) }
     }
 }
 

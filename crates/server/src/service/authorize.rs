@@ -283,10 +283,14 @@ impl Tessera {
     }
 
     pub(crate) async fn save_pending(&self, p: &PendingAuthorization, session: &SessionRecord) -> Result<(), ServiceError> {
-        let data = serde_json::to_string(p).map_err(|e| OAuthError::server_error(e.to_string()))?;
-        let rec = PendingRequestRecord { id: p.id.clone(), session_hash: session.id_hash.clone(), data, expires_at: self.now() + PENDING_LIFETIME_SECS };
-        self.store.create_pending_request(&rec).await?;
+        self.store.create_pending_request(&self.pending_record(p, session)?).await?;
         Ok(())
+    }
+
+    /// The stored form of a pending request, bound to `session`.
+    pub(crate) fn pending_record(&self, p: &PendingAuthorization, session: &SessionRecord) -> Result<PendingRequestRecord, ServiceError> {
+        let data = serde_json::to_string(p).map_err(|e| OAuthError::server_error(e.to_string()))?;
+        Ok(PendingRequestRecord { id: p.id.clone(), session_hash: session.id_hash.clone(), data, expires_at: self.now() + PENDING_LIFETIME_SECS })
     }
 
     /// The pending request `id`, if it exists and belongs to this browser session.
@@ -299,12 +303,6 @@ impl Tessera {
             return Ok(None);
         }
         Ok(serde_json::from_str(&rec.data).ok())
-    }
-
-    /// After sign-in the session id changes; move the pending request to the new session.
-    pub async fn rebind_pending(&self, p: &PendingAuthorization, session: &SessionRecord) -> Result<(), ServiceError> {
-        self.store.delete_pending_request(&p.id).await?;
-        self.save_pending(p, session).await
     }
 
     async fn granted_scopes(&self, user_id: &str, client_id: &str) -> Result<Scopes, ServiceError> {
@@ -320,7 +318,8 @@ impl Tessera {
         if p.force_login {
             return Ok(Err(AuthorizeOutcome::Login(p.id.clone())));
         }
-        let Some(client) = self.store.find_client(&p.client_id).await? else {
+        // From the client cache, as at /authorize: a deleted client is refused within its bound.
+        let Some(client) = self.cached_client(&p.client_id).await? else {
             return Ok(Err(AuthorizeOutcome::ErrorPage(OAuthError::invalid_request("the client no longer exists"))));
         };
         let Some(user) = self.store.find_user(user_id).await? else {
@@ -339,7 +338,7 @@ impl Tessera {
         let describe = |s: &str| catalog.description(s).unwrap_or(s).to_string();
         Ok(Ok(ConsentView {
             request_id: p.id.clone(),
-            client_name: client.name,
+            client_name: client.name.clone(),
             username: user.name.unwrap_or(user.username),
             new_scopes: new.iter().map(|s| (s.to_string(), describe(s))).collect(),
             granted: p.scopes().difference(&new).iter().map(describe).collect(),
