@@ -75,6 +75,17 @@ pub struct SigningKey {
     pair: Pair,
     rng: SystemRandom,
     jwk: Value,
+    /// The encoded protected headers for the `typ`s Tessera signs, made once per key.
+    headers: Vec<(&'static str, String)>,
+}
+
+/// The `typ`s whose encoded headers each key keeps ready (RFC 9068 §2.1 `at+jwt`, ID tokens,
+/// OIDC Back-Channel Logout §2.4 `logout+jwt`).
+const COMMON_TYPS: [&str; 3] = ["at+jwt", "JWT", "logout+jwt"];
+
+/// The base64url JWS protected header `{"alg","typ","kid"}` (RFC 7515 §7.1).
+fn encoded_header(alg: Alg, typ: &str, kid: &str) -> Result<String, JoseError> {
+    Ok(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&json!({"alg": alg.as_str(), "typ": typ, "kid": kid}))?))
 }
 
 impl fmt::Debug for SigningKey {
@@ -141,7 +152,8 @@ impl SigningKey {
             m.insert("alg".into(), json!(alg.as_str()));
             m.insert("use".into(), json!("sig"));
         }
-        Ok(Self { kid, alg, pair, rng: SystemRandom::new(), jwk })
+        let headers = COMMON_TYPS.iter().map(|&typ| Ok((typ, encoded_header(alg, typ, &kid)?))).collect::<Result<_, JoseError>>()?;
+        Ok(Self { kid, alg, pair, rng: SystemRandom::new(), jwk, headers })
     }
 
     pub fn kid(&self) -> &str {
@@ -157,9 +169,11 @@ impl SigningKey {
 
     /// Sign `claims` as a compact JWS with header `{"alg","typ","kid"}` (RFC 7515 §7.1).
     pub fn sign_jwt<C: Serialize>(&self, typ: &str, claims: &C) -> Result<String, JoseError> {
-        let header = json!({"alg": self.alg.as_str(), "typ": typ, "kid": self.kid});
         let mut out = String::with_capacity(512);
-        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(&header)?, &mut out);
+        match self.headers.iter().find(|(t, _)| *t == typ) {
+            Some((_, h)) => out.push_str(h),
+            None => out.push_str(&encoded_header(self.alg, typ, &self.kid)?),
+        }
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims)?, &mut out);
         let sig = match &self.pair {
@@ -262,6 +276,18 @@ mod tests {
             // A key reloaded from storage has the same kid and still verifies.
             let again = SigningKey::from_pkcs8(alg, &der).unwrap();
             assert_eq!(again.kid(), key.kid());
+        }
+    }
+
+    /// The protected header names the `typ` asked for, whether kept ready or made on the spot.
+    #[test]
+    fn header_typ_and_kid_for_every_typ() {
+        let key = SigningKey::from_pkcs8(Alg::ES256, &generate(Alg::ES256).unwrap()).unwrap();
+        for typ in ["at+jwt", "JWT", "logout+jwt", "other+jwt"] {
+            let jwt = key.sign_jwt(typ, &Claims { sub: "u1".into(), exp: 4_000_000_000 }).unwrap();
+            let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jwt.split('.').next().unwrap()).unwrap()).unwrap();
+            assert_eq!(header, json!({"alg": "ES256", "typ": typ, "kid": key.kid()}));
+            assert!(key.verify_signature(jwt[..jwt.rfind('.').unwrap()].as_bytes(), &URL_SAFE_NO_PAD.decode(jwt.rsplit('.').next().unwrap()).unwrap()));
         }
     }
 

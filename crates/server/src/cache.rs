@@ -2,6 +2,7 @@
 //! most [`TtlCache::ttl`], so a change made by another process (the CLI, another instance) is
 //! seen within that bound; the cache is cleared when it grows past its capacity.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::RwLock;
@@ -18,7 +19,12 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         Self { ttl, capacity, map: RwLock::new(HashMap::new()) }
     }
 
-    pub fn get(&self, k: &K) -> Option<V> {
+    /// The value for `k` if fresh; looked up by a borrowed form (`&str` for `String` keys), so
+    /// a lookup allocates nothing.
+    pub fn get<Q: ?Sized + Eq + Hash>(&self, k: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
         let map = self.map.read().ok()?;
         map.get(k).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, v)| v.clone())
     }

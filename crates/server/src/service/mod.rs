@@ -119,7 +119,7 @@ impl Tessera {
     /// A client by id and the rules' view of it ([`authorize::client_policy`], built once per
     /// cache fill rather than per request), from the cache when fresh.
     pub async fn cached_client_and_policy(&self, client_id: &str) -> Result<Option<(Arc<ClientRecord>, Arc<ClientPolicy>)>, ServiceError> {
-        if let Some(c) = self.clients.get(&client_id.to_string()) {
+        if let Some(c) = self.clients.get(client_id) {
             return Ok(Some(c));
         }
         let Some(c) = self.store.find_client(client_id).await? else { return Ok(None) };

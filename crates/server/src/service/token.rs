@@ -98,7 +98,7 @@ impl Tessera {
     /// matches the cached client record).
     pub(crate) async fn remembered_client(&self, authorization: Option<&str>, params: &Params) -> Result<Option<Arc<ClientPolicy>>, ServiceError> {
         let Some(header) = authorization else { return Ok(None) };
-        let Some(p) = self.authenticated_headers.get(&header.to_string()) else { return Ok(None) };
+        let Some(p) = self.authenticated_headers.get(header) else { return Ok(None) };
         if !self.cached_client_and_policy(&p.client_id).await?.is_some_and(|(_, current)| Arc::ptr_eq(&current, &p)) {
             return Ok(None);
         }
