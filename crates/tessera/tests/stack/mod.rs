@@ -3,6 +3,7 @@
 //! clock), each on 127.0.0.1:0; plus a scripted visitor of the Notes Client.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../common/chromium.rs"]
 pub mod chromium;
 
 use super::common::{Browser, TestServer, USER, hidden, location};

@@ -1,6 +1,8 @@
-//! Headless Chromium over WebDriver for the demo's browser test: chromedriver started by the
-//! test (its own process group, killed on drop), a fresh profile per session, bounded waits.
-//! The same approach as `tests/browser.rs`.
+//! Headless Chromium over WebDriver for every browser test (`browser.rs`, `device_browser.rs`,
+//! `oidc_browser.rs`, and the demo's through `stack`): chromedriver started by the test (its own
+//! process group, killed on drop), a fresh profile per session, bounded waits. Included with
+//! `#[path = "common/chromium.rs"] mod chromium;`. Tests fail (never skip) without `chromium`
+//! and `chromedriver` on PATH.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::future::Future;
@@ -188,3 +190,13 @@ pub async fn wait_for(driver: &WebDriver, by: By) -> WebElement {
     }
 }
 
+/// Fill in and submit the sign-in form.
+pub async fn sign_in(driver: &WebDriver, username: &str, password: &str) {
+    let user = wait_for(driver, By::Id("username")).await;
+    user.clear().await.unwrap();
+    user.send_keys(username).await.unwrap();
+    let pass = driver.find(By::Id("password")).await.unwrap();
+    pass.clear().await.unwrap();
+    pass.send_keys(password).await.unwrap();
+    driver.find(By::Id("sign-in")).await.unwrap().click().await.unwrap();
+}
