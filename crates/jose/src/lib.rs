@@ -287,7 +287,7 @@ mod tests {
             let jwt = key.sign_jwt(typ, &Claims { sub: "u1".into(), exp: 4_000_000_000 }).unwrap();
             let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jwt.split('.').next().unwrap()).unwrap()).unwrap();
             assert_eq!(header, json!({"alg": "ES256", "typ": typ, "kid": key.kid()}));
-            assert!(key.verify_signature(jwt[..jwt.rfind('.').unwrap()].as_bytes(), &URL_SAFE_NO_PAD.decode(jwt.rsplit('.').next().unwrap()).unwrap()));
+            assert!(key.verify_signature(&jwt.as_bytes()[..jwt.rfind('.').unwrap()], &URL_SAFE_NO_PAD.decode(jwt.rsplit('.').next().unwrap()).unwrap()));
         }
     }
 
