@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, RwLock};
 use tessera_jose::{Alg, SigningKey};
-use tessera_storage::{KeyRecord, Store, StoreError};
+use tessera_storage::{ExistingKey, KeyRecord, Store, StoreError};
 
 pub struct KeyRing {
     inner: RwLock<Arc<Loaded>>,
@@ -38,24 +38,27 @@ fn other(e: impl std::fmt::Display) -> StoreError {
     StoreError::Other(e.to_string())
 }
 
-/// Generate a key for `alg` and store it, published now and signing from `use_after`.
-pub async fn create_key(store: &dyn Store, alg: Alg, now: i64, use_after: i64) -> Result<String, StoreError> {
+/// Generate a key for `alg`, published now and signing from `use_after`.
+fn new_key(alg: Alg, now: i64, use_after: i64) -> Result<KeyRecord, StoreError> {
     let der = tessera_jose::generate(alg).map_err(other)?;
     let key = SigningKey::from_pkcs8(alg, &der).map_err(other)?;
-    let kid = key.kid().to_string();
-    store.create_signing_key(&KeyRecord { kid: kid.clone(), alg: alg.as_str().into(), private_der: der, created_at: now, use_after }).await?;
-    Ok(kid)
+    Ok(KeyRecord { kid: key.kid().to_string(), alg: alg.as_str().into(), private_der: der, created_at: now, use_after })
 }
 
-/// Make sure every algorithm has a key that signs now (first start).
+/// Generate a key for `alg` and store it, published now and signing from `use_after`.
+pub async fn create_key(store: &dyn Store, alg: Alg, now: i64, use_after: i64) -> Result<String, StoreError> {
+    let record = new_key(alg, now, use_after)?;
+    store.create_signing_key(&record).await?;
+    Ok(record.kid)
+}
+
+/// Make sure every algorithm has a key that signs now (first start). Instances starting
+/// together on an empty database agree on one key per algorithm (the store decides).
 async fn ensure_keys(store: &dyn Store, now: i64) -> Result<(), StoreError> {
     let records = store.list_signing_keys().await?;
     for alg in Alg::ALL {
         if !records.iter().any(|r| r.alg == alg.as_str() && r.use_after <= now) {
-            match create_key(store, alg, now, now).await {
-                Ok(_) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e),
-            }
+            store.create_signing_key_unless(&new_key(alg, now, now)?, ExistingKey::SignsAt(now)).await?;
         }
     }
     Ok(())
@@ -89,7 +92,11 @@ pub async fn rotate_if_due(store: &dyn Store, now: i64, period: i64, publish_del
     for alg in Alg::ALL {
         let newest = records.iter().filter(|r| r.alg == alg.as_str()).map(|r| r.created_at).max();
         if newest.is_some_and(|t| now - t >= period) {
-            created.push(rotate(store, alg, now, publish_delay).await?);
+            // Once per period across instances: another one may have rotated meanwhile.
+            let record = new_key(alg, now, now + publish_delay)?;
+            if store.create_signing_key_unless(&record, ExistingKey::CreatedSince(now - period + 1)).await? {
+                created.push(record.kid);
+            }
         }
     }
     Ok(created)
@@ -161,5 +168,23 @@ mod tests {
         assert!(!ring.current().jwks_json.contains(&first));
         assert_eq!(rotate_if_due(&store, 2_301, 86_400, 300).await.unwrap().len(), 0);
         assert_eq!(rotate_if_due(&store, 2_000 + 86_400, 86_400, 300).await.unwrap().len(), 3, "every algorithm is due");
+        // Two instances due at the same moment: both see the keys as due, one rotation is made.
+        let later = 2_000 + 3 * 86_400;
+        let (a, b) = tokio::join!(rotate_if_due(&store, later, 86_400, 300), rotate_if_due(&store, later, 86_400, 300));
+        assert_eq!(a.unwrap().len() + b.unwrap().len(), 3, "one new key per algorithm, not one per instance");
+    }
+
+    /// Instances starting together on an empty database agree on one key per algorithm.
+    #[tokio::test]
+    async fn instances_starting_together_share_keys() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let (a, b) = tokio::join!(KeyRing::load_or_generate(&store, 1_000), KeyRing::load_or_generate(&store, 1_000));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        a.reload(&store).await.unwrap();
+        b.reload(&store).await.unwrap();
+        assert_eq!(store.list_signing_keys().await.unwrap().len(), Alg::ALL.len());
+        for alg in Alg::ALL {
+            assert_eq!(a.current().signer(alg, 1_000).unwrap().kid(), b.current().signer(alg, 1_000).unwrap().kid());
+        }
     }
 }

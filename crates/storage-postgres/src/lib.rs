@@ -63,6 +63,13 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Other(e.to_string()))
 }
 
+/// The advisory lock key under which instances decide whether to create a signing key.
+const SIGNING_KEYS_LOCK: i64 = 0x7e55_e7a0_0000_0001;
+const INSERT_KEY_UNLESS_SIGNING: &str = "INSERT INTO signing_keys (kid, alg, private_der, created_at, use_after) SELECT $1, $2, $3, $4, $5 \
+     WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE alg = $2 AND use_after <= $6)";
+const INSERT_KEY_UNLESS_CREATED: &str = "INSERT INTO signing_keys (kid, alg, private_der, created_at, use_after) SELECT $1, $2, $3, $4, $5 \
+     WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE alg = $2 AND created_at >= $6)";
+
 impl PgStore {
     /// Connect (`postgres://` or `postgresql://` URL, libpq-style parameters such as
     /// `sslmode=require` accepted), size the pool at `pool_size` connections, and apply the
@@ -417,6 +424,31 @@ impl Store for PgStore {
             .await
             .map_err(err)?;
         Ok(())
+    }
+    async fn create_signing_key_unless(&self, k: &KeyRecord, unless: ExistingKey) -> Result<bool> {
+        // A transaction-scoped advisory lock serializes the decision across instances; the
+        // insert is its own statement after the lock, so its NOT EXISTS sees every key committed
+        // before (READ COMMITTED takes a snapshot per statement).
+        let (insert, at) = match unless {
+            ExistingKey::SignsAt(t) => (INSERT_KEY_UNLESS_SIGNING, t),
+            ExistingKey::CreatedSince(t) => (INSERT_KEY_UNLESS_CREATED, t),
+        };
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SIGNING_KEYS_LOCK).execute(&mut *tx).await.map_err(err)?;
+        let stored = sqlx::query(insert)
+            .bind(&k.kid)
+            .bind(&k.alg)
+            .bind(&k.private_der)
+            .bind(k.created_at)
+            .bind(k.use_after)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?
+            .rows_affected()
+            == 1;
+        tx.commit().await.map_err(err)?;
+        Ok(stored)
     }
     async fn list_signing_keys(&self) -> Result<Vec<KeyRecord>> {
         let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid").fetch_all(&self.pool).await.map_err(err)?;

@@ -616,6 +616,21 @@ impl Store for SqliteStore {
         self.write(|w| exec(w, "INSERT INTO signing_keys (kid, alg, private_der, created_at, use_after) VALUES (?1, ?2, ?3, ?4, ?5)", params![k.kid, k.alg, k.private_der, k.created_at, k.use_after]))?;
         Ok(())
     }
+    async fn create_signing_key_unless(&self, k: &KeyRecord, unless: ExistingKey) -> Result<bool> {
+        // BEGIN IMMEDIATE: the check and the insert hold SQLite's write lock, across processes.
+        self.transaction(|tx| {
+            let exists: bool = match unless {
+                ExistingKey::SignsAt(t) => tx.query_row("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE alg = ?1 AND use_after <= ?2)", params![k.alg, t], |r| r.get(0)),
+                ExistingKey::CreatedSince(t) => tx.query_row("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE alg = ?1 AND created_at >= ?2)", params![k.alg, t], |r| r.get(0)),
+            }
+            .map_err(err)?;
+            if exists {
+                return Ok((false, false));
+            }
+            exec(tx, "INSERT INTO signing_keys (kid, alg, private_der, created_at, use_after) VALUES (?1, ?2, ?3, ?4, ?5)", params![k.kid, k.alg, k.private_der, k.created_at, k.use_after])?;
+            Ok((true, true))
+        })
+    }
     async fn list_signing_keys(&self) -> Result<Vec<KeyRecord>> {
         self.read(|r| query_all(r, "SELECT * FROM signing_keys ORDER BY created_at, kid", [], key_row))
     }

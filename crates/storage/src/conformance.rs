@@ -119,7 +119,32 @@ pub async fn keys(s: &dyn Store) {
     assert!(matches!(s.create_signing_key(&k1).await, Err(StoreError::Conflict(_))));
     assert_eq!(s.list_signing_keys().await.unwrap(), vec![k1.clone(), k2.clone()], "keys are listed oldest first");
     assert!(s.delete_signing_key("k1").await.unwrap());
-    assert_eq!(s.list_signing_keys().await.unwrap(), vec![k2]);
+    assert_eq!(s.list_signing_keys().await.unwrap(), vec![k2.clone()]);
+
+    // Conditional creation: k2 (RS256) signs from 60 on and was created at 2.
+    let key = |kid: &str, alg: &str, at: i64| KeyRecord { kid: kid.into(), alg: alg.into(), private_der: vec![9], created_at: at, use_after: at };
+    assert!(s.create_signing_key_unless(&key("r1", "RS256", 10), ExistingKey::SignsAt(10)).await.unwrap(), "k2 does not sign yet at 10");
+    assert!(!s.create_signing_key_unless(&key("r2", "RS256", 70), ExistingKey::SignsAt(70)).await.unwrap(), "k2 and r1 sign at 70");
+    assert!(s.create_signing_key_unless(&key("e1", "EdDSA", 70), ExistingKey::SignsAt(70)).await.unwrap(), "another algorithm is not a reason");
+    assert!(!s.create_signing_key_unless(&key("r3", "RS256", 80), ExistingKey::CreatedSince(5)).await.unwrap(), "r1 was created at 10");
+    assert!(s.create_signing_key_unless(&key("r4", "RS256", 90), ExistingKey::CreatedSince(11)).await.unwrap());
+    let kids: Vec<String> = s.list_signing_keys().await.unwrap().into_iter().map(|k| k.kid).collect();
+    assert_eq!(kids, ["k2", "r1", "e1", "r4"]);
+    // Many at once (several connections where the backend has them): exactly one is stored.
+    // Races show only sometimes, so several rounds, each for an algorithm of its own.
+    for round in 0..6 {
+        let alg = format!("RACE{round}");
+        let racers = (0..12).map(|i| {
+            let alg = alg.clone();
+            async move { s.create_signing_key_unless(&key(&format!("race-{round}-{i}"), &alg, 100), ExistingKey::SignsAt(100)).await.unwrap() }
+        });
+        let stored = futures_util::future::join_all(racers).await;
+        assert_eq!(stored.iter().filter(|&&b| b).count(), 1, "one key per algorithm, whoever wins");
+    }
+    for k in s.list_signing_keys().await.unwrap() {
+        s.delete_signing_key(&k.kid).await.unwrap();
+    }
+    s.create_signing_key(&k2).await.unwrap();
 }
 
 pub async fn sessions_and_pending(s: &dyn Store) {

@@ -94,6 +94,16 @@ pub struct KeyRecord {
     pub use_after: i64,
 }
 
+/// A key that makes a conditional key creation ([`Store::create_signing_key_unless`])
+/// unnecessary: one of the same algorithm that …
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExistingKey {
+    /// … may sign at this time (`use_after` ≤ it): first start.
+    SignsAt(i64),
+    /// … was created at or after this time: a scheduled rotation already done.
+    CreatedSince(i64),
+}
+
 impl std::fmt::Debug for KeyRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyRecord").field("kid", &self.kid).field("alg", &self.alg).field("private_der", &"<redacted>").field("use_after", &self.use_after).finish()
@@ -225,6 +235,10 @@ pub trait Store: Send + Sync + 'static {
 
     // Signing keys, oldest first.
     async fn create_signing_key(&self, k: &KeyRecord) -> Result<()>;
+    /// Store `k` unless a key of its algorithm is `unless`; `true` when stored. One decision for
+    /// every process on the database: instances starting (or rotating) together create one key
+    /// per algorithm, not one each.
+    async fn create_signing_key_unless(&self, k: &KeyRecord, unless: ExistingKey) -> Result<bool>;
     async fn list_signing_keys(&self) -> Result<Vec<KeyRecord>>;
     async fn delete_signing_key(&self, kid: &str) -> Result<bool>;
 
