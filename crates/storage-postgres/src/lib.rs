@@ -220,6 +220,19 @@ const TAKE_REFRESH: &str = "UPDATE refresh_tokens SET used_at = COALESCE(used_at
 
 /// Store a refresh token. One created in a family that was revoked meanwhile (a replay racing
 /// the redemption that issues it) is born revoked.
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Bind a key's columns in table order (kid, alg, private_der, created_at, use_after).
+fn bind_key<'q>(q: PgQuery<'q>, k: &'q KeyRecord) -> PgQuery<'q> {
+    q.bind(&k.kid).bind(&k.alg).bind(&k.private_der).bind(k.created_at).bind(k.use_after)
+}
+
+/// Bind a session's columns in table order (id_hash, sid, user_id, amr, csrf_token, auth_time,
+/// created_at, expires_at).
+fn bind_session<'q>(q: PgQuery<'q>, s: &'q SessionRecord) -> PgQuery<'q> {
+    q.bind(&s.id_hash).bind(&s.sid).bind(&s.user_id).bind(&s.amr).bind(&s.csrf_token).bind(s.auth_time).bind(s.created_at).bind(s.expires_at)
+}
+
 async fn insert_refresh<'e, 't: 'e, E: sqlx::Executor<'e, Database = sqlx::Postgres>>(e: E, t: &'t RefreshTokenRecord) -> Result<()> {
     sqlx::query(
         "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, auth_time, created_at, expires_at, used_at, revoked_at, family_expires_at, oidc) \
@@ -414,15 +427,7 @@ impl Store for PgStore {
     }
 
     async fn create_signing_key(&self, k: &KeyRecord) -> Result<()> {
-        sqlx::query("INSERT INTO signing_keys (kid, alg, private_der, created_at, use_after) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&k.kid)
-            .bind(&k.alg)
-            .bind(&k.private_der)
-            .bind(k.created_at)
-            .bind(k.use_after)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
+        bind_key(sqlx::query("INSERT INTO signing_keys (kid, alg, private_der, created_at, use_after) VALUES ($1, $2, $3, $4, $5)"), k).execute(&self.pool).await.map_err(err)?;
         Ok(())
     }
     async fn create_signing_key_unless(&self, k: &KeyRecord, unless: ExistingKey) -> Result<bool> {
@@ -435,12 +440,7 @@ impl Store for PgStore {
         };
         let mut tx = self.pool.begin().await.map_err(err)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SIGNING_KEYS_LOCK).execute(&mut *tx).await.map_err(err)?;
-        let stored = sqlx::query(insert)
-            .bind(&k.kid)
-            .bind(&k.alg)
-            .bind(&k.private_der)
-            .bind(k.created_at)
-            .bind(k.use_after)
+        let stored = bind_key(sqlx::query(insert), k)
             .bind(at)
             .execute(&mut *tx)
             .await
@@ -470,15 +470,7 @@ impl Store for PgStore {
     }
 
     async fn create_session(&self, s: &SessionRecord) -> Result<()> {
-        sqlx::query("INSERT INTO sessions (id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-            .bind(&s.id_hash)
-            .bind(&s.sid)
-            .bind(&s.user_id)
-            .bind(&s.amr)
-            .bind(&s.csrf_token)
-            .bind(s.auth_time)
-            .bind(s.created_at)
-            .bind(s.expires_at)
+        bind_session(sqlx::query("INSERT INTO sessions (id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"), s)
             .execute(&self.pool)
             .await
             .map_err(err)?;
@@ -540,28 +532,21 @@ impl Store for PgStore {
     async fn replace_session(&self, old_id_hash: &str, new: &SessionRecord, p: &PendingRequestRecord) -> Result<()> {
         // One statement (data-modifying CTEs, one round trip, one commit); the three touch
         // different rows, and a failing insert undoes the others.
-        sqlx::query(
+        let q = sqlx::query(
             "WITH gone AS (DELETE FROM sessions WHERE id_hash = $1), \
              moved AS (INSERT INTO pending_requests (id, session_hash, data, expires_at) VALUES ($10, $11, $12, $13) \
                ON CONFLICT (id) DO UPDATE SET session_hash = excluded.session_hash, data = excluded.data, expires_at = excluded.expires_at) \
              INSERT INTO sessions (id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at) VALUES ($2, $3, $4, $5, $6, $7, $8, $9)",
         )
-        .bind(old_id_hash)
-        .bind(&new.id_hash)
-        .bind(&new.sid)
-        .bind(&new.user_id)
-        .bind(&new.amr)
-        .bind(&new.csrf_token)
-        .bind(new.auth_time)
-        .bind(new.created_at)
-        .bind(new.expires_at)
-        .bind(&p.id)
-        .bind(&p.session_hash)
-        .bind(&p.data)
-        .bind(p.expires_at)
-        .execute(&self.pool)
-        .await
-        .map_err(err)?;
+        .bind(old_id_hash);
+        bind_session(q, new)
+            .bind(&p.id)
+            .bind(&p.session_hash)
+            .bind(&p.data)
+            .bind(p.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
         Ok(())
     }
 

@@ -458,6 +458,20 @@ const TAKE_REFRESH: &str = "UPDATE refresh_tokens SET used_at = COALESCE(used_at
 
 /// Store a refresh token. One created in a family that was revoked meanwhile (a replay racing
 /// the redemption that issues it) is born revoked.
+fn insert_key(c: &Connection, k: &KeyRecord) -> Result<()> {
+    exec(c, "INSERT INTO signing_keys (kid, alg, private_der, created_at, use_after) VALUES (?1, ?2, ?3, ?4, ?5)", params![k.kid, k.alg, k.private_der, k.created_at, k.use_after])?;
+    Ok(())
+}
+
+fn insert_session(c: &Connection, s: &SessionRecord) -> Result<()> {
+    exec(
+        c,
+        "INSERT INTO sessions (id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![s.id_hash, s.sid, s.user_id, s.amr, s.csrf_token, s.auth_time, s.created_at, s.expires_at],
+    )?;
+    Ok(())
+}
+
 fn insert_refresh(c: &Connection, t: &RefreshTokenRecord) -> Result<()> {
     exec(
         c,
@@ -613,8 +627,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_signing_key(&self, k: &KeyRecord) -> Result<()> {
-        self.write(|w| exec(w, "INSERT INTO signing_keys (kid, alg, private_der, created_at, use_after) VALUES (?1, ?2, ?3, ?4, ?5)", params![k.kid, k.alg, k.private_der, k.created_at, k.use_after]))?;
-        Ok(())
+        self.write(|w| insert_key(w, k))
     }
     async fn create_signing_key_unless(&self, k: &KeyRecord, unless: ExistingKey) -> Result<bool> {
         // BEGIN IMMEDIATE: the check and the insert hold SQLite's write lock, across processes.
@@ -627,7 +640,7 @@ impl Store for SqliteStore {
             if exists {
                 return Ok((false, false));
             }
-            exec(tx, "INSERT INTO signing_keys (kid, alg, private_der, created_at, use_after) VALUES (?1, ?2, ?3, ?4, ?5)", params![k.kid, k.alg, k.private_der, k.created_at, k.use_after])?;
+            insert_key(tx, k)?;
             Ok((true, true))
         })
     }
@@ -639,14 +652,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_session(&self, s: &SessionRecord) -> Result<()> {
-        self.write(|w| {
-            exec(
-                w,
-                "INSERT INTO sessions (id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![s.id_hash, s.sid, s.user_id, s.amr, s.csrf_token, s.auth_time, s.created_at, s.expires_at],
-            )
-        })?;
-        Ok(())
+        self.write(|w| insert_session(w, s))
     }
     async fn find_session(&self, id_hash: &str, now: i64) -> Result<Option<SessionRecord>> {
         self.read(|r| query_opt(r, "SELECT * FROM sessions WHERE id_hash = ?1 AND expires_at > ?2", params![id_hash, now], session_row))
@@ -678,11 +684,7 @@ impl Store for SqliteStore {
     }
     async fn replace_session(&self, old_id_hash: &str, new: &SessionRecord, p: &PendingRequestRecord) -> Result<()> {
         self.transaction(|tx| {
-            exec(
-                tx,
-                "INSERT INTO sessions (id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![new.id_hash, new.sid, new.user_id, new.amr, new.csrf_token, new.auth_time, new.created_at, new.expires_at],
-            )?;
+            insert_session(tx, new)?;
             exec(tx, "DELETE FROM sessions WHERE id_hash = ?1", [old_id_hash])?;
             exec(
                 tx,
