@@ -233,6 +233,11 @@ fn bind_session<'q>(q: PgQuery<'q>, s: &'q SessionRecord) -> PgQuery<'q> {
     q.bind(&s.id_hash).bind(&s.sid).bind(&s.user_id).bind(&s.amr).bind(&s.csrf_token).bind(s.auth_time).bind(s.created_at).bind(s.expires_at)
 }
 
+/// Bind a pending request's columns in table order (id, session_hash, data, expires_at).
+fn bind_pending<'q>(q: PgQuery<'q>, r: &'q PendingRequestRecord) -> PgQuery<'q> {
+    q.bind(&r.id).bind(&r.session_hash).bind(&r.data).bind(r.expires_at)
+}
+
 async fn insert_refresh<'e, 't: 'e, E: sqlx::Executor<'e, Database = sqlx::Postgres>>(e: E, t: &'t RefreshTokenRecord) -> Result<()> {
     sqlx::query(
         "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, auth_time, created_at, expires_at, used_at, revoked_at, family_expires_at, oidc) \
@@ -503,14 +508,7 @@ impl Store for PgStore {
         rows.iter().map(|r| r.try_get("client_id").map_err(err)).collect()
     }
     async fn create_pending_request(&self, r: &PendingRequestRecord) -> Result<()> {
-        sqlx::query("INSERT INTO pending_requests (id, session_hash, data, expires_at) VALUES ($1, $2, $3, $4)")
-            .bind(&r.id)
-            .bind(&r.session_hash)
-            .bind(&r.data)
-            .bind(r.expires_at)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
+        bind_pending(sqlx::query("INSERT INTO pending_requests (id, session_hash, data, expires_at) VALUES ($1, $2, $3, $4)"), r).execute(&self.pool).await.map_err(err)?;
         Ok(())
     }
     async fn find_pending_request(&self, id: &str, now: i64) -> Result<Option<PendingRequestRecord>> {
@@ -539,14 +537,7 @@ impl Store for PgStore {
              INSERT INTO sessions (id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at) VALUES ($2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(old_id_hash);
-        bind_session(q, new)
-            .bind(&p.id)
-            .bind(&p.session_hash)
-            .bind(&p.data)
-            .bind(p.expires_at)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
+        bind_pending(bind_session(q, new), p).execute(&self.pool).await.map_err(err)?;
         Ok(())
     }
 
