@@ -147,12 +147,12 @@ pub async fn browser_code(c: &mut Client, t: &Target, challenge: &str) -> anyhow
             200 if path.starts_with("/login") => {
                 let html = res.text();
                 let body = form(&[("csrf", &hidden(html, "csrf")?), ("request", &hidden(html, "request")?), ("username", &t.username), ("password", &t.password)]);
-                c.post_form("/login", None, body).await?
+                c.post_form("/login", None, &body).await?
             }
             200 if path.starts_with("/consent") => {
                 let html = res.text();
                 let body = form(&[("csrf", &hidden(html, "csrf")?), ("request", &hidden(html, "request")?), ("decision", "allow")]);
-                c.post_form("/consent", None, body).await?
+                c.post_form("/consent", None, &body).await?
             }
             _ => res,
         };
@@ -174,7 +174,7 @@ pub async fn browser_code(c: &mut Client, t: &Target, challenge: &str) -> anyhow
 /// Redeem a code (RFC 6749 §4.1.3, PKCE verifier) with the web client.
 async fn redeem(c: &mut Client, t: &Target, code: &str, verifier: &str) -> anyhow::Result<Resp> {
     let body = form(&[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", &t.redirect_uri), ("code_verifier", verifier)]);
-    c.post_form("/token", Some(&t.web_auth), body).await?.expect(200)
+    c.post_form("/token", Some(&t.web_auth), &body).await?.expect(200)
 }
 
 /// A client_credentials token for the resource. `jwt: false` asks the peer for its native
@@ -184,7 +184,7 @@ pub async fn cc_token(c: &mut Client, t: &Target, jwt: bool) -> anyhow::Result<S
     if jwt || t.kind == Kind::Tessera {
         pairs.push(("resource", t.resource.as_str()));
     }
-    c.post_form("/token", Some(&t.cc_auth), form(&pairs)).await?.expect(200)?.json_str("access_token")
+    c.post_form("/token", Some(&t.cc_auth), &form(&pairs)).await?.expect(200)?.json_str("access_token")
 }
 
 /// A virtual user's state between operations.
@@ -237,20 +237,20 @@ async fn signed_in_refresh_token(c: &mut Client, t: &Target) -> anyhow::Result<S
 async fn op(s: Scenario, c: &mut Client, t: &Target, st: &mut State) -> anyhow::Result<()> {
     match (s, st) {
         (Scenario::ClientCredentials, State::Body(b)) => {
-            let r = c.post_form("/token", Some(&t.cc_auth), b.clone()).await?.expect(200)?;
+            let r = c.post_form("/token", Some(&t.cc_auth), b).await?.expect(200)?;
             if !r.text().contains("\"access_token\"") {
                 bail!("no access_token: {}", short(r.text()));
             }
         }
         (Scenario::Introspection, State::Body(b)) => {
-            let r = c.post_form("/introspect", Some(&t.cc_auth), b.clone()).await?.expect(200)?;
+            let r = c.post_form("/introspect", Some(&t.cc_auth), b).await?.expect(200)?;
             if !r.text().contains("\"active\":true") {
                 bail!("not active: {}", short(r.text()));
             }
         }
         (Scenario::Refresh, State::Refresh(rt)) => {
             let body = form(&[("grant_type", "refresh_token"), ("refresh_token", rt)]);
-            match c.post_form("/token", Some(&t.web_auth), body).await.and_then(|r| r.expect(200)).and_then(|r| r.json_str("refresh_token")) {
+            match c.post_form("/token", Some(&t.web_auth), &body).await.and_then(|r| r.expect(200)).and_then(|r| r.json_str("refresh_token")) {
                 Ok(next) => *rt = next,
                 Err(e) => {
                     // The chain is broken: start a new grant for this user (not timed as an op).
@@ -285,7 +285,7 @@ async fn op(s: Scenario, c: &mut Client, t: &Target, st: &mut State) -> anyhow::
             let page = c.get(&login, None).await?.expect(200)?;
             let html = page.text();
             let body = form(&[("csrf", &hidden(html, "csrf")?), ("request", &hidden(html, "request")?), ("username", &t.username), ("password", &t.password)]);
-            let r = c.post_form("/login", None, body).await?;
+            let r = c.post_form("/login", None, &body).await?;
             if r.status != 303 {
                 bail!("sign-in: HTTP {}: {}", r.status, short(r.text()));
             }
@@ -313,6 +313,8 @@ pub struct RunResult {
     /// Operation latencies in microseconds, sorted.
     pub lat_us: Vec<u32>,
     pub cpu_secs: f64,
+    /// The load generator's own CPU seconds over the measured window (it shares the cores).
+    pub generator_cpu_secs: f64,
     pub peak_rss_kb: u64,
     pub first_error: Option<String>,
 }
@@ -334,6 +336,10 @@ impl RunResult {
     /// Server CPU seconds per 1,000 operations.
     pub fn cpu_per_1k(&self) -> f64 {
         if self.ops > 0 { self.cpu_secs * 1000.0 / self.ops as f64 } else { 0.0 }
+    }
+    /// Load-generator CPU seconds per 1,000 operations.
+    pub fn generator_cpu_per_1k(&self) -> f64 {
+        if self.ops > 0 { self.generator_cpu_secs * 1000.0 / self.ops as f64 } else { 0.0 }
     }
 }
 
@@ -403,17 +409,18 @@ pub async fn run(s: Scenario, t: Arc<Target>, spec: &RunSpec, server_pid: u32) -
     barrier.wait().await;
     let start = Instant::now();
     let (warm_end, end) = (start + warmup, start + warmup + duration);
-    // Server-side cost over the measured window, sampled from another thread.
+    // Server-side cost (and the generator's own CPU) over the measured window, sampled from
+    // another thread.
     let sampler = std::thread::spawn(move || {
         std::thread::sleep(warm_end.saturating_duration_since(Instant::now()));
-        let cpu0 = procfs::cpu_secs(server_pid).unwrap_or(0.0);
-        let t0 = Instant::now();
+        let own = std::process::id();
+        let (cpu0, gen0) = (procfs::cpu_secs(server_pid).unwrap_or(0.0), procfs::cpu_secs(own).unwrap_or(0.0));
         let mut peak = procfs::rss_kb(server_pid).unwrap_or(0);
         while Instant::now() < end {
             std::thread::sleep(Duration::from_millis(20).min(end.saturating_duration_since(Instant::now())));
             peak = peak.max(procfs::rss_kb(server_pid).unwrap_or(0));
         }
-        (procfs::cpu_secs(server_pid).unwrap_or(0.0) - cpu0, peak, t0.elapsed())
+        (procfs::cpu_secs(server_pid).unwrap_or(0.0) - cpu0, procfs::cpu_secs(own).unwrap_or(0.0) - gen0, peak)
     });
     let mut out = RunResult::default();
     for task in tasks {
@@ -425,10 +432,11 @@ pub async fn run(s: Scenario, t: Arc<Target>, spec: &RunSpec, server_pid: u32) -
             out.first_error = first_error;
         }
     }
-    let (cpu, peak, _) = sampler.join().map_err(|_| anyhow!("sampler thread failed"))?;
+    let (cpu, generator_cpu, peak) = sampler.join().map_err(|_| anyhow!("sampler thread failed"))?;
     // The measured window; a run stopped early by the count bound is timed to its real end.
     out.secs = if recorded.load(Ordering::Relaxed) >= max_ops { warm_end.elapsed().min(duration) } else { duration }.as_secs_f64().max(1e-3);
     out.cpu_secs = cpu;
+    out.generator_cpu_secs = generator_cpu;
     out.peak_rss_kb = peak;
     out.lat_us.sort_unstable();
     Ok(out)

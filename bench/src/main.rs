@@ -387,6 +387,7 @@ struct Summary {
     errors: u64,
     ops: u64,
     cpu_1k: f64,
+    gen_cpu_1k: f64,
     rss_mb: f64,
 }
 
@@ -400,6 +401,7 @@ fn summarize(runs: &[RunResult]) -> Summary {
         errors: runs.iter().map(|r| r.errors).sum(),
         ops: runs.iter().map(|r| r.ops).sum(),
         cpu_1k: m(&|r| r.cpu_per_1k()),
+        gen_cpu_1k: m(&|r| r.generator_cpu_per_1k()),
         rss_mb: m(&|r| r.peak_rss_kb as f64 / 1024.0),
     }
 }
@@ -457,8 +459,8 @@ impl Report<'_> {
             self.setup.repetitions,
             self.args.client_threads,
         ));
-        out.push_str("| scenario | server | ops/s | p50 ms | p99 ms | max ms | errors | server CPU s / 1k ops | peak RSS MB | Tessera / peer (median of back-to-back pairs) |\n");
-        out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        out.push_str("| scenario | server | ops/s | p50 ms | p99 ms | max ms | errors | server CPU s / 1k ops | generator CPU s / 1k ops | peak RSS MB | Tessera / peer (median of back-to-back pairs) |\n");
+        out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for &sc in &self.setup.scenarios {
             let (t_runs, p_runs) = (self.results.get(&(sc, Kind::Tessera)), self.results.get(&(sc, Kind::Peer)));
             let (t, p) = (t_runs.map(|r| summarize(r)), p_runs.map(|r| summarize(r)));
@@ -469,7 +471,7 @@ impl Report<'_> {
             for (name, sum, ratio) in [("Tessera", &t, ratio.as_str()), ("oidc-provider", &p, "")] {
                 match sum {
                     Some(x) => out.push_str(&format!(
-                        "| {} | {name} | {:.0} | {} | {} | {} | {} | {:.3} | {:.1} | {ratio} |\n",
+                        "| {} | {name} | {:.0} | {} | {} | {} | {} | {:.3} | {:.3} | {:.1} | {ratio} |\n",
                         sc.name(),
                         x.rate,
                         fmt_ms(x.p50),
@@ -477,9 +479,10 @@ impl Report<'_> {
                         fmt_ms(x.max),
                         x.errors,
                         x.cpu_1k,
+                        x.gen_cpu_1k,
                         x.rss_mb
                     )),
-                    None if name == "oidc-provider" && self.peer.is_some() => out.push_str(&format!("| {} | {name} | — | — | — | — | — | — | — | |\n", sc.name())),
+                    None if name == "oidc-provider" && self.peer.is_some() => out.push_str(&format!("| {} | {name} | — | — | — | — | — | — | — | — | |\n", sc.name())),
                     None => {}
                 }
             }
@@ -523,14 +526,15 @@ impl Report<'_> {
                     runs.push(json!({
                         "scenario": sc.name(), "server": server, "repetition": i + 1, "ops": r.ops, "errors": r.errors, "seconds": r.secs,
                         "ops_per_sec": r.rate(), "p50_ms": r.pct_ms(50.0), "p99_ms": r.pct_ms(99.0), "max_ms": r.max_ms(),
-                        "server_cpu_secs": r.cpu_secs, "cpu_secs_per_1k": r.cpu_per_1k(), "peak_rss_mb": r.peak_rss_kb as f64 / 1024.0,
+                        "server_cpu_secs": r.cpu_secs, "cpu_secs_per_1k": r.cpu_per_1k(),
+                        "generator_cpu_secs": r.generator_cpu_secs, "generator_cpu_secs_per_1k": r.generator_cpu_per_1k(), "peak_rss_mb": r.peak_rss_kb as f64 / 1024.0,
                         "first_error": r.first_error,
                     }));
                 }
                 let m = summarize(rs);
                 medians.push(json!({
                     "scenario": sc.name(), "server": server, "ops_per_sec": m.rate, "p50_ms": m.p50, "p99_ms": m.p99, "max_ms": m.max,
-                    "errors": m.errors, "ops": m.ops, "cpu_secs_per_1k": m.cpu_1k, "peak_rss_mb": m.rss_mb,
+                    "errors": m.errors, "ops": m.ops, "cpu_secs_per_1k": m.cpu_1k, "generator_cpu_secs_per_1k": m.gen_cpu_1k, "peak_rss_mb": m.rss_mb,
                 }));
             }
         }

@@ -83,9 +83,9 @@ pub struct Tessera {
     authenticated_headers: TtlCache<String, Arc<ClientPolicy>>,
     /// The scope catalog (≤ [`CACHE_TTL`] stale).
     catalog: TtlCache<(), Arc<ScopeCatalog>>,
-    /// Access tokens whose signature this instance verified, by SHA-256 of the token: the
+    /// Access tokens whose signature this instance verified, by the token itself: the
     /// signing key's `kid` and the claims (see `introspect.rs`).
-    verified_tokens: TtlCache<[u8; 32], Arc<introspect::VerifiedToken>>,
+    verified_tokens: TtlCache<Box<str>, Arc<introspect::VerifiedToken>>,
     /// The metadata document, serialized for the catalog it was built from.
     metadata_doc: std::sync::Mutex<Option<(Arc<ScopeCatalog>, String)>>,
 }
