@@ -11,10 +11,21 @@ pub const MAX_PARAMS: usize = 64;
 /// Largest single value; no OAuth parameter Tessera reads is legitimately longer.
 pub const MAX_VALUE_BYTES: usize = 4096;
 
-/// Parsed parameters: unique names, non-empty values.
-#[derive(Debug, Clone, Default)]
+/// Parsed parameters: unique names, non-empty values. The decoded names and values sit back to
+/// back in one string (two allocations per request, whatever the number of parameters).
+#[derive(Clone, Default)]
 pub struct Params {
-    pairs: Vec<(String, String)>,
+    /// Every decoded name and value, back to back.
+    text: String,
+    /// Per parameter: where its name ends and where its value ends in `text` (its name starts
+    /// where the previous value ended).
+    ends: Vec<(usize, usize)>,
+}
+
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.pairs()).finish()
+    }
 }
 
 impl Params {
@@ -23,35 +34,53 @@ impl Params {
         if input.len() > MAX_PARAMS_BYTES {
             return Err(OAuthError::invalid_request("request parameters are too large"));
         }
-        if std::str::from_utf8(input).is_err() {
+        let Ok(input) = std::str::from_utf8(input) else {
             return Err(OAuthError::invalid_request("request parameters are not valid UTF-8"));
-        }
-        let mut pairs: Vec<(String, String)> = Vec::new();
-        for (name, value) in input.split(|&b| b == b'&').filter(|p| !p.is_empty()).map(decode_pair) {
-            if name.is_empty() {
+        };
+        let expected = input.bytes().filter(|&b| b == b'&').count().min(MAX_PARAMS) + 1;
+        let mut p = Self { text: String::with_capacity(input.len()), ends: Vec::with_capacity(expected) };
+        for pair in input.split('&').filter(|p| !p.is_empty()) {
+            // Splitting valid UTF-8 at ASCII bytes leaves valid UTF-8.
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let start = p.text.len();
+            decode_into(name, &mut p.text);
+            let name_end = p.text.len();
+            if name_end == start {
                 continue;
             }
-            if pairs.len() >= MAX_PARAMS {
+            if p.ends.len() >= MAX_PARAMS {
                 return Err(OAuthError::invalid_request("too many parameters"));
             }
+            decode_into(value, &mut p.text);
+            let (name, value) = (&p.text[start..name_end], &p.text[name_end..]);
             if value.len() > MAX_VALUE_BYTES {
-                return Err(OAuthError::invalid_request(format!("parameter {} is too long", safe_name(&name))));
+                return Err(OAuthError::invalid_request(format!("parameter {} is too long", safe_name(name))));
             }
             if value.contains('\u{fffd}') {
-                return Err(OAuthError::invalid_request(format!("parameter {} is not valid UTF-8", safe_name(&name))));
+                return Err(OAuthError::invalid_request(format!("parameter {} is not valid UTF-8", safe_name(name))));
             }
-            if pairs.iter().any(|(n, _)| *n == name) {
-                return Err(OAuthError::invalid_request(format!("parameter {} is repeated", safe_name(&name))));
+            if p.pairs().any(|(n, _)| n == name) {
+                return Err(OAuthError::invalid_request(format!("parameter {} is repeated", safe_name(name))));
             }
             // RFC 6749 §3.1: sent without a value = omitted. Still counted for repetition above.
-            pairs.push((name.into_owned(), value.into_owned()));
+            p.ends.push((name_end, p.text.len()));
         }
-        Ok(Self { pairs })
+        Ok(p)
+    }
+
+    /// Every (name, value), in the order sent.
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut start = 0;
+        self.ends.iter().map(move |&(name_end, value_end)| {
+            let pair = (&self.text[start..name_end], &self.text[name_end..value_end]);
+            start = value_end;
+            pair
+        })
     }
 
     /// The value of `name`, if present and non-empty.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+        self.pairs().find(|(n, _)| *n == name).map(|(_, v)| v).filter(|v| !v.is_empty())
     }
 
     /// The value of `name`, or `invalid_request` naming it.
@@ -65,28 +94,19 @@ impl Params {
     }
 }
 
-/// A parameter name cut down for inclusion in an error description.
-/// One `name=value` of application/x-www-form-urlencoded (the WHATWG URL standard's parser, as
-/// the `form_urlencoded` crate implements it). A component without `%` or `+` (a token, a
-/// client id: the common case) is taken as it is; the input was checked to be UTF-8 whole.
-fn decode_pair(pair: &[u8]) -> (std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>) {
-    let (name, value) = match pair.iter().position(|&b| b == b'=') {
-        Some(i) => (&pair[..i], &pair[i + 1..]),
-        None => (pair, &pair[pair.len()..]),
-    };
-    (decode_component(name), decode_component(value))
-}
-
-fn decode_component(c: &[u8]) -> std::borrow::Cow<'_, str> {
-    match std::str::from_utf8(c) {
-        Ok(plain) if !c.iter().any(|&b| b == b'%' || b == b'+') => std::borrow::Cow::Borrowed(plain),
-        _ => {
-            let plus_as_space: Vec<u8> = c.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
-            std::borrow::Cow::Owned(percent_encoding::percent_decode(&plus_as_space).decode_utf8_lossy().into_owned())
-        }
+/// Append one name or value of application/x-www-form-urlencoded, decoded (the WHATWG URL
+/// standard's parser, as the `form_urlencoded` crate implements it). A component without `%`
+/// or `+` (a token, a client id: the common case) is copied as it is.
+fn decode_into(c: &str, out: &mut String) {
+    if memchr::memchr2(b'%', b'+', c.as_bytes()).is_none() {
+        out.push_str(c);
+    } else {
+        let plus_as_space: Vec<u8> = c.bytes().map(|b| if b == b'+' { b' ' } else { b }).collect();
+        out.push_str(&percent_encoding::percent_decode(&plus_as_space).decode_utf8_lossy());
     }
 }
 
+/// A parameter name cut down for inclusion in an error description.
 fn safe_name(name: &str) -> String {
     name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect()
 }
@@ -145,8 +165,14 @@ mod tests {
             "redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&scope=notes.read+notes.write",
             "a+b=c+d%2Be&&x=1=2&=novalue&bare&%zz=%4&u=%C3%A9",
             "k=%FF%FE",
+            "=%3D&%3D=&a==b",
         ] {
-            let ours: Vec<(String, String)> = input.as_bytes().split(|&b| b == b'&').filter(|p| !p.is_empty()).map(decode_pair).map(|(a, b)| (a.into_owned(), b.into_owned())).collect();
+            let decode = |c: &str| {
+                let mut s = String::new();
+                decode_into(c, &mut s);
+                s
+            };
+            let ours: Vec<(String, String)> = input.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, ""))).map(|(a, b)| (decode(a), decode(b))).collect();
             let theirs: Vec<(String, String)> = form_urlencoded::parse(input.as_bytes()).map(|(a, b)| (a.into_owned(), b.into_owned())).collect();
             assert_eq!(ours, theirs, "{input}");
         }

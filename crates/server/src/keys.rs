@@ -110,9 +110,17 @@ impl KeyRing {
         Ok(Self { inner: RwLock::new(Arc::new(loaded)) })
     }
 
-    /// Re-read keys from the store (picks up keys added or deleted by another process).
+    /// Re-read keys from the store (picks up keys added or deleted by another process). Keys
+    /// already loaded are kept as they are (parsing an RSA key checks it, about a millisecond);
+    /// an unchanged list changes nothing.
     pub async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
-        let loaded = Arc::new(load(store).await?);
+        let records = store.list_signing_keys().await?;
+        let current = self.current();
+        let unchanged = records.len() == current.all.len() && records.iter().zip(&current.all).all(|(r, (k, use_after))| r.kid == k.kid() && r.use_after == *use_after);
+        if unchanged {
+            return Ok(());
+        }
+        let loaded = Arc::new(build(&records, Some(&current))?);
         if let Ok(mut g) = self.inner.write() {
             *g = loaded;
         }
@@ -128,12 +136,20 @@ impl KeyRing {
 }
 
 async fn load(store: &dyn Store) -> Result<Loaded, StoreError> {
-    let records = store.list_signing_keys().await?;
+    build(&store.list_signing_keys().await?, None)
+}
+
+/// The ring for `records`, reusing the keys of `previous` that are still listed.
+fn build(records: &[KeyRecord], previous: Option<&Loaded>) -> Result<Loaded, StoreError> {
     let mut all = Vec::with_capacity(records.len());
-    for r in &records {
+    for r in records {
         let alg: Alg = r.alg.parse().map_err(other)?;
-        let key = SigningKey::from_pkcs8(alg, &r.private_der).map_err(|e| StoreError::Other(format!("signing key {}: {e}", r.kid)))?;
-        all.push((Arc::new(key), r.use_after));
+        let known = previous.and_then(|p| p.all.iter().find(|(k, _)| k.kid() == r.kid && k.alg() == alg)).map(|(k, _)| k.clone());
+        let key = match known {
+            Some(k) => k,
+            None => Arc::new(SigningKey::from_pkcs8(alg, &r.private_der).map_err(|e| StoreError::Other(format!("signing key {}: {e}", r.kid)))?),
+        };
+        all.push((key, r.use_after));
     }
     if all.is_empty() {
         return Err(StoreError::Other("no signing key".into()));
@@ -185,6 +201,26 @@ mod tests {
         assert_eq!(store.list_signing_keys().await.unwrap().len(), Alg::ALL.len());
         for alg in Alg::ALL {
             assert_eq!(a.current().signer(alg, 1_000).unwrap().kid(), b.current().signer(alg, 1_000).unwrap().kid());
+        }
+    }
+
+    /// A reload of an unchanged list keeps the ring as it is; a changed list keeps the keys
+    /// already parsed and parses only the new one.
+    #[tokio::test]
+    async fn reload_parses_only_what_changed() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let ring = KeyRing::load_or_generate(&store, 1_000).await.unwrap();
+        let before = ring.current();
+        ring.reload(&store).await.unwrap();
+        assert!(Arc::ptr_eq(&before, &ring.current()), "nothing changed, nothing rebuilt");
+        let next = rotate(&store, Alg::ES256, 2_000, 300).await.unwrap();
+        ring.reload(&store).await.unwrap();
+        let after = ring.current();
+        assert_eq!(after.all.len(), before.all.len() + 1);
+        assert!(after.jwks_json.contains(&next));
+        for (k, _) in &before.all {
+            let kept = after.all.iter().find(|(a, _)| a.kid() == k.kid()).unwrap();
+            assert!(Arc::ptr_eq(k, &kept.0), "{} reused", k.kid());
         }
     }
 }

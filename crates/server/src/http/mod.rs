@@ -31,7 +31,7 @@ pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 
 /// The authorization server's routes.
 pub fn router(svc: Arc<Tessera>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/", get(pages::home))
         .route("/authorize", get(authorize::authorize).post(authorize::authorize_post).fallback(error::method_not_allowed_page))
         .route("/login", get(authorize::login_page).post(authorize::login_submit).fallback(error::method_not_allowed_page))
@@ -49,17 +49,23 @@ pub fn router(svc: Arc<Tessera>) -> Router {
         .route("/static/tessera.css", get(pages::stylesheet))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(error::not_found)
-        // Anti-framing (RFC 7034 `X-Frame-Options`, CSP `frame-ancestors`), no MIME sniffing,
-        // no referrer (codes in URLs must not leak to third parties). A handler may set a
-        // stricter or page-specific CSP (the form-post page's script nonce).
-        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DEFAULT_CSP)))
-        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
-        // A request (including a slowly sent body) gets at most this long; never a hang.
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .with_state(svc);
+    // Anti-framing (RFC 7034 `X-Frame-Options`, CSP `frame-ancestors`), no MIME sniffing,
+    // no referrer (codes in URLs must not leak to third parties). A handler may set a
+    // stricter or page-specific CSP (the form-post page's script nonce). A request (including
+    // a slowly sent body) gets at most REQUEST_TIMEOUT; never a hang. A panic is a 500 page.
+    //
+    // The layers wrap the router once, outermost first. (`Router::layer` would wrap every
+    // route's service instead, and each request would clone the matched route's whole stack of
+    // boxed services: 21 boxed clones per request, 14 % of an introspection's instructions.)
+    let layers = tower::ServiceBuilder::new()
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
-        .with_state(svc)
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DEFAULT_CSP)))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")));
+    Router::new().fallback_service(layers.service(routes))
 }
 
 /// The Content-Security-Policy of every response that sets none of its own.
