@@ -37,7 +37,9 @@ impl Params {
         let Ok(input) = std::str::from_utf8(input) else {
             return Err(OAuthError::invalid_request("request parameters are not valid UTF-8"));
         };
-        let expected = input.bytes().filter(|&b| b == b'&').count().min(MAX_PARAMS) + 1;
+        let expected = memchr::memchr_iter(b'&', input.as_bytes()).count().min(MAX_PARAMS) + 1;
+        // A value holds U+FFFD if the input did, or if its decoding replaced a bad escape.
+        let literal_fffd = memchr::memmem::find(input.as_bytes(), "\u{fffd}".as_bytes()).is_some();
         let mut p = Self { text: String::with_capacity(input.len()), ends: Vec::with_capacity(expected) };
         for pair in input.split('&').filter(|p| !p.is_empty()) {
             // Splitting valid UTF-8 at ASCII bytes leaves valid UTF-8.
@@ -51,12 +53,12 @@ impl Params {
             if p.ends.len() >= MAX_PARAMS {
                 return Err(OAuthError::invalid_request("too many parameters"));
             }
-            decode_into(value, &mut p.text);
+            let escaped = decode_into(value, &mut p.text);
             let (name, value) = (&p.text[start..name_end], &p.text[name_end..]);
             if value.len() > MAX_VALUE_BYTES {
                 return Err(OAuthError::invalid_request(format!("parameter {} is too long", safe_name(name))));
             }
-            if value.contains('\u{fffd}') {
+            if (escaped || literal_fffd) && value.contains('\u{fffd}') {
                 return Err(OAuthError::invalid_request(format!("parameter {} is not valid UTF-8", safe_name(name))));
             }
             if p.pairs().any(|(n, _)| n == name) {
@@ -96,13 +98,15 @@ impl Params {
 
 /// Append one name or value of application/x-www-form-urlencoded, decoded (the WHATWG URL
 /// standard's parser, as the `form_urlencoded` crate implements it). A component without `%`
-/// or `+` (a token, a client id: the common case) is copied as it is.
-fn decode_into(c: &str, out: &mut String) {
+/// or `+` (a token, a client id: the common case) is copied as it is. True when it was decoded.
+fn decode_into(c: &str, out: &mut String) -> bool {
     if memchr::memchr2(b'%', b'+', c.as_bytes()).is_none() {
         out.push_str(c);
+        false
     } else {
         let plus_as_space: Vec<u8> = c.bytes().map(|b| if b == b'+' { b' ' } else { b }).collect();
         out.push_str(&percent_encoding::percent_decode(&plus_as_space).decode_utf8_lossy());
+        true
     }
 }
 
@@ -153,6 +157,10 @@ mod tests {
         assert!(check(&many.join("&")).is_err());
         assert!(Params::parse(b"a=\xff\xfe").is_err());
         assert!(check("a=%ff").is_err());
+        // U+FFFD sent as it is, or percent-encoded, in a value (not in another parameter).
+        assert!(check("b=1&a=x\u{fffd}").is_err());
+        assert!(check("b=1&a=%EF%BF%BD").is_err());
+        assert_eq!(check("\u{fffd}=1&b=2").unwrap().get("b"), Some("2"));
     }
 
     /// The pair decoder agrees with the `form_urlencoded` crate (the WHATWG parser) on plain,

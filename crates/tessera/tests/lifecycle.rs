@@ -534,6 +534,25 @@ async fn rfc7009_2_1_revoked_access_token_is_inactive_at_introspection() {
     assert_eq!((status, info), (200, inactive()));
 }
 
+/// RFC 7662 §2.2: a token whose payload was changed but which carries the signature of a token
+/// already introspected (and cached) is not ours: `active: false`, never the cached answer.
+#[tokio::test]
+async fn rfc7662_2_2_a_forged_payload_with_a_known_signature_is_inactive() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let s = TestServer::start().await;
+    let (id, secret) = s.confidential_client(CB).await;
+    let t0 = code_flow_tokens(&s, &id, &secret, "notes.read").await;
+    let at = str_of(&t0, "access_token");
+    assert_eq!(introspect(&s, (&id, &secret), at).await["active"], true, "the signature is now cached");
+    let parts: Vec<&str> = at.split('.').collect();
+    let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    claims["scope"] = "notes.read notes.write".into();
+    let forged = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(claims.to_string()), parts[2]);
+    assert_eq!(introspect(&s, (&id, &secret), &forged).await, inactive());
+    assert_eq!(introspect(&s, (&id, &secret), at).await["scope"], "notes.read", "the real token is still known as it was");
+}
+
 /// RFC 7009 §2.1: "If the token passed to the request is a refresh token and the authorization
 /// server supports the revocation of access tokens, then the authorization server SHOULD also
 /// invalidate all access tokens based on the same authorization grant." The whole family goes.

@@ -83,7 +83,7 @@ pub struct Tessera {
     authenticated_headers: TtlCache<String, Arc<ClientPolicy>>,
     /// The scope catalog (≤ [`CACHE_TTL`] stale).
     catalog: TtlCache<(), Arc<ScopeCatalog>>,
-    /// Access tokens whose signature this instance verified, by the token itself: the
+    /// Access tokens whose signature this instance verified, by their signature segment: the
     /// signing key's `kid` and the claims (see `introspect.rs`).
     verified_tokens: TtlCache<Box<str>, Arc<introspect::VerifiedToken>>,
     /// The metadata document, serialized for the catalog it was built from.
