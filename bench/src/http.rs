@@ -78,6 +78,7 @@ struct Head {
     body: BodyLen,
     close: bool,
     location: Option<String>,
+    set_cookies: Vec<String>,
 }
 
 enum BodyLen {
@@ -204,7 +205,9 @@ impl Client {
             }
         };
         if self.use_jar {
-            self.store_cookies(head.len);
+            for c in &head.set_cookies {
+                self.store_cookie(c);
+            }
         }
         // Keep whatever follows the response (nothing, without pipelining).
         self.buf.copy_within(end..self.filled, 0);
@@ -278,18 +281,6 @@ impl Client {
         Ok(n)
     }
 
-    fn store_cookies(&mut self, head_len: usize) {
-        let mut headers = [httparse::EMPTY_HEADER; 48];
-        let mut res = httparse::Response::new(&mut headers);
-        if res.parse(&self.buf[..head_len]).is_err() {
-            return;
-        }
-        let set: Vec<String> = res.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("set-cookie")).filter_map(|h| std::str::from_utf8(h.value).ok().map(str::to_string)).collect();
-        for s in set {
-            self.store_cookie(&s);
-        }
-    }
-
     fn store_cookie(&mut self, set_cookie: &str) {
         let mut attrs = set_cookie.split(';');
         let Some((name, value)) = attrs.next().and_then(|nv| nv.trim().split_once('=')) else { return };
@@ -340,7 +331,7 @@ fn parse_head(b: &[u8]) -> anyhow::Result<Option<Head>> {
         httparse::Status::Partial => return Ok(None),
     };
     let status = res.code.ok_or_else(|| anyhow!("no status code"))?;
-    let (mut length, mut chunked, mut close, mut location) = (None, false, false, None);
+    let (mut length, mut chunked, mut close, mut location, mut set_cookies) = (None, false, false, None, Vec::new());
     for h in res.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -352,6 +343,8 @@ fn parse_head(b: &[u8]) -> anyhow::Result<Option<Head>> {
             close = h.value.split(|&c| c == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
         } else if name.eq_ignore_ascii_case("location") {
             location = std::str::from_utf8(h.value).ok().map(str::to_string);
+        } else if name.eq_ignore_ascii_case("set-cookie") {
+            set_cookies.extend(std::str::from_utf8(h.value).ok().map(str::to_string));
         }
     }
     let body = if (100..200).contains(&status) || status == 204 || status == 304 {
@@ -363,7 +356,7 @@ fn parse_head(b: &[u8]) -> anyhow::Result<Option<Head>> {
     } else {
         BodyLen::UntilClose
     };
-    Ok(Some(Head { status, len, body, close, location }))
+    Ok(Some(Head { status, len, body, close, location, set_cookies }))
 }
 
 /// `Authorization: Basic` for a client (RFC 6749 §2.3.1: form-urlencoded, then base64).

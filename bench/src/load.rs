@@ -335,11 +335,14 @@ impl RunResult {
     }
     /// Server CPU seconds per 1,000 operations.
     pub fn cpu_per_1k(&self) -> f64 {
-        if self.ops > 0 { self.cpu_secs * 1000.0 / self.ops as f64 } else { 0.0 }
+        self.per_1k(self.cpu_secs)
     }
     /// Load-generator CPU seconds per 1,000 operations.
     pub fn generator_cpu_per_1k(&self) -> f64 {
-        if self.ops > 0 { self.generator_cpu_secs * 1000.0 / self.ops as f64 } else { 0.0 }
+        self.per_1k(self.generator_cpu_secs)
+    }
+    fn per_1k(&self, secs: f64) -> f64 {
+        if self.ops > 0 { secs * 1000.0 / self.ops as f64 } else { 0.0 }
     }
 }
 
