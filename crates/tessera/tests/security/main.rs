@@ -1,0 +1,8 @@
+//! Regression tests for the outside security review (issue 13): one module per area, one test per
+//! finding, each named `regression_<finding>_<clause>` after the finding and the spec clause it
+//! breaks, over real HTTP against real SQLite (and PostgreSQL where instances share a database).
+//! Each was first seen failing on the code before its fix.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../common/mod.rs"]
+mod common;
