@@ -37,7 +37,7 @@ pub fn identify_client(params: &Params, client: &ClientPolicy) -> Result<Redirec
     let state = params.get("state").map(str::to_string);
     match params.get("redirect_uri") {
         Some(requested) => match redirect::match_registered(requested, &client.redirect_uris) {
-            Some(r) => Ok(RedirectTarget { redirect_uri: r.to_string(), redirect_uri_given: true, state }),
+            Some(r) => Ok(RedirectTarget { redirect_uri: r, redirect_uri_given: true, state }),
             None => Err(OAuthError::invalid_request("redirect_uri is not registered for this client")),
         },
         None => match client.redirect_uris.as_slice() {

@@ -86,6 +86,12 @@ pub struct OidcRequest {
     /// (§3.1.2.1) or the `values`/`value` of an `acr` claim request (§5.5.1.1).
     #[serde(default)]
     pub acr_values: Vec<String>,
+    /// §3.1.2.2 / §5.5.1: the `value` of a `sub` claim request. "If the sub (subject) Claim is
+    /// requested with a specific value for the ID Token, the Authorization Server MUST only send
+    /// a positive response if the End-User identified by that sub value has an active session
+    /// with the Authorization Server or has been Authenticated as a result of the request."
+    #[serde(default)]
+    pub sub_value: Option<String>,
 }
 
 impl OidcRequest {
@@ -145,6 +151,7 @@ impl OidcRequest {
             claims_id_token: claims.id_token,
             claims_userinfo: claims.userinfo,
             acr_values,
+            sub_value: claims.sub_value,
         })
     }
 }
@@ -156,6 +163,8 @@ struct ClaimsRequest {
     userinfo: Vec<String>,
     /// The acceptable values of an `acr` claim request (§5.5.1.1, either target).
     acr_values: Vec<String>,
+    /// The `value` of a `sub` claim request (§5.5.1, either target).
+    sub_value: Option<String>,
 }
 
 /// §5.5: `{"userinfo": {"claim": null | {...}}, "id_token": {...}}` → the claim names per
@@ -173,7 +182,21 @@ fn parse_claims_request(s: &str) -> Result<ClaimsRequest, OAuthError> {
     };
     // §5.5.1: "value" (one) or "values" (several, in order of preference).
     let mut acr = Vec::new();
+    let mut sub_value: Option<String> = None;
     for target in ["id_token", "userinfo"] {
+        match obj.get(target).and_then(|t| t.get("sub")).and_then(|spec| spec.get("value")) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(v)) => {
+                // Two different required subjects can never both be met.
+                if sub_value.as_ref().is_some_and(|s| s != v) {
+                    return Err(OAuthError::invalid_request("claims asks for two different sub values"));
+                }
+                sub_value = Some(v.clone());
+            }
+            // A `sub` value that is not a string can name no user: refused rather than ignored,
+            // since ignoring it would answer for whoever is signed in.
+            Some(_) => return Err(bad()),
+        }
         if let Some(Value::Object(spec)) = obj.get(target).and_then(|t| t.get("acr")) {
             if let Some(Value::String(v)) = spec.get("value") {
                 acr.push(v.clone());
@@ -183,7 +206,7 @@ fn parse_claims_request(s: &str) -> Result<ClaimsRequest, OAuthError> {
             }
         }
     }
-    Ok(ClaimsRequest { id_token: names("id_token")?, userinfo: names("userinfo")?, acr_values: acr })
+    Ok(ClaimsRequest { id_token: names("id_token")?, userinfo: names("userinfo")?, acr_values: acr, sub_value })
 }
 
 /// What the user's browser must do before a code can be issued.
@@ -242,13 +265,30 @@ pub fn at_hash(access_token: &str, alg: &str) -> String {
     URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
 }
 
-/// The user's claims for a set of scopes plus individually requested claims (§5.4, §5.5).
-/// `available` holds every claim the user has (name, email, profile fields…); `sub` is added
-/// by the caller.
-pub fn release_claims(scopes: &Scopes, requested: &[String], available: &Map<String, Value>) -> Map<String, Value> {
+/// Whether the granted `scopes` cover the claim `name` (§5.4).
+fn covered(scopes: &Scopes, name: &str) -> bool {
+    scopes.iter().any(|s| claims_of_scope(s).contains(&name))
+}
+
+/// The user's claims for the granted scopes (§5.4), for UserInfo. `available` holds every claim
+/// the user has (name, email, profile fields…); `sub` is added by the caller.
+pub fn release_claims(scopes: &Scopes, available: &Map<String, Value>) -> Map<String, Value> {
+    pick(scopes.iter().flat_map(claims_of_scope).copied(), available)
+}
+
+/// The individually requested claims (§5.5) that the granted scopes cover, for the ID token.
+///
+/// §5.5 lets a client ask for claims individually, but the user consented to scopes: the
+/// consent page lists scopes, so a claim no granted scope covers was never consented to and is
+/// not released, whatever the `claims` parameter says (§3.1.2.4: the Authorization Server
+/// "obtains an authorization decision before releasing information to the Relying Party").
+/// Requests only choose where covered claims go (e.g. `email` in the ID token as well).
+pub fn release_requested_claims(scopes: &Scopes, requested: &[String], available: &Map<String, Value>) -> Map<String, Value> {
+    pick(requested.iter().map(String::as_str).filter(|n| covered(scopes, n)), available)
+}
+
+fn pick<'a>(wanted: impl Iterator<Item = &'a str>, available: &Map<String, Value>) -> Map<String, Value> {
     let mut out = Map::new();
-    let mut wanted: Vec<&str> = scopes.iter().flat_map(claims_of_scope).copied().collect();
-    wanted.extend(requested.iter().map(String::as_str));
     for name in wanted {
         if let Some(v) = available.get(name) {
             if !v.is_null() {
@@ -359,12 +399,43 @@ mod tests {
     fn oidc_5_4_claims_per_scope() {
         let user = json!({"name": "Alice", "email": "a@x.example", "email_verified": true, "phone_number": "+1", "address": {"country": "NZ"}, "given_name": null});
         let user = user.as_object().unwrap().clone();
-        let got = release_claims(&Scopes::parse("openid email").unwrap(), &[], &user);
+        let got = release_claims(&Scopes::parse("openid email").unwrap(), &user);
         assert_eq!(Value::Object(got), json!({"email": "a@x.example", "email_verified": true}));
-        let got = release_claims(&Scopes::parse("openid profile").unwrap(), &["phone_number".into()], &user);
-        assert_eq!(Value::Object(got), json!({"name": "Alice", "phone_number": "+1"}), "null claims are left out");
-        let got = release_claims(&Scopes::parse("openid").unwrap(), &[], &user);
+        let got = release_claims(&Scopes::parse("openid profile").unwrap(), &user);
+        assert_eq!(Value::Object(got), json!({"name": "Alice"}), "null claims are left out");
+        let got = release_claims(&Scopes::parse("openid").unwrap(), &user);
         assert!(got.is_empty(), "openid alone releases only sub");
+    }
+
+    /// Review finding 2 (OIDC Core §3.1.2.4, §5.4, §5.5): a claim requested individually is
+    /// released only when a granted scope covers it; the request only picks where it goes.
+    #[test]
+    fn regression_claims_parameter_releases_only_consented_claims_oidc_5_5() {
+        let user = json!({"name": "Alice", "email": "a@x.example", "email_verified": true, "phone_number": "+1", "address": {"country": "NZ"}});
+        let user = user.as_object().unwrap().clone();
+        let asked: Vec<String> = ["email", "phone_number", "address", "name"].iter().map(|s| s.to_string()).collect();
+        let got = release_requested_claims(&Scopes::parse("openid").unwrap(), &asked, &user);
+        assert!(got.is_empty(), "openid alone covers none of them: {got:?}");
+        let got = release_requested_claims(&Scopes::parse("openid email").unwrap(), &asked, &user);
+        assert_eq!(Value::Object(got), json!({"email": "a@x.example"}), "email is covered by the email scope, the rest are not");
+        let got = release_requested_claims(&Scopes::parse("openid email").unwrap(), &[], &user);
+        assert!(got.is_empty(), "the ID token carries only what was requested");
+    }
+
+    /// Review finding 8 (OIDC Core §3.1.2.2, §5.5.1): a `sub` claim request with a value is
+    /// kept (it is enforced against the session by the service); two different values, or a
+    /// value that is not a string, are refused.
+    #[test]
+    fn regression_sub_claim_value_is_kept_oidc_5_5_1() {
+        // {"id_token":{"sub":{"value":"u-1"}}}
+        let r = req("claims=%7B%22id_token%22%3A%7B%22sub%22%3A%7B%22value%22%3A%22u-1%22%7D%7D%7D").unwrap();
+        assert_eq!(r.sub_value.as_deref(), Some("u-1"));
+        // {"id_token":{"sub":{"value":"u-1"}},"userinfo":{"sub":{"value":"u-2"}}}
+        assert!(req("claims=%7B%22id_token%22%3A%7B%22sub%22%3A%7B%22value%22%3A%22u-1%22%7D%7D%2C%22userinfo%22%3A%7B%22sub%22%3A%7B%22value%22%3A%22u-2%22%7D%7D%7D").is_err());
+        // {"id_token":{"sub":{"value":7}}}
+        assert!(req("claims=%7B%22id_token%22%3A%7B%22sub%22%3A%7B%22value%22%3A7%7D%7D%7D").is_err());
+        // {"id_token":{"sub":null}}: no value, no requirement.
+        assert_eq!(req("claims=%7B%22id_token%22%3A%7B%22sub%22%3Anull%7D%7D").unwrap().sub_value, None);
     }
 
     /// §3.1.3.6 at_hash, checked against the example in OIDC Core Appendix A.3.

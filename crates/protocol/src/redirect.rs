@@ -33,9 +33,46 @@ pub fn validate_registration(uri: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// RFC 9700 §4.1.3: the requested URI must equal one registered URI, character for character.
-pub fn match_registered<'a>(requested: &str, registered: &'a [String]) -> Option<&'a str> {
-    registered.iter().find(|r| r.as_str() == requested).map(String::as_str)
+/// RFC 9700 §4.1.3: the requested URI must equal one registered URI, character for character,
+/// with one exception, RFC 8252 §7.3: "The authorization server MUST allow any port to be
+/// specified at the time of the request for loopback IP redirect URIs, to accommodate clients
+/// that obtain an available ephemeral port from the operating system at the time of the
+/// request." (RFC 9700 §2.1 keeps the same exception.) Only `http` URIs on the loopback IP
+/// literals `127.0.0.1` and `[::1]` get it, and only the port may differ: scheme, host, path and
+/// query still match exactly. Returns the URI to redirect to (the requested one).
+pub fn match_registered(requested: &str, registered: &[String]) -> Option<String> {
+    registered.iter().find(|r| r.as_str() == requested || loopback_port_match(requested, r)).map(|_| requested.to_string())
+}
+
+/// `requested` equals `registered` but for the port, and both are loopback IP `http` URIs.
+fn loopback_port_match(requested: &str, registered: &str) -> bool {
+    match (split_loopback(requested), split_loopback(registered)) {
+        (Some((host_a, _, rest_a)), Some((host_b, _, rest_b))) => host_a == host_b && rest_a == rest_b,
+        _ => false,
+    }
+}
+
+/// `http://127.0.0.1:8000/cb` → (`http://127.0.0.1`, `8000`, `/cb`); `None` unless the URI is
+/// `http` on a loopback IP literal with an empty or valid decimal port.
+fn split_loopback(uri: &str) -> Option<(&str, &str, &str)> {
+    let host_end = ["http://127.0.0.1", "http://[::1]"].iter().find(|h| uri.starts_with(**h))?.len();
+    let (host, after) = uri.split_at(host_end);
+    let (port, rest) = match after.strip_prefix(':') {
+        Some(p) => {
+            let end = p.find(['/', '?']).unwrap_or(p.len());
+            let (port, rest) = p.split_at(end);
+            if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u32>().ok().is_none_or(|n| n == 0 || n > 65535) {
+                return None;
+            }
+            (port, rest)
+        }
+        None => ("", after),
+    };
+    // The host must end here: `http://127.0.0.1.evil.example/` is not loopback.
+    if !(rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')) {
+        return None;
+    }
+    Some((host, port, rest))
 }
 
 /// Append response parameters to the query of a redirect URI (RFC 6749 §4.1.2), keeping any
@@ -86,6 +123,33 @@ mod tests {
             "https://app.example/cbx",
             "https://app.example.evil/cb",
             "http://127.0.0.1:9000/cb",
+        ] {
+            assert!(match_registered(bad, &reg).is_none(), "{bad}");
+        }
+    }
+
+    /// RFC 8252 §7.3 (and RFC 9700 §2.1): a loopback IP redirect URI matches with any port, and
+    /// only the port may differ; `localhost` and other hosts keep exact matching.
+    #[test]
+    fn regression_loopback_redirect_port_may_vary_rfc8252_7_3() {
+        let reg = vec!["http://127.0.0.1/cb".to_string(), "http://[::1]:8080/cb?x=1".to_string(), "http://localhost:3000/cb".to_string()];
+        for ok in ["http://127.0.0.1/cb", "http://127.0.0.1:51234/cb", "http://[::1]:8080/cb?x=1", "http://[::1]:1/cb?x=1", "http://[::1]/cb?x=1"] {
+            assert_eq!(match_registered(ok, &reg).as_deref(), Some(ok), "{ok}");
+        }
+        for bad in [
+            "http://127.0.0.1:51234/cb/",
+            "http://127.0.0.1:51234/cbx",
+            "http://127.0.0.1:51234/cb?x=1",
+            "http://127.0.0.1:0/cb",
+            "http://127.0.0.1:65536/cb",
+            "http://127.0.0.1:+80/cb",
+            "http://127.0.0.1:/cb",
+            "http://127.0.0.1.evil.example/cb",
+            "http://127.0.0.1@evil.example/cb",
+            "https://127.0.0.1:51234/cb",
+            "http://[::1]:8080/cb",
+            "http://127.0.0.1:8080/cb?x=1",
+            "http://localhost:3001/cb",
         ] {
             assert!(match_registered(bad, &reg).is_none(), "{bad}");
         }

@@ -70,6 +70,10 @@ pub struct PendingAuthorization {
     /// The user signed in (entered their password) during this request: OIDC `acr` "1".
     #[serde(default)]
     pub signed_in_here: bool,
+    /// The only user this request may be answered for: the `sub` of its `id_token_hint`
+    /// (OIDC Core §3.1.2.1) or of a `sub` claim request with a value (§3.1.2.2, §5.5.1).
+    #[serde(default)]
+    pub required_subject: Option<String>,
 }
 
 impl PendingAuthorization {
@@ -219,6 +223,20 @@ impl Tessera {
         } else {
             None
         };
+        // OIDC Core §3.1.2.1 id_token_hint and §3.1.2.2 / §5.5.1 a `sub` claim request with a
+        // value: the one user this request may be answered for, whether or not anyone is signed
+        // in yet. Checked again by every step that issues a code.
+        let hint_subject = match oidc_req.as_ref().and_then(|o| o.id_token_hint.as_deref()) {
+            Some(hint) => match self.id_token_hint_subject(hint) {
+                Some(sub) => Some(sub),
+                None => return fail(OAuthError::invalid_request("id_token_hint is not an ID token issued here")),
+            },
+            None => None,
+        };
+        let required_subject = match (hint_subject, oidc_req.as_ref().and_then(|o| o.sub_value.clone())) {
+            (Some(a), Some(b)) if a != b => return fail(OAuthError::invalid_request("id_token_hint and the sub claim request name different users")),
+            (a, b) => a.or(b),
+        };
         let pending = PendingAuthorization {
             id: secret::random_token(),
             client_id: client.client_id.clone(),
@@ -234,20 +252,20 @@ impl Tessera {
             force_login: false,
             force_consent: false,
             signed_in_here: false,
+            required_subject,
         };
         let signed_in = session.and_then(|s| s.user_id.as_deref().map(|u| (s, u)));
+        // RFC 8252 §8.6 and RFC 6749 §10.2: a public client's identity cannot be assured (anyone
+        // can send its client_id and a registered redirect URI), so remembered consent alone
+        // never answers it: the user sees the consent page every time (prompt=none gets
+        // consent_required), as Google and others do for native and browser apps.
         let consent_needed = match signed_in {
+            Some(_) if policy.auth_method == AuthMethod::None => true,
             Some((_, user_id)) => !req.scopes.is_subset(&self.granted_scopes(user_id, &client.client_id).await?),
             None => true,
         };
-        let hint_mismatch = match (&pending.oidc, signed_in) {
-            (Some(o), Some((_, user_id))) => match o.id_token_hint.as_deref() {
-                Some(hint) => match self.id_token_hint_subject(hint) {
-                    Some(sub) => sub != user_id,
-                    None => return fail(OAuthError::invalid_request("id_token_hint is not an ID token issued here")),
-                },
-                None => false,
-            },
+        let hint_mismatch = match (&pending.required_subject, signed_in) {
+            (Some(sub), Some((_, user_id))) => sub != user_id,
             _ => false,
         };
         let state = SessionState { signed_in: signed_in.is_some(), auth_time: session.and_then(|s| s.auth_time), hint_mismatch };
@@ -309,15 +327,41 @@ impl Tessera {
         Ok(self.store.find_consent(user_id, client_id).await?.map(|s| Scopes::parse(&s).unwrap_or_default()).unwrap_or_default())
     }
 
+    /// OIDC Core §3.1.2.1–3.1.2.3: whether this session may answer the pending request: `None`
+    /// when it may, or what the browser gets instead. Every step that can issue a code (the
+    /// consent page, its answer, and code issuance itself) asks this, so a request that needs a
+    /// fresh sign-in (`prompt=login`, `max_age`, `acr_values`, an `id_token_hint` or `sub`
+    /// request for another user) cannot be answered by posting the consent form directly.
+    fn unmet_authentication(&self, p: &PendingAuthorization, session: &SessionRecord) -> Result<Option<AuthorizeOutcome>, ServiceError> {
+        let Some(user_id) = session.user_id.as_deref() else { return Ok(Some(AuthorizeOutcome::Login(p.id.clone()))) };
+        // Cleared only by a sign-in during this request (POST /login).
+        if p.force_login {
+            return Ok(Some(AuthorizeOutcome::Login(p.id.clone())));
+        }
+        if p.required_subject.as_deref().is_some_and(|s| s != user_id) {
+            if !p.signed_in_here {
+                return Ok(Some(AuthorizeOutcome::Login(p.id.clone())));
+            }
+            // The user signed in during this request, as someone else. §3.1.2.2: "MUST NOT
+            // reply with an ID Token or Access Token for a different user".
+            let e = OAuthError::new(ErrorCode::LoginRequired, "the request names a different user than the one who signed in");
+            return Ok(Some(self.to_client(&p.target(), p.response_mode, error_fields(&e))?));
+        }
+        Ok(None)
+    }
+
     /// Decide what the consent step shows for this pending request: the page, or (when every
     /// scope was granted before) the redirect with a code.
     pub async fn consent_step(&self, p: &PendingAuthorization, session: &SessionRecord) -> Result<Result<ConsentView, AuthorizeOutcome>, ServiceError> {
+        if let Some(outcome) = self.unmet_authentication(p, session)? {
+            if matches!(outcome, AuthorizeOutcome::RedirectToClient(_) | AuthorizeOutcome::PostToClient { .. }) {
+                self.store.delete_pending_request(&p.id).await?;
+            }
+            return Ok(Err(outcome));
+        }
         let Some(user_id) = &session.user_id else {
             return Ok(Err(AuthorizeOutcome::Login(p.id.clone())));
         };
-        if p.force_login {
-            return Ok(Err(AuthorizeOutcome::Login(p.id.clone())));
-        }
         // From the client cache, as at /authorize: a deleted client is refused within its bound.
         let Some(client) = self.cached_client(&p.client_id).await? else {
             return Ok(Err(AuthorizeOutcome::ErrorPage(OAuthError::invalid_request("the client no longer exists"))));
@@ -326,8 +370,11 @@ impl Tessera {
             return Ok(Err(AuthorizeOutcome::Login(p.id.clone())));
         };
         // A device's request always asks (RFC 8628 §5.4: the user must see what they approve),
-        // and so does prompt=consent (OIDC Core §3.1.2.1).
-        let ask_all = p.device_user_code.is_some() || p.force_consent;
+        // and so does prompt=consent (OIDC Core §3.1.2.1), and so does a public client
+        // (RFC 8252 §8.6: remembered consent alone does not answer a client whose identity
+        // cannot be assured).
+        let public = client_policy(&client).auth_method == AuthMethod::None;
+        let ask_all = p.device_user_code.is_some() || p.force_consent || public;
         let granted = if ask_all { Scopes::default() } else { self.granted_scopes(user_id, &client.client_id).await? };
         let new = p.scopes().difference(&granted);
         if new.is_empty() {
@@ -348,6 +395,12 @@ impl Tessera {
 
     /// The user answered the consent page.
     pub async fn decide(&self, p: &PendingAuthorization, session: &SessionRecord, decision: Decision) -> Result<AuthorizeOutcome, ServiceError> {
+        if let Some(outcome) = self.unmet_authentication(p, session)? {
+            if matches!(outcome, AuthorizeOutcome::RedirectToClient(_) | AuthorizeOutcome::PostToClient { .. }) {
+                self.store.delete_pending_request(&p.id).await?;
+            }
+            return Ok(outcome);
+        }
         let (Some(user_id), Some(auth_time)) = (&session.user_id, session.auth_time) else {
             return Ok(AuthorizeOutcome::Login(p.id.clone()));
         };
@@ -379,6 +432,11 @@ impl Tessera {
     /// The OpenID Connect context (nonce, session, requested claims) travels with the code, and
     /// the client is remembered in the session for logout.
     async fn issue_code(&self, p: &PendingAuthorization, session: &SessionRecord) -> Result<AuthorizeOutcome, ServiceError> {
+        // The callers checked already; checked again here, where the code is made, so that no
+        // path added later can skip the request's authentication requirements.
+        if let Some(outcome) = self.unmet_authentication(p, session)? {
+            return Ok(outcome);
+        }
         let (Some(user_id), Some(auth_time)) = (&session.user_id, session.auth_time) else {
             return Ok(AuthorizeOutcome::Login(p.id.clone()));
         };
@@ -419,8 +477,14 @@ fn error_fields(e: &OAuthError) -> Vec<(String, String)> {
     f
 }
 
-/// The token audience: the APIs that define the requested scopes, or the one named by the
-/// RFC 8707 `resource` parameter, which must then define every requested scope.
+/// The token audience: the one API that defines the requested scopes, which the RFC 8707
+/// `resource` parameter may name (it must then define every requested scope).
+///
+/// One audience per access token (RFC 9700 §2.3: "access tokens SHOULD be audience-restricted
+/// to a specific resource server, or, if that is not feasible, to a small set of resource
+/// servers"; RFC 8707 §2): a token for two APIs could be replayed by either at the other, so
+/// scopes of several APIs in one request are refused with `invalid_target`, asking the client
+/// to request each API's scopes (and `resource`) separately.
 pub(crate) fn audience_for(scopes: &Scopes, resource: Option<&str>, catalog: &ScopeCatalog) -> Result<Vec<String>, OAuthError> {
     let mut apis: Vec<String> = Vec::new();
     for s in scopes.iter() {
@@ -429,6 +493,12 @@ pub(crate) fn audience_for(scopes: &Scopes, resource: Option<&str>, catalog: &Sc
                 apis.push(a.to_string());
             }
         }
+    }
+    if apis.len() > 1 {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            format!("the requested scopes belong to several APIs ({}); request one API's scopes at a time, naming it with the resource parameter", apis.join(", ")),
+        ));
     }
     match resource {
         None => Ok(apis),

@@ -124,13 +124,14 @@ impl Tessera {
             state: None,
             scope: d.scope.clone(),
             code_challenge: None,
-            audience: serde_json::from_str(&d.audience).unwrap_or_default(),
+            audience: super::decode_audience(&d.audience)?,
             device_user_code: Some(d.user_code.clone()),
             oidc: None,
             response_mode: Default::default(),
             force_login: false,
             force_consent: false,
             signed_in_here: false,
+            required_subject: None,
         };
         self.save_pending(&pending, session).await?;
         Ok(Ok(if session.user_id.is_some() { AuthorizeOutcome::Consent(pending.id) } else { AuthorizeOutcome::Login(pending.id) }))

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use std::time::Duration;
 use tessera_jose::Alg;
 use tessera_protocol::OAuthError;
-use tessera_protocol::oidc::{ACR_PASSWORD, ACR_SSO, OidcRequest, at_hash, release_claims};
+use tessera_protocol::oidc::{ACR_PASSWORD, ACR_SSO, OidcRequest, at_hash, release_claims, release_requested_claims};
 use tessera_protocol::scope::Scopes;
 use tessera_storage::{ClientRecord, SessionRecord, UserRecord};
 
@@ -54,8 +54,10 @@ impl OidcContext {
     pub fn to_json(&self) -> Result<String, ServiceError> {
         serde_json::to_string(self).map_err(|e| OAuthError::server_error(e.to_string()).into())
     }
-    pub fn parse(s: Option<&str>) -> Option<Self> {
-        s.and_then(|s| serde_json::from_str(s).ok())
+    /// The stored context; a row that does not decode is a store error (a damaged row must not
+    /// turn into an ID token without its nonce or session).
+    pub fn parse(s: Option<&str>) -> Result<Option<Self>, ServiceError> {
+        s.map(|s| serde_json::from_str(s).map_err(|e| tessera_storage::StoreError::Other(format!("a stored OpenID Connect context does not decode: {e}")).into())).transpose()
     }
 }
 
@@ -109,22 +111,34 @@ pub enum LogoutOutcome {
 }
 
 impl Tessera {
-    /// The `sub` of an ID token we issued (signature checked; expiry ignored, as OIDC Core
-    /// §3.1.2.1 allows for `id_token_hint`), or `None` when it is not ours.
-    pub fn id_token_hint_subject(&self, hint: &str) -> Option<String> {
+    /// The claims of an ID token we issued (signature checked; expiry ignored, as OIDC Core
+    /// §3.1.2.1 allows for `id_token_hint`), or `None` when it is not ours or not an ID token.
+    ///
+    /// Everything Tessera signs is a JWT with the same keys, so the signature alone does not
+    /// say "ID token": access tokens (`typ: at+jwt`, RFC 9068 §2.1) and logout tokens
+    /// (`typ: logout+jwt`) are refused by their `typ`, and an ID token must carry what §2
+    /// requires of one (`sub`, `aud`, `iat`, `exp`) and no access-token claims.
+    fn verified_id_token(&self, hint: &str) -> Option<Map<String, Value>> {
         let keys = self.keys.current();
         let v = tessera_jose::verify_compact(hint, |kid| keys.find(kid)).ok()?;
-        if v.claims.get("iss").and_then(Value::as_str) != Some(self.config.issuer.as_str()) {
+        if v.header.get("typ").and_then(Value::as_str) != Some("JWT") {
             return None;
         }
-        v.claims.get("sub").and_then(Value::as_str).map(str::to_string)
+        let Value::Object(claims) = v.claims else { return None };
+        let issued_here = claims.get("iss").and_then(Value::as_str) == Some(self.config.issuer.as_str());
+        let shaped = ["sub", "aud", "iat", "exp"].iter().all(|c| claims.contains_key(*c)) && !["scope", "client_id", "events"].iter().any(|c| claims.contains_key(*c));
+        (issued_here && shaped).then_some(claims)
+    }
+
+    /// The `sub` of an ID token we issued, for `id_token_hint` (OIDC Core §3.1.2.1).
+    pub fn id_token_hint_subject(&self, hint: &str) -> Option<String> {
+        self.verified_id_token(hint)?.get("sub").and_then(Value::as_str).map(str::to_string)
     }
 
     /// The client an ID token was issued to (its `aud`), for logout without `client_id`.
     fn id_token_hint_client(&self, hint: &str) -> Option<String> {
-        let keys = self.keys.current();
-        let v = tessera_jose::verify_compact(hint, |kid| keys.find(kid)).ok()?;
-        match v.claims.get("aud") {
+        let claims = self.verified_id_token(hint)?;
+        match claims.get("aud") {
             Some(Value::String(a)) => Some(a.clone()),
             Some(Value::Array(a)) => a.first().and_then(Value::as_str).map(str::to_string),
             _ => None,
@@ -136,13 +150,15 @@ impl Tessera {
         client.id_token_signed_response_alg.as_deref().and_then(|a| a.parse().ok()).unwrap_or(Alg::RS256)
     }
 
-    /// OIDC Core §2 and §3.1.3.6: an ID token for `client`.
-    pub async fn id_token(&self, client_id: &str, user_id: &str, auth_time: i64, ctx: &OidcContext, access_token: &str, with_nonce: bool) -> Result<String, ServiceError> {
+    /// OIDC Core §2 and §3.1.3.6: an ID token for `client`, carrying the claims requested for
+    /// it (§5.5) that the granted `scope` covers.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn id_token(&self, client_id: &str, user_id: &str, scope: &Scopes, auth_time: i64, ctx: &OidcContext, access_token: &str, with_nonce: bool) -> Result<String, ServiceError> {
         let now = self.now();
         let client = self.cached_client(client_id).await?.ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
         let user = self.store.find_user(user_id).await?.ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
         let alg = Self::id_token_alg(&client);
-        let mut claims = release_claims(&Scopes::default(), &ctx.claims_id_token, &user_claims(&user));
+        let mut claims = release_requested_claims(scope, &ctx.claims_id_token, &user_claims(&user));
         claims.insert("iss".into(), json!(self.config.issuer));
         claims.insert("sub".into(), json!(user.id));
         claims.insert("aud".into(), json!(client_id));
@@ -193,10 +209,10 @@ impl Tessera {
         }
         let sub = c.get("sub").and_then(Value::as_str).unwrap_or("");
         let user = self.store.find_user(sub).await?.ok_or(UserinfoError::InvalidToken("the user no longer exists"))?;
-        // Claims follow the scopes, plus those the `claims` request asked UserInfo for (§5.5),
-        // which the access token carries.
-        let requested: Vec<String> = c.get("userinfo_claims").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default();
-        let mut out = release_claims(&scopes, &requested, &user_claims(&user));
+        // Claims follow the granted scopes (§5.4). Claims the `claims` request asked UserInfo for
+        // (§5.5) are released only when a granted scope covers them, and every claim a scope
+        // covers is already here: the user consented to scopes, not to individual requests.
+        let mut out = release_claims(&scopes, &user_claims(&user));
         out.insert("sub".into(), json!(user.id));
         Ok(Value::Object(out))
     }

@@ -177,15 +177,15 @@ impl Tessera {
     ) -> Result<Result<TokenResponse, NotConsumed>, ServiceError> {
         let now = self.now();
         let is_oidc = scope.contains("openid");
-        let ctx = super::oidc::OidcContext::parse(lineage.oidc.as_deref());
+        let ctx = super::oidc::OidcContext::parse(lineage.oidc.as_deref())?;
         let userinfo_claims = match (is_oidc, &ctx) {
             (true, Some(c)) => c.claims_userinfo.clone(),
             _ => Vec::new(),
         };
         let access_token = self.sign_access_token(&client.client_id, user_id, scope, audience, grant_jti(&lineage.family_id), userinfo_claims)?;
         let id_token = match (is_oidc, ctx) {
-            (true, Some(ctx)) => Some(self.id_token(&client.client_id, user_id, lineage.auth_time, &ctx, &access_token, lineage.with_nonce).await?),
-            (true, None) => Some(self.id_token(&client.client_id, user_id, lineage.auth_time, &Default::default(), &access_token, false).await?),
+            (true, Some(ctx)) => Some(self.id_token(&client.client_id, user_id, scope, lineage.auth_time, &ctx, &access_token, lineage.with_nonce).await?),
+            (true, None) => Some(self.id_token(&client.client_id, user_id, scope, lineage.auth_time, &Default::default(), &access_token, false).await?),
             _ => None,
         };
         // OIDC Core §11: for OpenID Connect requests, offline_access governs refresh tokens;

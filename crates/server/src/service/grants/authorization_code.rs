@@ -45,7 +45,7 @@ pub async fn redeem(svc: &Tessera, client: &ClientPolicy, req: &CodeRequest) -> 
         return Err(e.into());
     }
     let scope = Scopes::parse(&code.scope)?;
-    let audience: Vec<String> = serde_json::from_str(&code.audience).unwrap_or_default();
+    let audience: Vec<String> = crate::service::decode_audience(&code.audience)?;
     let lineage = Lineage { family_id: code.grant_id.clone(), auth_time: code.auth_time, family_expires_at: now + svc.config.refresh_token_lifetime, oidc: code.oidc.clone(), with_nonce: true };
     match svc.issue_tokens_consuming(client, &code.user_id, &scope, &scope, &audience, lineage, Consume::Code(&hash)).await? {
         Ok(tokens) => Ok(tokens),

@@ -46,7 +46,7 @@ pub async fn poll(svc: &Tessera, client: &ClientPolicy, req: &DeviceCodeRequest)
         return Err(OAuthError::invalid_grant("the device code has no user").into());
     };
     let scope = Scopes::parse(&d.scope)?;
-    let audience: Vec<String> = serde_json::from_str(&d.audience).unwrap_or_default();
+    let audience: Vec<String> = crate::service::decode_audience(&d.audience)?;
     let lineage = Lineage { family_id: secret::random_id(), auth_time: d.auth_time.unwrap_or(now), family_expires_at: now + svc.config.refresh_token_lifetime, oidc: d.oidc.clone(), with_nonce: false };
     match svc.issue_tokens_consuming(client, &user_id, &scope, &scope, &audience, lineage, Consume::DeviceCode(&hash)).await? {
         Ok(tokens) => Ok(tokens),

@@ -43,7 +43,7 @@ pub async fn refresh(svc: &Tessera, client: &ClientPolicy, req: &RefreshRequest)
         if svc.store.find_user(&t.user_id).await?.is_none() {
             return Err(OAuthError::invalid_grant("the user no longer exists").into());
         }
-        let audience: Vec<String> = serde_json::from_str(&t.audience).unwrap_or_default();
+        let audience: Vec<String> = crate::service::decode_audience(&t.audience)?;
         let lineage = Lineage { family_id: t.family_id.clone(), auth_time: t.auth_time, family_expires_at: t.family_expires_at, oidc: t.oidc.clone(), with_nonce: false };
         return match svc.issue_tokens_consuming(client, &t.user_id, &scope, &granted, &audience, lineage, Consume::RefreshToken(&hash)).await? {
             Ok(tokens) => Ok(tokens),
