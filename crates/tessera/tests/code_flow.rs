@@ -53,11 +53,15 @@ async fn rfc7636_public_client_with_pkce() {
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
     let (status, body, _) = token_form(&s.url, &[("grant_type", "authorization_code"), ("client_id", &id), ("code", &code), ("redirect_uri", CB), ("code_verifier", &verifier)]).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "a code that failed PKCE is not usable again");
-    // A fresh code with the right verifier works (consent is remembered: no page this time).
+    // A fresh code with the right verifier works (a public client sees the consent page again:
+    // remembered consent alone does not answer it, RFC 8252 §8.6).
     let (verifier, challenge) = pkce_pair();
     let res = b.get(&s.authorize_url(&id, CB, "notes.read", "y", Some(&challenge))).await;
     assert_eq!(res.status(), 303);
-    let code = query(&location(&res))["code"].clone();
+    let consent = location(&res);
+    assert!(consent.starts_with("/consent?request="), "{consent}");
+    let html = b.get(&consent).await.text().await.unwrap();
+    let code = query(&b.decide(&html, "allow").await)["code"].clone();
     let (status, body, _) = token_form(&s.url, &[("grant_type", "authorization_code"), ("client_id", &id), ("code", &code), ("redirect_uri", CB), ("code_verifier", &verifier)]).await;
     assert_eq!(status, 200, "{body}");
 }
