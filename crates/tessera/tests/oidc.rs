@@ -175,9 +175,10 @@ async fn core_5_3_userinfo() {
     assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("insufficient_scope"));
 }
 
-/// OIDC Core §5.5: the `claims` parameter asks for individual claims beyond the scopes, per
-/// target: `id_token` members appear in the ID token, `userinfo` members at UserInfo (also with
-/// access tokens from a refresh), and neither leaks into the other.
+/// OIDC Core §5.5: the `claims` parameter asks for individual claims per target, within what the
+/// granted scopes cover (§5.4; security review finding 2): `id_token` members appear in the ID
+/// token, UserInfo answers for the scopes (also with access tokens from a refresh), and a claim
+/// no granted scope covers is released nowhere.
 #[tokio::test]
 async fn core_5_5_claims_parameter() {
     let s = TestServer::start().await;
@@ -185,10 +186,11 @@ async fn core_5_5_claims_parameter() {
     changes.insert("phone_number".into(), "+64 21 000 000".into());
     tessera_server::service::admin::update_user(&*s.svc.store, USER, None, None, changes, 1).await.unwrap();
     let (id, secret) = oidc_client(&s, None).await;
-    let claims = r#"{"id_token":{"email":{"essential":true}},"userinfo":{"phone_number":null,"email_verified":null}}"#;
-    let body = code_and_tokens(&s, &Browser::new(&s.url), &id, &secret, "openid offline_access", &[("claims", claims)]).await;
+    let claims = r#"{"id_token":{"email":{"essential":true},"name":null},"userinfo":{"phone_number":null,"email_verified":null}}"#;
+    let body = code_and_tokens(&s, &Browser::new(&s.url), &id, &secret, "openid email phone offline_access", &[("claims", claims)]).await;
     let (_, c) = verify(&s, body["id_token"].as_str().unwrap(), jsonwebtoken::Algorithm::RS256, &id).await;
-    assert_eq!(c["email"], "alice@example.com", "requested for the ID token");
+    assert_eq!(c["email"], "alice@example.com", "requested for the ID token, covered by the email scope");
+    assert!(c.get("name").is_none(), "requested for the ID token, but profile was not granted");
     assert!(c.get("phone_number").is_none(), "requested for UserInfo only");
     let http = reqwest::Client::new();
     let userinfo = |at: String| {
@@ -199,16 +201,16 @@ async fn core_5_5_claims_parameter() {
     let info = userinfo(body["access_token"].as_str().unwrap().to_string()).await;
     assert_eq!(info["phone_number"], "+64 21 000 000");
     assert_eq!(info["email_verified"], false);
-    assert!(info.get("email").is_none(), "email was requested for the ID token only, and the email scope was not granted");
+    assert_eq!(info["email"], "alice@example.com", "the email scope was granted");
     assert!(info.get("name").is_none(), "profile was not granted");
     let (status, r, _) = token_basic(&s.url, &id, &secret, &[("grant_type", "refresh_token"), ("refresh_token", body["refresh_token"].as_str().unwrap())]).await;
     assert_eq!(status, 200, "{r}");
     let info = userinfo(r["access_token"].as_str().unwrap().to_string()).await;
-    assert_eq!(info["phone_number"], "+64 21 000 000", "the request lives on with the grant");
-    // Without the claims parameter: scopes alone.
-    let plain = code_and_tokens(&s, &Browser::new(&s.url), &id, &secret, "openid", &[]).await;
+    assert_eq!(info["phone_number"], "+64 21 000 000", "the grant lives on");
+    // openid alone, asking for the same claims: nothing beyond sub.
+    let plain = code_and_tokens(&s, &Browser::new(&s.url), &id, &secret, "openid", &[("claims", claims)]).await;
     let info = userinfo(plain["access_token"].as_str().unwrap().to_string()).await;
-    assert!(info.get("phone_number").is_none(), "{info}");
+    assert!(info.get("phone_number").is_none() && info.get("email").is_none(), "{info}");
 }
 
 /// OIDC Core §2 `acr` and §3.1.2.1 `acr_values`: "1" when the user signed in during the
