@@ -414,7 +414,10 @@ mod proptests {
         proptest::collection::btree_map(name, claim_spec(), 0..20).prop_map(|m| m.into_iter().collect())
     }
 
-    fn claims_json() -> impl Strategy<Value = (Option<Map<String, Value>>, Option<Map<String, Value>>)> {
+    /// The `id_token` and `userinfo` members, each present or not.
+    type Targets = (Option<Map<String, Value>>, Option<Map<String, Value>>);
+
+    fn claims_json() -> impl Strategy<Value = Targets> {
         (proptest::option::of(members()), proptest::option::of(members()))
     }
 
