@@ -95,3 +95,68 @@ mod tests {
         assert_eq!(check(&[b"Bearer abc"], "/notes?not_access_token=1").unwrap(), "abc");
     }
 }
+
+/// Property-based tests of RFC 6750 §2.1 / §2.3 on arbitrary headers and URIs.
+#[cfg(test)]
+mod proptests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use axum::http::HeaderValue;
+    use proptest::prelude::*;
+
+    /// RFC 6750 §2.1 `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+    const B64TOKEN: &str = "[A-Za-z0-9._~+/-]{1,300}={0,2}";
+
+    fn headers(values: &[Vec<u8>]) -> Option<HeaderMap> {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::AUTHORIZATION, HeaderValue::from_bytes(v).ok()?);
+        }
+        Some(h)
+    }
+
+    proptest! {
+        /// RFC 6750 §2.1: any Authorization values and any query never panic; what is accepted
+        /// is one b64token, at most MAX_TOKEN_LEN long, taken from the end of the one header.
+        #[test]
+        fn rfc6750_2_1_arbitrary_request_never_panics(
+            values in proptest::collection::vec(prop_oneof![any::<Vec<u8>>(), "(?i:bearer)? {0,3}[ -~]{0,60}".prop_map(String::into_bytes)], 0..3),
+            query in "([a-z_]{0,14}(=[ -~]{0,10})?&?){0,3}",
+        ) {
+            let Some(h) = headers(&values) else { return Ok(()) };
+            let Ok(uri) = format!("/notes?{query}").parse::<Uri>() else { return Ok(()) };
+            if let Ok(t) = extract(&h, &uri) {
+                prop_assert_eq!(values.len(), 1);
+                prop_assert!(is_b64token(t) && t.len() <= MAX_TOKEN_LEN);
+                prop_assert!(values[0].ends_with(t.as_bytes()));
+            }
+        }
+
+        /// RFC 6750 §2.1 with RFC 7235 §2.1: `Bearer` in any case, one or more spaces, then any
+        /// b64token: the token is read back exactly.
+        #[test]
+        fn rfc6750_2_1_b64token_round_trips(token in B64TOKEN, scheme in "(?i:bearer)", spaces in " {1,3}") {
+            let h = headers(&[format!("{scheme}{spaces}{token}").into_bytes()]).unwrap();
+            prop_assert_eq!(extract(&h, &"/notes".parse().unwrap()).unwrap(), token.as_str());
+        }
+
+        /// RFC 6750 §2.1: one character outside b64token inside the credentials is
+        /// invalid_request, never a token.
+        #[test]
+        fn rfc6750_2_1_non_b64token_is_refused(token in "[A-Za-z0-9._~+/-]{1,60}", bad in "[ -~]".prop_filter("not b64token", |c| !c.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/= ".contains(&b))), at in any::<prop::sample::Index>()) {
+            let mut t = token;
+            t.insert_str(at.index(t.len() + 1), &bad);
+            let h = headers(&[format!("Bearer {t}").into_bytes()]).unwrap();
+            prop_assert!(matches!(extract(&h, &"/notes".parse().unwrap()), Err(GuardError::InvalidRequest(_))));
+        }
+
+        /// RFC 6750 §2.3 (with RFC 9700 §4.3.2): an `access_token` query parameter anywhere in the
+        /// query is refused, with or without a header.
+        #[test]
+        fn rfc6750_2_3_query_token_is_refused(before in "([a-z]{1,6}=[a-z0-9]{0,6}&){0,3}", after in "(&[a-z]{1,6}=[a-z0-9]{0,6}){0,3}", token in "[A-Za-z0-9._-]{0,40}", with_header in any::<bool>()) {
+            let values = if with_header { vec![b"Bearer abc".to_vec()] } else { vec![] };
+            let uri: Uri = format!("/notes?{before}access_token={token}{after}").parse().unwrap();
+            prop_assert!(matches!(extract(&headers(&values).unwrap(), &uri), Err(GuardError::InvalidRequest(_))));
+        }
+    }
+}

@@ -334,3 +334,91 @@ mod tests {
         assert!(key.public_jwk().get("d").is_none());
     }
 }
+
+/// Property-based tests of RFC 7515 §5.2 verification on arbitrary and mutated tokens.
+#[cfg(test)]
+mod proptests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::LazyLock;
+
+    /// One key per algorithm for the whole run (RSA generation is slow).
+    static KEYS: LazyLock<Vec<SigningKey>> = LazyLock::new(|| Alg::ALL.iter().map(|&alg| SigningKey::from_pkcs8(alg, &generate(alg).unwrap()).unwrap()).collect());
+
+    fn find(kid: &str) -> Option<&'static SigningKey> {
+        KEYS.iter().find(|k| k.kid() == kid)
+    }
+
+    /// JWT claims sets: string, number and boolean members with any names and text.
+    fn claims() -> impl Strategy<Value = serde_json::Map<String, Value>> {
+        let value = prop_oneof![any::<String>().prop_map(Value::from), any::<i64>().prop_map(Value::from), any::<bool>().prop_map(Value::from)];
+        proptest::collection::btree_map("[a-z_]{1,10}", value, 0..8).prop_map(|m| m.into_iter().collect())
+    }
+
+    fn key() -> impl Strategy<Value = &'static SigningKey> {
+        (0..Alg::ALL.len()).prop_map(|i| &KEYS[i])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// RFC 7515 §5.2: a token signed by one of our keys verifies, and gives back the claims
+        /// and the header that were signed, for each algorithm.
+        #[test]
+        fn rfc7515_5_2_signed_token_verifies(key in key(), claims in claims(), typ in prop_oneof![Just("at+jwt"), Just("JWT"), Just("logout+jwt"), Just("x+jwt")]) {
+            let jwt = key.sign_jwt(typ, &claims).unwrap();
+            let v = verify_compact(&jwt, find).unwrap();
+            prop_assert_eq!(v.claims, Value::Object(claims));
+            prop_assert_eq!(v.header, json!({"alg": key.alg().as_str(), "typ": typ, "kid": key.kid()}));
+        }
+
+        /// RFC 7515 §5.2: changing any one byte of the header, the payload, the signature or a
+        /// separator makes verification fail, never panic and never succeed.
+        #[test]
+        fn rfc7515_5_2_one_byte_changed_is_rejected(key in key(), claims in claims(), at in any::<prop::sample::Index>(), byte in prop_oneof![0x20u8..0x7f, any::<u8>()]) {
+            let jwt = key.sign_jwt("at+jwt", &claims).unwrap();
+            let mut bytes = jwt.clone().into_bytes();
+            let i = at.index(bytes.len());
+            prop_assume!(bytes[i] != byte);
+            bytes[i] = byte;
+            // A header value that is not UTF-8 never reaches the verifier as a &str.
+            if let Ok(mutated) = String::from_utf8(bytes) {
+                prop_assert!(verify_compact(&mutated, find).is_err(), "byte {} of {}", i, jwt);
+            }
+        }
+
+        /// RFC 7515 §5.2: a header naming our key and algorithm over any payload and any
+        /// signature (unsigned, or signed by another of our keys) is rejected.
+        #[test]
+        fn rfc7515_5_2_forged_signature_is_rejected(key in key(), other in key(), claims in claims(), sig in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let jwt = key.sign_jwt("at+jwt", &claims).unwrap();
+            let input = &jwt[..jwt.rfind('.').unwrap()];
+            let unsigned = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&sig));
+            prop_assert!(verify_compact(&unsigned, find).is_err());
+            if other.kid() != key.kid() {
+                let theirs = other.sign_jwt("at+jwt", &claims).unwrap();
+                let sig = &theirs[theirs.rfind('.').unwrap() + 1..];
+                let swapped = format!("{input}.{sig}");
+                prop_assert!(verify_compact(&swapped, find).is_err());
+            }
+        }
+
+        /// RFC 7515 §5.2 and RFC 8725 §3.1: any string (huge, unicode, three dots) never
+        /// panics, and nothing unsigned verifies; a header whose `alg` is not the key's
+        /// (`none`, HS256, another asymmetric one) is refused.
+        #[test]
+        fn rfc7515_5_2_arbitrary_token_never_panics(s in prop_oneof![any::<String>(), "[A-Za-z0-9_.-]{0,400}", "([A-Za-z0-9_-]{0,40}\\.){0,4}[A-Za-z0-9_-]{0,40}"], times in 1usize..30, key in key(), alg in prop_oneof![prop::sample::select(vec!["none", "HS256", "ES256", "RS256", "EdDSA"]).prop_map(String::from), "[A-Za-z0-9]{0,8}"], payload in any::<Vec<u8>>()) {
+            prop_assert!(verify_compact(&s, find).is_err());
+            prop_assert!(verify_compact(&s.repeat(times), find).is_err());
+            prop_assume!(alg != key.alg().as_str());
+            let h = URL_SAFE_NO_PAD.encode(json!({"alg": alg, "kid": key.kid(), "typ": "at+jwt"}).to_string());
+            let p = URL_SAFE_NO_PAD.encode(&payload);
+            let signed = key.sign_jwt("at+jwt", &json!({})).unwrap();
+            let sig = &signed[signed.rfind('.').unwrap() + 1..];
+            let (confused, empty) = (format!("{h}.{p}.{sig}"), format!("{h}.{p}."));
+            prop_assert!(verify_compact(&confused, find).is_err());
+            prop_assert!(verify_compact(&empty, find).is_err());
+        }
+    }
+}

@@ -178,10 +178,12 @@ fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
     Ok((id, secret))
 }
 
-/// Decode one application/x-www-form-urlencoded component.
+/// Decode one application/x-www-form-urlencoded component (`+` is a space, `%XX` a byte),
+/// the whole of it: a raw `&` or `=` is part of the value, not a field separator, so that
+/// `secret&anything` is not read as `secret`. None when the bytes are not UTF-8.
 fn form_decode(s: &str) -> Option<String> {
-    let probe = format!("v={s}");
-    form_urlencoded::parse(probe.as_bytes()).next().map(|(_, v)| v.into_owned()).filter(|v| !v.contains('\u{fffd}'))
+    let plus_as_space: Vec<u8> = s.bytes().map(|b| if b == b'+' { b' ' } else { b }).collect();
+    percent_encoding::percent_decode(&plus_as_space).decode_utf8().ok().map(|v| v.into_owned()).filter(|v| !v.contains('\u{fffd}'))
 }
 
 #[cfg(test)]
@@ -237,6 +239,18 @@ mod tests {
         }
     }
 
+    /// RFC 6749 §2.3.1: the Basic password is the whole form-urlencoded secret; found by
+    /// `proptests::rfc6749_2_3_1_secret_is_not_truncated_at_ampersand`: `hunter2&x` was read
+    /// as `hunter2` (and `my-app&x` as the client `my-app`).
+    #[test]
+    fn regression_basic_credentials_cut_at_ampersand_rfc6749_2_3_1() {
+        let c = presented_credentials(Some(&basic("my-app", "hunter2&x")), &params("")).unwrap();
+        assert_eq!(c.secret, Some(Secret("hunter2&x".into())));
+        let c = presented_credentials(Some(&basic("my-app&x", "hunter2")), &params("")).unwrap();
+        assert_eq!(c.client_id, "my-app&x");
+        assert_eq!(presented_credentials(Some(&basic("a", "%FF")), &params("")).unwrap_err().code, crate::ErrorCode::InvalidClient, "not UTF-8");
+    }
+
     #[test]
     fn secret_debug_is_redacted() {
         assert_eq!(format!("{:?}", Secret("hunter2".into())), "Secret(<redacted>)");
@@ -250,5 +264,85 @@ mod tests {
         }
         assert!("password".parse::<GrantType>().is_err());
         assert!("implicit".parse::<GrantType>().is_err());
+    }
+}
+
+/// Property-based tests of RFC 6749 §2.3.1 client credentials on arbitrary input.
+#[cfg(test)]
+mod proptests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use proptest::prelude::*;
+
+    /// RFC 6749 §2.3.1 / Appendix B: form-urlencode id and secret, join with `:`, base64.
+    fn basic(scheme: &str, id: &str, secret: &str) -> String {
+        let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        format!("{scheme} {}", STANDARD.encode(format!("{}:{}", enc(id), enc(secret))))
+    }
+
+    /// Identifiers and secrets: any Unicode but U+FFFD (refused as a decoding artefact).
+    fn text(min: usize, max: usize) -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::collection::vec(any::<char>().prop_filter("no U+FFFD", |c| *c != '\u{fffd}'), min..max).prop_map(|v| v.into_iter().collect::<String>()),
+            proptest::string::string_regex(&format!("[a-zA-Z0-9:%+&= ._~é-]{{{min},{max}}}")).unwrap(),
+        ]
+    }
+
+    proptest! {
+        /// RFC 6749 §2.3.1: any Authorization header value is parsed without a panic.
+        #[test]
+        fn rfc6749_2_3_1_arbitrary_header_never_panics(header in any::<String>()) {
+            let _ = presented_credentials(Some(&header), &Params::default());
+        }
+
+        /// RFC 6749 §2.3.1: any base64 payload (arbitrary bytes, invalid UTF-8 included) after
+        /// `Basic ` is parsed without a panic, and what is accepted has a non-empty id.
+        #[test]
+        fn rfc6749_2_3_1_arbitrary_basic_payload_never_panics(payload in proptest::collection::vec(any::<u8>(), 0..600)) {
+            if let Ok(c) = presented_credentials(Some(&format!("Basic {}", STANDARD.encode(&payload))), &Params::default()) {
+                prop_assert!(!c.client_id.is_empty());
+            }
+        }
+
+        /// RFC 6749 §2.3.1: an id and secret encoded as the section says parse back to the same
+        /// id and secret, whatever characters they hold (`:`, `%`, `+`, `&`, `=`, Unicode),
+        /// and the scheme name is case-insensitive (RFC 7235 §2.1).
+        #[test]
+        fn rfc6749_2_3_1_basic_round_trips(id in text(1, 40), secret in text(0, 60), upper in any::<bool>()) {
+            let scheme = if upper { "BASIC" } else { "Basic" };
+            let c = presented_credentials(Some(&basic(scheme, &id, &secret)), &Params::default()).unwrap();
+            prop_assert_eq!(c.client_id, id);
+            prop_assert_eq!(c.secret, Some(Secret(secret)));
+            prop_assert_eq!(c.method, AuthMethod::ClientSecretBasic);
+        }
+
+        /// RFC 6749 §2.3.1: the password is the whole form-urlencoded secret. A raw `&` never
+        /// appears in an encoded value, and what follows one is part of the value, not a second
+        /// form field to drop: `secret&anything` must not authenticate as `secret`.
+        #[test]
+        fn rfc6749_2_3_1_secret_is_not_truncated_at_ampersand(id in text(1, 20), secret in text(0, 30), tail in "[a-z=&]{0,10}") {
+            let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let header = format!("Basic {}", STANDARD.encode(format!("{}:{}&{tail}", enc(&id), enc(&secret))));
+            if let Ok(c) = presented_credentials(Some(&header), &Params::default()) {
+                prop_assert_ne!(c.secret, Some(Secret(secret.clone())));
+            }
+            let header = format!("Basic {}", STANDARD.encode(format!("{}&{tail}:{}", enc(&id), enc(&secret))));
+            if let Ok(c) = presented_credentials(Some(&header), &Params::default()) {
+                prop_assert_ne!(c.client_id, id);
+            }
+        }
+
+        /// RFC 6749 §2.3: Basic beside a body `client_secret` is two methods, refused; a body
+        /// `client_id` naming another client is refused.
+        #[test]
+        fn rfc6749_2_3_one_method_only(id in text(1, 20), secret in text(0, 20), other in text(1, 20)) {
+            let body = |s: &str| Params::parse(s.as_bytes()).unwrap();
+            let header = basic("Basic", &id, &secret);
+            let two = form_urlencoded::Serializer::new(String::new()).append_pair("client_secret", &format!("x{secret}")).finish();
+            prop_assert_eq!(presented_credentials(Some(&header), &body(&two)).unwrap_err().code, crate::ErrorCode::InvalidRequest);
+            let named = form_urlencoded::Serializer::new(String::new()).append_pair("client_id", &other).finish();
+            let r = presented_credentials(Some(&header), &body(&named));
+            prop_assert_eq!(r.is_ok(), other == id);
+        }
     }
 }

@@ -453,3 +453,96 @@ mod tests {
         assert!(p("response_mode=fragment").is_err());
     }
 }
+
+/// Property-based tests of the OIDC Core §5.5 `claims` parameter on arbitrary input.
+#[cfg(test)]
+mod proptests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+    use std::collections::BTreeSet;
+
+    fn with_claims(claims: &str) -> Result<OidcRequest, OAuthError> {
+        let q = form_urlencoded::Serializer::new(String::new()).append_pair("claims", claims).finish();
+        OidcRequest::parse(&Params::parse(q.as_bytes())?)
+    }
+
+    /// §5.5.1: each requested claim is `null` or an object with `essential`, `value` or
+    /// `values`.
+    fn claim_spec() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(|e| json!({ "essential": e })),
+            "[a-z0-9]{0,8}".prop_map(|v| json!({ "value": v })),
+            proptest::collection::vec("[a-z0-9]{0,8}", 0..4).prop_map(|vs| json!({ "values": vs })),
+        ]
+    }
+
+    /// Claim names: any text without U+FFFD (refused by the parameter parser).
+    fn members() -> impl Strategy<Value = Map<String, Value>> {
+        let name = prop_oneof!["[a-z_]{1,16}", proptest::collection::vec(any::<char>().prop_filter("no U+FFFD", |c| *c != '\u{fffd}'), 1..10).prop_map(|v| v.into_iter().collect::<String>())];
+        proptest::collection::btree_map(name, claim_spec(), 0..20).prop_map(|m| m.into_iter().collect())
+    }
+
+    /// The `id_token` and `userinfo` members, each present or not.
+    type Targets = (Option<Map<String, Value>>, Option<Map<String, Value>>);
+
+    fn claims_json() -> impl Strategy<Value = Targets> {
+        (proptest::option::of(members()), proptest::option::of(members()))
+    }
+
+    fn to_json(id_token: &Option<Map<String, Value>>, userinfo: &Option<Map<String, Value>>) -> String {
+        let mut o = Map::new();
+        if let Some(m) = id_token {
+            o.insert("id_token".into(), Value::Object(m.clone()));
+        }
+        if let Some(m) = userinfo {
+            o.insert("userinfo".into(), Value::Object(m.clone()));
+        }
+        Value::Object(o).to_string()
+    }
+
+    fn names(m: &Option<Map<String, Value>>) -> BTreeSet<String> {
+        m.iter().flat_map(|m| m.keys().cloned()).collect()
+    }
+
+    proptest! {
+        /// OIDC Core §5.5: a valid claims request parses into the same claim names per target.
+        #[test]
+        fn oidc_5_5_valid_claims_request_round_trips((id_token, userinfo) in claims_json()) {
+            let r = with_claims(&to_json(&id_token, &userinfo)).unwrap();
+            prop_assert_eq!(r.claims_id_token.into_iter().collect::<BTreeSet<_>>(), names(&id_token));
+            prop_assert_eq!(r.claims_userinfo.into_iter().collect::<BTreeSet<_>>(), names(&userinfo));
+        }
+
+        /// OIDC Core §5.5: "The claims parameter value is represented ... as a JSON object":
+        /// any truncation of a valid request is not JSON and is refused with invalid_request.
+        #[test]
+        fn oidc_5_5_truncated_json_is_refused((id_token, userinfo) in claims_json(), at in any::<prop::sample::Index>()) {
+            let full = to_json(&id_token, &userinfo);
+            let cut: String = full.chars().take(at.index(full.chars().count())).collect();
+            prop_assume!(!cut.is_empty());
+            prop_assert_eq!(with_claims(&cut).unwrap_err().code, ErrorCode::InvalidRequest);
+        }
+
+        /// OIDC Core §5.5: a value that is JSON but not an object, or whose `id_token` or
+        /// `userinfo` member is neither an object nor null, is refused.
+        #[test]
+        fn oidc_5_5_non_object_is_refused(v in prop_oneof![any::<i64>().prop_map(|n| json!(n)), any::<bool>().prop_map(|b| json!(b)), "[a-z]{0,8}".prop_map(|s| json!(s)), proptest::collection::vec(any::<u8>(), 0..4).prop_map(|v| json!(v))], target in prop_oneof![Just("id_token"), Just("userinfo")]) {
+            let member = json!({ target: v }).to_string();
+            prop_assert!(with_claims(&v.to_string()).is_err());
+            prop_assert!(with_claims(&member).is_err());
+        }
+
+        /// OIDC Core §5.5: arbitrary text, and deeply nested JSON (beyond the parser's recursion
+        /// limit), never panics or overflows the stack.
+        #[test]
+        fn oidc_5_5_arbitrary_claims_never_panic(s in prop_oneof![any::<String>(), "[{}\\[\\]\":, a-z0-9nul]{0,200}"], depth in 1usize..1300) {
+            let _ = with_claims(&s);
+            let _ = with_claims(&format!("{}{}", "[".repeat(depth), "]".repeat(depth)));
+            let nested = format!("{{\"userinfo\":{}null{}}}", "{\"a\":".repeat(depth), "}".repeat(depth));
+            let _ = with_claims(&nested);
+        }
+    }
+}

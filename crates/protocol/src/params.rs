@@ -181,3 +181,101 @@ mod tests {
         }
     }
 }
+
+/// Property-based tests of RFC 6749 §3.1/§3.2 parameter parsing on arbitrary input.
+#[cfg(test)]
+mod proptests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// Names and values as a client may send them: any Unicode (U+FFFD is refused in values,
+    /// so generated values leave it out), percent signs, plus signs, `&` and `=` included.
+    fn component(max: usize) -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::collection::vec(any::<char>(), 0..max).prop_map(|v| v.into_iter().collect::<String>()),
+            proptest::string::string_regex(&format!("[a-z0-9_%+&=. é☃-]{{0,{max}}}")).unwrap(),
+        ]
+    }
+
+    fn pairs() -> impl Strategy<Value = BTreeMap<String, String>> {
+        proptest::collection::btree_map(component(12).prop_filter("non-empty name", |n| !n.is_empty()), component(24).prop_map(|v| v.replace('\u{fffd}', "")), 0..24)
+    }
+
+    fn encode(pairs: &[(&str, &str)]) -> String {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            s.append_pair(k, v);
+        }
+        s.finish()
+    }
+
+    proptest! {
+        /// RFC 6749 §3.1: arbitrary bytes (invalid UTF-8, huge input) never panic.
+        #[test]
+        /// (A random chunk repeated up to past the size limit: huge input, cheaply made.)
+        #[test]
+        fn rfc6749_3_1_arbitrary_bytes_never_panic(chunk in proptest::collection::vec(any::<u8>(), 0..600), times in 1usize..40) {
+            let _ = Params::parse(&chunk);
+            let _ = Params::parse(&chunk.repeat(times));
+        }
+
+        /// RFC 6749 §3.1: arbitrary text made of the characters that matter to the parser.
+        #[test]
+        fn rfc6749_3_1_arbitrary_text_never_panics(chunk in proptest::string::string_regex("([a-z%+&=]|%[0-9a-fA-F]{0,2}|\u{fffd}|é){0,100}").unwrap(), times in 1usize..200) {
+            let _ = Params::parse(chunk.as_bytes());
+            let _ = Params::parse(chunk.repeat(times).as_bytes());
+        }
+
+        /// RFC 6749 §3.1 and Appendix B: pairs serialized with application/x-www-form-urlencoded
+        /// parse back to the same pairs, in order; empty values are kept as omitted.
+        #[test]
+        fn rfc6749_3_1_form_encoding_round_trips(map in pairs()) {
+            let list: Vec<(&str, &str)> = map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let encoded = encode(&list);
+            let parsed = Params::parse(encoded.as_bytes());
+            if encoded.len() > MAX_PARAMS_BYTES {
+                prop_assert!(parsed.is_err());
+            } else {
+                let parsed = parsed.unwrap();
+                prop_assert_eq!(parsed.pairs().collect::<Vec<_>>(), list.clone());
+                for (k, v) in &list {
+                    prop_assert_eq!(parsed.get(k), (!v.is_empty()).then_some(*v));
+                }
+            }
+        }
+
+        /// RFC 6749 §3.1: "parameters MUST NOT be included more than once", whatever the value
+        /// of either copy (an empty one included) and wherever the copy sits.
+        #[test]
+        fn rfc6749_3_1_repeated_parameter_is_refused(map in pairs().prop_filter("one pair at least", |m| !m.is_empty()), pick in any::<prop::sample::Index>(), at in any::<prop::sample::Index>(), value in component(8)) {
+            let mut list: Vec<(&str, &str)> = map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let name = list[pick.index(list.len())].0;
+            list.insert(at.index(list.len() + 1), (name, &value));
+            let err = Params::parse(encode(&list).as_bytes()).unwrap_err();
+            prop_assert_eq!(err.code, crate::ErrorCode::InvalidRequest);
+        }
+
+        /// Whatever parses agrees with the WHATWG parser (the `form_urlencoded` crate) pair for
+        /// pair: no parameter is read differently by Tessera and by the libraries clients use.
+        #[test]
+        fn rfc6749_3_1_parse_agrees_with_the_whatwg_parser(input in proptest::string::string_regex("([a-z+&=]|%[0-9a-fA-F]{0,2}|é|☃){0,200}").unwrap()) {
+            if let Ok(p) = Params::parse(input.as_bytes()) {
+                let theirs: Vec<(String, String)> = form_urlencoded::parse(input.as_bytes()).filter(|(k, _)| !k.is_empty()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+                let ours: Vec<(String, String)> = p.pairs().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                prop_assert_eq!(ours, theirs);
+            }
+        }
+
+        /// Size limits: more than MAX_PARAMS parameters, or a value over MAX_VALUE_BYTES, is
+        /// refused with invalid_request (bounded work per request).
+        #[test]
+        fn rfc6749_3_1_limits_are_enforced(extra in 1usize..40, long in MAX_VALUE_BYTES + 1..MAX_VALUE_BYTES + 200) {
+            let many: Vec<String> = (0..MAX_PARAMS + extra).map(|i| format!("p{i}=v")).collect();
+            prop_assert!(Params::parse(many.join("&").as_bytes()).is_err());
+            let big = format!("x={}", "y".repeat(long));
+            prop_assert!(Params::parse(big.as_bytes()).is_err());
+        }
+    }
+}

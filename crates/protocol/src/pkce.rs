@@ -110,3 +110,89 @@ mod tests {
         assert!(CodeChallenge::parse(&"*".repeat(43), Some("S256")).is_err());
     }
 }
+
+/// Property-based tests of RFC 7636 verifiers and challenges on arbitrary input.
+#[cfg(test)]
+mod proptests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use proptest::prelude::*;
+
+    const UNRESERVED: &str = "[A-Za-z0-9._~-]";
+
+    fn s256(verifier: &str) -> CodeChallenge {
+        CodeChallenge::parse(&URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())), Some("S256")).unwrap()
+    }
+
+    proptest! {
+        /// RFC 7636 §4.1, §4.2, §4.6: every verifier of 43–128 unreserved characters is valid
+        /// and verifies against its own S256 challenge.
+        #[test]
+        fn rfc7636_4_1_valid_verifier_verifies(v in proptest::string::string_regex(&format!("{UNRESERVED}{{43,128}}")).unwrap()) {
+            prop_assert!(is_valid_verifier(&v));
+            prop_assert!(s256(&v).verify(&v).is_ok());
+        }
+
+        /// RFC 7636 §4.1: a verifier of the right characters but the wrong length is refused
+        /// (invalid_grant), even against the challenge made from it.
+        #[test]
+        fn rfc7636_4_1_wrong_length_is_refused(v in prop_oneof![
+            proptest::string::string_regex(&format!("{UNRESERVED}{{0,42}}")).unwrap(),
+            proptest::string::string_regex(&format!("{UNRESERVED}{{129,300}}")).unwrap(),
+        ]) {
+            prop_assert!(!is_valid_verifier(&v));
+            prop_assert_eq!(s256(&v).verify(&v).unwrap_err().code, crate::ErrorCode::InvalidGrant);
+        }
+
+        /// RFC 7636 §4.1: one character outside the unreserved set, anywhere, makes the verifier
+        /// invalid, even against the challenge made from it.
+        #[test]
+        fn rfc7636_4_1_character_outside_the_alphabet_is_refused(
+            v in proptest::string::string_regex(&format!("{UNRESERVED}{{43,127}}")).unwrap(),
+            bad in any::<char>().prop_filter("not unreserved", |c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~'))),
+            at in any::<prop::sample::Index>(),
+        ) {
+            let mut v = v;
+            v.insert(at.index(v.len() + 1), bad);
+            prop_assert!(!is_valid_verifier(&v));
+            prop_assert_eq!(s256(&v).verify(&v).unwrap_err().code, crate::ErrorCode::InvalidGrant);
+        }
+
+        /// RFC 7636 §4.6: a valid verifier other than the one the challenge was made from does
+        /// not verify (one character changed).
+        #[test]
+        fn rfc7636_4_6_other_verifier_does_not_verify(
+            v in proptest::string::string_regex(&format!("{UNRESERVED}{{43,128}}")).unwrap(),
+            at in any::<prop::sample::Index>(),
+            c in proptest::string::string_regex(UNRESERVED).unwrap(),
+        ) {
+            let i = at.index(v.len());
+            prop_assume!(v[i..i + 1] != c);
+            let mut other = v.clone();
+            other.replace_range(i..i + 1, &c);
+            prop_assert_eq!(s256(&v).verify(&other).unwrap_err().code, crate::ErrorCode::InvalidGrant);
+        }
+
+        /// RFC 7636 §4.3/§4.6: arbitrary challenges, methods and verifiers never panic; an
+        /// accepted challenge is 43 base64url characters of a SHA-256 value.
+        #[test]
+        fn rfc7636_4_3_arbitrary_challenge_never_panics(challenge in any::<String>(), method in proptest::option::of(any::<String>()), verifier in any::<String>()) {
+            if let Ok(c) = CodeChallenge::parse(&challenge, method.as_deref()) {
+                prop_assert_eq!(method.as_deref(), Some("S256"));
+                prop_assert_eq!(URL_SAFE_NO_PAD.decode(c.as_str()).map(|d| d.len()), Ok(32));
+                let _ = c.verify(&verifier);
+            }
+            let _ = CodeChallenge::parse(&challenge, Some("S256"));
+        }
+
+        /// RFC 7636 §4.2: any 43 base64url characters that decode to 32 bytes are an S256
+        /// challenge; `plain` (or no method) is refused whatever the challenge (RFC 9700 §2.1.1).
+        #[test]
+        fn rfc7636_4_3_plain_is_refused(challenge in proptest::string::string_regex("[A-Za-z0-9_-]{43}").unwrap()) {
+            prop_assert!(CodeChallenge::parse(&challenge, Some("plain")).is_err());
+            prop_assert!(CodeChallenge::parse(&challenge, None).is_err());
+            let decodes = URL_SAFE_NO_PAD.decode(&challenge).is_ok();
+            prop_assert_eq!(CodeChallenge::parse(&challenge, Some("S256")).is_ok(), decodes);
+        }
+    }
+}

@@ -162,3 +162,91 @@ mod tests {
         assert_eq!(u, "https://app.example/cb?x=1&code=a+b&state=s%26t");
     }
 }
+
+/// Property-based tests of redirect URI registration (RFC 6749 §3.1.2), exact matching
+/// (RFC 9700 §4.1.3) and response parameters (RFC 6749 §4.1.2) on arbitrary input.
+#[cfg(test)]
+mod proptests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Redirect URIs as clients register them: https on a DNS name, http on loopback, or a
+    /// reverse-domain private-use scheme; with or without a port, path and query.
+    fn registered_uri() -> impl Strategy<Value = String> {
+        let path = "(/[a-zA-Z0-9._~-]{1,8}){0,4}";
+        let query = "(\\?[a-z]{1,5}=[a-zA-Z0-9]{0,6}(&[a-z]{1,5}=[a-z0-9]{0,4}){0,2})?";
+        prop_oneof![
+            proptest::string::string_regex(&format!("https://[a-z][a-z0-9]{{0,10}}(\\.[a-z][a-z0-9]{{0,7}}){{1,2}}(:[1-9][0-9]{{1,4}})?{path}{query}")).unwrap(),
+            proptest::string::string_regex(&format!("http://(127\\.0\\.0\\.1|\\[::1\\]|localhost)(:[1-9][0-9]{{1,4}})?{path}{query}")).unwrap(),
+            proptest::string::string_regex(&format!("(com|org)\\.[a-z]{{1,8}}\\.[a-z]{{1,8}}:{path}")).unwrap(),
+        ]
+        .prop_filter("a valid registration", |u| validate_registration(u).is_ok())
+    }
+
+    proptest! {
+        /// RFC 6749 §3.1.2: any string is judged without a panic; what is accepted is absolute,
+        /// has no fragment and no userinfo, and is https, loopback http or a private-use scheme
+        /// with a period (RFC 8252 §7.1, §7.3).
+        #[test]
+        fn rfc6749_3_1_2_arbitrary_registration_is_judged_safely(uri in prop_oneof![
+            any::<String>(),
+            proptest::string::string_regex("(https?|javascript|data|file|[a-z.]{1,8}):(//)?([a-z0-9@:.\\[\\]]{0,20})(/[a-z%#?=&.]{0,10}){0,3}(#[a-z]{0,3})?").unwrap(),
+        ]) {
+            if let Ok(url) = validate_registration(&uri) {
+                prop_assert!(url.fragment().is_none());
+                prop_assert!(url.username().is_empty() && url.password().is_none());
+                let scheme = url.scheme();
+                let loopback = matches!(url.host_str(), Some("127.0.0.1") | Some("[::1]") | Some("localhost"));
+                prop_assert!(scheme == "https" || (scheme == "http" && loopback) || scheme.contains('.'), "{}", uri);
+            }
+        }
+
+        /// RFC 9700 §2.6: "authorization servers MUST NOT allow redirect URIs that use the
+        /// http scheme except for native clients that use Loopback Interface Redirection".
+        #[test]
+        fn rfc9700_2_6_http_off_loopback_is_refused(uri in "http://[a-z][a-z0-9-]{0,12}(\\.[a-z]{1,6}){1,2}(:[0-9]{2,5})?(/[a-z]{0,6}){0,3}") {
+            prop_assume!(!uri.starts_with("http://localhost"));
+            prop_assert!(validate_registration(&uri).is_err(), "{}", uri);
+        }
+
+        /// RFC 9700 §4.1.3: a registered URI matches itself exactly, among others.
+        #[test]
+        fn rfc9700_4_1_3_registered_uri_matches_itself(registered in proptest::collection::vec(registered_uri(), 1..5), pick in any::<prop::sample::Index>()) {
+            let uri = &registered[pick.index(registered.len())];
+            prop_assert_eq!(match_registered(uri, &registered), Some(uri.as_str()));
+        }
+
+        /// RFC 9700 §4.1.3: any single-character change of a registered URI (replaced, inserted
+        /// or removed character, anywhere: scheme, host, port, path or query) does not match.
+        #[test]
+        fn rfc9700_4_1_3_one_character_changed_does_not_match(uri in registered_uri(), at in any::<prop::sample::Index>(), c in prop_oneof![any::<char>(), proptest::char::range('!', '~')], how in 0..3u8) {
+            let chars: Vec<char> = uri.chars().collect();
+            let i = at.index(chars.len());
+            let mut changed = chars.clone();
+            match how {
+                0 => changed[i] = c,
+                1 => changed.insert(i, c),
+                _ => { changed.remove(i); }
+            }
+            let changed: String = changed.into_iter().collect();
+            prop_assume!(changed != uri);
+            prop_assert_eq!(match_registered(&changed, std::slice::from_ref(&uri)), None);
+        }
+
+        /// RFC 6749 §4.1.2: response parameters (any text) are added to the query of the
+        /// registered URI, which keeps its own query, scheme, host and path.
+        #[test]
+        fn rfc6749_4_1_2_response_parameters_round_trip(uri in registered_uri(), params in proptest::collection::vec(("[a-z_]{1,10}", any::<String>()), 1..4)) {
+            let list: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let out = with_query(&uri, &list).unwrap();
+            let (base, out) = (Url::parse(&uri).unwrap(), Url::parse(&out).unwrap());
+            prop_assert_eq!((base.scheme(), base.host_str(), base.port(), base.path()), (out.scheme(), out.host_str(), out.port(), out.path()));
+            let mut want: Vec<(String, String)> = base.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+            want.extend(params.iter().cloned());
+            let got: Vec<(String, String)> = out.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+            prop_assert_eq!(got, want);
+            prop_assert!(out.fragment().is_none());
+        }
+    }
+}

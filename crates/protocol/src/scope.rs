@@ -104,3 +104,55 @@ mod tests {
         assert_eq!(granted.union(&Scopes::parse("z").unwrap()).to_string(), "a z");
     }
 }
+
+/// Property-based tests of RFC 6749 §3.3 scope parsing on arbitrary input.
+#[cfg(test)]
+mod proptests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    /// `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+    const TOKEN: &str = "[\\x21\\x23-\\x5b\\x5d-\\x7e]{1,16}";
+
+    proptest! {
+        /// RFC 6749 §3.3: any string is parsed without a panic; what parses holds only
+        /// scope-tokens, and its normal form parses back to the same set.
+        #[test]
+        fn rfc6749_3_3_arbitrary_scope_never_panics(s in prop_oneof![any::<String>(), "[ a-z\"\\\\\t\u{7f}é]{0,40}"]) {
+            if let Ok(scopes) = Scopes::parse(&s) {
+                prop_assert!(scopes.iter().all(is_scope_token));
+                prop_assert_eq!(Scopes::parse(&scopes.to_string()).unwrap(), scopes);
+            }
+        }
+
+        /// RFC 6749 §3.3: "space-delimited, case-sensitive strings" whose order does not
+        /// matter: any set of scope-tokens, joined by one or more spaces, parses to that set.
+        #[test]
+        fn rfc6749_3_3_token_set_round_trips(tokens in proptest::collection::vec(TOKEN, 0..12), gaps in proptest::collection::vec(1usize..4, 13)) {
+            let mut s = " ".repeat(gaps[12] - 1);
+            for (t, g) in tokens.iter().zip(&gaps) {
+                s.push_str(t);
+                s.push_str(&" ".repeat(*g));
+            }
+            let parsed = Scopes::parse(&s).unwrap();
+            let want: BTreeSet<&str> = tokens.iter().map(String::as_str).collect();
+            prop_assert_eq!(parsed.iter().collect::<BTreeSet<_>>(), want.clone());
+            prop_assert_eq!(parsed.to_string(), want.into_iter().collect::<Vec<_>>().join(" "));
+        }
+
+        /// RFC 6749 §3.3: a character outside scope-token (a quote, a backslash, a control
+        /// character, anything non-ASCII) anywhere in a token is invalid_scope.
+        #[test]
+        fn rfc6749_3_3_forbidden_character_is_invalid_scope(
+            token in TOKEN,
+            bad in any::<char>().prop_filter("not a scope-token character nor the separator", |c| *c != ' ' && !is_scope_token(c.encode_utf8(&mut [0; 4]))),
+            at in any::<prop::sample::Index>(),
+        ) {
+            let mut t = token;
+            t.insert(at.index(t.len() + 1), bad);
+            prop_assert_eq!(Scopes::parse(&format!("openid {t}")).unwrap_err().code, crate::ErrorCode::InvalidScope);
+        }
+    }
+}

@@ -31,7 +31,7 @@ pub fn user_code_from(bytes: &[u8; USER_CODE_LEN]) -> Option<String> {
 
 /// Display form, `XXXX-XXXX` (RFC 8628 §6.1 suggests separators for readability).
 pub fn display_user_code(normalized: &str) -> String {
-    if normalized.len() == USER_CODE_LEN {
+    if normalized.len() == USER_CODE_LEN && normalized.is_ascii() {
         format!("{}-{}", &normalized[..4], &normalized[4..])
     } else {
         normalized.to_string()
@@ -122,6 +122,13 @@ mod tests {
         assert_eq!(display_user_code("BCDFGHJK"), "BCDF-GHJK");
     }
 
+    /// RFC 8628 §6.1: found by `proptests::rfc8628_6_1_arbitrary_input_never_panics`: eight
+    /// bytes that are not eight ASCII characters panicked (a slice inside a character).
+    #[test]
+    fn regression_display_user_code_non_ascii_rfc8628_6_1() {
+        assert_eq!(display_user_code("☃☃aa"), "☃☃aa");
+    }
+
     /// RFC 8628 §6.1: no vowels and no look-alikes (0/O, 1/I/L) in the alphabet.
     #[test]
     fn rfc8628_6_1_alphabet() {
@@ -151,5 +158,35 @@ mod tests {
     fn rfc8628_3_4_device_code_required() {
         let p = Params::parse(b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code").unwrap();
         assert_eq!(DeviceCodeRequest::parse(&p).unwrap_err().code, ErrorCode::InvalidRequest);
+    }
+}
+
+/// Property-based tests of RFC 8628 §6.1 user codes on arbitrary input.
+#[cfg(test)]
+mod proptests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// RFC 8628 §6.1: a generated user code, shown as `XXXX-XXXX` and typed back in any
+        /// case with dashes and spaces, is the same code.
+        #[test]
+        fn rfc8628_6_1_user_code_round_trips(bytes in proptest::array::uniform8(0u8..240), lower in any::<bool>(), spaces in "[ -]{0,3}") {
+            let code = user_code_from(&bytes).unwrap();
+            let shown = display_user_code(&code);
+            let typed = if lower { shown.to_lowercase() } else { shown };
+            prop_assert_eq!(normalize_user_code(&format!("{spaces}{typed}{spaces}")), Some(code));
+        }
+
+        /// RFC 8628 §6.1: any typed text is normalized, and any text displayed, without a panic;
+        /// what normalizes is 8 characters of the alphabet.
+        #[test]
+        fn rfc8628_6_1_arbitrary_input_never_panics(s in prop_oneof![any::<String>(), "[a-zé ☃-]{0,12}"]) {
+            if let Some(n) = normalize_user_code(&s) {
+                prop_assert!(n.len() == USER_CODE_LEN && n.bytes().all(|b| USER_CODE_ALPHABET.contains(&b)));
+            }
+            let _ = display_user_code(&s);
+        }
     }
 }

@@ -57,3 +57,34 @@ mod tests {
         assert_eq!(read(&h, false), None, "ambiguous cookies are ignored");
     }
 }
+
+/// Property-based tests of the Cookie header parser (RFC 6265 §5.4) on arbitrary headers.
+#[cfg(test)]
+mod proptests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// RFC 6265 §5.4: any Cookie headers are read without a panic; a session cookie set by
+        /// [`set`] is read back among any other cookies, and a second one makes it ambiguous.
+        #[test]
+        fn rfc6265_5_4_session_cookie_round_trips(value in "[A-Za-z0-9_-]{1,64}", secure in any::<bool>(), others in proptest::collection::vec("[a-z]{1,8}=[A-Za-z0-9]{0,8}", 0..4), junk in any::<Vec<u8>>(), twice in any::<bool>()) {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_bytes(&junk) {
+                h.append(header::COOKIE, v);
+                let _ = read(&h, secure);
+                h.clear();
+            }
+            let set_cookie = set(&value, secure, 60).unwrap();
+            let pair = set_cookie.to_str().unwrap().split(';').next().unwrap().to_string();
+            let mut all = others.clone();
+            all.push(pair.clone());
+            if twice {
+                all.insert(0, pair);
+            }
+            h.append(header::COOKIE, HeaderValue::from_str(&all.join("; ")).unwrap());
+            prop_assert_eq!(read(&h, secure), (!twice).then_some(value));
+        }
+    }
+}

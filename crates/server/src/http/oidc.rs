@@ -116,3 +116,41 @@ fn signed_out(redirect: Option<String>) -> Response {
         }
     }
 }
+
+/// Property-based tests of the UserInfo endpoint's RFC 6750 §2.1 header parser.
+#[cfg(test)]
+mod proptests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use axum::http::HeaderMap;
+    use proptest::prelude::*;
+
+    fn headers(value: &[u8]) -> Option<HeaderMap> {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_bytes(value).ok()?);
+        Some(h)
+    }
+
+    proptest! {
+        /// RFC 6750 §2.1: any Authorization value is parsed without a panic; a token, when one
+        /// is read, is non-empty, holds no space and came from the header.
+        #[test]
+        fn rfc6750_2_1_arbitrary_header_never_panics(value in prop_oneof![any::<Vec<u8>>(), "(?i:bearer)?[ \t]{0,3}[ -~]{0,60}".prop_map(String::into_bytes)]) {
+            let Some(h) = headers(&value) else { return Ok(()) };
+            if let Ok(Some(t)) = bearer(&h) {
+                prop_assert!(!t.is_empty() && !t.contains(' '));
+                prop_assert!(String::from_utf8_lossy(&value).contains(&t));
+            }
+        }
+
+        /// RFC 6750 §2.1: `Bearer` in any case and a b64token: the token is read back exactly;
+        /// another scheme or a token with a space is malformed.
+        #[test]
+        fn rfc6750_2_1_b64token_round_trips(token in "[A-Za-z0-9._~+/-]{1,200}={0,2}", scheme in "(?i:bearer)", other in "[A-Za-z]{1,8}", tail in "[A-Za-z0-9]{1,8}") {
+            prop_assert_eq!(bearer(&headers(format!("{scheme} {token}").as_bytes()).unwrap()), Ok(Some(token.clone())));
+            prop_assert_eq!(bearer(&headers(format!("{scheme} {token} {tail}").as_bytes()).unwrap()), Err(()));
+            prop_assume!(!other.eq_ignore_ascii_case("bearer"));
+            prop_assert_eq!(bearer(&headers(format!("{other} {token}").as_bytes()).unwrap()), Err(()));
+        }
+    }
+}
