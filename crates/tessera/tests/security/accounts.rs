@@ -124,6 +124,50 @@ async fn regression_new_password_ends_sessions_and_refresh_tokens_rfc9700_4_14_2
     assert_eq!(res.status(), 303, "sign-in with the new password");
 }
 
+/// Finding 7, the checks behind the clean-up: a session, code, refresh token or device approval
+/// that outlives its user (a sign-in racing `user delete` writes them after the deletion's
+/// transaction) buys nothing. Issuance sends the browser to sign in (the form, not a redirect
+/// loop); redemption, refresh and device polling answer `invalid_grant`. RFC 9700 §4.14.2.
+#[tokio::test]
+async fn regression_vanished_user_gets_no_code_or_tokens_rfc9700_4_14_2() {
+    const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+    let s = TestServer::start().await;
+    let (id, secret) = oidc_client(&s).await;
+    let b = Browser::new(&s.url);
+    let (verifier, challenge) = pkce_pair();
+    let code = code_of(&b.authorize_and_allow(&s.authorize_url(&id, CB, "openid offline_access notes.read", "s1", Some(&challenge))).await);
+    let (st, tokens) = redeem(&s, &id, &secret, &code, &verifier).await;
+    assert_eq!(st, 200, "{tokens}");
+    let rt = tokens["refresh_token"].as_str().unwrap().to_string();
+    let (loc, early_verifier) = authorize_again(&s, &b, &id, "notes.read").await;
+    let early_code = code_of(&loc);
+    // A device approved by the signed-in user.
+    let device = s.client(NewClient { name: "CLI".into(), scope: "notes.read".into(), grant_types: vec![DEVICE_GRANT.into(), "refresh_token".into()], public: true, ..Default::default() }).await.client.client_id;
+    let d: Value = reqwest::Client::new().post(format!("{}/device_authorization", s.url)).form(&[("client_id", device.as_str()), ("scope", "notes.read")]).send().await.unwrap().json().await.unwrap();
+    let html = b.get(d["verification_uri_complete"].as_str().unwrap()).await.text().await.unwrap();
+    let res = b.post_form("/device", &[("csrf", &hidden(&html, "csrf").unwrap()), ("user_code", d["user_code"].as_str().unwrap())]).await;
+    let html = b.get(&location(&res)).await.text().await.unwrap();
+    let res = b.post_form("/consent", &[("csrf", &hidden(&html, "csrf").unwrap()), ("request", &hidden(&html, "request").unwrap()), ("decision", "allow")]).await;
+    assert_eq!(res.status(), 200, "the device is approved");
+
+    // The user row alone goes; everything it gave stays behind.
+    let path = s.db_url.strip_prefix("sqlite://").unwrap();
+    rusqlite::Connection::open(path).unwrap().execute("DELETE FROM users WHERE username = ?1", [USER]).unwrap();
+
+    let (loc, _) = authorize_again(&s, &b, &id, "notes.read").await;
+    assert!(loc.starts_with("/login?request="), "no code for a user who no longer exists, got {loc}");
+    let res = b.get(&loc).await;
+    assert_eq!(res.status(), 200, "the sign-in form, not a redirect");
+    assert!(hidden(&res.text().await.unwrap(), "csrf").is_some());
+    let (st, body) = redeem(&s, &id, &secret, &early_code, &early_verifier).await;
+    assert_eq!((st, body["error"].as_str()), (400, Some("invalid_grant")), "code redemption: {body}");
+    let (st, body) = refresh(&s, &id, &secret, &rt).await;
+    assert_eq!((st, body["error"].as_str()), (400, Some("invalid_grant")), "refresh: {body}");
+    s.clock.advance(5);
+    let (st, body, _) = token_form(&s.url, &[("grant_type", DEVICE_GRANT), ("device_code", d["device_code"].as_str().unwrap()), ("client_id", &device)]).await;
+    assert_eq!((st, body["error"].as_str()), (400, Some("invalid_grant")), "device polling: {body}");
+}
+
 /// Set-Cookie's Max-Age.
 fn cookie_max_age(res: &reqwest::Response) -> Option<i64> {
     let c = res.headers().get("set-cookie")?.to_str().ok()?;
