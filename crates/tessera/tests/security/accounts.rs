@@ -222,4 +222,15 @@ async fn regression_anonymous_sessions_expire_with_the_request_rfc6819_4_4_1_11(
     let res = b.get(&s.authorize_url(&id, CB, "notes.read", "st", Some(&challenge))).await;
     assert_eq!(res.status(), 303);
     code_of(&location(&res));
+
+    // A browser that sends its anonymous session's cookie keeps that one session while it has
+    // at least half its life left; after that a new one, so a sign-in started then has time.
+    let c = Browser::new(&s.url);
+    assert!(c.get(&url).await.headers().get("set-cookie").is_some());
+    assert!(c.get(&url).await.headers().get("set-cookie").is_none(), "the session is reused");
+    s.clock.advance(PENDING_SECS / 2 + 1);
+    let res = c.get(&url).await;
+    assert_eq!(cookie_max_age(&res), Some(PENDING_SECS), "a fresh anonymous session");
+    let (_, html) = c.open_login(&url).await;
+    assert_eq!(c.sign_in(&html, USER, PASSWORD).await.status(), 303, "and the sign-in goes through");
 }
