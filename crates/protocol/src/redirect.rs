@@ -76,9 +76,14 @@ fn split_loopback(uri: &str) -> Option<(&str, &str, &str)> {
 }
 
 /// Append response parameters to the query of a redirect URI (RFC 6749 §4.1.2), keeping any
-/// query component the registered URI already has.
+/// query component the registered URI already has. With no parameters the URI is returned
+/// exactly as registered (RP-Initiated Logout 1.0 §3: the post-logout redirect is a registered
+/// URI; no empty query `?` is added and nothing is normalized).
 pub fn with_query(base: &str, params: &[(&str, &str)]) -> Result<String, OAuthError> {
     let mut url = Url::parse(base).map_err(|_| OAuthError::server_error("registered redirect URI is invalid"))?;
+    if params.is_empty() {
+        return Ok(base.to_string());
+    }
     {
         let mut q = url.query_pairs_mut();
         for (k, v) in params {
@@ -160,6 +165,16 @@ mod tests {
     fn rfc6749_4_1_2_response_in_query() {
         let u = with_query("https://app.example/cb?x=1", &[("code", "a b"), ("state", "s&t")]).unwrap();
         assert_eq!(u, "https://app.example/cb?x=1&code=a+b&state=s%26t");
+    }
+
+    /// No parameters (a post-logout redirect without `state`): the registered URI, exactly.
+    #[test]
+    fn no_parameters_leave_the_uri_as_registered() {
+        for uri in ["https://app.example/loggedout.html", "https://app.example/bye?x=1", "https://APP.example", "com.example.app:/bye"] {
+            assert_eq!(with_query(uri, &[]).unwrap(), uri);
+        }
+        assert!(with_query("not a uri", &[]).is_err());
+        assert_eq!(with_query("https://app.example/bye", &[("state", "s")]).unwrap(), "https://app.example/bye?state=s");
     }
 }
 

@@ -309,6 +309,25 @@ impl PgStore {
     }
 }
 
+/// End every session of `user_id` but `keep` (an id hash), with the sessions' pending requests
+/// and client lists (RFC 9700 §4.14.2).
+async fn end_sessions(c: &mut sqlx::PgConnection, user_id: &str, keep: Option<&str>) -> Result<()> {
+    sqlx::query("DELETE FROM pending_requests WHERE session_hash IN (SELECT id_hash FROM sessions WHERE user_id = $1 AND id_hash IS DISTINCT FROM $2)")
+        .bind(user_id)
+        .bind(keep)
+        .execute(&mut *c)
+        .await
+        .map_err(err)?;
+    sqlx::query("DELETE FROM session_clients WHERE sid IN (SELECT sid FROM sessions WHERE user_id = $1 AND id_hash IS DISTINCT FROM $2 AND sid <> '')")
+        .bind(user_id)
+        .bind(keep)
+        .execute(&mut *c)
+        .await
+        .map_err(err)?;
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash IS DISTINCT FROM $2").bind(user_id).bind(keep).execute(&mut *c).await.map_err(err)?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn create_client(&self, c: &ClientRecord) -> Result<()> {
@@ -374,10 +393,6 @@ impl Store for PgStore {
         let rows = sqlx::query("SELECT * FROM users ORDER BY username").fetch_all(&self.pool).await.map_err(err)?;
         rows.iter().map(user_row).collect()
     }
-    async fn update_user_password(&self, username: &str, password_hash: &str) -> Result<bool> {
-        let r = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2").bind(password_hash).bind(username).execute(&self.pool).await.map_err(err)?;
-        Ok(r.rows_affected() > 0)
-    }
     async fn update_user(&self, u: &UserRecord) -> Result<bool> {
         let r = sqlx::query("UPDATE users SET email = $1, name = $2, profile = $3, updated_at = $4 WHERE id = $5")
             .bind(&u.email)
@@ -390,9 +405,34 @@ impl Store for PgStore {
             .map_err(err)?;
         Ok(r.rows_affected() > 0)
     }
+
+    // Ending a user's access (RFC 9700 §4.14.2): one transaction each, opened by the statement on
+    // the user's row (which it locks, so concurrent calls for one user queue behind it).
+    async fn update_user_password(&self, username: &str, password_hash: &str, keep_session: Option<&str>, now: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let Some(row) = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2 RETURNING id").bind(password_hash).bind(username).fetch_optional(&mut *tx).await.map_err(err)? else {
+            return Ok(false);
+        };
+        let id: String = row.try_get("id").map_err(err)?;
+        end_sessions(&mut tx, &id, keep_session).await?;
+        sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL").bind(&id).bind(now).execute(&mut *tx).await.map_err(err)?;
+        sqlx::query("DELETE FROM codes WHERE user_id = $1 AND used_at IS NULL").bind(&id).execute(&mut *tx).await.map_err(err)?;
+        sqlx::query("DELETE FROM device_codes WHERE user_id = $1 AND status = 'approved'").bind(&id).execute(&mut *tx).await.map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(true)
+    }
     async fn delete_user(&self, username: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM users WHERE username = $1").bind(username).execute(&self.pool).await.map_err(err)?;
-        Ok(r.rows_affected() > 0)
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let Some(row) = sqlx::query("DELETE FROM users WHERE username = $1 RETURNING id").bind(username).fetch_optional(&mut *tx).await.map_err(err)? else {
+            return Ok(false);
+        };
+        let id: String = row.try_get("id").map_err(err)?;
+        end_sessions(&mut tx, &id, None).await?;
+        for sql in ["DELETE FROM refresh_tokens WHERE user_id = $1", "DELETE FROM codes WHERE user_id = $1", "DELETE FROM device_codes WHERE user_id = $1", "DELETE FROM consents WHERE user_id = $1"] {
+            sqlx::query(sql).bind(&id).execute(&mut *tx).await.map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(true)
     }
 
     async fn create_api(&self, a: &ApiRecord) -> Result<()> {

@@ -117,6 +117,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "lifecycle oidc", include_str!("../migrations/0002_lifecycle_oidc.sql")),
     (3, "indexes", include_str!("../migrations/0003_indexes.sql")),
+    (4, "user sessions", include_str!("../migrations/0004_user_sessions.sql")),
 ];
 
 /// Apply the migrations this database lacks, each in one transaction with its record in
@@ -482,6 +483,15 @@ fn insert_refresh(c: &Connection, t: &RefreshTokenRecord) -> Result<()> {
     Ok(())
 }
 
+/// End every session of `user_id` but `keep` (an id hash), with the sessions' pending requests
+/// and client lists (RFC 9700 §4.14.2).
+fn end_sessions(c: &Connection, user_id: &str, keep: Option<&str>) -> Result<()> {
+    exec(c, "DELETE FROM pending_requests WHERE session_hash IN (SELECT id_hash FROM sessions WHERE user_id = ?1 AND id_hash IS NOT ?2)", params![user_id, keep])?;
+    exec(c, "DELETE FROM session_clients WHERE sid IN (SELECT sid FROM sessions WHERE user_id = ?1 AND id_hash IS NOT ?2 AND sid <> '')", params![user_id, keep])?;
+    exec(c, "DELETE FROM sessions WHERE user_id = ?1 AND id_hash IS NOT ?2", params![user_id, keep])?;
+    Ok(())
+}
+
 /// The atomic consume of an authorization code.
 const TAKE_CODE: &str = "UPDATE codes SET used_at = ?1 WHERE code_hash = ?2 AND used_at IS NULL RETURNING *";
 
@@ -600,15 +610,35 @@ impl Store for SqliteStore {
     async fn list_users(&self) -> Result<Vec<UserRecord>> {
         self.read(|r| query_all(r, "SELECT * FROM users ORDER BY username", [], user_row))
     }
-    async fn update_user_password(&self, username: &str, password_hash: &str) -> Result<bool> {
-        Ok(self.write(|w| exec(w, "UPDATE users SET password_hash = ?1 WHERE username = ?2", [password_hash, username]))? > 0)
-    }
     async fn update_user(&self, u: &UserRecord) -> Result<bool> {
         let profile = to_json(&u.profile)?;
         Ok(self.write(|w| exec(w, "UPDATE users SET email = ?1, name = ?2, profile = ?3, updated_at = ?4 WHERE id = ?5", params![u.email, u.name, profile, u.updated_at, u.id]))? > 0)
     }
+
+    // Ending a user's access (RFC 9700 §4.14.2): one immediate transaction each.
+    async fn update_user_password(&self, username: &str, password_hash: &str, keep_session: Option<&str>, now: i64) -> Result<bool> {
+        self.transaction(|tx| {
+            let Some(id) = query_opt(tx, "UPDATE users SET password_hash = ?1 WHERE username = ?2 RETURNING id", [password_hash, username], |r| col::<String>(r, "id"))? else {
+                return Ok((false, false));
+            };
+            end_sessions(tx, &id, keep_session)?;
+            exec(tx, "UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL", params![id, now])?;
+            exec(tx, "DELETE FROM codes WHERE user_id = ?1 AND used_at IS NULL", [&id])?;
+            exec(tx, "DELETE FROM device_codes WHERE user_id = ?1 AND status = 'approved'", [&id])?;
+            Ok((true, true))
+        })
+    }
     async fn delete_user(&self, username: &str) -> Result<bool> {
-        Ok(self.write(|w| exec(w, "DELETE FROM users WHERE username = ?1", [username]))? > 0)
+        self.transaction(|tx| {
+            let Some(id) = query_opt(tx, "DELETE FROM users WHERE username = ?1 RETURNING id", [username], |r| col::<String>(r, "id"))? else {
+                return Ok((false, false));
+            };
+            end_sessions(tx, &id, None)?;
+            for sql in ["DELETE FROM refresh_tokens WHERE user_id = ?1", "DELETE FROM codes WHERE user_id = ?1", "DELETE FROM device_codes WHERE user_id = ?1", "DELETE FROM consents WHERE user_id = ?1"] {
+                exec(tx, sql, [&id])?;
+            }
+            Ok((true, true))
+        })
     }
 
     async fn create_api(&self, a: &ApiRecord) -> Result<()> {
@@ -988,7 +1018,7 @@ mod tests {
     #[tokio::test]
     async fn dirty_or_unknown_migrations_refuse_to_open() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, sql) in [("dirty.db", "UPDATE _sqlx_migrations SET success = FALSE WHERE version = 3"), ("newer.db", "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (4, 'later', TRUE, x'00', 1)")] {
+        for (name, sql) in [("dirty.db", "UPDATE _sqlx_migrations SET success = FALSE WHERE version = 3"), ("newer.db", "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99, 'later', TRUE, x'00', 1)")] {
             let url = format!("sqlite://{}", dir.path().join(name).display());
             let store = SqliteStore::open(&url).await.unwrap();
             store.write(|w| exec(w, sql, [])).unwrap();

@@ -26,6 +26,10 @@ pub async fn run_all(store: Arc<dyn Store>) {
     redemption_is_atomic(store.clone()).await;
     device_codes(store.clone()).await;
     expiry_cleanup(&*store).await;
+    // Ending a user's access.
+    new_password_ends_access(&*store).await;
+    deleted_user_leaves_nothing(&*store).await;
+    concurrent_user_deletions(store.clone()).await;
 }
 
 pub fn client(id: &str) -> ClientRecord {
@@ -80,7 +84,7 @@ pub async fn users(s: &dyn Store) {
     assert!(matches!(s.create_user(&dup).await, Err(StoreError::Conflict(_))), "usernames are unique");
     assert_eq!(s.find_user_by_username("alice").await.unwrap(), Some(u.clone()));
     assert_eq!(s.find_user("u-1").await.unwrap(), Some(u.clone()));
-    assert!(s.update_user_password("alice", "$argon2id$y").await.unwrap());
+    assert!(s.update_user_password("alice", "$argon2id$y", None, 2).await.unwrap());
     assert_eq!(s.find_user("u-1").await.unwrap().unwrap().password_hash, "$argon2id$y");
     let mut changed = s.find_user("u-1").await.unwrap().unwrap();
     changed.email = Some("new@x.example".into());
@@ -475,4 +479,129 @@ pub async fn expiry_cleanup(s: &dyn Store) {
     assert_eq!(s.find_refresh_token("old-rt").await.unwrap(), None);
     assert!(!s.is_revoked("old-jti", None).await.unwrap());
     assert!(s.find_refresh_token("live-rt").await.unwrap().is_some(), "live rows stay");
+}
+
+// Ending a user's access (RFC 9700 §4.14.2): `update_user_password` and `delete_user`.
+
+fn user(id: &str, username: &str) -> UserRecord {
+    UserRecord { id: id.into(), username: username.into(), email: None, name: None, password_hash: "$argon2id$old".into(), created_at: 1, profile: Default::default(), updated_at: 1 }
+}
+
+fn session(id_hash: &str, user_id: &str) -> SessionRecord {
+    SessionRecord { id_hash: id_hash.into(), sid: format!("sid-{id_hash}"), user_id: Some(user_id.into()), amr: Some("pwd".into()), csrf_token: "t".into(), auth_time: Some(5), created_at: 5, expires_at: 1_000 }
+}
+
+fn pending(id: &str, session_hash: &str) -> PendingRequestRecord {
+    PendingRequestRecord { id: id.into(), session_hash: session_hash.into(), data: "{}".into(), expires_at: 1_000 }
+}
+
+/// A user's sessions, a pending request, a client list, a live and a used refresh token, an
+/// unredeemed and a used code, an approved device code and a consent; `tag` keeps the keys apart.
+async fn user_with_everything(s: &dyn Store, tag: &str, id: &str, user_code: &str) {
+    s.create_user(&user(id, &format!("user-{tag}"))).await.unwrap();
+    for n in 1..=2 {
+        s.create_session(&session(&format!("{tag}-s{n}"), id)).await.unwrap();
+        s.create_pending_request(&pending(&format!("{tag}-p{n}"), &format!("{tag}-s{n}"))).await.unwrap();
+        s.add_session_client(&format!("sid-{tag}-s{n}"), "c-1", 5).await.unwrap();
+    }
+    for (hash, used) in [(format!("{tag}-r-live"), None), (format!("{tag}-r-used"), Some(3))] {
+        s.create_refresh_token(&RefreshTokenRecord { user_id: id.into(), used_at: used, ..refresh(&hash, &format!("{tag}-f")) }).await.unwrap();
+    }
+    for (hash, used) in [(format!("{tag}-c-live"), None), (format!("{tag}-c-used"), Some(3))] {
+        s.create_code(&CodeRecord { user_id: id.into(), used_at: used, expires_at: 1_000, ..code(&hash) }).await.unwrap();
+    }
+    s.create_device_code(&device(&format!("{tag}-d"), user_code)).await.unwrap();
+    assert!(s.decide_device_code(user_code, true, id, 5, None, 6).await.unwrap());
+    s.update_consent(id, "c-1", "notes.read", 5).await.unwrap();
+}
+
+/// Nothing of `tag`'s user was touched (another user's reset or deletion leaves it alone).
+async fn untouched(s: &dyn Store, tag: &str, id: &str) {
+    assert!(s.find_user(id).await.unwrap().is_some(), "{tag}: the other user stays");
+    for n in 1..=2 {
+        assert!(s.find_session(&format!("{tag}-s{n}"), 10).await.unwrap().is_some(), "{tag}: another user's sessions stay");
+        assert!(s.find_pending_request(&format!("{tag}-p{n}"), 10).await.unwrap().is_some());
+        assert_eq!(s.list_session_clients(&format!("sid-{tag}-s{n}")).await.unwrap(), vec!["c-1".to_string()]);
+    }
+    assert_eq!(s.find_refresh_token(&format!("{tag}-r-live")).await.unwrap().unwrap().revoked_at, None, "{tag}: another user's refresh tokens stay live");
+    assert!(s.find_code(&format!("{tag}-c-live")).await.unwrap().is_some());
+    assert_eq!(s.find_device_code(&format!("{tag}-d")).await.unwrap().unwrap().status, "approved");
+    assert!(s.find_consent(id, "c-1").await.unwrap().is_some());
+}
+
+/// A new password revokes the user's refresh tokens, drops their unredeemed codes and approved
+/// device codes, and ends every session but the one kept; consents stay.
+pub async fn new_password_ends_access(s: &dyn Store) {
+    user_with_everything(s, "pw", "u-pw", "PWPWPWPW").await;
+    user_with_everything(s, "pwx", "u-pwx", "PWXPWXPW").await;
+    assert!(s.update_user_password("user-pw", "$argon2id$new", Some("pw-s1"), 50).await.unwrap());
+    assert_eq!(s.find_user("u-pw").await.unwrap().unwrap().password_hash, "$argon2id$new");
+    assert!(s.find_session("pw-s1", 10).await.unwrap().is_some(), "the session kept stays");
+    assert!(s.find_pending_request("pw-p1", 10).await.unwrap().is_some(), "with its pending request");
+    assert_eq!(s.find_session("pw-s2", 10).await.unwrap(), None, "other sessions end");
+    assert_eq!(s.find_pending_request("pw-p2", 10).await.unwrap(), None, "with their pending requests");
+    assert!(s.list_session_clients("sid-pw-s2").await.unwrap().is_empty(), "and client lists");
+    let live = s.find_refresh_token("pw-r-live").await.unwrap().unwrap();
+    assert_eq!(live.revoked_at, Some(50), "refresh tokens are revoked");
+    assert!(matches!(s.rotate_refresh_token("pw-r-live", 60, 0, Some(&refresh("pw-r-next", "pw-f"))).await.unwrap(), Taken::AlreadyUsed(_)), "a revoked token does not rotate");
+    assert_eq!(s.find_refresh_token("pw-r-next").await.unwrap(), None);
+    assert_eq!(s.find_refresh_token("pw-r-used").await.unwrap().unwrap().revoked_at, Some(50));
+    assert_eq!(s.find_code("pw-c-live").await.unwrap(), None, "unredeemed codes go");
+    assert!(s.find_code("pw-c-used").await.unwrap().is_some(), "used codes stay (replay detection)");
+    assert_eq!(s.find_device_code("pw-d").await.unwrap(), None, "approved device codes go");
+    assert!(s.find_consent("u-pw", "c-1").await.unwrap().is_some(), "consent stays");
+    untouched(s, "pwx", "u-pwx").await;
+    // Without a session to keep, every session ends.
+    s.create_session(&session("pw-s3", "u-pw")).await.unwrap();
+    assert!(s.update_user_password("user-pw", "$argon2id$newer", None, 70).await.unwrap());
+    assert_eq!(s.find_session("pw-s1", 10).await.unwrap(), None);
+    assert_eq!(s.find_session("pw-s3", 10).await.unwrap(), None);
+    assert_eq!(s.find_refresh_token("pw-r-live").await.unwrap().unwrap().revoked_at, Some(50), "the first revocation time stays");
+    assert!(!s.update_user_password("nobody", "$argon2id$x", None, 70).await.unwrap(), "no such user");
+    untouched(s, "pwx", "u-pwx").await;
+}
+
+/// Deleting a user deletes their sessions (and those sessions' pending requests and client
+/// lists), refresh tokens, codes, device codes and consents; nobody else's.
+pub async fn deleted_user_leaves_nothing(s: &dyn Store) {
+    user_with_everything(s, "del", "u-del", "DLDLDLDL").await;
+    user_with_everything(s, "delx", "u-delx", "DLXDLXDL").await;
+    assert!(s.delete_user("user-del").await.unwrap());
+    assert_eq!(s.find_user("u-del").await.unwrap(), None);
+    for n in 1..=2 {
+        assert_eq!(s.find_session(&format!("del-s{n}"), 10).await.unwrap(), None, "sessions end");
+        assert_eq!(s.find_pending_request(&format!("del-p{n}"), 10).await.unwrap(), None, "pending requests go");
+        assert!(s.list_session_clients(&format!("sid-del-s{n}")).await.unwrap().is_empty(), "client lists go");
+    }
+    for t in ["del-r-live", "del-r-used"] {
+        assert_eq!(s.find_refresh_token(t).await.unwrap(), None, "refresh tokens go");
+    }
+    assert_eq!(s.take_refresh_token("del-r-live", 10, 0).await.unwrap(), Taken::NotFound);
+    for c in ["del-c-live", "del-c-used"] {
+        assert_eq!(s.find_code(c).await.unwrap(), None, "codes go");
+    }
+    assert_eq!(s.find_device_code("del-d").await.unwrap(), None, "device codes go");
+    assert_eq!(s.find_consent("u-del", "c-1").await.unwrap(), None, "consents go");
+    assert!(!s.delete_user("user-del").await.unwrap(), "a second deletion finds nobody");
+    untouched(s, "delx", "u-delx").await;
+}
+
+/// Of concurrent deletions of one user exactly one deletes it.
+pub async fn concurrent_user_deletions(s: Arc<dyn Store>) {
+    user_with_everything(&*s, "race", "u-race", "RCRCRCRC").await;
+    let deletions = (0..16).map(|i| {
+        let s = s.clone();
+        async move {
+            // Password changes race the deletions too: each either lands before it or finds nobody.
+            if i % 4 == 0 {
+                s.update_user_password("user-race", "$argon2id$race", None, 80).await.unwrap();
+            }
+            s.delete_user("user-race").await.unwrap()
+        }
+    });
+    let results = futures_util::future::join_all(deletions).await;
+    assert_eq!(results.iter().filter(|d| **d).count(), 1, "exactly one deletion wins");
+    assert_eq!(s.find_user("u-race").await.unwrap(), None);
+    assert_eq!(s.find_session("race-s1", 10).await.unwrap(), None);
+    assert_eq!(s.find_refresh_token("race-r-live").await.unwrap(), None);
 }

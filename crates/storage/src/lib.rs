@@ -222,9 +222,23 @@ pub trait Store: Send + Sync + 'static {
     async fn find_user_by_username(&self, username: &str) -> Result<Option<UserRecord>>;
     async fn find_user(&self, id: &str) -> Result<Option<UserRecord>>;
     async fn list_users(&self) -> Result<Vec<UserRecord>>;
-    async fn update_user_password(&self, username: &str, password_hash: &str) -> Result<bool>;
     /// Replace email, name, profile and updated_at of the user with this id.
     async fn update_user(&self, u: &UserRecord) -> Result<bool>;
+
+    // Ending a user's access (RFC 9700 §4.14.2: what a new password or a deletion takes away).
+    // Each is one transaction. Neither writes revocations (`revoke_family`,
+    // `create_revoked_token`): admin commands call them on a running SQLite server's database,
+    // whose server keeps revocations in memory. Access tokens already issued live to their
+    // (short) expiry; the server refuses a deleted user's tokens at introspection.
+    /// Set `username`'s password hash and end what the old password gave: every refresh token of
+    /// the user is revoked (`revoked_at = now`), their unredeemed codes and approved device codes
+    /// are deleted, and every session of theirs except `keep_session` (an id hash: the session
+    /// the change is made from, if any) ends with its pending requests. False when there is no
+    /// such user (nothing changes).
+    async fn update_user_password(&self, username: &str, password_hash: &str, keep_session: Option<&str>, now: i64) -> Result<bool>;
+    /// Delete the user and everything that lets them in: their sessions (with their pending
+    /// requests and client lists), refresh tokens, codes, device codes and consents. False when
+    /// there is no such user. Of concurrent calls for one user exactly one returns true.
     async fn delete_user(&self, username: &str) -> Result<bool>;
 
     // Resource servers.

@@ -237,14 +237,12 @@ pub async fn user(database: Option<&str>, j: bool, cmd: UserCmd) -> anyhow::Resu
             });
         }
         UserCmd::Delete { username } => {
-            if !store.delete_user(&username).await? {
-                bail!("no user {username}");
-            }
+            admin::delete_user(&*store, &username).await?;
             print(j, &json!({ "deleted": username }), || format!("deleted user {username}"));
         }
         UserCmd::SetPassword { username, password_stdin: _ } => {
             let pw = read_password()?;
-            admin::set_password(&*store, &username, &pw).await?;
+            admin::set_password(&*store, &username, &pw, now()).await?;
             print(j, &json!({ "username": username, "password": "updated" }), || format!("password updated for {username}"));
         }
     }

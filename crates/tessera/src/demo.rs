@@ -78,7 +78,7 @@ async fn register(svc: &Tessera, dir: &Path, redirect_uri: &str, notes: &notes_a
         (Some(_), Some(pw)) => pw,
         (Some(_), None) => {
             let pw = random_password();
-            admin::set_password(store, DEMO_USER, &pw).await?;
+            admin::set_password(store, DEMO_USER, &pw, now).await?;
             pw
         }
         (None, _) => {

@@ -30,11 +30,25 @@ impl CodeRequest {
     /// present if the redirect_uri parameter was included in the initial authorization request
     /// ... and if included ensure that their values are identical."
     pub fn check(&self, binding: &CodeBinding, client_id: &str, now: i64) -> Result<(), OAuthError> {
-        if binding.client_id != client_id {
-            return Err(OAuthError::invalid_grant("the code was issued to another client"));
-        }
+        self.check_binding(binding, client_id)?;
         if now >= binding.expires_at {
             return Err(OAuthError::invalid_grant("the code has expired"));
+        }
+        Ok(())
+    }
+
+    /// Whether the presenter is the client the code was issued to, with the redirect URI and
+    /// PKCE verifier it was bound to ([`CodeRequest::check`] without the expiry).
+    ///
+    /// This decides what a used code presented again means. RFC 6749 §4.1.2: "If an
+    /// authorization code is used more than once, the authorization server MUST deny the request
+    /// and SHOULD revoke (when possible) all tokens previously issued based on that authorization
+    /// code." Only a replay that passes this check revokes the grant: a public client_id is no
+    /// secret, so anyone holding a used code could otherwise end the victim's grant with any
+    /// client's id (RFC 6749 §10.5: codes are bound to the client; RFC 9700 §4.2.1).
+    pub fn check_binding(&self, binding: &CodeBinding, client_id: &str) -> Result<(), OAuthError> {
+        if binding.client_id != client_id {
+            return Err(OAuthError::invalid_grant("the code was issued to another client"));
         }
         match (&self.redirect_uri, binding.redirect_uri_given) {
             (Some(r), _) if *r != binding.redirect_uri => {
@@ -118,6 +132,20 @@ mod tests {
         assert_eq!(check(req(Some("https://app.example/other"), Some(VERIFIER)), binding(true, true), "c1", 1_000), Err(ErrorCode::InvalidGrant));
         assert_eq!(check(req(None, Some(VERIFIER)), binding(true, false), "c1", 1_000), Ok(()));
         assert_eq!(check(req(Some("https://app.example/other"), Some(VERIFIER)), binding(true, false), "c1", 1_000), Err(ErrorCode::InvalidGrant));
+    }
+
+    /// RFC 6749 §4.1.2, §10.5: what a replay may revoke is decided by the binding alone: the
+    /// code's own client with its redirect URI and verifier, whether or not the code expired.
+    #[test]
+    fn rfc6749_4_1_2_replay_binding() {
+        let own = |r: CodeRequest, client: &str| r.check_binding(&binding(true, true), client).is_ok();
+        assert!(own(req(CB, Some(VERIFIER)), "c1"));
+        assert!(req(CB, Some(VERIFIER)).check(&binding(true, true), "c1", 1_000 + CODE_LIFETIME_SECS).is_err(), "expired");
+        assert!(req(CB, Some(VERIFIER)).check_binding(&binding(true, true), "c1").is_ok(), "but still bound to c1");
+        assert!(!own(req(CB, Some(VERIFIER)), "c2"), "another client");
+        assert!(!own(req(CB, None), "c1"), "no verifier");
+        assert!(!own(req(CB, Some("wrong-verifier-wrong-verifier-wrong-verifier-x")), "c1"), "wrong verifier");
+        assert!(!own(req(Some("https://app.example/other"), Some(VERIFIER)), "c1"), "another redirect URI");
     }
 
     /// RFC 7636 §4.6 and RFC 9700 §4.8.2: verifier required with a challenge; refused without one.

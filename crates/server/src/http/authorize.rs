@@ -8,7 +8,7 @@ use super::token::read_form;
 use super::{AppState, cookies};
 use crate::secret;
 use crate::service::ServiceError;
-use crate::service::authn::{Session, SignInError};
+use crate::service::authn::{ANONYMOUS_SESSION_SECS, Session, SignInError};
 use crate::service::authorize::{AuthorizeOutcome, Decision, PendingAuthorization};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -29,8 +29,9 @@ pub(super) fn see_other(location: &str) -> Response {
     }
 }
 
-pub(super) fn with_cookie(mut res: Response, svc: &AppState, new_cookie: Option<&str>) -> Response {
-    if let Some(c) = new_cookie.and_then(|c| cookies::set(c, svc.config.secure_cookies(), svc.config.session_lifetime)) {
+/// Set the session cookie, when there is a new one, with `max_age` (the session's lifetime).
+pub(super) fn with_cookie(mut res: Response, svc: &AppState, new_cookie: Option<&str>, max_age: i64) -> Response {
+    if let Some(c) = new_cookie.and_then(|c| cookies::set(c, svc.config.secure_cookies(), max_age)) {
         res.headers_mut().append(header::SET_COOKIE, c);
     }
     res
@@ -87,7 +88,8 @@ async fn run_authorize(svc: AppState, headers: &HeaderMap, params: Params) -> Re
         Err(e) => return service_page(&e),
     };
     match svc.authorize(&params, session.as_ref()).await {
-        Ok((outcome, new_cookie)) => with_cookie(outcome_response(outcome), &svc, new_cookie.as_deref()),
+        // A session /authorize starts is anonymous.
+        Ok((outcome, new_cookie)) => with_cookie(outcome_response(outcome), &svc, new_cookie.as_deref(), ANONYMOUS_SESSION_SECS),
         Err(e) => service_page(&e),
     }
 }
@@ -210,7 +212,7 @@ pub async fn login_submit(State(svc): State<AppState>, req: Request) -> Response
         Ok(s) => s,
         Err(e) => return service_page(&e),
     };
-    with_cookie(outcome_response(AuthorizeOutcome::Consent(pending.id.clone())), &svc, fresh.new_cookie.as_deref())
+    with_cookie(outcome_response(AuthorizeOutcome::Consent(pending.id.clone())), &svc, fresh.new_cookie.as_deref(), fresh.max_age())
 }
 
 /// GET /consent?request=ID — the page, or straight back to the client when nothing new is asked.

@@ -50,7 +50,7 @@ pub async fn device_page_get(State(svc): State<AppState>, req: Request) -> Respo
         Err(e) => return service_page(&e),
     };
     let typed: String = params.get("user_code").unwrap_or("").chars().take(16).collect();
-    with_cookie(device_page(StatusCode::OK, &session.csrf_token, &typed, None), &svc, new_cookie.as_deref())
+    with_cookie(device_page(StatusCode::OK, &session.csrf_token, &typed, None), &svc, new_cookie.as_deref(), crate::service::authn::ANONYMOUS_SESSION_SECS)
 }
 
 /// POST /device — check the code (throttled), then sign-in and consent.

@@ -230,10 +230,22 @@ pub async fn create_user(store: &dyn Store, req: NewUser, password: &str, now: i
     }
 }
 
-pub async fn set_password(store: &dyn Store, username: &str, password: &str) -> Result<(), AdminError> {
+/// `tessera user set-password`. A new password ends what the old one gave (RFC 9700 §4.14.2):
+/// in the same transaction the user's refresh tokens are revoked, their unredeemed codes and
+/// approved device codes dropped, and every session of theirs ends (the CLI has no session of
+/// its own to keep). Access tokens already issued run to their expiry (10 minutes).
+pub async fn set_password(store: &dyn Store, username: &str, password: &str, now: i64) -> Result<(), AdminError> {
     check_password(password)?;
     let hash = hash_password(password).map_err(invalid)?;
-    if store.update_user_password(username, &hash).await? { Ok(()) } else { Err(AdminError::NotFound(format!("no user {username}"))) }
+    if store.update_user_password(username, &hash, None, now).await? { Ok(()) } else { Err(AdminError::NotFound(format!("no user {username}"))) }
+}
+
+/// `tessera user delete`: the user and, in the same transaction, their sessions, refresh tokens,
+/// codes, device codes and consents (RFC 9700 §4.14.2). No revocation is written (the running
+/// SQLite server keeps those in memory): the server refuses the user's codes and refresh tokens
+/// at redemption and reports their access tokens inactive at introspection and UserInfo.
+pub async fn delete_user(store: &dyn Store, username: &str) -> Result<(), AdminError> {
+    if store.delete_user(username).await? { Ok(()) } else { Err(AdminError::NotFound(format!("no user {username}"))) }
 }
 
 /// Parse `--scope "name=Description"`.

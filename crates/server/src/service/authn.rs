@@ -91,10 +91,22 @@ pub enum SignInError {
     Throttled,
 }
 
+/// How long an anonymous session lives: as long as the pending request it carries
+/// (RFC 6819 §4.4.1.11: a cookieless request must not leave a 12-hour row behind). Sign-in
+/// replaces it with a session of the full lifetime ([`Tessera::signed_in_session`]).
+pub const ANONYMOUS_SESSION_SECS: i64 = super::authorize::PENDING_LIFETIME_SECS;
+
 /// A browser session and the cookie value that names it (set only when new).
 pub struct Session {
     pub record: SessionRecord,
     pub new_cookie: Option<String>,
+}
+
+impl Session {
+    /// The cookie's `Max-Age`: the session's lifetime.
+    pub fn max_age(&self) -> i64 {
+        self.record.expires_at - self.record.created_at
+    }
 }
 
 impl Tessera {
@@ -180,7 +192,7 @@ impl Tessera {
             csrf_token: secret::random_token(),
             auth_time: user.map(|_| now),
             created_at: now,
-            expires_at: now + self.config.session_lifetime,
+            expires_at: now + if user.is_some() { self.config.session_lifetime } else { ANONYMOUS_SESSION_SECS },
         };
         Session { record, new_cookie: Some(cookie) }
     }

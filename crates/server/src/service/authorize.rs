@@ -21,8 +21,8 @@ use tessera_protocol::scope::Scopes;
 use tessera_protocol::{ErrorCode, OAuthError};
 use tessera_storage::{ClientRecord, CodeRecord, PendingRequestRecord, SessionRecord};
 
-/// How long a user has to sign in and consent.
-const PENDING_LIFETIME_SECS: i64 = 600;
+/// How long a user has to sign in and consent (and how long an anonymous session lives).
+pub const PENDING_LIFETIME_SECS: i64 = 600;
 
 /// What the browser should see next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,8 +171,11 @@ impl Tessera {
         };
         let (pending, interaction) = outcome;
         let (record, cookie) = match session {
-            Some(s) => (s.clone(), None),
-            None => {
+            // An anonymous session lives only as long as a pending request (RFC 6819 §4.4.1.11);
+            // one with less than half of that left gives way to a new one, so that a sign-in
+            // started now has time to finish.
+            Some(s) if s.user_id.is_some() || s.expires_at - self.now() >= PENDING_LIFETIME_SECS / 2 => (s.clone(), None),
+            _ => {
                 let s = self.create_session(None).await?;
                 (s.record, s.new_cookie)
             }
@@ -430,7 +433,8 @@ impl Tessera {
 
     /// RFC 6749 §4.1.2: issue a short-lived, single-use code and redirect with `code`, `state`, `iss`.
     /// The OpenID Connect context (nonce, session, requested claims) travels with the code, and
-    /// the client is remembered in the session for logout.
+    /// the client is remembered in the session for logout. A session whose user no longer exists
+    /// gets the sign-in page instead (RFC 9700 §4.14.2).
     async fn issue_code(&self, p: &PendingAuthorization, session: &SessionRecord) -> Result<AuthorizeOutcome, ServiceError> {
         // The callers checked already; checked again here, where the code is made, so that no
         // path added later can skip the request's authentication requirements.
@@ -440,6 +444,12 @@ impl Tessera {
         let (Some(user_id), Some(auth_time)) = (&session.user_id, session.auth_time) else {
             return Ok(AuthorizeOutcome::Login(p.id.clone()));
         };
+        // Deleting a user ends their sessions; this catches a sign-in that raced the deletion.
+        // The request waits for a sign-in (forced: the session still names the deleted user).
+        if self.store.find_user(user_id).await?.is_none() {
+            self.save_pending(&PendingAuthorization { force_login: true, ..p.clone() }, session).await?;
+            return Ok(AuthorizeOutcome::Login(p.id.clone()));
+        }
         let oidc_ctx = match &p.oidc {
             Some(o) => {
                 self.store.add_session_client(&session.sid, &p.client_id, self.now()).await?;

@@ -1,7 +1,7 @@
 //! Token introspection (RFC 7662) and revocation (RFC 7009).
 //!
 //! Introspection answers `active: false` — and nothing else — for expired, revoked, foreign or
-//! garbage tokens. A caller sees only tokens meant for it: a client its own tokens, an API the
+//! garbage tokens, and for the tokens of a user who was deleted. A caller sees only tokens meant for it: a client its own tokens, an API the
 //! access tokens whose audience it is.
 
 use super::token::family_of_jti;
@@ -121,6 +121,11 @@ impl Tessera {
             let live = claims.get("exp").and_then(Value::as_i64).is_some_and(|e| e > now) && claims.get("iss").and_then(Value::as_str) == Some(self.config.issuer.as_str());
             let jti = claims.get("jti").and_then(Value::as_str).unwrap_or("");
             if !live || jti.is_empty() || self.store.is_revoked(jti, family_of_jti(jti)).await? {
+                return Ok(None);
+            }
+            // RFC 9700 §4.14.2: a deleted user's tokens are inactive. A grant's tokens (`jti`
+            // FAMILY.RANDOM) have the user as `sub`; client credentials tokens have no user.
+            if family_of_jti(jti).is_some() && !self.user_exists_cached(claims.get("sub").and_then(Value::as_str).unwrap_or("")).await? {
                 return Ok(None);
             }
             Ok(Some(Known::Access(token)))

@@ -88,6 +88,8 @@ pub struct Tessera {
     verified_tokens: TtlCache<Box<str>, Arc<introspect::VerifiedToken>>,
     /// The metadata document, serialized for the catalog it was built from.
     metadata_doc: std::sync::Mutex<Option<(Arc<ScopeCatalog>, String)>>,
+    /// Ids of users found to exist (≤ [`CACHE_TTL`] stale; found ones only), for introspection.
+    live_users: TtlCache<String, ()>,
 }
 
 /// How stale a cached client or scope catalog may be: changes made through the CLI or another
@@ -108,6 +110,7 @@ impl Tessera {
             catalog: TtlCache::new(CACHE_TTL, 1),
             verified_tokens: TtlCache::new(Duration::from_secs(tessera_protocol::token::ACCESS_TOKEN_LIFETIME_SECS as u64), 10_000),
             metadata_doc: std::sync::Mutex::new(None),
+            live_users: TtlCache::new(CACHE_TTL, 10_000),
         }))
     }
 
@@ -140,6 +143,19 @@ impl Tessera {
     }
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// Whether the user `id` exists, from the cache when it was found within [`CACHE_TTL`]: a
+    /// user deleted through the CLI is seen within that bound, without a read per call.
+    pub async fn user_exists_cached(&self, id: &str) -> Result<bool, ServiceError> {
+        if self.live_users.get(id).is_some() {
+            return Ok(true);
+        }
+        let exists = self.store.find_user(id).await?.is_some();
+        if exists {
+            self.live_users.insert(id.to_string(), ());
+        }
+        Ok(exists)
     }
 
     /// RFC 8414 metadata as JSON text, rebuilt only when the cached catalog changes.

@@ -9,3 +9,5 @@ mod common;
 
 mod oidc;
 mod parsers;
+mod accounts;
+mod codes;

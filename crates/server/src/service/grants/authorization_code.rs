@@ -4,8 +4,9 @@
 //! MUST deny the request and SHOULD revoke (when possible) all tokens previously issued based on
 //! that authorization code." The code is consumed atomically, in the same transaction that
 //! stores the grant's first refresh token and after every read the tokens need (so a database
-//! lost mid-request leaves the code usable for the client's retry); a replay revokes the grant's
-//! refresh-token family and is recorded as a security event.
+//! lost mid-request leaves the code usable for the client's retry); a replay by the client the
+//! code was issued to revokes the grant's refresh-token family and is recorded as a security
+//! event (another client's is only refused). A code whose user was deleted meanwhile is refused.
 
 use crate::secret;
 use crate::service::token::{Consume, Lineage, NotConsumed};
@@ -27,9 +28,6 @@ pub async fn redeem(svc: &Tessera, client: &ClientPolicy, req: &CodeRequest) -> 
     let Some(code) = svc.store.find_code(&hash).await? else {
         return Err(OAuthError::invalid_grant("unknown authorization code").into());
     };
-    if code.used_at.is_some() {
-        return Err(replayed(svc, client, &code, now).await?);
-    }
     let binding = CodeBinding {
         client_id: code.client_id.clone(),
         redirect_uri: code.redirect_uri.clone(),
@@ -37,12 +35,28 @@ pub async fn redeem(svc: &Tessera, client: &ClientPolicy, req: &CodeRequest) -> 
         code_challenge: code.code_challenge.clone().map(CodeChallenge::from_stored),
         expires_at: code.expires_at,
     };
+    // Only the code's own client (its id, redirect URI and PKCE verifier) ends the grant by
+    // presenting a used code: anyone else is refused and the grant stays (`check_binding`).
+    let own_client = req.check_binding(&binding, &client.client_id);
+    if code.used_at.is_some() {
+        return Err(match own_client {
+            Ok(()) => replayed(svc, client, &code, now).await?,
+            Err(e) => e.into(),
+        });
+    }
     if let Err(e) = req.check(&binding, &client.client_id, now) {
-        // A failed redemption uses the code up, as a successful one does.
+        // A failed redemption uses the code up, as a successful one does; if it was used
+        // meanwhile, that is a replay only when its own client presented it.
         if let Taken::AlreadyUsed(c) = svc.store.take_code(&hash, now).await? {
-            return Err(replayed(svc, client, &c, now).await?);
+            if own_client.is_ok() {
+                return Err(replayed(svc, client, &c, now).await?);
+            }
         }
         return Err(e.into());
+    }
+    // RFC 9700 §4.14.2: a user deleted since the code was issued gets no tokens.
+    if svc.store.find_user(&code.user_id).await?.is_none() {
+        return Err(OAuthError::invalid_grant("the user no longer exists").into());
     }
     let scope = Scopes::parse(&code.scope)?;
     let audience: Vec<String> = crate::service::decode_audience(&code.audience)?;
@@ -54,8 +68,8 @@ pub async fn redeem(svc: &Tessera, client: &ClientPolicy, req: &CodeRequest) -> 
     }
 }
 
-/// RFC 6749 §4.1.2: a used code presented again is denied, and the tokens issued from it are
-/// revoked.
+/// RFC 6749 §4.1.2: a used code presented again by its own client is denied, and the tokens
+/// issued from it are revoked.
 async fn replayed(svc: &Tessera, client: &ClientPolicy, c: &CodeRecord, now: i64) -> Result<ServiceError, ServiceError> {
     let revoked = svc.store.revoke_family(&c.grant_id, now).await?;
     svc.store.create_audit_event("code_replay", &format!("client {} presented a used code; grant {} revoked ({revoked} refresh tokens)", client.client_id, c.grant_id), now).await?;

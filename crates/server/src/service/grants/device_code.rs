@@ -45,6 +45,10 @@ pub async fn poll(svc: &Tessera, client: &ClientPolicy, req: &DeviceCodeRequest)
     let Some(user_id) = d.user_id.clone() else {
         return Err(OAuthError::invalid_grant("the device code has no user").into());
     };
+    // RFC 9700 §4.14.2: a user deleted since approving gets no tokens.
+    if svc.store.find_user(&user_id).await?.is_none() {
+        return Err(OAuthError::invalid_grant("the user no longer exists").into());
+    }
     let scope = Scopes::parse(&d.scope)?;
     let audience: Vec<String> = crate::service::decode_audience(&d.audience)?;
     let lineage = Lineage { family_id: secret::random_id(), auth_time: d.auth_time.unwrap_or(now), family_expires_at: now + svc.config.refresh_token_lifetime, oidc: d.oidc.clone(), with_nonce: false };
