@@ -368,7 +368,7 @@ async fn regression_guard_refuses_http_issuer_off_loopback_rfc8414_2() {
     for issuer in ["https://id.example", "http://127.0.0.1:8080", "http://127.8.9.10", "http://[::1]:9000", "http://localhost:8080/tenant"] {
         assert!(Guard::new(GuardConfig::new(issuer, AUD)).is_ok(), "{issuer}");
     }
-    let e = Guard::new(GuardConfig::new("https://id.example", AUD).with_jwks_uri("http://id.example/jwks.json")).err().expect("http jwks_uri off loopback");
+    let Err(e) = Guard::new(GuardConfig::new("https://id.example", AUD).with_jwks_uri("http://id.example/jwks.json")) else { panic!("http jwks_uri off loopback accepted") };
     assert!(matches!(e, tessera_guard::ConfigError::InsecureJwksUri(_)), "{e}");
 
     // A loopback issuer whose metadata sends the keys' fetch to plain http elsewhere.
