@@ -65,6 +65,8 @@ pub enum FetchError {
     Document { url: String, what: &'static str, reason: String },
     #[error("the metadata's issuer {found:?} is not the configured issuer {expected:?} (RFC 8414 §3.3)")]
     IssuerMismatch { expected: String, found: String },
+    #[error("the metadata names the JWK Set {url:?}, plain http on a host that is not loopback (RFC 8414 §2); refused unless GuardConfig::allow_insecure_http(true)")]
+    Insecure { url: String },
     #[error("keys were fetched less than the minimum refetch interval ago")]
     RateLimited,
 }
@@ -86,6 +88,7 @@ struct Shared {
     http: reqwest::Client,
     issuer: String,
     jwks_uri: Option<String>,
+    allow_insecure_http: bool,
     min_interval: Duration,
     max_age: Duration,
 }
@@ -114,6 +117,7 @@ impl KeyCache {
             http,
             issuer: config.issuer.clone(),
             jwks_uri: config.jwks_uri.clone(),
+            allow_insecure_http: config.allow_insecure_http,
             min_interval: config.min_refetch_interval,
             max_age: config.max_key_age,
         })))
@@ -270,6 +274,9 @@ impl KeyCache {
         if m.issuer != *issuer {
             return Err(FetchError::IssuerMismatch { expected: issuer.clone(), found: m.issuer });
         }
+        if !url::Url::parse(&m.jwks_uri).is_ok_and(|u| secure_enough(&u, self.0.allow_insecure_http)) {
+            return Err(FetchError::Insecure { url: m.jwks_uri });
+        }
         Ok(m.jwks_uri)
     }
 
@@ -350,4 +357,22 @@ fn usable(v: &serde_json::Value) -> Option<(Option<String>, VerifyKey)> {
     let decoding = DecodingKey::from_jwk(&jwk).ok()?;
     let kid = v.get("kid").and_then(|k| k.as_str()).map(str::to_string);
     Some((kid, VerifyKey { decoding, algorithms }))
+}
+
+/// RFC 8414 §2: https, or plain http only on a loopback host (127.0.0.0/8, `::1`, `localhost`)
+/// unless `allow_insecure_http`. Other schemes are never used to fetch keys.
+pub(crate) fn secure_enough(url: &url::Url, allow_insecure_http: bool) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => {
+            allow_insecure_http
+                || match url.host() {
+                    Some(url::Host::Ipv4(a)) => a.is_loopback(),
+                    Some(url::Host::Ipv6(a)) => a.is_loopback(),
+                    Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                    None => false,
+                }
+        }
+        _ => false,
+    }
 }

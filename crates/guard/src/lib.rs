@@ -92,6 +92,9 @@ pub struct GuardConfig {
     /// every request, and it is forgotten when it expires or the keys change.
     pub verified_cache_capacity: usize,
     pub clock: Arc<dyn Clock>,
+    /// Accept `http://` issuer and JWKS URLs on hosts that are not loopback (default `false`):
+    /// see [`GuardConfig::allow_insecure_http`].
+    pub allow_insecure_http: bool,
 }
 
 impl std::fmt::Debug for GuardConfig {
@@ -104,6 +107,7 @@ impl std::fmt::Debug for GuardConfig {
             .field("jwks_uri", &self.jwks_uri)
             .field("min_refetch_interval", &self.min_refetch_interval)
             .field("max_key_age", &self.max_key_age)
+            .field("allow_insecure_http", &self.allow_insecure_http)
             .finish_non_exhaustive()
     }
 }
@@ -123,6 +127,7 @@ impl GuardConfig {
             http_timeout: Duration::from_secs(5),
             verified_cache_capacity: 10_000,
             clock: Arc::new(SystemClock),
+            allow_insecure_http: false,
         }
     }
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -153,6 +158,15 @@ impl GuardConfig {
         self.max_key_age = d;
         self
     }
+    /// RFC 8414 §2: an issuer "uses the https scheme". Without TLS anyone on the network path
+    /// can serve the issuer's metadata and keys and so mint tokens this guard accepts; plain
+    /// `http://` is therefore refused by [`Guard::new`] (and for a `jwks_uri` the metadata names)
+    /// except on loopback hosts (127.0.0.0/8, `::1`, `localhost`: development on one machine).
+    /// `allow_insecure_http(true)` accepts it on any host, for a network the operator trusts.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
 }
 
 /// A configuration the guard cannot work with.
@@ -160,6 +174,10 @@ impl GuardConfig {
 pub enum ConfigError {
     #[error("issuer {0:?} is not an absolute http(s) URL without query or fragment (RFC 8414 §2)")]
     Issuer(String),
+    #[error("issuer {0:?} uses plain http on a host that is not loopback: the keys would be fetched without TLS (RFC 8414 §2 requires https); use https, or GuardConfig::allow_insecure_http(true) on a network you trust")]
+    InsecureIssuer(String),
+    #[error("jwks_uri {0:?} uses plain http on a host that is not loopback: the keys would be fetched without TLS; use https, or GuardConfig::allow_insecure_http(true) on a network you trust")]
+    InsecureJwksUri(String),
     #[error("audience must not be empty")]
     Audience,
     #[error("no asymmetric algorithm left in the allow-list")]
@@ -252,6 +270,14 @@ impl Guard {
         let issuer = url::Url::parse(&config.issuer).map_err(|_| ConfigError::Issuer(config.issuer.clone()))?;
         if !matches!(issuer.scheme(), "http" | "https") || issuer.query().is_some() || issuer.fragment().is_some() {
             return Err(ConfigError::Issuer(config.issuer.clone()));
+        }
+        if !keys::secure_enough(&issuer, config.allow_insecure_http) {
+            return Err(ConfigError::InsecureIssuer(config.issuer.clone()));
+        }
+        if let Some(j) = &config.jwks_uri {
+            if !url::Url::parse(j).is_ok_and(|u| keys::secure_enough(&u, config.allow_insecure_http)) {
+                return Err(ConfigError::InsecureJwksUri(j.clone()));
+            }
         }
         if config.audience.is_empty() {
             return Err(ConfigError::Audience);

@@ -353,6 +353,37 @@ async fn discovery_failures() {
     assert_eq!(GuardError::KeysUnavailable.into_response_status(), StatusCode::SERVICE_UNAVAILABLE);
 }
 
+/// Finding 14 (issue 13): RFC 8414 §2, the issuer "uses the https scheme". Over plain http on a
+/// network, whoever is on the path serves the keys and mints accepted tokens; so http is
+/// refused off loopback unless the operator says otherwise, for the issuer, a configured
+/// `jwks_uri`, and one the metadata names.
+#[tokio::test]
+async fn regression_guard_refuses_http_issuer_off_loopback_rfc8414_2() {
+    for issuer in ["http://id.example", "http://10.0.0.5:8080", "http://[2001:db8::1]", "http://127.0.0.1.example"] {
+        let e = Guard::new(GuardConfig::new(issuer, AUD)).err().unwrap_or_else(|| panic!("{issuer} accepted"));
+        let msg = e.to_string();
+        assert!(matches!(e, tessera_guard::ConfigError::InsecureIssuer(_)) && msg.contains("https") && msg.contains("allow_insecure_http"), "{issuer}: {msg}");
+        assert!(Guard::new(GuardConfig::new(issuer, AUD).allow_insecure_http(true)).is_ok(), "{issuer} explicitly allowed");
+    }
+    for issuer in ["https://id.example", "http://127.0.0.1:8080", "http://127.8.9.10", "http://[::1]:9000", "http://localhost:8080/tenant"] {
+        assert!(Guard::new(GuardConfig::new(issuer, AUD)).is_ok(), "{issuer}");
+    }
+    let Err(e) = Guard::new(GuardConfig::new("https://id.example", AUD).with_jwks_uri("http://id.example/jwks.json")) else { panic!("http jwks_uri off loopback accepted") };
+    assert!(matches!(e, tessera_guard::ConfigError::InsecureJwksUri(_)), "{e}");
+
+    // A loopback issuer whose metadata sends the keys' fetch to plain http elsewhere.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let u = url.clone();
+    let app = Router::new().route("/.well-known/oauth-authorization-server", get(move || async move { axum::Json(json!({"issuer": u, "jwks_uri": "http://192.0.2.1/jwks.json"})) }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let guard = Guard::new(GuardConfig::new(&url, AUD)).unwrap();
+    let started = std::time::Instant::now();
+    let e = guard.refresh().await.unwrap_err();
+    assert!(matches!(e, tessera_guard::keys::FetchError::Insecure { .. }), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(2), "refused without trying the insecure URL");
+}
+
 trait Status {
     fn into_response_status(self) -> StatusCode;
 }

@@ -8,6 +8,7 @@
 //!   mapping (`http::error`).
 //! - [`keys`]: the signing key ring (load or generate, JWKS).
 //! - [`clock`]: the injected clock; only the binary uses the system clock.
+//! - [`serve`]: the accept loop with bounded connections (head, idle, count) every server uses.
 #![forbid(unsafe_code)]
 
 pub mod cache;
@@ -15,8 +16,10 @@ pub mod clock;
 pub mod http;
 pub mod keys;
 pub mod secret;
+pub mod serve;
 pub mod service;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use http::router;
+pub use serve::{ServeLimits, serve};
 pub use service::{Config, Tessera};

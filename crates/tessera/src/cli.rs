@@ -115,8 +115,8 @@ pub struct ServeArgs {
     /// Issuer URL (default http://LISTEN-ADDRESS).
     #[arg(long, env = "TESSERA_ISSUER")]
     pub issuer: Option<String>,
-    /// TOML file with `listen`, `issuer`, `database_url`, `database_pool_size`; flags and env vars
-    /// take precedence.
+    /// TOML file with `listen`, `issuer`, `database_url`, `database_pool_size`,
+    /// `header_read_timeout`, `idle_timeout`, `max_connections`; flags and env vars take precedence.
     #[arg(long, env = "TESSERA_CONFIG")]
     pub config: Option<PathBuf>,
     /// PostgreSQL connections this instance may open (default 16); ignored for SQLite.
@@ -125,6 +125,20 @@ pub struct ServeArgs {
     /// Rotate signing keys automatically after this many days (default 90; 0 turns it off).
     #[arg(long, env = "TESSERA_KEY_ROTATION_DAYS")]
     pub key_rotation_days: Option<u32>,
+
+    // Connection limits (`tessera_server::serve`; issue 13 finding 5, Slowloris).
+    /// Seconds a client has to send a complete request head, counted from the accept (or from
+    /// the head's first byte on a keep-alive connection); then the connection is closed (default 10).
+    #[arg(long, env = "TESSERA_HEADER_READ_TIMEOUT", value_name = "SECONDS")]
+    pub header_read_timeout: Option<u64>,
+    /// Seconds a keep-alive connection may stay idle (no request in flight, no traffic) before it
+    /// is closed (default 75; keep it above your load balancer's idle timeout).
+    #[arg(long, env = "TESSERA_IDLE_TIMEOUT", value_name = "SECONDS")]
+    pub idle_timeout: Option<u64>,
+    /// Connections served at once; more wait in the listen backlog until one closes (default:
+    /// the open-file limit less 64, between 16 and 8192).
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 /// `tessera demo`: three servers on 127.0.0.1 and the data folder they share.

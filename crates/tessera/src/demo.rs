@@ -11,7 +11,6 @@
 use crate::cli::DemoArgs;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tessera_guard::{Guard, GuardConfig};
@@ -137,9 +136,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let notes_db = notes_api::Db::open(&format!("sqlite://{}", dir.join("notes.db").display())).await.context("opening the Notes API database")?;
     let state = register(&svc, &dir, &redirect_uri, &notes_db).await?;
 
-    let as_app = tessera_server::router(svc.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let as_app = tessera_server::router(svc.clone());
     let mut servers = tokio::task::JoinSet::new();
-    servers.spawn(async move { axum::serve(as_listener, as_app).await.context("authorization server") });
+    servers.spawn(async move { tessera_server::serve(as_listener, as_app, tessera_server::ServeLimits::default(), std::future::pending()).await.context("authorization server") });
 
     let guard = Guard::new(GuardConfig::new(&issuer, API_IDENTIFIER))?;
     guard.refresh().await.context("the Notes API could not fetch the authorization server's keys")?;

@@ -4,7 +4,6 @@
 use crate::cli::ServeArgs;
 use crate::settings;
 use anyhow::Context;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_server::{Config, SystemClock, Tessera};
@@ -82,14 +81,9 @@ pub async fn run(database: Option<String>, args: ServeArgs) -> anyhow::Result<()
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, %issuer, "listening");
 
-    // Small request/response exchanges: answers go out without waiting for Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, tessera_server::router(svc).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown())
-        .await
-        .context("server error")
+    tracing::info!(header_read_timeout = ?s.limits.header_read_timeout, idle_timeout = ?s.limits.idle_timeout, max_connections = s.limits.max_connections, "connection limits");
+    // Bounded head reads, idle keep-alive and connection count; TCP_NODELAY; SIGTERM drains.
+    tessera_server::serve(listener, tessera_server::router(svc), s.limits, shutdown()).await.context("server error")
 }
 
 async fn shutdown() {

@@ -5,6 +5,8 @@ use crate::cli::ServeArgs;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::time::Duration;
+use tessera_server::ServeLimits;
 
 pub const DEFAULT_DATABASE: &str = "sqlite://tessera-data/tessera.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -17,6 +19,10 @@ struct FileSettings {
     issuer: Option<String>,
     database_url: Option<String>,
     database_pool_size: Option<u32>,
+    // Connection limits (issue 13 finding 5).
+    header_read_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +33,8 @@ pub struct Settings {
     pub database_url: String,
     /// PostgreSQL connections per instance.
     pub database_pool_size: u32,
+    /// Head-read, idle and connection-count bounds of the listener.
+    pub limits: ServeLimits,
 }
 
 pub fn resolve(database: Option<String>, args: &ServeArgs) -> anyhow::Result<Settings> {
@@ -37,6 +45,7 @@ pub fn resolve(database: Option<String>, args: &ServeArgs) -> anyhow::Result<Set
         }
         None => FileSettings::default(),
     };
+    let limits = resolve_limits(args, &file)?;
     let listen_s = args.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
     let listen: SocketAddr = listen_s.parse().with_context(|| format!("listen (--listen / TESSERA_LISTEN): {listen_s:?} is not an address like 127.0.0.1:8080"))?;
     let issuer = match args.issuer.clone().or(file.issuer) {
@@ -49,7 +58,27 @@ pub fn resolve(database: Option<String>, args: &ServeArgs) -> anyhow::Result<Set
     if !(1..=1000).contains(&database_pool_size) {
         bail!("database pool size (--database-pool-size / TESSERA_DATABASE_POOL_SIZE): {database_pool_size} is not between 1 and 1000");
     }
-    Ok(Settings { listen, issuer, database_url, database_pool_size })
+    Ok(Settings { listen, issuer, database_url, database_pool_size, limits })
+}
+
+/// Connection limits (issue 13 finding 5): each from its flag, env var or TOML key, else
+/// [`ServeLimits::default`].
+fn resolve_limits(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<ServeLimits> {
+    let d = ServeLimits::default();
+    let secs = |v: Option<u64>, default: Duration, name: &str| -> anyhow::Result<Duration> {
+        match v {
+            None => Ok(default),
+            Some(s) if (1..=3600).contains(&s) => Ok(Duration::from_secs(s)),
+            Some(s) => bail!("{name}: {s} is not between 1 and 3600 seconds"),
+        }
+    };
+    let header_read_timeout = secs(args.header_read_timeout.or(file.header_read_timeout), d.header_read_timeout, "header read timeout (--header-read-timeout / TESSERA_HEADER_READ_TIMEOUT)")?;
+    let idle_timeout = secs(args.idle_timeout.or(file.idle_timeout), d.idle_timeout, "idle timeout (--idle-timeout / TESSERA_IDLE_TIMEOUT)")?;
+    let max_connections = args.max_connections.or(file.max_connections).unwrap_or(d.max_connections);
+    if !(1..=1_000_000).contains(&max_connections) {
+        bail!("max connections (--max-connections / TESSERA_MAX_CONNECTIONS): {max_connections} is not between 1 and 1000000");
+    }
+    Ok(ServeLimits { header_read_timeout, idle_timeout, max_connections, ..d })
 }
 
 /// RFC 8414 §2: the issuer is a URL "that uses the https scheme and has no query or fragment
@@ -95,6 +124,24 @@ mod tests {
         assert_eq!(s.issuer, None);
         assert_eq!(s.database_url, DEFAULT_DATABASE);
         assert_eq!(s.database_pool_size, DEFAULT_POOL_SIZE);
+        assert_eq!(s.limits, ServeLimits::default());
+    }
+
+    #[test]
+    fn connection_limits() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "header_read_timeout = 5\nidle_timeout = 120\nmax_connections = 300").unwrap();
+        let s = resolve(None, &args(None, None, Some(f.path().into()))).unwrap();
+        assert_eq!((s.limits.header_read_timeout, s.limits.idle_timeout, s.limits.max_connections), (Duration::from_secs(5), Duration::from_secs(120), 300));
+        let a = ServeArgs { header_read_timeout: Some(2), max_connections: Some(7), ..args(None, None, Some(f.path().into())) };
+        let s = resolve(None, &a).unwrap();
+        assert_eq!((s.limits.header_read_timeout, s.limits.idle_timeout, s.limits.max_connections), (Duration::from_secs(2), Duration::from_secs(120), 7), "flags win over the file");
+        let e = resolve(None, &ServeArgs { idle_timeout: Some(0), ..Default::default() }).unwrap_err().to_string();
+        assert!(e.contains("--idle-timeout"), "{e}");
+        let e = resolve(None, &ServeArgs { header_read_timeout: Some(0), ..Default::default() }).unwrap_err().to_string();
+        assert!(e.contains("--header-read-timeout"), "{e}");
+        let e = resolve(None, &ServeArgs { max_connections: Some(0), ..Default::default() }).unwrap_err().to_string();
+        assert!(e.contains("--max-connections"), "{e}");
     }
 
     #[test]

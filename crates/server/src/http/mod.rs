@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, thin handlers, pages, cookies and the one error mapping.
 //!
-//! Every response gets anti-framing and no-sniff headers (the header layers in [`router`]); every HTML form
+//! Every response, error responses included, gets anti-framing and no-sniff headers (and HSTS
+//! with an https issuer: the header layers in [`router`], outermost); every HTML form
 //! carries a CSRF token bound to the browser session; bodies and queries are size-bounded.
 //! Only this module knows HTTP types.
 
@@ -29,8 +30,14 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest a request may take, body included.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The authorization server's routes.
+/// The authorization server's routes, requests bounded by [`REQUEST_TIMEOUT`].
 pub fn router(svc: Arc<Tessera>) -> Router {
+    router_with_timeout(svc, REQUEST_TIMEOUT)
+}
+
+/// [`router`] with another bound on each request (tests shorten it).
+pub fn router_with_timeout(svc: Arc<Tessera>, request_timeout: std::time::Duration) -> Router {
+    let https_issuer = svc.config.issuer.starts_with("https://");
     let routes = Router::new()
         .route("/", get(pages::home))
         .route("/authorize", get(authorize::authorize).post(authorize::authorize_post).fallback(error::method_not_allowed_page))
@@ -50,23 +57,69 @@ pub fn router(svc: Arc<Tessera>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .fallback(error::not_found)
         .with_state(svc);
-    // Anti-framing (RFC 7034 `X-Frame-Options`, CSP `frame-ancestors`), no MIME sniffing,
-    // no referrer (codes in URLs must not leak to third parties). A handler may set a
-    // stricter or page-specific CSP (the form-post page's script nonce). A request (including
-    // a slowly sent body) gets at most REQUEST_TIMEOUT; never a hang. A panic is a 500 page.
-    //
-    // The layers wrap the router once, outermost first. (`Router::layer` would wrap every
-    // route's service instead, and each request would clone the matched route's whole stack of
-    // boxed services: 21 boxed clones per request, 14 % of an introspection's instructions.)
+    with_layers(routes, request_timeout, https_issuer)
+}
+
+/// Wraps `routes` in the layers every response goes through, outermost first:
+///
+/// 1. the response headers: anti-framing (RFC 7034 `X-Frame-Options`, CSP `frame-ancestors`),
+///    no MIME sniffing, no referrer (codes in URLs must not leak to third parties), and with an
+///    https issuer `Strict-Transport-Security` (RFC 6797 §6.1; TLS is terminated in front of
+///    Tessera, so an https issuer is what says the client's transport is secure; §7.2: never
+///    over plain http). A handler may set a stricter or page-specific CSP (the form-post page's
+///    script nonce). Outermost, so the 500 and 408 the next two layers make carry them too;
+/// 2. catch-panic: a panic is a 500 (a last resort: request paths do not panic);
+/// 3. the timeout: a request (including a slowly sent body) gets at most `request_timeout`,
+///    then 408; never a hang.
+///
+/// The layers wrap the router once. (`Router::layer` would wrap every route's service instead,
+/// and each request would clone the matched route's whole stack of boxed services: 21 boxed
+/// clones per request, 14 % of an introspection's instructions.)
+fn with_layers(routes: Router, request_timeout: std::time::Duration, hsts: bool) -> Router {
     let layers = tower::ServiceBuilder::new()
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
-        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
-        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DEFAULT_CSP)))
-        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")));
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .option_layer(hsts.then(|| SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS))))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, request_timeout));
     Router::new().fallback_service(layers.service(routes))
 }
 
+/// RFC 6797 §6.1.1 `max-age`: one year (§11.2: a long-lived value protects between visits). No
+/// `includeSubDomains`: the issuer's host does not speak for every host under it.
+const HSTS: &str = "max-age=31536000";
+
 /// The Content-Security-Policy of every response that sets none of its own.
 const DEFAULT_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use tower::ServiceExt;
+
+    async fn boom() -> &'static str {
+        panic!("boom")
+    }
+
+    /// Finding 17 (issue 13): the catch-panic layer's 500 carries the anti-framing headers
+    /// (RFC 7034 §2; CSP `frame-ancestors`), and HSTS with an https issuer (RFC 6797 §7.1).
+    /// No request path panics, so the route here is the only way to make one; the layers are
+    /// the ones [`router`] uses.
+    #[tokio::test]
+    async fn regression_panic_500_has_anti_framing_headers_rfc7034_2() {
+        for hsts in [false, true] {
+            let routes = Router::new().route("/boom", get(boom));
+            let res = with_layers(routes, REQUEST_TIMEOUT, hsts).oneshot(axum::http::Request::get("/boom").body(axum::body::Body::empty()).unwrap()).await.unwrap();
+            assert_eq!(res.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+            let h = res.headers();
+            assert_eq!(h.get(header::X_FRAME_OPTIONS).unwrap(), "DENY");
+            assert!(h.get(header::CONTENT_SECURITY_POLICY).unwrap().to_str().unwrap().contains("frame-ancestors 'none'"));
+            assert_eq!(h.get(header::X_CONTENT_TYPE_OPTIONS).unwrap(), "nosniff");
+            assert_eq!(h.get(header::REFERRER_POLICY).unwrap(), "no-referrer");
+            assert_eq!(h.get(header::STRICT_TRANSPORT_SECURITY).map(|v| v.to_str().unwrap()), hsts.then_some(HSTS));
+        }
+    }
+}

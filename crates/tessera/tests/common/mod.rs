@@ -6,7 +6,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tessera_server::service::admin::{self, NewClient, NewUser};
 use tessera_server::{Config, ManualClock, Tessera};
@@ -41,10 +40,7 @@ impl TestServer {
             .collect();
         admin::create_api(&*svc.store, API, "Notes", scopes, now).await.unwrap();
         admin::create_user(&*svc.store, NewUser { username: USER.into(), email: Some("alice@example.com".into()), name: Some("Alice Doe".into()), ..Default::default() }, PASSWORD, now).await.unwrap();
-        let app = tessera_server::router(svc.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        serve_in_background(listener, svc.clone(), ServeOptions::default());
         Self { url, svc, clock, db_url, dir }
     }
 
@@ -216,6 +212,12 @@ impl TestServer {
     /// Like [`TestServer::start`], with the server's [`Config`] adjusted by `config_fn` first
     /// (refresh-token lifetimes, grace window, …).
     pub async fn start_with(config_fn: impl FnOnce(&mut Config)) -> Self {
+        Self::start_serving(ServeOptions::default(), config_fn).await
+    }
+
+    /// Like [`TestServer::start_with`], served with `options` (shortened connection limits and
+    /// request timeout).
+    pub async fn start_serving(options: ServeOptions, config_fn: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_url = format!("sqlite://{}/tessera.db", dir.path().display());
         let store = Arc::new(SqliteStore::open_server(&db_url).await.unwrap());
@@ -232,10 +234,29 @@ impl TestServer {
             .collect();
         admin::create_api(&*svc.store, API, "Notes", scopes, now).await.unwrap();
         admin::create_user(&*svc.store, NewUser { username: USER.into(), email: Some("alice@example.com".into()), name: Some("Alice Doe".into()), ..Default::default() }, PASSWORD, now).await.unwrap();
-        let app = tessera_server::router(svc.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        serve_in_background(listener, svc.clone(), options);
         Self { url, svc, clock, db_url, dir }
     }
+}
+
+/// How a [`TestServer`] serves: the connection limits of `tessera_server::serve` and the
+/// router's request timeout.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub limits: tessera_server::ServeLimits,
+    pub request_timeout: std::time::Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self { limits: tessera_server::ServeLimits::default(), request_timeout: tessera_server::http::REQUEST_TIMEOUT }
+    }
+}
+
+/// Serves Tessera on `listener` as `tessera serve` does, for the rest of the test.
+fn serve_in_background(listener: tokio::net::TcpListener, svc: Arc<Tessera>, options: ServeOptions) {
+    let app = tessera_server::http::router_with_timeout(svc, options.request_timeout);
+    tokio::spawn(async move {
+        tessera_server::serve(listener, app, options.limits, std::future::pending()).await.unwrap();
+    });
 }

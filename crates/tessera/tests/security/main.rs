@@ -11,3 +11,4 @@ mod oidc;
 mod parsers;
 mod accounts;
 mod codes;
+mod serving;
