@@ -115,7 +115,7 @@ pub struct ServeArgs {
     /// Issuer URL (default http://LISTEN-ADDRESS).
     #[arg(long, env = "TESSERA_ISSUER")]
     pub issuer: Option<String>,
-    /// TOML file with `listen`, `issuer`, `database_url`, `database_pool_size`; flags and env vars
+    /// TOML file with `listen`, `issuer`, `database_url`, `database_pool_size`, `trusted_proxies`; flags and env vars
     /// take precedence.
     #[arg(long, env = "TESSERA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -125,6 +125,11 @@ pub struct ServeArgs {
     /// Rotate signing keys automatically after this many days (default 90; 0 turns it off).
     #[arg(long, env = "TESSERA_KEY_ROTATION_DAYS")]
     pub key_rotation_days: Option<u32>,
+    /// Proxies (load balancers) trusted to name the client in X-Forwarded-For / Forwarded, as
+    /// IP addresses or CIDR networks (e.g. 10.0.0.0/8), space- or comma-separated; used for
+    /// per-address throttling. Default: none (the TCP peer is the client).
+    #[arg(long, env = "TESSERA_TRUSTED_PROXIES", num_args = 1.., value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// `tessera demo`: three servers on 127.0.0.1 and the data folder they share.

@@ -171,12 +171,15 @@ async fn regression_back_off_grows_and_ends_rfc6749_10_10() {
     let s = TestServer::start().await;
     let (id, _) = s.confidential_client(CB).await;
     let b = Browser::new(&s.url);
-    let (_, html) = b.open_login(&s.authorize_url(&id, CB, "notes.read", "1", None)).await;
+    let authorize = s.authorize_url(&id, CB, "notes.read", "1", None);
+    let (_, mut html) = b.open_login(&authorize).await;
     for _ in 0..3 {
         assert_eq!(b.sign_in(&html, USER, "wrong").await.status(), 401, "the first failures are free");
     }
     let mut expected = 1;
     loop {
+        // A fresh authorization request each round: the clock outruns a pending request's life.
+        html = b.open_login(&authorize).await.1;
         let res = b.sign_in(&html, USER, "wrong").await;
         assert_eq!(res.status(), 401, "an attempt after the window is verified");
         let res = b.sign_in(&html, USER, PASSWORD).await;
@@ -192,11 +195,13 @@ async fn regression_back_off_grows_and_ends_rfc6749_10_10() {
             break;
         }
         s.clock.advance(expected - 1);
+        html = b.open_login(&authorize).await.1;
         assert_eq!(b.sign_in(&html, USER, PASSWORD).await.status(), 429, "a second early is still early");
         s.clock.advance(1);
         expected = (expected * 2).min(900);
     }
     s.clock.advance(900);
+    html = b.open_login(&authorize).await.1;
     let res = b.sign_in(&html, USER, PASSWORD).await;
     assert_eq!(res.status(), 303, "after the window the right password signs in");
     // A success resets the account: three free failures again.
