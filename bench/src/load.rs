@@ -82,6 +82,7 @@ pub struct Target {
     pub redirect_uri: String,
     pub resource: String,
     pub scope: String,
+    /// The user's name; connection `i` signs in to Tessera as `USERNAME-i` (`Target::for_connection`).
     pub username: String,
     pub password: String,
     /// The tessera-guard resource server in front of which tokens are validated.
@@ -89,6 +90,12 @@ pub struct Target {
 }
 
 impl Target {
+    /// This target as connection `i` sees it: on Tessera, its own user.
+    fn for_connection(&self, i: usize) -> Self {
+        let username = if self.kind == Kind::Tessera { format!("{}-{i}", self.username) } else { self.username.clone() };
+        Self { username, issuer: self.issuer.clone(), cc_auth: self.cc_auth.clone(), web_id: self.web_id.clone(), web_auth: self.web_auth.clone(), redirect_uri: self.redirect_uri.clone(), resource: self.resource.clone(), scope: self.scope.clone(), password: self.password.clone(), ..*self }
+    }
+
     pub fn supports(&self, s: Scenario) -> bool {
         match self.kind {
             Kind::Tessera => s != Scenario::Guard || self.resource_server.is_some(),
@@ -361,8 +368,8 @@ pub async fn run(s: Scenario, t: Arc<Target>, spec: &RunSpec, server_pid: u32) -
     let recorded = Arc::new(AtomicU64::new(0));
     let (warmup, duration, max_ops) = (spec.warmup, spec.duration, spec.max_ops);
     let mut tasks = Vec::new();
-    for _ in 0..spec.connections {
-        let (t, barrier, recorded) = (t.clone(), barrier.clone(), recorded.clone());
+    for i in 0..spec.connections {
+        let (t, barrier, recorded) = (Arc::new(t.for_connection(i)), barrier.clone(), recorded.clone());
         // A setup client talks to the authorization server; the measured one to `addr`.
         tasks.push(tokio::spawn(async move {
             let prepared = async {

@@ -172,11 +172,16 @@ struct Registered {
     web_secret: String,
 }
 
-fn register(bin: &Path, db: &str) -> anyhow::Result<Registered> {
+/// Registers the API, the clients and one user per connection (`USERNAME-0` …): sign-in
+/// throttling admits only a few concurrent attempts per account (each is counted before its
+/// password is checked), and one person does not sign in from 32 connections at once.
+fn register(bin: &Path, db: &str, users: usize) -> anyhow::Result<Registered> {
     servers::tessera_cli(bin, db, &["api", "create", "--identifier", RESOURCE, "--name", "Bench API", "--scope", &format!("{SCOPE}=Read bench data")], None)?;
     let cc = servers::tessera_cli(bin, db, &["client", "create", "--name", "bench-cc", "--scope", SCOPE, "--grant-type", "client_credentials"], None)?;
     let web = servers::tessera_cli(bin, db, &["client", "create", "--name", "bench-web", "--redirect-uri", REDIRECT_URI, "--scope", SCOPE], None)?;
-    servers::tessera_cli(bin, db, &["user", "create", "--username", USERNAME, "--password-stdin"], Some(&format!("{PASSWORD}\n")))?;
+    for i in 0..users {
+        servers::tessera_cli(bin, db, &["user", "create", "--username", &format!("{USERNAME}-{i}"), "--password-stdin"], Some(&format!("{PASSWORD}\n")))?;
+    }
     let s = |v: &Value, k: &str| v[k].as_str().map(str::to_string).with_context(|| format!("client create printed no {k}"));
     Ok(Registered { cc_id: s(&cc, "client_id")?, cc_secret: s(&cc, "client_secret")?, web_id: s(&web, "client_id")?, web_secret: s(&web, "client_secret")? })
 }
@@ -257,7 +262,7 @@ fn run_all(args: &Args, setup: &Setup, root: &Path, bin: &Path, database: &str, 
     eprintln!("==> tessera: first start on a new database ({})", if args.postgres { "PostgreSQL" } else { "SQLite" });
     let first = servers::start_tessera(bin, database, &dir.join("tessera-first.log"))?;
     let cold_ms = first.ready.as_secs_f64() * 1000.0;
-    let reg = register(bin, database)?;
+    let reg = register(bin, database, setup.spec.connections)?;
     drop(first);
     let tessera = servers::start_tessera(bin, database, &dir.join("tessera.log"))?;
     let tessera_startup = Startup { cold_ms, ready_ms: tessera.ready.as_secs_f64() * 1000.0, idle_mb: idle_rss_mb(tessera.pid) };

@@ -9,12 +9,14 @@
 //! - [`keys`]: the signing key ring (load or generate, JWKS).
 //! - [`clock`]: the injected clock; only the binary uses the system clock.
 //! - [`serve`]: the accept loop with bounded connections (head, idle, count) every server uses.
+//! - [`net`]: client addresses behind trusted proxies, and their throttling buckets.
 #![forbid(unsafe_code)]
 
 pub mod cache;
 pub mod clock;
 pub mod http;
 pub mod keys;
+pub mod net;
 pub mod secret;
 pub mod serve;
 pub mod service;

@@ -63,6 +63,11 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Other(e.to_string()))
 }
 
+/// Create the throttle rows that are missing and lock them all, in the order given (sorted by
+/// the caller), returning each row as it is after any concurrent attempt committed.
+const LOCK_THROTTLES: &str = "INSERT INTO throttles (key, failures, last_at) SELECT k, 0, 0 FROM UNNEST($1::text[]) WITH ORDINALITY AS u(k, i) ORDER BY i \
+     ON CONFLICT (key) DO UPDATE SET failures = throttles.failures RETURNING key, failures, last_at";
+
 /// The advisory lock key under which instances decide whether to create a signing key.
 const SIGNING_KEYS_LOCK: i64 = 0x7e55_e7a0_0000_0001;
 const INSERT_KEY_UNLESS_SIGNING: &str = "INSERT INTO signing_keys (kid, alg, private_der, created_at, use_after) SELECT $1, $2, $3, $4, $5 \
@@ -778,6 +783,8 @@ impl Store for PgStore {
             "DELETE FROM revoked_tokens WHERE jti IN (SELECT jti FROM revoked_tokens WHERE expires_at < $1 LIMIT $2)",
             "DELETE FROM revoked_families WHERE family_id IN (SELECT family_id FROM revoked_families WHERE expires_at < $1 LIMIT $2)",
             "DELETE FROM login_failures WHERE id IN (SELECT id FROM login_failures WHERE at < $1 - 86400 LIMIT $2)",
+            // A day after its last failure a throttle key has started over (as in SQLite).
+            "DELETE FROM throttles WHERE key IN (SELECT key FROM throttles WHERE last_at < $1 - 86400 LIMIT $2)",
             "DELETE FROM session_clients WHERE (sid, client_id) IN (SELECT sid, client_id FROM session_clients WHERE at < $1 - 2592000 LIMIT $2)",
         ];
         let mut n = 0;
@@ -787,16 +794,50 @@ impl Store for PgStore {
         Ok(n)
     }
 
-    async fn record_login_failure(&self, key: &str, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)").bind(key).bind(now).execute(&self.pool).await.map_err(err)?;
-        Ok(())
+    // --- Throttling of guesses (issue 13, findings 1 and 6) ---
+    async fn take_throttle_attempt(&self, keys: &[(String, ThrottleRule)], now: i64) -> Result<ThrottleAttempt> {
+        // The keys' rows, created if new and locked (in key order, so that two attempts over the
+        // same keys never deadlock) by one upsert; the decision; the new counts; commit. A
+        // concurrent attempt on any of the keys, from any instance, waits for the commit and
+        // then reads the counts it left (READ COMMITTED re-reads the locked row).
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_by(|&a, &b| keys[a].0.cmp(&keys[b].0));
+        order.dedup_by(|a, b| keys[*a].0 == keys[*b].0);
+        let sorted: Vec<&str> = order.iter().map(|&i| keys[i].0.as_str()).collect();
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let rows = sqlx::query(LOCK_THROTTLES).bind(&sorted).fetch_all(&mut *tx).await.map_err(err)?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let key: String = r.try_get("key").map_err(err)?;
+            found.insert(key, ThrottleState { failures: r.try_get("failures").map_err(err)?, last_at: r.try_get("last_at").map_err(err)? });
+        }
+        let states: Vec<ThrottleState> = keys.iter().map(|(k, _)| found.get(k).copied().unwrap_or_default()).collect();
+        let (attempt, next) = decide_throttles(keys, &states, now);
+        if next.is_empty() {
+            // Refused (or no keys): nothing counted; the rollback also undoes new rows.
+            tx.rollback().await.map_err(err)?;
+            return Ok(attempt);
+        }
+        let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+        let failures: Vec<i64> = next.iter().map(|s| s.failures).collect();
+        let last_at: Vec<i64> = next.iter().map(|s| s.last_at).collect();
+        sqlx::query("UPDATE throttles AS t SET failures = n.failures, last_at = n.last_at FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS n(key, failures, last_at) WHERE t.key = n.key")
+            .bind(&names)
+            .bind(&failures)
+            .bind(&last_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(attempt)
     }
-    async fn count_login_failures(&self, key: &str, since: i64) -> Result<i64> {
-        let r = sqlx::query("SELECT COUNT(*) AS n FROM login_failures WHERE key = $1 AND at >= $2").bind(key).bind(since).fetch_one(&self.pool).await.map_err(err)?;
-        r.try_get("n").map_err(err)
-    }
-    async fn clear_login_failures(&self, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM login_failures WHERE key = $1").bind(key).execute(&self.pool).await.map_err(err)?;
+    async fn update_throttle_success(&self, reset: &[String], refund: &[String]) -> Result<()> {
+        sqlx::query("UPDATE throttles SET failures = CASE WHEN key = ANY($1) THEN 0 ELSE GREATEST(failures - 1, 0) END WHERE key = ANY($1) OR key = ANY($2)")
+            .bind(reset)
+            .bind(refund)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
         Ok(())
     }
 

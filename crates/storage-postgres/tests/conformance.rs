@@ -78,3 +78,32 @@ async fn unreachable_database_is_unavailable() {
     assert!(matches!(PgStore::open("postgres://postgres@127.0.0.1:1/none", 1).await, Err(StoreError::Unavailable(_))));
     assert!(matches!(PgStore::connect("mysql://x", 1), Err(StoreError::Other(_))));
 }
+
+/// Throttled guesses across separate pools (separate instances), issue 13 finding 1: of 60
+/// concurrent attempts for one account over two pools, exactly the burst is allowed; over two
+/// keys, the tighter one bounds them, with no deadlock however the keys are ordered.
+#[tokio::test]
+async fn throttle_attempts_across_two_pools() {
+    use tessera_storage::{ThrottleAttempt, ThrottleRule};
+    let (db, a) = fresh().await;
+    let b = PgStore::open(&db.url, 8).await.unwrap();
+    let user = ThrottleRule { burst: 4, max_delay: 900, reset_after: 900 };
+    let addr = ThrottleRule { burst: 10, max_delay: 60, reset_after: 900 };
+    let attempts = (0..60).map(|i| {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        // Half name the keys in one order, half in the other.
+        let keys = if i % 4 < 2 { vec![("user:alice".to_string(), user), ("addr:1".to_string(), addr)] } else { vec![("addr:1".to_string(), addr), ("user:alice".to_string(), user)] };
+        async move { s.take_throttle_attempt(&keys, 50).await.unwrap() }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    assert_eq!(results.iter().filter(|r| matches!(r, ThrottleAttempt::Allowed { .. })).count(), 4, "{results:?}");
+    let attempts = (0..60).map(|i| {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let keys = vec![(format!("user:u{i}"), user), ("addr:2".to_string(), addr)];
+        async move { s.take_throttle_attempt(&keys, 50).await.unwrap() }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    assert_eq!(results.iter().filter(|r| matches!(r, ThrottleAttempt::Allowed { .. })).count(), 10, "the address's burst bounds sixty users");
+    a.close().await;
+    b.close().await;
+}

@@ -118,6 +118,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "lifecycle oidc", include_str!("../migrations/0002_lifecycle_oidc.sql")),
     (3, "indexes", include_str!("../migrations/0003_indexes.sql")),
     (4, "user sessions", include_str!("../migrations/0004_user_sessions.sql")),
+    (5, "throttles", include_str!("../migrations/0005_throttles.sql")),
 ];
 
 /// Apply the migrations this database lacks, each in one transaction with its record in
@@ -862,6 +863,9 @@ impl Store for SqliteStore {
             "DELETE FROM revoked_tokens WHERE rowid IN (SELECT rowid FROM revoked_tokens WHERE expires_at < ?1 LIMIT ?2)",
             "DELETE FROM revoked_families WHERE rowid IN (SELECT rowid FROM revoked_families WHERE expires_at < ?1 LIMIT ?2)",
             "DELETE FROM login_failures WHERE rowid IN (SELECT rowid FROM login_failures WHERE at < ?1 - 86400 LIMIT ?2)",
+            // A day after its last failure a throttle key has started over under any rule whose
+            // delay and reset_after add up to less (the server's: 15 + 15 minutes at most).
+            "DELETE FROM throttles WHERE rowid IN (SELECT rowid FROM throttles WHERE last_at < ?1 - 86400 LIMIT ?2)",
             "DELETE FROM session_clients WHERE rowid IN (SELECT rowid FROM session_clients WHERE at < ?1 - 2592000 LIMIT ?2)",
         ];
         let n = self.transaction(|tx| {
@@ -879,16 +883,37 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
-    async fn record_login_failure(&self, key: &str, now: i64) -> Result<()> {
-        self.write(|w| exec(w, "INSERT INTO login_failures (key, at) VALUES (?1, ?2)", params![key, now]))?;
-        Ok(())
+    // --- Throttling of guesses (issue 13, findings 1 and 6) ---
+    async fn take_throttle_attempt(&self, keys: &[(String, ThrottleRule)], now: i64) -> Result<ThrottleAttempt> {
+        // One immediate transaction on the writer: the reads, the decision and the writes are
+        // one step for every connection on the file.
+        self.transaction(|tx| {
+            let mut states = Vec::with_capacity(keys.len());
+            for (key, _) in keys {
+                let state = query_opt(tx, "SELECT failures, last_at FROM throttles WHERE key = ?1", [key], |r| Ok(ThrottleState { failures: col(r, "failures")?, last_at: col(r, "last_at")? }))?;
+                states.push(state.unwrap_or_default());
+            }
+            let (attempt, next) = decide_throttles(keys, &states, now);
+            for ((key, _), state) in keys.iter().zip(&next) {
+                exec(
+                    tx,
+                    "INSERT INTO throttles (key, failures, last_at) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last_at = excluded.last_at",
+                    params![key, state.failures, state.last_at],
+                )?;
+            }
+            Ok((!next.is_empty(), attempt))
+        })
     }
-    async fn count_login_failures(&self, key: &str, since: i64) -> Result<i64> {
-        Ok(self.read(|r| query_opt(r, "SELECT COUNT(*) AS n FROM login_failures WHERE key = ?1 AND at >= ?2", params![key, since], |r| col(r, "n")))?.unwrap_or(0))
-    }
-    async fn clear_login_failures(&self, key: &str) -> Result<()> {
-        self.write(|w| exec(w, "DELETE FROM login_failures WHERE key = ?1", [key]))?;
-        Ok(())
+    async fn update_throttle_success(&self, reset: &[String], refund: &[String]) -> Result<()> {
+        self.transaction(|tx| {
+            for key in reset {
+                exec(tx, "UPDATE throttles SET failures = 0 WHERE key = ?1", [key])?;
+            }
+            for key in refund {
+                exec(tx, "UPDATE throttles SET failures = MAX(failures - 1, 0) WHERE key = ?1", [key])?;
+            }
+            Ok((true, ()))
+        })
     }
 
     async fn create_audit_event(&self, kind: &str, detail: &str, now: i64) -> Result<()> {
@@ -1018,7 +1043,7 @@ mod tests {
     #[tokio::test]
     async fn dirty_or_unknown_migrations_refuse_to_open() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, sql) in [("dirty.db", "UPDATE _sqlx_migrations SET success = FALSE WHERE version = 3"), ("newer.db", "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99, 'later', TRUE, x'00', 1)")] {
+        for (name, sql) in [("dirty.db", "UPDATE _sqlx_migrations SET success = FALSE WHERE version = 3"), ("newer.db", "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (999, 'later', TRUE, x'00', 1)")] {
             let url = format!("sqlite://{}", dir.path().join(name).display());
             let store = SqliteStore::open(&url).await.unwrap();
             store.write(|w| exec(w, sql, [])).unwrap();
@@ -1059,6 +1084,28 @@ mod tests {
             let successors = (0..16).filter(|i| stored(&b, &format!("{token}-next-{i}"))).count();
             assert_eq!(successors, 1, "round {round}: exactly one successor stored");
         }
+    }
+
+    /// Throttled attempts on OS threads at once, through two stores on one file (two
+    /// connections, as another process would have): never more allowed than the burst.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_throttle_attempts_across_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/tessera.db", dir.path().display());
+        let a = SqliteStore::open(&url).await.unwrap();
+        let b = SqliteStore::open(&url).await.unwrap();
+        let rule = ThrottleRule { burst: 4, max_delay: 900, reset_after: 900 };
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+                tokio::spawn(async move { s.take_throttle_attempt(&[("user:alice".to_string(), rule)], 7).await.unwrap() })
+            })
+            .collect();
+        let mut allowed = 0;
+        for t in tasks {
+            allowed += usize::from(matches!(t.await.unwrap(), ThrottleAttempt::Allowed { .. }));
+        }
+        assert_eq!(allowed, 4);
     }
 
     fn stored(s: &SqliteStore, token_hash: &str) -> bool {

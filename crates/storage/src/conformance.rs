@@ -16,7 +16,6 @@ pub async fn run_all(store: Arc<dyn Store>) {
     consents(&*store).await;
     codes_are_single_use(store.clone()).await;
     refresh_rotation(store.clone()).await;
-    login_failures(&*store).await;
     audit(&*store).await;
     session_clients(&*store).await;
     revocation(&*store).await;
@@ -30,6 +29,9 @@ pub async fn run_all(store: Arc<dyn Store>) {
     new_password_ends_access(&*store).await;
     deleted_user_leaves_nothing(&*store).await;
     concurrent_user_deletions(store.clone()).await;
+    // Throttling of guesses (issue 13, findings 1 and 6).
+    throttles(&*store).await;
+    throttles_are_atomic(store.clone()).await;
 }
 
 pub fn client(id: &str) -> ClientRecord {
@@ -285,17 +287,6 @@ pub async fn refresh_rotation(s: Arc<dyn Store>) {
     absolute.family_expires_at = 10;
     s.create_refresh_token(&absolute).await.unwrap();
     assert!(matches!(s.take_refresh_token("r4", 10, 0).await.unwrap(), Taken::AlreadyUsed(_)), "the family's absolute lifetime bounds every token");
-}
-
-pub async fn login_failures(s: &dyn Store) {
-    for t in [10, 20, 30] {
-        s.record_login_failure("user:alice", t).await.unwrap();
-    }
-    assert_eq!(s.count_login_failures("user:alice", 0).await.unwrap(), 3);
-    assert_eq!(s.count_login_failures("user:alice", 15).await.unwrap(), 2, "only failures since the window start count");
-    assert_eq!(s.count_login_failures("user:bob", 0).await.unwrap(), 0);
-    s.clear_login_failures("user:alice").await.unwrap();
-    assert_eq!(s.count_login_failures("user:alice", 0).await.unwrap(), 0);
 }
 
 pub async fn audit(s: &dyn Store) {
@@ -604,4 +595,83 @@ pub async fn concurrent_user_deletions(s: Arc<dyn Store>) {
     assert_eq!(s.find_user("u-race").await.unwrap(), None);
     assert_eq!(s.find_session("race-s1", 10).await.unwrap(), None);
     assert_eq!(s.find_refresh_token("race-r-live").await.unwrap(), None);
+}
+
+// --- Throttling of guesses (issue 13, findings 1 and 6) ---
+
+fn throttle_keys(list: &[(&str, ThrottleRule)]) -> Vec<(String, ThrottleRule)> {
+    list.iter().map(|(k, r)| (k.to_string(), *r)).collect()
+}
+
+fn allowed(delay_if_wrong: i64) -> ThrottleAttempt {
+    ThrottleAttempt::Allowed { delay_if_wrong }
+}
+
+fn refused(key: &str, retry_after: i64) -> ThrottleAttempt {
+    ThrottleAttempt::Refused { key: key.into(), retry_after }
+}
+
+/// A burst, then doubling delays up to the cap; refusals count nothing; a success resets or
+/// refunds; an attempt over several keys is allowed only when all allow it, and counts on all.
+pub async fn throttles(s: &dyn Store) {
+    let rule = ThrottleRule { burst: 3, max_delay: 8, reset_after: 100 };
+    let user = throttle_keys(&[("user:a", rule)]);
+    let t = 1_000;
+    assert_eq!(s.take_throttle_attempt(&user, t).await.unwrap(), allowed(0));
+    assert_eq!(s.take_throttle_attempt(&user, t).await.unwrap(), allowed(0));
+    assert_eq!(s.take_throttle_attempt(&user, t).await.unwrap(), allowed(1), "the burst's last attempt closes the key for 1 s if wrong");
+    assert_eq!(s.take_throttle_attempt(&user, t).await.unwrap(), refused("user:a", 1));
+    assert_eq!(s.take_throttle_attempt(&user, t).await.unwrap(), refused("user:a", 1), "a refusal counts nothing");
+    assert_eq!(s.take_throttle_attempt(&user, t + 1).await.unwrap(), allowed(2));
+    assert_eq!(s.take_throttle_attempt(&user, t + 2).await.unwrap(), refused("user:a", 1));
+    assert_eq!(s.take_throttle_attempt(&user, t + 3).await.unwrap(), allowed(4));
+    assert_eq!(s.take_throttle_attempt(&user, t + 7).await.unwrap(), allowed(8));
+    assert_eq!(s.take_throttle_attempt(&user, t + 15).await.unwrap(), allowed(8), "capped at max_delay");
+    assert_eq!(s.take_throttle_attempt(&user, t + 20).await.unwrap(), refused("user:a", 3));
+    s.update_throttle_success(&["user:a".into()], &[]).await.unwrap();
+    assert_eq!(s.take_throttle_attempt(&user, t + 20).await.unwrap(), allowed(0), "a success resets the key");
+
+    // A refund gives back exactly one attempt.
+    let addr = throttle_keys(&[("addr:x", rule)]);
+    for expect in [0, 0, 1] {
+        assert_eq!(s.take_throttle_attempt(&addr, t).await.unwrap(), allowed(expect));
+    }
+    s.update_throttle_success(&[], &["addr:x".into()]).await.unwrap();
+    assert_eq!(s.take_throttle_attempt(&addr, t).await.unwrap(), allowed(1), "refunded: the third attempt again");
+    assert_eq!(s.take_throttle_attempt(&addr, t).await.unwrap(), refused("addr:x", 1));
+
+    // Several keys: all must allow; a refused attempt counts on none.
+    let both = throttle_keys(&[("user:b", rule), ("addr:x", rule)]);
+    assert_eq!(s.take_throttle_attempt(&both, t).await.unwrap(), refused("addr:x", 1));
+    assert_eq!(s.take_throttle_attempt(&both, t + 1).await.unwrap(), allowed(2), "the address's delay grows; user:b's first attempt");
+    assert_eq!(s.take_throttle_attempt(&throttle_keys(&[("user:b", rule)]), t + 1).await.unwrap(), allowed(0), "user:b counted once");
+
+    // Quiet for reset_after past the delay: the key starts over.
+    assert_eq!(s.take_throttle_attempt(&addr, t + 1 + 2 + 100).await.unwrap(), allowed(0));
+    // Unknown keys start fresh; old rows go with the clean-up and start fresh too.
+    assert_eq!(s.take_throttle_attempt(&throttle_keys(&[("user:never", rule)]), t).await.unwrap(), allowed(0));
+    while s.delete_expired(t + 200_000, 100).await.unwrap() > 0 {}
+    assert_eq!(s.take_throttle_attempt(&addr, t + 200_000).await.unwrap(), allowed(0));
+    s.update_throttle_success(&["user:missing".into()], &["addr:missing".into()]).await.unwrap();
+}
+
+/// Concurrent attempts (on PostgreSQL, on the pool's separate connections: separate
+/// instances' view): never more allowed than the rule admits, per key and over two keys.
+pub async fn throttles_are_atomic(s: Arc<dyn Store>) {
+    let rule = ThrottleRule { burst: 3, max_delay: 900, reset_after: 900 };
+    let attempts = (0..30).map(|_| {
+        let s = s.clone();
+        async move { s.take_throttle_attempt(&throttle_keys(&[("user:race", rule)]), 5_000).await.unwrap() }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    assert_eq!(results.iter().filter(|r| matches!(r, ThrottleAttempt::Allowed { .. })).count(), 3, "exactly the burst is allowed: {results:?}");
+    assert!(results.iter().all(|r| !matches!(r, ThrottleAttempt::Refused { retry_after, .. } if *retry_after != 1)));
+    // Thirty users from one address: the address's burst bounds them all.
+    let addr = ThrottleRule { burst: 5, max_delay: 60, reset_after: 900 };
+    let attempts = (0..30).map(|i| {
+        let s = s.clone();
+        async move { s.take_throttle_attempt(&throttle_keys(&[(&format!("user:r{i}"), rule), ("addr:race", addr)]), 5_000).await.unwrap() }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    assert_eq!(results.iter().filter(|r| matches!(r, ThrottleAttempt::Allowed { .. })).count(), 5, "exactly the address's burst: {results:?}");
 }

@@ -197,6 +197,98 @@ pub struct DeviceCodeRecord {
     pub oidc: Option<String>,
 }
 
+// --- Throttling of guesses: issue 13, findings 1 and 6 (RFC 6749 §10.10, NIST SP 800-63B
+// §5.2.2, RFC 8628 §5.1). ---
+
+/// How one throttle key admits guesses: `burst` attempts back to back, then a delay after each
+/// failure that doubles (1 s, 2 s, 4 s …) up to `max_delay`; after `reset_after` seconds without
+/// a failure past the delay, the key starts over. Refused attempts are not counted, so hammering
+/// a refused key does not lengthen its delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleRule {
+    /// Attempts allowed back to back before the first delay (at least 1).
+    pub burst: i64,
+    /// The longest delay, seconds.
+    pub max_delay: i64,
+    /// Quiet seconds (after the delay ended) after which the failures are forgotten.
+    pub reset_after: i64,
+}
+
+/// A key's stored state: consecutive failures (allowed attempts not given back) and the time of
+/// the last one counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ThrottleState {
+    pub failures: i64,
+    pub last_at: i64,
+}
+
+/// The rule's answer for one key at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleDecision {
+    /// Allowed; the state to store (this attempt counted).
+    Allow(ThrottleState),
+    /// Refused until this many more seconds have passed (≥ 1).
+    Refuse(i64),
+}
+
+impl ThrottleRule {
+    /// The delay that follows `failures` consecutive failures: none within the burst, then
+    /// 1, 2, 4 … seconds, capped at `max_delay`.
+    pub fn delay(&self, failures: i64) -> i64 {
+        let over = failures - self.burst.max(1);
+        if over < 0 {
+            return 0;
+        }
+        let doubled = if over >= 62 { i64::MAX } else { 1i64 << over };
+        doubled.min(self.max_delay.max(0))
+    }
+
+    /// Whether an attempt under this rule is allowed at `now`, given the key's stored state.
+    pub fn decide(&self, state: ThrottleState, now: i64) -> ThrottleDecision {
+        let until = state.last_at.saturating_add(self.delay(state.failures));
+        if now < until {
+            return ThrottleDecision::Refuse(until - now);
+        }
+        let failures = if now >= until.saturating_add(self.reset_after) { 0 } else { state.failures };
+        ThrottleDecision::Allow(ThrottleState { failures: failures + 1, last_at: now })
+    }
+}
+
+/// Outcome of [`Store::take_throttle_attempt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThrottleAttempt {
+    /// Go ahead and check the guess. `delay_if_wrong`: the seconds the keys are closed for if it
+    /// proves wrong (0 within the burst).
+    Allowed { delay_if_wrong: i64 },
+    /// Not now: `key` (the first refusing key, in the order given) opens in `retry_after`
+    /// seconds, the longest wait over the refusing keys.
+    Refused { key: String, retry_after: i64 },
+}
+
+/// Decide an attempt over several keys from their states (in the order of `keys`): allowed only
+/// if every key allows it. Both backends run this inside their transaction, so they agree.
+pub fn decide_throttles(keys: &[(String, ThrottleRule)], states: &[ThrottleState], now: i64) -> (ThrottleAttempt, Vec<ThrottleState>) {
+    let mut next = Vec::with_capacity(keys.len());
+    let mut refused: Option<(String, i64)> = None;
+    let mut delay_if_wrong = 0;
+    for ((key, rule), state) in keys.iter().zip(states) {
+        match rule.decide(*state, now) {
+            ThrottleDecision::Allow(s) => {
+                delay_if_wrong = delay_if_wrong.max(rule.delay(s.failures));
+                next.push(s);
+            }
+            ThrottleDecision::Refuse(secs) => match &mut refused {
+                Some((_, longest)) => *longest = (*longest).max(secs),
+                None => refused = Some((key.clone(), secs)),
+            },
+        }
+    }
+    match refused {
+        Some((key, retry_after)) => (ThrottleAttempt::Refused { key, retry_after }, Vec::new()),
+        None => (ThrottleAttempt::Allowed { delay_if_wrong }, next),
+    }
+}
+
 /// Outcome of an atomic consume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Taken<T> {
@@ -324,10 +416,18 @@ pub trait Store: Send + Sync + 'static {
     /// `batch` per table. Returns how many rows went.
     async fn delete_expired(&self, now: i64, batch: i64) -> Result<u64>;
 
-    // Sign-in throttling: failures per key (a username or a client address) in a window.
-    async fn record_login_failure(&self, key: &str, now: i64) -> Result<()>;
-    async fn count_login_failures(&self, key: &str, since: i64) -> Result<i64>;
-    async fn clear_login_failures(&self, key: &str) -> Result<()>;
+    // --- Throttling of guesses (sign-in passwords, user codes): issue 13, findings 1 and 6. ---
+    /// Take the right to verify one guess under every key of `keys` at once (a username, a
+    /// client address), or be refused — atomically, for every process on the database: of any
+    /// number of concurrent calls, only as many are allowed as the rules admit (see
+    /// [`ThrottleRule::decide`]), so checking a guess can never outrun its counting. An allowed
+    /// attempt is counted as a failure on every key *before* the guess is checked; a success
+    /// then gives it back ([`Store::update_throttle_success`]). Refused: nothing is counted.
+    async fn take_throttle_attempt(&self, keys: &[(String, ThrottleRule)], now: i64) -> Result<ThrottleAttempt>;
+    /// After a guess that proved right: every key of `reset` starts over (no failures), and
+    /// each key of `refund` gives back the one attempt [`Store::take_throttle_attempt`] counted.
+    /// One transaction.
+    async fn update_throttle_success(&self, reset: &[String], refund: &[String]) -> Result<()>;
 
     /// Security-relevant events (e.g. code replay), for operators.
     async fn create_audit_event(&self, kind: &str, detail: &str, now: i64) -> Result<()>;

@@ -115,7 +115,7 @@ pub struct ServeArgs {
     /// Issuer URL (default http://LISTEN-ADDRESS).
     #[arg(long, env = "TESSERA_ISSUER")]
     pub issuer: Option<String>,
-    /// TOML file with `listen`, `issuer`, `database_url`, `database_pool_size`,
+    /// TOML file with `listen`, `issuer`, `database_url`, `database_pool_size`, `trusted_proxies`,
     /// `header_read_timeout`, `idle_timeout`, `max_connections`; flags and env vars take precedence.
     #[arg(long, env = "TESSERA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -139,6 +139,11 @@ pub struct ServeArgs {
     /// the open-file limit less 64, between 16 and 8192).
     #[arg(long, env = "TESSERA_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Proxies (load balancers) trusted to name the client in X-Forwarded-For / Forwarded, as
+    /// IP addresses or CIDR networks (e.g. 10.0.0.0/8), space- or comma-separated; used for
+    /// per-address throttling. Default: none (the TCP peer is the client).
+    #[arg(long, env = "TESSERA_TRUSTED_PROXIES", num_args = 1.., value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// `tessera demo`: three servers on 127.0.0.1 and the data folder they share.

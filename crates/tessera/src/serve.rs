@@ -26,7 +26,8 @@ pub async fn run(database: Option<String>, args: ServeArgs) -> anyhow::Result<()
         None => settings::check_issuer(&format!("http://{addr}")).context("set --issuer: the listen address is not a loopback address")?,
     };
     let store = store::open_server_store(&s.database_url, s.database_pool_size).await?;
-    let svc = Tessera::new(store, Arc::new(SystemClock), Config::new(&issuer)).await.context("loading signing keys")?;
+    let config = Config { trusted_proxies: s.trusted_proxies.clone(), ..Config::new(&issuer) };
+    let svc = Tessera::new(store, Arc::new(SystemClock), config).await.context("loading signing keys")?;
 
     // Keys added by another process (e.g. a rotation) are picked up without a restart.
     let reload = svc.clone();

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tessera_server::ServeLimits;
+use tessera_server::net::Cidr;
 
 pub const DEFAULT_DATABASE: &str = "sqlite://tessera-data/tessera.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -23,6 +24,7 @@ struct FileSettings {
     header_read_timeout: Option<u64>,
     idle_timeout: Option<u64>,
     max_connections: Option<usize>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +37,8 @@ pub struct Settings {
     pub database_pool_size: u32,
     /// Head-read, idle and connection-count bounds of the listener.
     pub limits: ServeLimits,
+    /// Proxies whose forwarding headers name the client (issue 13, finding 6).
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 pub fn resolve(database: Option<String>, args: &ServeArgs) -> anyhow::Result<Settings> {
@@ -58,7 +62,8 @@ pub fn resolve(database: Option<String>, args: &ServeArgs) -> anyhow::Result<Set
     if !(1..=1000).contains(&database_pool_size) {
         bail!("database pool size (--database-pool-size / TESSERA_DATABASE_POOL_SIZE): {database_pool_size} is not between 1 and 1000");
     }
-    Ok(Settings { listen, issuer, database_url, database_pool_size, limits })
+    let trusted_proxies = parse_trusted_proxies(args.trusted_proxies.as_deref().or(file.trusted_proxies.as_deref()).unwrap_or_default())?;
+    Ok(Settings { listen, issuer, database_url, database_pool_size, limits, trusted_proxies })
 }
 
 /// Connection limits (issue 13 finding 5): each from its flag, env var or TOML key, else
@@ -79,6 +84,18 @@ fn resolve_limits(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Serve
         bail!("max connections (--max-connections / TESSERA_MAX_CONNECTIONS): {max_connections} is not between 1 and 1000000");
     }
     Ok(ServeLimits { header_read_timeout, idle_timeout, max_connections, ..d })
+}
+
+/// `--trusted-proxies` / `TESSERA_TRUSTED_PROXIES` / `trusted_proxies`: addresses or CIDR
+/// networks, each entry possibly several separated by spaces or commas (an environment variable
+/// is one string).
+fn parse_trusted_proxies(entries: &[String]) -> anyhow::Result<Vec<Cidr>> {
+    entries
+        .iter()
+        .flat_map(|e| e.split([',', ' ', '\t']))
+        .filter(|e| !e.is_empty())
+        .map(|e| e.parse::<Cidr>().map_err(|m| anyhow::anyhow!("trusted proxies (--trusted-proxies / TESSERA_TRUSTED_PROXIES): {m}")))
+        .collect()
 }
 
 /// RFC 8414 §2: the issuer is a URL "that uses the https scheme and has no query or fragment
@@ -184,5 +201,24 @@ mod tests {
         writeln!(f, "lisen = \"x\"").unwrap();
         let e = format!("{:#}", resolve(None, &args(None, None, Some(f.path().into()))).unwrap_err());
         assert!(e.contains("lisen"), "{e}");
+        let a = ServeArgs { trusted_proxies: Some(vec!["10.0.0.0/33".into()]), ..Default::default() };
+        let e = resolve(None, &a).unwrap_err().to_string();
+        assert!(e.contains("--trusted-proxies") && e.contains("prefix"), "{e}");
+    }
+
+    /// Issue 13, finding 6: trusted proxies from the flag (repeated or comma-separated, as the
+    /// environment variable gives them) or the file; none by default.
+    #[test]
+    fn trusted_proxies() {
+        assert!(resolve(None, &args(None, None, None)).unwrap().trusted_proxies.is_empty());
+        let a = ServeArgs { trusted_proxies: Some(vec!["10.0.0.0/8".into(), "192.0.2.1, 2001:db8::/32".into()]), ..Default::default() };
+        let got: Vec<String> = resolve(None, &a).unwrap().trusted_proxies.iter().map(|c| c.to_string()).collect();
+        assert_eq!(got, ["10.0.0.0/8", "192.0.2.1/32", "2001:db8::/32"]);
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "trusted_proxies = [\"172.16.0.0/12\"]").unwrap();
+        let s = resolve(None, &args(None, None, Some(f.path().into()))).unwrap();
+        assert_eq!(s.trusted_proxies, vec!["172.16.0.0/12".parse::<Cidr>().unwrap()]);
+        let a = ServeArgs { trusted_proxies: Some(vec!["127.0.0.1".into()]), ..args(None, None, Some(f.path().into())) };
+        assert_eq!(resolve(None, &a).unwrap().trusted_proxies, vec!["127.0.0.1/32".parse::<Cidr>().unwrap()], "the flag wins over the file");
     }
 }

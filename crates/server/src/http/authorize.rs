@@ -111,9 +111,51 @@ pub async fn authorize_post(State(svc): State<AppState>, req: Request) -> Respon
     }
 }
 
-/// The client's IP address, for throttling.
-pub(super) fn client_address(req: &Request) -> String {
-    req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_else(|| "unknown".into())
+/// The client's throttling bucket (issue 13, finding 6): the TCP peer's address or, when the
+/// peer is one of `--trusted-proxies`, the right-most address of `X-Forwarded-For` (or, without
+/// one, of RFC 7239 `Forwarded`) that is not itself a trusted proxy; IPv6 by /64
+/// ([`crate::net::bucket`]). A header that cannot be read leaves the peer.
+pub(super) fn client_address(svc: &AppState, req: &Request) -> String {
+    let Some(peer) = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) else { return "unknown".into() };
+    let trusted = &svc.config.trusted_proxies;
+    if trusted.is_empty() {
+        return crate::net::bucket(peer);
+    }
+    // Repeated fields are one comma-separated list (RFC 9110 §5.3).
+    let chain = |name: header::HeaderName, parse: fn(&str) -> Vec<Option<std::net::IpAddr>>| -> Option<Vec<Option<std::net::IpAddr>>> {
+        let mut hops = Vec::new();
+        let mut any = false;
+        for v in req.headers().get_all(name) {
+            any = true;
+            match v.to_str() {
+                Ok(s) => hops.extend(parse(s)),
+                Err(_) => hops.push(None),
+            }
+        }
+        any.then_some(hops)
+    };
+    let hops = chain(header::HeaderName::from_static("x-forwarded-for"), crate::net::x_forwarded_for).or_else(|| chain(header::FORWARDED, crate::net::forwarded_for)).unwrap_or_default();
+    crate::net::bucket(crate::net::client_ip(peer, &hops, trusted))
+}
+
+/// "N seconds" or, from a minute on, "N minutes" (rounded up), for "Try again in …".
+pub(super) fn wait_text(secs: i64) -> String {
+    match secs {
+        ..=1 => "1 second".into(),
+        2..=59 => format!("{secs} seconds"),
+        _ => match (secs + 59) / 60 {
+            1 => "1 minute".into(),
+            m => format!("{m} minutes"),
+        },
+    }
+}
+
+/// A 429 or 503 answer's `Retry-After` (RFC 9110 §10.2.3), whole seconds.
+pub(super) fn retry_after(mut res: Response, secs: i64) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
 }
 
 /// The session named by the cookie and the pending request it owns.
@@ -176,7 +218,7 @@ pub async fn login_page(State(svc): State<AppState>, req: Request) -> Response {
 
 /// POST /login — check the password (Argon2id, throttled), then start a fresh session.
 pub async fn login_submit(State(svc): State<AppState>, req: Request) -> Response {
-    let address = client_address(&req);
+    let address = client_address(&svc, &req);
     let (headers, params) = match read_form(req).await {
         Ok(x) => x,
         Err(e) => return oauth_page(&e),
@@ -195,13 +237,21 @@ pub async fn login_submit(State(svc): State<AppState>, req: Request) -> Response
     }
     let user = match svc.sign_in(username, password, &address).await {
         Ok(Ok(u)) => u,
-        Ok(Err(SignInError::InvalidCredentials)) => {
-            return login_form(&svc, StatusCode::UNAUTHORIZED, &session, &pending, username, Some("Incorrect username or password.")).await;
+        Ok(Err(SignInError::InvalidCredentials { retry_after })) => {
+            let message = match retry_after {
+                0 => "Incorrect username or password.".to_string(),
+                secs => format!("Incorrect username or password. Try again in {}.", wait_text(secs)),
+            };
+            return login_form(&svc, StatusCode::UNAUTHORIZED, &session, &pending, username, Some(&message)).await;
         }
-        Ok(Err(SignInError::Throttled)) => {
-            let mut res = login_form(&svc, StatusCode::TOO_MANY_REQUESTS, &session, &pending, username, Some("Too many failed sign-in attempts. Wait a few minutes and try again.")).await;
-            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-            return res;
+        // RFC 6749 §10.10: refused without checking the password, until the window ends.
+        Ok(Err(SignInError::Throttled { retry_after: secs })) => {
+            let message = format!("Too many failed sign-in attempts. Try again in {}.", wait_text(secs));
+            return retry_after(login_form(&svc, StatusCode::TOO_MANY_REQUESTS, &session, &pending, username, Some(&message)).await, secs);
+        }
+        Ok(Err(SignInError::Busy)) => {
+            let message = "The server is busy. Try again in a moment.";
+            return retry_after(login_form(&svc, StatusCode::SERVICE_UNAVAILABLE, &session, &pending, username, Some(message)).await, 1);
         }
         Err(e) => return service_page(&e),
     };

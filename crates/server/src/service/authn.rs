@@ -5,7 +5,8 @@
 use super::{ServiceError, Tessera};
 use crate::secret;
 use argon2::{Argon2, PasswordHasher};
-use tessera_storage::{SessionRecord, UserRecord};
+use tessera_protocol::OAuthError;
+use tessera_storage::{SessionRecord, ThrottleAttempt, UserRecord};
 
 /// Argon2id with the crate's defaults (m = 19 MiB, t = 2, p = 1: OWASP's recommendation).
 pub fn hash_password(password: &str) -> Result<String, String> {
@@ -48,13 +49,37 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 /// tokio's many blocking threads each freed block stayed in that thread's malloc arena
 /// (hundreds of MB after a burst of sign-ins). On a fixed set of threads the memory held is
 /// bounded by their number.
-fn hashing_threads() -> Option<&'static std::sync::mpsc::Sender<HashJob>> {
-    static POOL: std::sync::OnceLock<Option<std::sync::mpsc::Sender<HashJob>>> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<HashJob>();
+///
+/// The queue in front of them is bounded ([`QUEUE_PER_THREAD`] jobs per thread, ≈ 0.4 s of
+/// work): when it is full a sign-in is answered "busy, try again" at once instead of waiting
+/// behind a backlog no one will see the end of; and a job whose request has given up (timed out,
+/// or the client went away) is skipped, not hashed (issue 13, finding 1: queued hashes kept the
+/// CPU busy after their requests were gone).
+pub struct HashQueue {
+    tx: std::sync::mpsc::SyncSender<HashJob>,
+}
+
+/// Jobs that may wait per hashing thread.
+pub const QUEUE_PER_THREAD: usize = 16;
+
+/// Why a job was not run on the hashing threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashingError {
+    /// The queue is full: at capacity; try again shortly.
+    Busy,
+    /// The threads are gone (they could not be started).
+    Gone,
+}
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+impl HashQueue {
+    /// `threads` hashing threads behind a queue of `capacity` waiting jobs; `None` if a thread
+    /// cannot be started.
+    pub fn start(threads: usize, capacity: usize) -> Option<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<HashJob>(capacity);
         let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
-        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        for i in 0..n {
+        for i in 0..threads.max(1) {
             let rx = rx.clone();
             let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || loop {
                 let job = match rx.lock() {
@@ -70,31 +95,62 @@ fn hashing_threads() -> Option<&'static std::sync::mpsc::Sender<HashJob>> {
                 return None;
             }
         }
-        Some(tx)
+        Some(Self { tx })
+    }
+
+    /// Run `f` on a hashing thread and wait for its result. Dropping the returned future (the
+    /// request timed out) before the job starts means it never runs.
+    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, HashingError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: HashJob = Box::new(move || {
+            // Nobody is waiting for the answer any more: skip the work.
+            if !tx.is_closed() {
+                drop(tx.send(f()));
+            }
+        });
+        match self.tx.try_send(job) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(_)) => return Err(HashingError::Busy),
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(HashingError::Gone),
+        }
+        rx.await.map_err(|_| HashingError::Gone)
+    }
+}
+
+/// The process's hashing threads: one per core, [`QUEUE_PER_THREAD`] waiting jobs per thread.
+fn hashing_threads() -> Option<&'static HashQueue> {
+    static POOL: std::sync::OnceLock<Option<HashQueue>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        HashQueue::start(n, n * QUEUE_PER_THREAD)
     })
     .as_ref()
 }
 
-type HashJob = Box<dyn FnOnce() + Send>;
-
-/// Run `f` (password hashing) on the hashing threads; `None` if they are gone.
-pub async fn on_hashing_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    hashing_threads()?.send(Box::new(move || drop(tx.send(f())))).ok()?;
-    rx.await.ok()
+/// Run `f` (password hashing) on the hashing threads.
+pub async fn on_hashing_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, HashingError> {
+    hashing_threads().ok_or(HashingError::Gone)?.run(f).await
 }
 
 /// Why a sign-in failed. Messages never reveal whether the username exists.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SignInError {
-    InvalidCredentials,
-    Throttled,
+    /// Wrong username or password, checked; the next attempt is allowed in `retry_after`
+    /// seconds (0: at once).
+    InvalidCredentials { retry_after: i64 },
+    /// Refused without checking the password: the username's or the address's back-off window
+    /// ends in `retry_after` seconds (RFC 6749 §10.10).
+    Throttled { retry_after: i64 },
+    /// The hashing threads are at capacity: nothing was checked or counted; try again shortly.
+    Busy,
 }
 
 /// How long an anonymous session lives: as long as the pending request it carries
 /// (RFC 6819 §4.4.1.11: a cookieless request must not leave a 12-hour row behind). Sign-in
 /// replaces it with a session of the full lifetime ([`Tessera::signed_in_session`]).
 pub const ANONYMOUS_SESSION_SECS: i64 = super::authorize::PENDING_LIFETIME_SECS;
+/// Longest part of a username that names its throttle key (the form allows more).
+const THROTTLE_KEY_CHARS: usize = 128;
 
 /// A browser session and the cookie value that names it (set only when new).
 pub struct Session {
@@ -110,48 +166,76 @@ impl Session {
 }
 
 impl Tessera {
-    /// Check a username and password. `address` is the client's address, for throttling.
+    /// Check a username and password. `address` is the client's throttling bucket
+    /// ([`crate::net::bucket`]).
+    ///
+    /// RFC 6749 §10.10, NIST SP 800-63B §5.2.2: the attempt is first counted as a failure of the
+    /// username and of the address, in one atomic store operation that refuses it instead when
+    /// either is inside its back-off window ([`tessera_storage::Store::take_throttle_attempt`]);
+    /// only then is the password checked. So however many attempts arrive at once, on however
+    /// many instances, no more are checked than the rules admit; a success gives the count back.
+    /// An unknown username goes the same way (its own key, a dummy hash), so nothing tells the
+    /// two apart. Each failure and each refusal is an audit event.
     pub async fn sign_in(&self, username: &str, password: &str, address: &str) -> Result<Result<UserRecord, SignInError>, ServiceError> {
         let now = self.now();
-        let since = now - self.config.login_window;
-        let user_key = format!("user:{}", username.to_lowercase());
+        let name: String = username.to_lowercase().chars().take(THROTTLE_KEY_CHARS).collect();
+        let user_key = format!("user:{name}");
         let addr_key = format!("addr:{address}");
-        let user_failures = self.store.count_login_failures(&user_key, since).await?;
-        if user_failures >= self.config.login_failures_per_user || self.store.count_login_failures(&addr_key, since).await? >= self.config.login_failures_per_address {
-            return Ok(Err(SignInError::Throttled));
-        }
+        let keys = [(user_key.clone(), self.config.sign_in_user_throttle), (addr_key.clone(), self.config.sign_in_address_throttle)];
+        let delay_if_wrong = match self.store.take_throttle_attempt(&keys, now).await? {
+            ThrottleAttempt::Allowed { delay_if_wrong } => delay_if_wrong,
+            ThrottleAttempt::Refused { key, retry_after } => {
+                let by = if key == user_key { "username" } else { "address" };
+                let detail = serde_json::json!({ "username": name, "address": address, "throttled_by": by, "retry_after": retry_after });
+                self.store.create_audit_event("sign_in_throttled", &detail.to_string(), now).await?;
+                return Ok(Err(SignInError::Throttled { retry_after }));
+            }
+        };
         let user = self.store.find_user_by_username(username).await?;
         let hash = match &user {
-            Some(u) => u.password_hash.clone(),
-            None => self.dummy_hash().await?,
+            Some(u) => Ok(u.password_hash.clone()),
+            None => self.dummy_hash().await,
         };
         let pw = password.to_string();
         // Off the async workers, on the hashing threads.
-        let ok = on_hashing_thread(move || verify_password(&pw, &hash)).await.unwrap_or(false);
+        let verified = match hash {
+            Ok(hash) => on_hashing_thread(move || verify_password(&pw, &hash)).await,
+            Err(e) => Err(e),
+        };
+        let ok = match verified {
+            Ok(ok) => ok,
+            Err(HashingError::Busy) => {
+                // Nothing was checked: the attempt is given back.
+                self.store.update_throttle_success(&[], &[user_key, addr_key]).await?;
+                return Ok(Err(SignInError::Busy));
+            }
+            Err(HashingError::Gone) => return Err(OAuthError::server_error("no hashing threads").into()),
+        };
         match user {
             Some(u) if ok => {
-                // Nothing to clear when no failure was counted (saves a write per sign-in; a
-                // failure recorded meanwhile by a concurrent attempt stays and still counts).
-                if user_failures > 0 {
-                    self.store.clear_login_failures(&user_key).await?;
-                }
+                // The account starts over; the address gets back only this attempt (others
+                // behind it may still be guessing).
+                self.store.update_throttle_success(&[user_key], &[addr_key]).await?;
                 Ok(Ok(u))
             }
             _ => {
-                self.store.record_login_failure(&user_key, now).await?;
-                self.store.record_login_failure(&addr_key, now).await?;
-                Ok(Err(SignInError::InvalidCredentials))
+                let detail = serde_json::json!({ "username": name, "address": address, "retry_after": delay_if_wrong });
+                self.store.create_audit_event("sign_in_failed", &detail.to_string(), now).await?;
+                Ok(Err(SignInError::InvalidCredentials { retry_after: delay_if_wrong }))
             }
         }
     }
 
     /// The hash an unknown username is checked against.
-    async fn dummy_hash(&self) -> Result<String, ServiceError> {
+    async fn dummy_hash(&self) -> Result<String, HashingError> {
         let made = self
             .dummy_hash
             .get_or_try_init(|| async {
-                let made = on_hashing_thread(|| hash_password(&secret::random_token())).await;
-                made.unwrap_or_else(|| Err("no hashing threads".into())).map_err(tessera_protocol::OAuthError::server_error)
+                match on_hashing_thread(|| hash_password(&secret::random_token())).await {
+                    Ok(Ok(h)) => Ok(h),
+                    Ok(Err(_)) => Err(HashingError::Gone),
+                    Err(e) => Err(e),
+                }
             })
             .await?;
         Ok(made.clone())
@@ -223,5 +307,37 @@ mod tests {
         let argon2i = Argon2::new(argon2::Algorithm::Argon2i, argon2::Version::V0x13, argon2::Params::new(8, 1, 1, None).unwrap());
         let h3 = argon2i.hash_password_with_salt(b"pw", b"saltsaltsaltsalt").unwrap().to_string();
         assert!(h3.starts_with("$argon2i$") && verify_password("pw", &h3));
+    }
+
+    /// Issue 13, finding 1: a hash job whose request gave up (timed out) before it started is
+    /// skipped, not run; a full queue answers `Busy` at once instead of growing.
+    #[tokio::test]
+    async fn cancelled_hash_jobs_are_skipped_and_the_queue_is_bounded() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let q = Arc::new(HashQueue::start(1, 1).unwrap());
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn({
+            let q = q.clone();
+            async move {
+                q.run(move || {
+                    let _ = started_tx.send(());
+                    let _ = release_rx.recv();
+                })
+                .await
+            }
+        });
+        started_rx.await.unwrap();
+        // The one thread is busy; a job waits in the queue's one place, and its request times out.
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        let timed_out = tokio::time::timeout(std::time::Duration::from_millis(50), q.run(move || flag.store(true, Ordering::SeqCst))).await;
+        assert!(timed_out.is_err());
+        assert_eq!(q.run(|| ()).await, Err(HashingError::Busy), "the queue is full: refused at once");
+        release_tx.send(()).unwrap();
+        assert_eq!(busy.await.unwrap(), Ok(()));
+        assert_eq!(q.run(|| 7).await, Ok(7), "the queue drained");
+        assert!(!ran.load(Ordering::SeqCst), "the cancelled job never ran");
     }
 }

@@ -12,7 +12,7 @@ use tessera_protocol::grant::device_code::{
 };
 use tessera_protocol::params::Params;
 use tessera_protocol::{ErrorCode, OAuthError};
-use tessera_storage::{DeviceCodeRecord, SessionRecord, StoreError};
+use tessera_storage::{DeviceCodeRecord, SessionRecord, StoreError, ThrottleAttempt};
 
 /// RFC 8628 §3.2 device authorization response.
 #[derive(Debug, Clone, Serialize)]
@@ -25,14 +25,12 @@ pub struct DeviceAuthorizationResponse {
     pub interval: i64,
 }
 
-/// Failed user-code entries allowed per address in the sign-in window.
-const USER_CODE_FAILURES_PER_ADDRESS: i64 = 10;
-
 /// Why a typed user code was not accepted.
 #[derive(Debug, PartialEq, Eq)]
 pub enum UserCodeError {
     Invalid,
-    Throttled,
+    /// Refused unchecked: the address's window ends in `retry_after` seconds.
+    Throttled { retry_after: i64 },
 }
 
 fn random_user_code() -> String {
@@ -101,18 +99,20 @@ impl Tessera {
     /// goes on to sign in and consent, like an authorization request.
     pub async fn enter_user_code(&self, typed: &str, session: &SessionRecord, address: &str) -> Result<Result<AuthorizeOutcome, UserCodeError>, ServiceError> {
         let now = self.now();
+        // Counted before the code is looked up, atomically (issue 13, finding 1): parallel
+        // guesses cannot outrun the count; a right code gives its count back below.
         let key = format!("device:{address}");
-        if self.store.count_login_failures(&key, now - self.config.login_window).await? >= USER_CODE_FAILURES_PER_ADDRESS {
-            return Ok(Err(UserCodeError::Throttled));
+        if let ThrottleAttempt::Refused { retry_after, .. } = self.store.take_throttle_attempt(&[(key.clone(), self.config.user_code_address_throttle)], now).await? {
+            return Ok(Err(UserCodeError::Throttled { retry_after }));
         }
         let found = match normalize_user_code(typed) {
             Some(code) => self.store.find_device_code_by_user_code(&code, now).await?.filter(|d| d.status == "pending"),
             None => None,
         };
         let Some(d) = found else {
-            self.store.record_login_failure(&key, now).await?;
             return Ok(Err(UserCodeError::Invalid));
         };
+        self.store.update_throttle_success(&[], &[key]).await?;
         let Some(client) = self.store.find_client(&d.client_id).await? else {
             return Ok(Err(UserCodeError::Invalid));
         };

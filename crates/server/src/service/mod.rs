@@ -23,7 +23,7 @@ use std::time::Duration;
 use tessera_protocol::client::ClientPolicy;
 use tessera_storage::ClientRecord;
 use tessera_protocol::OAuthError;
-use tessera_storage::{Store, StoreError};
+use tessera_storage::{Store, StoreError, ThrottleRule};
 
 /// Server settings the services need.
 #[derive(Debug, Clone)]
@@ -39,11 +39,18 @@ pub struct Config {
     pub refresh_token_grace: i64,
     /// Lifetime of a browser session, seconds.
     pub session_lifetime: i64,
-    /// Failed sign-ins allowed per username in [`Config::login_window`] before throttling.
-    pub login_failures_per_user: i64,
-    /// Failed sign-ins allowed per client address in the window.
-    pub login_failures_per_address: i64,
-    pub login_window: i64,
+    /// Sign-in throttling per username, known or not (RFC 6749 §10.10, NIST SP 800-63B
+    /// §5.2.2): 3 failures free, then a window of 1, 2, 4 … seconds after each, at most 15
+    /// minutes; forgotten after 15 quiet minutes or a successful sign-in.
+    pub sign_in_user_throttle: ThrottleRule,
+    /// Sign-in throttling per client address (IPv6 by /64): a short delay (at most a minute)
+    /// after a burst of failures, never a lockout of everyone behind one address.
+    pub sign_in_address_throttle: ThrottleRule,
+    /// RFC 8628 §5.1: wrong user codes per client address.
+    pub user_code_address_throttle: ThrottleRule,
+    /// Proxies (load balancers) whose `X-Forwarded-For` / `Forwarded` headers name the client
+    /// for throttling (`--trusted-proxies`); empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<crate::net::Cidr>,
 }
 
 impl Config {
@@ -54,9 +61,10 @@ impl Config {
             refresh_token_idle_lifetime: 30 * 24 * 3600,
             refresh_token_grace: 0,
             session_lifetime: 12 * 3600,
-            login_failures_per_user: 5,
-            login_failures_per_address: 50,
-            login_window: 15 * 60,
+            sign_in_user_throttle: ThrottleRule { burst: 4, max_delay: 15 * 60, reset_after: 15 * 60 },
+            sign_in_address_throttle: ThrottleRule { burst: 50, max_delay: 60, reset_after: 15 * 60 },
+            user_code_address_throttle: ThrottleRule { burst: 10, max_delay: 60, reset_after: 15 * 60 },
+            trusted_proxies: Vec::new(),
         }
     }
     /// Cookies get `Secure` when the issuer is https.

@@ -12,3 +12,4 @@ mod parsers;
 mod accounts;
 mod codes;
 mod serving;
+mod throttle;
