@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod authn;
 pub mod authorize;
+pub mod backchannel;
 pub mod device;
 pub mod grants;
 pub mod introspect;
@@ -44,6 +45,14 @@ pub struct Config {
     /// Failed sign-ins allowed per client address in the window.
     pub login_failures_per_address: i64,
     pub login_window: i64,
+    // Keys at rest and back-channel logout targets (issue 13, findings 4 and 11).
+    /// The key-encryption keys that seal signing keys in the store (`tessera_jose::kek`). `None`:
+    /// a random KEK for this process only (tests, embedding): keys it seals cannot be opened
+    /// after a restart. `tessera serve` always sets the one its settings name.
+    pub key_encryption: Option<Arc<tessera_jose::kek::KeyEncryption>>,
+    /// Allow back-channel logout URIs in private, loopback, link-local and other non-public
+    /// address ranges (development, tests); refused at delivery otherwise.
+    pub allow_private_logout_uris: bool,
 }
 
 impl Config {
@@ -57,6 +66,8 @@ impl Config {
             login_failures_per_user: 5,
             login_failures_per_address: 50,
             login_window: 15 * 60,
+            key_encryption: None,
+            allow_private_logout_uris: false,
         }
     }
     /// Cookies get `Secure` when the issuer is https.
@@ -96,7 +107,14 @@ pub const CACHE_TTL: Duration = Duration::from_secs(2);
 
 impl Tessera {
     pub async fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: Config) -> Result<Arc<Self>, StoreError> {
-        let keys = KeyRing::load_or_generate(&*store, clock.now()).await?;
+        let kek = match &config.key_encryption {
+            Some(k) => k.clone(),
+            None => {
+                let text = tessera_jose::kek::Kek::generate_base64().map_err(|e| StoreError::Other(e.to_string()))?;
+                Arc::new(tessera_jose::kek::KeyEncryption::new(tessera_jose::kek::Kek::from_base64(&text).map_err(|e| StoreError::Other(e.to_string()))?, vec![]))
+            }
+        };
+        let keys = KeyRing::load_or_generate(&*store, kek, clock.now()).await?;
         Ok(Arc::new(Self {
             store,
             keys,
