@@ -149,8 +149,15 @@ async fn deliver(uri: String, token: String, allow_private: bool) {
         Ok(u) => u,
         Err(e) => return tracing::warn!(%uri, error = %e, "back-channel logout URI is not a URL"),
     };
-    if let Err(e) = check_uri(&url, allow_private) {
-        return tracing::warn!(%uri, error = %e, "back-channel logout refused");
+    // IP literals are checked here (the resolver never sees them); names, `localhost`
+    // included, by the resolver after resolution.
+    let literal = match url.host() {
+        Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        _ => None,
+    };
+    if let Some(ip) = literal.filter(|ip| !allow_private && !is_public(*ip)) {
+        return tracing::warn!(%uri, %ip, "back-channel logout refused: not a public address (--allow-private-logout-uris)");
     }
     let client = match http_client(allow_private) {
         Ok(c) => c,
@@ -193,6 +200,14 @@ mod tests {
         for a in public {
             assert!(is_public(a.parse().unwrap()), "{a} is public");
         }
+    }
+
+    /// The resolver drops non-public addresses: a name resolving only to loopback is an error.
+    #[tokio::test]
+    async fn resolver_refuses_names_of_private_addresses() {
+        use reqwest::dns::Resolve;
+        let e = PublicOnly.resolve("localhost".parse().unwrap()).await.err().unwrap().to_string();
+        assert!(e.contains("non-public"), "{e}");
     }
 
     #[test]
