@@ -19,7 +19,7 @@ pub struct Cli {
     pub keys_at_rest: KeysAtRestArgs,
     /// Allow back-channel logout URIs in private, loopback and link-local address ranges
     /// (development and tests; refused by default at registration and at delivery).
-    #[arg(long, global = true, env = "TESSERA_ALLOW_PRIVATE_LOGOUT_URIS")]
+    #[arg(long, global = true, env = "TESSERA_ALLOW_PRIVATE_LOGOUT_URIS", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_private_logout_uris: bool,
     #[command(subcommand)]
     pub command: Command,
