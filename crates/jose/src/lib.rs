@@ -3,8 +3,11 @@
 //!
 //! Signing is done directly with aws-lc-rs on a key pair parsed once at load, so the hot path
 //! builds two base64 segments and one signature, nothing more. Private key material never leaves
-//! this crate except as the PKCS#8 bytes handed to storage, and every `Debug` here redacts it.
+//! this crate except sealed under a key-encryption key ([`kek`]) for storage, and every `Debug`
+//! here redacts it.
 #![forbid(unsafe_code)]
+
+pub mod kek;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
@@ -60,6 +63,15 @@ pub enum JoseError {
     Serialize(#[from] serde_json::Error),
     #[error("malformed or unverifiable token")]
     Invalid,
+    #[error("the key-encryption key is not valid: {0}")]
+    InvalidKek(String),
+    #[error("sealing a signing key failed")]
+    Sealing,
+    /// The stored key was sealed under a KEK this process does not hold.
+    #[error("the signing key was encrypted under key-encryption key {sealed_under}, but this server has key-encryption key {available}")]
+    WrongKek { sealed_under: String, available: String },
+    #[error("the stored signing key could not be decrypted (altered, or stored under another kid)")]
+    Unsealing,
 }
 
 enum Pair {
@@ -94,7 +106,8 @@ impl fmt::Debug for SigningKey {
     }
 }
 
-/// Generate a new key; returns its PKCS#8 DER form for storage (never to be printed or logged).
+/// Generate a new key; returns its PKCS#8 DER form, to be sealed ([`kek::KeyEncryption::seal`])
+/// before it is stored (never to be printed or logged).
 pub fn generate(alg: Alg) -> Result<Vec<u8>, JoseError> {
     match alg {
         Alg::ES256 => {

@@ -519,6 +519,12 @@ impl Store for PgStore {
         Ok(r.rows_affected() > 0)
     }
 
+    // Signing keys at rest (issue 13, finding 4).
+    async fn update_signing_key_der(&self, kid: &str, expected: &[u8], new: &[u8]) -> Result<bool> {
+        let r = sqlx::query("UPDATE signing_keys SET private_der = $1 WHERE kid = $2 AND private_der = $3").bind(new).bind(kid).bind(expected).execute(&self.pool).await.map_err(err)?;
+        Ok(r.rows_affected() > 0)
+    }
+
     async fn create_session(&self, s: &SessionRecord) -> Result<()> {
         bind_session(sqlx::query("INSERT INTO sessions (id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"), s)
             .execute(&self.pool)

@@ -196,12 +196,70 @@ fn percent_decode(s: &str) -> Result<String> {
     String::from_utf8(out).map_err(|e| StoreError::Other(format!("not an sqlite URL: {e}")))
 }
 
+// Data files readable only by their owner (issue 13, finding 4; RFC 6819 §5.1.4.1.1): a folder
+// the store creates is 0700; the database, its `-wal` and `-shm` files and the server lock are
+// 0600. SQLite creates `-wal` and `-shm` with the main file's mode, so the main file is created
+// 0600 before SQLite opens it. Files found with looser modes (an older version, a copy) are
+// tightened to 0600 on open; an existing folder is left as it is (it may be shared, e.g.
+// /var/lib), the files in it being private.
+
+/// Open options that create a file 0600.
+fn private_options() -> std::fs::OpenOptions {
+    #[allow(unused_mut)]
+    let mut o = std::fs::OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o
+}
+
+/// Create `dir` (and missing parents) 0700.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    #[allow(unused_mut)]
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// Set an existing file readable by its owner only (0600) when its mode allows more.
+fn tighten(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StoreError::Unavailable(format!("cannot read {}: {e}", path.display()))),
+        };
+        if meta.is_file() && meta.permissions().mode() & 0o177 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| StoreError::Unavailable(format!("cannot make {} private (0600): {e}", path.display())))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// The database file created 0600 if missing (before SQLite creates it 0644 and gives its WAL
+/// and shared-memory files the same mode), and the database, `-wal` and `-shm` tightened.
+fn private_files(db: &Path) -> Result<()> {
+    private_options().create(true).truncate(false).write(true).open(db).map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", db.display())))?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        tighten(Path::new(&name))?;
+    }
+    Ok(())
+}
+
 /// The exclusive lock of the database's one server: the file `PATH-serve.lock`, locked (an
 /// advisory lock, released by the kernel when the process ends) for as long as it is held.
 fn take_serve_lock(db: &Path) -> Result<std::fs::File> {
     let mut name = db.as_os_str().to_owned();
     name.push("-serve.lock");
-    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&name).map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", Path::new(&name).display())))?;
+    let f = private_options().create(true).truncate(false).write(true).open(&name).map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", Path::new(&name).display())))?;
+    tighten(Path::new(&name))?;
     match f.try_lock() {
         Ok(()) => Ok(f),
         Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(
@@ -280,8 +338,9 @@ impl SqliteStore {
         let path = percent_decode(path)?;
         let path = Path::new(&path);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+            private_dir(dir).map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
+        private_files(path)?;
         let serve_lock = if server { Some(take_serve_lock(path)?) } else { None };
         let mut writer = connect(Some(path))?;
         migrate(&mut writer)?;
@@ -682,6 +741,11 @@ impl Store for SqliteStore {
         Ok(self.write(|w| exec(w, "DELETE FROM signing_keys WHERE kid = ?1", [kid]))? > 0)
     }
 
+    // Signing keys at rest (issue 13, finding 4).
+    async fn update_signing_key_der(&self, kid: &str, expected: &[u8], new: &[u8]) -> Result<bool> {
+        Ok(self.write(|w| exec(w, "UPDATE signing_keys SET private_der = ?1 WHERE kid = ?2 AND private_der = ?3", params![new, kid, expected]))? > 0)
+    }
+
     async fn create_session(&self, s: &SessionRecord) -> Result<()> {
         self.write(|w| insert_session(w, s))
     }
@@ -940,6 +1004,35 @@ mod tests {
         // Reopening an existing database migrates nothing and keeps the data.
         let again = SqliteStore::open(&url).await.unwrap();
         assert!(again.find_client("c-1").await.unwrap().is_some());
+    }
+
+    /// Issue 13, finding 4: a new data folder is 0700; the database, its WAL and shared-memory
+    /// files and the server lock are 0600, and looser modes are tightened on open.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn data_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("data/tessera.db");
+        let url = format!("sqlite://{}", db.display());
+        let mode = |suffix: &str| std::fs::metadata(format!("{}{suffix}", db.display())).unwrap().permissions().mode() & 0o777;
+        let files = ["", "-wal", "-shm", "-serve.lock"];
+        {
+            let store = SqliteStore::open_server(&url).await.unwrap();
+            store.create_audit_event("x", "y", 1).await.unwrap();
+            assert_eq!(std::fs::metadata(dir.path().join("data")).unwrap().permissions().mode() & 0o777, 0o700);
+            for f in files {
+                assert_eq!(mode(f), 0o600, "tessera.db{f}");
+            }
+        }
+        for f in files {
+            std::fs::set_permissions(format!("{}{f}", db.display()), std::fs::Permissions::from_mode(0o664)).unwrap();
+        }
+        let store = SqliteStore::open_server(&url).await.unwrap();
+        store.create_audit_event("x", "y", 2).await.unwrap();
+        for f in files {
+            assert_eq!(mode(f), 0o600, "tessera.db{f} tightened");
+        }
     }
 
     /// The shared storage suite, in memory (one connection both writes and reads).

@@ -32,6 +32,8 @@ pub async fn run_all(store: Arc<dyn Store>) {
     // Throttling of guesses (issue 13, findings 1 and 6).
     throttles(&*store).await;
     throttles_are_atomic(store.clone()).await;
+    // Signing keys at rest (issue 13, finding 4).
+    key_reseal_is_compare_and_swap(store.clone()).await;
 }
 
 pub fn client(id: &str) -> ClientRecord {
@@ -674,4 +676,30 @@ pub async fn throttles_are_atomic(s: Arc<dyn Store>) {
     });
     let results = futures_util::future::join_all(attempts).await;
     assert_eq!(results.iter().filter(|r| matches!(r, ThrottleAttempt::Allowed { .. })).count(), 5, "exactly the address's burst: {results:?}");
+}
+
+// Signing keys at rest (issue 13, finding 4).
+
+/// [`Store::update_signing_key_der`] replaces a key's stored bytes only while they are the
+/// expected ones; concurrent re-seals of one key: exactly one wins.
+pub async fn key_reseal_is_compare_and_swap(store: Arc<dyn Store>) {
+    let s = &*store;
+    let k = KeyRecord { kid: "reseal-1".into(), alg: "ES256".into(), private_der: vec![0x30, 1, 2], created_at: 500, use_after: 500 };
+    s.create_signing_key(&k).await.unwrap();
+    assert!(!s.update_signing_key_der("reseal-1", &[9, 9], &[7]).await.unwrap(), "not the stored bytes");
+    assert!(!s.update_signing_key_der("no-such-kid", &k.private_der, &[7]).await.unwrap(), "no such key");
+    assert!(s.update_signing_key_der("reseal-1", &k.private_der, &[7, 7]).await.unwrap());
+    let stored = s.list_signing_keys().await.unwrap().into_iter().find(|r| r.kid == "reseal-1").unwrap();
+    assert_eq!(stored, KeyRecord { private_der: vec![7, 7], ..k.clone() }, "only the key bytes change");
+    assert!(!s.update_signing_key_der("reseal-1", &k.private_der, &[8]).await.unwrap(), "already replaced");
+    for round in 0..5u8 {
+        let current = s.list_signing_keys().await.unwrap().into_iter().find(|r| r.kid == "reseal-1").unwrap().private_der;
+        let racers = (0..10u8).map(|i| {
+            let (store, current) = (store.clone(), current.clone());
+            async move { store.update_signing_key_der("reseal-1", &current, &[round, i, 0xff]).await.unwrap() }
+        });
+        let won = futures_util::future::join_all(racers).await.into_iter().filter(|w| *w).count();
+        assert_eq!(won, 1, "round {round}: one re-seal wins");
+    }
+    assert!(s.delete_signing_key("reseal-1").await.unwrap());
 }

@@ -82,11 +82,13 @@ pub struct ApiScope {
     pub description: String,
 }
 
-/// A signing key in PKCS#8 DER form.
+/// A signing key as stored.
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeyRecord {
     pub kid: String,
     pub alg: String,
+    /// The private key sealed under the key-encryption key (`tessera_jose::kek`); in a database
+    /// from before encryption at rest, plain PKCS#8 DER until the next start seals it.
     pub private_der: Vec<u8>,
     pub created_at: i64,
     /// The key is published from `created_at` and may sign from `use_after` on, so that
@@ -347,6 +349,12 @@ pub trait Store: Send + Sync + 'static {
     async fn create_signing_key_unless(&self, k: &KeyRecord, unless: ExistingKey) -> Result<bool>;
     async fn list_signing_keys(&self) -> Result<Vec<KeyRecord>>;
     async fn delete_signing_key(&self, kid: &str) -> Result<bool>;
+
+    // Signing keys at rest (issue 13, finding 4): sealing and re-sealing stored keys.
+    /// Replace the stored private key of `kid` with `new`, only if it is still `expected`
+    /// (compare and swap); `true` when replaced. Instances sealing (or re-sealing under a new
+    /// key-encryption key) the same key at once: one replaces it, the others see `false`.
+    async fn update_signing_key_der(&self, kid: &str, expected: &[u8], new: &[u8]) -> Result<bool>;
 
     // Browser sessions and pending authorization requests.
     async fn create_session(&self, s: &SessionRecord) -> Result<()>;

@@ -101,8 +101,9 @@ fn profile_map(p: &ProfileArgs) -> serde_json::Map<String, Value> {
     m
 }
 
-pub async fn keys(database: Option<&str>, j: bool, cmd: KeysCmd) -> anyhow::Result<()> {
+pub async fn keys(database: Option<&str>, j: bool, kek: &crate::settings::KekSources, cmd: KeysCmd) -> anyhow::Result<()> {
     let store = open(database).await?;
+    let database_url = database.unwrap_or(DEFAULT_DATABASE);
     let now = now();
     match cmd {
         KeysCmd::List => {
@@ -127,14 +128,22 @@ pub async fn keys(database: Option<&str>, j: bool, cmd: KeysCmd) -> anyhow::Resu
                 Some(a) => vec![a.parse().map_err(|_| anyhow::anyhow!("--alg must be ES256, RS256 or EdDSA"))?],
                 None => Alg::ALL.to_vec(),
             };
+            let kek = crate::store::key_encryption(kek, database_url, &*store).await?;
             let mut created = Vec::new();
             for a in algs {
-                let kid = tessera_server::keys::rotate(&*store, a, now, publish_delay).await?;
+                let kid = tessera_server::keys::rotate(&*store, &kek, a, now, publish_delay).await?;
                 created.push(json!({ "kid": kid, "alg": a.as_str(), "use_after": now + publish_delay }));
             }
             print(j, &Value::Array(created.clone()), || {
                 created.iter().map(|c| format!("new {} key {} signs from {}", c["alg"].as_str().unwrap_or(""), c["kid"].as_str().unwrap_or(""), c["use_after"])).collect::<Vec<_>>().join("\n")
             });
+        }
+        // A KEK rotation (issue 13, finding 4): every key sealed again under the current KEK.
+        KeysCmd::Rewrap => {
+            let kek = crate::store::key_encryption(kek, database_url, &*store).await?;
+            let resealed = tessera_server::keys::reseal(&*store, &kek).await?;
+            let v = json!({ "resealed": resealed, "key_encryption_key": kek.current().id() });
+            print(j, &v, || format!("{} signing key(s) sealed again under key-encryption key {}; start every server with this key-encryption key", resealed.len(), kek.current().id()));
         }
     }
     Ok(())
@@ -160,7 +169,7 @@ pub async fn migrate(database: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn client(database: Option<&str>, j: bool, cmd: ClientCmd) -> anyhow::Result<()> {
+pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: bool, cmd: ClientCmd) -> anyhow::Result<()> {
     let store = open(database).await?;
     match cmd {
         ClientCmd::Create { name, redirect_uris, scope, grant_types, public, token_auth_method, post_logout_redirect_uris, backchannel_logout_uri, id_token_signed_response_alg } => {
@@ -174,6 +183,7 @@ pub async fn client(database: Option<&str>, j: bool, cmd: ClientCmd) -> anyhow::
                 post_logout_redirect_uris,
                 backchannel_logout_uri,
                 id_token_signed_response_alg,
+                allow_private_logout_uris,
             };
             let created = admin::create_client(&*store, req, now()).await?;
             let mut v = client_json(&created.client);

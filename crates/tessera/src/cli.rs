@@ -13,6 +13,14 @@ pub struct Cli {
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
     pub json: bool,
+    // Keys at rest and back-channel logout targets (issue 13, findings 4 and 11): global, as
+    // `keys rotate`, `keys rewrap` and `client create` need them as well as `serve`.
+    #[command(flatten)]
+    pub keys_at_rest: KeysAtRestArgs,
+    /// Allow back-channel logout URIs in private, loopback and link-local address ranges
+    /// (development and tests; refused by default at registration and at delivery).
+    #[arg(long, global = true, env = "TESSERA_ALLOW_PRIVATE_LOGOUT_URIS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_private_logout_uris: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -41,6 +49,21 @@ pub enum Command {
     Keys(KeysCmd),
 }
 
+/// Where the key-encryption key (KEK) that seals signing keys comes from. The KEK itself is
+/// given only in the environment (`TESSERA_KEY_ENCRYPTION_KEY`, base64) or in a file, never as
+/// a flag. Default: the file `key-encryption-key` beside the SQLite database (generated 0600 on
+/// first start), or `tessera-data/key-encryption-key` for PostgreSQL.
+#[derive(Args, Debug, Default, Clone)]
+pub struct KeysAtRestArgs {
+    /// File holding the key-encryption key (base64 of 32 random bytes).
+    #[arg(long, global = true, env = "TESSERA_KEY_ENCRYPTION_KEY_FILE")]
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// File holding the previous key-encryption key, during a KEK rotation: keys sealed under it
+    /// are sealed again under the current one (on start, or by `tessera keys rewrap`).
+    #[arg(long, global = true, env = "TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS_FILE")]
+    pub key_encryption_key_previous_file: Option<PathBuf>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum KeysCmd {
     /// List signing keys: kid, algorithm, and when each signs.
@@ -55,6 +78,10 @@ pub enum KeysCmd {
         #[arg(long, default_value_t = 3600)]
         publish_delay: i64,
     },
+    /// Seal every signing key again under the current key-encryption key (a KEK rotation; give
+    /// the old one as TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS or --key-encryption-key-previous-file).
+    /// Keys stored in plain PKCS#8 by an older version are sealed too. Kids and JWKS are unchanged.
+    Rewrap,
 }
 
 /// Standard profile claims (OpenID Connect Core §5.1) for `user create` and `user update`.

@@ -132,7 +132,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let db_url = format!("sqlite://{}", dir.join("tessera.db").display());
     let store = Arc::new(SqliteStore::open_server(&db_url).await.with_context(|| format!("opening {db_url}"))?);
-    let svc = Tessera::new(store, Arc::new(SystemClock), Config::new(&issuer)).await.context("loading signing keys")?;
+    // Keys sealed under a key-encryption key generated in the demo's folder (issue 13, finding 4).
+    let kek = crate::store::key_encryption(&crate::settings::KekSources::default(), &db_url, &*store).await?;
+    let svc = Tessera::new(store, Arc::new(SystemClock), Config { key_encryption: Some(kek), ..Config::new(&issuer) }).await.context("loading signing keys")?;
     let notes_db = notes_api::Db::open(&format!("sqlite://{}", dir.join("notes.db").display())).await.context("opening the Notes API database")?;
     let state = register(&svc, &dir, &redirect_uri, &notes_db).await?;
 

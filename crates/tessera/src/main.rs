@@ -19,13 +19,13 @@ use clap::Parser;
 async fn main() {
     let cli = cli::Cli::parse();
     let result = match cli.command {
-        cli::Command::Serve(args) => serve::run(cli.database, args).await,
+        cli::Command::Serve(args) => serve::run(cli.database, args, settings::KekSources::from_env(&cli.keys_at_rest), cli.allow_private_logout_uris).await,
         cli::Command::Demo(args) => demo::run(args).await,
         cli::Command::Migrate => admin::migrate(cli.database.as_deref()).await,
-        cli::Command::Client(c) => admin::client(cli.database.as_deref(), cli.json, c).await,
+        cli::Command::Client(c) => admin::client(cli.database.as_deref(), cli.json, cli.allow_private_logout_uris, c).await,
         cli::Command::User(c) => admin::user(cli.database.as_deref(), cli.json, c).await,
         cli::Command::Api(c) => admin::api(cli.database.as_deref(), cli.json, c).await,
-        cli::Command::Keys(c) => admin::keys(cli.database.as_deref(), cli.json, c).await,
+        cli::Command::Keys(c) => admin::keys(cli.database.as_deref(), cli.json, &settings::KekSources::from_env(&cli.keys_at_rest), c).await,
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -13,12 +13,12 @@ use crate::store;
 /// is in this instance's JWKS within this bound.
 pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(3);
 
-pub async fn run(database: Option<String>, args: ServeArgs) -> anyhow::Result<()> {
+pub async fn run(database: Option<String>, args: ServeArgs, kek: settings::KekSources, allow_private_logout_uris: bool) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let s = settings::resolve(database, &args)?;
+    let s = settings::resolve_with(database, &args, kek, allow_private_logout_uris)?;
     let listener = tokio::net::TcpListener::bind(s.listen).await.with_context(|| format!("listen (--listen / TESSERA_LISTEN): cannot bind {}", s.listen))?;
     let addr = listener.local_addr()?;
     let issuer = match s.issuer {
@@ -26,7 +26,8 @@ pub async fn run(database: Option<String>, args: ServeArgs) -> anyhow::Result<()
         None => settings::check_issuer(&format!("http://{addr}")).context("set --issuer: the listen address is not a loopback address")?,
     };
     let store = store::open_server_store(&s.database_url, s.database_pool_size).await?;
-    let config = Config { trusted_proxies: s.trusted_proxies.clone(), ..Config::new(&issuer) };
+    let kek = store::key_encryption(&s.kek, &s.database_url, &*store).await?;
+    let config = Config { key_encryption: Some(kek), allow_private_logout_uris: s.allow_private_logout_uris, trusted_proxies: s.trusted_proxies.clone(), ..Config::new(&issuer) };
     let svc = Tessera::new(store, Arc::new(SystemClock), config).await.context("loading signing keys")?;
 
     // Keys added by another process (e.g. a rotation) are picked up without a restart.
@@ -58,7 +59,7 @@ pub async fn run(database: Option<String>, args: ServeArgs) -> anyhow::Result<()
         loop {
             let now = rotation.now();
             if rotation_days > 0 {
-                if let Err(e) = tessera_server::keys::rotate_if_due(&*rotation.store, now, rotation_days * 86_400, 3_600).await {
+                if let Err(e) = tessera_server::keys::rotate_if_due(&*rotation.store, rotation.keys.kek(), now, rotation_days * 86_400, 3_600).await {
                     tracing::warn!(error = %e, "scheduled key rotation failed");
                 }
             }

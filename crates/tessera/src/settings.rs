@@ -1,13 +1,14 @@
 //! `serve` settings: flags > environment > `--config` TOML file > defaults. A wrong value stops
 //! start-up with a message naming the setting.
 
-use crate::cli::ServeArgs;
+use crate::cli::{KeysAtRestArgs, ServeArgs};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tessera_server::ServeLimits;
 use tessera_server::net::Cidr;
+use std::path::PathBuf;
 
 pub const DEFAULT_DATABASE: &str = "sqlite://tessera-data/tessera.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -25,6 +26,10 @@ struct FileSettings {
     idle_timeout: Option<u64>,
     max_connections: Option<usize>,
     trusted_proxies: Option<Vec<String>>,
+    // Keys at rest and back-channel logout targets (issue 13, findings 4 and 11).
+    key_encryption_key_file: Option<PathBuf>,
+    key_encryption_key_previous_file: Option<PathBuf>,
+    allow_private_logout_uris: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,9 +44,48 @@ pub struct Settings {
     pub limits: ServeLimits,
     /// Proxies whose forwarding headers name the client (issue 13, finding 6).
     pub trusted_proxies: Vec<Cidr>,
+    // Keys at rest and back-channel logout targets (issue 13, findings 4 and 11).
+    pub kek: KekSources,
+    pub allow_private_logout_uris: bool,
 }
 
+// Keys at rest (issue 13, finding 4).
+
+/// Where the key-encryption key comes from: the environment (`TESSERA_KEY_ENCRYPTION_KEY`,
+/// base64) or a file (`--key-encryption-key-file` / `TESSERA_KEY_ENCRYPTION_KEY_FILE` / TOML
+/// `key_encryption_key_file`), and the previous one during a rotation; all unset: the default
+/// file (`crate::store::key_encryption`). Its `Debug` never shows a key.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct KekSources {
+    pub key: Option<String>,
+    pub file: Option<PathBuf>,
+    pub previous: Option<String>,
+    pub previous_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for KekSources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |k: &Option<String>| k.as_ref().map(|_| "<redacted>");
+        f.debug_struct("KekSources").field("key", &shown(&self.key)).field("file", &self.file).field("previous", &shown(&self.previous)).field("previous_file", &self.previous_file).finish()
+    }
+}
+
+impl KekSources {
+    /// The flags (or their environment variables) and the two environment-only values.
+    pub fn from_env(args: &KeysAtRestArgs) -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Self { key: var("TESSERA_KEY_ENCRYPTION_KEY"), file: args.key_encryption_key_file.clone(), previous: var("TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS"), previous_file: args.key_encryption_key_previous_file.clone() }
+    }
+}
+
+#[cfg_attr(not(test), allow(dead_code))]
 pub fn resolve(database: Option<String>, args: &ServeArgs) -> anyhow::Result<Settings> {
+    resolve_with(database, args, KekSources::default(), false)
+}
+
+/// [`resolve`] with the global settings of keys at rest and back-channel logout (flags and
+/// environment; the TOML file fills what they leave unset).
+pub fn resolve_with(database: Option<String>, args: &ServeArgs, kek: KekSources, allow_private_logout_uris: bool) -> anyhow::Result<Settings> {
     let file: FileSettings = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("--config: cannot read {}", path.display()))?;
@@ -62,8 +106,16 @@ pub fn resolve(database: Option<String>, args: &ServeArgs) -> anyhow::Result<Set
     if !(1..=1000).contains(&database_pool_size) {
         bail!("database pool size (--database-pool-size / TESSERA_DATABASE_POOL_SIZE): {database_pool_size} is not between 1 and 1000");
     }
+    let kek = KekSources { file: kek.file.or(file.key_encryption_key_file), previous_file: kek.previous_file.or(file.key_encryption_key_previous_file), ..kek };
+    if kek.key.is_some() && kek.file.is_some() {
+        bail!("key-encryption key: set TESSERA_KEY_ENCRYPTION_KEY or a file (--key-encryption-key-file / TESSERA_KEY_ENCRYPTION_KEY_FILE / key_encryption_key_file), not both");
+    }
+    if kek.previous.is_some() && kek.previous_file.is_some() {
+        bail!("previous key-encryption key: set TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS or a file (--key-encryption-key-previous-file / TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS_FILE), not both");
+    }
+    let allow_private_logout_uris = allow_private_logout_uris || file.allow_private_logout_uris.unwrap_or(false);
     let trusted_proxies = parse_trusted_proxies(args.trusted_proxies.as_deref().or(file.trusted_proxies.as_deref()).unwrap_or_default())?;
-    Ok(Settings { listen, issuer, database_url, database_pool_size, limits, trusted_proxies })
+    Ok(Settings { listen, issuer, database_url, database_pool_size, limits, trusted_proxies, kek, allow_private_logout_uris })
 }
 
 /// Connection limits (issue 13 finding 5): each from its flag, env var or TOML key, else
@@ -185,6 +237,25 @@ mod tests {
         let s = resolve(Some("sqlite://y.db".into()), &args(Some("127.0.0.1:9001"), None, Some(f.path().into()))).unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:9001");
         assert_eq!(s.database_url, "sqlite://y.db");
+    }
+
+    /// Keys at rest: the file comes from the flag or the TOML file; a key and a file together
+    /// are refused; a key never shows in `Debug`.
+    #[test]
+    fn key_encryption_sources() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "key_encryption_key_file = \"/etc/tessera/kek\"\nallow_private_logout_uris = true").unwrap();
+        let a = args(None, None, Some(f.path().into()));
+        let s = resolve_with(None, &a, KekSources::default(), false).unwrap();
+        assert_eq!(s.kek.file.as_deref(), Some(std::path::Path::new("/etc/tessera/kek")));
+        assert!(s.allow_private_logout_uris);
+        let flag = KekSources { file: Some("/run/kek".into()), ..Default::default() };
+        assert_eq!(resolve_with(None, &a, flag, false).unwrap().kek.file.as_deref(), Some(std::path::Path::new("/run/kek")), "the flag wins");
+        let both = KekSources { key: Some("c2VjcmV0".into()), ..Default::default() };
+        let e = resolve_with(None, &a, both.clone(), false).unwrap_err().to_string();
+        assert!(e.contains("TESSERA_KEY_ENCRYPTION_KEY") && e.contains("not both"), "{e}");
+        assert!(!format!("{both:?}").contains("c2VjcmV0"));
+        assert!(!resolve(None, &args(None, None, None)).unwrap().allow_private_logout_uris);
     }
 
     #[test]

@@ -279,7 +279,7 @@ async fn keys_rotated_at_tessera_are_picked_up_without_restart() {
     // A later key (its use_after strictly after the first key's) becomes the signer.
     st.advance_server_clock(5);
     let now = tessera_server::Clock::now(&*st.s.clock);
-    tessera_server::keys::rotate(&*st.s.svc.store, tessera_jose::Alg::ES256, now, 0).await.unwrap();
+    tessera_server::keys::rotate(&*st.s.svc.store, st.s.svc.keys.kek(), tessera_jose::Alg::ES256, now, 0).await.unwrap();
     st.s.svc.keys.reload(&*st.s.svc.store).await.unwrap();
     // The client's token expires; its refresh brings a token signed by the new key.
     st.advance_server_clock(700);

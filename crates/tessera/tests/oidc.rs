@@ -370,8 +370,9 @@ async fn backchannel_logout_2_5() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let bcl = format!("http://{}/bcl", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let s = TestServer::start().await;
-    let c = s.client(NewClient { name: "BCL".into(), redirect_uris: vec![CB.into()], scope: "openid".into(), backchannel_logout_uri: Some(bcl), ..Default::default() }).await;
+    // The relying party listens on 127.0.0.1: loopback allowed by the setting.
+    let s = TestServer::start_with(|c| c.allow_private_logout_uris = true).await;
+    let c = s.client(NewClient { name: "BCL".into(), redirect_uris: vec![CB.into()], scope: "openid".into(), backchannel_logout_uri: Some(bcl), allow_private_logout_uris: true, ..Default::default() }).await;
     let (id, secret) = (c.client.client_id, c.client_secret.unwrap());
     let b = Browser::new(&s.url);
     let body = code_and_tokens(&s, &b, &id, &secret, "openid", &[]).await;
@@ -380,6 +381,11 @@ async fn backchannel_logout_2_5() {
     let res = b.post_form("/logout", &[("confirm", "yes"), ("csrf", &hidden(&html, "csrf").unwrap())]).await;
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("You are signed out"));
+    // Delivered off the request path: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while got.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let bodies = got.lock().unwrap().clone();
     assert_eq!(bodies.len(), 1, "one logout token for the one client");
     let token = bodies[0].strip_prefix("logout_token=").unwrap();
@@ -401,7 +407,7 @@ async fn core_10_1_1_key_rotation() {
     let before = code_and_tokens(&s, &b, &id, &secret, "openid", &[]).await;
     let old_kid = jsonwebtoken::decode_header(before["id_token"].as_str().unwrap()).unwrap().kid.unwrap();
     let now = tessera_server::Clock::now(&*s.clock);
-    let new_kid = tessera_server::keys::rotate(&*s.svc.store, tessera_jose::Alg::RS256, now, 600).await.unwrap();
+    let new_kid = tessera_server::keys::rotate(&*s.svc.store, s.svc.keys.kek(), tessera_jose::Alg::RS256, now, 600).await.unwrap();
     s.svc.keys.reload(&*s.svc.store).await.unwrap();
     let jwks = reqwest::get(format!("{}/jwks.json", s.url)).await.unwrap().text().await.unwrap();
     assert!(jwks.contains(&new_kid), "published at once");

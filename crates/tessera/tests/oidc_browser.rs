@@ -104,6 +104,8 @@ async fn register(s: &TestServer, app: &ClientApp) -> (String, String) {
             scope: CLIENT_SCOPE.into(),
             post_logout_redirect_uris: vec![app.signed_out.clone()],
             backchannel_logout_uri: Some(app.backchannel.clone()),
+            // The test's relying party listens on 127.0.0.1.
+            allow_private_logout_uris: true,
             ..Default::default()
         })
         .await;
@@ -251,7 +253,7 @@ async fn browser_prompt_consent_asks_again() {
 /// user to sign in again. An unregistered post_logout_redirect_uri is refused first.
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_rp_initiated_logout_with_backchannel() {
-    let s = TestServer::start().await;
+    let s = TestServer::start_with(|c| c.allow_private_logout_uris = true).await;
     let app = client_app().await;
     let (id, secret) = register(&s, &app).await;
     let alice = s.svc.store.find_user_by_username(USER).await.unwrap().expect("alice").id;

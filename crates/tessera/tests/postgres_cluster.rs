@@ -98,6 +98,8 @@ async fn two_instances_share_one_database() {
     let out = Command::new(cluster::BIN)
         .args(["keys", "rotate", "--alg", "ES256", "--publish-delay", "6", "--json", "--database", &c.db.url])
         .env_remove("TESSERA_DATABASE_URL")
+        .env_remove("TESSERA_KEY_ENCRYPTION_KEY_FILE")
+        .env("TESSERA_KEY_ENCRYPTION_KEY", cluster::KEK)
         .output()
         .unwrap();
     assert!(out.status.success(), "keys rotate: {}", String::from_utf8_lossy(&out.stderr));

@@ -39,6 +39,9 @@ pub struct NewClient {
     pub backchannel_logout_uri: Option<String>,
     /// RS256 (default), ES256 or EdDSA.
     pub id_token_signed_response_alg: Option<String>,
+    /// Accept a `backchannel_logout_uri` in private, loopback or link-local ranges (the setting
+    /// `--allow-private-logout-uris`; development and tests).
+    pub allow_private_logout_uris: bool,
 }
 
 /// A registered client and, for confidential clients, its secret in the clear: shown once.
@@ -92,6 +95,8 @@ pub async fn create_client(store: &dyn Store, req: NewClient, now: i64) -> Resul
         if !matches!(url.scheme(), "https" | "http") {
             return Err(invalid("--backchannel-logout-uri must be an http(s) URI"));
         }
+        // The server POSTs to this URI: not into its own network (issue 13, finding 11).
+        super::backchannel::check_uri(&url, req.allow_private_logout_uris).map_err(|e| invalid(format!("--backchannel-logout-uri: {e}")))?;
     }
     if let Some(a) = &req.id_token_signed_response_alg {
         if !matches!(a.as_str(), "RS256" | "ES256" | "EdDSA") {

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod authn;
 pub mod authorize;
+pub mod backchannel;
 pub mod device;
 pub mod grants;
 pub mod introspect;
@@ -51,6 +52,14 @@ pub struct Config {
     /// Proxies (load balancers) whose `X-Forwarded-For` / `Forwarded` headers name the client
     /// for throttling (`--trusted-proxies`); empty: the TCP peer is the client.
     pub trusted_proxies: Vec<crate::net::Cidr>,
+    // Keys at rest and back-channel logout targets (issue 13, findings 4 and 11).
+    /// The key-encryption keys that seal signing keys in the store (`tessera_jose::kek`). `None`:
+    /// a random KEK of this process, shared by its instances (tests, embedding): keys it seals
+    /// cannot be opened after a restart. `tessera serve` always sets the one its settings name.
+    pub key_encryption: Option<Arc<tessera_jose::kek::KeyEncryption>>,
+    /// Allow back-channel logout URIs in private, loopback, link-local and other non-public
+    /// address ranges (development, tests); refused at delivery otherwise.
+    pub allow_private_logout_uris: bool,
 }
 
 impl Config {
@@ -65,6 +74,8 @@ impl Config {
             sign_in_address_throttle: ThrottleRule { burst: 50, max_delay: 60, reset_after: 15 * 60 },
             user_code_address_throttle: ThrottleRule { burst: 10, max_delay: 60, reset_after: 15 * 60 },
             trusted_proxies: Vec::new(),
+            key_encryption: None,
+            allow_private_logout_uris: false,
         }
     }
     /// Cookies get `Secure` when the issuer is https.
@@ -100,13 +111,30 @@ pub struct Tessera {
     live_users: TtlCache<String, ()>,
 }
 
+/// The random key-encryption key of this process, for a [`Config`] without one.
+static PROCESS_KEK: std::sync::OnceLock<Arc<tessera_jose::kek::KeyEncryption>> = std::sync::OnceLock::new();
+
+fn process_kek() -> Result<Arc<tessera_jose::kek::KeyEncryption>, StoreError> {
+    if let Some(k) = PROCESS_KEK.get() {
+        return Ok(k.clone());
+    }
+    let text = tessera_jose::kek::Kek::generate_base64().map_err(|e| StoreError::Other(e.to_string()))?;
+    let kek = tessera_jose::kek::Kek::from_base64(&text).map_err(|e| StoreError::Other(e.to_string()))?;
+    let _ = PROCESS_KEK.set(Arc::new(tessera_jose::kek::KeyEncryption::new(kek, vec![])));
+    PROCESS_KEK.get().cloned().ok_or_else(|| StoreError::Other("no key-encryption key".into()))
+}
+
 /// How stale a cached client or scope catalog may be: changes made through the CLI or another
 /// instance are seen within this bound.
 pub const CACHE_TTL: Duration = Duration::from_secs(2);
 
 impl Tessera {
     pub async fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: Config) -> Result<Arc<Self>, StoreError> {
-        let keys = KeyRing::load_or_generate(&*store, clock.now()).await?;
+        let kek = match &config.key_encryption {
+            Some(k) => k.clone(),
+            None => process_kek()?,
+        };
+        let keys = KeyRing::load_or_generate(&*store, kek, clock.now()).await?;
         Ok(Arc::new(Self {
             store,
             keys,

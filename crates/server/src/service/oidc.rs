@@ -8,7 +8,6 @@ use super::{ServiceError, Tessera};
 use crate::secret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use std::time::Duration;
 use tessera_jose::Alg;
 use tessera_protocol::OAuthError;
 use tessera_protocol::oidc::{ACR_PASSWORD, ACR_SSO, OidcRequest, at_hash, release_claims, release_requested_claims};
@@ -245,22 +244,19 @@ impl Tessera {
     }
 
     /// End the browser session and tell every client that got tokens in it (Back-Channel
-    /// Logout 1.0 §2.5), each delivery bounded in time.
+    /// Logout 1.0 §2.5). Deliveries run in tasks of their own, with retries
+    /// ([`super::backchannel`]): the user's logout never waits for a relying party.
     pub async fn logout(&self, session: &SessionRecord) -> Result<(), ServiceError> {
         let clients = self.store.list_session_clients(&session.sid).await?;
         self.store.delete_session(&session.id_hash).await?;
         let Some(user_id) = &session.user_id else { return Ok(()) };
-        let mut deliveries = Vec::new();
         for client_id in clients {
             let Some(client) = self.store.find_client(&client_id).await? else { continue };
             let Some(uri) = client.backchannel_logout_uri.clone() else { continue };
             match self.logout_token(&client, user_id, &session.sid) {
-                Ok(token) => deliveries.push(tokio::spawn(deliver_logout(uri, token))),
+                Ok(token) => super::backchannel::spawn_delivery(uri, token, self.config.allow_private_logout_uris),
                 Err(e) => tracing::warn!(error = %e, client_id = %client.client_id, "could not sign a logout token"),
             }
-        }
-        for d in deliveries {
-            let _ = d.await;
         }
         Ok(())
     }
@@ -282,17 +278,5 @@ impl Tessera {
         let keys = self.keys.current();
         let key = keys.signer(alg, now).ok_or_else(|| OAuthError::server_error("no signing key"))?;
         Ok(key.sign_jwt("logout+jwt", &claims).map_err(|e| OAuthError::server_error(e.to_string()))?)
-    }
-}
-
-async fn deliver_logout(uri: String, token: String) {
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(5)).redirect(reqwest::redirect::Policy::none()).build() {
-        Ok(c) => c,
-        Err(e) => return tracing::warn!(error = %e, "no HTTP client for back-channel logout"),
-    };
-    match client.post(&uri).form(&[("logout_token", token.as_str())]).send().await {
-        Ok(r) if r.status().is_success() => {}
-        Ok(r) => tracing::warn!(%uri, status = %r.status(), "back-channel logout refused"),
-        Err(e) => tracing::warn!(%uri, error = %e, "back-channel logout failed"),
     }
 }

@@ -17,6 +17,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 pub const ISSUER: &str = "http://localhost:7443";
 pub const REDIRECT: &str = "http://127.0.0.1:9/cb";
 pub const SCOPE: &str = "notes.read notes.write";
+/// The key-encryption key every instance shares (base64 of 32 bytes), as an operator sets it.
+pub const KEK: &str = "dGVzc2VyYS1jbHVzdGVyLXRlc3Qta2V5LTMyLWJ5dGU=";
 
 /// The shared database, opened directly for setup and checks.
 pub struct Cluster {
@@ -63,6 +65,8 @@ impl Cluster {
             .env_remove("TESSERA_LISTEN")
             .env_remove("TESSERA_ISSUER")
             .env_remove("TESSERA_CONFIG")
+            .env_remove("TESSERA_KEY_ENCRYPTION_KEY_FILE")
+            .env("TESSERA_KEY_ENCRYPTION_KEY", KEK)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())

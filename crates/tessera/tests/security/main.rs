@@ -13,3 +13,5 @@ mod accounts;
 mod codes;
 mod serving;
 mod throttle;
+mod keys;
+mod logout;
