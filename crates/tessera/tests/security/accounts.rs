@@ -216,12 +216,16 @@ async fn regression_anonymous_sessions_expire_with_the_request_rfc6819_4_4_1_11(
     s.svc.store.delete_expired(tessera_server::Clock::now(&*s.clock), 10_000).await.unwrap();
     assert_eq!(session_rows(&s), 1, "the clean-up deletes the anonymous sessions; the signed-in one stays");
 
-    // 11 hours on, the signed-in session still gets a code without signing in.
+    // 11 hours on, the signed-in session still answers without signing in (a public client
+    // sees the consent page every time, RFC 8252 §8.6, but not the sign-in page).
     s.clock.advance(11 * 3600);
     let (_, challenge) = pkce_pair();
     let res = b.get(&s.authorize_url(&id, CB, "notes.read", "st", Some(&challenge))).await;
     assert_eq!(res.status(), 303);
-    code_of(&location(&res));
+    let consent = location(&res);
+    assert!(consent.starts_with("/consent?request="), "the signed-in session lives on: {consent}");
+    let html = b.get(&consent).await.text().await.unwrap();
+    code_of(&b.decide(&html, "allow").await);
 
     // A browser that sends its anonymous session's cookie keeps that one session while it has
     // at least half its life left; after that a new one, so a sign-in started then has time.
