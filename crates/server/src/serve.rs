@@ -27,6 +27,11 @@
 //! within `header_read_timeout` for any connection that is not sending requests. The process so
 //! never runs out of file descriptors because of clients.
 //!
+//! A connection's watchdog checks its phase when the phase's deadline is due and at least every
+//! quarter of `header_read_timeout`, rather than on every request, so a bound is kept to within
+//! that quarter (a head that starts stalling on a keep-alive connection is cut between 1 and
+//! 1.25 × `header_read_timeout` after its first byte).
+//!
 //! On shutdown the listener is closed, idle connections are closed, requests in flight finish
 //! (hyper's graceful shutdown) for at most [`ServeLimits::drain_timeout`].
 //!
@@ -47,7 +52,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tower::Service;
 
@@ -131,8 +136,17 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ServeLimits, s
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let mut conn = pin!(conn);
+            // The watchdog looks at the phase when its deadline is due and at least every
+            // `tick`, instead of being woken by every request: a deadline that appears or moves
+            // earlier (a head starts, a request ends) is seen within `tick`. Waking it on every
+            // request cost a task wake-up and a timer re-registration per request (measured:
+            // +3 µs server CPU per client_credentials token, +4–6 µs per introspection).
+            let tick = (limits.header_read_timeout / 4).max(Duration::from_millis(50));
             loop {
-                let deadline = phase.deadline(&limits);
+                let wake = match phase.deadline(&limits) {
+                    Some(d) => d.min(Instant::now() + tick),
+                    None => Instant::now() + tick,
+                };
                 tokio::select! {
                     r = conn.as_mut() => {
                         if let Err(e) = r {
@@ -140,8 +154,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ServeLimits, s
                         }
                         break;
                     }
-                    () = phase.changed.notified() => {}
-                    () = sleep_until(deadline) => {
+                    () = tokio::time::sleep_until(wake) => {
                         if phase.deadline(&limits).is_some_and(|d| d <= Instant::now()) {
                             tracing::debug!(%peer, "closing a connection: no complete request head or idle too long");
                             break;
@@ -159,19 +172,9 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ServeLimits, s
     Ok(())
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Where one connection stands; shared by its socket wrapper, its service and its watchdog.
 struct Phase {
     state: Mutex<PhaseState>,
-    /// Signalled when a deadline may have moved earlier or appeared (a head started, a request
-    /// ended), so that the watchdog recomputes it.
-    changed: Notify,
 }
 
 struct PhaseState {
@@ -187,7 +190,7 @@ struct PhaseState {
 impl Phase {
     fn new() -> Self {
         let now = Instant::now();
-        Self { state: Mutex::new(PhaseState { accepted: now, fresh: true, in_flight: 0, head_started: None, last_io: now }), changed: Notify::new() }
+        Self { state: Mutex::new(PhaseState { accepted: now, fresh: true, in_flight: 0, head_started: None, last_io: now }) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PhaseState> {
@@ -215,8 +218,6 @@ impl Phase {
         s.last_io = Instant::now();
         if s.in_flight == 0 && !s.fresh && s.head_started.is_none() {
             s.head_started = Some(s.last_io);
-            drop(s);
-            self.changed.notify_one();
         }
     }
 
@@ -242,8 +243,6 @@ impl Drop for InFlight {
         s.in_flight = s.in_flight.saturating_sub(1);
         s.head_started = None;
         s.last_io = Instant::now();
-        drop(s);
-        self.0.changed.notify_one();
     }
 }
 
