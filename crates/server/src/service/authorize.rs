@@ -370,6 +370,11 @@ impl Tessera {
             return Ok(Err(AuthorizeOutcome::ErrorPage(OAuthError::invalid_request("the client no longer exists"))));
         };
         let Some(user) = self.store.find_user(user_id).await? else {
+            // The session outlived its user (a sign-in raced `user delete`): the request waits
+            // for a sign-in, forced, or the sign-in page would send this session straight back
+            // here.
+            self.store.delete_pending_request(&p.id).await?;
+            self.save_pending(&PendingAuthorization { force_login: true, ..p.clone() }, session).await?;
             return Ok(Err(AuthorizeOutcome::Login(p.id.clone())));
         };
         // A device's request always asks (RFC 8628 §5.4: the user must see what they approve),

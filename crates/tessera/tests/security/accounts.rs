@@ -159,6 +159,25 @@ async fn regression_vanished_user_gets_no_code_or_tokens_rfc9700_4_14_2() {
     let res = b.get(&loc).await;
     assert_eq!(res.status(), 200, "the sign-in form, not a redirect");
     assert!(hidden(&res.text().await.unwrap(), "csrf").is_some());
+    // A request that needs the consent page (new scopes) ends at the sign-in form too, not in a
+    // loop between /consent and /login.
+    let (_, challenge) = pkce_pair();
+    let res = b.get(&format!("{}&prompt=consent", s.authorize_url(&id, CB, "openid notes.read offline_access", "s3", Some(&challenge)))).await;
+    let mut loc = location(&res);
+    let mut form_shown = false;
+    for _ in 0..6 {
+        let res = b.get(&loc).await;
+        if res.status() != 303 {
+            assert_eq!(res.status(), 200, "{loc}");
+            assert!(loc.starts_with("/login?request="), "ended at {loc}");
+            assert!(hidden(&res.text().await.unwrap(), "csrf").is_some(), "the sign-in form");
+            form_shown = true;
+            break;
+        }
+        loc = location(&res);
+        assert!(!loc.starts_with(CB), "no code for a user who no longer exists: {loc}");
+    }
+    assert!(form_shown, "a loop between the consent and sign-in pages, still redirecting at {loc}");
     let (st, body) = redeem(&s, &id, &secret, &early_code, &early_verifier).await;
     assert_eq!((st, body["error"].as_str()), (400, Some("invalid_grant")), "code redemption: {body}");
     let (st, body) = refresh(&s, &id, &secret, &rt).await;
