@@ -90,7 +90,16 @@ enum BodyLen {
 
 impl Client {
     pub fn new(addr: SocketAddr) -> anyhow::Result<Self> {
-        Ok(Self { addr, host: addr.to_string(), stream: None, out: Vec::with_capacity(1024), buf: vec![0; 16 * 1024], filled: 0, jar: Vec::new(), use_jar: false })
+        Ok(Self {
+            addr,
+            host: addr.to_string(),
+            stream: None,
+            out: Vec::with_capacity(1024),
+            buf: vec![0; 16 * 1024],
+            filled: 0,
+            jar: Vec::new(),
+            use_jar: false,
+        })
     }
 
     pub async fn get(&mut self, path: &str, auth: Option<&str>) -> anyhow::Result<Resp> {

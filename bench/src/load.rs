@@ -93,7 +93,18 @@ impl Target {
     /// This target as connection `i` sees it: on Tessera, its own user.
     fn for_connection(&self, i: usize) -> Self {
         let username = if self.kind == Kind::Tessera { format!("{}-{i}", self.username) } else { self.username.clone() };
-        Self { username, issuer: self.issuer.clone(), cc_auth: self.cc_auth.clone(), web_id: self.web_id.clone(), web_auth: self.web_auth.clone(), redirect_uri: self.redirect_uri.clone(), resource: self.resource.clone(), scope: self.scope.clone(), password: self.password.clone(), ..*self }
+        Self {
+            username,
+            issuer: self.issuer.clone(),
+            cc_auth: self.cc_auth.clone(),
+            web_id: self.web_id.clone(),
+            web_auth: self.web_auth.clone(),
+            redirect_uri: self.redirect_uri.clone(),
+            resource: self.resource.clone(),
+            scope: self.scope.clone(),
+            password: self.password.clone(),
+            ..*self
+        }
     }
 
     pub fn supports(&self, s: Scenario) -> bool {
@@ -153,7 +164,8 @@ pub async fn browser_code(c: &mut Client, t: &Target, challenge: &str) -> anyhow
         let res = match res.status {
             200 if path.starts_with("/login") => {
                 let html = res.text();
-                let body = form(&[("csrf", &hidden(html, "csrf")?), ("request", &hidden(html, "request")?), ("username", &t.username), ("password", &t.password)]);
+                let body =
+                    form(&[("csrf", &hidden(html, "csrf")?), ("request", &hidden(html, "request")?), ("username", &t.username), ("password", &t.password)]);
                 c.post_form("/login", None, &body).await?
             }
             200 if path.starts_with("/consent") => {

@@ -128,7 +128,11 @@ fn bench(args: &Args) -> anyhow::Result<()> {
             max_ops: args.max_ops,
         },
         repetitions: args.repetitions.unwrap_or(if args.smoke { 1 } else { 3 }).max(1),
-        scenarios: if args.scenarios.is_empty() { Scenario::ALL.to_vec() } else { args.scenarios.iter().map(|s| Scenario::parse(s.trim())).collect::<Result<_, _>>()? },
+        scenarios: if args.scenarios.is_empty() {
+            Scenario::ALL.to_vec()
+        } else {
+            args.scenarios.iter().map(|s| Scenario::parse(s.trim())).collect::<Result<_, _>>()?
+        },
     };
     let (cores, cpu) = procfs::machine();
     let bin = match &args.tessera_bin {
@@ -302,7 +306,8 @@ fn run_all(args: &Args, setup: &Setup, root: &Path, bin: &Path, database: &str, 
     let mut failures = Vec::new();
     for rep in 0..setup.repetitions {
         for &s in &setup.scenarios {
-            let mut order: Vec<(&Arc<Target>, u32)> = vec![(&t_target, if s == Scenario::Guard { guard.as_ref().map(|g| g.pid).unwrap_or(tessera.pid) } else { tessera.pid })];
+            let mut order: Vec<(&Arc<Target>, u32)> =
+                vec![(&t_target, if s == Scenario::Guard { guard.as_ref().map(|g| g.pid).unwrap_or(tessera.pid) } else { tessera.pid })];
             if let (Some(pt), Some(p)) = (&p_target, &peer) {
                 if pt.supports(s) {
                     order.push((pt, p.pid));
@@ -338,7 +343,14 @@ fn run_all(args: &Args, setup: &Setup, root: &Path, bin: &Path, database: &str, 
                     eprintln!("      first error: {e}");
                 }
                 if r.errors > 0 || r.ops == 0 {
-                    failures.push(format!("{} against {}: {} errors, {} operations; first error: {}", s.name(), t.name, r.errors, r.ops, r.first_error.as_deref().unwrap_or("-")));
+                    failures.push(format!(
+                        "{} against {}: {} errors, {} operations; first error: {}",
+                        s.name(),
+                        t.name,
+                        r.errors,
+                        r.ops,
+                        r.first_error.as_deref().unwrap_or("-")
+                    ));
                 }
                 results.entry((s, t.kind)).or_default().push(r);
             }
@@ -441,7 +453,13 @@ fn sign_in_fractions(cores: usize, limits: &[(f64, Duration)]) -> Vec<f64> {
 }
 
 fn fmt_ms(v: f64) -> String {
-    if v < 10.0 { format!("{v:.2}") } else if v < 100.0 { format!("{v:.1}") } else { format!("{v:.0}") }
+    if v < 10.0 {
+        format!("{v:.2}")
+    } else if v < 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
 }
 
 impl Report<'_> {
@@ -487,13 +505,18 @@ impl Report<'_> {
                         x.gen_cpu_1k,
                         x.rss_mb
                     )),
-                    None if name == "oidc-provider" && self.peer.is_some() => out.push_str(&format!("| {} | {name} | — | — | — | — | — | — | — | — | |\n", sc.name())),
+                    None if name == "oidc-provider" && self.peer.is_some() => {
+                        out.push_str(&format!("| {} | {name} | — | — | — | — | — | — | — | — | |\n", sc.name()))
+                    }
                     None => {}
                 }
             }
         }
         out.push_str("\n| process | first start (new database) ms | start-up to ready (existing database) ms | idle RSS MB | peak RSS MB (whole run) |\n|---|---:|---:|---:|---:|\n");
-        out.push_str(&format!("| Tessera | {:.0} | {:.0} | {:.1} | {:.1} |\n", self.tessera.cold_ms, self.tessera.ready_ms, self.tessera.idle_mb, self.tessera_hwm));
+        out.push_str(&format!(
+            "| Tessera | {:.0} | {:.0} | {:.1} | {:.1} |\n",
+            self.tessera.cold_ms, self.tessera.ready_ms, self.tessera.idle_mb, self.tessera_hwm
+        ));
         if let (Some(p), Some(hwm)) = (self.peer, self.peer_hwm) {
             out.push_str(&format!("| oidc-provider | {:.0} | — | {:.1} | {:.1} |\n", p.cold_ms, p.idle_mb, hwm));
         }
@@ -567,5 +590,11 @@ impl Report<'_> {
 }
 
 fn node_version() -> String {
-    std::process::Command::new("node").arg("--version").output().ok().and_then(|o| String::from_utf8(o.stdout).ok()).map(|s| s.trim().to_string()).unwrap_or_else(|| "?".into())
+    std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| "?".into())
 }

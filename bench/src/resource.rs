@@ -12,10 +12,7 @@ async fn resource(p: Principal) -> String {
 
 pub async fn serve(issuer: &str, audience: &str, scope: &'static str) -> anyhow::Result<()> {
     let guard = Guard::new(GuardConfig::new(issuer, audience))?;
-    let app = Router::new()
-        .route("/resource", get(resource.layer(RequireScope(scope))))
-        .layer(guard.layer())
-        .route("/healthz", get(|| async { "ok" }));
+    let app = Router::new().route("/resource", get(resource.layer(RequireScope(scope)))).layer(guard.layer()).route("/healthz", get(|| async { "ok" }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on http://{}", listener.local_addr()?);
     use std::io::Write;

@@ -76,7 +76,11 @@ fn spawn(name: &'static str, mut cmd: Command, marker: &str, ready_path: &str, l
         Ok(u) => u,
         Err(_) => {
             let tail = std::fs::read_to_string(log).unwrap_or_default();
-            bail!("{name} did not start (see {}):\n{}", log.display(), tail.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"));
+            bail!(
+                "{name} did not start (see {}):\n{}",
+                log.display(),
+                tail.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
     };
     let addr: SocketAddr = url.trim_start_matches("http://").trim_end_matches('/').parse().with_context(|| format!("{name} printed {url:?}"))?;

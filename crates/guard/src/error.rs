@@ -102,11 +102,9 @@ impl GuardError {
     pub fn challenge(&self) -> Option<String> {
         match self {
             Self::Missing => Some("Bearer".to_string()),
-            Self::InsufficientScope(scope) => Some(format!(
-                "Bearer error=\"insufficient_scope\", error_description=\"{}\", scope=\"{}\"",
-                self.description(),
-                sanitize(scope)
-            )),
+            Self::InsufficientScope(scope) => {
+                Some(format!("Bearer error=\"insufficient_scope\", error_description=\"{}\", scope=\"{}\"", self.description(), sanitize(scope)))
+            }
             Self::InvalidRequest(_) | Self::InvalidToken(_) => {
                 Some(format!("Bearer error=\"{}\", error_description=\"{}\"", self.code().unwrap_or_default(), sanitize(self.description())))
             }

@@ -65,7 +65,9 @@ pub enum FetchError {
     Document { url: String, what: &'static str, reason: String },
     #[error("the metadata's issuer {found:?} is not the configured issuer {expected:?} (RFC 8414 §3.3)")]
     IssuerMismatch { expected: String, found: String },
-    #[error("the metadata names the JWK Set {url:?}, plain http on a host that is not loopback (RFC 8414 §2); refused unless GuardConfig::allow_insecure_http(true)")]
+    #[error(
+        "the metadata names the JWK Set {url:?}, plain http on a host that is not loopback (RFC 8414 §2); refused unless GuardConfig::allow_insecure_http(true)"
+    )]
     Insecure { url: String },
     #[error("keys were fetched less than the minimum refetch interval ago")]
     RateLimited,
@@ -99,11 +101,8 @@ pub struct KeyCache(Arc<Shared>);
 
 impl KeyCache {
     pub(crate) fn new(config: &GuardConfig) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(config.http_timeout)
-            .connect_timeout(config.http_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let http =
+            reqwest::Client::builder().timeout(config.http_timeout).connect_timeout(config.http_timeout).redirect(reqwest::redirect::Policy::none()).build()?;
         Ok(Self(Arc::new(Shared {
             current: RwLock::new(Arc::new(KeySet::default())),
             fetch_lock: tokio::sync::Mutex::new(()),
@@ -270,7 +269,8 @@ impl KeyCache {
             issuer: String,
             jwks_uri: String,
         }
-        let m: Metadata = serde_json::from_slice(&body).map_err(|e| FetchError::Document { url: meta.clone(), what: "RFC 8414 metadata document", reason: e.to_string() })?;
+        let m: Metadata =
+            serde_json::from_slice(&body).map_err(|e| FetchError::Document { url: meta.clone(), what: "RFC 8414 metadata document", reason: e.to_string() })?;
         if m.issuer != *issuer {
             return Err(FetchError::IssuerMismatch { expected: issuer.clone(), found: m.issuer });
         }

@@ -174,9 +174,13 @@ impl GuardConfig {
 pub enum ConfigError {
     #[error("issuer {0:?} is not an absolute http(s) URL without query or fragment (RFC 8414 §2)")]
     Issuer(String),
-    #[error("issuer {0:?} uses plain http on a host that is not loopback: the keys would be fetched without TLS (RFC 8414 §2 requires https); use https, or GuardConfig::allow_insecure_http(true) on a network you trust")]
+    #[error(
+        "issuer {0:?} uses plain http on a host that is not loopback: the keys would be fetched without TLS (RFC 8414 §2 requires https); use https, or GuardConfig::allow_insecure_http(true) on a network you trust"
+    )]
     InsecureIssuer(String),
-    #[error("jwks_uri {0:?} uses plain http on a host that is not loopback: the keys would be fetched without TLS; use https, or GuardConfig::allow_insecure_http(true) on a network you trust")]
+    #[error(
+        "jwks_uri {0:?} uses plain http on a host that is not loopback: the keys would be fetched without TLS; use https, or GuardConfig::allow_insecure_http(true) on a network you trust"
+    )]
     InsecureJwksUri(String),
     #[error("audience must not be empty")]
     Audience,

@@ -155,7 +155,8 @@ pub(crate) async fn verify(guard: &Guard, token: &str) -> Result<Principal, Guar
     let now = config.clock.now();
     let leeway = config.leeway_secs.max(0);
     let cache = &guard.inner.verified;
-    let digest: Option<[u8; 32]> = if cache.capacity > 0 { aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref().try_into().ok() } else { None };
+    let digest: Option<[u8; 32]> =
+        if cache.capacity > 0 { aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref().try_into().ok() } else { None };
     if let Some(d) = &digest {
         if let Some(v) = cache.get(d, guard.inner.keys.set_id()) {
             check_times(now, leeway, v.principal.expires_at, v.nbf, v.iat)?;

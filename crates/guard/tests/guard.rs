@@ -78,7 +78,10 @@ impl Issuer {
         let fetches = Arc::new(AtomicUsize::new(0));
         let (k, f, u) = (keys.clone(), fetches.clone(), url.clone());
         let app = Router::new()
-            .route("/.well-known/oauth-authorization-server", get(move || async move { axum::Json(json!({"issuer": u, "jwks_uri": format!("{u}/jwks.json")})) }))
+            .route(
+                "/.well-known/oauth-authorization-server",
+                get(move || async move { axum::Json(json!({"issuer": u, "jwks_uri": format!("{u}/jwks.json")})) }),
+            )
             .route(
                 "/jwks.json",
                 get(move || async move {
@@ -126,7 +129,16 @@ async fn check(edit: impl FnOnce(&mut Value), want: Result<(), Reason>) {
 async fn valid_token_gives_the_principal() {
     let (iss, key, guard) = setup().await;
     let p = guard.verify(&key.sign(&claims(&iss.url))).await.unwrap();
-    assert_eq!(p, Principal { subject: "user-1".into(), client_id: "app-1".into(), scopes: vec!["notes.read".into(), "notes.write".into()], expires_at: NOW + 600, token_id: Some("j1".into()) });
+    assert_eq!(
+        p,
+        Principal {
+            subject: "user-1".into(),
+            client_id: "app-1".into(),
+            scopes: vec!["notes.read".into(), "notes.write".into()],
+            expires_at: NOW + 600,
+            token_id: Some("j1".into())
+        }
+    );
 }
 
 /// RFC 7519 §4.1.4 with the configured leeway (30 s).
@@ -368,14 +380,19 @@ async fn regression_guard_refuses_http_issuer_off_loopback_rfc8414_2() {
     for issuer in ["https://id.example", "http://127.0.0.1:8080", "http://127.8.9.10", "http://[::1]:9000", "http://localhost:8080/tenant"] {
         assert!(Guard::new(GuardConfig::new(issuer, AUD)).is_ok(), "{issuer}");
     }
-    let Err(e) = Guard::new(GuardConfig::new("https://id.example", AUD).with_jwks_uri("http://id.example/jwks.json")) else { panic!("http jwks_uri off loopback accepted") };
+    let Err(e) = Guard::new(GuardConfig::new("https://id.example", AUD).with_jwks_uri("http://id.example/jwks.json")) else {
+        panic!("http jwks_uri off loopback accepted")
+    };
     assert!(matches!(e, tessera_guard::ConfigError::InsecureJwksUri(_)), "{e}");
 
     // A loopback issuer whose metadata sends the keys' fetch to plain http elsewhere.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let u = url.clone();
-    let app = Router::new().route("/.well-known/oauth-authorization-server", get(move || async move { axum::Json(json!({"issuer": u, "jwks_uri": "http://192.0.2.1/jwks.json"})) }));
+    let app = Router::new().route(
+        "/.well-known/oauth-authorization-server",
+        get(move || async move { axum::Json(json!({"issuer": u, "jwks_uri": "http://192.0.2.1/jwks.json"})) }),
+    );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let guard = Guard::new(GuardConfig::new(&url, AUD)).unwrap();
     let started = std::time::Instant::now();
@@ -401,7 +418,10 @@ async fn notes(p: Principal) -> String {
 
 fn app(guard: &Guard) -> Router {
     Router::new()
-        .route("/notes", get(notes.layer(RequireScope("notes.read"))).post(notes.layer(RequireScope("notes.write"))).delete(notes.layer(RequireScope("notes.delete"))))
+        .route(
+            "/notes",
+            get(notes.layer(RequireScope("notes.read"))).post(notes.layer(RequireScope("notes.write"))).delete(notes.layer(RequireScope("notes.delete"))),
+        )
         .route("/admin", get(notes).route_layer(guard.require("notes.admin")))
         .layer(guard.layer())
 }

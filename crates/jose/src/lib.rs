@@ -357,7 +357,8 @@ mod proptests {
     use std::sync::LazyLock;
 
     /// One key per algorithm for the whole run (RSA generation is slow).
-    static KEYS: LazyLock<Vec<SigningKey>> = LazyLock::new(|| Alg::ALL.iter().map(|&alg| SigningKey::from_pkcs8(alg, &generate(alg).unwrap()).unwrap()).collect());
+    static KEYS: LazyLock<Vec<SigningKey>> =
+        LazyLock::new(|| Alg::ALL.iter().map(|&alg| SigningKey::from_pkcs8(alg, &generate(alg).unwrap()).unwrap()).collect());
 
     fn find(kid: &str) -> Option<&'static SigningKey> {
         KEYS.iter().find(|k| k.kid() == kid)

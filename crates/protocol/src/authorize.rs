@@ -164,7 +164,9 @@ mod tests {
     }
 
     fn ok_query() -> String {
-        format!("response_type=code&client_id=c1&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&scope=notes.read&state=xyz&code_challenge={CHALLENGE}&code_challenge_method=S256")
+        format!(
+            "response_type=code&client_id=c1&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&scope=notes.read&state=xyz&code_challenge={CHALLENGE}&code_challenge_method=S256"
+        )
     }
 
     #[test]
@@ -179,7 +181,10 @@ mod tests {
     #[test]
     fn rfc6749_4_1_2_1_client_and_redirect_errors_are_pages() {
         let q = ok_query();
-        assert_eq!(check(&q.replace("redirect_uri=https%3A%2F%2Fapp.example%2Fcb", "redirect_uri=https%3A%2F%2Fevil.example%2Fcb"), true), Err(("page", ErrorCode::InvalidRequest)));
+        assert_eq!(
+            check(&q.replace("redirect_uri=https%3A%2F%2Fapp.example%2Fcb", "redirect_uri=https%3A%2F%2Fevil.example%2Fcb"), true),
+            Err(("page", ErrorCode::InvalidRequest))
+        );
         assert_eq!(check(&q.replace("client_id=c1&", ""), true), Err(("page", ErrorCode::InvalidRequest)));
         // Repeated parameters are caught before anything can be trusted.
         assert_eq!(check(&format!("{q}&redirect_uri=https%3A%2F%2Fapp.example%2Fcb"), true), Err(("page", ErrorCode::InvalidRequest)));

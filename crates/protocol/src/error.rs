@@ -112,11 +112,7 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
-        let description: String = description
-            .into()
-            .chars()
-            .filter(|c| matches!(*c, '\x20'..='\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e'))
-            .collect();
+        let description: String = description.into().chars().filter(|c| matches!(*c, '\x20'..='\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e')).collect();
         Self { code, description }
     }
     pub fn invalid_request(d: impl Into<String>) -> Self {

@@ -25,8 +25,20 @@ pub const OIDC_SCOPES: &[(&str, &str)] = &[
 pub fn claims_of_scope(scope: &str) -> &'static [&'static str] {
     match scope {
         "profile" => &[
-            "name", "family_name", "given_name", "middle_name", "nickname", "preferred_username", "profile", "picture", "website", "gender", "birthdate", "zoneinfo",
-            "locale", "updated_at",
+            "name",
+            "family_name",
+            "given_name",
+            "middle_name",
+            "nickname",
+            "preferred_username",
+            "profile",
+            "picture",
+            "website",
+            "gender",
+            "birthdate",
+            "zoneinfo",
+            "locale",
+            "updated_at",
         ],
         "email" => &["email", "email_verified"],
         "address" => &["address"],
@@ -140,7 +152,8 @@ impl OidcRequest {
             Some(c) => parse_claims_request(c)?,
             None => ClaimsRequest::default(),
         };
-        let mut acr_values: Vec<String> = params.get("acr_values").unwrap_or("").split(' ').filter(|v| !v.is_empty()).take(16).map(|v| v.chars().take(64).collect()).collect();
+        let mut acr_values: Vec<String> =
+            params.get("acr_values").unwrap_or("").split(' ').filter(|v| !v.is_empty()).take(16).map(|v| v.chars().take(64).collect()).collect();
         acr_values.extend(claims.acr_values);
         Ok(Self {
             nonce: params.get("nonce").map(str::to_string),
@@ -369,7 +382,8 @@ mod tests {
     /// §5.5: the claims parameter names individual claims per target; bad JSON is refused.
     #[test]
     fn oidc_5_5_claims_parameter() {
-        let r = req("claims=%7B%22id_token%22%3A%7B%22email%22%3Anull%7D%2C%22userinfo%22%3A%7B%22phone_number%22%3A%7B%22essential%22%3Atrue%7D%7D%7D").unwrap();
+        let r =
+            req("claims=%7B%22id_token%22%3A%7B%22email%22%3Anull%7D%2C%22userinfo%22%3A%7B%22phone_number%22%3A%7B%22essential%22%3Atrue%7D%7D%7D").unwrap();
         assert_eq!(r.claims_id_token, vec!["email".to_string()]);
         assert_eq!(r.claims_userinfo, vec!["phone_number".to_string()]);
         assert!(req("claims=not-json").is_err());
@@ -397,7 +411,8 @@ mod tests {
     /// §5.4: each scope releases its claims, and only those (plus individually requested ones).
     #[test]
     fn oidc_5_4_claims_per_scope() {
-        let user = json!({"name": "Alice", "email": "a@x.example", "email_verified": true, "phone_number": "+1", "address": {"country": "NZ"}, "given_name": null});
+        let user =
+            json!({"name": "Alice", "email": "a@x.example", "email_verified": true, "phone_number": "+1", "address": {"country": "NZ"}, "given_name": null});
         let user = user.as_object().unwrap().clone();
         let got = release_claims(&Scopes::parse("openid email").unwrap(), &user);
         assert_eq!(Value::Object(got), json!({"email": "a@x.example", "email_verified": true}));
@@ -481,7 +496,10 @@ mod proptests {
 
     /// Claim names: any text without U+FFFD (refused by the parameter parser).
     fn members() -> impl Strategy<Value = Map<String, Value>> {
-        let name = prop_oneof!["[a-z_]{1,16}", proptest::collection::vec(any::<char>().prop_filter("no U+FFFD", |c| *c != '\u{fffd}'), 1..10).prop_map(|v| v.into_iter().collect::<String>())];
+        let name = prop_oneof![
+            "[a-z_]{1,16}",
+            proptest::collection::vec(any::<char>().prop_filter("no U+FFFD", |c| *c != '\u{fffd}'), 1..10).prop_map(|v| v.into_iter().collect::<String>())
+        ];
         proptest::collection::btree_map(name, claim_spec(), 0..20).prop_map(|m| m.into_iter().collect())
     }
 

@@ -175,7 +175,8 @@ mod tests {
                 decode_into(c, &mut s);
                 s
             };
-            let ours: Vec<(String, String)> = input.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, ""))).map(|(a, b)| (decode(a), decode(b))).collect();
+            let ours: Vec<(String, String)> =
+                input.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, ""))).map(|(a, b)| (decode(a), decode(b))).collect();
             let theirs: Vec<(String, String)> = form_urlencoded::parse(input.as_bytes()).map(|(a, b)| (a.into_owned(), b.into_owned())).collect();
             assert_eq!(ours, theirs, "{input}");
         }
@@ -200,7 +201,11 @@ mod proptests {
     }
 
     fn pairs() -> impl Strategy<Value = BTreeMap<String, String>> {
-        proptest::collection::btree_map(component(12).prop_filter("non-empty name", |n| !n.is_empty()), component(24).prop_map(|v| v.replace('\u{fffd}', "")), 0..24)
+        proptest::collection::btree_map(
+            component(12).prop_filter("non-empty name", |n| !n.is_empty()),
+            component(24).prop_map(|v| v.replace('\u{fffd}', "")),
+            0..24,
+        )
     }
 
     fn encode(pairs: &[(&str, &str)]) -> String {

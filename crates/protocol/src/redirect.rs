@@ -206,7 +206,8 @@ mod proptests {
         let path = "(/[a-zA-Z0-9._~-]{1,8}){0,4}";
         let query = "(\\?[a-z]{1,5}=[a-zA-Z0-9]{0,6}(&[a-z]{1,5}=[a-z0-9]{0,4}){0,2})?";
         prop_oneof![
-            proptest::string::string_regex(&format!("https://[a-z][a-z0-9]{{0,10}}(\\.[a-z][a-z0-9]{{0,7}}){{1,2}}(:[1-9][0-9]{{1,4}})?{path}{query}")).unwrap(),
+            proptest::string::string_regex(&format!("https://[a-z][a-z0-9]{{0,10}}(\\.[a-z][a-z0-9]{{0,7}}){{1,2}}(:[1-9][0-9]{{1,4}})?{path}{query}"))
+                .unwrap(),
             proptest::string::string_regex(&format!("http://(127\\.0\\.0\\.1|\\[::1\\]|localhost)(:[1-9][0-9]{{1,4}})?{path}{query}")).unwrap(),
             proptest::string::string_regex(&format!("(com|org)\\.[a-z]{{1,8}}\\.[a-z]{{1,8}}:{path}")).unwrap(),
         ]

@@ -45,11 +45,7 @@ pub enum Audience {
 
 impl Audience {
     pub fn from_vec(mut v: Vec<String>) -> Self {
-        if v.len() == 1 {
-            Self::One(v.remove(0))
-        } else {
-            Self::Many(v)
-        }
+        if v.len() == 1 { Self::One(v.remove(0)) } else { Self::Many(v) }
     }
     pub fn contains(&self, a: &str) -> bool {
         match self {

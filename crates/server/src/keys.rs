@@ -119,7 +119,15 @@ pub async fn reseal(store: &dyn Store, kek: &KeyEncryption) -> Result<Vec<String
 
 /// The KEK ids the stored keys are sealed under (`None`: plain PKCS#8), for start-up checks.
 pub async fn stored_forms(store: &dyn Store) -> Result<Vec<(String, StoredForm)>, StoreError> {
-    Ok(store.list_signing_keys().await?.into_iter().map(|r| { let f = StoredForm::of(&r.private_der); (r.kid, f) }).collect())
+    Ok(store
+        .list_signing_keys()
+        .await?
+        .into_iter()
+        .map(|r| {
+            let f = StoredForm::of(&r.private_der);
+            (r.kid, f)
+        })
+        .collect())
 }
 
 /// Delete keys that no longer sign and whose tokens have all expired: a key is retired once a
@@ -179,7 +187,8 @@ impl KeyRing {
     pub async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
         let records = store.list_signing_keys().await?;
         let current = self.current();
-        let unchanged = records.len() == current.all.len() && records.iter().zip(&current.all).all(|(r, (k, use_after))| r.kid == k.kid() && r.use_after == *use_after);
+        let unchanged =
+            records.len() == current.all.len() && records.iter().zip(&current.all).all(|(r, (k, use_after))| r.kid == k.kid() && r.use_after == *use_after);
         if unchanged {
             return Ok(());
         }
@@ -312,7 +321,11 @@ mod tests {
         // Another KEK alone: refused, naming both ids.
         let b = Kek::from_base64(&Kek::generate_base64().unwrap()).unwrap();
         let b_id = b.id();
-        let e = KeyRing::load_or_generate(&store, Arc::new(KeyEncryption::new(Kek::from_base64(&Kek::generate_base64().unwrap()).unwrap(), vec![])), 1_000).await.err().unwrap().to_string();
+        let e = KeyRing::load_or_generate(&store, Arc::new(KeyEncryption::new(Kek::from_base64(&Kek::generate_base64().unwrap()).unwrap(), vec![])), 1_000)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains(&a.current().id()) && e.contains("TESSERA_KEY_ENCRYPTION_KEY"), "{e}");
         // Rotation: the new KEK with the previous one re-seals every key; kids unchanged.
         let rotated = Arc::new(KeyEncryption::new(b, vec![Kek::from_base64(&a_text).unwrap()]));

@@ -204,7 +204,10 @@ mod tests {
         let v = r#"for=192.0.2.60;proto=http;by=203.0.113.43, For="[2001:db8:cafe::17]:4711", for=unknown, for=_hidden, proto=https, for="198.51.100.1:80""#;
         assert_eq!(forwarded_for(v), vec![Some(ip("192.0.2.60")), Some(ip("2001:db8:cafe::17")), None, None, None, Some(ip("198.51.100.1"))]);
         assert_eq!(forwarded_for(r#"for="a,b", for=192.0.2.1"#), vec![None, Some(ip("192.0.2.1"))], "commas inside quotes do not split");
-        assert_eq!(x_forwarded_for("203.0.113.7, 10.0.0.2 ,[2001:db8::5]:443, garbage, 2001:db8::6"), vec![Some(ip("203.0.113.7")), Some(ip("10.0.0.2")), Some(ip("2001:db8::5")), None, Some(ip("2001:db8::6"))]);
+        assert_eq!(
+            x_forwarded_for("203.0.113.7, 10.0.0.2 ,[2001:db8::5]:443, garbage, 2001:db8::6"),
+            vec![Some(ip("203.0.113.7")), Some(ip("10.0.0.2")), Some(ip("2001:db8::5")), None, Some(ip("2001:db8::6"))]
+        );
     }
 
     /// The right-most address that is not a trusted proxy; headers only from a trusted peer;
@@ -218,7 +221,11 @@ mod tests {
         assert_eq!(client_ip(ip("10.0.0.1"), &chain, &[]), ip("10.0.0.1"), "no trusted proxies: always the peer");
         assert_eq!(client_ip(ip("10.0.0.1"), &[], &trusted), ip("10.0.0.1"), "no header: the peer");
         assert_eq!(client_ip(ip("10.0.0.1"), &x_forwarded_for("garbage"), &trusted), ip("10.0.0.1"), "malformed: the peer");
-        assert_eq!(client_ip(ip("10.0.0.1"), &x_forwarded_for("garbage, 203.0.113.9"), &trusted), ip("203.0.113.9"), "garbage the walk never reaches is harmless");
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &x_forwarded_for("garbage, 203.0.113.9"), &trusted),
+            ip("203.0.113.9"),
+            "garbage the walk never reaches is harmless"
+        );
         assert_eq!(client_ip(ip("10.0.0.1"), &x_forwarded_for("10.0.0.3, 10.0.0.2"), &trusted), ip("10.0.0.3"), "all trusted: the left-most");
         assert_eq!(client_ip(ip("2001:db8:ffff::1"), &forwarded_for(r#"for="[2001:db8:1::9]""#), &trusted), ip("2001:db8:1::9"));
         assert_eq!(client_ip(ip("::ffff:10.0.0.1"), &x_forwarded_for("203.0.113.7"), &trusted), ip("203.0.113.7"), "a mapped peer address is matched as IPv4");

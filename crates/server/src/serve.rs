@@ -79,7 +79,12 @@ pub const FD_RESERVE: u64 = 64;
 
 impl Default for ServeLimits {
     fn default() -> Self {
-        Self { header_read_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(75), max_connections: default_max_connections(), drain_timeout: Duration::from_secs(30) }
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: default_max_connections(),
+            drain_timeout: Duration::from_secs(30),
+        }
     }
 }
 

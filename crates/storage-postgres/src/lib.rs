@@ -48,9 +48,12 @@ fn err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(d.message().to_string()),
         sqlx::Error::Database(d) if d.code().is_some_and(|c| is_transient(&c)) => StoreError::Unavailable(e.to_string()),
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => {
-            StoreError::Unavailable(e.to_string())
-        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
         _ => StoreError::Other(e.to_string()),
     }
 }
@@ -90,7 +93,10 @@ impl PgStore {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(StoreError::Other(format!("not a postgres URL: {url}")));
         }
-        let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::Other(format!("invalid postgres URL: {e}")))?.application_name("tessera").statement_cache_capacity(256);
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Other(format!("invalid postgres URL: {e}")))?
+            .application_name("tessera")
+            .statement_cache_capacity(256);
         let pool = PgPoolOptions::new()
             .max_connections(pool_size.max(1))
             .min_connections(0)
@@ -271,7 +277,8 @@ async fn insert_refresh<'e, 't: 'e, E: sqlx::Executor<'e, Database = sqlx::Postg
 const TAKE_CODE: &str = "UPDATE codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL RETURNING *";
 
 /// The atomic consume of an approved, unexpired device code.
-const TAKE_DEVICE_CODE: &str = "UPDATE device_codes SET status = 'consumed' WHERE device_code_hash = $1 AND status = 'approved' AND expires_at > $2 RETURNING *";
+const TAKE_DEVICE_CODE: &str =
+    "UPDATE device_codes SET status = 'consumed' WHERE device_code_hash = $1 AND status = 'approved' AND expires_at > $2 RETURNING *";
 
 /// A code as it was before this call took it.
 fn taken_code(r: &PgRow) -> Result<CodeRecord> {
@@ -363,7 +370,8 @@ impl Store for PgStore {
         rows.iter().map(client_row).collect()
     }
     async fn update_client_secret(&self, client_id: &str, secret_hash: &str) -> Result<bool> {
-        let r = sqlx::query("UPDATE clients SET secret_hash = $1 WHERE client_id = $2").bind(secret_hash).bind(client_id).execute(&self.pool).await.map_err(err)?;
+        let r =
+            sqlx::query("UPDATE clients SET secret_hash = $1 WHERE client_id = $2").bind(secret_hash).bind(client_id).execute(&self.pool).await.map_err(err)?;
         Ok(r.rows_affected() > 0)
     }
     async fn delete_client(&self, client_id: &str) -> Result<bool> {
@@ -415,12 +423,23 @@ impl Store for PgStore {
     // the user's row (which it locks, so concurrent calls for one user queue behind it).
     async fn update_user_password(&self, username: &str, password_hash: &str, keep_session: Option<&str>, now: i64) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(err)?;
-        let Some(row) = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2 RETURNING id").bind(password_hash).bind(username).fetch_optional(&mut *tx).await.map_err(err)? else {
+        let Some(row) = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2 RETURNING id")
+            .bind(password_hash)
+            .bind(username)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?
+        else {
             return Ok(false);
         };
         let id: String = row.try_get("id").map_err(err)?;
         end_sessions(&mut tx, &id, keep_session).await?;
-        sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL").bind(&id).bind(now).execute(&mut *tx).await.map_err(err)?;
+        sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+            .bind(&id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
         sqlx::query("DELETE FROM codes WHERE user_id = $1 AND used_at IS NULL").bind(&id).execute(&mut *tx).await.map_err(err)?;
         sqlx::query("DELETE FROM device_codes WHERE user_id = $1 AND status = 'approved'").bind(&id).execute(&mut *tx).await.map_err(err)?;
         tx.commit().await.map_err(err)?;
@@ -433,7 +452,12 @@ impl Store for PgStore {
         };
         let id: String = row.try_get("id").map_err(err)?;
         end_sessions(&mut tx, &id, None).await?;
-        for sql in ["DELETE FROM refresh_tokens WHERE user_id = $1", "DELETE FROM codes WHERE user_id = $1", "DELETE FROM device_codes WHERE user_id = $1", "DELETE FROM consents WHERE user_id = $1"] {
+        for sql in [
+            "DELETE FROM refresh_tokens WHERE user_id = $1",
+            "DELETE FROM codes WHERE user_id = $1",
+            "DELETE FROM device_codes WHERE user_id = $1",
+            "DELETE FROM consents WHERE user_id = $1",
+        ] {
             sqlx::query(sql).bind(&id).execute(&mut *tx).await.map_err(err)?;
         }
         tx.commit().await.map_err(err)?;
@@ -468,7 +492,8 @@ impl Store for PgStore {
             .collect()
     }
     async fn update_api_secret(&self, identifier: &str, secret_hash: &str) -> Result<bool> {
-        let r = sqlx::query("UPDATE apis SET secret_hash = $1 WHERE identifier = $2").bind(secret_hash).bind(identifier).execute(&self.pool).await.map_err(err)?;
+        let r =
+            sqlx::query("UPDATE apis SET secret_hash = $1 WHERE identifier = $2").bind(secret_hash).bind(identifier).execute(&self.pool).await.map_err(err)?;
         Ok(r.rows_affected() > 0)
     }
     async fn delete_api(&self, identifier: &str) -> Result<bool> {
@@ -477,7 +502,10 @@ impl Store for PgStore {
     }
 
     async fn create_signing_key(&self, k: &KeyRecord) -> Result<()> {
-        bind_key(sqlx::query("INSERT INTO signing_keys (kid, alg, private_der, created_at, use_after) VALUES ($1, $2, $3, $4, $5)"), k).execute(&self.pool).await.map_err(err)?;
+        bind_key(sqlx::query("INSERT INTO signing_keys (kid, alg, private_der, created_at, use_after) VALUES ($1, $2, $3, $4, $5)"), k)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
         Ok(())
     }
     async fn create_signing_key_unless(&self, k: &KeyRecord, unless: ExistingKey) -> Result<bool> {
@@ -490,13 +518,7 @@ impl Store for PgStore {
         };
         let mut tx = self.pool.begin().await.map_err(err)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SIGNING_KEYS_LOCK).execute(&mut *tx).await.map_err(err)?;
-        let stored = bind_key(sqlx::query(insert), k)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?
-            .rows_affected()
-            == 1;
+        let stored = bind_key(sqlx::query(insert), k).bind(at).execute(&mut *tx).await.map_err(err)?.rows_affected() == 1;
         tx.commit().await.map_err(err)?;
         Ok(stored)
     }
@@ -521,19 +543,35 @@ impl Store for PgStore {
 
     // Signing keys at rest (issue 13, finding 4).
     async fn update_signing_key_der(&self, kid: &str, expected: &[u8], new: &[u8]) -> Result<bool> {
-        let r = sqlx::query("UPDATE signing_keys SET private_der = $1 WHERE kid = $2 AND private_der = $3").bind(new).bind(kid).bind(expected).execute(&self.pool).await.map_err(err)?;
+        let r = sqlx::query("UPDATE signing_keys SET private_der = $1 WHERE kid = $2 AND private_der = $3")
+            .bind(new)
+            .bind(kid)
+            .bind(expected)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
         Ok(r.rows_affected() > 0)
     }
 
     async fn create_session(&self, s: &SessionRecord) -> Result<()> {
-        bind_session(sqlx::query("INSERT INTO sessions (id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"), s)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
+        bind_session(
+            sqlx::query(
+                "INSERT INTO sessions (id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            ),
+            s,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
         Ok(())
     }
     async fn find_session(&self, id_hash: &str, now: i64) -> Result<Option<SessionRecord>> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE id_hash = $1 AND expires_at > $2").bind(id_hash).bind(now).fetch_optional(&self.pool).await.map_err(err)?;
+        let row = sqlx::query("SELECT * FROM sessions WHERE id_hash = $1 AND expires_at > $2")
+            .bind(id_hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
         row.as_ref().map(session_row).transpose()
     }
     async fn delete_session(&self, id_hash: &str) -> Result<()> {
@@ -555,15 +593,20 @@ impl Store for PgStore {
         Ok(())
     }
     async fn list_session_clients(&self, sid: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT client_id FROM session_clients WHERE sid = $1 ORDER BY at, client_id").bind(sid).fetch_all(&self.pool).await.map_err(err)?;
+        let rows =
+            sqlx::query("SELECT client_id FROM session_clients WHERE sid = $1 ORDER BY at, client_id").bind(sid).fetch_all(&self.pool).await.map_err(err)?;
         rows.iter().map(|r| r.try_get("client_id").map_err(err)).collect()
     }
     async fn create_pending_request(&self, r: &PendingRequestRecord) -> Result<()> {
-        bind_pending(sqlx::query("INSERT INTO pending_requests (id, session_hash, data, expires_at) VALUES ($1, $2, $3, $4)"), r).execute(&self.pool).await.map_err(err)?;
+        bind_pending(sqlx::query("INSERT INTO pending_requests (id, session_hash, data, expires_at) VALUES ($1, $2, $3, $4)"), r)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
         Ok(())
     }
     async fn find_pending_request(&self, id: &str, now: i64) -> Result<Option<PendingRequestRecord>> {
-        let row = sqlx::query("SELECT * FROM pending_requests WHERE id = $1 AND expires_at > $2").bind(id).bind(now).fetch_optional(&self.pool).await.map_err(err)?;
+        let row =
+            sqlx::query("SELECT * FROM pending_requests WHERE id = $1 AND expires_at > $2").bind(id).bind(now).fetch_optional(&self.pool).await.map_err(err)?;
         row.map(|r| {
             Ok(PendingRequestRecord {
                 id: r.try_get("id").map_err(err)?,
@@ -593,7 +636,12 @@ impl Store for PgStore {
     }
 
     async fn find_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2").bind(user_id).bind(client_id).fetch_optional(&self.pool).await.map_err(err)?;
+        let row = sqlx::query("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
         row.map(|r| r.try_get("scope").map_err(err)).transpose()
     }
     async fn update_consent(&self, user_id: &str, client_id: &str, scope: &str, now: i64) -> Result<()> {
@@ -687,7 +735,12 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(err)?;
-        sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL").bind(now).bind(family_id).execute(&mut *tx).await.map_err(err)?;
+        sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(family_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
         // Kept a day: longer than any access token of the family lives.
         sqlx::query("INSERT INTO revoked_families (family_id, revoked_at, expires_at) VALUES ($1, $2, $3) ON CONFLICT (family_id) DO NOTHING")
             .bind(family_id)
@@ -701,16 +754,23 @@ impl Store for PgStore {
     }
 
     async fn create_revoked_token(&self, jti: &str, expires_at: i64) -> Result<()> {
-        sqlx::query("INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING").bind(jti).bind(expires_at).execute(&self.pool).await.map_err(err)?;
+        sqlx::query("INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
+            .bind(jti)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
         Ok(())
     }
     async fn is_revoked(&self, jti: &str, family_id: Option<&str>) -> Result<bool> {
-        let r = sqlx::query("SELECT (EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1) OR EXISTS (SELECT 1 FROM revoked_families WHERE family_id = $2)) AS revoked")
-            .bind(jti)
-            .bind(family_id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(err)?;
+        let r = sqlx::query(
+            "SELECT (EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1) OR EXISTS (SELECT 1 FROM revoked_families WHERE family_id = $2)) AS revoked",
+        )
+        .bind(jti)
+        .bind(family_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(err)?;
         r.try_get("revoked").map_err(err)
     }
 
@@ -738,7 +798,12 @@ impl Store for PgStore {
         row.as_ref().map(device_row).transpose()
     }
     async fn find_device_code_by_user_code(&self, user_code: &str, now: i64) -> Result<Option<DeviceCodeRecord>> {
-        let row = sqlx::query("SELECT * FROM device_codes WHERE user_code = $1 AND expires_at > $2").bind(user_code).bind(now).fetch_optional(&self.pool).await.map_err(err)?;
+        let row = sqlx::query("SELECT * FROM device_codes WHERE user_code = $1 AND expires_at > $2")
+            .bind(user_code)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
         row.as_ref().map(device_row).transpose()
     }
     async fn decide_device_code(&self, user_code: &str, approve: bool, user_id: &str, auth_time: i64, oidc: Option<&str>, now: i64) -> Result<bool> {
@@ -755,7 +820,13 @@ impl Store for PgStore {
         Ok(r.rows_affected() > 0)
     }
     async fn update_device_poll(&self, device_code_hash: &str, now: i64, interval: i64) -> Result<()> {
-        sqlx::query("UPDATE device_codes SET last_polled_at = $1, \"interval\" = $2 WHERE device_code_hash = $3").bind(now).bind(interval).bind(device_code_hash).execute(&self.pool).await.map_err(err)?;
+        sqlx::query("UPDATE device_codes SET last_polled_at = $1, \"interval\" = $2 WHERE device_code_hash = $3")
+            .bind(now)
+            .bind(interval)
+            .bind(device_code_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
         Ok(())
     }
     async fn take_device_code(&self, device_code_hash: &str, now: i64) -> Result<Taken<DeviceCodeRecord>> {
@@ -848,7 +919,13 @@ impl Store for PgStore {
     }
 
     async fn create_audit_event(&self, kind: &str, detail: &str, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO audit_events (kind, detail, at) VALUES ($1, $2, $3)").bind(kind).bind(detail).bind(now).execute(&self.pool).await.map_err(err)?;
+        sqlx::query("INSERT INTO audit_events (kind, detail, at) VALUES ($1, $2, $3)")
+            .bind(kind)
+            .bind(detail)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
         Ok(())
     }
     async fn list_audit_events(&self, kind: &str) -> Result<Vec<String>> {

@@ -92,7 +92,11 @@ async fn throttle_attempts_across_two_pools() {
     let attempts = (0..60).map(|i| {
         let s = if i % 2 == 0 { a.clone() } else { b.clone() };
         // Half name the keys in one order, half in the other.
-        let keys = if i % 4 < 2 { vec![("user:alice".to_string(), user), ("addr:1".to_string(), addr)] } else { vec![("addr:1".to_string(), addr), ("user:alice".to_string(), user)] };
+        let keys = if i % 4 < 2 {
+            vec![("user:alice".to_string(), user), ("addr:1".to_string(), addr)]
+        } else {
+            vec![("addr:1".to_string(), addr), ("user:alice".to_string(), user)]
+        };
         async move { s.take_throttle_attempt(&keys, 50).await.unwrap() }
     });
     let results = futures_util::future::join_all(attempts).await;

@@ -55,10 +55,15 @@ struct Revocations {
 
 fn err(e: rusqlite::Error) -> StoreError {
     match &e {
-        rusqlite::Error::SqliteFailure(f, msg) if f.code == ErrorCode::ConstraintViolation && matches!(f.extended_code, rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
+        rusqlite::Error::SqliteFailure(f, msg)
+            if f.code == ErrorCode::ConstraintViolation
+                && matches!(f.extended_code, rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY) =>
+        {
             StoreError::Conflict(msg.clone().unwrap_or_else(|| e.to_string()))
         }
-        rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::SystemIoFailure) => StoreError::Unavailable(e.to_string()),
+        rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::SystemIoFailure) => {
+            StoreError::Unavailable(e.to_string())
+        }
         _ => StoreError::Other(e.to_string()),
     }
 }
@@ -131,16 +136,27 @@ fn migrate(c: &mut Connection) -> Result<()> {
          success BOOLEAN NOT NULL, checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)",
     )
     .map_err(|e| fail(err(e)))?;
-    if let Some(v) = query_opt(c, "SELECT version FROM _sqlx_migrations WHERE success = false ORDER BY version LIMIT 1", [], |r| col::<i64>(r, "version")).map_err(fail)? {
+    if let Some(v) =
+        query_opt(c, "SELECT version FROM _sqlx_migrations WHERE success = false ORDER BY version LIMIT 1", [], |r| col::<i64>(r, "version")).map_err(fail)?
+    {
         return Err(StoreError::Other(format!("migration failed: migration {v} is partially applied; fix and remove it from _sqlx_migrations")));
     }
-    let applied = query_all(c, "SELECT version, checksum FROM _sqlx_migrations ORDER BY version", [], |r| Ok((col::<i64>(r, "version")?, col::<Vec<u8>>(r, "checksum")?))).map_err(fail)?;
+    let applied = query_all(c, "SELECT version, checksum FROM _sqlx_migrations ORDER BY version", [], |r| {
+        Ok((col::<i64>(r, "version")?, col::<Vec<u8>>(r, "checksum")?))
+    })
+    .map_err(fail)?;
     if let Some((v, _)) = applied.iter().find(|(v, _)| !MIGRATIONS.iter().any(|(m, _, _)| m == v)) {
         return Err(StoreError::Other(format!("migration failed: migration {v} was applied but is unknown to this version")));
     }
     for &(version, description, sql) in MIGRATIONS {
         let checksum = Sha384::digest(sql.as_bytes()).to_vec();
-        let check = |recorded: &[u8]| if recorded == checksum.as_slice() { Ok(()) } else { Err(StoreError::Other(format!("migration failed: migration {version} was applied but has been modified"))) };
+        let check = |recorded: &[u8]| {
+            if recorded == checksum.as_slice() {
+                Ok(())
+            } else {
+                Err(StoreError::Other(format!("migration failed: migration {version} was applied but has been modified")))
+            }
+        };
         if let Some((_, recorded)) = applied.iter().find(|(v, _)| *v == version) {
             check(recorded)?;
             continue;
@@ -148,12 +164,19 @@ fn migrate(c: &mut Connection) -> Result<()> {
         let start = Instant::now();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| fail(err(e)))?;
         // Another process may have applied it since the list above was read.
-        if let Some(recorded) = query_opt(&tx, "SELECT checksum FROM _sqlx_migrations WHERE version = ?1", [version], |r| col::<Vec<u8>>(r, "checksum")).map_err(fail)? {
+        if let Some(recorded) =
+            query_opt(&tx, "SELECT checksum FROM _sqlx_migrations WHERE version = ?1", [version], |r| col::<Vec<u8>>(r, "checksum")).map_err(fail)?
+        {
             check(&recorded)?;
             continue;
         }
         tx.execute_batch(sql).map_err(|e| StoreError::Other(format!("migration {version} failed: {}", err(e))))?;
-        exec(&tx, "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (?1, ?2, TRUE, ?3, -1)", params![version, description, checksum]).map_err(fail)?;
+        exec(
+            &tx,
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (?1, ?2, TRUE, ?3, -1)",
+            params![version, description, checksum],
+        )
+        .map_err(fail)?;
         tx.commit().map_err(|e| fail(err(e)))?;
         let nanos = i64::try_from(start.elapsed().as_nanos()).unwrap_or(i64::MAX);
         exec(c, "UPDATE _sqlx_migrations SET execution_time = ?1 WHERE version = ?2", params![nanos, version]).map_err(fail)?;
@@ -233,7 +256,8 @@ fn tighten(path: &Path) -> Result<()> {
             Err(e) => return Err(StoreError::Unavailable(format!("cannot read {}: {e}", path.display()))),
         };
         if meta.is_file() && meta.permissions().mode() & 0o177 != 0 {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| StoreError::Unavailable(format!("cannot make {} private (0600): {e}", path.display())))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| StoreError::Unavailable(format!("cannot make {} private (0600): {e}", path.display())))?;
         }
     }
     #[cfg(not(unix))]
@@ -258,7 +282,12 @@ fn private_files(db: &Path) -> Result<()> {
 fn take_serve_lock(db: &Path) -> Result<std::fs::File> {
     let mut name = db.as_os_str().to_owned();
     name.push("-serve.lock");
-    let f = private_options().create(true).truncate(false).write(true).open(&name).map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", Path::new(&name).display())))?;
+    let f = private_options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", Path::new(&name).display())))?;
     tighten(Path::new(&name))?;
     match f.try_lock() {
         Ok(()) => Ok(f),
@@ -298,7 +327,11 @@ fn spawn_checkpointer(c: Connection, store: std::sync::Weak<Connections>) -> Res
             let _ = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
         }
     };
-    std::thread::Builder::new().name("sqlite-checkpoint".into()).spawn(run).map(drop).map_err(|e| StoreError::Unavailable(format!("cannot start the checkpoint thread: {e}")))
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(run)
+        .map(drop)
+        .map_err(|e| StoreError::Unavailable(format!("cannot start the checkpoint thread: {e}")))
 }
 
 impl SqliteStore {
@@ -324,7 +357,8 @@ impl SqliteStore {
     }
 
     fn open_with(url: &str, server: bool) -> Result<Self> {
-        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).ok_or_else(|| StoreError::Other(format!("not an sqlite URL: {url}")))?;
+        let path =
+            url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).ok_or_else(|| StoreError::Other(format!("not an sqlite URL: {url}")))?;
         if path.contains('?') {
             return Err(StoreError::Other(format!("not an sqlite URL: {url} (query parameters are not supported; write `?` in a file name as %3F)")));
         }
@@ -438,7 +472,13 @@ fn api_row(r: &Row) -> Result<ApiRecord> {
 }
 
 fn key_row(r: &Row) -> Result<KeyRecord> {
-    Ok(KeyRecord { kid: col(r, "kid")?, alg: col(r, "alg")?, private_der: col(r, "private_der")?, created_at: col(r, "created_at")?, use_after: col(r, "use_after")? })
+    Ok(KeyRecord {
+        kid: col(r, "kid")?,
+        alg: col(r, "alg")?,
+        private_der: col(r, "private_der")?,
+        created_at: col(r, "created_at")?,
+        use_after: col(r, "use_after")?,
+    })
 }
 
 fn session_row(r: &Row) -> Result<SessionRecord> {
@@ -520,7 +560,11 @@ const TAKE_REFRESH: &str = "UPDATE refresh_tokens SET used_at = COALESCE(used_at
 /// Store a refresh token. One created in a family that was revoked meanwhile (a replay racing
 /// the redemption that issues it) is born revoked.
 fn insert_key(c: &Connection, k: &KeyRecord) -> Result<()> {
-    exec(c, "INSERT INTO signing_keys (kid, alg, private_der, created_at, use_after) VALUES (?1, ?2, ?3, ?4, ?5)", params![k.kid, k.alg, k.private_der, k.created_at, k.use_after])?;
+    exec(
+        c,
+        "INSERT INTO signing_keys (kid, alg, private_der, created_at, use_after) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![k.kid, k.alg, k.private_der, k.created_at, k.use_after],
+    )?;
     Ok(())
 }
 
@@ -538,7 +582,21 @@ fn insert_refresh(c: &Connection, t: &RefreshTokenRecord) -> Result<()> {
         c,
         "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, auth_time, created_at, expires_at, used_at, revoked_at, family_expires_at, oidc) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, COALESCE(?11, (SELECT f.revoked_at FROM revoked_families f WHERE f.family_id = ?2)), ?12, ?13)",
-        params![t.token_hash, t.family_id, t.client_id, t.user_id, t.scope, t.audience, t.auth_time, t.created_at, t.expires_at, t.used_at, t.revoked_at, t.family_expires_at, t.oidc],
+        params![
+            t.token_hash,
+            t.family_id,
+            t.client_id,
+            t.user_id,
+            t.scope,
+            t.audience,
+            t.auth_time,
+            t.created_at,
+            t.expires_at,
+            t.used_at,
+            t.revoked_at,
+            t.family_expires_at,
+            t.oidc
+        ],
     )?;
     Ok(())
 }
@@ -546,8 +604,16 @@ fn insert_refresh(c: &Connection, t: &RefreshTokenRecord) -> Result<()> {
 /// End every session of `user_id` but `keep` (an id hash), with the sessions' pending requests
 /// and client lists (RFC 9700 §4.14.2).
 fn end_sessions(c: &Connection, user_id: &str, keep: Option<&str>) -> Result<()> {
-    exec(c, "DELETE FROM pending_requests WHERE session_hash IN (SELECT id_hash FROM sessions WHERE user_id = ?1 AND id_hash IS NOT ?2)", params![user_id, keep])?;
-    exec(c, "DELETE FROM session_clients WHERE sid IN (SELECT sid FROM sessions WHERE user_id = ?1 AND id_hash IS NOT ?2 AND sid <> '')", params![user_id, keep])?;
+    exec(
+        c,
+        "DELETE FROM pending_requests WHERE session_hash IN (SELECT id_hash FROM sessions WHERE user_id = ?1 AND id_hash IS NOT ?2)",
+        params![user_id, keep],
+    )?;
+    exec(
+        c,
+        "DELETE FROM session_clients WHERE sid IN (SELECT sid FROM sessions WHERE user_id = ?1 AND id_hash IS NOT ?2 AND sid <> '')",
+        params![user_id, keep],
+    )?;
     exec(c, "DELETE FROM sessions WHERE user_id = ?1 AND id_hash IS NOT ?2", params![user_id, keep])?;
     Ok(())
 }
@@ -556,7 +622,8 @@ fn end_sessions(c: &Connection, user_id: &str, keep: Option<&str>) -> Result<()>
 const TAKE_CODE: &str = "UPDATE codes SET used_at = ?1 WHERE code_hash = ?2 AND used_at IS NULL RETURNING *";
 
 /// The atomic consume of an approved, unexpired device code.
-const TAKE_DEVICE_CODE: &str = "UPDATE device_codes SET status = 'consumed' WHERE device_code_hash = ?1 AND status = 'approved' AND expires_at > ?2 RETURNING *";
+const TAKE_DEVICE_CODE: &str =
+    "UPDATE device_codes SET status = 'consumed' WHERE device_code_hash = ?1 AND status = 'approved' AND expires_at > ?2 RETURNING *";
 
 const FIND_CODE: &str = "SELECT * FROM codes WHERE code_hash = ?1";
 const FIND_REFRESH: &str = "SELECT * FROM refresh_tokens WHERE token_hash = ?1";
@@ -599,7 +666,13 @@ fn take_code_on(c: &Connection, code_hash: &str, now: i64, next: Option<&Refresh
 }
 
 /// Take a refresh token (and, if given, store `next` with it in one transaction).
-fn take_refresh_on(c: &Connection, token_hash: &str, now: i64, grace_secs: i64, next: Option<&RefreshTokenRecord>) -> Result<(bool, Taken<RefreshTokenRecord>)> {
+fn take_refresh_on(
+    c: &Connection,
+    token_hash: &str,
+    now: i64,
+    grace_secs: i64,
+    next: Option<&RefreshTokenRecord>,
+) -> Result<(bool, Taken<RefreshTokenRecord>)> {
     match query_opt(c, TAKE_REFRESH, params![now, token_hash, grace_secs], refresh_row)? {
         Some(taken) => {
             if let Some(next) = next {
@@ -672,13 +745,21 @@ impl Store for SqliteStore {
     }
     async fn update_user(&self, u: &UserRecord) -> Result<bool> {
         let profile = to_json(&u.profile)?;
-        Ok(self.write(|w| exec(w, "UPDATE users SET email = ?1, name = ?2, profile = ?3, updated_at = ?4 WHERE id = ?5", params![u.email, u.name, profile, u.updated_at, u.id]))? > 0)
+        Ok(self.write(|w| {
+            exec(
+                w,
+                "UPDATE users SET email = ?1, name = ?2, profile = ?3, updated_at = ?4 WHERE id = ?5",
+                params![u.email, u.name, profile, u.updated_at, u.id],
+            )
+        })? > 0)
     }
 
     // Ending a user's access (RFC 9700 §4.14.2): one immediate transaction each.
     async fn update_user_password(&self, username: &str, password_hash: &str, keep_session: Option<&str>, now: i64) -> Result<bool> {
         self.transaction(|tx| {
-            let Some(id) = query_opt(tx, "UPDATE users SET password_hash = ?1 WHERE username = ?2 RETURNING id", [password_hash, username], |r| col::<String>(r, "id"))? else {
+            let Some(id) =
+                query_opt(tx, "UPDATE users SET password_hash = ?1 WHERE username = ?2 RETURNING id", [password_hash, username], |r| col::<String>(r, "id"))?
+            else {
                 return Ok((false, false));
             };
             end_sessions(tx, &id, keep_session)?;
@@ -694,7 +775,12 @@ impl Store for SqliteStore {
                 return Ok((false, false));
             };
             end_sessions(tx, &id, None)?;
-            for sql in ["DELETE FROM refresh_tokens WHERE user_id = ?1", "DELETE FROM codes WHERE user_id = ?1", "DELETE FROM device_codes WHERE user_id = ?1", "DELETE FROM consents WHERE user_id = ?1"] {
+            for sql in [
+                "DELETE FROM refresh_tokens WHERE user_id = ?1",
+                "DELETE FROM codes WHERE user_id = ?1",
+                "DELETE FROM device_codes WHERE user_id = ?1",
+                "DELETE FROM consents WHERE user_id = ?1",
+            ] {
                 exec(tx, sql, [&id])?;
             }
             Ok((true, true))
@@ -703,7 +789,13 @@ impl Store for SqliteStore {
 
     async fn create_api(&self, a: &ApiRecord) -> Result<()> {
         let scopes = to_json(&a.scopes)?;
-        self.write(|w| exec(w, "INSERT INTO apis (identifier, name, scopes, created_at, secret_hash) VALUES (?1, ?2, ?3, ?4, ?5)", params![a.identifier, a.name, scopes, a.created_at, a.secret_hash]))?;
+        self.write(|w| {
+            exec(
+                w,
+                "INSERT INTO apis (identifier, name, scopes, created_at, secret_hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![a.identifier, a.name, scopes, a.created_at, a.secret_hash],
+            )
+        })?;
         Ok(())
     }
     async fn list_apis(&self) -> Result<Vec<ApiRecord>> {
@@ -723,8 +815,12 @@ impl Store for SqliteStore {
         // BEGIN IMMEDIATE: the check and the insert hold SQLite's write lock, across processes.
         self.transaction(|tx| {
             let exists: bool = match unless {
-                ExistingKey::SignsAt(t) => tx.query_row("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE alg = ?1 AND use_after <= ?2)", params![k.alg, t], |r| r.get(0)),
-                ExistingKey::CreatedSince(t) => tx.query_row("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE alg = ?1 AND created_at >= ?2)", params![k.alg, t], |r| r.get(0)),
+                ExistingKey::SignsAt(t) => {
+                    tx.query_row("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE alg = ?1 AND use_after <= ?2)", params![k.alg, t], |r| r.get(0))
+                }
+                ExistingKey::CreatedSince(t) => {
+                    tx.query_row("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE alg = ?1 AND created_at >= ?2)", params![k.alg, t], |r| r.get(0))
+                }
             }
             .map_err(err)?;
             if exists {
@@ -760,14 +856,26 @@ impl Store for SqliteStore {
         self.read(|r| query_opt(r, "SELECT * FROM sessions WHERE sid = ?1 AND expires_at > ?2", params![sid, now], session_row))
     }
     async fn add_session_client(&self, sid: &str, client_id: &str, now: i64) -> Result<()> {
-        self.write(|w| exec(w, "INSERT INTO session_clients (sid, client_id, at) VALUES (?1, ?2, ?3) ON CONFLICT (sid, client_id) DO UPDATE SET at = excluded.at", params![sid, client_id, now]))?;
+        self.write(|w| {
+            exec(
+                w,
+                "INSERT INTO session_clients (sid, client_id, at) VALUES (?1, ?2, ?3) ON CONFLICT (sid, client_id) DO UPDATE SET at = excluded.at",
+                params![sid, client_id, now],
+            )
+        })?;
         Ok(())
     }
     async fn list_session_clients(&self, sid: &str) -> Result<Vec<String>> {
         self.read(|r| query_all(r, "SELECT client_id FROM session_clients WHERE sid = ?1 ORDER BY at, client_id", [sid], |r| col(r, "client_id")))
     }
     async fn create_pending_request(&self, r: &PendingRequestRecord) -> Result<()> {
-        self.write(|w| exec(w, "INSERT INTO pending_requests (id, session_hash, data, expires_at) VALUES (?1, ?2, ?3, ?4)", params![r.id, r.session_hash, r.data, r.expires_at]))?;
+        self.write(|w| {
+            exec(
+                w,
+                "INSERT INTO pending_requests (id, session_hash, data, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![r.id, r.session_hash, r.data, r.expires_at],
+            )
+        })?;
         Ok(())
     }
     async fn find_pending_request(&self, id: &str, now: i64) -> Result<Option<PendingRequestRecord>> {
@@ -844,10 +952,15 @@ impl Store for SqliteStore {
     }
     async fn revoke_family(&self, family_id: &str, now: i64) -> Result<u64> {
         self.transaction(|tx| {
-            let live = exec(tx, "UPDATE refresh_tokens SET revoked_at = ?1 WHERE family_id = ?2 AND revoked_at IS NULL AND used_at IS NULL", params![now, family_id])?;
+            let live =
+                exec(tx, "UPDATE refresh_tokens SET revoked_at = ?1 WHERE family_id = ?2 AND revoked_at IS NULL AND used_at IS NULL", params![now, family_id])?;
             exec(tx, "UPDATE refresh_tokens SET revoked_at = ?1 WHERE family_id = ?2 AND revoked_at IS NULL", params![now, family_id])?;
             // Kept a day: longer than any access token of the family lives.
-            exec(tx, "INSERT INTO revoked_families (family_id, revoked_at, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT (family_id) DO NOTHING", params![family_id, now, now + 86_400])?;
+            exec(
+                tx,
+                "INSERT INTO revoked_families (family_id, revoked_at, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT (family_id) DO NOTHING",
+                params![family_id, now, now + 86_400],
+            )?;
             Ok((true, live))
         })
         .inspect(|_| {
@@ -870,7 +983,12 @@ impl Store for SqliteStore {
             return Ok(r.tokens.contains_key(jti) || family_id.is_some_and(|f| r.families.contains_key(f)));
         }
         let revoked = self.read(|r| {
-            query_opt(r, "SELECT (EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?1) OR EXISTS (SELECT 1 FROM revoked_families WHERE family_id = ?2)) AS revoked", params![jti, family_id], |r| col(r, "revoked"))
+            query_opt(
+                r,
+                "SELECT (EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?1) OR EXISTS (SELECT 1 FROM revoked_families WHERE family_id = ?2)) AS revoked",
+                params![jti, family_id],
+                |r| col(r, "revoked"),
+            )
         })?;
         Ok(revoked.unwrap_or(false))
     }
@@ -903,7 +1021,9 @@ impl Store for SqliteStore {
         Ok(n > 0)
     }
     async fn update_device_poll(&self, device_code_hash: &str, now: i64, interval: i64) -> Result<()> {
-        self.write(|w| exec(w, "UPDATE device_codes SET last_polled_at = ?1, interval = ?2 WHERE device_code_hash = ?3", params![now, interval, device_code_hash]))?;
+        self.write(|w| {
+            exec(w, "UPDATE device_codes SET last_polled_at = ?1, interval = ?2 WHERE device_code_hash = ?3", params![now, interval, device_code_hash])
+        })?;
         Ok(())
     }
     async fn take_device_code(&self, device_code_hash: &str, now: i64) -> Result<Taken<DeviceCodeRecord>> {
@@ -1111,7 +1231,8 @@ mod tests {
         let pool = connect(old.clone()).await;
         migrator.run(&pool).await.unwrap();
         sqlx::query("INSERT INTO clients (client_id, name, redirect_uris, scope, grant_types, token_endpoint_auth_method, created_at) VALUES ('old', 'Old', '[]', '', '[]', 'none', 1)").execute(&pool).await.unwrap();
-        let recorded: Vec<MigrationRow> = sqlx::query_as("SELECT version, description, checksum, execution_time FROM _sqlx_migrations ORDER BY version").fetch_all(&pool).await.unwrap();
+        let recorded: Vec<MigrationRow> =
+            sqlx::query_as("SELECT version, description, checksum, execution_time FROM _sqlx_migrations ORDER BY version").fetch_all(&pool).await.unwrap();
         pool.close().await;
         let store = SqliteStore::open(&format!("sqlite://{}", old.display())).await.unwrap();
         assert_eq!(migration_rows(&store), recorded, "nothing re-applied or re-recorded");
@@ -1126,7 +1247,8 @@ mod tests {
         drop(store);
         let pool = connect(new).await;
         migrator.run(&pool).await.unwrap();
-        let after: Vec<MigrationRow> = sqlx::query_as("SELECT version, description, checksum, execution_time FROM _sqlx_migrations ORDER BY version").fetch_all(&pool).await.unwrap();
+        let after: Vec<MigrationRow> =
+            sqlx::query_as("SELECT version, description, checksum, execution_time FROM _sqlx_migrations ORDER BY version").fetch_all(&pool).await.unwrap();
         assert_eq!(after, rows);
         pool.close().await;
     }
@@ -1136,7 +1258,10 @@ mod tests {
     #[tokio::test]
     async fn dirty_or_unknown_migrations_refuse_to_open() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, sql) in [("dirty.db", "UPDATE _sqlx_migrations SET success = FALSE WHERE version = 3"), ("newer.db", "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (999, 'later', TRUE, x'00', 1)")] {
+        for (name, sql) in [
+            ("dirty.db", "UPDATE _sqlx_migrations SET success = FALSE WHERE version = 3"),
+            ("newer.db", "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (999, 'later', TRUE, x'00', 1)"),
+        ] {
             let url = format!("sqlite://{}", dir.path().join(name).display());
             let store = SqliteStore::open(&url).await.unwrap();
             store.write(|w| exec(w, sql, [])).unwrap();

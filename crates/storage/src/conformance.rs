@@ -156,7 +156,16 @@ pub async fn keys(s: &dyn Store) {
 }
 
 pub async fn sessions_and_pending(s: &dyn Store) {
-    let sess = SessionRecord { id_hash: "h1".into(), sid: "sid-1".into(), user_id: Some("u-1".into()), amr: Some("pwd".into()), csrf_token: "t".into(), auth_time: Some(5), created_at: 5, expires_at: 100 };
+    let sess = SessionRecord {
+        id_hash: "h1".into(),
+        sid: "sid-1".into(),
+        user_id: Some("u-1".into()),
+        amr: Some("pwd".into()),
+        csrf_token: "t".into(),
+        auth_time: Some(5),
+        created_at: 5,
+        expires_at: 100,
+    };
     s.create_session(&sess).await.unwrap();
     assert_eq!(s.find_session("h1", 50).await.unwrap(), Some(sess.clone()));
     assert_eq!(s.find_session_by_sid("sid-1", 50).await.unwrap(), Some(sess.clone()));
@@ -172,12 +181,30 @@ pub async fn sessions_and_pending(s: &dyn Store) {
     assert_eq!(s.find_pending_request("p1", 0).await.unwrap(), None);
 
     // Sign-in: the anonymous session gives way to a new one, and its pending request follows.
-    let anon = SessionRecord { id_hash: "anon".into(), sid: "sid-a".into(), user_id: None, amr: None, csrf_token: "c".into(), auth_time: None, created_at: 5, expires_at: 100 };
+    let anon = SessionRecord {
+        id_hash: "anon".into(),
+        sid: "sid-a".into(),
+        user_id: None,
+        amr: None,
+        csrf_token: "c".into(),
+        auth_time: None,
+        created_at: 5,
+        expires_at: 100,
+    };
     s.create_session(&anon).await.unwrap();
     s.create_pending_request(&PendingRequestRecord { id: "p2".into(), session_hash: "anon".into(), data: "{\"v\":1}".into(), expires_at: 50 }).await.unwrap();
     let other = PendingRequestRecord { id: "p3".into(), session_hash: "anon".into(), data: "{}".into(), expires_at: 50 };
     s.create_pending_request(&other).await.unwrap();
-    let signed_in = SessionRecord { id_hash: "fresh".into(), sid: "sid-f".into(), user_id: Some("u-1".into()), amr: Some("pwd".into()), csrf_token: "c2".into(), auth_time: Some(7), created_at: 7, expires_at: 200 };
+    let signed_in = SessionRecord {
+        id_hash: "fresh".into(),
+        sid: "sid-f".into(),
+        user_id: Some("u-1".into()),
+        amr: Some("pwd".into()),
+        csrf_token: "c2".into(),
+        auth_time: Some(7),
+        created_at: 7,
+        expires_at: 200,
+    };
     let moved = PendingRequestRecord { id: "p2".into(), session_hash: "fresh".into(), data: "{\"v\":2}".into(), expires_at: 60 };
     s.replace_session("anon", &signed_in, &moved).await.unwrap();
     assert_eq!(s.find_session("anon", 6).await.unwrap(), None, "the old session is gone");
@@ -193,7 +220,11 @@ pub async fn sessions_and_pending(s: &dyn Store) {
     // A new session id that exists already is a conflict, and nothing changes.
     let taken = SessionRecord { id_hash: "taken".into(), sid: "sid-t".into(), ..anon.clone() };
     s.create_session(&taken).await.unwrap();
-    assert!(s.replace_session("fresh2", &taken, &PendingRequestRecord { id: "p4".into(), session_hash: "taken".into(), data: "{}".into(), expires_at: 60 }).await.is_err());
+    assert!(
+        s.replace_session("fresh2", &taken, &PendingRequestRecord { id: "p4".into(), session_hash: "taken".into(), data: "{}".into(), expires_at: 60 })
+            .await
+            .is_err()
+    );
     assert_eq!(s.find_session("fresh2", 8).await.unwrap(), Some(again), "the old session stays");
     assert_eq!(s.find_session("taken", 8).await.unwrap(), Some(taken));
     assert_eq!(s.find_pending_request("p4", 8).await.unwrap(), None, "a failed replacement stores nothing");
@@ -273,7 +304,10 @@ pub async fn refresh_rotation(s: Arc<dyn Store>) {
     });
     let results = futures_util::future::join_all(takes).await;
     assert_eq!(results.iter().filter(|r| matches!(r, Taken::Taken(_))).count(), 1, "exactly one rotation wins");
-    assert!(matches!(s.take_refresh_token("r1", 5, 0).await.unwrap(), Taken::AlreadyUsed(_)), "no grace: a used token is not taken again, even in the same second");
+    assert!(
+        matches!(s.take_refresh_token("r1", 5, 0).await.unwrap(), Taken::AlreadyUsed(_)),
+        "no grace: a used token is not taken again, even in the same second"
+    );
     assert!(matches!(s.take_refresh_token("r2", 2_000, 0).await.unwrap(), Taken::AlreadyUsed(_)), "an expired token is not taken");
     s.create_refresh_token(&refresh("r3", "f1")).await.unwrap();
     assert_eq!(s.revoke_family("f1", 6).await.unwrap(), 2, "revoke counts live tokens of the family");
@@ -387,7 +421,10 @@ pub async fn redemption_is_atomic(s: Arc<dyn Store>) {
     assert_eq!(s.find_refresh_token("red-rt-x").await.unwrap(), None);
 
     s.create_device_code(&device("red-d1", "QWRTZPLK")).await.unwrap();
-    assert!(matches!(s.take_device_code_issuing("red-d1", 30, Some(&refresh("red-drt-0", "dfam"))).await.unwrap(), Taken::AlreadyUsed(_)), "a pending code is not taken");
+    assert!(
+        matches!(s.take_device_code_issuing("red-d1", 30, Some(&refresh("red-drt-0", "dfam"))).await.unwrap(), Taken::AlreadyUsed(_)),
+        "a pending code is not taken"
+    );
     assert_eq!(s.find_refresh_token("red-drt-0").await.unwrap(), None, "nor is anything stored");
     assert!(s.decide_device_code("QWRTZPLK", true, "u-1", 15, None, 21).await.unwrap());
     match s.take_device_code_issuing("red-d1", 30, Some(&refresh("red-drt-1", "dfam"))).await.unwrap() {
@@ -477,11 +514,29 @@ pub async fn expiry_cleanup(s: &dyn Store) {
 // Ending a user's access (RFC 9700 §4.14.2): `update_user_password` and `delete_user`.
 
 fn user(id: &str, username: &str) -> UserRecord {
-    UserRecord { id: id.into(), username: username.into(), email: None, name: None, password_hash: "$argon2id$old".into(), created_at: 1, profile: Default::default(), updated_at: 1 }
+    UserRecord {
+        id: id.into(),
+        username: username.into(),
+        email: None,
+        name: None,
+        password_hash: "$argon2id$old".into(),
+        created_at: 1,
+        profile: Default::default(),
+        updated_at: 1,
+    }
 }
 
 fn session(id_hash: &str, user_id: &str) -> SessionRecord {
-    SessionRecord { id_hash: id_hash.into(), sid: format!("sid-{id_hash}"), user_id: Some(user_id.into()), amr: Some("pwd".into()), csrf_token: "t".into(), auth_time: Some(5), created_at: 5, expires_at: 1_000 }
+    SessionRecord {
+        id_hash: id_hash.into(),
+        sid: format!("sid-{id_hash}"),
+        user_id: Some(user_id.into()),
+        amr: Some("pwd".into()),
+        csrf_token: "t".into(),
+        auth_time: Some(5),
+        created_at: 5,
+        expires_at: 1_000,
+    }
 }
 
 fn pending(id: &str, session_hash: &str) -> PendingRequestRecord {
@@ -536,7 +591,10 @@ pub async fn new_password_ends_access(s: &dyn Store) {
     assert!(s.list_session_clients("sid-pw-s2").await.unwrap().is_empty(), "and client lists");
     let live = s.find_refresh_token("pw-r-live").await.unwrap().unwrap();
     assert_eq!(live.revoked_at, Some(50), "refresh tokens are revoked");
-    assert!(matches!(s.rotate_refresh_token("pw-r-live", 60, 0, Some(&refresh("pw-r-next", "pw-f"))).await.unwrap(), Taken::AlreadyUsed(_)), "a revoked token does not rotate");
+    assert!(
+        matches!(s.rotate_refresh_token("pw-r-live", 60, 0, Some(&refresh("pw-r-next", "pw-f"))).await.unwrap(), Taken::AlreadyUsed(_)),
+        "a revoked token does not rotate"
+    );
     assert_eq!(s.find_refresh_token("pw-r-next").await.unwrap(), None);
     assert_eq!(s.find_refresh_token("pw-r-used").await.unwrap().unwrap().revoked_at, Some(50));
     assert_eq!(s.find_code("pw-c-live").await.unwrap(), None, "unredeemed codes go");

@@ -108,7 +108,12 @@ pub enum ExistingKey {
 
 impl std::fmt::Debug for KeyRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRecord").field("kid", &self.kid).field("alg", &self.alg).field("private_der", &"<redacted>").field("use_after", &self.use_after).finish()
+        f.debug_struct("KeyRecord")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("private_der", &"<redacted>")
+            .field("use_after", &self.use_after)
+            .finish()
     }
 }
 

@@ -3,15 +3,15 @@
 //! bound (`tessera_server::service::CACHE_TTL`).
 
 use crate::cli::{ApiCmd, ClientCmd, KeysCmd, ProfileArgs, UserCmd};
-use tessera_jose::Alg;
 use crate::settings::DEFAULT_DATABASE;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::io::Read;
+use std::sync::Arc;
+use tessera_jose::Alg;
 use tessera_server::service::admin::{self, NewClient, NewUser};
 use tessera_server::{Clock, SystemClock};
 use tessera_storage::{ApiRecord, ClientRecord, Store, UserRecord};
-use std::sync::Arc;
 
 async fn open(database: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
     crate::store::open_store(database.unwrap_or(DEFAULT_DATABASE), crate::store::ADMIN_POOL_SIZE).await
@@ -90,7 +90,9 @@ fn profile_map(p: &ProfileArgs) -> serde_json::Map<String, Value> {
         }
     }
     let mut address = serde_json::Map::new();
-    for (k, v) in [("street_address", &p.street_address), ("locality", &p.locality), ("region", &p.region), ("postal_code", &p.postal_code), ("country", &p.country)] {
+    for (k, v) in
+        [("street_address", &p.street_address), ("locality", &p.locality), ("region", &p.region), ("postal_code", &p.postal_code), ("country", &p.country)]
+    {
         if let Some(v) = v {
             address.insert(k.into(), json!(v));
         }
@@ -112,12 +114,21 @@ pub async fn keys(database: Option<&str>, j: bool, kek: &crate::settings::KekSou
                 .iter()
                 .map(|k| {
                     let newer_signing = list.iter().any(|n| n.alg == k.alg && n.use_after > k.use_after && n.use_after <= now);
-                    let status = if k.use_after > now { "published, not yet signing" } else if newer_signing { "retiring" } else { "signing" };
+                    let status = if k.use_after > now {
+                        "published, not yet signing"
+                    } else if newer_signing {
+                        "retiring"
+                    } else {
+                        "signing"
+                    };
                     json!({ "kid": k.kid, "alg": k.alg, "created_at": k.created_at, "use_after": k.use_after, "status": status })
                 })
                 .collect();
             print(j, &Value::Array(rows.clone()), || {
-                rows.iter().map(|r| format!("{}  {}  {}", r["kid"].as_str().unwrap_or(""), r["alg"].as_str().unwrap_or(""), r["status"].as_str().unwrap_or(""))).collect::<Vec<_>>().join("\n")
+                rows.iter()
+                    .map(|r| format!("{}  {}  {}", r["kid"].as_str().unwrap_or(""), r["alg"].as_str().unwrap_or(""), r["status"].as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             });
         }
         KeysCmd::Rotate { alg, publish_delay } => {
@@ -135,7 +146,11 @@ pub async fn keys(database: Option<&str>, j: bool, kek: &crate::settings::KekSou
                 created.push(json!({ "kid": kid, "alg": a.as_str(), "use_after": now + publish_delay }));
             }
             print(j, &Value::Array(created.clone()), || {
-                created.iter().map(|c| format!("new {} key {} signs from {}", c["alg"].as_str().unwrap_or(""), c["kid"].as_str().unwrap_or(""), c["use_after"])).collect::<Vec<_>>().join("\n")
+                created
+                    .iter()
+                    .map(|c| format!("new {} key {} signs from {}", c["alg"].as_str().unwrap_or(""), c["kid"].as_str().unwrap_or(""), c["use_after"]))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             });
         }
         // A KEK rotation (issue 13, finding 4): every key sealed again under the current KEK.
@@ -143,7 +158,13 @@ pub async fn keys(database: Option<&str>, j: bool, kek: &crate::settings::KekSou
             let kek = crate::store::key_encryption(kek, database_url, &*store).await?;
             let resealed = tessera_server::keys::reseal(&*store, &kek).await?;
             let v = json!({ "resealed": resealed, "key_encryption_key": kek.current().id() });
-            print(j, &v, || format!("{} signing key(s) sealed again under key-encryption key {}; start every server with this key-encryption key", resealed.len(), kek.current().id()));
+            print(j, &v, || {
+                format!(
+                    "{} signing key(s) sealed again under key-encryption key {}; start every server with this key-encryption key",
+                    resealed.len(),
+                    kek.current().id()
+                )
+            });
         }
     }
     Ok(())
@@ -172,7 +193,17 @@ pub async fn migrate(database: Option<&str>) -> anyhow::Result<()> {
 pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: bool, cmd: ClientCmd) -> anyhow::Result<()> {
     let store = open(database).await?;
     match cmd {
-        ClientCmd::Create { name, redirect_uris, scope, grant_types, public, token_auth_method, post_logout_redirect_uris, backchannel_logout_uri, id_token_signed_response_alg } => {
+        ClientCmd::Create {
+            name,
+            redirect_uris,
+            scope,
+            grant_types,
+            public,
+            token_auth_method,
+            post_logout_redirect_uris,
+            backchannel_logout_uri,
+            id_token_signed_response_alg,
+        } => {
             let req = NewClient {
                 name,
                 redirect_uris,
@@ -219,7 +250,9 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
         }
         ClientCmd::RotateSecret { client_id } => {
             let s = admin::rotate_client_secret(&*store, &client_id).await?;
-            print(j, &json!({ "client_id": client_id, "client_secret": s }), || format!("client_id: {client_id}\nclient_secret: {s}\n\nThe old secret no longer works. The new one is shown only this once."));
+            print(j, &json!({ "client_id": client_id, "client_secret": s }), || {
+                format!("client_id: {client_id}\nclient_secret: {s}\n\nThe old secret no longer works. The new one is shown only this once.")
+            });
         }
     }
     Ok(())
@@ -265,7 +298,9 @@ pub async fn api(database: Option<&str>, j: bool, cmd: ApiCmd) -> anyhow::Result
         ApiCmd::Create { identifier, name, scopes } => {
             let parsed = scopes.iter().map(|s| admin::parse_api_scope(s)).collect::<Result<Vec<_>, _>>()?;
             let a = admin::create_api(&*store, &identifier, &name, parsed, now()).await?;
-            print(j, &api_json(&a), || format!("created API {} ({}) with scopes: {}", a.identifier, a.name, a.scopes.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" ")));
+            print(j, &api_json(&a), || {
+                format!("created API {} ({}) with scopes: {}", a.identifier, a.name, a.scopes.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" "))
+            });
         }
         ApiCmd::List => {
             let list = store.list_apis().await?;
@@ -274,7 +309,14 @@ pub async fn api(database: Option<&str>, j: bool, cmd: ApiCmd) -> anyhow::Result
                     return "no APIs".into();
                 }
                 list.iter()
-                    .map(|a| format!("{}  {}\n{}", a.identifier, a.name, a.scopes.iter().map(|s| format!("  {}  {}", s.name, s.description)).collect::<Vec<_>>().join("\n")))
+                    .map(|a| {
+                        format!(
+                            "{}  {}\n{}",
+                            a.identifier,
+                            a.name,
+                            a.scopes.iter().map(|s| format!("  {}  {}", s.name, s.description)).collect::<Vec<_>>().join("\n")
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             });

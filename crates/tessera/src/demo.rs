@@ -58,7 +58,9 @@ fn write_state(dir: &Path, s: &DemoState) -> anyhow::Result<()> {
 }
 
 async fn bind(port: u16, what: &str, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("{what}: cannot listen on 127.0.0.1:{port} (in use? choose another with {flag})"))
+    tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("{what}: cannot listen on 127.0.0.1:{port} (in use? choose another with {flag})"))
 }
 
 /// Register what is missing; returns the state to use.
@@ -82,24 +84,48 @@ async fn register(svc: &Tessera, dir: &Path, redirect_uri: &str, notes: &notes_a
         }
         (None, _) => {
             let pw = random_password();
-            let user = admin::create_user(store, NewUser { username: DEMO_USER.into(), email: Some("demo@example.com".into()), name: Some("Demo User".into()), ..Default::default() }, &pw, now).await?;
+            let user = admin::create_user(
+                store,
+                NewUser { username: DEMO_USER.into(), email: Some("demo@example.com".into()), name: Some("Demo User".into()), ..Default::default() },
+                &pw,
+                now,
+            )
+            .await?;
             // A first visit shows something: two notes owned by the new user (`sub` is the user id).
             let t = now;
-            notes.create(&user.id, "Welcome to your notes", "These notes live in the Notes API. Notes Client shows them only because you allowed it.", t).await?;
-            notes.create(&user.id, "Try a refusal", "Connect again with only \"Read your notes\" ticked, then press Delete: the API refuses, and the app says so.", t).await?;
+            notes
+                .create(&user.id, "Welcome to your notes", "These notes live in the Notes API. Notes Client shows them only because you allowed it.", t)
+                .await?;
+            notes
+                .create(
+                    &user.id,
+                    "Try a refusal",
+                    "Connect again with only \"Read your notes\" ticked, then press Delete: the API refuses, and the app says so.",
+                    t,
+                )
+                .await?;
             pw
         }
     };
 
     let reusable = match &previous {
-        Some(p) if p.redirect_uri == redirect_uri => store.find_client(&p.client_id).await?.filter(|c| c.redirect_uris.iter().any(|u| u == redirect_uri)).map(|_| (p.client_id.clone(), p.client_secret.clone())),
+        Some(p) if p.redirect_uri == redirect_uri => store
+            .find_client(&p.client_id)
+            .await?
+            .filter(|c| c.redirect_uris.iter().any(|u| u == redirect_uri))
+            .map(|_| (p.client_id.clone(), p.client_secret.clone())),
         _ => None,
     };
     let (client_id, client_secret) = match reusable {
         Some(c) => c,
         None => {
             let scope = notes_api::SCOPES.iter().map(|s| s.0).collect::<Vec<_>>().join(" ");
-            let created = admin::create_client(store, NewClient { name: "Notes Client".into(), redirect_uris: vec![redirect_uri.into()], scope, ..Default::default() }, now).await?;
+            let created = admin::create_client(
+                store,
+                NewClient { name: "Notes Client".into(), redirect_uris: vec![redirect_uri.into()], scope, ..Default::default() },
+                now,
+            )
+            .await?;
             let secret = created.client_secret.context("a confidential client has a secret")?;
             (created.client.client_id, secret)
         }
@@ -140,13 +166,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let as_app = tessera_server::router(svc.clone());
     let mut servers = tokio::task::JoinSet::new();
-    servers.spawn(async move { tessera_server::serve(as_listener, as_app, tessera_server::ServeLimits::default(), std::future::pending()).await.context("authorization server") });
+    servers.spawn(async move {
+        tessera_server::serve(as_listener, as_app, tessera_server::ServeLimits::default(), std::future::pending()).await.context("authorization server")
+    });
 
     let guard = Guard::new(GuardConfig::new(&issuer, API_IDENTIFIER))?;
     guard.refresh().await.context("the Notes API could not fetch the authorization server's keys")?;
     servers.spawn(async move { notes_api::serve(api_listener, guard, notes_db, std::future::pending()).await.context("Notes API") });
 
-    let client = notes_client::NotesClient::new(notes_client::ClientConfig::new(&issuer, &state.client_id, &state.client_secret, &redirect_uri, &api_url)).await?;
+    let client =
+        notes_client::NotesClient::new(notes_client::ClientConfig::new(&issuer, &state.client_id, &state.client_secret, &redirect_uri, &api_url)).await?;
     servers.spawn(async move { notes_client::serve(client_listener, client, std::future::pending()).await.context("Notes Client") });
 
     let where_ = if temp.is_some() { format!("a temporary folder, {} (deleted on exit)", dir.display()) } else { dir.display().to_string() };

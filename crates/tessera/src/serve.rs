@@ -3,11 +3,11 @@
 
 use crate::cli::ServeArgs;
 use crate::settings;
+use crate::store;
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_server::{Config, SystemClock, Tessera};
-use crate::store;
 
 /// How often keys are re-read from the store: a key added through another instance or the CLI
 /// is in this instance's JWKS within this bound.
@@ -27,7 +27,12 @@ pub async fn run(database: Option<String>, args: ServeArgs, kek: settings::KekSo
     };
     let store = store::open_server_store(&s.database_url, s.database_pool_size).await?;
     let kek = store::key_encryption(&s.kek, &s.database_url, &*store).await?;
-    let config = Config { key_encryption: Some(kek), allow_private_logout_uris: s.allow_private_logout_uris, trusted_proxies: s.trusted_proxies.clone(), ..Config::new(&issuer) };
+    let config = Config {
+        key_encryption: Some(kek),
+        allow_private_logout_uris: s.allow_private_logout_uris,
+        trusted_proxies: s.trusted_proxies.clone(),
+        ..Config::new(&issuer)
+    };
     let svc = Tessera::new(store, Arc::new(SystemClock), config).await.context("loading signing keys")?;
 
     // Keys added by another process (e.g. a rotation) are picked up without a restart.

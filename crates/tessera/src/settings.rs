@@ -5,10 +5,10 @@ use crate::cli::{KeysAtRestArgs, ServeArgs};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 use tessera_server::ServeLimits;
 use tessera_server::net::Cidr;
-use std::path::PathBuf;
 
 pub const DEFAULT_DATABASE: &str = "sqlite://tessera-data/tessera.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -66,7 +66,12 @@ pub struct KekSources {
 impl std::fmt::Debug for KekSources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let shown = |k: &Option<String>| k.as_ref().map(|_| "<redacted>");
-        f.debug_struct("KekSources").field("key", &shown(&self.key)).field("file", &self.file).field("previous", &shown(&self.previous)).field("previous_file", &self.previous_file).finish()
+        f.debug_struct("KekSources")
+            .field("key", &shown(&self.key))
+            .field("file", &self.file)
+            .field("previous", &shown(&self.previous))
+            .field("previous_file", &self.previous_file)
+            .finish()
     }
 }
 
@@ -74,7 +79,12 @@ impl KekSources {
     /// The flags (or their environment variables) and the two environment-only values.
     pub fn from_env(args: &KeysAtRestArgs) -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        Self { key: var("TESSERA_KEY_ENCRYPTION_KEY"), file: args.key_encryption_key_file.clone(), previous: var("TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS"), previous_file: args.key_encryption_key_previous_file.clone() }
+        Self {
+            key: var("TESSERA_KEY_ENCRYPTION_KEY"),
+            file: args.key_encryption_key_file.clone(),
+            previous: var("TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS"),
+            previous_file: args.key_encryption_key_previous_file.clone(),
+        }
     }
 }
 
@@ -95,7 +105,8 @@ pub fn resolve_with(database: Option<String>, args: &ServeArgs, kek: KekSources,
     };
     let limits = resolve_limits(args, &file)?;
     let listen_s = args.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
-    let listen: SocketAddr = listen_s.parse().with_context(|| format!("listen (--listen / TESSERA_LISTEN): {listen_s:?} is not an address like 127.0.0.1:8080"))?;
+    let listen: SocketAddr =
+        listen_s.parse().with_context(|| format!("listen (--listen / TESSERA_LISTEN): {listen_s:?} is not an address like 127.0.0.1:8080"))?;
     let issuer = match args.issuer.clone().or(file.issuer) {
         Some(i) => Some(check_issuer(&i)?),
         None => None,
@@ -108,10 +119,14 @@ pub fn resolve_with(database: Option<String>, args: &ServeArgs, kek: KekSources,
     }
     let kek = KekSources { file: kek.file.or(file.key_encryption_key_file), previous_file: kek.previous_file.or(file.key_encryption_key_previous_file), ..kek };
     if kek.key.is_some() && kek.file.is_some() {
-        bail!("key-encryption key: set TESSERA_KEY_ENCRYPTION_KEY or a file (--key-encryption-key-file / TESSERA_KEY_ENCRYPTION_KEY_FILE / key_encryption_key_file), not both");
+        bail!(
+            "key-encryption key: set TESSERA_KEY_ENCRYPTION_KEY or a file (--key-encryption-key-file / TESSERA_KEY_ENCRYPTION_KEY_FILE / key_encryption_key_file), not both"
+        );
     }
     if kek.previous.is_some() && kek.previous_file.is_some() {
-        bail!("previous key-encryption key: set TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS or a file (--key-encryption-key-previous-file / TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS_FILE), not both");
+        bail!(
+            "previous key-encryption key: set TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS or a file (--key-encryption-key-previous-file / TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS_FILE), not both"
+        );
     }
     let allow_private_logout_uris = allow_private_logout_uris || file.allow_private_logout_uris.unwrap_or(false);
     let trusted_proxies = parse_trusted_proxies(args.trusted_proxies.as_deref().or(file.trusted_proxies.as_deref()).unwrap_or_default())?;
@@ -129,7 +144,11 @@ fn resolve_limits(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Serve
             Some(s) => bail!("{name}: {s} is not between 1 and 3600 seconds"),
         }
     };
-    let header_read_timeout = secs(args.header_read_timeout.or(file.header_read_timeout), d.header_read_timeout, "header read timeout (--header-read-timeout / TESSERA_HEADER_READ_TIMEOUT)")?;
+    let header_read_timeout = secs(
+        args.header_read_timeout.or(file.header_read_timeout),
+        d.header_read_timeout,
+        "header read timeout (--header-read-timeout / TESSERA_HEADER_READ_TIMEOUT)",
+    )?;
     let idle_timeout = secs(args.idle_timeout.or(file.idle_timeout), d.idle_timeout, "idle timeout (--idle-timeout / TESSERA_IDLE_TIMEOUT)")?;
     let max_connections = args.max_connections.or(file.max_connections).unwrap_or(d.max_connections);
     if !(1..=1_000_000).contains(&max_connections) {
@@ -173,7 +192,10 @@ pub fn check_database(url: &str) -> anyhow::Result<()> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(());
     }
-    bail!("database (--database / TESSERA_DATABASE_URL): {:?} is not a database URL; use sqlite://PATH or postgres://USER@HOST/DATABASE", crate::store::redact(url))
+    bail!(
+        "database (--database / TESSERA_DATABASE_URL): {:?} is not a database URL; use sqlite://PATH or postgres://USER@HOST/DATABASE",
+        crate::store::redact(url)
+    )
 }
 
 #[cfg(test)]
@@ -204,7 +226,11 @@ mod tests {
         assert_eq!((s.limits.header_read_timeout, s.limits.idle_timeout, s.limits.max_connections), (Duration::from_secs(5), Duration::from_secs(120), 300));
         let a = ServeArgs { header_read_timeout: Some(2), max_connections: Some(7), ..args(None, None, Some(f.path().into())) };
         let s = resolve(None, &a).unwrap();
-        assert_eq!((s.limits.header_read_timeout, s.limits.idle_timeout, s.limits.max_connections), (Duration::from_secs(2), Duration::from_secs(120), 7), "flags win over the file");
+        assert_eq!(
+            (s.limits.header_read_timeout, s.limits.idle_timeout, s.limits.max_connections),
+            (Duration::from_secs(2), Duration::from_secs(120), 7),
+            "flags win over the file"
+        );
         let e = resolve(None, &ServeArgs { idle_timeout: Some(0), ..Default::default() }).unwrap_err().to_string();
         assert!(e.contains("--idle-timeout"), "{e}");
         let e = resolve(None, &ServeArgs { header_read_timeout: Some(0), ..Default::default() }).unwrap_err().to_string();

@@ -124,7 +124,9 @@ pub async fn key_encryption(sources: &KekSources, database_url: &str, store: &dy
     };
     let forms = tessera_server::keys::stored_forms(store).await?;
     let (current, from) = match (&sources.key, &sources.file) {
-        (Some(_), Some(_)) => bail!("key-encryption key: set TESSERA_KEY_ENCRYPTION_KEY or --key-encryption-key-file / TESSERA_KEY_ENCRYPTION_KEY_FILE, not both"),
+        (Some(_), Some(_)) => {
+            bail!("key-encryption key: set TESSERA_KEY_ENCRYPTION_KEY or --key-encryption-key-file / TESSERA_KEY_ENCRYPTION_KEY_FILE, not both")
+        }
         (Some(k), None) => (Kek::from_base64(k).context("TESSERA_KEY_ENCRYPTION_KEY")?, "TESSERA_KEY_ENCRYPTION_KEY".to_string()),
         (None, Some(p)) => {
             tighten(p)?;
@@ -222,7 +224,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://tessera:s3cret@db.internal:5432/tessera?sslmode=require"), "postgres://tessera:***@db.internal:5432/tessera?sslmode=require");
+        assert_eq!(
+            redact("postgres://tessera:s3cret@db.internal:5432/tessera?sslmode=require"),
+            "postgres://tessera:***@db.internal:5432/tessera?sslmode=require"
+        );
         assert_eq!(redact("postgres://postgres@127.0.0.1/db"), "postgres://postgres@127.0.0.1/db");
         assert_eq!(redact("postgres://h:5432/db"), "postgres://h:5432/db");
         assert_eq!(redact("sqlite://tessera-data/tessera.db"), "sqlite://tessera-data/tessera.db");

@@ -78,7 +78,9 @@ async fn browser_sign_in_and_allow() {
         assert_eq!(q["state"], state);
         assert_eq!(q["iss"], s.url, "RFC 9207 iss");
         let code = q.get("code").expect("a code on the callback");
-        let (status, body, _) = token_basic(&s.url, &id, &secret, &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", &cb2), ("code_verifier", &verifier)]).await;
+        let (status, body, _) =
+            token_basic(&s.url, &id, &secret, &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", &cb2), ("code_verifier", &verifier)])
+                .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["scope"], "notes.read notes.write");
         let claims = verify_access_token(&s.url, body["access_token"].as_str().unwrap(), API).await;

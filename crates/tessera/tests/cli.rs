@@ -86,14 +86,19 @@ async fn serve_and_administer_while_running() {
     let (ok, _, err) = tessera(dir.path(), &["serve", "--listen", "127.0.0.1:0"], None);
     assert!(!ok && err.contains("another tessera server is running") && err.contains("PostgreSQL"), "{err}");
 
-    let api = json(dir.path(), &["api", "create", "--identifier", "https://notes.example", "--name", "Notes", "--scope", "notes.read=Read your notes", "--json"]);
+    let api =
+        json(dir.path(), &["api", "create", "--identifier", "https://notes.example", "--name", "Notes", "--scope", "notes.read=Read your notes", "--json"]);
     assert_eq!(api["scopes"][0]["description"], "Read your notes");
     let client = json(dir.path(), &["client", "create", "--name", "CLI App", "--redirect-uri", "http://127.0.0.1:9/cb", "--scope", "notes.read", "--json"]);
     let id = client["client_id"].as_str().unwrap().to_string();
     let secret = client["client_secret"].as_str().unwrap().to_string();
 
     // The running server sees the new client and API at once.
-    let res = http().get(format!("{}/authorize?response_type=code&client_id={id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&scope=notes.read", server.url)).send().await.unwrap();
+    let res = http()
+        .get(format!("{}/authorize?response_type=code&client_id={id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&scope=notes.read", server.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 303);
     assert!(res.headers()["location"].to_str().unwrap().starts_with("/login"));
 
@@ -101,7 +106,8 @@ async fn serve_and_administer_while_running() {
     let token = |s: String| {
         let (url, id) = (server.url.clone(), id.clone());
         async move {
-            let res = http().post(format!("{url}/token")).basic_auth(id, Some(s)).form(&[("grant_type", "authorization_code"), ("code", "x")]).send().await.unwrap();
+            let res =
+                http().post(format!("{url}/token")).basic_auth(id, Some(s)).form(&[("grant_type", "authorization_code"), ("code", "x")]).send().await.unwrap();
             res.json::<Value>().await.unwrap()["error"].as_str().unwrap().to_string()
         }
     };
@@ -144,7 +150,24 @@ fn client_commands() {
     let public = json(d, &["client", "create", "--name", "SPA", "--redirect-uri", "https://spa.example/cb", "--scope", "a b", "--public", "--json"]);
     assert!(public.get("client_secret").is_none(), "public clients get no secret");
     assert_eq!(public["token_endpoint_auth_method"], "none");
-    let post = json(d, &["client", "create", "--name", "Web", "--redirect-uri", "https://web.example/cb", "--redirect-uri", "https://web.example/cb2", "--token-auth-method", "client_secret_post", "--grant-type", "authorization_code", "--json"]);
+    let post = json(
+        d,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Web",
+            "--redirect-uri",
+            "https://web.example/cb",
+            "--redirect-uri",
+            "https://web.example/cb2",
+            "--token-auth-method",
+            "client_secret_post",
+            "--grant-type",
+            "authorization_code",
+            "--json",
+        ],
+    );
     assert_eq!(post["token_endpoint_auth_method"], "client_secret_post");
     assert_eq!(post["grant_types"], serde_json::json!(["authorization_code"]));
     assert_eq!(post["client_secret"].as_str().unwrap().len(), 43);
@@ -152,7 +175,10 @@ fn client_commands() {
     let list = json(d, &["client", "list", "--json"]);
     assert_eq!(list.as_array().unwrap().len(), 2);
     let listed = list.to_string();
-    assert!(!listed.contains(post["client_secret"].as_str().unwrap()) && !listed.contains("client_secret\"") && !listed.contains("secret_hash"), "list never shows secrets or their hashes: {listed}");
+    assert!(
+        !listed.contains(post["client_secret"].as_str().unwrap()) && !listed.contains("client_secret\"") && !listed.contains("secret_hash"),
+        "list never shows secrets or their hashes: {listed}"
+    );
     let shown = json(d, &["client", "show", id, "--json"]);
     assert_eq!(shown["redirect_uris"], serde_json::json!(["https://web.example/cb", "https://web.example/cb2"]));
     // Human output shows the secret once, with a warning.
@@ -165,7 +191,10 @@ fn client_commands() {
         (vec!["client", "create", "--name", "X", "--redirect-uri", "https://x.example/cb", "--grant-type", "password"], "--grant-type"),
         (vec!["client", "create", "--name", "X", "--redirect-uri", "https://x.example/cb", "--grant-type", "implicit"], "--grant-type"),
         (vec!["client", "create", "--name", "X"], "--redirect-uri"),
-        (vec!["client", "create", "--name", "X", "--redirect-uri", "https://x.example/cb", "--public", "--token-auth-method", "client_secret_basic"], "--public"),
+        (
+            vec!["client", "create", "--name", "X", "--redirect-uri", "https://x.example/cb", "--public", "--token-auth-method", "client_secret_basic"],
+            "--public",
+        ),
         (vec!["client", "delete", "nope"], "no client"),
         (vec!["client", "rotate-secret", public["client_id"].as_str().unwrap()], "public"),
     ] {
@@ -179,7 +208,11 @@ fn client_commands() {
 fn user_and_api_commands() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (ok, out, err) = tessera(d, &["user", "create", "--username", "bob", "--email", "bob@example.com", "--name", "Bob B", "--password-stdin", "--json"], Some("a long password\n"));
+    let (ok, out, err) = tessera(
+        d,
+        &["user", "create", "--username", "bob", "--email", "bob@example.com", "--name", "Bob B", "--password-stdin", "--json"],
+        Some("a long password\n"),
+    );
     assert!(ok, "{err}");
     let user: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(user["username"], "bob");
@@ -196,7 +229,22 @@ fn user_and_api_commands() {
     assert!(tessera(d, &["user", "delete", "bob"], None).0);
     assert!(!tessera(d, &["user", "delete", "bob"], None).0);
 
-    json(d, &["api", "create", "--identifier", "https://notes.example", "--name", "Notes", "--scope", "notes.read=Read your notes", "--scope", "notes.write=Create and edit your notes", "--json"]);
+    json(
+        d,
+        &[
+            "api",
+            "create",
+            "--identifier",
+            "https://notes.example",
+            "--name",
+            "Notes",
+            "--scope",
+            "notes.read=Read your notes",
+            "--scope",
+            "notes.write=Create and edit your notes",
+            "--json",
+        ],
+    );
     let (ok, _, err) = tessera(d, &["api", "create", "--identifier", "https://other.example", "--name", "Other", "--scope", "notes.read=Steal"], None);
     assert!(!ok && err.contains("already defined"), "scope names are unique across APIs: {err}");
     let (ok, _, err) = tessera(d, &["api", "create", "--identifier", "not a uri", "--name", "X", "--scope", "x=y"], None);

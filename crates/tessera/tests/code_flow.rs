@@ -21,7 +21,9 @@ async fn rfc6749_4_1_full_flow_confidential_client() {
     let q = query(&back);
     assert_eq!(q["state"], "st-1");
     assert_eq!(q["iss"], s.url, "RFC 9207 iss");
-    let (status, body, headers) = token_basic(&s.url, &id, &secret, &[("grant_type", "authorization_code"), ("code", &q["code"]), ("redirect_uri", CB), ("code_verifier", &verifier)]).await;
+    let (status, body, headers) =
+        token_basic(&s.url, &id, &secret, &[("grant_type", "authorization_code"), ("code", &q["code"]), ("redirect_uri", CB), ("code_verifier", &verifier)])
+            .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["cache-control"], "no-store");
     assert_eq!(body["token_type"], "Bearer");
@@ -49,9 +51,12 @@ async fn rfc7636_public_client_with_pkce() {
     let code = query(&back)["code"].clone();
     // Wrong verifier: invalid_grant, and the code is burnt.
     let (wrong, _) = pkce_pair();
-    let (status, body, _) = token_form(&s.url, &[("grant_type", "authorization_code"), ("client_id", &id), ("code", &code), ("redirect_uri", CB), ("code_verifier", &wrong)]).await;
+    let (status, body, _) =
+        token_form(&s.url, &[("grant_type", "authorization_code"), ("client_id", &id), ("code", &code), ("redirect_uri", CB), ("code_verifier", &wrong)]).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
-    let (status, body, _) = token_form(&s.url, &[("grant_type", "authorization_code"), ("client_id", &id), ("code", &code), ("redirect_uri", CB), ("code_verifier", &verifier)]).await;
+    let (status, body, _) =
+        token_form(&s.url, &[("grant_type", "authorization_code"), ("client_id", &id), ("code", &code), ("redirect_uri", CB), ("code_verifier", &verifier)])
+            .await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "a code that failed PKCE is not usable again");
     // A fresh code with the right verifier works (a public client sees the consent page again:
     // remembered consent alone does not answer it, RFC 8252 §8.6).
@@ -62,7 +67,9 @@ async fn rfc7636_public_client_with_pkce() {
     assert!(consent.starts_with("/consent?request="), "{consent}");
     let html = b.get(&consent).await.text().await.unwrap();
     let code = query(&b.decide(&html, "allow").await)["code"].clone();
-    let (status, body, _) = token_form(&s.url, &[("grant_type", "authorization_code"), ("client_id", &id), ("code", &code), ("redirect_uri", CB), ("code_verifier", &verifier)]).await;
+    let (status, body, _) =
+        token_form(&s.url, &[("grant_type", "authorization_code"), ("client_id", &id), ("code", &code), ("redirect_uri", CB), ("code_verifier", &verifier)])
+            .await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -109,7 +116,13 @@ async fn rfc6749_4_1_2_code_expires_after_60_seconds() {
     let (verifier, challenge) = pkce_pair();
     let back = Browser::new(&s.url).authorize_and_allow(&s.authorize_url(&id, CB, "notes.read", "s", Some(&challenge))).await;
     s.clock.advance(61);
-    let (status, body, _) = token_basic(&s.url, &id, &secret, &[("grant_type", "authorization_code"), ("code", &query(&back)["code"]), ("redirect_uri", CB), ("code_verifier", &verifier)]).await;
+    let (status, body, _) = token_basic(
+        &s.url,
+        &id,
+        &secret,
+        &[("grant_type", "authorization_code"), ("code", &query(&back)["code"]), ("redirect_uri", CB), ("code_verifier", &verifier)],
+    )
+    .await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
 }
 
@@ -246,7 +259,12 @@ async fn a_planted_session_cookie_does_not_ride_the_sign_in() {
     let login = location(&res);
     // The victim signs in with it.
     let html = with(raw.get(format!("{}{login}", s.url)), &planted).send().await.unwrap().text().await.unwrap();
-    let form = [("csrf", hidden(&html, "csrf").unwrap()), ("request", hidden(&html, "request").unwrap()), ("username", USER.to_string()), ("password", PASSWORD.to_string())];
+    let form = [
+        ("csrf", hidden(&html, "csrf").unwrap()),
+        ("request", hidden(&html, "request").unwrap()),
+        ("username", USER.to_string()),
+        ("password", PASSWORD.to_string()),
+    ];
     let res = with(raw.post(format!("{}/login", s.url)), &planted).form(&form).send().await.unwrap();
     assert_eq!(res.status(), 303);
     let fresh = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
@@ -279,7 +297,13 @@ async fn session_cookie_attributes() {
 async fn rfc6749_2_3_1_client_authentication() {
     let s = TestServer::start().await;
     let post = s
-        .client(NewClient { name: "Post".into(), redirect_uris: vec![CB.into()], scope: "notes.read".into(), token_endpoint_auth_method: Some("client_secret_post".into()), ..Default::default() })
+        .client(NewClient {
+            name: "Post".into(),
+            redirect_uris: vec![CB.into()],
+            scope: "notes.read".into(),
+            token_endpoint_auth_method: Some("client_secret_post".into()),
+            ..Default::default()
+        })
         .await;
     let (pid, psecret) = (post.client.client_id.clone(), post.client_secret.clone().unwrap());
     let b = Browser::new(&s.url);
@@ -290,10 +314,14 @@ async fn rfc6749_2_3_1_client_authentication() {
     assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
     assert!(headers["www-authenticate"].to_str().unwrap().starts_with("Basic"));
     // Wrong secret in the body.
-    let (status, body, _) = token_form(&s.url, &[("grant_type", "authorization_code"), ("client_id", &pid), ("client_secret", "nope"), ("code", &code), ("redirect_uri", CB)]).await;
+    let (status, body, _) =
+        token_form(&s.url, &[("grant_type", "authorization_code"), ("client_id", &pid), ("client_secret", "nope"), ("code", &code), ("redirect_uri", CB)])
+            .await;
     assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
     // Right.
-    let (status, body, _) = token_form(&s.url, &[("grant_type", "authorization_code"), ("client_id", &pid), ("client_secret", &psecret), ("code", &code), ("redirect_uri", CB)]).await;
+    let (status, body, _) =
+        token_form(&s.url, &[("grant_type", "authorization_code"), ("client_id", &pid), ("client_secret", &psecret), ("code", &code), ("redirect_uri", CB)])
+            .await;
     assert_eq!(status, 200, "{body}");
     // A confidential client may not skip authentication.
     let (status, body, _) = token_form(&s.url, &[("grant_type", "authorization_code"), ("client_id", &pid), ("code", "x")]).await;
@@ -312,11 +340,13 @@ async fn rfc6749_4_1_3_code_bound_to_client_and_redirect_uri() {
     let (other, other_secret) = s.confidential_client(CB).await;
     let b = Browser::new(&s.url);
     let back = b.authorize_and_allow(&s.authorize_url(&id, CB, "notes.read", "1", None)).await;
-    let (status, body, _) = token_basic(&s.url, &other, &other_secret, &[("grant_type", "authorization_code"), ("code", &query(&back)["code"]), ("redirect_uri", CB)]).await;
+    let (status, body, _) =
+        token_basic(&s.url, &other, &other_secret, &[("grant_type", "authorization_code"), ("code", &query(&back)["code"]), ("redirect_uri", CB)]).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
     let res = b.get(&s.authorize_url(&id, CB, "notes.read", "2", None)).await;
     let code = query(&location(&res))["code"].clone();
-    let (status, body, _) = token_basic(&s.url, &id, &secret, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "http://127.0.0.1:9/other")]).await;
+    let (status, body, _) =
+        token_basic(&s.url, &id, &secret, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "http://127.0.0.1:9/other")]).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
     let res = b.get(&s.authorize_url(&id, CB, "notes.read", "3", None)).await;
     let code = query(&location(&res))["code"].clone();
@@ -380,11 +410,18 @@ async fn rfc6749_6_refresh_token_bound_to_client() {
 async fn refresh_token_only_for_clients_that_may_use_it() {
     let s = TestServer::start().await;
     let c = s
-        .client(NewClient { name: "No refresh".into(), redirect_uris: vec![CB.into()], scope: "notes.read".into(), grant_types: vec!["authorization_code".into()], ..Default::default() })
+        .client(NewClient {
+            name: "No refresh".into(),
+            redirect_uris: vec![CB.into()],
+            scope: "notes.read".into(),
+            grant_types: vec!["authorization_code".into()],
+            ..Default::default()
+        })
         .await;
     let (id, secret) = (c.client.client_id, c.client_secret.unwrap());
     let back = Browser::new(&s.url).authorize_and_allow(&s.authorize_url(&id, CB, "notes.read", "1", None)).await;
-    let (status, body, _) = token_basic(&s.url, &id, &secret, &[("grant_type", "authorization_code"), ("code", &query(&back)["code"]), ("redirect_uri", CB)]).await;
+    let (status, body, _) =
+        token_basic(&s.url, &id, &secret, &[("grant_type", "authorization_code"), ("code", &query(&back)["code"]), ("redirect_uri", CB)]).await;
     assert_eq!(status, 200);
     assert!(body.get("refresh_token").is_none());
     let (status, body, _) = token_basic(&s.url, &id, &secret, &[("grant_type", "refresh_token"), ("refresh_token", "x")]).await;
@@ -425,7 +462,10 @@ async fn rfc8414_metadata_and_jwks() {
     assert_eq!(m["issuer"], s.url);
     assert_eq!(m["token_endpoint"], format!("{}/token", s.url));
     assert_eq!(m["code_challenge_methods_supported"], serde_json::json!(["S256"]));
-    assert_eq!(m["grant_types_supported"], serde_json::json!(["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"]));
+    assert_eq!(
+        m["grant_types_supported"],
+        serde_json::json!(["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"])
+    );
     for endpoint in ["revocation_endpoint", "introspection_endpoint", "device_authorization_endpoint"] {
         let url = m[endpoint].as_str().unwrap();
         let res = http.post(url).form(&[("x", "y")]).send().await.unwrap();
@@ -466,7 +506,10 @@ async fn clients_added_while_running_are_seen() {
             break;
         }
         assert_eq!(res.status(), 303);
-        assert!(deleted.elapsed() < tessera_server::service::CACHE_TTL + std::time::Duration::from_millis(500), "a deleted client is refused within the cache bound");
+        assert!(
+            deleted.elapsed() < tessera_server::service::CACHE_TTL + std::time::Duration::from_millis(500),
+            "a deleted client is refused within the cache bound"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }

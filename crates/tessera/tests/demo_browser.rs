@@ -63,7 +63,8 @@ async fn demo_browser_connect_consent_and_notes() {
         listed.sort();
         assert_eq!(
             listed,
-            [("notes.delete", "Delete your notes"), ("notes.read", "Read your notes"), ("notes.write", "Create and edit your notes")].map(|(a, b)| (a.to_string(), b.to_string()))
+            [("notes.delete", "Delete your notes"), ("notes.read", "Read your notes"), ("notes.write", "Create and edit your notes")]
+                .map(|(a, b)| (a.to_string(), b.to_string()))
         );
         assert_eq!(driver.find(By::Id("client-name")).await?.text().await?, "Notes Client");
         driver.screenshot(Path::new("/tmp/tessera-demo-consent.png")).await?;

@@ -85,7 +85,12 @@ async fn walk_the_flow(client_url: &str, as_url: &str, user: &str, password: &st
     let home = app.get(client_url).send().await.unwrap().text().await.unwrap();
     assert!(home.contains("Connect your Notes account"), "{home}");
     let csrf = hidden(&home, "csrf").unwrap();
-    let res = app.post(format!("{client_url}/connect")).form(&[("csrf", csrf.as_str()), ("scope", "notes.read"), ("scope", "notes.write"), ("scope", "notes.delete")]).send().await.unwrap();
+    let res = app
+        .post(format!("{client_url}/connect"))
+        .form(&[("csrf", csrf.as_str()), ("scope", "notes.read"), ("scope", "notes.write"), ("scope", "notes.delete")])
+        .send()
+        .await
+        .unwrap();
     let authorize = location(&res);
     let tessera = Browser::new(as_url);
     let (_, login) = tessera.open_login(&authorize).await;

@@ -16,7 +16,6 @@ use std::path::Path;
 use std::time::Instant;
 use thirtyfour::prelude::*;
 
-
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// A public device client; returns its id and a fresh device authorization (RFC 8628 §3.2).
@@ -31,7 +30,12 @@ async fn device_request(s: &TestServer) -> (String, serde_json::Value) {
         })
         .await;
     let id = c.client.client_id;
-    let res = reqwest::Client::new().post(format!("{}/device_authorization", s.url)).form(&[("client_id", id.as_str()), ("scope", "notes.read notes.write")]).send().await.unwrap();
+    let res = reqwest::Client::new()
+        .post(format!("{}/device_authorization", s.url))
+        .form(&[("client_id", id.as_str()), ("scope", "notes.read notes.write")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     (id, res.json().await.unwrap())
 }

@@ -21,7 +21,15 @@ struct Case {
     expect: &'static str,
 }
 
-fn case(name: &'static str, method: &'static str, path: impl Into<String>, content_type: Option<&'static str>, body: impl Into<Vec<u8>>, status: u16, expect: &'static str) -> Case {
+fn case(
+    name: &'static str,
+    method: &'static str,
+    path: impl Into<String>,
+    content_type: Option<&'static str>,
+    body: impl Into<Vec<u8>>,
+    status: u16,
+    expect: &'static str,
+) -> Case {
     Case { name, method, path: path.into(), content_type, body: body.into(), status, expect }
 }
 
@@ -72,7 +80,15 @@ async fn authorize_endpoint() {
             case("NUL in client_id", "GET", "/authorize?client_id=%00&response_type=code", None, "", 400, "unknown client_id"),
             case("unregistered redirect", "GET", good.replace(&s.url, "").replace("127.0.0.1%3A9", "evil.example"), None, "", 400, "not registered"),
             case("javascript redirect", "GET", format!("/authorize?client_id={id}&redirect_uri=javascript%3Aalert(1)"), None, "", 400, "not registered"),
-            case("POST wrong content type", "POST", "/authorize", Some("application/json"), format!("{{\"client_id\":\"{id}\"}}"), 400, "x-www-form-urlencoded"),
+            case(
+                "POST wrong content type",
+                "POST",
+                "/authorize",
+                Some("application/json"),
+                format!("{{\"client_id\":\"{id}\"}}"),
+                400,
+                "x-www-form-urlencoded",
+            ),
             case("POST no content type", "POST", "/authorize", None, good_q.clone(), 400, "x-www-form-urlencoded"),
             case("POST oversized body", "POST", "/authorize", form, vec![b'a'; 200_000], 400, "too large"),
             case("POST binary garbage", "POST", "/authorize", form, vec![0xff, 0x00, 0xfe, 0x80], 400, "UTF-8"),
@@ -173,20 +189,40 @@ async fn token_endpoint() {
         vec![
             case("no client", "POST", "/token", form, "grant_type=authorization_code&code=x", 401, "invalid_client"),
             case("unknown client id", "POST", "/token", form, "grant_type=authorization_code&code=x&client_id=nobody", 401, "invalid_client"),
-            case("two methods", "POST", "/token", form, format!("grant_type=authorization_code&code=x&client_id={id}&client_secret={secret}&client_id={id}"), 400, "invalid_request"),
+            case(
+                "two methods",
+                "POST",
+                "/token",
+                form,
+                format!("grant_type=authorization_code&code=x&client_id={id}&client_secret={secret}&client_id={id}"),
+                400,
+                "invalid_request",
+            ),
         ],
         None,
     )
     .await;
     let http = reqwest::Client::new();
     for header in ["Basic", "Basic !!!!", "Bearer abc", "Basic Og==", "Digest x"] {
-        let res = http.post(format!("{}/token", s.url)).header("authorization", header).form(&[("grant_type", "authorization_code"), ("code", "x")]).send().await.unwrap();
+        let res = http
+            .post(format!("{}/token", s.url))
+            .header("authorization", header)
+            .form(&[("grant_type", "authorization_code"), ("code", "x")])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 401, "{header}");
         assert!(res.headers().contains_key("www-authenticate"));
         assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"], "invalid_client");
     }
     // Basic plus a secret in the body: two methods.
-    let res = http.post(format!("{}/token", s.url)).basic_auth(&id, Some(&secret)).form(&[("grant_type", "authorization_code"), ("code", "x"), ("client_secret", &secret)]).send().await.unwrap();
+    let res = http
+        .post(format!("{}/token", s.url))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "authorization_code"), ("code", "x"), ("client_secret", &secret)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"], "invalid_request");
     // Non-ASCII bytes in the Authorization header.
     let res = http
@@ -207,7 +243,10 @@ async fn stalled_body_does_not_block_the_server() {
     let s = TestServer::start().await;
     let addr = s.url.trim_start_matches("http://").to_string();
     let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    stream.write_all(b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ngrant_type=").await.unwrap();
+    stream
+        .write_all(b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ngrant_type=")
+        .await
+        .unwrap();
     let res = reqwest::Client::new().get(format!("{}/.well-known/oauth-authorization-server", s.url)).timeout(Duration::from_secs(5)).send().await.unwrap();
     assert_eq!(res.status(), 200);
     drop(stream);

@@ -18,9 +18,8 @@ use oauth_http::{AdapterError, Reqwest013};
 use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenType};
 use oauth2::{
     AccessToken, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, DeviceAuthorizationUrl, DeviceCodeErrorResponse,
-    DeviceCodeErrorResponseType, EndpointSet, IntrospectionUrl, PkceCodeChallenge, RedirectUrl, RefreshToken, RequestTokenError,
-    RevocationErrorResponseType, RevocationUrl, Scope, StandardDeviceAuthorizationResponse, StandardRevocableToken, TokenIntrospectionResponse, TokenResponse,
-    TokenUrl,
+    DeviceCodeErrorResponseType, EndpointSet, IntrospectionUrl, PkceCodeChallenge, RedirectUrl, RefreshToken, RequestTokenError, RevocationErrorResponseType,
+    RevocationUrl, Scope, StandardDeviceAuthorizationResponse, StandardRevocableToken, TokenIntrospectionResponse, TokenResponse, TokenUrl,
 };
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -68,7 +67,8 @@ fn server_error<T, TE: oauth2::ErrorResponse + 'static>(r: Result<T, RequestToke
 /// Tokens through the code flow, as oauth2 builds it (S256 challenge, random state).
 async fn code_flow(s: &TestServer, client: &Client, http: &Reqwest013, scopes: &[&str]) -> oauth2::basic::BasicTokenResponse {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, csrf) = client.authorize_url(CsrfToken::new_random).add_scopes(scopes.iter().map(|s| Scope::new((*s).to_string()))).set_pkce_challenge(challenge).url();
+    let (url, csrf) =
+        client.authorize_url(CsrfToken::new_random).add_scopes(scopes.iter().map(|s| Scope::new((*s).to_string()))).set_pkce_challenge(challenge).url();
     let back = Browser::new(&s.url).authorize_and_allow(url.as_str()).await;
     let q = query(&back);
     assert_eq!(&q["state"], csrf.secret());
@@ -168,7 +168,12 @@ async fn oauth2_crate_introspection() {
     assert_eq!(info.exp().unwrap().timestamp(), claims["exp"].as_i64().unwrap());
     assert_eq!(info.iat().unwrap().timestamp(), claims["iat"].as_i64().unwrap());
 
-    let refresh = client.introspect(&AccessToken::new(t.refresh_token().unwrap().secret().clone())).set_token_type_hint("refresh_token").request_async(&http).await.unwrap();
+    let refresh = client
+        .introspect(&AccessToken::new(t.refresh_token().unwrap().secret().clone()))
+        .set_token_type_hint("refresh_token")
+        .request_async(&http)
+        .await
+        .unwrap();
     assert!(refresh.active(), "a live refresh token");
 
     let garbage = client.introspect(&AccessToken::new("garbage".into())).request_async(&http).await.expect("introspection");
@@ -228,7 +233,8 @@ async fn answer_device(s: &TestServer, user_code: &str, decision: &str) {
     assert_eq!(res.status(), 303, "sign-in");
     let html = b.get(&location(&res)).await.text().await.unwrap();
     assert!(html.contains(&format!("id=\"device-code\">{user_code}<")), "the consent page shows the device's code");
-    let res = b.post_form("/consent", &[("csrf", &hidden(&html, "csrf").unwrap()), ("request", &hidden(&html, "request").unwrap()), ("decision", decision)]).await;
+    let res =
+        b.post_form("/consent", &[("csrf", &hidden(&html, "csrf").unwrap()), ("request", &hidden(&html, "request").unwrap()), ("decision", decision)]).await;
     assert_eq!(res.status(), 200);
 }
 

@@ -10,8 +10,8 @@ use common::*;
 use oauth_http::{AdapterError, Reqwest013};
 use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenType};
 use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    PkceCodeChallenge, RedirectUrl, RequestTokenError, Scope, TokenResponse, TokenUrl,
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, PkceCodeChallenge, RedirectUrl, RequestTokenError,
+    Scope, TokenResponse, TokenUrl,
 };
 
 const CB: &str = "http://127.0.0.1:9/callback";
@@ -36,11 +36,8 @@ fn oauth2_client(s: &TestServer, client_id: &str, secret: Option<&str>) -> Clien
 /// way back. Returns the code and the PKCE verifier.
 async fn authorize(s: &TestServer, client: &Client, browser: &Browser, scopes: &[&str]) -> (AuthorizationCode, oauth2::PkceCodeVerifier) {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, csrf) = client
-        .authorize_url(CsrfToken::new_random)
-        .add_scopes(scopes.iter().map(|s| Scope::new((*s).to_string())))
-        .set_pkce_challenge(challenge)
-        .url();
+    let (url, csrf) =
+        client.authorize_url(CsrfToken::new_random).add_scopes(scopes.iter().map(|s| Scope::new((*s).to_string()))).set_pkce_challenge(challenge).url();
     let back = browser.authorize_and_allow(url.as_str()).await;
     assert!(back.starts_with(CB), "{back}");
     let q = query(&back);

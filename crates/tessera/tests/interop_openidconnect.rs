@@ -14,9 +14,9 @@ use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreIdToken, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreTokenResponse, CoreUserInfoClaims,
 };
 use openidconnect::{
-    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EmptyAdditionalClaims, EndpointMaybeSet,
-    EndpointNotSet, EndpointSet, IdTokenClaims, IssuerUrl, LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EmptyAdditionalClaims, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenClaims,
+    IssuerUrl, LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl,
+    Scope, TokenResponse,
 };
 use tessera_server::service::admin::NewClient;
 
@@ -46,8 +46,12 @@ async fn oidc_client(s: &TestServer, meta: &CoreProviderMetadata, alg: Option<&s
         })
         .await;
     let id = created.client.client_id.clone();
-    let client = CoreClient::from_provider_metadata(meta.clone(), ClientId::new(id.clone()), Some(ClientSecret::new(created.client_secret.expect("a confidential client"))))
-        .set_redirect_uri(RedirectUrl::new(CB.into()).unwrap());
+    let client = CoreClient::from_provider_metadata(
+        meta.clone(),
+        ClientId::new(id.clone()),
+        Some(ClientSecret::new(created.client_secret.expect("a confidential client"))),
+    )
+    .set_redirect_uri(RedirectUrl::new(CB.into()).unwrap());
     (client, id)
 }
 
@@ -94,7 +98,12 @@ async fn exchange(client: &Client, http: &Reqwest013, a: Authorized) -> (CoreTok
 
 /// The ID token of a token response, verified by the crate's own `id_token_verifier()` (all of
 /// its checks on), with `at_hash` checked against the access token beside it.
-fn verified_claims(client: &Client, tokens: &CoreTokenResponse, nonce: &Nonce, expected_alg: CoreJwsSigningAlgorithm) -> IdTokenClaims<EmptyAdditionalClaims, CoreGenderClaim> {
+fn verified_claims(
+    client: &Client,
+    tokens: &CoreTokenResponse,
+    nonce: &Nonce,
+    expected_alg: CoreJwsSigningAlgorithm,
+) -> IdTokenClaims<EmptyAdditionalClaims, CoreGenderClaim> {
     let id_token: &CoreIdToken = tokens.id_token().expect("an ID token for an openid request (OIDC Core §3.1.3.3)");
     let verifier = client.id_token_verifier().set_allowed_algs([expected_alg.clone()]);
     let claims = id_token.claims(&verifier, nonce).unwrap_or_else(|e| panic!("the crate rejects the ID token: {e:?}")).clone();

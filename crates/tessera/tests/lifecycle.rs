@@ -90,7 +90,8 @@ async fn add_calendar_api(s: &TestServer) {
 /// Tokens for a confidential client through the authorization code flow (RFC 6749 §4.1).
 async fn code_flow_tokens(s: &TestServer, id: &str, secret: &str, scope: &str) -> Value {
     let back = Browser::new(&s.url).authorize_and_allow(&s.authorize_url(id, CB, scope, "st", None)).await;
-    let (status, body, _) = token_basic(&s.url, id, secret, &[("grant_type", "authorization_code"), ("code", &query(&back)["code"]), ("redirect_uri", CB)]).await;
+    let (status, body, _) =
+        token_basic(&s.url, id, secret, &[("grant_type", "authorization_code"), ("code", &query(&back)["code"]), ("redirect_uri", CB)]).await;
     assert_eq!(status, 200, "{body}");
     body
 }
@@ -203,7 +204,13 @@ async fn rfc6749_4_4_3_client_credentials_token_without_refresh_token() {
     assert_eq!(claims["scope"], "notes.read");
     // client_secret_post works the same for a client registered with it.
     let c = s
-        .client(NewClient { name: "Post Job".into(), scope: "notes.read".into(), grant_types: vec!["client_credentials".into()], token_endpoint_auth_method: Some("client_secret_post".into()), ..Default::default() })
+        .client(NewClient {
+            name: "Post Job".into(),
+            scope: "notes.read".into(),
+            grant_types: vec!["client_credentials".into()],
+            token_endpoint_auth_method: Some("client_secret_post".into()),
+            ..Default::default()
+        })
         .await;
     let (pid, psecret) = (c.client.client_id, c.client_secret.unwrap());
     let (status, body, _) = token_form(&s.url, &[("grant_type", "client_credentials"), ("client_id", &pid), ("client_secret", &psecret)]).await;
@@ -241,7 +248,15 @@ async fn rfc6749_4_4_2_client_credentials_scope_must_be_registered() {
 #[tokio::test]
 async fn rfc6749_4_4_client_credentials_confidential_clients_only() {
     let s = TestServer::start().await;
-    let public = s.client(NewClient { name: "Public".into(), scope: "notes.read".into(), grant_types: vec!["client_credentials".into()], public: true, ..Default::default() }).await;
+    let public = s
+        .client(NewClient {
+            name: "Public".into(),
+            scope: "notes.read".into(),
+            grant_types: vec!["client_credentials".into()],
+            public: true,
+            ..Default::default()
+        })
+        .await;
     let (status, body, _) = token_form(&s.url, &[("grant_type", "client_credentials"), ("client_id", &public.client.client_id)]).await;
     assert_eq!(error_of(status, &body), (400, "unauthorized_client"), "{body}");
     let (id, secret) = s.confidential_client(CB).await;
@@ -323,7 +338,8 @@ async fn rfc6749_6_refresh_error_paths() {
     assert_eq!(error_of(status, &body), (400, "invalid_grant"));
     let (status, body) = refresh(&s, &id, &secret, &"x".repeat(4000)).await;
     assert_eq!(error_of(status, &body), (400, "invalid_grant"), "an oversized token is just unknown");
-    let (status, body, _) = token_basic(&s.url, &id, &secret, &[("grant_type", "refresh_token"), ("refresh_token", rt), ("scope", "notes.read notes.write")]).await;
+    let (status, body, _) =
+        token_basic(&s.url, &id, &secret, &[("grant_type", "refresh_token"), ("refresh_token", rt), ("scope", "notes.read notes.write")]).await;
     assert_eq!(error_of(status, &body), (400, "invalid_scope"), "RFC 6749 §6: never widened");
     let (status, body, _) = token_basic(&s.url, &id, "wrong", &[("grant_type", "refresh_token"), ("refresh_token", rt)]).await;
     assert_eq!(error_of(status, &body), (401, "invalid_client"));
@@ -385,7 +401,13 @@ async fn rfc9700_4_14_2_concurrent_redemptions_exactly_one_wins() {
             let (http, url, id, secret, rt, start) = (http.clone(), s.url.clone(), id.clone(), secret.clone(), rt.clone(), start.clone());
             tokio::spawn(async move {
                 start.wait().await;
-                let res = http.post(format!("{url}/token")).basic_auth(&id, Some(&secret)).form(&[("grant_type", "refresh_token"), ("refresh_token", rt.as_str())]).send().await.unwrap();
+                let res = http
+                    .post(format!("{url}/token"))
+                    .basic_auth(&id, Some(&secret))
+                    .form(&[("grant_type", "refresh_token"), ("refresh_token", rt.as_str())])
+                    .send()
+                    .await
+                    .unwrap();
                 let status = res.status().as_u16();
                 (status, res.json::<Value>().await.unwrap())
             })
@@ -521,12 +543,28 @@ async fn rfc7009_2_1_revoked_access_token_is_inactive_at_introspection() {
     assert_eq!(introspect(&s, (&id, &secret), str_of(&t1, "access_token")).await["active"], true);
     // With a hint too, and a client_secret_post client revoking with the body.
     let c = s
-        .client(NewClient { name: "Post".into(), redirect_uris: vec![CB.into()], scope: "notes.read".into(), token_endpoint_auth_method: Some("client_secret_post".into()), ..Default::default() })
+        .client(NewClient {
+            name: "Post".into(),
+            redirect_uris: vec![CB.into()],
+            scope: "notes.read".into(),
+            token_endpoint_auth_method: Some("client_secret_post".into()),
+            ..Default::default()
+        })
         .await;
     let (pid, psecret) = (c.client.client_id, c.client_secret.unwrap());
     let back = Browser::new(&s.url).authorize_and_allow(&s.authorize_url(&pid, CB, "notes.read", "st", None)).await;
-    let (_, t, _) = token_form(&s.url, &[("grant_type", "authorization_code"), ("client_id", &pid), ("client_secret", &psecret), ("code", &query(&back)["code"]), ("redirect_uri", CB)]).await;
-    let (status, _, _) = post(&s, "/revoke", None, &[("token", str_of(&t, "access_token")), ("token_type_hint", "access_token"), ("client_id", &pid), ("client_secret", &psecret)]).await;
+    let (_, t, _) = token_form(
+        &s.url,
+        &[("grant_type", "authorization_code"), ("client_id", &pid), ("client_secret", &psecret), ("code", &query(&back)["code"]), ("redirect_uri", CB)],
+    )
+    .await;
+    let (status, _, _) = post(
+        &s,
+        "/revoke",
+        None,
+        &[("token", str_of(&t, "access_token")), ("token_type_hint", "access_token"), ("client_id", &pid), ("client_secret", &psecret)],
+    )
+    .await;
     assert_eq!(status, 200);
     let (status, info, _) = post(&s, "/introspect", None, &[("token", str_of(&t, "access_token")), ("client_id", &pid), ("client_secret", &psecret)]).await;
     assert_eq!((status, info), (200, inactive()));
@@ -809,9 +847,8 @@ async fn rfc8628_3_1_device_authorization_errors() {
     let s = TestServer::start().await;
     let id = device_client(&s).await;
     let web = s.public_client(CB).await;
-    let confidential = s
-        .client(NewClient { name: "TV".into(), scope: "notes.read".into(), grant_types: vec![DEVICE_GRANT.into()], ..Default::default() })
-        .await;
+    let confidential =
+        s.client(NewClient { name: "TV".into(), scope: "notes.read".into(), grant_types: vec![DEVICE_GRANT.into()], ..Default::default() }).await;
     let (cid, csecret) = (confidential.client.client_id, confidential.client_secret.unwrap());
     /// (Basic credentials, form, expected status, expected error).
     type Case<'a> = (Option<(&'a str, &'a str)>, Vec<(&'a str, &'a str)>, u16, &'a str);
@@ -1080,7 +1117,15 @@ async fn rfc8414_2_metadata_advertises_lifecycle_endpoints() {
         assert!(m.get(absent).is_none(), "{absent} is not served");
     }
     // client_secret_post at introspection, as advertised.
-    let c = s.client(NewClient { name: "Post".into(), scope: "notes.read".into(), grant_types: vec!["client_credentials".into()], token_endpoint_auth_method: Some("client_secret_post".into()), ..Default::default() }).await;
+    let c = s
+        .client(NewClient {
+            name: "Post".into(),
+            scope: "notes.read".into(),
+            grant_types: vec!["client_credentials".into()],
+            token_endpoint_auth_method: Some("client_secret_post".into()),
+            ..Default::default()
+        })
+        .await;
     let (pid, psecret) = (c.client.client_id, c.client_secret.unwrap());
     let (_, t, _) = token_form(&s.url, &[("grant_type", "client_credentials"), ("client_id", &pid), ("client_secret", &psecret)]).await;
     let (status, info, _) = post(&s, "/introspect", None, &[("token", str_of(&t, "access_token")), ("client_id", &pid), ("client_secret", &psecret)]).await;

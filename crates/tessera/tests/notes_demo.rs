@@ -20,7 +20,9 @@ async fn token_for(st: &Stack, scope: &str) -> String {
     let url = st.s.authorize_url(&id, &cb, scope, "st", Some(&challenge));
     let back = Browser::new(&st.s.url).authorize_and_allow(&url).await;
     let code = query(&back)["code"].clone();
-    let (status, body, _) = token_basic(&st.s.url, &id, &secret, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", &cb), ("code_verifier", &verifier)]).await;
+    let (status, body, _) =
+        token_basic(&st.s.url, &id, &secret, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", &cb), ("code_verifier", &verifier)])
+            .await;
     assert_eq!(status, 200, "{body}");
     body["access_token"].as_str().unwrap().to_string()
 }
@@ -50,7 +52,11 @@ async fn notes_api_enforces_each_routes_scope() {
     assert_eq!(body["notes"].as_array().unwrap().len(), 2);
     let id = body["notes"][0]["id"].as_i64().unwrap();
     assert_eq!(api(&st, Method::GET, &format!("/notes/{id}"), Some(&read), None).await.2["title"], "Groceries");
-    for (method, path, scope) in [(Method::POST, "/notes".to_string(), "notes.write"), (Method::PUT, format!("/notes/{id}"), "notes.write"), (Method::DELETE, format!("/notes/{id}"), "notes.delete")] {
+    for (method, path, scope) in [
+        (Method::POST, "/notes".to_string(), "notes.write"),
+        (Method::PUT, format!("/notes/{id}"), "notes.write"),
+        (Method::DELETE, format!("/notes/{id}"), "notes.delete"),
+    ] {
         let (s, www, body) = api(&st, method.clone(), &path, Some(&read), Some(json!({"title": "x"}))).await;
         assert_eq!(s, 403, "{method} {path}");
         assert!(www.unwrap().contains(&format!("scope=\"{scope}\"")));

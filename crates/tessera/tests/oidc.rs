@@ -73,7 +73,8 @@ async fn journey(b: &Browser, url: &str) -> String {
 
 async fn code_and_tokens(s: &TestServer, b: &Browser, id: &str, secret: &str, scope: &str, extra: &[(&str, &str)]) -> Value {
     let back = journey(b, &url_with(s, id, scope, extra)).await;
-    let (status, body, _) = token_basic(&s.url, id, secret, &[("grant_type", "authorization_code"), ("code", &query(&back)["code"]), ("redirect_uri", CB)]).await;
+    let (status, body, _) =
+        token_basic(&s.url, id, secret, &[("grant_type", "authorization_code"), ("code", &query(&back)["code"]), ("redirect_uri", CB)]).await;
     assert_eq!(status, 200, "{body}");
     body
 }
@@ -169,7 +170,8 @@ async fn core_5_3_userinfo() {
     // A token without openid: insufficient_scope.
     let (nid, nsecret) = s.confidential_client(CB).await;
     let back = journey(&b, &s.authorize_url(&nid, CB, "notes.read", "x", None)).await;
-    let (_, plain, _) = token_basic(&s.url, &nid, &nsecret, &[("grant_type", "authorization_code"), ("code", &query(&back)["code"]), ("redirect_uri", CB)]).await;
+    let (_, plain, _) =
+        token_basic(&s.url, &nid, &nsecret, &[("grant_type", "authorization_code"), ("code", &query(&back)["code"]), ("redirect_uri", CB)]).await;
     let res = http.get(format!("{}/userinfo", s.url)).bearer_auth(plain["access_token"].as_str().unwrap()).send().await.unwrap();
     assert_eq!(res.status(), 403);
     assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("insufficient_scope"));
@@ -203,7 +205,8 @@ async fn core_5_5_claims_parameter() {
     assert_eq!(info["email_verified"], false);
     assert_eq!(info["email"], "alice@example.com", "the email scope was granted");
     assert!(info.get("name").is_none(), "profile was not granted");
-    let (status, r, _) = token_basic(&s.url, &id, &secret, &[("grant_type", "refresh_token"), ("refresh_token", body["refresh_token"].as_str().unwrap())]).await;
+    let (status, r, _) =
+        token_basic(&s.url, &id, &secret, &[("grant_type", "refresh_token"), ("refresh_token", body["refresh_token"].as_str().unwrap())]).await;
     assert_eq!(status, 200, "{r}");
     let info = userinfo(r["access_token"].as_str().unwrap().to_string()).await;
     assert_eq!(info["phone_number"], "+64 21 000 000", "the grant lives on");
@@ -342,7 +345,10 @@ async fn rp_initiated_logout_2_3() {
     assert_eq!(res.status(), 403, "the confirmation is CSRF-protected");
     let csrf = hidden(&html, "csrf").unwrap();
     let res = b
-        .post_form("/logout", &[("confirm", "yes"), ("csrf", &csrf), ("id_token_hint", hint), ("post_logout_redirect_uri", "http://127.0.0.1:9/bye"), ("state", "s1")])
+        .post_form(
+            "/logout",
+            &[("confirm", "yes"), ("csrf", &csrf), ("id_token_hint", hint), ("post_logout_redirect_uri", "http://127.0.0.1:9/bye"), ("state", "s1")],
+        )
         .await;
     assert_eq!(res.status(), 303);
     assert_eq!(location(&res), "http://127.0.0.1:9/bye?state=s1");
@@ -372,7 +378,16 @@ async fn backchannel_logout_2_5() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     // The relying party listens on 127.0.0.1: loopback allowed by the setting.
     let s = TestServer::start_with(|c| c.allow_private_logout_uris = true).await;
-    let c = s.client(NewClient { name: "BCL".into(), redirect_uris: vec![CB.into()], scope: "openid".into(), backchannel_logout_uri: Some(bcl), allow_private_logout_uris: true, ..Default::default() }).await;
+    let c = s
+        .client(NewClient {
+            name: "BCL".into(),
+            redirect_uris: vec![CB.into()],
+            scope: "openid".into(),
+            backchannel_logout_uri: Some(bcl),
+            allow_private_logout_uris: true,
+            ..Default::default()
+        })
+        .await;
     let (id, secret) = (c.client.client_id, c.client_secret.unwrap());
     let b = Browser::new(&s.url);
     let body = code_and_tokens(&s, &b, &id, &secret, "openid", &[]).await;

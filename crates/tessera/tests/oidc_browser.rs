@@ -136,13 +136,15 @@ async fn verify_rs256(issuer: &str, token: &str, audience: &str) -> (Option<Stri
     v.set_issuer(&[issuer]);
     v.set_audience(&[audience]);
     v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-    let data = jsonwebtoken::decode::<Value>(token, &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(), &v).unwrap_or_else(|e| panic!("the JWT does not verify: {e}"));
+    let data =
+        jsonwebtoken::decode::<Value>(token, &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(), &v).unwrap_or_else(|e| panic!("the JWT does not verify: {e}"));
     (header.typ, data.claims)
 }
 
 /// Swap a code for tokens (client_secret_basic, PKCE) and return the verified ID token claims.
 async fn id_token_claims(s: &TestServer, id: &str, secret: &str, code: &str, cb: &str, verifier: &str) -> Value {
-    let (status, body, _) = token_basic(&s.url, id, secret, &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", cb), ("code_verifier", verifier)]).await;
+    let (status, body, _) =
+        token_basic(&s.url, id, secret, &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", cb), ("code_verifier", verifier)]).await;
     assert_eq!(status, 200, "{body}");
     let (typ, claims) = verify_rs256(&s.url, body["id_token"].as_str().expect("an ID token"), id).await;
     assert_eq!(typ.as_deref(), Some("JWT"));

@@ -9,8 +9,8 @@ mod common;
 use cluster::{Cluster, REDIRECT, http, now, post};
 use common::{Browser, PASSWORD, USER, location, pkce_pair, query};
 use serde_json::Value;
-use std::time::{Duration, Instant};
 use std::process::Command;
+use std::time::{Duration, Instant};
 use tessera_storage::Store;
 
 /// Longest a key added through one instance may take to appear in another's JWKS: the key
@@ -161,7 +161,16 @@ async fn fifty_parallel_redemptions_of_one_code() {
         .map(|i| {
             let url = format!("{}/token", if i % 2 == 0 { &a.url } else { &b.url });
             let (http, id, secret, code, verifier) = (http.clone(), c.client_id.clone(), c.secret.clone(), code.clone(), verifier.clone());
-            tokio::spawn(async move { post(&http, &url, &id, &secret, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)]).await })
+            tokio::spawn(async move {
+                post(
+                    &http,
+                    &url,
+                    &id,
+                    &secret,
+                    &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)],
+                )
+                .await
+            })
         })
         .collect();
     let mut results = Vec::new();

@@ -153,7 +153,9 @@ async fn one(s: &Shared, kind: Kind, instance: usize, chain: usize) -> (u16, boo
                 }
             }
             let (code, verifier) = pending.clone().unwrap();
-            let r = c.token(&s.http, base, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)]).await;
+            let r = c
+                .token(&s.http, base, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)])
+                .await;
             if r.0 == 200 {
                 *pending = None;
             }
@@ -321,7 +323,8 @@ async fn database_restart_under_load() {
     // Chains whose refresh request was in flight when the database stopped (started before it
     // was down, answered 503): their retries must work like any other.
     let interrupted: Vec<usize> = samples.iter().filter(|s| s.kind == Kind::Refresh && s.status == 503 && s.started < down).filter_map(|s| s.chain).collect();
-    let interrupted_codes: Vec<usize> = samples.iter().filter(|s| s.kind == Kind::Code && s.status == 503 && s.started < down).filter_map(|s| s.chain).collect();
+    let interrupted_codes: Vec<usize> =
+        samples.iter().filter(|s| s.kind == Kind::Code && s.status == 503 && s.started < down).filter_map(|s| s.chain).collect();
     eprintln!("chains with a rotation in flight when PostgreSQL stopped: {interrupted:?}; code workers with a redemption in flight: {interrupted_codes:?}");
 
     // Only success or 503 + Retry-After, at every moment: no 500, no hang, no invalid_grant.
@@ -364,7 +367,10 @@ async fn database_restart_under_load() {
     // A code whose redemption was answered 503 is still good for the retry.
     for (w, p) in shared.pending.iter().enumerate() {
         if let Some((code, verifier)) = p.lock().await.clone() {
-            let (status, body, _) = shared.cluster.token(&http, &urls[w % 2], &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)]).await;
+            let (status, body, _) = shared
+                .cluster
+                .token(&http, &urls[w % 2], &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)])
+                .await;
             assert_eq!(status, 200, "worker {w}: a code answered 503 is redeemed on retry: {body}");
         }
     }

@@ -77,7 +77,9 @@ fn http_client() -> Result<reqwest::Client, Error> {
 /// RFC 8414 §2: the issuer is https, except on loopback (a local development server).
 fn check_issuer(issuer: &str) -> Result<url::Url, Error> {
     let url = url::Url::parse(issuer).map_err(|e| Error::Discovery(format!("the issuer {issuer:?} is not a URL: {e}")))?;
-    let loopback = matches!(url.host(), Some(url::Host::Domain("localhost"))) || matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback()) || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
+    let loopback = matches!(url.host(), Some(url::Host::Domain("localhost")))
+        || matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+        || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
     match url.scheme() {
         "https" => Ok(url),
         "http" if loopback => Ok(url),

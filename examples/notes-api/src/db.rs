@@ -45,7 +45,8 @@ impl Db {
                 }
             }
         }
-        let opts = SqliteConnectOptions::from_str(url)?.create_if_missing(true).journal_mode(SqliteJournalMode::Wal).busy_timeout(std::time::Duration::from_secs(5));
+        let opts =
+            SqliteConnectOptions::from_str(url)?.create_if_missing(true).journal_mode(SqliteJournalMode::Wal).busy_timeout(std::time::Duration::from_secs(5));
         let max = if url.contains(":memory:") { 1 } else { 4 };
         let pool = SqlitePoolOptions::new().max_connections(max).connect_with(opts).await?;
         for stmt in SCHEMA.split(';') {
@@ -59,17 +60,23 @@ impl Db {
     }
 
     pub async fn find(&self, owner: &str, id: i64) -> Result<Option<Note>, DbError> {
-        sqlx::query_as("SELECT id, title, body, created_at, updated_at FROM notes WHERE owner = $1 AND id = $2").bind(owner).bind(id).fetch_optional(&self.pool).await
+        sqlx::query_as("SELECT id, title, body, created_at, updated_at FROM notes WHERE owner = $1 AND id = $2")
+            .bind(owner)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
     }
 
     pub async fn create(&self, owner: &str, title: &str, body: &str, now: i64) -> Result<Note, DbError> {
-        sqlx::query_as("INSERT INTO notes (owner, title, body, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING id, title, body, created_at, updated_at")
-            .bind(owner)
-            .bind(title)
-            .bind(body)
-            .bind(now)
-            .fetch_one(&self.pool)
-            .await
+        sqlx::query_as(
+            "INSERT INTO notes (owner, title, body, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING id, title, body, created_at, updated_at",
+        )
+        .bind(owner)
+        .bind(title)
+        .bind(body)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
     }
 
     pub async fn update(&self, owner: &str, id: i64, title: &str, body: &str, now: i64) -> Result<Option<Note>, DbError> {

@@ -22,14 +22,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+pub use db::{Db, Note};
 use serde::Deserialize;
 use serde_json::json;
-pub use db::{Db, Note};
 use tessera_guard::{Guard, Principal, RequireScope};
 
 /// The scopes this API defines, with the descriptions the consent page shows.
-pub const SCOPES: [(&str, &str); 3] =
-    [("notes.read", "Read your notes"), ("notes.write", "Create and edit your notes"), ("notes.delete", "Delete your notes")];
+pub const SCOPES: [(&str, &str); 3] = [("notes.read", "Read your notes"), ("notes.write", "Create and edit your notes"), ("notes.delete", "Delete your notes")];
 
 /// Longest title and body accepted, in characters.
 pub const MAX_TITLE: usize = 200;
@@ -159,6 +158,11 @@ pub fn router(guard: Guard, db: Db) -> Router {
 }
 
 /// Serve the API on `listener` until `shutdown` completes.
-pub async fn serve(listener: tokio::net::TcpListener, guard: Guard, db: Db, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    guard: Guard,
+    db: Db,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     axum::serve(listener, router(guard, db)).with_graceful_shutdown(shutdown).await
 }

@@ -27,7 +27,9 @@ pub enum ApiError {
     /// The grant is gone (refresh refused): the user must connect again.
     ConnectionEnded,
     /// RFC 6750 §3.1 `insufficient_scope`: the scope the API needed.
-    Forbidden { scope: String },
+    Forbidden {
+        scope: String,
+    },
     NotFound,
     /// The API refused the request itself (400); its description.
     Rejected(String),
@@ -96,7 +98,12 @@ async fn send(app: &NotesClient, token: &str, method: &Method, path: &str, body:
 
 fn is_invalid_token(res: &reqwest::Response) -> bool {
     res.status() == StatusCode::UNAUTHORIZED
-        && res.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).and_then(|v| challenge_param(v, "error")).is_some_and(|e| e == "invalid_token")
+        && res
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| challenge_param(v, "error"))
+            .is_some_and(|e| e == "invalid_token")
 }
 
 /// One API call for `session`, refreshing as needed. Returns the JSON body (`Null` if none).

@@ -44,8 +44,11 @@ impl Clock for SystemClock {
 
 /// The permissions the app can ask for: (scope, what the checkbox says, the verb used in a
 /// refusal message).
-pub const PERMISSIONS: [(&str, &str, &str); 3] =
-    [("notes.read", "Read your notes", "read"), ("notes.write", "Create and edit your notes", "create or edit"), ("notes.delete", "Delete your notes", "delete")];
+pub const PERMISSIONS: [(&str, &str, &str); 3] = [
+    ("notes.read", "Read your notes", "read"),
+    ("notes.write", "Create and edit your notes", "create or edit"),
+    ("notes.delete", "Delete your notes", "delete"),
+];
 
 /// How the app reaches the authorization server and the API.
 #[derive(Clone)]
@@ -202,6 +205,10 @@ pub fn router(app: Arc<NotesClient>) -> Router {
 }
 
 /// Serve the app on `listener` until `shutdown` completes.
-pub async fn serve(listener: tokio::net::TcpListener, app: Arc<NotesClient>, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Arc<NotesClient>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await
 }

@@ -39,7 +39,11 @@ pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Endpoints,
     if m.issuer != issuer {
         return Err(format!("{meta_url} names issuer {:?}, expected {issuer:?}", m.issuer));
     }
-    Ok(Endpoints { authorization_endpoint: m.authorization_endpoint, token_endpoint: m.token_endpoint, iss_parameter_supported: m.authorization_response_iss_parameter_supported })
+    Ok(Endpoints {
+        authorization_endpoint: m.authorization_endpoint,
+        token_endpoint: m.token_endpoint,
+        iss_parameter_supported: m.authorization_response_iss_parameter_supported,
+    })
 }
 
 /// A new pending request for `scope`: fresh `state` and PKCE verifier (RFC 7636 §4.1: 43+
@@ -141,7 +145,8 @@ async fn token_request(app: &NotesClient, form: &[(&str, &str)], requested_scope
 /// RFC 6749 §4.1.3 with RFC 7636 §4.5.
 pub async fn exchange_code(app: &NotesClient, code: &str, p: &Pending) -> Result<Tokens, TokenError> {
     app.stats.code_exchanges.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let form = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", app.config.redirect_uri.as_str()), ("code_verifier", p.verifier.as_str())];
+    let form =
+        [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", app.config.redirect_uri.as_str()), ("code_verifier", p.verifier.as_str())];
     token_request(app, &form, &p.scope).await
 }
 

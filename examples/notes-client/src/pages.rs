@@ -159,31 +159,53 @@ pub async fn connect(State(app): App, headers: HeaderMap, body: Bytes) -> Respon
 /// redeem the code.
 pub async fn callback(State(app): App, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
     let Some(s) = app.sessions.find(&headers) else {
-        return message(StatusCode::BAD_REQUEST, "Connection failed", "This browser did not start a connection (no session). Go back to the app and press Connect again.");
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Connection failed",
+            "This browser did not start a connection (no session). Go back to the app and press Connect again.",
+        );
     };
     // Single use: whatever happens next, this pending request is spent.
     let Some(pending) = s.data().pending.take() else {
-        return message(StatusCode::BAD_REQUEST, "Connection failed", "There is no connection in progress in this browser. Go back to the app and press Connect again.");
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Connection failed",
+            "There is no connection in progress in this browser. Go back to the app and press Connect again.",
+        );
     };
     let state_ok = q.get("state").is_some_and(|st| {
         use subtle::ConstantTimeEq;
         st.len() == pending.state.len() && bool::from(st.as_bytes().ct_eq(pending.state.as_bytes()))
     });
     if !state_ok {
-        return message(StatusCode::BAD_REQUEST, "Connection failed", "This answer does not belong to the connection this browser started (state mismatch). Nothing was connected.");
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Connection failed",
+            "This answer does not belong to the connection this browser started (state mismatch). Nothing was connected.",
+        );
     }
     // RFC 9207 §2.4: "Clients MUST … compare the value of the iss parameter with the issuer
     // identifier"; when the server advertises the parameter, its absence is an error too.
     match q.get("iss") {
         Some(iss) if *iss == app.config.issuer => {}
         None if !app.endpoints.iss_parameter_supported => {}
-        _ => return message(StatusCode::BAD_REQUEST, "Connection failed", "This answer came from an unexpected authorization server (iss mismatch). Nothing was connected."),
+        _ => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "Connection failed",
+                "This answer came from an unexpected authorization server (iss mismatch). Nothing was connected.",
+            );
+        }
     }
     if pending.created.elapsed() > PENDING_MAX_AGE {
         return message(StatusCode::BAD_REQUEST, "Connection failed", "The connection took too long. Go back to the app and press Connect again.");
     }
     if let Some(err) = q.get("error") {
-        let text = if err == "access_denied" { "You did not allow Notes Client to reach your notes.".to_string() } else { format!("The authorization server refused the connection ({err}).") };
+        let text = if err == "access_denied" {
+            "You did not allow Notes Client to reach your notes.".to_string()
+        } else {
+            format!("The authorization server refused the connection ({err}).")
+        };
         s.set_flash(true, text);
         return see_other("/", None);
     }
@@ -198,7 +220,11 @@ pub async fn callback(State(app): App, headers: HeaderMap, Query(q): Query<HashM
         }
         Err(e) => {
             tracing::warn!(error = %e, "notes-client: code exchange failed");
-            message(StatusCode::BAD_GATEWAY, "Connection failed", "The authorization server did not accept the authorization code. Go back to the app and press Connect again.")
+            message(
+                StatusCode::BAD_GATEWAY,
+                "Connection failed",
+                "The authorization server did not accept the authorization code. Go back to the app and press Connect again.",
+            )
         }
     }
 }

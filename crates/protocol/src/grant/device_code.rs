@@ -31,11 +31,7 @@ pub fn user_code_from(bytes: &[u8; USER_CODE_LEN]) -> Option<String> {
 
 /// Display form, `XXXX-XXXX` (RFC 8628 §6.1 suggests separators for readability).
 pub fn display_user_code(normalized: &str) -> String {
-    if normalized.len() == USER_CODE_LEN && normalized.is_ascii() {
-        format!("{}-{}", &normalized[..4], &normalized[4..])
-    } else {
-        normalized.to_string()
-    }
+    if normalized.len() == USER_CODE_LEN && normalized.is_ascii() { format!("{}-{}", &normalized[..4], &normalized[4..]) } else { normalized.to_string() }
 }
 
 /// RFC 8628 §6.1: "the authorization server should be case insensitive when comparing the user

@@ -34,11 +34,7 @@ impl RefreshRequest {
 
 /// RFC 6749 §6: the token was issued to this client.
 pub fn check_client(token_client_id: &str, client_id: &str) -> Result<(), OAuthError> {
-    if token_client_id == client_id {
-        Ok(())
-    } else {
-        Err(OAuthError::invalid_grant("the refresh token was issued to another client"))
-    }
+    if token_client_id == client_id { Ok(()) } else { Err(OAuthError::invalid_grant("the refresh token was issued to another client")) }
 }
 
 #[cfg(test)]

@@ -134,7 +134,9 @@ pub(super) fn client_address(svc: &AppState, req: &Request) -> String {
         }
         any.then_some(hops)
     };
-    let hops = chain(header::HeaderName::from_static("x-forwarded-for"), crate::net::x_forwarded_for).or_else(|| chain(header::FORWARDED, crate::net::forwarded_for)).unwrap_or_default();
+    let hops = chain(header::HeaderName::from_static("x-forwarded-for"), crate::net::x_forwarded_for)
+        .or_else(|| chain(header::FORWARDED, crate::net::forwarded_for))
+        .unwrap_or_default();
     crate::net::bucket(crate::net::client_ip(peer, &hops, trusted))
 }
 

@@ -2,7 +2,7 @@
 //! `/device` where the user types the code (§3.3), with `?user_code=` prefilled for
 //! `verification_uri_complete` (the user still confirms: no automatic approval).
 
-use super::authorize::{client_address, csrf_ok, csrf_failed, outcome_response, query_params, retry_after, wait_text, with_cookie};
+use super::authorize::{client_address, csrf_failed, csrf_ok, outcome_response, query_params, retry_after, wait_text, with_cookie};
 use super::error::{oauth_json, oauth_page, service_json, service_page};
 use super::pages::{DevicePage, render};
 use super::token::{authorization_header, no_store_json, read_form};
@@ -72,7 +72,9 @@ pub async fn device_page_post(State(svc): State<AppState>, req: Request) -> Resp
     let typed = params.get("user_code").unwrap_or("");
     match svc.enter_user_code(typed, &session, &address).await {
         Ok(Ok(outcome)) => outcome_response(outcome),
-        Ok(Err(UserCodeError::Invalid)) => device_page(StatusCode::BAD_REQUEST, &session.csrf_token, typed, Some("That code is not valid or has expired. Check the code on your device.")),
+        Ok(Err(UserCodeError::Invalid)) => {
+            device_page(StatusCode::BAD_REQUEST, &session.csrf_token, typed, Some("That code is not valid or has expired. Check the code on your device."))
+        }
         Ok(Err(UserCodeError::Throttled { retry_after: secs })) => {
             let message = format!("Too many wrong codes. Try again in {}.", wait_text(secs));
             retry_after(device_page(StatusCode::TOO_MANY_REQUESTS, &session.csrf_token, typed, Some(&message)), secs)

@@ -19,8 +19,8 @@ use crate::service::Tessera;
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
-use tower_http::set_header::SetResponseHeaderLayer;
 use std::sync::Arc;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 pub type AppState = Arc<Tessera>;
 
@@ -112,7 +112,8 @@ mod tests {
     async fn regression_panic_500_has_anti_framing_headers_rfc7034_2() {
         for hsts in [false, true] {
             let routes = Router::new().route("/boom", get(boom));
-            let res = with_layers(routes, REQUEST_TIMEOUT, hsts).oneshot(axum::http::Request::get("/boom").body(axum::body::Body::empty()).unwrap()).await.unwrap();
+            let res =
+                with_layers(routes, REQUEST_TIMEOUT, hsts).oneshot(axum::http::Request::get("/boom").body(axum::body::Body::empty()).unwrap()).await.unwrap();
             assert_eq!(res.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
             let h = res.headers();
             assert_eq!(h.get(header::X_FRAME_OPTIONS).unwrap(), "DENY");

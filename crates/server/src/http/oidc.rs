@@ -65,13 +65,12 @@ pub async fn logout(State(svc): State<AppState>, req: Request) -> Response {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let redirect = match svc
-        .check_logout_request(params.get("client_id"), params.get("id_token_hint"), params.get("post_logout_redirect_uri"), params.get("state"))
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => return service_page(&e),
-    };
+    let redirect =
+        match svc.check_logout_request(params.get("client_id"), params.get("id_token_hint"), params.get("post_logout_redirect_uri"), params.get("state")).await
+        {
+            Ok(r) => r,
+            Err(e) => return service_page(&e),
+        };
     let cookie = cookies::read(&headers, svc.config.secure_cookies());
     let session = match svc.find_session(cookie.as_deref()).await {
         Ok(s) => s,

@@ -145,8 +145,21 @@ pub struct NewUser {
 
 /// Standard claims settable from the CLI (OIDC Core §5.1); `address` members are grouped.
 pub const PROFILE_CLAIMS: &[&str] = &[
-    "given_name", "family_name", "middle_name", "nickname", "preferred_username", "profile", "picture", "website", "email_verified", "gender", "birthdate", "zoneinfo",
-    "locale", "phone_number", "phone_number_verified",
+    "given_name",
+    "family_name",
+    "middle_name",
+    "nickname",
+    "preferred_username",
+    "profile",
+    "picture",
+    "website",
+    "email_verified",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+    "phone_number",
+    "phone_number_verified",
 ];
 pub const ADDRESS_CLAIMS: &[&str] = &["formatted", "street_address", "locality", "region", "postal_code", "country"];
 
@@ -166,7 +179,14 @@ fn check_profile(profile: &serde_json::Map<String, serde_json::Value>) -> Result
 
 /// Change a user's email, name and profile claims (`tessera user update`): given values
 /// replace, `Value::Null` removes.
-pub async fn update_user(store: &dyn Store, username: &str, email: Option<String>, name: Option<String>, changes: serde_json::Map<String, serde_json::Value>, now: i64) -> Result<UserRecord, AdminError> {
+pub async fn update_user(
+    store: &dyn Store,
+    username: &str,
+    email: Option<String>,
+    name: Option<String>,
+    changes: serde_json::Map<String, serde_json::Value>,
+    now: i64,
+) -> Result<UserRecord, AdminError> {
     let mut user = store.find_user_by_username(username).await?.ok_or_else(|| AdminError::NotFound(format!("no user {username}")))?;
     if let Some(e) = email {
         if !e.contains('@') || e.len() > 254 {

@@ -81,14 +81,16 @@ impl HashQueue {
         let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
         for i in 0..threads.max(1) {
             let rx = rx.clone();
-            let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || loop {
-                let job = match rx.lock() {
-                    Ok(r) => r.recv(),
-                    Err(_) => return,
-                };
-                match job {
-                    Ok(job) => job(),
-                    Err(_) => return,
+            let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
+                loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
                 }
             });
             if spawned.is_err() {
@@ -258,7 +260,12 @@ impl Tessera {
 
     /// After a sign-in: a new session for `user` replaces `old` (a new id, so a cookie planted
     /// before the sign-in does not ride it), and `pending` moves to it, in one transaction.
-    pub async fn signed_in_session(&self, user: &UserRecord, old: &SessionRecord, pending: &super::authorize::PendingAuthorization) -> Result<Session, ServiceError> {
+    pub async fn signed_in_session(
+        &self,
+        user: &UserRecord,
+        old: &SessionRecord,
+        pending: &super::authorize::PendingAuthorization,
+    ) -> Result<Session, ServiceError> {
         let session = self.new_session(Some(user));
         let moved = self.pending_record(pending, &session.record)?;
         self.store.replace_session(&old.id_hash, &session.record, &moved).await?;

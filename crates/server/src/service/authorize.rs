@@ -149,8 +149,7 @@ pub fn client_policy(c: &ClientRecord) -> ClientPolicy {
 
 impl Tessera {
     pub async fn scope_catalog(&self) -> Result<ScopeCatalog, ServiceError> {
-        let mut scopes: HashMap<String, (String, String)> =
-            oidc::OIDC_SCOPES.iter().map(|(n, d)| (n.to_string(), (String::new(), d.to_string()))).collect();
+        let mut scopes: HashMap<String, (String, String)> = oidc::OIDC_SCOPES.iter().map(|(n, d)| (n.to_string(), (String::new(), d.to_string()))).collect();
         let mut api_secrets = HashMap::new();
         for api in self.store.list_apis().await? {
             for s in api.scopes {
@@ -187,7 +186,11 @@ impl Tessera {
 
     /// `Ok(outcome)` when the request is answered now; `Err((pending, Login | Consent))` when
     /// the browser must sign in or consent first.
-    async fn authorize_outcome(&self, params: &Params, session: Option<&SessionRecord>) -> Result<Result<AuthorizeOutcome, (PendingAuthorization, Interaction)>, ServiceError> {
+    async fn authorize_outcome(
+        &self,
+        params: &Params,
+        session: Option<&SessionRecord>,
+    ) -> Result<Result<AuthorizeOutcome, (PendingAuthorization, Interaction)>, ServiceError> {
         // Stage 1: client and redirect URI. Errors are pages.
         let client_id = match rules::client_id(params) {
             Ok(c) => c,
@@ -427,7 +430,9 @@ impl Tessera {
         }
         match decision {
             // RFC 6749 §4.1.2.1 access_denied: "The resource owner or authorization server denied the request."
-            Decision::Deny => self.to_client(&p.target(), p.response_mode, error_fields(&OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"))),
+            Decision::Deny => {
+                self.to_client(&p.target(), p.response_mode, error_fields(&OAuthError::new(ErrorCode::AccessDenied, "the user denied the request")))
+            }
             Decision::Allow => {
                 let granted = self.granted_scopes(user_id, &p.client_id).await?;
                 self.store.update_consent(user_id, &p.client_id, &granted.union(&p.scopes()).to_string(), self.now()).await?;
@@ -512,7 +517,10 @@ pub(crate) fn audience_for(scopes: &Scopes, resource: Option<&str>, catalog: &Sc
     if apis.len() > 1 {
         return Err(OAuthError::new(
             ErrorCode::InvalidTarget,
-            format!("the requested scopes belong to several APIs ({}); request one API's scopes at a time, naming it with the resource parameter", apis.join(", ")),
+            format!(
+                "the requested scopes belong to several APIs ({}); request one API's scopes at a time, naming it with the resource parameter",
+                apis.join(", ")
+            ),
         ));
     }
     match resource {

@@ -83,7 +83,11 @@ pub fn check_uri(url: &url::Url, allow_private: bool) -> Result<(), String> {
     if allow_private {
         return Ok(());
     }
-    let refuse = |what: &str| Err(format!("{url} is {what}: logout tokens are not sent to private, loopback or link-local addresses (allow them with --allow-private-logout-uris / TESSERA_ALLOW_PRIVATE_LOGOUT_URIS)"));
+    let refuse = |what: &str| {
+        Err(format!(
+            "{url} is {what}: logout tokens are not sent to private, loopback or link-local addresses (allow them with --allow-private-logout-uris / TESSERA_ALLOW_PRIVATE_LOGOUT_URIS)"
+        ))
+    };
     match url.host() {
         Some(url::Host::Ipv4(ip)) if !is_public_v4(ip) => refuse("a non-public address"),
         Some(url::Host::Ipv6(ip)) if !is_public_v6(ip) => refuse("a non-public address"),
@@ -188,15 +192,64 @@ mod tests {
     #[test]
     fn public_and_non_public_ranges() {
         let not_public = [
-            "0.0.0.0", "0.1.2.3", "10.0.0.1", "100.64.0.1", "100.127.255.255", "127.0.0.1", "127.8.9.10", "169.254.169.254", "169.254.0.1", "172.16.0.1", "172.31.255.255", "192.0.0.8", "192.0.2.1",
-            "192.168.0.1", "198.18.0.1", "198.51.100.7", "203.0.113.9", "224.0.0.1", "239.255.255.250", "240.0.0.1", "255.255.255.255", "::", "::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254",
-            "::ffff:10.1.2.3", "::10.1.2.3", "64:ff9b::a9fe:a9fe", "64:ff9b:1::1", "100::1", "2001:db8::1", "2001::1", "2002:a00:1::1", "fc00::1", "fd12:3456::1", "fe80::1", "febf::1", "fec0::1",
+            "0.0.0.0",
+            "0.1.2.3",
+            "10.0.0.1",
+            "100.64.0.1",
+            "100.127.255.255",
+            "127.0.0.1",
+            "127.8.9.10",
+            "169.254.169.254",
+            "169.254.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.0.0.8",
+            "192.0.2.1",
+            "192.168.0.1",
+            "198.18.0.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:10.1.2.3",
+            "::10.1.2.3",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::1",
+            "100::1",
+            "2001:db8::1",
+            "2001::1",
+            "2002:a00:1::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "febf::1",
+            "fec0::1",
             "ff02::1",
         ];
         for a in not_public {
             assert!(!is_public(a.parse().unwrap()), "{a} is not public");
         }
-        let public = ["1.1.1.1", "8.8.8.8", "100.63.255.255", "100.128.0.1", "172.15.255.255", "172.32.0.1", "192.169.0.1", "93.184.216.34", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1", "2606:4700:4700::1111", "2a00:1450:4007:80c::200e"];
+        let public = [
+            "1.1.1.1",
+            "8.8.8.8",
+            "100.63.255.255",
+            "100.128.0.1",
+            "172.15.255.255",
+            "172.32.0.1",
+            "192.169.0.1",
+            "93.184.216.34",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+            "2606:4700:4700::1111",
+            "2a00:1450:4007:80c::200e",
+        ];
         for a in public {
             assert!(is_public(a.parse().unwrap()), "{a} is public");
         }
@@ -213,7 +266,15 @@ mod tests {
     #[test]
     fn registration_check() {
         let check = |u: &str, allow: bool| check_uri(&url::Url::parse(u).unwrap(), allow);
-        for u in ["https://169.254.169.254/latest", "http://10.0.0.1/bcl", "https://[fd00::1]/x", "http://localhost:8080/x", "http://api.localhost/x", "http://LOCALHOST./x", "https://[::ffff:192.168.1.1]/x"] {
+        for u in [
+            "https://169.254.169.254/latest",
+            "http://10.0.0.1/bcl",
+            "https://[fd00::1]/x",
+            "http://localhost:8080/x",
+            "http://api.localhost/x",
+            "http://LOCALHOST./x",
+            "https://[::ffff:192.168.1.1]/x",
+        ] {
             let e = check(u, false).unwrap_err();
             assert!(e.contains("--allow-private-logout-uris"), "{e}");
             assert!(check(u, true).is_ok(), "{u} allowed by the setting");

@@ -30,7 +30,9 @@ pub struct DeviceAuthorizationResponse {
 pub enum UserCodeError {
     Invalid,
     /// Refused unchecked: the address's window ends in `retry_after` seconds.
-    Throttled { retry_after: i64 },
+    Throttled {
+        retry_after: i64,
+    },
 }
 
 fn random_user_code() -> String {
@@ -102,7 +104,9 @@ impl Tessera {
         // Counted before the code is looked up, atomically (issue 13, finding 1): parallel
         // guesses cannot outrun the count; a right code gives its count back below.
         let key = format!("device:{address}");
-        if let ThrottleAttempt::Refused { retry_after, .. } = self.store.take_throttle_attempt(&[(key.clone(), self.config.user_code_address_throttle)], now).await? {
+        if let ThrottleAttempt::Refused { retry_after, .. } =
+            self.store.take_throttle_attempt(&[(key.clone(), self.config.user_code_address_throttle)], now).await?
+        {
             return Ok(Err(UserCodeError::Throttled { retry_after }));
         }
         let found = match normalize_user_code(typed) {

@@ -8,11 +8,11 @@ use super::token::family_of_jti;
 use super::{ServiceError, Tessera};
 use crate::secret;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use tessera_protocol::client::{AuthMethod, ClientPolicy, presented_credentials};
 use tessera_protocol::introspect::{TokenQuery, TokenTypeHint};
 use tessera_protocol::params::Params;
 use tessera_protocol::{ErrorCode, OAuthError};
-use std::sync::Arc;
 use tessera_storage::RefreshTokenRecord;
 
 /// Who asks: a client, or a resource server with its own credentials.
@@ -118,7 +118,8 @@ impl Tessera {
                 return Ok::<_, ServiceError>(None);
             };
             let claims = &token.claims;
-            let live = claims.get("exp").and_then(Value::as_i64).is_some_and(|e| e > now) && claims.get("iss").and_then(Value::as_str) == Some(self.config.issuer.as_str());
+            let live = claims.get("exp").and_then(Value::as_i64).is_some_and(|e| e > now)
+                && claims.get("iss").and_then(Value::as_str) == Some(self.config.issuer.as_str());
             let jti = claims.get("jti").and_then(Value::as_str).unwrap_or("");
             if !live || jti.is_empty() || self.store.is_revoked(jti, family_of_jti(jti)).await? {
                 return Ok(None);
@@ -135,7 +136,8 @@ impl Tessera {
                 return Ok::<_, ServiceError>(None);
             }
             let t = self.store.find_refresh_token(&secret::hash(&q.token)).await?;
-            Ok(t.filter(|t| t.used_at.is_none() && t.revoked_at.is_none() && t.expires_at > now && t.family_expires_at > now).map(|t| Known::Refresh(Box::new(t))))
+            Ok(t.filter(|t| t.used_at.is_none() && t.revoked_at.is_none() && t.expires_at > now && t.family_expires_at > now)
+                .map(|t| Known::Refresh(Box::new(t))))
         };
         // The hint orders the search (RFC 7662 §2.1); every supported type is tried.
         if q.hint == Some(TokenTypeHint::RefreshToken) {

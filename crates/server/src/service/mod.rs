@@ -21,9 +21,9 @@ use crate::keys::KeyRing;
 use authorize::ScopeCatalog;
 use std::sync::Arc;
 use std::time::Duration;
+use tessera_protocol::OAuthError;
 use tessera_protocol::client::ClientPolicy;
 use tessera_storage::ClientRecord;
-use tessera_protocol::OAuthError;
 use tessera_storage::{Store, StoreError, ThrottleRule};
 
 /// Server settings the services need.

@@ -56,7 +56,10 @@ impl OidcContext {
     /// The stored context; a row that does not decode is a store error (a damaged row must not
     /// turn into an ID token without its nonce or session).
     pub fn parse(s: Option<&str>) -> Result<Option<Self>, ServiceError> {
-        s.map(|s| serde_json::from_str(s).map_err(|e| tessera_storage::StoreError::Other(format!("a stored OpenID Connect context does not decode: {e}")).into())).transpose()
+        s.map(|s| {
+            serde_json::from_str(s).map_err(|e| tessera_storage::StoreError::Other(format!("a stored OpenID Connect context does not decode: {e}")).into())
+        })
+        .transpose()
     }
 }
 
@@ -125,7 +128,8 @@ impl Tessera {
         }
         let Value::Object(claims) = v.claims else { return None };
         let issued_here = claims.get("iss").and_then(Value::as_str) == Some(self.config.issuer.as_str());
-        let shaped = ["sub", "aud", "iat", "exp"].iter().all(|c| claims.contains_key(*c)) && !["scope", "client_id", "events"].iter().any(|c| claims.contains_key(*c));
+        let shaped =
+            ["sub", "aud", "iat", "exp"].iter().all(|c| claims.contains_key(*c)) && !["scope", "client_id", "events"].iter().any(|c| claims.contains_key(*c));
         (issued_here && shaped).then_some(claims)
     }
 
@@ -152,7 +156,16 @@ impl Tessera {
     /// OIDC Core §2 and §3.1.3.6: an ID token for `client`, carrying the claims requested for
     /// it (§5.5) that the granted `scope` covers.
     #[allow(clippy::too_many_arguments)]
-    pub async fn id_token(&self, client_id: &str, user_id: &str, scope: &Scopes, auth_time: i64, ctx: &OidcContext, access_token: &str, with_nonce: bool) -> Result<String, ServiceError> {
+    pub async fn id_token(
+        &self,
+        client_id: &str,
+        user_id: &str,
+        scope: &Scopes,
+        auth_time: i64,
+        ctx: &OidcContext,
+        access_token: &str,
+        with_nonce: bool,
+    ) -> Result<String, ServiceError> {
         let now = self.now();
         let client = self.cached_client(client_id).await?.ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
         let user = self.store.find_user(user_id).await?.ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
@@ -219,7 +232,13 @@ impl Tessera {
     /// RP-Initiated Logout 1.0 §2–§3: check the request before asking the user. Returns the
     /// validated post-logout redirect (with `state`), if any.
     /// A database outage is a [`ServiceError::Store`] (503 with `Retry-After`), not a 500.
-    pub async fn check_logout_request(&self, client_id: Option<&str>, id_token_hint: Option<&str>, post_logout_redirect_uri: Option<&str>, state: Option<&str>) -> Result<Option<String>, ServiceError> {
+    pub async fn check_logout_request(
+        &self,
+        client_id: Option<&str>,
+        id_token_hint: Option<&str>,
+        post_logout_redirect_uri: Option<&str>,
+        state: Option<&str>,
+    ) -> Result<Option<String>, ServiceError> {
         let hinted = match id_token_hint {
             Some(h) => Some(self.id_token_hint_client(h).ok_or_else(|| OAuthError::invalid_request("id_token_hint is not an ID token issued here"))?),
             None => None,
@@ -230,7 +249,8 @@ impl Tessera {
             }
         }
         let Some(uri) = post_logout_redirect_uri else { return Ok(None) };
-        let client_id = client_id.map(str::to_string).or(hinted).ok_or_else(|| OAuthError::invalid_request("post_logout_redirect_uri needs client_id or id_token_hint"))?;
+        let client_id =
+            client_id.map(str::to_string).or(hinted).ok_or_else(|| OAuthError::invalid_request("post_logout_redirect_uri needs client_id or id_token_hint"))?;
         let client = self.store.find_client(&client_id).await?.ok_or_else(|| OAuthError::invalid_request("unknown client_id"))?;
         // §3: "MUST NOT perform post-logout redirection ... to a URI that has not been registered"; exact match.
         if !client.post_logout_redirect_uris.iter().any(|u| u == uri) {

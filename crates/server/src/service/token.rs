@@ -1,9 +1,9 @@
 //! The token endpoint (RFC 6749 §3.2): authenticate the client (§2.3), parse the grant, and hand
 //! it to its module in [`super::grants`]. No grant-specific branches live here beyond dispatch.
 
-use std::sync::Arc;
 use super::{ServiceError, Tessera};
 use crate::secret;
+use std::sync::Arc;
 use tessera_protocol::client::{AuthMethod, ClientPolicy, GrantType, check_body_beside_basic, presented_credentials};
 use tessera_protocol::grant::{self, TokenRequest};
 use tessera_protocol::params::Params;
@@ -128,7 +128,15 @@ impl Tessera {
     /// user is involved (§2.2: "the value of sub SHOULD correspond to an identifier the
     /// authorization server uses to indicate the client application").
     /// `userinfo_claims`: the claims requested individually for UserInfo (OIDC Core §5.5).
-    pub fn sign_access_token(&self, client_id: &str, sub: &str, scope: &Scopes, audience: &[String], jti: String, userinfo_claims: Vec<String>) -> Result<String, ServiceError> {
+    pub fn sign_access_token(
+        &self,
+        client_id: &str,
+        sub: &str,
+        scope: &Scopes,
+        audience: &[String],
+        jti: String,
+        userinfo_claims: Vec<String>,
+    ) -> Result<String, ServiceError> {
         let now = self.now();
         let aud = if audience.is_empty() { vec![self.config.issuer.clone()] } else { audience.to_vec() };
         let claims = AccessTokenClaims {
@@ -152,7 +160,15 @@ impl Tessera {
     /// token for `refresh_scope` in the given family. RFC 6749 §6: a new refresh token's scope
     /// "MUST be identical to that of the refresh token included by the client in the request",
     /// even when the access token's scope was narrowed.
-    pub async fn issue_tokens(&self, client: &ClientPolicy, user_id: &str, scope: &Scopes, refresh_scope: &Scopes, audience: &[String], lineage: Lineage) -> Result<TokenResponse, ServiceError> {
+    pub async fn issue_tokens(
+        &self,
+        client: &ClientPolicy,
+        user_id: &str,
+        scope: &Scopes,
+        refresh_scope: &Scopes,
+        audience: &[String],
+        lineage: Lineage,
+    ) -> Result<TokenResponse, ServiceError> {
         match self.issue_tokens_consuming(client, user_id, scope, refresh_scope, audience, lineage, Consume::Nothing).await? {
             Ok(tokens) => Ok(tokens),
             Err(_) => Err(OAuthError::server_error("nothing to consume").into()),
@@ -237,6 +253,13 @@ impl Tessera {
             return Ok(Err(n));
         }
         let refresh_token = refresh.map(|(token, _)| token);
-        Ok(Ok(TokenResponse { access_token, token_type: "Bearer".into(), expires_in: ACCESS_TOKEN_LIFETIME_SECS, scope: scope.to_string(), refresh_token, id_token }))
+        Ok(Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: ACCESS_TOKEN_LIFETIME_SECS,
+            scope: scope.to_string(),
+            refresh_token,
+            id_token,
+        }))
     }
 }

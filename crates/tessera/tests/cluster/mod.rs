@@ -118,7 +118,8 @@ impl Cluster {
 
     /// Exchange a code at `base`: the token response.
     pub async fn redeem(&self, http: &reqwest::Client, base: &str, code: &str, verifier: &str) -> Value {
-        let (status, body, _) = self.token(http, base, &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT), ("code_verifier", verifier)]).await;
+        let (status, body, _) =
+            self.token(http, base, &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT), ("code_verifier", verifier)]).await;
         assert_eq!(status, 200, "{body}");
         body
     }

@@ -39,7 +39,14 @@ impl TestServer {
             .map(|s| admin::parse_api_scope(s).unwrap())
             .collect();
         admin::create_api(&*svc.store, API, "Notes", scopes, now).await.unwrap();
-        admin::create_user(&*svc.store, NewUser { username: USER.into(), email: Some("alice@example.com".into()), name: Some("Alice Doe".into()), ..Default::default() }, PASSWORD, now).await.unwrap();
+        admin::create_user(
+            &*svc.store,
+            NewUser { username: USER.into(), email: Some("alice@example.com".into()), name: Some("Alice Doe".into()), ..Default::default() },
+            PASSWORD,
+            now,
+        )
+        .await
+        .unwrap();
         serve_in_background(listener, svc.clone(), ServeOptions::default());
         Self { url, svc, clock, db_url, dir }
     }
@@ -51,7 +58,12 @@ impl TestServer {
     /// A confidential client (client_secret_basic) allowed every notes scope.
     pub async fn confidential_client(&self, redirect_uri: &str) -> (String, String) {
         let c = self
-            .client(NewClient { name: "Notes Client".into(), redirect_uris: vec![redirect_uri.into()], scope: "notes.read notes.write notes.delete".into(), ..Default::default() })
+            .client(NewClient {
+                name: "Notes Client".into(),
+                redirect_uris: vec![redirect_uri.into()],
+                scope: "notes.read notes.write notes.delete".into(),
+                ..Default::default()
+            })
             .await;
         (c.client.client_id, c.client_secret.unwrap())
     }
@@ -59,14 +71,24 @@ impl TestServer {
     /// A public client (PKCE, no secret).
     pub async fn public_client(&self, redirect_uri: &str) -> String {
         let c = self
-            .client(NewClient { name: "Notes Mobile".into(), redirect_uris: vec![redirect_uri.into()], scope: "notes.read notes.write notes.delete".into(), public: true, ..Default::default() })
+            .client(NewClient {
+                name: "Notes Mobile".into(),
+                redirect_uris: vec![redirect_uri.into()],
+                scope: "notes.read notes.write notes.delete".into(),
+                public: true,
+                ..Default::default()
+            })
             .await;
         c.client.client_id
     }
 
     pub fn authorize_url(&self, client_id: &str, redirect_uri: &str, scope: &str, state: &str, challenge: Option<&str>) -> String {
         let mut q = form_urlencoded::Serializer::new(String::new());
-        q.append_pair("response_type", "code").append_pair("client_id", client_id).append_pair("redirect_uri", redirect_uri).append_pair("scope", scope).append_pair("state", state);
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", client_id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("scope", scope)
+            .append_pair("state", state);
         if let Some(c) = challenge {
             q.append_pair("code_challenge", c).append_pair("code_challenge_method", "S256");
         }
@@ -233,7 +255,14 @@ impl TestServer {
             .map(|s| admin::parse_api_scope(s).unwrap())
             .collect();
         admin::create_api(&*svc.store, API, "Notes", scopes, now).await.unwrap();
-        admin::create_user(&*svc.store, NewUser { username: USER.into(), email: Some("alice@example.com".into()), name: Some("Alice Doe".into()), ..Default::default() }, PASSWORD, now).await.unwrap();
+        admin::create_user(
+            &*svc.store,
+            NewUser { username: USER.into(), email: Some("alice@example.com".into()), name: Some("Alice Doe".into()), ..Default::default() },
+            PASSWORD,
+            now,
+        )
+        .await
+        .unwrap();
         serve_in_background(listener, svc.clone(), options);
         Self { url, svc, clock, db_url, dir }
     }

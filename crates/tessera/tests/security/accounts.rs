@@ -36,7 +36,9 @@ fn cli(s: &TestServer, args: &[&str], stdin: Option<&str>) {
 
 /// A confidential OpenID Connect client that may refresh.
 async fn oidc_client(s: &TestServer) -> (String, String) {
-    let c = s.client(NewClient { name: "App".into(), redirect_uris: vec![CB.into()], scope: "openid offline_access notes.read".into(), ..Default::default() }).await;
+    let c = s
+        .client(NewClient { name: "App".into(), redirect_uris: vec![CB.into()], scope: "openid offline_access notes.read".into(), ..Default::default() })
+        .await;
     (c.client.client_id, c.client_secret.unwrap())
 }
 
@@ -46,7 +48,8 @@ fn code_of(redirect: &str) -> String {
 }
 
 async fn redeem(s: &TestServer, id: &str, secret: &str, code: &str, verifier: &str) -> (u16, Value) {
-    let (st, body, _) = token_basic(&s.url, id, secret, &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", CB), ("code_verifier", verifier)]).await;
+    let (st, body, _) =
+        token_basic(&s.url, id, secret, &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", CB), ("code_verifier", verifier)]).await;
     (st, body)
 }
 
@@ -142,12 +145,31 @@ async fn regression_vanished_user_gets_no_code_or_tokens_rfc9700_4_14_2() {
     let (loc, early_verifier) = authorize_again(&s, &b, &id, "notes.read").await;
     let early_code = code_of(&loc);
     // A device approved by the signed-in user.
-    let device = s.client(NewClient { name: "CLI".into(), scope: "notes.read".into(), grant_types: vec![DEVICE_GRANT.into(), "refresh_token".into()], public: true, ..Default::default() }).await.client.client_id;
-    let d: Value = reqwest::Client::new().post(format!("{}/device_authorization", s.url)).form(&[("client_id", device.as_str()), ("scope", "notes.read")]).send().await.unwrap().json().await.unwrap();
+    let device = s
+        .client(NewClient {
+            name: "CLI".into(),
+            scope: "notes.read".into(),
+            grant_types: vec![DEVICE_GRANT.into(), "refresh_token".into()],
+            public: true,
+            ..Default::default()
+        })
+        .await
+        .client
+        .client_id;
+    let d: Value = reqwest::Client::new()
+        .post(format!("{}/device_authorization", s.url))
+        .form(&[("client_id", device.as_str()), ("scope", "notes.read")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let html = b.get(d["verification_uri_complete"].as_str().unwrap()).await.text().await.unwrap();
     let res = b.post_form("/device", &[("csrf", &hidden(&html, "csrf").unwrap()), ("user_code", d["user_code"].as_str().unwrap())]).await;
     let html = b.get(&location(&res)).await.text().await.unwrap();
-    let res = b.post_form("/consent", &[("csrf", &hidden(&html, "csrf").unwrap()), ("request", &hidden(&html, "request").unwrap()), ("decision", "allow")]).await;
+    let res =
+        b.post_form("/consent", &[("csrf", &hidden(&html, "csrf").unwrap()), ("request", &hidden(&html, "request").unwrap()), ("decision", "allow")]).await;
     assert_eq!(res.status(), 200, "the device is approved");
 
     // The user row alone goes; everything it gave stays behind.

@@ -15,7 +15,11 @@ fn code_of(redirect: &str) -> String {
 }
 
 async fn redeem(s: &TestServer, client_id: &str, code: &str, verifier: &str) -> (u16, Value) {
-    let (st, body, _) = token_form(&s.url, &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", CB), ("code_verifier", verifier), ("client_id", client_id)]).await;
+    let (st, body, _) = token_form(
+        &s.url,
+        &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", CB), ("code_verifier", verifier), ("client_id", client_id)],
+    )
+    .await;
     (st, body)
 }
 
@@ -60,7 +64,15 @@ async fn regression_replay_by_another_client_keeps_the_grant_rfc6749_4_1_2() {
 #[tokio::test]
 async fn regression_post_logout_redirect_is_the_registered_uri_rp_initiated_logout_3() {
     let s = TestServer::start().await;
-    let c = s.client(NewClient { name: "App".into(), redirect_uris: vec![CB.into()], scope: "openid".into(), post_logout_redirect_uris: vec![BYE.into()], ..Default::default() }).await;
+    let c = s
+        .client(NewClient {
+            name: "App".into(),
+            redirect_uris: vec![CB.into()],
+            scope: "openid".into(),
+            post_logout_redirect_uris: vec![BYE.into()],
+            ..Default::default()
+        })
+        .await;
     let id = c.client.client_id;
     let enc = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
     let logout = format!("{}/logout?client_id={id}&post_logout_redirect_uri={}", s.url, enc(BYE));
@@ -79,7 +91,8 @@ async fn regression_post_logout_redirect_is_the_registered_uri_rp_initiated_logo
     let res = b.get(&logout).await;
     assert_eq!(res.status(), 200, "the confirmation page");
     let html = res.text().await.unwrap();
-    let res = b.post_form("/logout", &[("confirm", "yes"), ("csrf", &hidden(&html, "csrf").unwrap()), ("client_id", &id), ("post_logout_redirect_uri", BYE)]).await;
+    let res =
+        b.post_form("/logout", &[("confirm", "yes"), ("csrf", &hidden(&html, "csrf").unwrap()), ("client_id", &id), ("post_logout_redirect_uri", BYE)]).await;
     assert_eq!(res.status(), 303);
     assert_eq!(location(&res), BYE);
 }

@@ -50,7 +50,16 @@ fn serve(dir: &Path, env: &[(&str, &str)]) -> Result<Serve, String> {
     let log = dir.join(format!("serve-{}.log", rand::random::<u32>()));
     let mut cmd = Command::new(BIN);
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--issuer", ISSUER, "--key-rotation-days", "0"]).current_dir(dir);
-    for v in ["TESSERA_DATABASE_URL", "TESSERA_ISSUER", "TESSERA_LISTEN", "TESSERA_CONFIG", "TESSERA_KEY_ENCRYPTION_KEY", "TESSERA_KEY_ENCRYPTION_KEY_FILE", "TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS", "TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS_FILE"] {
+    for v in [
+        "TESSERA_DATABASE_URL",
+        "TESSERA_ISSUER",
+        "TESSERA_LISTEN",
+        "TESSERA_CONFIG",
+        "TESSERA_KEY_ENCRYPTION_KEY",
+        "TESSERA_KEY_ENCRYPTION_KEY_FILE",
+        "TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS",
+        "TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS_FILE",
+    ] {
         cmd.env_remove(v);
     }
     cmd.envs(env.iter().copied()).env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(std::fs::File::create(&log).unwrap());
@@ -74,7 +83,13 @@ fn serve(dir: &Path, env: &[(&str, &str)]) -> Result<Serve, String> {
 fn admin(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let mut cmd = Command::new(BIN);
     cmd.args(args).current_dir(dir);
-    for v in ["TESSERA_DATABASE_URL", "TESSERA_KEY_ENCRYPTION_KEY", "TESSERA_KEY_ENCRYPTION_KEY_FILE", "TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS", "TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS_FILE"] {
+    for v in [
+        "TESSERA_DATABASE_URL",
+        "TESSERA_KEY_ENCRYPTION_KEY",
+        "TESSERA_KEY_ENCRYPTION_KEY_FILE",
+        "TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS",
+        "TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS_FILE",
+    ] {
         cmd.env_remove(v);
     }
     let out = cmd.envs(env.iter().copied()).output().unwrap();
@@ -103,7 +118,16 @@ fn register(dir: &Path) -> (String, String) {
 }
 
 async fn introspect_active(url: &str, id: &str, secret: &str, token: &str) -> bool {
-    let v: Value = reqwest::Client::new().post(format!("{url}/introspect")).basic_auth(id, Some(secret)).form(&[("token", token)]).send().await.unwrap().json().await.unwrap();
+    let v: Value = reqwest::Client::new()
+        .post(format!("{url}/introspect"))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     v["active"] == json!(true)
 }
 
@@ -127,8 +151,21 @@ async fn regression_signing_keys_encrypted_at_rest_rfc6819_5_1_4_1_3() {
     }
     assert!(accepted.is_empty(), "private keys read from the database parse as PKCS#8 and sign tokens (kid, alg, /userinfo status): {accepted:?}");
     // The server itself still signs and verifies with them.
-    let client = s.client(tessera_server::service::admin::NewClient { name: "M2M".into(), scope: "notes.read".into(), grant_types: vec!["client_credentials".into()], ..Default::default() }).await;
-    let (status, body, _) = token_basic(&s.url, &client.client.client_id, client.client_secret.as_deref().unwrap(), &[("grant_type", "client_credentials"), ("scope", "notes.read")]).await;
+    let client = s
+        .client(tessera_server::service::admin::NewClient {
+            name: "M2M".into(),
+            scope: "notes.read".into(),
+            grant_types: vec!["client_credentials".into()],
+            ..Default::default()
+        })
+        .await;
+    let (status, body, _) = token_basic(
+        &s.url,
+        &client.client.client_id,
+        client.client_secret.as_deref().unwrap(),
+        &[("grant_type", "client_credentials"), ("scope", "notes.read")],
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     verify_access_token(&s.url, body["access_token"].as_str().unwrap(), API).await;
 }
@@ -142,7 +179,8 @@ async fn regression_signing_keys_encrypted_at_rest_postgres_rfc6819_5_1_4_1_3() 
     let svc = tessera_server::Tessera::new(store.clone(), std::sync::Arc::new(tessera_server::SystemClock), tessera_server::Config::new(ISSUER)).await.unwrap();
     assert_eq!(svc.keys.current().all.len(), Alg::ALL.len());
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-    let rows: Vec<(String, String, Vec<u8>)> = sqlx::query("SELECT kid, alg, private_der FROM signing_keys").fetch_all(&pool).await.unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    let rows: Vec<(String, String, Vec<u8>)> =
+        sqlx::query("SELECT kid, alg, private_der FROM signing_keys").fetch_all(&pool).await.unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
     assert_eq!(rows.len(), Alg::ALL.len());
     let usable: Vec<String> = usable_keys(&rows).iter().map(|k| k.kid().to_string()).collect();
     assert!(usable.is_empty(), "private keys in PostgreSQL parse as PKCS#8: {usable:?}");
@@ -221,14 +259,18 @@ async fn regression_kek_rotation_keeps_keys_rfc6819_5_1_4_1_3() {
     let old_file = data(dir.path()).join("key-encryption-key");
     let old = tessera_jose::kek::Kek::from_base64(&std::fs::read_to_string(&old_file).unwrap()).unwrap();
     let sealed_under = |dir: &Path| -> Vec<String> {
-        sqlite_rows(&data(dir).join("tessera.db")).iter().map(|(_, _, b)| tessera_jose::kek::StoredForm::of(b).kek_id().unwrap_or_else(|| "plain".into())).collect()
+        sqlite_rows(&data(dir).join("tessera.db"))
+            .iter()
+            .map(|(_, _, b)| tessera_jose::kek::StoredForm::of(b).kek_id().unwrap_or_else(|| "plain".into()))
+            .collect()
     };
     assert!(sealed_under(dir.path()).iter().all(|i| *i == old.id()));
 
     // Rotation on start: the new KEK in the environment, the previous one as a file.
     let b_text = tessera_jose::kek::Kek::generate_base64().unwrap();
     let b = tessera_jose::kek::Kek::from_base64(&b_text).unwrap();
-    let server = serve(dir.path(), &[("TESSERA_KEY_ENCRYPTION_KEY", &b_text), ("TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS_FILE", old_file.to_str().unwrap())]).unwrap_or_else(|e| panic!("rotation start: {e}"));
+    let server = serve(dir.path(), &[("TESSERA_KEY_ENCRYPTION_KEY", &b_text), ("TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS_FILE", old_file.to_str().unwrap())])
+        .unwrap_or_else(|e| panic!("rotation start: {e}"));
     assert_eq!(jwks_kids(&server.url).await, kids, "same keys, same JWKS");
     assert!(introspect_active(&server.url, &id, &secret, &token).await, "a token signed before the rotation still verifies");
     drop(server);
@@ -239,7 +281,8 @@ async fn regression_kek_rotation_keeps_keys_rfc6819_5_1_4_1_3() {
     // Rotation offline: `tessera keys rewrap`.
     let c_text = tessera_jose::kek::Kek::generate_base64().unwrap();
     let c = tessera_jose::kek::Kek::from_base64(&c_text).unwrap();
-    let (ok, out, err) = admin(dir.path(), &["--json", "keys", "rewrap"], &[("TESSERA_KEY_ENCRYPTION_KEY", &c_text), ("TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS", &b_text)]);
+    let (ok, out, err) =
+        admin(dir.path(), &["--json", "keys", "rewrap"], &[("TESSERA_KEY_ENCRYPTION_KEY", &c_text), ("TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS", &b_text)]);
     assert!(ok, "keys rewrap: {err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["resealed"].as_array().map(Vec::len), Some(Alg::ALL.len()), "{out}");
@@ -275,7 +318,12 @@ async fn regression_legacy_plaintext_keys_sealed_on_start_rfc6819_5_1_4_1_3() {
         for alg in Alg::ALL {
             let der = tessera_jose::generate(alg).unwrap();
             let kid = SigningKey::from_pkcs8(alg, &der).unwrap().kid().to_string();
-            tessera_storage::Store::create_signing_key(&store, &tessera_storage::KeyRecord { kid: kid.clone(), alg: alg.as_str().into(), private_der: der, created_at: now - 10, use_after: now - 10 }).await.unwrap();
+            tessera_storage::Store::create_signing_key(
+                &store,
+                &tessera_storage::KeyRecord { kid: kid.clone(), alg: alg.as_str().into(), private_der: der, created_at: now - 10, use_after: now - 10 },
+            )
+            .await
+            .unwrap();
             kids.push(kid);
         }
     }

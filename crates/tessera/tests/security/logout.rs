@@ -152,7 +152,10 @@ async fn regression_backchannel_uri_private_ranges_refused_bcl_2_2() {
     let dir = tempfile::tempdir().unwrap();
     let create = |uri: &str, allow: bool| {
         let mut cmd = std::process::Command::new(BIN);
-        cmd.args(["client", "create", "--name", "RP", "--redirect-uri", CB, "--backchannel-logout-uri", uri]).current_dir(dir.path()).env_remove("TESSERA_DATABASE_URL").env_remove("TESSERA_ALLOW_PRIVATE_LOGOUT_URIS");
+        cmd.args(["client", "create", "--name", "RP", "--redirect-uri", CB, "--backchannel-logout-uri", uri])
+            .current_dir(dir.path())
+            .env_remove("TESSERA_DATABASE_URL")
+            .env_remove("TESSERA_ALLOW_PRIVATE_LOGOUT_URIS");
         if allow {
             cmd.arg("--allow-private-logout-uris");
         }

@@ -7,11 +7,11 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-mod oidc;
-mod parsers;
 mod accounts;
 mod codes;
-mod serving;
-mod throttle;
 mod keys;
 mod logout;
+mod oidc;
+mod parsers;
+mod serving;
+mod throttle;

@@ -78,7 +78,8 @@ async fn userinfo(s: &TestServer, access_token: &str) -> Value {
     res.json().await.unwrap()
 }
 
-const LEAKY_CLAIMS: &str = r#"{"userinfo":{"email":null,"phone_number":null,"address":null},"id_token":{"email":null,"phone_number":{"essential":true},"address":null}}"#;
+const LEAKY_CLAIMS: &str =
+    r#"{"userinfo":{"email":null,"phone_number":null,"address":null},"id_token":{"email":null,"phone_number":{"essential":true},"address":null}}"#;
 
 /// Finding 2 (OIDC Core §3.1.2.4, §5.4, §5.5): a client granted only `openid` that asks for
 /// email, phone and address with the `claims` parameter gets none of them — not in the ID
@@ -170,7 +171,11 @@ async fn regression_sub_claim_value_is_enforced_oidc_3_1_2_2() {
     let now = tessera_server::Clock::now(&*s.clock);
     let bob = admin::create_user(&*s.svc.store, NewUser { username: "bob".into(), ..Default::default() }, PASSWORD, now).await.unwrap();
     let alice = Browser::new(&s.url);
-    let alice_sub = claims_of(redeem(&s, &id, &secret, &journey(&alice, &url_with(&s, &id, "openid", &[]), USER).await).await["id_token"].as_str().unwrap())["sub"].as_str().unwrap().to_string();
+    let alice_sub =
+        claims_of(redeem(&s, &id, &secret, &journey(&alice, &url_with(&s, &id, "openid", &[]), USER).await).await["id_token"].as_str().unwrap())["sub"]
+            .as_str()
+            .unwrap()
+            .to_string();
     let for_bob = json!({"id_token": {"sub": {"value": bob.id}}}).to_string();
     let res = alice.get(&url_with(&s, &id, "openid", &[("claims", &for_bob), ("prompt", "none")])).await;
     assert_eq!(res.status(), 303);
@@ -230,7 +235,11 @@ async fn regression_one_audience_per_access_token_rfc9700_2_3() {
 #[tokio::test]
 async fn regression_public_client_consent_is_asked_every_time_rfc8252_8_6() {
     let s = TestServer::start().await;
-    let id = s.client(NewClient { name: "Notes SPA".into(), redirect_uris: vec![CB.into()], scope: "openid notes.read".into(), public: true, ..Default::default() }).await.client.client_id;
+    let id = s
+        .client(NewClient { name: "Notes SPA".into(), redirect_uris: vec![CB.into()], scope: "openid notes.read".into(), public: true, ..Default::default() })
+        .await
+        .client
+        .client_id;
     let (_, challenge) = pkce_pair();
     let url = s.authorize_url(&id, CB, "openid notes.read", "st", Some(&challenge));
     let b = Browser::new(&s.url);
@@ -260,7 +269,17 @@ async fn regression_loopback_redirect_port_may_vary_rfc8252_7_3() {
     assert!(back.starts_with(requested), "{back}");
     let code = query(&back)["code"].clone();
     // Another port at the token endpoint is not the URI the code was issued for.
-    let (status, body, _) = token_form(&s.url, &[("grant_type", "authorization_code"), ("client_id", &id), ("code", &code), ("redirect_uri", "http://127.0.0.1:53683/callback"), ("code_verifier", &verifier)]).await;
+    let (status, body, _) = token_form(
+        &s.url,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &id),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:53683/callback"),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
     // A different path is still refused at /authorize.
     let res = Browser::new(&s.url).get(&s.authorize_url(&id, "http://127.0.0.1:53682/other", "notes.read", "st", Some(&challenge))).await;
@@ -277,7 +296,11 @@ async fn regression_loopback_redirect_port_redeems_with_that_port_rfc8252_7_3() 
     let requested = "http://[::1]:40123/callback";
     let back = Browser::new(&s.url).authorize_and_allow(&s.authorize_url(&id, requested, "notes.read", "st", Some(&challenge))).await;
     let code = query(&back)["code"].clone();
-    let (status, body, _) = token_form(&s.url, &[("grant_type", "authorization_code"), ("client_id", &id), ("code", &code), ("redirect_uri", requested), ("code_verifier", &verifier)]).await;
+    let (status, body, _) = token_form(
+        &s.url,
+        &[("grant_type", "authorization_code"), ("client_id", &id), ("code", &code), ("redirect_uri", requested), ("code_verifier", &verifier)],
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -294,7 +317,8 @@ async fn regression_corrupt_stored_audience_is_an_error_not_a_token() {
     let changed = conn.execute("UPDATE refresh_tokens SET audience = 'not json'", []).unwrap();
     assert_eq!(changed, 1);
     drop(conn);
-    let (status, body, _) = token_basic(&s.url, &id, &secret, &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())]).await;
+    let (status, body, _) =
+        token_basic(&s.url, &id, &secret, &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())]).await;
     assert!(body.get("access_token").is_none(), "a token from a damaged row: {body}");
     assert_eq!((status, body["error"].as_str()), (500, Some("server_error")), "{body}");
 }

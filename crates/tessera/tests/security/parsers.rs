@@ -10,7 +10,9 @@ use tessera_server::service::admin::NewClient;
 #[tokio::test]
 async fn regression_basic_secret_cut_at_ampersand_rfc6749_2_3_1() {
     let s = TestServer::start().await;
-    let c = s.client(NewClient { name: "Batch Job".into(), scope: "notes.read".into(), grant_types: vec!["client_credentials".into()], ..Default::default() }).await;
+    let c = s
+        .client(NewClient { name: "Batch Job".into(), scope: "notes.read".into(), grant_types: vec!["client_credentials".into()], ..Default::default() })
+        .await;
     let (id, secret) = (c.client.client_id, c.client_secret.unwrap());
     let form = [("grant_type", "client_credentials"), ("scope", "notes.read")];
     let (status, body, _) = token_basic(&s.url, &id, &format!("{secret}&x"), &form).await;
@@ -32,7 +34,13 @@ async fn rfc9700_2_6_no_cors_at_the_authorization_endpoint() {
     let res = http.get(&url).header("Origin", "https://evil.example").send().await.unwrap();
     assert!(res.status().is_success() || res.status().is_redirection(), "{}", res.status());
     assert!(res.headers().get("access-control-allow-origin").is_none());
-    let res = http.request(reqwest::Method::OPTIONS, &url).header("Origin", "https://evil.example").header("Access-Control-Request-Method", "GET").send().await.unwrap();
+    let res = http
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("Origin", "https://evil.example")
+        .header("Access-Control-Request-Method", "GET")
+        .send()
+        .await
+        .unwrap();
     assert!(res.headers().get("access-control-allow-origin").is_none());
     assert!(res.headers().get("access-control-allow-methods").is_none());
 }

@@ -111,7 +111,8 @@ async fn regression_slowloris_trickled_head_is_cut_rfc9112_9_5() {
 async fn regression_slowloris_silent_connection_is_cut_rfc9112_9_5() {
     let srv = server(64).await;
     let mut s = TcpStream::connect(addr(&srv.url)).await.unwrap();
-    let closed = closed_within(&mut s, Duration::from_secs(4)).await.expect("a connection that sends nothing was still open after 4 s (header read timeout 1 s)");
+    let closed =
+        closed_within(&mut s, Duration::from_secs(4)).await.expect("a connection that sends nothing was still open after 4 s (header read timeout 1 s)");
     assert!(closed < Duration::from_millis(2500), "closed after {closed:?}");
     assert!(serves(&srv.url).await);
 }
@@ -206,7 +207,9 @@ async fn regression_timeout_408_has_anti_framing_headers_rfc7034_2() {
     let srv = TestServer::start_serving(ServeOptions { request_timeout: Duration::from_millis(500), ..ServeOptions::default() }, |_| {}).await;
     let mut s = TcpStream::connect(addr(&srv.url)).await.unwrap();
     // A body that never arrives in full.
-    s.write_all(b"POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type=").await.unwrap();
+    s.write_all(b"POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type=")
+        .await
+        .unwrap();
     let (status, headers) = read_response(&mut s, Duration::from_secs(5)).await.expect("no answer to a stalled body");
     assert_eq!(status, 408);
     assert_security_headers(&headers, "408");
@@ -236,8 +239,17 @@ fn assert_security_headers(headers: &[(String, String)], what: &str) {
 /// http issuer (loopback development) none does (§7.2: not over non-secure transport).
 #[tokio::test]
 async fn regression_hsts_on_https_issuer_rfc6797_7_1() {
-    let srv = TestServer::start_serving(ServeOptions { request_timeout: Duration::from_millis(500), ..ServeOptions::default() }, |c| c.issuer = "https://id.example".into()).await;
-    for req in [get("/healthz"), get("/.well-known/openid-configuration"), get("/nope"), b"DELETE /token HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nx".to_vec()] {
+    let srv = TestServer::start_serving(ServeOptions { request_timeout: Duration::from_millis(500), ..ServeOptions::default() }, |c| {
+        c.issuer = "https://id.example".into()
+    })
+    .await;
+    for req in [
+        get("/healthz"),
+        get("/.well-known/openid-configuration"),
+        get("/nope"),
+        b"DELETE /token HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nx".to_vec(),
+    ] {
         let mut s = TcpStream::connect(addr(&srv.url)).await.unwrap();
         s.write_all(&req).await.unwrap();
         let (status, headers) = read_response(&mut s, Duration::from_secs(5)).await.unwrap();
@@ -284,7 +296,10 @@ async fn regression_slowloris_tessera_serve_flags_rfc9112_9_5() {
     let mut silent = TcpStream::connect(addr(&url)).await.unwrap();
     let mut partial = TcpStream::connect(addr(&url)).await.unwrap();
     partial.write_all(b"GET / HTTP/1.1\r\nHo").await.unwrap();
-    assert!(closed_within(&mut silent, Duration::from_secs(4)).await.is_some_and(|d| d < Duration::from_millis(2500)), "--header-read-timeout 1: a silent connection");
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(4)).await.is_some_and(|d| d < Duration::from_millis(2500)),
+        "--header-read-timeout 1: a silent connection"
+    );
     assert!(closed_within(&mut partial, Duration::from_secs(2)).await.is_some(), "--header-read-timeout 1: a partial head");
     assert!(serves(&url).await);
 

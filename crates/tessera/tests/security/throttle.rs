@@ -149,8 +149,19 @@ async fn regression_parallel_sign_ins_across_two_instances_rfc6749_10_10() {
     let now = tessera_server::Clock::now(&*clock);
     let store = &*instances[0].store;
     admin::create_user(store, NewUser { username: USER.into(), ..Default::default() }, PASSWORD, now).await.unwrap();
-    let c = admin::create_client(store, NewClient { name: "Notes Client".into(), redirect_uris: vec![CB.into()], scope: "openid".into(), ..Default::default() }, now).await.unwrap();
-    let authorize = format!("{}/authorize?response_type=code&client_id={}&redirect_uri={}&scope=openid&state=1", bases[0], c.client.client_id, form_urlencoded::byte_serialize(CB.as_bytes()).collect::<String>());
+    let c = admin::create_client(
+        store,
+        NewClient { name: "Notes Client".into(), redirect_uris: vec![CB.into()], scope: "openid".into(), ..Default::default() },
+        now,
+    )
+    .await
+    .unwrap();
+    let authorize = format!(
+        "{}/authorize?response_type=code&client_id={}&redirect_uri={}&scope=openid&state=1",
+        bases[0],
+        c.client.client_id,
+        form_urlencoded::byte_serialize(CB.as_bytes()).collect::<String>()
+    );
     let form = sign_in_form(&plain_http(), &authorize, &bases[0]).await;
     let answers = burst(&bases, &form, 100, Some(72)).await;
     let verified = check_burst(&answers);
@@ -214,7 +225,8 @@ async fn regression_back_off_grows_and_ends_rfc6749_10_10() {
 
 /// A browser whose connections come from `ip` (any 127.0.0.0/8 address is loopback on Linux).
 fn browser_from(base: &str, ip: &str) -> Browser {
-    let http = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).local_address(ip.parse::<IpAddr>().unwrap()).build().unwrap();
+    let http =
+        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).local_address(ip.parse::<IpAddr>().unwrap()).build().unwrap();
     Browser { http, base: base.to_string() }
 }
 
@@ -222,7 +234,8 @@ fn browser_from(base: &str, ip: &str) -> Browser {
 async fn sign_in_as(b: &Browser, html: &str, client: Option<&str>, username: &str, password: &str) -> reqwest::Response {
     let csrf = hidden(html, "csrf").unwrap();
     let request = hidden(html, "request").unwrap();
-    let mut req = b.http.post(format!("{}/login", b.base)).form(&[("csrf", csrf.as_str()), ("request", &request), ("username", username), ("password", password)]);
+    let mut req =
+        b.http.post(format!("{}/login", b.base)).form(&[("csrf", csrf.as_str()), ("request", &request), ("username", username), ("password", password)]);
     if let Some(c) = client {
         req = req.header("x-forwarded-for", format!("{c}, 10.9.8.7"));
     }
@@ -284,9 +297,20 @@ async fn regression_per_address_limit_keys_on_the_client_behind_a_proxy_rfc6749_
 async fn regression_user_code_limit_keys_on_the_client_behind_a_proxy_rfc8628_5_1() {
     let s = TestServer::start_with(|c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
     let c = s
-        .client(NewClient { name: "CLI".into(), scope: "notes.read".into(), grant_types: vec!["urn:ietf:params:oauth:grant-type:device_code".into()], public: true, ..Default::default() })
+        .client(NewClient {
+            name: "CLI".into(),
+            scope: "notes.read".into(),
+            grant_types: vec!["urn:ietf:params:oauth:grant-type:device_code".into()],
+            public: true,
+            ..Default::default()
+        })
         .await;
-    let res = reqwest::Client::new().post(format!("{}/device_authorization", s.url)).form(&[("client_id", c.client.client_id.as_str()), ("scope", "notes.read")]).send().await.unwrap();
+    let res = reqwest::Client::new()
+        .post(format!("{}/device_authorization", s.url))
+        .form(&[("client_id", c.client.client_id.as_str()), ("scope", "notes.read")])
+        .send()
+        .await
+        .unwrap();
     let d: serde_json::Value = res.json().await.unwrap();
     let b = Browser::new(&s.url);
     let html = b.get("/device").await.text().await.unwrap();

@@ -60,7 +60,13 @@ pub async fn redeem(svc: &Tessera, client: &ClientPolicy, req: &CodeRequest) -> 
     }
     let scope = Scopes::parse(&code.scope)?;
     let audience: Vec<String> = crate::service::decode_audience(&code.audience)?;
-    let lineage = Lineage { family_id: code.grant_id.clone(), auth_time: code.auth_time, family_expires_at: now + svc.config.refresh_token_lifetime, oidc: code.oidc.clone(), with_nonce: true };
+    let lineage = Lineage {
+        family_id: code.grant_id.clone(),
+        auth_time: code.auth_time,
+        family_expires_at: now + svc.config.refresh_token_lifetime,
+        oidc: code.oidc.clone(),
+        with_nonce: true,
+    };
     match svc.issue_tokens_consuming(client, &code.user_id, &scope, &scope, &audience, lineage, Consume::Code(&hash)).await? {
         Ok(tokens) => Ok(tokens),
         Err(NotConsumed::Code(Taken::AlreadyUsed(c))) => Err(replayed(svc, client, &c, now).await?),
@@ -72,7 +78,13 @@ pub async fn redeem(svc: &Tessera, client: &ClientPolicy, req: &CodeRequest) -> 
 /// issued from it are revoked.
 async fn replayed(svc: &Tessera, client: &ClientPolicy, c: &CodeRecord, now: i64) -> Result<ServiceError, ServiceError> {
     let revoked = svc.store.revoke_family(&c.grant_id, now).await?;
-    svc.store.create_audit_event("code_replay", &format!("client {} presented a used code; grant {} revoked ({revoked} refresh tokens)", client.client_id, c.grant_id), now).await?;
+    svc.store
+        .create_audit_event(
+            "code_replay",
+            &format!("client {} presented a used code; grant {} revoked ({revoked} refresh tokens)", client.client_id, c.grant_id),
+            now,
+        )
+        .await?;
     tracing::warn!(client_id = %client.client_id, grant = %c.grant_id, "authorization code replayed; grant revoked");
     Ok(OAuthError::invalid_grant("the authorization code was already used").into())
 }

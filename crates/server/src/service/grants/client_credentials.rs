@@ -21,5 +21,12 @@ pub async fn grant(svc: &Tessera, client: &ClientPolicy, req: &ClientCredentials
     let audience = audience_for(&scope, req.resource.as_deref(), &catalog)?;
     let access_token = svc.sign_access_token(&client.client_id, &client.client_id, &scope, &audience, secret::random_id(), Vec::new())?;
     // RFC 6749 §4.4.3: "A refresh token SHOULD NOT be included."
-    Ok(TokenResponse { access_token, token_type: "Bearer".into(), expires_in: ACCESS_TOKEN_LIFETIME_SECS, scope: scope.to_string(), refresh_token: None, id_token: None })
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: ACCESS_TOKEN_LIFETIME_SECS,
+        scope: scope.to_string(),
+        refresh_token: None,
+        id_token: None,
+    })
 }

@@ -51,7 +51,13 @@ pub async fn poll(svc: &Tessera, client: &ClientPolicy, req: &DeviceCodeRequest)
     }
     let scope = Scopes::parse(&d.scope)?;
     let audience: Vec<String> = crate::service::decode_audience(&d.audience)?;
-    let lineage = Lineage { family_id: secret::random_id(), auth_time: d.auth_time.unwrap_or(now), family_expires_at: now + svc.config.refresh_token_lifetime, oidc: d.oidc.clone(), with_nonce: false };
+    let lineage = Lineage {
+        family_id: secret::random_id(),
+        auth_time: d.auth_time.unwrap_or(now),
+        family_expires_at: now + svc.config.refresh_token_lifetime,
+        oidc: d.oidc.clone(),
+        with_nonce: false,
+    };
     match svc.issue_tokens_consuming(client, &user_id, &scope, &scope, &audience, lineage, Consume::DeviceCode(&hash)).await? {
         Ok(tokens) => Ok(tokens),
         Err(_) => Err(OAuthError::invalid_grant("the device code was already used").into()),

@@ -44,7 +44,8 @@ pub async fn refresh(svc: &Tessera, client: &ClientPolicy, req: &RefreshRequest)
             return Err(OAuthError::invalid_grant("the user no longer exists").into());
         }
         let audience: Vec<String> = crate::service::decode_audience(&t.audience)?;
-        let lineage = Lineage { family_id: t.family_id.clone(), auth_time: t.auth_time, family_expires_at: t.family_expires_at, oidc: t.oidc.clone(), with_nonce: false };
+        let lineage =
+            Lineage { family_id: t.family_id.clone(), auth_time: t.auth_time, family_expires_at: t.family_expires_at, oidc: t.oidc.clone(), with_nonce: false };
         return match svc.issue_tokens_consuming(client, &t.user_id, &scope, &granted, &audience, lineage, Consume::RefreshToken(&hash)).await? {
             Ok(tokens) => Ok(tokens),
             Err(NotConsumed::RefreshToken(not_taken)) => Err(refused(svc, client, not_taken, now).await?),
@@ -55,7 +56,10 @@ pub async fn refresh(svc: &Tessera, client: &ClientPolicy, req: &RefreshRequest)
     match svc.store.take_refresh_token(&hash, now, grace).await? {
         Taken::Taken(token) => {
             svc.store.revoke_family(&token.family_id, now).await?;
-            Err(check_client(&token.client_id, &client.client_id).err().unwrap_or_else(|| OAuthError::invalid_grant("the refresh token was issued to another client")).into())
+            Err(check_client(&token.client_id, &client.client_id)
+                .err()
+                .unwrap_or_else(|| OAuthError::invalid_grant("the refresh token was issued to another client"))
+                .into())
         }
         not_taken => Err(refused(svc, client, not_taken, now).await?),
     }
@@ -68,7 +72,13 @@ async fn refused(svc: &Tessera, client: &ClientPolicy, outcome: Taken<RefreshTok
         Taken::AlreadyUsed(t) => {
             if t.used_at.is_some() && t.revoked_at.is_none() {
                 svc.store.revoke_family(&t.family_id, now).await?;
-                svc.store.create_audit_event("refresh_reuse", &format!("client {} reused a rotated refresh token; family {} revoked", client.client_id, t.family_id), now).await?;
+                svc.store
+                    .create_audit_event(
+                        "refresh_reuse",
+                        &format!("client {} reused a rotated refresh token; family {} revoked", client.client_id, t.family_id),
+                        now,
+                    )
+                    .await?;
                 tracing::warn!(client_id = %client.client_id, family = %t.family_id, "refresh token reuse; family revoked");
             }
             OAuthError::invalid_grant("the refresh token is no longer valid").into()
