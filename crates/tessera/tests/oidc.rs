@@ -46,33 +46,8 @@ async fn verify(s: &TestServer, jwt: &str, alg: jsonwebtoken::Algorithm, aud: &s
     (header, claims)
 }
 
-/// Drive the browser from an authorization URL to the client's redirect, signing in and
-/// allowing on whatever pages come up.
-async fn journey(b: &Browser, url: &str) -> String {
-    let mut res = b.get(url).await;
-    for _ in 0..6 {
-        assert_eq!(res.status(), 303, "expected a redirect");
-        let loc = location(&res);
-        if loc.starts_with("/login") {
-            let html = b.get(&loc).await.text().await.unwrap();
-            res = b.sign_in(&html, USER, PASSWORD).await;
-        } else if loc.starts_with("/consent") {
-            let page = b.get(&loc).await;
-            if page.status() == 303 {
-                res = page;
-                continue;
-            }
-            let html = page.text().await.unwrap();
-            return b.decide(&html, "allow").await;
-        } else {
-            return loc;
-        }
-    }
-    panic!("too many steps");
-}
-
 async fn code_and_tokens(s: &TestServer, b: &Browser, id: &str, secret: &str, scope: &str, extra: &[(&str, &str)]) -> Value {
-    let back = journey(b, &url_with(s, id, scope, extra)).await;
+    let back = b.journey_as(&url_with(s, id, scope, extra), USER).await;
     let (status, body, _) =
         token_basic(&s.url, id, secret, &[("grant_type", "authorization_code"), ("code", &query(&back)["code"]), ("redirect_uri", CB)]).await;
     assert_eq!(status, 200, "{body}");
@@ -169,7 +144,7 @@ async fn core_5_3_userinfo() {
     assert_eq!(res.status(), 400);
     // A token without openid: insufficient_scope.
     let (nid, nsecret) = s.confidential_client(CB).await;
-    let back = journey(&b, &s.authorize_url(&nid, CB, "notes.read", "x", None)).await;
+    let back = b.journey_as(&s.authorize_url(&nid, CB, "notes.read", "x", None), USER).await;
     let (_, plain, _) =
         token_basic(&s.url, &nid, &nsecret, &[("grant_type", "authorization_code"), ("code", &query(&back)["code"]), ("redirect_uri", CB)]).await;
     let res = http.get(format!("{}/userinfo", s.url)).bearer_auth(plain["access_token"].as_str().unwrap()).send().await.unwrap();

@@ -26,29 +26,7 @@ pub struct TestServer {
 impl TestServer {
     /// A server with the Notes API (notes.read, notes.write, notes.delete) and user alice.
     pub async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let db_url = format!("sqlite://{}/tessera.db", dir.path().display());
-        let store = Arc::new(SqliteStore::open_server(&db_url).await.unwrap());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let clock = Arc::new(ManualClock::new());
-        let svc = Tessera::new(store, clock.clone(), Config::new(&url)).await.unwrap();
-        let now = clock.now_secs();
-        let scopes = ["notes.read=Read your notes", "notes.write=Create and edit your notes", "notes.delete=Delete your notes"]
-            .iter()
-            .map(|s| admin::parse_api_scope(s).unwrap())
-            .collect();
-        admin::create_api(&*svc.store, API, "Notes", scopes, now).await.unwrap();
-        admin::create_user(
-            &*svc.store,
-            NewUser { username: USER.into(), email: Some("alice@example.com".into()), name: Some("Alice Doe".into()), ..Default::default() },
-            PASSWORD,
-            now,
-        )
-        .await
-        .unwrap();
-        serve_in_background(listener, svc.clone(), ServeOptions::default());
-        Self { url, svc, clock, db_url, dir }
+        Self::start_serving(ServeOptions::default(), |_| {}).await
     }
 
     pub async fn client(&self, req: NewClient) -> admin::CreatedClient {
@@ -103,6 +81,25 @@ impl NowSecs for ManualClock {
     fn now_secs(&self) -> i64 {
         tessera_server::Clock::now(self)
     }
+}
+
+/// Run the real `tessera` binary with `args` (in `cwd` when given, without an inherited
+/// `TESSERA_DATABASE_URL`), `stdin` fed to it; returns (exit ok, stdout, stderr).
+pub fn run_tessera(cwd: Option<&std::path::Path>, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.args(args).env_remove("TESSERA_DATABASE_URL").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd.spawn().unwrap();
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
 /// (verifier, S256 challenge), RFC 7636 §4.1–4.2.
@@ -178,6 +175,31 @@ impl Browser {
         let res = self.post_form("/consent", &[("csrf", &csrf), ("request", &request), ("decision", decision)]).await;
         assert_eq!(res.status(), 303);
         location(&res)
+    }
+
+    /// Drive the browser from an authorization URL to the client's redirect, signing in as
+    /// `user` and allowing on whatever pages come up (none, sign-in, consent, or both).
+    pub async fn journey_as(&self, url: &str, user: &str) -> String {
+        let mut res = self.get(url).await;
+        for _ in 0..6 {
+            assert_eq!(res.status(), 303, "expected a redirect");
+            let loc = location(&res);
+            if loc.starts_with("/login") {
+                let html = self.get(&loc).await.text().await.unwrap();
+                res = self.sign_in(&html, user, PASSWORD).await;
+            } else if loc.starts_with("/consent") {
+                let page = self.get(&loc).await;
+                if page.status() == 303 {
+                    res = page;
+                    continue;
+                }
+                let html = page.text().await.unwrap();
+                return self.decide(&html, "allow").await;
+            } else {
+                return loc;
+            }
+        }
+        panic!("too many steps");
     }
 
     /// The full user journey for a fresh browser: authorize → sign in → consent (allow) → the

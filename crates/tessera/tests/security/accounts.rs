@@ -4,34 +4,18 @@
 
 use crate::common::*;
 use serde_json::Value;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use tessera_server::service::admin::NewClient;
 
 const CB: &str = "http://127.0.0.1:9/cb";
-const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 /// The pending request's lifetime (service/authorize.rs PENDING_LIFETIME_SECS).
 const PENDING_SECS: i64 = 600;
 
 /// Run the real admin CLI against the server's SQLite file while the server runs, as an
 /// operator would; `stdin` feeds `--password-stdin`.
 fn cli(s: &TestServer, args: &[&str], stdin: Option<&str>) {
-    let mut child = Command::new(BIN)
-        .arg("--database")
-        .arg(&s.db_url)
-        .args(args)
-        .env_remove("TESSERA_DATABASE_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "tessera {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let args: Vec<&str> = ["--database", s.db_url.as_str()].into_iter().chain(args.iter().copied()).collect();
+    let (ok, _, err) = run_tessera(None, &args, stdin);
+    assert!(ok, "tessera {args:?} failed: {err}");
 }
 
 /// A confidential OpenID Connect client that may refresh.

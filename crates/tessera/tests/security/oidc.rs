@@ -31,31 +31,6 @@ async fn give_alice_a_profile(s: &TestServer) {
     admin::update_user(&*s.svc.store, USER, None, None, changes, tessera_server::Clock::now(&*s.clock)).await.unwrap();
 }
 
-/// Drive the browser from an authorization URL to the client's redirect, signing in and
-/// allowing on whatever pages come up.
-async fn journey(b: &Browser, url: &str, user: &str) -> String {
-    let mut res = b.get(url).await;
-    for _ in 0..6 {
-        assert_eq!(res.status(), 303, "expected a redirect");
-        let loc = location(&res);
-        if loc.starts_with("/login") {
-            let html = b.get(&loc).await.text().await.unwrap();
-            res = b.sign_in(&html, user, PASSWORD).await;
-        } else if loc.starts_with("/consent") {
-            let page = b.get(&loc).await;
-            if page.status() == 303 {
-                res = page;
-                continue;
-            }
-            let html = page.text().await.unwrap();
-            return b.decide(&html, "allow").await;
-        } else {
-            return loc;
-        }
-    }
-    panic!("too many steps");
-}
-
 async fn redeem(s: &TestServer, id: &str, secret: &str, back: &str) -> Value {
     let q = query(back);
     let code = q.get("code").unwrap_or_else(|| panic!("no code in {back}"));
@@ -90,7 +65,7 @@ async fn regression_claims_parameter_releases_only_consented_claims_oidc_5_5() {
     give_alice_a_profile(&s).await;
     let (id, secret) = client_with(&s, "openid").await;
     let b = Browser::new(&s.url);
-    let tokens = redeem(&s, &id, &secret, &journey(&b, &url_with(&s, &id, "openid", &[("claims", LEAKY_CLAIMS)]), USER).await).await;
+    let tokens = redeem(&s, &id, &secret, &b.journey_as(&url_with(&s, &id, "openid", &[("claims", LEAKY_CLAIMS)]), USER).await).await;
     let leaked = ["email", "phone_number", "address"];
     let id_token = claims_of(tokens["id_token"].as_str().unwrap());
     let info = userinfo(&s, tokens["access_token"].as_str().unwrap()).await;
@@ -109,7 +84,7 @@ async fn regression_claims_parameter_releases_only_consented_claims_oidc_5_5() {
     }
     // What the scopes do cover is still released, and the request still chooses the ID token.
     let (id2, secret2) = client_with(&s, "openid email").await;
-    let tokens = redeem(&s, &id2, &secret2, &journey(&b, &url_with(&s, &id2, "openid email", &[("claims", LEAKY_CLAIMS)]), USER).await).await;
+    let tokens = redeem(&s, &id2, &secret2, &b.journey_as(&url_with(&s, &id2, "openid email", &[("claims", LEAKY_CLAIMS)]), USER).await).await;
     let id_token = claims_of(tokens["id_token"].as_str().unwrap());
     assert_eq!(id_token["email"], "alice@example.com", "{id_token}");
     assert!(id_token.get("phone_number").is_none() && id_token.get("address").is_none(), "{id_token}");
@@ -147,17 +122,18 @@ async fn regression_consent_post_cannot_skip_reauthentication_oidc_3_1_2_1() {
     let now = tessera_server::Clock::now(&*s.clock);
     admin::create_user(&*s.svc.store, NewUser { username: "bob".into(), ..Default::default() }, PASSWORD, now).await.unwrap();
     let bob = Browser::new(&s.url);
-    let bob_id_token = redeem(&s, &id, &secret, &journey(&bob, &url_with(&s, &id, "openid", &[]), "bob").await).await["id_token"].as_str().unwrap().to_string();
+    let bob_id_token =
+        redeem(&s, &id, &secret, &bob.journey_as(&url_with(&s, &id, "openid", &[]), "bob").await).await["id_token"].as_str().unwrap().to_string();
 
     let alice = Browser::new(&s.url);
-    journey(&alice, &url_with(&s, &id, "openid", &[]), USER).await;
+    alice.journey_as(&url_with(&s, &id, "openid", &[]), USER).await;
     s.clock.advance(5);
     for (k, v) in [("prompt", "login"), ("max_age", "0"), ("acr_values", "1"), ("id_token_hint", bob_id_token.as_str())] {
         let res = consent_without_password(&alice, &url_with(&s, &id, "openid", &[(k, v)])).await;
         assert_no_code(&res, k);
     }
     // The honest path still works: sign in, then a code (for alice).
-    let back = journey(&alice, &url_with(&s, &id, "openid", &[("prompt", "login")]), USER).await;
+    let back = alice.journey_as(&url_with(&s, &id, "openid", &[("prompt", "login")]), USER).await;
     assert!(query(&back).contains_key("code"), "{back}");
 }
 
@@ -172,7 +148,7 @@ async fn regression_sub_claim_value_is_enforced_oidc_3_1_2_2() {
     let bob = admin::create_user(&*s.svc.store, NewUser { username: "bob".into(), ..Default::default() }, PASSWORD, now).await.unwrap();
     let alice = Browser::new(&s.url);
     let alice_sub =
-        claims_of(redeem(&s, &id, &secret, &journey(&alice, &url_with(&s, &id, "openid", &[]), USER).await).await["id_token"].as_str().unwrap())["sub"]
+        claims_of(redeem(&s, &id, &secret, &alice.journey_as(&url_with(&s, &id, "openid", &[]), USER).await).await["id_token"].as_str().unwrap())["sub"]
             .as_str()
             .unwrap()
             .to_string();
@@ -184,7 +160,7 @@ async fn regression_sub_claim_value_is_enforced_oidc_3_1_2_2() {
     assert_eq!(query(&back).get("error").map(String::as_str), Some("login_required"), "{back}");
     assert!(!query(&back).contains_key("code"));
     // Interactive: alice signs in again, as herself: the request named bob, so no code.
-    let back = journey(&alice, &url_with(&s, &id, "openid", &[("claims", &for_bob)]), USER).await;
+    let back = alice.journey_as(&url_with(&s, &id, "openid", &[("claims", &for_bob)]), USER).await;
     assert_eq!(query(&back).get("error").map(String::as_str), Some("login_required"), "{back}");
     // Her own sub is fine.
     let for_alice = json!({"id_token": {"sub": {"value": alice_sub}}}).to_string();
@@ -200,7 +176,7 @@ async fn regression_id_token_hint_accepts_only_id_tokens_oidc_3_1_2_1() {
     let s = TestServer::start().await;
     let (id, secret) = client_with(&s, "openid").await;
     let b = Browser::new(&s.url);
-    let tokens = redeem(&s, &id, &secret, &journey(&b, &url_with(&s, &id, "openid", &[]), USER).await).await;
+    let tokens = redeem(&s, &id, &secret, &b.journey_as(&url_with(&s, &id, "openid", &[]), USER).await).await;
     let access_token = tokens["access_token"].as_str().unwrap();
     let res = b.get(&url_with(&s, &id, "openid", &[("id_token_hint", access_token), ("prompt", "none")])).await;
     let back = location(&res);
@@ -226,7 +202,7 @@ async fn regression_one_audience_per_access_token_rfc9700_2_3() {
     let back = location(&res);
     assert!(back.starts_with(CB), "{back}");
     assert_eq!(query(&back).get("error").map(String::as_str), Some("invalid_target"), "{back}");
-    let tokens = redeem(&s, &id, &secret, &journey(&b, &url_with(&s, &id, "calendar.read", &[]), USER).await).await;
+    let tokens = redeem(&s, &id, &secret, &b.journey_as(&url_with(&s, &id, "calendar.read", &[]), USER).await).await;
     assert_eq!(claims_of(tokens["access_token"].as_str().unwrap())["aud"], CALENDAR);
 }
 
