@@ -9,13 +9,16 @@
 //! - [`client`]: the registered-client view the rules need, and client authentication
 //!   (RFC 6749 §2.3).
 //! - [`authorize`]: the authorization request (RFC 6749 §4.1.1) in its two validation stages.
-//! - [`grant`]: one module per grant type at the token endpoint.
+//! - [`catalog`]: the scope catalog and the access token's audience (RFC 8707).
+//! - [`grant`]: one module per grant type at the token endpoint, each with its pure decision
+//!   (`decide`) over what the store holds.
 //! - [`metadata`]: the RFC 8414 authorization server metadata document.
 //!
 //! Architecture invariant: this crate does no I/O and reads no clock; callers pass `now`.
 #![forbid(unsafe_code)]
 
 pub mod authorize;
+pub mod catalog;
 pub mod client;
 pub mod error;
 pub mod grant;

@@ -78,6 +78,39 @@ pub struct CodeBinding {
     pub expires_at: i64,
 }
 
+/// What presenting a stored code means, decided before anything is consumed
+/// ([`decide`]). RFC 6749 §4.1.2: "If an authorization code is used more than once, the
+/// authorization server MUST deny the request and SHOULD revoke (when possible) all tokens
+/// previously issued based on that authorization code."
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeDecision {
+    /// Issue the tokens, consuming the code in the same transaction; if the consume finds it used
+    /// meanwhile, that is a [`CodeDecision::Replay`] (the presenter passed the binding).
+    Redeem,
+    /// The code's own client presented a used code: deny, revoke the grant's tokens, record it.
+    Replay,
+    /// Deny with `error`. `consume`: a failed redemption uses the code up, as a successful one
+    /// does; `replay_if_used`: when that consume finds the code used meanwhile, it is a replay
+    /// (only for its own client, with its redirect URI and verifier: RFC 6749 §10.5).
+    Refuse { error: OAuthError, consume: bool, replay_if_used: bool },
+}
+
+/// The decision for `req`, presented by `client_id` at `now`, for a code bound to `binding`
+/// that is `used` or not. Only the code's own client ends the grant by presenting a used code
+/// ([`CodeRequest::check_binding`]): a public client_id is no secret, so anyone else holding a
+/// used code is only refused and the grant stays.
+pub fn decide(req: &CodeRequest, binding: &CodeBinding, used: bool, client_id: &str, now: i64) -> CodeDecision {
+    let own_client = req.check_binding(binding, client_id);
+    match (used, own_client) {
+        (true, Ok(())) => CodeDecision::Replay,
+        (true, Err(error)) => CodeDecision::Refuse { error, consume: false, replay_if_used: false },
+        (false, own) => match req.check(binding, client_id, now) {
+            Ok(()) => CodeDecision::Redeem,
+            Err(error) => CodeDecision::Refuse { error, consume: true, replay_if_used: own.is_ok() },
+        },
+    }
+}
+
 /// RFC 6749 §4.1.2 recommends a maximum code lifetime of 10 minutes; Tessera uses 60 seconds.
 pub const CODE_LIFETIME_SECS: i64 = 60;
 
@@ -146,6 +179,42 @@ mod tests {
         assert!(!own(req(CB, None), "c1"), "no verifier");
         assert!(!own(req(CB, Some("wrong-verifier-wrong-verifier-wrong-verifier-x")), "c1"), "wrong verifier");
         assert!(!own(req(Some("https://app.example/other"), Some(VERIFIER)), "c1"), "another redirect URI");
+    }
+
+    /// What a presentation decides, per case: (request, used, presenting client, time) →
+    /// decision. The one helper every row goes through.
+    fn decides(r: CodeRequest, used: bool, client: &str, now: i64, expected: &str) {
+        let got = match decide(&r, &binding(true, true), used, client, now) {
+            CodeDecision::Redeem => "redeem".to_string(),
+            CodeDecision::Replay => "replay".to_string(),
+            CodeDecision::Refuse { error, consume, replay_if_used } => {
+                format!("refuse {}{}{}", error.code.as_str(), if consume { " consume" } else { "" }, if replay_if_used { " replay-if-used" } else { "" })
+            }
+        };
+        assert_eq!(got, expected, "used={used} client={client} now={now} {r:?}");
+    }
+
+    /// RFC 6749 §4.1.2 (single use, replay revokes), §4.1.3 (binding), §10.5 (only the code's
+    /// own client ends the grant), RFC 7636 §4.6 (verifier), table-driven.
+    #[test]
+    fn rfc6749_4_1_2_decisions() {
+        let late = 1_000 + CODE_LIFETIME_SECS;
+        let wrong = Some("wrong-verifier-wrong-verifier-wrong-verifier-x");
+        decides(req(CB, Some(VERIFIER)), false, "c1", 1_000, "redeem");
+        decides(req(CB, Some(VERIFIER)), true, "c1", 1_000, "replay");
+        // A used code presented by its own client after it expired is still a replay.
+        decides(req(CB, Some(VERIFIER)), true, "c1", late, "replay");
+        // Anyone else with a used code is refused; the grant stays, nothing is consumed.
+        decides(req(CB, Some(VERIFIER)), true, "c2", 1_000, "refuse invalid_grant");
+        decides(req(CB, wrong), true, "c1", 1_000, "refuse invalid_grant");
+        decides(req(Some("https://app.example/other"), Some(VERIFIER)), true, "c1", 1_000, "refuse invalid_grant");
+        // A failed redemption of a live code uses it up; a race with a redemption is a replay
+        // only when its own client (binding passed) is the one refused.
+        decides(req(CB, Some(VERIFIER)), false, "c1", late, "refuse invalid_grant consume replay-if-used");
+        decides(req(CB, wrong), false, "c1", 1_000, "refuse invalid_grant consume");
+        decides(req(CB, None), false, "c1", 1_000, "refuse invalid_grant consume");
+        decides(req(CB, Some(VERIFIER)), false, "c2", 1_000, "refuse invalid_grant consume");
+        decides(req(None, Some(VERIFIER)), false, "c1", 1_000, "refuse invalid_grant consume");
     }
 
     /// RFC 7636 §4.6 and RFC 9700 §4.8.2: verifier required with a challenge; refused without one.

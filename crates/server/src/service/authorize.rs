@@ -11,8 +11,8 @@
 use super::{ServiceError, Tessera};
 use crate::secret;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use tessera_protocol::authorize::{self as rules, RedirectTarget};
+pub use tessera_protocol::catalog::ScopeCatalog;
 use tessera_protocol::client::{AuthMethod, ClientPolicy, GrantType};
 use tessera_protocol::grant::authorization_code::CODE_LIFETIME_SECS;
 use tessera_protocol::oidc::{self, Interaction, OidcRequest, ResponseMode, SessionState};
@@ -85,35 +85,6 @@ impl PendingAuthorization {
     }
 }
 
-/// Every scope this server knows: name → (API identifier, description shown on consent), and
-/// each API's introspection secret hash.
-pub struct ScopeCatalog {
-    scopes: HashMap<String, (String, String)>,
-    api_secrets: HashMap<String, Option<String>>,
-}
-
-impl ScopeCatalog {
-    pub fn contains(&self, s: &str) -> bool {
-        self.scopes.contains_key(s)
-    }
-    pub fn description(&self, s: &str) -> Option<&str> {
-        self.scopes.get(s).map(|(_, d)| d.as_str())
-    }
-    /// The API defining `s`; `None` for unknown scopes and OpenID Connect's own.
-    pub fn api_of(&self, s: &str) -> Option<&str> {
-        self.scopes.get(s).map(|(a, _)| a.as_str()).filter(|a| !a.is_empty())
-    }
-    pub fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.scopes.keys().cloned().collect();
-        v.sort();
-        v
-    }
-    /// The API's secret hash: `None` when no such API, `Some(None)` when it has no secret.
-    pub fn api_secret(&self, identifier: &str) -> Option<Option<&str>> {
-        self.api_secrets.get(identifier).map(|s| s.as_deref())
-    }
-}
-
 /// The page data for consent.
 #[derive(Debug, Clone)]
 pub struct ConsentView {
@@ -149,15 +120,11 @@ pub fn client_policy(c: &ClientRecord) -> ClientPolicy {
 
 impl Tessera {
     pub async fn scope_catalog(&self) -> Result<ScopeCatalog, ServiceError> {
-        let mut scopes: HashMap<String, (String, String)> = oidc::OIDC_SCOPES.iter().map(|(n, d)| (n.to_string(), (String::new(), d.to_string()))).collect();
-        let mut api_secrets = HashMap::new();
+        let mut catalog = ScopeCatalog::with_oidc_scopes();
         for api in self.store.list_apis().await? {
-            for s in api.scopes {
-                scopes.insert(s.name, (api.identifier.clone(), s.description));
-            }
-            api_secrets.insert(api.identifier, api.secret_hash);
+            catalog.add_api(&api.identifier, api.secret_hash, api.scopes.into_iter().map(|s| (s.name, s.description)));
         }
-        Ok(ScopeCatalog { scopes, api_secrets })
+        Ok(catalog)
     }
 
     /// RFC 6749 §4.1.1: handle an authorization request from a browser with this session (if
@@ -217,7 +184,7 @@ impl Tessera {
             Ok(r) => r,
             Err(e) => return fail(e),
         };
-        let audience = match audience_for(&req.scopes, req.resource.as_deref(), &catalog) {
+        let audience = match catalog.audience_for(&req.scopes, req.resource.as_deref()) {
             Ok(a) => a,
             Err(e) => return fail(e),
         };
@@ -495,38 +462,4 @@ fn error_fields(e: &OAuthError) -> Vec<(String, String)> {
         f.push(("error_description".into(), e.description.clone()));
     }
     f
-}
-
-/// The token audience: the one API that defines the requested scopes, which the RFC 8707
-/// `resource` parameter may name (it must then define every requested scope).
-///
-/// One audience per access token (RFC 9700 §2.3: "access tokens SHOULD be audience-restricted
-/// to a specific resource server, or, if that is not feasible, to a small set of resource
-/// servers"; RFC 8707 §2): a token for two APIs could be replayed by either at the other, so
-/// scopes of several APIs in one request are refused with `invalid_target`, asking the client
-/// to request each API's scopes (and `resource`) separately.
-pub(crate) fn audience_for(scopes: &Scopes, resource: Option<&str>, catalog: &ScopeCatalog) -> Result<Vec<String>, OAuthError> {
-    let mut apis: Vec<String> = Vec::new();
-    for s in scopes.iter() {
-        if let Some(a) = catalog.api_of(s) {
-            if !apis.iter().any(|x| x == a) {
-                apis.push(a.to_string());
-            }
-        }
-    }
-    if apis.len() > 1 {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidTarget,
-            format!(
-                "the requested scopes belong to several APIs ({}); request one API's scopes at a time, naming it with the resource parameter",
-                apis.join(", ")
-            ),
-        ));
-    }
-    match resource {
-        None => Ok(apis),
-        Some(r) if apis.len() == 1 && apis[0] == r => Ok(apis),
-        // RFC 8707 §2: invalid_target when the resource is unknown or does not fit the scopes.
-        Some(_) => Err(OAuthError::new(ErrorCode::InvalidTarget, "resource does not name the API of the requested scopes")),
-    }
 }

@@ -2,7 +2,7 @@
 //! code (§3.1–3.2); the user types it on the verification page (§3.3), signs in and consents.
 //! Guessing user codes is throttled per client address (§5.1).
 
-use super::authorize::{AuthorizeOutcome, PendingAuthorization, audience_for, client_policy};
+use super::authorize::{AuthorizeOutcome, PendingAuthorization, client_policy};
 use super::{ServiceError, Tessera};
 use crate::secret;
 use serde::Serialize;
@@ -58,7 +58,7 @@ impl Tessera {
         if !req.scope.is_subset(&client.scopes) {
             return Err(OAuthError::invalid_scope(format!("this client may not request: {}", req.scope.difference(&client.scopes))).into());
         }
-        let audience = audience_for(&req.scope, params.get("resource"), &catalog)?;
+        let audience = catalog.audience_for(&req.scope, params.get("resource"))?;
         let now = self.now();
         let device_code = secret::random_token();
         for _ in 0..5 {
