@@ -34,7 +34,7 @@ fn client_json(c: &ClientRecord) -> Value {
         "client_id": c.client_id,
         "name": c.name,
         "redirect_uris": c.redirect_uris,
-        "scope": c.scope,
+        "scope": c.scope.to_string(),
         "grant_types": c.grant_types,
         "token_endpoint_auth_method": c.token_endpoint_auth_method,
         "public": c.secret_hash.is_none(),

@@ -109,7 +109,7 @@ pub async fn create_client(store: &dyn Store, req: NewClient, now: i64) -> Resul
         name: name.to_string(),
         secret_hash: client_secret.as_deref().map(secret::hash),
         redirect_uris: req.redirect_uris.clone(),
-        scope: scopes.to_string(),
+        scope: scopes,
         grant_types: grants.iter().map(|g| g.as_str().to_string()).collect(),
         token_endpoint_auth_method: method.as_str().to_string(),
         created_at: now,

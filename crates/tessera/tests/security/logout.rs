@@ -52,7 +52,7 @@ async fn client_with_bcl(s: &TestServer, bcl: &str) -> String {
         name: "BCL".into(),
         secret_hash: None,
         redirect_uris: vec![CB.into()],
-        scope: "openid".into(),
+        scope: tessera_protocol::scope::Scopes::parse("openid").unwrap(),
         grant_types: vec!["authorization_code".into()],
         token_endpoint_auth_method: "none".into(),
         created_at: tessera_server::Clock::now(&*s.clock),
