@@ -114,26 +114,7 @@ impl PgStore {
 /// A sqlx row, read through the shared mappers.
 struct PgRowRef<'a>(&'a PgRow);
 
-impl row::Row for PgRowRef<'_> {
-    fn text(&self, i: usize) -> Result<String> {
-        self.0.try_get(i).map_err(err)
-    }
-    fn opt_text(&self, i: usize) -> Result<Option<String>> {
-        self.0.try_get(i).map_err(err)
-    }
-    fn int(&self, i: usize) -> Result<i64> {
-        self.0.try_get(i).map_err(err)
-    }
-    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
-        self.0.try_get(i).map_err(err)
-    }
-    fn boolean(&self, i: usize) -> Result<bool> {
-        self.0.try_get(i).map_err(err)
-    }
-    fn bytes(&self, i: usize) -> Result<Vec<u8>> {
-        self.0.try_get(i).map_err(err)
-    }
-}
+tessera_storage::impl_row!(PgRowRef<'_>, |r, i| r.0.try_get(i).map_err(err));
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 

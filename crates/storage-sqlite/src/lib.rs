@@ -430,26 +430,7 @@ impl SqliteStore {
 /// A rusqlite row, read through the shared mappers.
 struct SqliteRow<'a, 'b>(&'a Row<'b>);
 
-impl row::Row for SqliteRow<'_, '_> {
-    fn text(&self, i: usize) -> Result<String> {
-        self.0.get(i).map_err(err)
-    }
-    fn opt_text(&self, i: usize) -> Result<Option<String>> {
-        self.0.get(i).map_err(err)
-    }
-    fn int(&self, i: usize) -> Result<i64> {
-        self.0.get(i).map_err(err)
-    }
-    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
-        self.0.get(i).map_err(err)
-    }
-    fn boolean(&self, i: usize) -> Result<bool> {
-        self.0.get(i).map_err(err)
-    }
-    fn bytes(&self, i: usize) -> Result<Vec<u8>> {
-        self.0.get(i).map_err(err)
-    }
-}
+tessera_storage::impl_row!(SqliteRow<'_, '_>, |r, i| r.0.get(i).map_err(err));
 
 /// A shared statement argument, bound by rusqlite.
 struct SqliteArg<'a>(&'a Arg<'a>);

@@ -193,41 +193,31 @@ pub trait MaintenanceStore: Send + Sync {
     async fn delete_expired(&self, now: i64, batch: i64) -> Result<u64>;
 }
 
-/// The whole storage contract: every capability. Implemented for every type that implements
-/// them all, so a backend implements the narrow traits and call sites hold one
-/// `Arc<dyn Store>` (methods of the narrow traits are callable on it without importing them).
-pub trait Store:
-    ClientStore
-    + UserStore
-    + ApiStore
-    + KeyStore
-    + SessionStore
-    + ConsentStore
-    + CodeStore
-    + RefreshTokenStore
-    + RevocationStore
-    + DeviceCodeStore
-    + ThrottleStore
-    + AuditStore
-    + MaintenanceStore
-    + 'static
-{
+/// [`Store`] and its blanket implementation, over one list of the capabilities.
+macro_rules! umbrella {
+    ($($capability:ident),+) => {
+        /// The whole storage contract: every capability. Implemented for every type that
+        /// implements them all, so a backend implements the narrow traits and call sites hold one
+        /// `Arc<dyn Store>` (methods of the narrow traits are callable on it without importing
+        /// them; on a concrete backend type, import [`crate::prelude`]).
+        pub trait Store: $($capability +)+ 'static {}
+
+        impl<T: $($capability +)+ 'static> Store for T {}
+    };
 }
 
-impl<T> Store for T where
-    T: ClientStore
-        + UserStore
-        + ApiStore
-        + KeyStore
-        + SessionStore
-        + ConsentStore
-        + CodeStore
-        + RefreshTokenStore
-        + RevocationStore
-        + DeviceCodeStore
-        + ThrottleStore
-        + AuditStore
-        + MaintenanceStore
-        + 'static
-{
-}
+umbrella!(
+    ClientStore,
+    UserStore,
+    ApiStore,
+    KeyStore,
+    SessionStore,
+    ConsentStore,
+    CodeStore,
+    RefreshTokenStore,
+    RevocationStore,
+    DeviceCodeStore,
+    ThrottleStore,
+    AuditStore,
+    MaintenanceStore
+);

@@ -225,3 +225,23 @@ pub struct DeviceCodeRecord {
     pub auth_time: Option<i64>,
     pub oidc: Option<OidcContext>,
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn device_code_status_round_trips() {
+        for s in [DeviceCodeStatus::Pending, DeviceCodeStatus::Approved, DeviceCodeStatus::Denied, DeviceCodeStatus::Consumed] {
+            assert_eq!(DeviceCodeStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(DeviceCodeStatus::parse("Approved"), None);
+    }
+
+    #[test]
+    fn oidc_context_reads_rows_from_before_acr() {
+        let ctx: OidcContext = serde_json::from_str(r#"{"nonce":"n","sid":null,"amr":["pwd"],"claims_id_token":[],"claims_userinfo":[]}"#).unwrap();
+        assert_eq!((ctx.nonce.as_deref(), ctx.acr), (Some("n"), None));
+    }
+}

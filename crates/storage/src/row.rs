@@ -16,6 +16,40 @@ pub trait Row {
     fn bytes(&self, i: usize) -> Result<Vec<u8>>;
 }
 
+/// Implement [`Row`] for a backend's row wrapper, every method by one generic getter:
+/// `impl_row!(MyRow<'_>, |r, i| r.0.get(i).map_err(err));` (the column type is the method's).
+#[macro_export]
+macro_rules! impl_row {
+    ($ty:ty, |$r:ident, $i:ident| $get:expr) => {
+        impl $crate::row::Row for $ty {
+            fn text(&self, $i: usize) -> $crate::Result<String> {
+                let $r = self;
+                $get
+            }
+            fn opt_text(&self, $i: usize) -> $crate::Result<Option<String>> {
+                let $r = self;
+                $get
+            }
+            fn int(&self, $i: usize) -> $crate::Result<i64> {
+                let $r = self;
+                $get
+            }
+            fn opt_int(&self, $i: usize) -> $crate::Result<Option<i64>> {
+                let $r = self;
+                $get
+            }
+            fn boolean(&self, $i: usize) -> $crate::Result<bool> {
+                let $r = self;
+                $get
+            }
+            fn bytes(&self, $i: usize) -> $crate::Result<Vec<u8>> {
+                let $r = self;
+                $get
+            }
+        }
+    };
+}
+
 /// A row mapper, as the backends' query helpers take it.
 pub type Mapper<T> = fn(&dyn Row) -> Result<T>;
 

@@ -446,9 +446,51 @@ pub const EXPIRED: [Expiry; 10] = [
     Expiry { table: "session_clients", key: "sid, client_id", column: "at", keep_secs: 2_592_000 },
 ];
 
-/// One bounded clean-up statement (`$1` now, `$2` batch; SQLite's form), rows addressed by `key`.
+/// One bounded clean-up statement (`$1` now, `$2` batch; `?1`, `?2` for SQLite), rows
+/// addressed by `key`. Built once, when a backend starts.
 pub fn expiry_statement(e: &Expiry, key: &str, sqlite: bool) -> String {
     let (now, batch) = if sqlite { ("?1", "?2") } else { ("$1", "$2") };
     let cutoff = if e.keep_secs == 0 { now.to_string() } else { format!("{now} - {}", e.keep_secs) };
     format!("DELETE FROM {t} WHERE ({key}) IN (SELECT {key} FROM {t} WHERE {c} < {cutoff} LIMIT {batch})", t = e.table, c = e.column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_rewritten_for_sqlite_at_compile_time() {
+        const FIND: &str = crate::sqlite!(FIND_CLIENT);
+        assert!(FIND.ends_with("FROM clients WHERE client_id = ?1"), "{FIND}");
+        assert_eq!(crate::sqlite!("a = $1 AND b = $12 AND c = '$' AND d = $x"), "a = ?1 AND b = ?12 AND c = '$' AND d = $x");
+        assert_eq!(sqlite::REFRESH.take.len(), TAKE_REFRESH.len());
+        assert!(!sqlite::REFRESH.take.contains('$') && !sqlite::CODE.find.contains('$') && !sqlite::DEVICE_CODE.take.contains('$'));
+    }
+
+    #[test]
+    fn column_lists_match_the_encoders() {
+        let count = |cols: &str| cols.split(',').count();
+        assert_eq!(count(CLIENT_COLUMNS), 12);
+        assert_eq!(count(KEY_COLUMNS), 5);
+        assert_eq!(count(SESSION_COLUMNS), 8);
+        assert_eq!(count(PENDING_COLUMNS), 4);
+        assert_eq!(count(USER_COLUMNS), 8);
+        assert_eq!(count(API_COLUMNS), 5);
+        assert_eq!(count(CODE_COLUMNS), 13);
+        assert_eq!(count(REFRESH_COLUMNS), 13);
+        assert_eq!(count(DEVICE_COLUMNS), 12);
+    }
+
+    #[test]
+    fn expiry_statements() {
+        assert_eq!(
+            expiry_statement(&EXPIRED[0], "rowid", true),
+            "DELETE FROM codes WHERE (rowid) IN (SELECT rowid FROM codes WHERE expires_at < ?1 - 3600 LIMIT ?2)"
+        );
+        let last = &EXPIRED[EXPIRED.len() - 1];
+        assert_eq!(
+            expiry_statement(last, last.key, false),
+            "DELETE FROM session_clients WHERE (sid, client_id) IN (SELECT sid, client_id FROM session_clients WHERE at < $1 - 2592000 LIMIT $2)"
+        );
+    }
 }
