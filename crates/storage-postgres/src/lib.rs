@@ -1,8 +1,11 @@
 //! PostgreSQL implementation of [`tessera_storage::Store`]: for several stateless Tessera
 //! instances behind one load balancer, on PostgreSQL or a Postgres-compatible database.
 //!
-//! Layout: [`PgStore::open`] (pool, migrations), the row mappers, then the trait, method for
-//! method in the order of the trait, with the same semantics as the SQLite reference backend.
+//! Layout: [`PgStore::open`] (pool, migrations), the driver glue (rows read through
+//! [`tessera_storage::row`], arguments bound from [`tessera_storage::sql::Arg`]), what only
+//! PostgreSQL does (throttle locking, the advisory lock around key creation, the sign-in's
+//! session change as one statement), then one `impl` per contract over the shared statements of
+//! [`tessera_storage::sql`].
 //!
 //! - Atomic consumes are single `UPDATE … WHERE used_at IS NULL … RETURNING *` statements: under
 //!   READ COMMITTED a concurrent second `UPDATE` re-checks its `WHERE` against the committed row,

@@ -1,4 +1,7 @@
-//! SQLite implementation of [`tessera_storage::Store`]: the embedded default.
+//! SQLite implementation of [`tessera_storage::Store`]: the embedded default. The statements,
+//! row mappers and argument encoders are `tessera_storage`'s (rewritten to `?N` parameters at
+//! compile time by [`tessera_storage::sqlite!`]); this crate holds connections, transactions,
+//! migrations, file modes, the server lock and the in-memory revocations.
 //!
 //! WAL mode with a busy timeout, so the admin CLI can write while the server runs. Atomic
 //! consumes are single `UPDATE … WHERE used_at IS NULL … RETURNING` statements.
