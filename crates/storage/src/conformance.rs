@@ -8,6 +8,7 @@
 
 use crate::*;
 use std::sync::Arc;
+use tessera_protocol::client::{AuthMethod, GrantType};
 use tessera_protocol::scope::Scopes;
 
 /// How a backend opens stores for the suite.
@@ -96,8 +97,8 @@ pub fn client(id: &str) -> ClientRecord {
         secret_hash: Some("ab".repeat(32)),
         redirect_uris: vec!["https://app.example/cb".into(), "https://app.example/cb2".into()],
         scope: scopes("notes.read notes.write"),
-        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-        token_endpoint_auth_method: "client_secret_basic".into(),
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
         created_at: 100,
         post_logout_redirect_uris: vec!["https://app.example/bye".into()],
         backchannel_logout_uri: Some("https://app.example/bcl".into()),

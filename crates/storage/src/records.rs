@@ -3,6 +3,7 @@
 //! [`crate::row`] decodes and [`crate::sql`] encodes them, once, for every backend.
 
 use serde::{Deserialize, Serialize};
+use tessera_protocol::client::{AuthMethod, GrantType};
 use tessera_protocol::scope::Scopes;
 
 /// A registered client (RFC 6749 §2).
@@ -15,9 +16,10 @@ pub struct ClientRecord {
     pub redirect_uris: Vec<String>,
     /// The scopes the client may request.
     pub scope: Scopes,
-    /// Registered grant type names (RFC 7591 §2).
-    pub grant_types: Vec<String>,
-    pub token_endpoint_auth_method: String,
+    /// Registered grant types (RFC 7591 §2).
+    pub grant_types: Vec<GrantType>,
+    /// RFC 7591 §2 `token_endpoint_auth_method`.
+    pub token_endpoint_auth_method: AuthMethod,
     pub created_at: i64,
     /// OpenID Connect RP-Initiated Logout 1.0 §3.1.
     pub post_logout_redirect_uris: Vec<String>,

@@ -65,6 +65,22 @@ fn scopes(r: &dyn Row, i: usize) -> Result<Scopes> {
     Scopes::parse(&r.text(i)?).map_err(|e| corrupt("scope", e.description))
 }
 
+/// A column of parsed values (`FromStr`), e.g. a JSON array of grant type names.
+fn parsed<T: std::str::FromStr>(r: &dyn Row, i: usize, column: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    r.text(i)?.parse().map_err(|e| corrupt(column, e))
+}
+
+fn parsed_list<T: std::str::FromStr>(r: &dyn Row, i: usize, column: &str) -> Result<Vec<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    let names: Vec<String> = json(r, i, column)?;
+    names.iter().map(|n| n.parse().map_err(|e| corrupt(column, e))).collect()
+}
+
 fn oidc(r: &dyn Row, i: usize) -> Result<Option<OidcContext>> {
     r.opt_text(i)?.map(|s| serde_json::from_str(&s).map_err(|e| corrupt("oidc", e))).transpose()
 }
@@ -97,8 +113,8 @@ pub fn client_from_row(r: &dyn Row) -> Result<ClientRecord> {
         secret_hash: r.opt_text(2)?,
         redirect_uris: json(r, 3, "redirect_uris")?,
         scope: scopes(r, 4)?,
-        grant_types: json(r, 5, "grant_types")?,
-        token_endpoint_auth_method: r.text(6)?,
+        grant_types: parsed_list(r, 5, "grant_types")?,
+        token_endpoint_auth_method: parsed(r, 6, "token_endpoint_auth_method")?,
         created_at: r.int(7)?,
         post_logout_redirect_uris: json(r, 8, "post_logout_redirect_uris")?,
         backchannel_logout_uri: r.opt_text(9)?,

@@ -13,7 +13,7 @@ use crate::secret;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use tessera_protocol::authorize::{self as rules, RedirectTarget};
-use tessera_protocol::client::{AuthMethod, ClientPolicy, GrantType};
+use tessera_protocol::client::{AuthMethod, ClientPolicy};
 use tessera_protocol::grant::authorization_code::CODE_LIFETIME_SECS;
 use tessera_protocol::oidc::{self, Interaction, OidcRequest, ResponseMode, SessionState};
 use tessera_protocol::params::Params;
@@ -142,8 +142,8 @@ pub fn client_policy(c: &ClientRecord) -> ClientPolicy {
         name: c.name.clone(),
         redirect_uris: c.redirect_uris.clone(),
         scopes: c.scope.clone(),
-        grant_types: c.grant_types.iter().filter_map(|g| g.parse::<GrantType>().ok()).collect(),
-        auth_method: c.token_endpoint_auth_method.parse().unwrap_or(AuthMethod::ClientSecretBasic),
+        grant_types: c.grant_types.clone(),
+        auth_method: c.token_endpoint_auth_method,
     }
 }
 
