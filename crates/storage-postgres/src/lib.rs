@@ -296,7 +296,7 @@ impl KeyStore for PgStore {
         // A transaction-scoped advisory lock serializes the decision across instances; the
         // insert is its own statement after the lock, so its NOT EXISTS sees every key committed
         // before (READ COMMITTED takes a snapshot per statement).
-        let (insert, args) = sql::key_unless(k, unless);
+        let (insert, args) = sql::key_unless(k, unless, false);
         let mut tx = self.pool.begin().await.map_err(err)?;
         run(&mut *tx, "SELECT pg_advisory_xact_lock($1)", &[Arg::Int(SIGNING_KEYS_LOCK)]).await?;
         let stored = run(&mut *tx, insert, &args).await? == 1;

@@ -605,11 +605,7 @@ impl KeyStore for SqliteStore {
     }
     async fn create_signing_key_unless(&self, k: &KeyRecord, unless: ExistingKey) -> Result<bool> {
         // BEGIN IMMEDIATE: the check and the insert hold SQLite's write lock, across processes.
-        let (_, args) = sql::key_unless(k, unless);
-        let statement = match unless {
-            ExistingKey::SignsAt(_) => sqlite!(sql::INSERT_KEY_UNLESS_SIGNING),
-            ExistingKey::CreatedSince(_) => sqlite!(sql::INSERT_KEY_UNLESS_CREATED),
-        };
+        let (statement, args) = sql::key_unless(k, unless, true);
         self.transaction(|tx| {
             let stored = run(tx, statement, &args)? == 1;
             Ok((stored, stored))

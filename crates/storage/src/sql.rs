@@ -165,11 +165,14 @@ pub fn key_args(k: &KeyRecord) -> [Arg<'_>; 5] {
     [Arg::Text(&k.kid), Arg::Text(&k.alg), Arg::Bytes(&k.private_der), Arg::Int(k.created_at), Arg::Int(k.use_after)]
 }
 
-/// [`INSERT_KEY_UNLESS_SIGNING`] / [`INSERT_KEY_UNLESS_CREATED`] and their arguments.
-pub fn key_unless(k: &KeyRecord, unless: ExistingKey) -> (&'static str, [Arg<'_>; 6]) {
-    let (sql, at) = match unless {
-        ExistingKey::SignsAt(t) => (INSERT_KEY_UNLESS_SIGNING, t),
-        ExistingKey::CreatedSince(t) => (INSERT_KEY_UNLESS_CREATED, t),
+/// The conditional key insert for `unless` ([`INSERT_KEY_UNLESS_SIGNING`] or
+/// [`INSERT_KEY_UNLESS_CREATED`]; `sqlite`: in SQLite's form) and its arguments.
+pub fn key_unless(k: &KeyRecord, unless: ExistingKey, sqlite: bool) -> (&'static str, [Arg<'_>; 6]) {
+    let (sql, at) = match (unless, sqlite) {
+        (ExistingKey::SignsAt(t), false) => (INSERT_KEY_UNLESS_SIGNING, t),
+        (ExistingKey::SignsAt(t), true) => (crate::sqlite!(INSERT_KEY_UNLESS_SIGNING), t),
+        (ExistingKey::CreatedSince(t), false) => (INSERT_KEY_UNLESS_CREATED, t),
+        (ExistingKey::CreatedSince(t), true) => (crate::sqlite!(INSERT_KEY_UNLESS_CREATED), t),
     };
     let [a, b, c, d, e] = key_args(k);
     (sql, [a, b, c, d, e, Arg::Int(at)])
