@@ -235,6 +235,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use tessera_jose::kek::Kek;
+    use tessera_storage::prelude::*;
     use tessera_storage_sqlite::SqliteStore;
 
     fn kek() -> Arc<KeyEncryption> {

@@ -1,8 +1,11 @@
 //! PostgreSQL implementation of [`tessera_storage::Store`]: for several stateless Tessera
 //! instances behind one load balancer, on PostgreSQL or a Postgres-compatible database.
 //!
-//! Layout: [`PgStore::open`] (pool, migrations), the row mappers, then the trait, method for
-//! method in the order of the trait, with the same semantics as the SQLite reference backend.
+//! Layout: [`PgStore::open`] (pool, migrations), the driver glue (rows read through
+//! [`tessera_storage::row`], arguments bound from [`tessera_storage::sql::Arg`]), what only
+//! PostgreSQL does (throttle locking, the advisory lock around key creation, the sign-in's
+//! session change as one statement), then one `impl` per contract over the shared statements of
+//! [`tessera_storage::sql`].
 //!
 //! - Atomic consumes are single `UPDATE … WHERE used_at IS NULL … RETURNING *` statements: under
 //!   READ COMMITTED a concurrent second `UPDATE` re-checks its `WHERE` against the committed row,
@@ -22,7 +25,11 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
+use tessera_protocol::scope::Scopes;
+use tessera_storage::row::{self, Mapper};
+use tessera_storage::sql::{self, Arg, OneTime};
 use tessera_storage::*;
 
 /// Longest a request waits for a connection (including reconnecting to a database that went
@@ -57,26 +64,6 @@ fn err(e: sqlx::Error) -> StoreError {
         _ => StoreError::Other(e.to_string()),
     }
 }
-
-fn json_vec(s: &str) -> Result<Vec<String>> {
-    serde_json::from_str(s).map_err(|e| StoreError::Other(format!("corrupt JSON column: {e}")))
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| StoreError::Other(e.to_string()))
-}
-
-/// Create the throttle rows that are missing and lock them all, in the order given (sorted by
-/// the caller), returning each row as it is after any concurrent attempt committed.
-const LOCK_THROTTLES: &str = "INSERT INTO throttles (key, failures, last_at) SELECT k, 0, 0 FROM UNNEST($1::text[]) WITH ORDINALITY AS u(k, i) ORDER BY i \
-     ON CONFLICT (key) DO UPDATE SET failures = throttles.failures RETURNING key, failures, last_at";
-
-/// The advisory lock key under which instances decide whether to create a signing key.
-const SIGNING_KEYS_LOCK: i64 = 0x7e55_e7a0_0000_0001;
-const INSERT_KEY_UNLESS_SIGNING: &str = "INSERT INTO signing_keys (kid, alg, private_der, created_at, use_after) SELECT $1, $2, $3, $4, $5 \
-     WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE alg = $2 AND use_after <= $6)";
-const INSERT_KEY_UNLESS_CREATED: &str = "INSERT INTO signing_keys (kid, alg, private_der, created_at, use_after) SELECT $1, $2, $3, $4, $5 \
-     WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE alg = $2 AND created_at >= $6)";
 
 impl PgStore {
     /// Connect (`postgres://` or `postgresql://` URL, libpq-style parameters such as
@@ -127,195 +114,83 @@ impl PgStore {
     }
 }
 
-fn client_row(r: &PgRow) -> Result<ClientRecord> {
-    Ok(ClientRecord {
-        client_id: r.try_get("client_id").map_err(err)?,
-        name: r.try_get("name").map_err(err)?,
-        secret_hash: r.try_get("secret_hash").map_err(err)?,
-        redirect_uris: json_vec(r.try_get("redirect_uris").map_err(err)?)?,
-        scope: r.try_get("scope").map_err(err)?,
-        grant_types: json_vec(r.try_get("grant_types").map_err(err)?)?,
-        token_endpoint_auth_method: r.try_get("token_endpoint_auth_method").map_err(err)?,
-        created_at: r.try_get("created_at").map_err(err)?,
-        post_logout_redirect_uris: json_vec(r.try_get("post_logout_redirect_uris").map_err(err)?)?,
-        backchannel_logout_uri: r.try_get("backchannel_logout_uri").map_err(err)?,
-        id_token_signed_response_alg: r.try_get("id_token_signed_response_alg").map_err(err)?,
-        subject_type: r.try_get("subject_type").map_err(err)?,
-    })
-}
+/// A sqlx row, read through the shared mappers.
+struct PgRowRef<'a>(&'a PgRow);
 
-fn user_row(r: &PgRow) -> Result<UserRecord> {
-    Ok(UserRecord {
-        id: r.try_get("id").map_err(err)?,
-        username: r.try_get("username").map_err(err)?,
-        email: r.try_get("email").map_err(err)?,
-        name: r.try_get("name").map_err(err)?,
-        password_hash: r.try_get("password_hash").map_err(err)?,
-        created_at: r.try_get("created_at").map_err(err)?,
-        profile: serde_json::from_str(r.try_get("profile").map_err(err)?).map_err(|e| StoreError::Other(format!("corrupt profile column: {e}")))?,
-        updated_at: r.try_get("updated_at").map_err(err)?,
-    })
-}
+tessera_storage::impl_row!(PgRowRef<'_>, |r, i| r.0.try_get(i).map_err(err));
 
-fn session_row(r: &PgRow) -> Result<SessionRecord> {
-    Ok(SessionRecord {
-        id_hash: r.try_get("id_hash").map_err(err)?,
-        sid: r.try_get("sid").map_err(err)?,
-        user_id: r.try_get("user_id").map_err(err)?,
-        amr: r.try_get("amr").map_err(err)?,
-        csrf_token: r.try_get("csrf_token").map_err(err)?,
-        auth_time: r.try_get("auth_time").map_err(err)?,
-        created_at: r.try_get("created_at").map_err(err)?,
-        expires_at: r.try_get("expires_at").map_err(err)?,
-    })
-}
-
-fn code_row(r: &PgRow) -> Result<CodeRecord> {
-    Ok(CodeRecord {
-        code_hash: r.try_get("code_hash").map_err(err)?,
-        grant_id: r.try_get("grant_id").map_err(err)?,
-        client_id: r.try_get("client_id").map_err(err)?,
-        user_id: r.try_get("user_id").map_err(err)?,
-        redirect_uri: r.try_get("redirect_uri").map_err(err)?,
-        redirect_uri_given: r.try_get("redirect_uri_given").map_err(err)?,
-        code_challenge: r.try_get("code_challenge").map_err(err)?,
-        scope: r.try_get("scope").map_err(err)?,
-        audience: r.try_get("audience").map_err(err)?,
-        auth_time: r.try_get("auth_time").map_err(err)?,
-        expires_at: r.try_get("expires_at").map_err(err)?,
-        used_at: r.try_get("used_at").map_err(err)?,
-        oidc: r.try_get("oidc").map_err(err)?,
-    })
-}
-
-fn refresh_row(r: &PgRow) -> Result<RefreshTokenRecord> {
-    Ok(RefreshTokenRecord {
-        token_hash: r.try_get("token_hash").map_err(err)?,
-        family_id: r.try_get("family_id").map_err(err)?,
-        client_id: r.try_get("client_id").map_err(err)?,
-        user_id: r.try_get("user_id").map_err(err)?,
-        scope: r.try_get("scope").map_err(err)?,
-        audience: r.try_get("audience").map_err(err)?,
-        auth_time: r.try_get("auth_time").map_err(err)?,
-        created_at: r.try_get("created_at").map_err(err)?,
-        expires_at: r.try_get("expires_at").map_err(err)?,
-        family_expires_at: r.try_get("family_expires_at").map_err(err)?,
-        used_at: r.try_get("used_at").map_err(err)?,
-        revoked_at: r.try_get("revoked_at").map_err(err)?,
-        oidc: r.try_get("oidc").map_err(err)?,
-    })
-}
-
-fn device_row(r: &PgRow) -> Result<DeviceCodeRecord> {
-    Ok(DeviceCodeRecord {
-        device_code_hash: r.try_get("device_code_hash").map_err(err)?,
-        user_code: r.try_get("user_code").map_err(err)?,
-        client_id: r.try_get("client_id").map_err(err)?,
-        scope: r.try_get("scope").map_err(err)?,
-        audience: r.try_get("audience").map_err(err)?,
-        expires_at: r.try_get("expires_at").map_err(err)?,
-        interval: r.try_get("interval").map_err(err)?,
-        last_polled_at: r.try_get("last_polled_at").map_err(err)?,
-        status: r.try_get("status").map_err(err)?,
-        user_id: r.try_get("user_id").map_err(err)?,
-        auth_time: r.try_get("auth_time").map_err(err)?,
-        oidc: r.try_get("oidc").map_err(err)?,
-    })
-}
-
-/// The atomic consume of a refresh token: unused (or used within the grace window), not revoked,
-/// not expired, and its family not revoked.
-const TAKE_REFRESH: &str = "UPDATE refresh_tokens SET used_at = COALESCE(used_at, $1) WHERE token_hash = $2 AND revoked_at IS NULL AND expires_at > $1 AND family_expires_at > $1 \
-     AND (used_at IS NULL OR ($3 > 0 AND used_at >= $1 - $3)) \
-     AND NOT EXISTS (SELECT 1 FROM revoked_families f WHERE f.family_id = refresh_tokens.family_id) RETURNING *";
-
-/// Store a refresh token. One created in a family that was revoked meanwhile (a replay racing
-/// the redemption that issues it) is born revoked.
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-/// Bind a key's columns in table order (kid, alg, private_der, created_at, use_after).
-fn bind_key<'q>(q: PgQuery<'q>, k: &'q KeyRecord) -> PgQuery<'q> {
-    q.bind(&k.kid).bind(&k.alg).bind(&k.private_der).bind(k.created_at).bind(k.use_after)
+/// A shared statement with its arguments bound (sqlx prepares it once per connection).
+fn query<'q>(sql: &'static str, args: &'q [Arg<'q>]) -> PgQuery<'q> {
+    args.iter().fold(sqlx::query(sql), |q, a| match a {
+        Arg::Text(s) => q.bind(*s),
+        Arg::OptText(s) => q.bind(*s),
+        Arg::Owned(s) => q.bind(s.as_str()),
+        Arg::OptOwned(s) => q.bind(s.as_deref()),
+        Arg::Int(i) => q.bind(*i),
+        Arg::OptInt(i) => q.bind(*i),
+        Arg::Bool(b) => q.bind(*b),
+        Arg::Bytes(b) => q.bind(*b),
+    })
 }
 
-/// Bind a session's columns in table order (id_hash, sid, user_id, amr, csrf_token, auth_time,
-/// created_at, expires_at).
-fn bind_session<'q>(q: PgQuery<'q>, s: &'q SessionRecord) -> PgQuery<'q> {
-    q.bind(&s.id_hash).bind(&s.sid).bind(&s.user_id).bind(&s.amr).bind(&s.csrf_token).bind(s.auth_time).bind(s.created_at).bind(s.expires_at)
+async fn fetch_opt<'e, T, E: sqlx::Executor<'e, Database = sqlx::Postgres>>(e: E, sql: &'static str, args: &[Arg<'_>], map: Mapper<T>) -> Result<Option<T>> {
+    query(sql, args).fetch_optional(e).await.map_err(err)?.as_ref().map(|r| map(&PgRowRef(r))).transpose()
 }
 
-/// Bind a pending request's columns in table order (id, session_hash, data, expires_at).
-fn bind_pending<'q>(q: PgQuery<'q>, r: &'q PendingRequestRecord) -> PgQuery<'q> {
-    q.bind(&r.id).bind(&r.session_hash).bind(&r.data).bind(r.expires_at)
+async fn fetch_all<'e, T, E: sqlx::Executor<'e, Database = sqlx::Postgres>>(e: E, sql: &'static str, args: &[Arg<'_>], map: Mapper<T>) -> Result<Vec<T>> {
+    query(sql, args).fetch_all(e).await.map_err(err)?.iter().map(|r| map(&PgRowRef(r))).collect()
 }
 
-async fn insert_refresh<'e, 't: 'e, E: sqlx::Executor<'e, Database = sqlx::Postgres>>(e: E, t: &'t RefreshTokenRecord) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, auth_time, created_at, expires_at, used_at, revoked_at, family_expires_at, oidc) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE($11, (SELECT f.revoked_at FROM revoked_families f WHERE f.family_id = $2)), $12, $13)",
-    )
-    .bind(&t.token_hash)
-    .bind(&t.family_id)
-    .bind(&t.client_id)
-    .bind(&t.user_id)
-    .bind(&t.scope)
-    .bind(&t.audience)
-    .bind(t.auth_time)
-    .bind(t.created_at)
-    .bind(t.expires_at)
-    .bind(t.used_at)
-    .bind(t.revoked_at)
-    .bind(t.family_expires_at)
-    .bind(&t.oidc)
-    .execute(e)
-    .await
-    .map_err(err)?;
-    Ok(())
+/// Run a statement that returns no rows; the number of rows it changed.
+async fn run<'e, E: sqlx::Executor<'e, Database = sqlx::Postgres>>(e: E, sql: &'static str, args: &[Arg<'_>]) -> Result<u64> {
+    Ok(query(sql, args).execute(e).await.map_err(err)?.rows_affected())
 }
 
-/// The atomic consume of an authorization code.
-const TAKE_CODE: &str = "UPDATE codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL RETURNING *";
+/// Create the throttle rows that are missing and lock them all, in the order given (sorted by
+/// the caller), returning each row as it is after any concurrent attempt committed.
+const LOCK_THROTTLES: &str = "INSERT INTO throttles (key, failures, last_at) SELECT k, 0, 0 FROM UNNEST($1::text[]) WITH ORDINALITY AS u(k, i) ORDER BY i \
+     ON CONFLICT (key) DO UPDATE SET failures = throttles.failures RETURNING key, failures, last_at";
 
-/// The atomic consume of an approved, unexpired device code.
-const TAKE_DEVICE_CODE: &str =
-    "UPDATE device_codes SET status = 'consumed' WHERE device_code_hash = $1 AND status = 'approved' AND expires_at > $2 RETURNING *";
+/// The advisory lock key under which instances decide whether to create a signing key.
+const SIGNING_KEYS_LOCK: i64 = 0x7e55_e7a0_0000_0001;
 
-/// A code as it was before this call took it.
-fn taken_code(r: &PgRow) -> Result<CodeRecord> {
-    let mut c = code_row(r)?;
-    c.used_at = None;
-    Ok(c)
-}
+/// Sign-in's change of session as one statement (data-modifying CTEs, one round trip, one
+/// commit): `$1` the old session, `$2`–`$9` the new one, `$10`–`$13` the pending request. The
+/// three touch different rows, and a failing insert undoes the others.
+const REPLACE_SESSION: &str = concat!(
+    "WITH gone AS (DELETE FROM sessions WHERE id_hash = $1), ",
+    "moved AS (INSERT INTO pending_requests (id, session_hash, data, expires_at) VALUES ($10, $11, $12, $13) ",
+    "ON CONFLICT (id) DO UPDATE SET session_hash = excluded.session_hash, data = excluded.data, expires_at = excluded.expires_at) ",
+    "INSERT INTO sessions (id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at) VALUES ($2, $3, $4, $5, $6, $7, $8, $9)"
+);
 
-/// A device code as it was before this call took it.
-fn taken_device_code(r: &PgRow) -> Result<DeviceCodeRecord> {
-    let mut d = device_row(r)?;
-    d.status = "approved".into();
-    Ok(d)
-}
+/// The clean-up statements, rows addressed by primary key.
+static DELETE_EXPIRED: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| sql::EXPIRED.iter().map(|e| &*Box::leak(sql::expiry_statement(e, e.key, false).into_boxed_str())).collect());
 
 impl PgStore {
-    /// Why a code was not taken: it was used before, or it does not exist.
-    async fn code_not_taken(&self, code_hash: &str) -> Result<Taken<CodeRecord>> {
-        Ok(match self.find_code(code_hash).await? {
-            Some(c) => Taken::AlreadyUsed(c),
-            None => Taken::NotFound,
-        })
-    }
-
-    /// Why a device code was not taken: not approved, consumed or expired, or it does not exist.
-    async fn device_code_not_taken(&self, device_code_hash: &str) -> Result<Taken<DeviceCodeRecord>> {
-        Ok(match self.find_device_code(device_code_hash).await? {
-            Some(d) => Taken::AlreadyUsed(d),
-            None => Taken::NotFound,
-        })
-    }
-
-    /// Why a refresh token was not taken: it exists (used, revoked or expired) or it does not.
-    async fn refresh_not_taken(&self, token_hash: &str) -> Result<Taken<RefreshTokenRecord>> {
-        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1").bind(token_hash).fetch_optional(&self.pool).await.map_err(err)?;
-        Ok(match row {
-            Some(r) => Taken::AlreadyUsed(refresh_row(&r)?),
+    /// Take a one-time value (and, if given, store `next` with it in one transaction); when the
+    /// take fails, why: it was used (revoked, expired, not approved) before, or it does not exist.
+    async fn take<T>(&self, one: &OneTime<T>, args: &[Arg<'_>], key: &str, next: Option<&RefreshTokenRecord>) -> Result<Taken<T>> {
+        let taken = match next {
+            None => fetch_opt(&self.pool, one.take, args, one.taken).await?,
+            Some(next) => {
+                let mut tx = self.pool.begin().await.map_err(err)?;
+                let taken = fetch_opt(&mut *tx, one.take, args, one.taken).await?;
+                if taken.is_some() {
+                    run(&mut *tx, sql::INSERT_REFRESH, &sql::refresh_args(next)?).await?;
+                    tx.commit().await.map_err(err)?;
+                }
+                taken
+            }
+        };
+        if let Some(t) = taken {
+            return Ok(Taken::Taken(t));
+        }
+        Ok(match fetch_opt(&self.pool, one.find, &[Arg::Text(key)], one.found).await? {
+            Some(t) => Taken::AlreadyUsed(t),
             None => Taken::NotFound,
         })
     }
@@ -324,554 +199,258 @@ impl PgStore {
 /// End every session of `user_id` but `keep` (an id hash), with the sessions' pending requests
 /// and client lists (RFC 9700 §4.14.2).
 async fn end_sessions(c: &mut sqlx::PgConnection, user_id: &str, keep: Option<&str>) -> Result<()> {
-    sqlx::query("DELETE FROM pending_requests WHERE session_hash IN (SELECT id_hash FROM sessions WHERE user_id = $1 AND id_hash IS DISTINCT FROM $2)")
-        .bind(user_id)
-        .bind(keep)
-        .execute(&mut *c)
-        .await
-        .map_err(err)?;
-    sqlx::query("DELETE FROM session_clients WHERE sid IN (SELECT sid FROM sessions WHERE user_id = $1 AND id_hash IS DISTINCT FROM $2 AND sid <> '')")
-        .bind(user_id)
-        .bind(keep)
-        .execute(&mut *c)
-        .await
-        .map_err(err)?;
-    sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash IS DISTINCT FROM $2").bind(user_id).bind(keep).execute(&mut *c).await.map_err(err)?;
+    for sql in sql::END_SESSIONS {
+        run(&mut *c, sql, &[Arg::Text(user_id), Arg::OptText(keep)]).await?;
+    }
     Ok(())
 }
 
 #[async_trait]
-impl Store for PgStore {
+impl ClientStore for PgStore {
     async fn create_client(&self, c: &ClientRecord) -> Result<()> {
-        sqlx::query("INSERT INTO clients (client_id, name, secret_hash, redirect_uris, scope, grant_types, token_endpoint_auth_method, created_at, post_logout_redirect_uris, backchannel_logout_uri, id_token_signed_response_alg, subject_type) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
-            .bind(&c.client_id)
-            .bind(&c.name)
-            .bind(&c.secret_hash)
-            .bind(to_json(&c.redirect_uris)?)
-            .bind(&c.scope)
-            .bind(to_json(&c.grant_types)?)
-            .bind(&c.token_endpoint_auth_method)
-            .bind(c.created_at)
-            .bind(to_json(&c.post_logout_redirect_uris)?)
-            .bind(&c.backchannel_logout_uri)
-            .bind(&c.id_token_signed_response_alg)
-            .bind(&c.subject_type)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(())
+        run(&self.pool, sql::INSERT_CLIENT, &sql::client_args(c)?).await.map(drop)
     }
     async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
-        let row = sqlx::query("SELECT * FROM clients WHERE client_id = $1").bind(client_id).fetch_optional(&self.pool).await.map_err(err)?;
-        row.as_ref().map(client_row).transpose()
+        fetch_opt(&self.pool, sql::FIND_CLIENT, &[Arg::Text(client_id)], row::client_from_row).await
     }
     async fn list_clients(&self) -> Result<Vec<ClientRecord>> {
-        let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, client_id").fetch_all(&self.pool).await.map_err(err)?;
-        rows.iter().map(client_row).collect()
+        fetch_all(&self.pool, sql::LIST_CLIENTS, &[], row::client_from_row).await
     }
     async fn update_client_secret(&self, client_id: &str, secret_hash: &str) -> Result<bool> {
-        let r =
-            sqlx::query("UPDATE clients SET secret_hash = $1 WHERE client_id = $2").bind(secret_hash).bind(client_id).execute(&self.pool).await.map_err(err)?;
-        Ok(r.rows_affected() > 0)
+        Ok(run(&self.pool, sql::UPDATE_CLIENT_SECRET, &[Arg::Text(secret_hash), Arg::Text(client_id)]).await? > 0)
     }
     async fn delete_client(&self, client_id: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(&self.pool).await.map_err(err)?;
-        Ok(r.rows_affected() > 0)
+        Ok(run(&self.pool, sql::DELETE_CLIENT, &[Arg::Text(client_id)]).await? > 0)
     }
+}
 
+#[async_trait]
+impl UserStore for PgStore {
     async fn create_user(&self, u: &UserRecord) -> Result<()> {
-        sqlx::query("INSERT INTO users (id, username, email, name, password_hash, created_at, profile, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-            .bind(&u.id)
-            .bind(&u.username)
-            .bind(&u.email)
-            .bind(&u.name)
-            .bind(&u.password_hash)
-            .bind(u.created_at)
-            .bind(to_json(&u.profile)?)
-            .bind(u.updated_at)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(())
+        run(&self.pool, sql::INSERT_USER, &sql::user_args(u)?).await.map(drop)
     }
     async fn find_user_by_username(&self, username: &str) -> Result<Option<UserRecord>> {
-        let row = sqlx::query("SELECT * FROM users WHERE username = $1").bind(username).fetch_optional(&self.pool).await.map_err(err)?;
-        row.as_ref().map(user_row).transpose()
+        fetch_opt(&self.pool, sql::FIND_USER_BY_USERNAME, &[Arg::Text(username)], row::user_from_row).await
     }
     async fn find_user(&self, id: &str) -> Result<Option<UserRecord>> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = $1").bind(id).fetch_optional(&self.pool).await.map_err(err)?;
-        row.as_ref().map(user_row).transpose()
+        fetch_opt(&self.pool, sql::FIND_USER, &[Arg::Text(id)], row::user_from_row).await
     }
     async fn list_users(&self) -> Result<Vec<UserRecord>> {
-        let rows = sqlx::query("SELECT * FROM users ORDER BY username").fetch_all(&self.pool).await.map_err(err)?;
-        rows.iter().map(user_row).collect()
+        fetch_all(&self.pool, sql::LIST_USERS, &[], row::user_from_row).await
     }
     async fn update_user(&self, u: &UserRecord) -> Result<bool> {
-        let r = sqlx::query("UPDATE users SET email = $1, name = $2, profile = $3, updated_at = $4 WHERE id = $5")
-            .bind(&u.email)
-            .bind(&u.name)
-            .bind(to_json(&u.profile)?)
-            .bind(u.updated_at)
-            .bind(&u.id)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(r.rows_affected() > 0)
+        Ok(run(&self.pool, sql::UPDATE_USER, &sql::user_update_args(u)?).await? > 0)
     }
 
     // Ending a user's access (RFC 9700 §4.14.2): one transaction each, opened by the statement on
     // the user's row (which it locks, so concurrent calls for one user queue behind it).
     async fn update_user_password(&self, username: &str, password_hash: &str, keep_session: Option<&str>, now: i64) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(err)?;
-        let Some(row) = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2 RETURNING id")
-            .bind(password_hash)
-            .bind(username)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(err)?
-        else {
+        let Some(id) = fetch_opt(&mut *tx, sql::UPDATE_PASSWORD, &[Arg::Text(password_hash), Arg::Text(username)], row::text_from_row).await? else {
             return Ok(false);
         };
-        let id: String = row.try_get("id").map_err(err)?;
         end_sessions(&mut tx, &id, keep_session).await?;
-        sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
-            .bind(&id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        sqlx::query("DELETE FROM codes WHERE user_id = $1 AND used_at IS NULL").bind(&id).execute(&mut *tx).await.map_err(err)?;
-        sqlx::query("DELETE FROM device_codes WHERE user_id = $1 AND status = 'approved'").bind(&id).execute(&mut *tx).await.map_err(err)?;
+        run(&mut *tx, sql::REVOKE_USER_REFRESH_TOKENS, &[Arg::Text(&id), Arg::Int(now)]).await?;
+        for sql in sql::PASSWORD_DELETES {
+            run(&mut *tx, sql, &[Arg::Text(&id)]).await?;
+        }
         tx.commit().await.map_err(err)?;
         Ok(true)
     }
     async fn delete_user(&self, username: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(err)?;
-        let Some(row) = sqlx::query("DELETE FROM users WHERE username = $1 RETURNING id").bind(username).fetch_optional(&mut *tx).await.map_err(err)? else {
+        let Some(id) = fetch_opt(&mut *tx, sql::DELETE_USER, &[Arg::Text(username)], row::text_from_row).await? else {
             return Ok(false);
         };
-        let id: String = row.try_get("id").map_err(err)?;
         end_sessions(&mut tx, &id, None).await?;
-        for sql in [
-            "DELETE FROM refresh_tokens WHERE user_id = $1",
-            "DELETE FROM codes WHERE user_id = $1",
-            "DELETE FROM device_codes WHERE user_id = $1",
-            "DELETE FROM consents WHERE user_id = $1",
-        ] {
-            sqlx::query(sql).bind(&id).execute(&mut *tx).await.map_err(err)?;
+        for sql in sql::DELETE_USER_ROWS {
+            run(&mut *tx, sql, &[Arg::Text(&id)]).await?;
         }
         tx.commit().await.map_err(err)?;
         Ok(true)
     }
+}
 
+#[async_trait]
+impl ApiStore for PgStore {
     async fn create_api(&self, a: &ApiRecord) -> Result<()> {
-        sqlx::query("INSERT INTO apis (identifier, name, scopes, created_at, secret_hash) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&a.identifier)
-            .bind(&a.name)
-            .bind(to_json(&a.scopes)?)
-            .bind(a.created_at)
-            .bind(&a.secret_hash)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(())
+        run(&self.pool, sql::INSERT_API, &sql::api_args(a)?).await.map(drop)
     }
     async fn list_apis(&self) -> Result<Vec<ApiRecord>> {
-        let rows = sqlx::query("SELECT * FROM apis ORDER BY created_at, identifier").fetch_all(&self.pool).await.map_err(err)?;
-        rows.iter()
-            .map(|r| {
-                let scopes: String = r.try_get("scopes").map_err(err)?;
-                Ok(ApiRecord {
-                    identifier: r.try_get("identifier").map_err(err)?,
-                    name: r.try_get("name").map_err(err)?,
-                    scopes: serde_json::from_str(&scopes).map_err(|e| StoreError::Other(format!("corrupt scopes column: {e}")))?,
-                    created_at: r.try_get("created_at").map_err(err)?,
-                    secret_hash: r.try_get("secret_hash").map_err(err)?,
-                })
-            })
-            .collect()
+        fetch_all(&self.pool, sql::LIST_APIS, &[], row::api_from_row).await
     }
     async fn update_api_secret(&self, identifier: &str, secret_hash: &str) -> Result<bool> {
-        let r =
-            sqlx::query("UPDATE apis SET secret_hash = $1 WHERE identifier = $2").bind(secret_hash).bind(identifier).execute(&self.pool).await.map_err(err)?;
-        Ok(r.rows_affected() > 0)
+        Ok(run(&self.pool, sql::UPDATE_API_SECRET, &[Arg::Text(secret_hash), Arg::Text(identifier)]).await? > 0)
     }
     async fn delete_api(&self, identifier: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM apis WHERE identifier = $1").bind(identifier).execute(&self.pool).await.map_err(err)?;
-        Ok(r.rows_affected() > 0)
+        Ok(run(&self.pool, sql::DELETE_API, &[Arg::Text(identifier)]).await? > 0)
     }
+}
 
+#[async_trait]
+impl KeyStore for PgStore {
     async fn create_signing_key(&self, k: &KeyRecord) -> Result<()> {
-        bind_key(sqlx::query("INSERT INTO signing_keys (kid, alg, private_der, created_at, use_after) VALUES ($1, $2, $3, $4, $5)"), k)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(())
+        run(&self.pool, sql::INSERT_KEY, &sql::key_args(k)).await.map(drop)
     }
     async fn create_signing_key_unless(&self, k: &KeyRecord, unless: ExistingKey) -> Result<bool> {
         // A transaction-scoped advisory lock serializes the decision across instances; the
         // insert is its own statement after the lock, so its NOT EXISTS sees every key committed
         // before (READ COMMITTED takes a snapshot per statement).
-        let (insert, at) = match unless {
-            ExistingKey::SignsAt(t) => (INSERT_KEY_UNLESS_SIGNING, t),
-            ExistingKey::CreatedSince(t) => (INSERT_KEY_UNLESS_CREATED, t),
-        };
+        let (insert, args) = sql::key_unless(k, unless, false);
         let mut tx = self.pool.begin().await.map_err(err)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SIGNING_KEYS_LOCK).execute(&mut *tx).await.map_err(err)?;
-        let stored = bind_key(sqlx::query(insert), k).bind(at).execute(&mut *tx).await.map_err(err)?.rows_affected() == 1;
+        run(&mut *tx, "SELECT pg_advisory_xact_lock($1)", &[Arg::Int(SIGNING_KEYS_LOCK)]).await?;
+        let stored = run(&mut *tx, insert, &args).await? == 1;
         tx.commit().await.map_err(err)?;
         Ok(stored)
     }
     async fn list_signing_keys(&self) -> Result<Vec<KeyRecord>> {
-        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid").fetch_all(&self.pool).await.map_err(err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(KeyRecord {
-                    kid: r.try_get("kid").map_err(err)?,
-                    alg: r.try_get("alg").map_err(err)?,
-                    private_der: r.try_get("private_der").map_err(err)?,
-                    created_at: r.try_get("created_at").map_err(err)?,
-                    use_after: r.try_get("use_after").map_err(err)?,
-                })
-            })
-            .collect()
+        fetch_all(&self.pool, sql::LIST_KEYS, &[], row::key_from_row).await
     }
     async fn delete_signing_key(&self, kid: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM signing_keys WHERE kid = $1").bind(kid).execute(&self.pool).await.map_err(err)?;
-        Ok(r.rows_affected() > 0)
+        Ok(run(&self.pool, sql::DELETE_KEY, &[Arg::Text(kid)]).await? > 0)
     }
-
-    // Signing keys at rest (issue 13, finding 4).
     async fn update_signing_key_der(&self, kid: &str, expected: &[u8], new: &[u8]) -> Result<bool> {
-        let r = sqlx::query("UPDATE signing_keys SET private_der = $1 WHERE kid = $2 AND private_der = $3")
-            .bind(new)
-            .bind(kid)
-            .bind(expected)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(r.rows_affected() > 0)
+        Ok(run(&self.pool, sql::UPDATE_KEY_DER, &[Arg::Bytes(new), Arg::Text(kid), Arg::Bytes(expected)]).await? > 0)
     }
+}
 
+#[async_trait]
+impl SessionStore for PgStore {
     async fn create_session(&self, s: &SessionRecord) -> Result<()> {
-        bind_session(
-            sqlx::query(
-                "INSERT INTO sessions (id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            ),
-            s,
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(err)?;
-        Ok(())
+        run(&self.pool, sql::INSERT_SESSION, &sql::session_args(s)).await.map(drop)
     }
     async fn find_session(&self, id_hash: &str, now: i64) -> Result<Option<SessionRecord>> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE id_hash = $1 AND expires_at > $2")
-            .bind(id_hash)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
-        row.as_ref().map(session_row).transpose()
+        fetch_opt(&self.pool, sql::FIND_SESSION, &[Arg::Text(id_hash), Arg::Int(now)], row::session_from_row).await
     }
     async fn delete_session(&self, id_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&self.pool).await.map_err(err)?;
-        Ok(())
+        run(&self.pool, sql::DELETE_SESSION, &[Arg::Text(id_hash)]).await.map(drop)
     }
     async fn find_session_by_sid(&self, sid: &str, now: i64) -> Result<Option<SessionRecord>> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE sid = $1 AND expires_at > $2").bind(sid).bind(now).fetch_optional(&self.pool).await.map_err(err)?;
-        row.as_ref().map(session_row).transpose()
+        fetch_opt(&self.pool, sql::FIND_SESSION_BY_SID, &[Arg::Text(sid), Arg::Int(now)], row::session_from_row).await
     }
     async fn add_session_client(&self, sid: &str, client_id: &str, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO session_clients (sid, client_id, at) VALUES ($1, $2, $3) ON CONFLICT (sid, client_id) DO UPDATE SET at = excluded.at")
-            .bind(sid)
-            .bind(client_id)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(())
+        run(&self.pool, sql::UPSERT_SESSION_CLIENT, &[Arg::Text(sid), Arg::Text(client_id), Arg::Int(now)]).await.map(drop)
     }
     async fn list_session_clients(&self, sid: &str) -> Result<Vec<String>> {
-        let rows =
-            sqlx::query("SELECT client_id FROM session_clients WHERE sid = $1 ORDER BY at, client_id").bind(sid).fetch_all(&self.pool).await.map_err(err)?;
-        rows.iter().map(|r| r.try_get("client_id").map_err(err)).collect()
+        fetch_all(&self.pool, sql::LIST_SESSION_CLIENTS, &[Arg::Text(sid)], row::text_from_row).await
     }
-    async fn create_pending_request(&self, r: &PendingRequestRecord) -> Result<()> {
-        bind_pending(sqlx::query("INSERT INTO pending_requests (id, session_hash, data, expires_at) VALUES ($1, $2, $3, $4)"), r)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(())
+    async fn create_pending_request(&self, p: &PendingRequestRecord) -> Result<()> {
+        run(&self.pool, sql::INSERT_PENDING, &sql::pending_args(p)).await.map(drop)
     }
     async fn find_pending_request(&self, id: &str, now: i64) -> Result<Option<PendingRequestRecord>> {
-        let row =
-            sqlx::query("SELECT * FROM pending_requests WHERE id = $1 AND expires_at > $2").bind(id).bind(now).fetch_optional(&self.pool).await.map_err(err)?;
-        row.map(|r| {
-            Ok(PendingRequestRecord {
-                id: r.try_get("id").map_err(err)?,
-                session_hash: r.try_get("session_hash").map_err(err)?,
-                data: r.try_get("data").map_err(err)?,
-                expires_at: r.try_get("expires_at").map_err(err)?,
-            })
-        })
-        .transpose()
+        fetch_opt(&self.pool, sql::FIND_PENDING, &[Arg::Text(id), Arg::Int(now)], row::pending_from_row).await
     }
     async fn delete_pending_request(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM pending_requests WHERE id = $1").bind(id).execute(&self.pool).await.map_err(err)?;
-        Ok(())
+        run(&self.pool, sql::DELETE_PENDING, &[Arg::Text(id)]).await.map(drop)
     }
     async fn replace_session(&self, old_id_hash: &str, new: &SessionRecord, p: &PendingRequestRecord) -> Result<()> {
-        // One statement (data-modifying CTEs, one round trip, one commit); the three touch
-        // different rows, and a failing insert undoes the others.
-        let q = sqlx::query(
-            "WITH gone AS (DELETE FROM sessions WHERE id_hash = $1), \
-             moved AS (INSERT INTO pending_requests (id, session_hash, data, expires_at) VALUES ($10, $11, $12, $13) \
-               ON CONFLICT (id) DO UPDATE SET session_hash = excluded.session_hash, data = excluded.data, expires_at = excluded.expires_at) \
-             INSERT INTO sessions (id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at) VALUES ($2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(old_id_hash);
-        bind_pending(bind_session(q, new), p).execute(&self.pool).await.map_err(err)?;
-        Ok(())
+        let args: Vec<Arg<'_>> = std::iter::once(Arg::Text(old_id_hash)).chain(sql::session_args(new)).chain(sql::pending_args(p)).collect();
+        run(&self.pool, REPLACE_SESSION, &args).await.map(drop)
     }
+}
 
-    async fn find_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
-            .bind(user_id)
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
-        row.map(|r| r.try_get("scope").map_err(err)).transpose()
+#[async_trait]
+impl ConsentStore for PgStore {
+    async fn find_consent(&self, user_id: &str, client_id: &str) -> Result<Option<Scopes>> {
+        fetch_opt(&self.pool, sql::FIND_CONSENT, &[Arg::Text(user_id), Arg::Text(client_id)], row::scopes_from_row).await
     }
-    async fn update_consent(&self, user_id: &str, client_id: &str, scope: &str, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO consents (user_id, client_id, scope, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at")
-            .bind(user_id)
-            .bind(client_id)
-            .bind(scope)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(())
+    async fn update_consent(&self, user_id: &str, client_id: &str, scope: &Scopes, now: i64) -> Result<()> {
+        let args = [Arg::Text(user_id), Arg::Text(client_id), Arg::Owned(scope.to_string()), Arg::Int(now)];
+        run(&self.pool, sql::UPSERT_CONSENT, &args).await.map(drop)
     }
+}
 
+#[async_trait]
+impl CodeStore for PgStore {
     async fn create_code(&self, c: &CodeRecord) -> Result<()> {
-        sqlx::query("INSERT INTO codes (code_hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_given, code_challenge, scope, audience, auth_time, expires_at, used_at, oidc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
-            .bind(&c.code_hash)
-            .bind(&c.grant_id)
-            .bind(&c.client_id)
-            .bind(&c.user_id)
-            .bind(&c.redirect_uri)
-            .bind(c.redirect_uri_given)
-            .bind(&c.code_challenge)
-            .bind(&c.scope)
-            .bind(&c.audience)
-            .bind(c.auth_time)
-            .bind(c.expires_at)
-            .bind(c.used_at)
-            .bind(&c.oidc)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(())
+        run(&self.pool, sql::INSERT_CODE, &sql::code_args(c)?).await.map(drop)
     }
     async fn find_code(&self, code_hash: &str) -> Result<Option<CodeRecord>> {
-        let row = sqlx::query("SELECT * FROM codes WHERE code_hash = $1").bind(code_hash).fetch_optional(&self.pool).await.map_err(err)?;
-        row.as_ref().map(code_row).transpose()
+        fetch_opt(&self.pool, sql::FIND_CODE, &[Arg::Text(code_hash)], row::code_from_row).await
     }
     async fn take_code(&self, code_hash: &str, now: i64) -> Result<Taken<CodeRecord>> {
-        let row = sqlx::query(TAKE_CODE).bind(now).bind(code_hash).fetch_optional(&self.pool).await.map_err(err)?;
-        match row {
-            Some(r) => Ok(Taken::Taken(taken_code(&r)?)),
-            None => self.code_not_taken(code_hash).await,
-        }
+        self.take(&sql::CODE, &[Arg::Int(now), Arg::Text(code_hash)], code_hash, None).await
     }
     async fn take_code_issuing(&self, code_hash: &str, now: i64, next: Option<&RefreshTokenRecord>) -> Result<Taken<CodeRecord>> {
-        let Some(next) = next else { return self.take_code(code_hash, now).await };
-        let mut tx = self.pool.begin().await.map_err(err)?;
-        let Some(row) = sqlx::query(TAKE_CODE).bind(now).bind(code_hash).fetch_optional(&mut *tx).await.map_err(err)? else {
-            drop(tx);
-            return self.code_not_taken(code_hash).await;
-        };
-        let taken = taken_code(&row)?;
-        insert_refresh(&mut *tx, next).await?;
-        tx.commit().await.map_err(err)?;
-        Ok(Taken::Taken(taken))
+        self.take(&sql::CODE, &[Arg::Int(now), Arg::Text(code_hash)], code_hash, next).await
     }
+}
 
+#[async_trait]
+impl RefreshTokenStore for PgStore {
     async fn create_refresh_token(&self, t: &RefreshTokenRecord) -> Result<()> {
-        insert_refresh(&self.pool, t).await
+        run(&self.pool, sql::INSERT_REFRESH, &sql::refresh_args(t)?).await.map(drop)
     }
     async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>> {
-        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1").bind(token_hash).fetch_optional(&self.pool).await.map_err(err)?;
-        row.as_ref().map(refresh_row).transpose()
+        fetch_opt(&self.pool, sql::FIND_REFRESH, &[Arg::Text(token_hash)], row::refresh_from_row).await
     }
     async fn take_refresh_token(&self, token_hash: &str, now: i64, grace_secs: i64) -> Result<Taken<RefreshTokenRecord>> {
-        let row = sqlx::query(TAKE_REFRESH).bind(now).bind(token_hash).bind(grace_secs).fetch_optional(&self.pool).await.map_err(err)?;
-        match row {
-            Some(r) => Ok(Taken::Taken(refresh_row(&r)?)),
-            None => self.refresh_not_taken(token_hash).await,
-        }
+        self.take(&sql::REFRESH, &[Arg::Int(now), Arg::Text(token_hash), Arg::Int(grace_secs)], token_hash, None).await
     }
     async fn rotate_refresh_token(&self, token_hash: &str, now: i64, grace_secs: i64, next: Option<&RefreshTokenRecord>) -> Result<Taken<RefreshTokenRecord>> {
-        let Some(next) = next else { return self.take_refresh_token(token_hash, now, grace_secs).await };
-        let mut tx = self.pool.begin().await.map_err(err)?;
-        let Some(row) = sqlx::query(TAKE_REFRESH).bind(now).bind(token_hash).bind(grace_secs).fetch_optional(&mut *tx).await.map_err(err)? else {
-            drop(tx);
-            return self.refresh_not_taken(token_hash).await;
-        };
-        let taken = refresh_row(&row)?;
-        insert_refresh(&mut *tx, next).await?;
-        tx.commit().await.map_err(err)?;
-        Ok(Taken::Taken(taken))
+        self.take(&sql::REFRESH, &[Arg::Int(now), Arg::Text(token_hash), Arg::Int(grace_secs)], token_hash, next).await
     }
     async fn revoke_family(&self, family_id: &str, now: i64) -> Result<u64> {
         // One transaction: the family is revoked whole or not at all.
         let mut tx = self.pool.begin().await.map_err(err)?;
-        let r = sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL AND used_at IS NULL")
-            .bind(now)
-            .bind(family_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(family_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        // Kept a day: longer than any access token of the family lives.
-        sqlx::query("INSERT INTO revoked_families (family_id, revoked_at, expires_at) VALUES ($1, $2, $3) ON CONFLICT (family_id) DO NOTHING")
-            .bind(family_id)
-            .bind(now)
-            .bind(now + 86_400)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
+        let live = run(&mut *tx, sql::REVOKE_FAMILY_LIVE, &[Arg::Int(now), Arg::Text(family_id)]).await?;
+        run(&mut *tx, sql::REVOKE_FAMILY_REST, &[Arg::Int(now), Arg::Text(family_id)]).await?;
+        run(&mut *tx, sql::INSERT_REVOKED_FAMILY, &[Arg::Text(family_id), Arg::Int(now), Arg::Int(now + sql::REVOKED_FAMILY_KEPT_SECS)]).await?;
         tx.commit().await.map_err(err)?;
-        Ok(r.rows_affected())
+        Ok(live)
     }
+}
 
+#[async_trait]
+impl RevocationStore for PgStore {
     async fn create_revoked_token(&self, jti: &str, expires_at: i64) -> Result<()> {
-        sqlx::query("INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
-            .bind(jti)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(())
+        run(&self.pool, sql::INSERT_REVOKED_TOKEN, &[Arg::Text(jti), Arg::Int(expires_at)]).await.map(drop)
     }
     async fn is_revoked(&self, jti: &str, family_id: Option<&str>) -> Result<bool> {
-        let r = sqlx::query(
-            "SELECT (EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1) OR EXISTS (SELECT 1 FROM revoked_families WHERE family_id = $2)) AS revoked",
-        )
-        .bind(jti)
-        .bind(family_id)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(err)?;
-        r.try_get("revoked").map_err(err)
+        Ok(fetch_opt(&self.pool, sql::IS_REVOKED, &[Arg::Text(jti), Arg::OptText(family_id)], row::bool_from_row).await?.unwrap_or(false))
     }
+}
 
+#[async_trait]
+impl DeviceCodeStore for PgStore {
     async fn create_device_code(&self, d: &DeviceCodeRecord) -> Result<()> {
-        sqlx::query("INSERT INTO device_codes (device_code_hash, user_code, client_id, scope, audience, expires_at, \"interval\", last_polled_at, status, user_id, auth_time, oidc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
-            .bind(&d.device_code_hash)
-            .bind(&d.user_code)
-            .bind(&d.client_id)
-            .bind(&d.scope)
-            .bind(&d.audience)
-            .bind(d.expires_at)
-            .bind(d.interval)
-            .bind(d.last_polled_at)
-            .bind(&d.status)
-            .bind(&d.user_id)
-            .bind(d.auth_time)
-            .bind(&d.oidc)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(())
+        run(&self.pool, sql::INSERT_DEVICE_CODE, &sql::device_args(d)?).await.map(drop)
     }
     async fn find_device_code(&self, device_code_hash: &str) -> Result<Option<DeviceCodeRecord>> {
-        let row = sqlx::query("SELECT * FROM device_codes WHERE device_code_hash = $1").bind(device_code_hash).fetch_optional(&self.pool).await.map_err(err)?;
-        row.as_ref().map(device_row).transpose()
+        fetch_opt(&self.pool, sql::FIND_DEVICE_CODE, &[Arg::Text(device_code_hash)], row::device_from_row).await
     }
     async fn find_device_code_by_user_code(&self, user_code: &str, now: i64) -> Result<Option<DeviceCodeRecord>> {
-        let row = sqlx::query("SELECT * FROM device_codes WHERE user_code = $1 AND expires_at > $2")
-            .bind(user_code)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
-        row.as_ref().map(device_row).transpose()
+        fetch_opt(&self.pool, sql::FIND_DEVICE_CODE_BY_USER_CODE, &[Arg::Text(user_code), Arg::Int(now)], row::device_from_row).await
     }
-    async fn decide_device_code(&self, user_code: &str, approve: bool, user_id: &str, auth_time: i64, oidc: Option<&str>, now: i64) -> Result<bool> {
-        let r = sqlx::query("UPDATE device_codes SET status = $1, user_id = $2, auth_time = $3, oidc = COALESCE($4, oidc) WHERE user_code = $5 AND status = 'pending' AND expires_at > $6")
-            .bind(if approve { "approved" } else { "denied" })
-            .bind(user_id)
-            .bind(auth_time)
-            .bind(oidc)
-            .bind(user_code)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(r.rows_affected() > 0)
+    async fn decide_device_code(&self, user_code: &str, approve: bool, user_id: &str, auth_time: i64, oidc: Option<&OidcContext>, now: i64) -> Result<bool> {
+        let args = sql::device_decision_args(user_code, approve, user_id, auth_time, oidc, now)?;
+        Ok(run(&self.pool, sql::DECIDE_DEVICE_CODE, &args).await? > 0)
     }
     async fn update_device_poll(&self, device_code_hash: &str, now: i64, interval: i64) -> Result<()> {
-        sqlx::query("UPDATE device_codes SET last_polled_at = $1, \"interval\" = $2 WHERE device_code_hash = $3")
-            .bind(now)
-            .bind(interval)
-            .bind(device_code_hash)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(())
+        run(&self.pool, sql::UPDATE_DEVICE_POLL, &[Arg::Int(now), Arg::Int(interval), Arg::Text(device_code_hash)]).await.map(drop)
     }
     async fn take_device_code(&self, device_code_hash: &str, now: i64) -> Result<Taken<DeviceCodeRecord>> {
-        let row = sqlx::query(TAKE_DEVICE_CODE).bind(device_code_hash).bind(now).fetch_optional(&self.pool).await.map_err(err)?;
-        match row {
-            Some(r) => Ok(Taken::Taken(taken_device_code(&r)?)),
-            None => self.device_code_not_taken(device_code_hash).await,
-        }
+        self.take(&sql::DEVICE_CODE, &[Arg::Text(device_code_hash), Arg::Int(now)], device_code_hash, None).await
     }
     async fn take_device_code_issuing(&self, device_code_hash: &str, now: i64, next: Option<&RefreshTokenRecord>) -> Result<Taken<DeviceCodeRecord>> {
-        let Some(next) = next else { return self.take_device_code(device_code_hash, now).await };
-        let mut tx = self.pool.begin().await.map_err(err)?;
-        let Some(row) = sqlx::query(TAKE_DEVICE_CODE).bind(device_code_hash).bind(now).fetch_optional(&mut *tx).await.map_err(err)? else {
-            drop(tx);
-            return self.device_code_not_taken(device_code_hash).await;
-        };
-        let taken = taken_device_code(&row)?;
-        insert_refresh(&mut *tx, next).await?;
-        tx.commit().await.map_err(err)?;
-        Ok(Taken::Taken(taken))
+        self.take(&sql::DEVICE_CODE, &[Arg::Text(device_code_hash), Arg::Int(now)], device_code_hash, next).await
     }
+}
 
+#[async_trait]
+impl MaintenanceStore for PgStore {
     async fn delete_expired(&self, now: i64, batch: i64) -> Result<u64> {
         // One bounded DELETE per table; callers loop while rows keep going.
-        const STATEMENTS: &[&str] = &[
-            "DELETE FROM codes WHERE code_hash IN (SELECT code_hash FROM codes WHERE expires_at < $1 - 3600 LIMIT $2)",
-            "DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions WHERE expires_at < $1 LIMIT $2)",
-            "DELETE FROM pending_requests WHERE id IN (SELECT id FROM pending_requests WHERE expires_at < $1 LIMIT $2)",
-            "DELETE FROM device_codes WHERE device_code_hash IN (SELECT device_code_hash FROM device_codes WHERE expires_at < $1 - 3600 LIMIT $2)",
-            "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM refresh_tokens WHERE family_expires_at < $1 LIMIT $2)",
-            "DELETE FROM revoked_tokens WHERE jti IN (SELECT jti FROM revoked_tokens WHERE expires_at < $1 LIMIT $2)",
-            "DELETE FROM revoked_families WHERE family_id IN (SELECT family_id FROM revoked_families WHERE expires_at < $1 LIMIT $2)",
-            "DELETE FROM login_failures WHERE id IN (SELECT id FROM login_failures WHERE at < $1 - 86400 LIMIT $2)",
-            // A day after its last failure a throttle key has started over (as in SQLite).
-            "DELETE FROM throttles WHERE key IN (SELECT key FROM throttles WHERE last_at < $1 - 86400 LIMIT $2)",
-            "DELETE FROM session_clients WHERE (sid, client_id) IN (SELECT sid, client_id FROM session_clients WHERE at < $1 - 2592000 LIMIT $2)",
-        ];
         let mut n = 0;
-        for sql in STATEMENTS {
-            n += sqlx::query(*sql).bind(now).bind(batch).execute(&self.pool).await.map_err(err)?.rows_affected();
+        for sql in DELETE_EXPIRED.iter() {
+            n += run(&self.pool, sql, &[Arg::Int(now), Arg::Int(batch)]).await?;
         }
         Ok(n)
     }
+}
 
-    // --- Throttling of guesses (issue 13, findings 1 and 6) ---
+#[async_trait]
+impl ThrottleStore for PgStore {
     async fn take_throttle_attempt(&self, keys: &[(String, ThrottleRule)], now: i64) -> Result<ThrottleAttempt> {
         // The keys' rows, created if new and locked (in key order, so that two attempts over the
         // same keys never deadlock) by one upsert; the decision; the new counts; commit. A
@@ -885,8 +464,8 @@ impl Store for PgStore {
         let rows = sqlx::query(LOCK_THROTTLES).bind(&sorted).fetch_all(&mut *tx).await.map_err(err)?;
         let mut found = std::collections::HashMap::with_capacity(rows.len());
         for r in &rows {
-            let key: String = r.try_get("key").map_err(err)?;
-            found.insert(key, ThrottleState { failures: r.try_get("failures").map_err(err)?, last_at: r.try_get("last_at").map_err(err)? });
+            let key: String = r.try_get(0).map_err(err)?;
+            found.insert(key, ThrottleState { failures: r.try_get(1).map_err(err)?, last_at: r.try_get(2).map_err(err)? });
         }
         let states: Vec<ThrottleState> = keys.iter().map(|(k, _)| found.get(k).copied().unwrap_or_default()).collect();
         let (attempt, next) = decide_throttles(keys, &states, now);
@@ -917,19 +496,14 @@ impl Store for PgStore {
             .map_err(err)?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl AuditStore for PgStore {
     async fn create_audit_event(&self, kind: &str, detail: &str, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO audit_events (kind, detail, at) VALUES ($1, $2, $3)")
-            .bind(kind)
-            .bind(detail)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(())
+        run(&self.pool, sql::INSERT_AUDIT_EVENT, &[Arg::Text(kind), Arg::Text(detail), Arg::Int(now)]).await.map(drop)
     }
     async fn list_audit_events(&self, kind: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT detail FROM audit_events WHERE kind = $1 ORDER BY id").bind(kind).fetch_all(&self.pool).await.map_err(err)?;
-        rows.iter().map(|r| r.try_get("detail").map_err(err)).collect()
+        fetch_all(&self.pool, sql::LIST_AUDIT_EVENTS, &[Arg::Text(kind)], row::text_from_row).await
     }
 }

@@ -1,39 +1,93 @@
-//! The storage conformance suite: written once, run against every backend
-//! (`cargo test -p tessera-storage-sqlite`, and the PostgreSQL backend when it lands).
-//! Each function panics with a message naming the contract it found broken.
+//! The storage conformance suite (feature `conformance`): written once, run against every
+//! backend by one line, [`conformance_tests!`](crate::conformance_tests), which generates one
+//! `#[tokio::test]` per check, grouped in one module per contract. Each test opens a fresh
+//! database through the backend's [`Factory`]; the race checks spread their racers over two
+//! handles on that database ([`Factory::second`]: another process's, or another instance's,
+//! connections). Each check panics with a message naming the contract it found broken.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::*;
 use std::sync::Arc;
+use tessera_protocol::client::{AuthMethod, GrantType};
+use tessera_protocol::scope::Scopes;
 
-/// Run every check against a fresh, empty store.
-pub async fn run_all(store: Arc<dyn Store>) {
-    clients(&*store).await;
-    users(&*store).await;
-    apis(&*store).await;
-    keys(&*store).await;
-    sessions_and_pending(&*store).await;
-    consents(&*store).await;
-    codes_are_single_use(store.clone()).await;
-    refresh_rotation(store.clone()).await;
-    audit(&*store).await;
-    session_clients(&*store).await;
-    revocation(&*store).await;
-    refresh_grace(store.clone()).await;
-    revoked_family_stays_revoked(&*store).await;
-    rotation_is_atomic(store.clone()).await;
-    redemption_is_atomic(store.clone()).await;
-    device_codes(store.clone()).await;
-    expiry_cleanup(&*store).await;
-    // Ending a user's access.
-    new_password_ends_access(&*store).await;
-    deleted_user_leaves_nothing(&*store).await;
-    concurrent_user_deletions(store.clone()).await;
-    // Throttling of guesses (issue 13, findings 1 and 6).
-    throttles(&*store).await;
-    throttles_are_atomic(store.clone()).await;
-    // Signing keys at rest (issue 13, finding 4).
-    key_reseal_is_compare_and_swap(store.clone()).await;
+/// How a backend opens stores for the suite.
+#[allow(async_fn_in_trait)]
+pub trait Factory: Sized {
+    /// A fresh, empty database and a store on it. The factory owns the database (a temporary
+    /// folder, a test database) for as long as it lives.
+    async fn open() -> Self;
+    /// The store [`Factory::open`] opened.
+    fn store(&self) -> Arc<dyn Store>;
+    /// A second handle on the same database, with connections of its own (the same store where
+    /// the database cannot be shared, e.g. SQLite in memory).
+    async fn second(&self) -> Arc<dyn Store>;
+}
+
+/// The handles a check runs on: `a`, and `b` on the same database.
+pub struct Handles {
+    pub a: Arc<dyn Store>,
+    pub b: Arc<dyn Store>,
+}
+
+impl Handles {
+    /// Open a fresh database through `F`, with both handles.
+    pub async fn open<F: Factory>() -> (F, Self) {
+        let f = F::open().await;
+        let (a, b) = (f.store(), f.second().await);
+        (f, Self { a, b })
+    }
+    /// The handle racer `i` uses: the two alternately.
+    pub fn pick(&self, i: usize) -> Arc<dyn Store> {
+        if i.is_multiple_of(2) { self.a.clone() } else { self.b.clone() }
+    }
+}
+
+/// The suite for the backend whose [`Factory`] is `$factory`: one test per check, one module
+/// per contract. `$factory` is a path from the crate root (e.g. `crate::tests::MyFactory`),
+/// as the tests sit in modules of their own. Needs `tokio` (with its `macros` and `rt` features) in the caller's
+/// dev-dependencies.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:ty) => {
+        $crate::conformance_tests!(@contract $factory, clients: clients);
+        $crate::conformance_tests!(@contract $factory, users: users, new_password_ends_access, deleted_user_leaves_nothing; races: concurrent_user_deletions);
+        $crate::conformance_tests!(@contract $factory, apis: apis);
+        $crate::conformance_tests!(@contract $factory, keys: ; races: keys, key_reseal_is_compare_and_swap);
+        $crate::conformance_tests!(@contract $factory, sessions: sessions_and_pending, session_clients);
+        $crate::conformance_tests!(@contract $factory, consents: consents);
+        $crate::conformance_tests!(@contract $factory, codes: ; races: codes_are_single_use, code_redemption_is_atomic);
+        $crate::conformance_tests!(@contract $factory, refresh_tokens: revoked_family_stays_revoked; races: refresh_rotation, refresh_grace, rotation_is_atomic);
+        $crate::conformance_tests!(@contract $factory, revocations: revocation);
+        $crate::conformance_tests!(@contract $factory, device_codes: ; races: device_codes, device_redemption_is_atomic);
+        $crate::conformance_tests!(@contract $factory, throttles: throttles; races: throttles_are_atomic);
+        $crate::conformance_tests!(@contract $factory, audit: audit);
+        $crate::conformance_tests!(@contract $factory, maintenance: expiry_cleanup);
+    };
+    (@contract $factory:ty, $contract:ident: $($check:ident),* $(; races: $($race:ident),*)?) => {
+        mod $contract {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[::tokio::test]
+                async fn $check() {
+                    let (_db, h) = $crate::conformance::Handles::open::<$factory>().await;
+                    $crate::conformance::$check(&*h.a).await;
+                }
+            )*
+            $($(
+                #[::tokio::test]
+                async fn $race() {
+                    let (_db, h) = $crate::conformance::Handles::open::<$factory>().await;
+                    $crate::conformance::$race(&h).await;
+                }
+            )*)?
+        }
+    };
+}
+
+fn scopes(s: &str) -> Scopes {
+    Scopes::parse(s).unwrap()
 }
 
 pub fn client(id: &str) -> ClientRecord {
@@ -42,9 +96,9 @@ pub fn client(id: &str) -> ClientRecord {
         name: "App".into(),
         secret_hash: Some("ab".repeat(32)),
         redirect_uris: vec!["https://app.example/cb".into(), "https://app.example/cb2".into()],
-        scope: "notes.read notes.write".into(),
-        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-        token_endpoint_auth_method: "client_secret_basic".into(),
+        scope: scopes("notes.read notes.write"),
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
         created_at: 100,
         post_logout_redirect_uris: vec!["https://app.example/bye".into()],
         backchannel_logout_uri: Some("https://app.example/bcl".into()),
@@ -119,7 +173,8 @@ pub async fn apis(s: &dyn Store) {
     assert!(s.list_apis().await.unwrap().is_empty());
 }
 
-pub async fn keys(s: &dyn Store) {
+pub async fn keys(h: &Handles) {
+    let s = &*h.a;
     let k1 = KeyRecord { kid: "k1".into(), alg: "ES256".into(), private_der: vec![1, 2, 3], created_at: 1, use_after: 1 };
     let k2 = KeyRecord { kid: "k2".into(), alg: "RS256".into(), private_der: vec![4], created_at: 2, use_after: 60 };
     s.create_signing_key(&k2).await.unwrap();
@@ -143,7 +198,7 @@ pub async fn keys(s: &dyn Store) {
     for round in 0..6 {
         let alg = format!("RACE{round}");
         let racers = (0..12).map(|i| {
-            let alg = alg.clone();
+            let (alg, s) = (alg.clone(), h.pick(i));
             async move { s.create_signing_key_unless(&key(&format!("race-{round}-{i}"), &alg, 100), ExistingKey::SignsAt(100)).await.unwrap() }
         });
         let stored = futures_util::future::join_all(racers).await;
@@ -232,9 +287,9 @@ pub async fn sessions_and_pending(s: &dyn Store) {
 
 pub async fn consents(s: &dyn Store) {
     assert_eq!(s.find_consent("u", "c").await.unwrap(), None);
-    s.update_consent("u", "c", "a", 1).await.unwrap();
-    s.update_consent("u", "c", "a b", 2).await.unwrap();
-    assert_eq!(s.find_consent("u", "c").await.unwrap().as_deref(), Some("a b"), "update replaces the stored scopes");
+    s.update_consent("u", "c", &scopes("a"), 1).await.unwrap();
+    s.update_consent("u", "c", &scopes("a b"), 2).await.unwrap();
+    assert_eq!(s.find_consent("u", "c").await.unwrap(), Some(scopes("a b")), "update replaces the stored scopes");
     assert_eq!(s.find_consent("u", "other").await.unwrap(), None, "consent is per client");
 }
 
@@ -247,21 +302,22 @@ pub fn code(hash: &str) -> CodeRecord {
         redirect_uri: "https://app.example/cb".into(),
         redirect_uri_given: true,
         code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
-        scope: "notes.read".into(),
-        audience: "[\"https://notes.example\"]".into(),
+        scope: scopes("notes.read"),
+        audience: vec!["https://notes.example".into()],
         auth_time: 10,
         expires_at: 70,
         used_at: None,
-        oidc: Some("{\"nonce\":\"n\"}".into()),
+        oidc: Some(OidcContext { nonce: Some("n".into()), ..Default::default() }),
     }
 }
 
 /// Of 20 concurrent takes of one code exactly one wins.
-pub async fn codes_are_single_use(s: Arc<dyn Store>) {
+pub async fn codes_are_single_use(h: &Handles) {
+    let s = h.a.clone();
     let c = code("code-1");
     s.create_code(&c).await.unwrap();
-    let takes = (0..20).map(|_| {
-        let s = s.clone();
+    let takes = (0..20).map(|i| {
+        let s = h.pick(i);
         async move { s.take_code("code-1", 20).await.unwrap() }
     });
     let results = futures_util::future::join_all(takes).await;
@@ -280,8 +336,8 @@ pub fn refresh(hash: &str, family: &str) -> RefreshTokenRecord {
         family_id: family.into(),
         client_id: "c-1".into(),
         user_id: "u-1".into(),
-        scope: "notes.read".into(),
-        audience: "[]".into(),
+        scope: scopes("notes.read"),
+        audience: vec![],
         auth_time: 1,
         created_at: 1,
         expires_at: 1_000,
@@ -292,14 +348,15 @@ pub fn refresh(hash: &str, family: &str) -> RefreshTokenRecord {
     }
 }
 
-pub async fn refresh_rotation(s: Arc<dyn Store>) {
+pub async fn refresh_rotation(h: &Handles) {
+    let s = h.a.clone();
     s.create_refresh_token(&refresh("r1", "f1")).await.unwrap();
     s.create_refresh_token(&refresh("r2", "f1")).await.unwrap();
     s.create_refresh_token(&refresh("other", "f2")).await.unwrap();
     assert_eq!(s.find_refresh_token("r1").await.unwrap(), Some(refresh("r1", "f1")));
     assert_eq!(s.find_refresh_token("nope").await.unwrap(), None);
-    let takes = (0..20).map(|_| {
-        let s = s.clone();
+    let takes = (0..20).map(|i| {
+        let s = h.pick(i);
         async move { s.take_refresh_token("r1", 5, 0).await.unwrap() }
     });
     let results = futures_util::future::join_all(takes).await;
@@ -350,7 +407,8 @@ pub async fn revocation(s: &dyn Store) {
 
 /// With a grace window, a token used moments ago can be taken again (lost response); after
 /// the window it cannot.
-pub async fn refresh_grace(s: Arc<dyn Store>) {
+pub async fn refresh_grace(h: &Handles) {
+    let s = h.a.clone();
     s.create_refresh_token(&refresh("g1", "fg")).await.unwrap();
     assert!(matches!(s.take_refresh_token("g1", 100, 5).await.unwrap(), Taken::Taken(_)));
     match s.take_refresh_token("g1", 103, 5).await.unwrap() {
@@ -375,7 +433,8 @@ pub async fn revoked_family_stays_revoked(s: &dyn Store) {
 
 /// A rotation stores the successor only when it takes the token, and of concurrent rotations
 /// exactly one does both.
-pub async fn rotation_is_atomic(s: Arc<dyn Store>) {
+pub async fn rotation_is_atomic(h: &Handles) {
+    let s = h.a.clone();
     s.create_refresh_token(&refresh("rot-1", "rot-f")).await.unwrap();
     assert!(matches!(s.rotate_refresh_token("rot-1", 5, 0, Some(&refresh("rot-2", "rot-f"))).await.unwrap(), Taken::Taken(_)));
     assert!(s.find_refresh_token("rot-2").await.unwrap().is_some(), "the successor is stored with the take");
@@ -384,7 +443,7 @@ pub async fn rotation_is_atomic(s: Arc<dyn Store>) {
     assert_eq!(s.rotate_refresh_token("missing", 6, 0, Some(&refresh("rot-y", "rot-f"))).await.unwrap(), Taken::NotFound);
     assert_eq!(s.find_refresh_token("rot-y").await.unwrap(), None);
     let rotations = (0..20).map(|i| {
-        let s = s.clone();
+        let s = h.pick(i);
         async move { s.rotate_refresh_token("rot-2", 7, 0, Some(&refresh(&format!("rot-3-{i}"), "rot-f"))).await.unwrap() }
     });
     let results = futures_util::future::join_all(rotations).await;
@@ -399,14 +458,15 @@ pub async fn rotation_is_atomic(s: Arc<dyn Store>) {
     assert!(matches!(s.rotate_refresh_token(&stored[0], 8, 0, None).await.unwrap(), Taken::Taken(_)), "without a successor it is a plain take");
 }
 
-/// Redeeming a code or a device code stores the grant's first refresh token only when it takes
-/// the code, and of concurrent redemptions exactly one does both.
-pub async fn redemption_is_atomic(s: Arc<dyn Store>) {
+/// Redeeming a code stores the grant's first refresh token only when it takes the code, and of
+/// concurrent redemptions exactly one does both.
+pub async fn code_redemption_is_atomic(h: &Handles) {
+    let s = h.a.clone();
     s.create_code(&code("red-1")).await.unwrap();
     assert_eq!(s.find_code("red-1").await.unwrap(), Some(code("red-1")));
     assert_eq!(s.find_code("red-missing").await.unwrap(), None);
     let redemptions = (0..20).map(|i| {
-        let s = s.clone();
+        let s = h.pick(i);
         async move { s.take_code_issuing("red-1", 20, Some(&refresh(&format!("red-rt-{i}"), "g-red-1"))).await.unwrap() }
     });
     let results = futures_util::future::join_all(redemptions).await;
@@ -419,7 +479,11 @@ pub async fn redemption_is_atomic(s: Arc<dyn Store>) {
     assert!(s.find_code("red-1").await.unwrap().unwrap().used_at.is_some(), "find shows the code used");
     assert_eq!(s.take_code_issuing("red-missing", 20, Some(&refresh("red-rt-x", "g"))).await.unwrap(), Taken::NotFound);
     assert_eq!(s.find_refresh_token("red-rt-x").await.unwrap(), None);
+}
 
+/// Redeeming a device code stores the grant's first refresh token only when it takes the code.
+pub async fn device_redemption_is_atomic(h: &Handles) {
+    let s = h.a.clone();
     s.create_device_code(&device("red-d1", "QWRTZPLK")).await.unwrap();
     assert!(
         matches!(s.take_device_code_issuing("red-d1", 30, Some(&refresh("red-drt-0", "dfam"))).await.unwrap(), Taken::AlreadyUsed(_)),
@@ -428,7 +492,7 @@ pub async fn redemption_is_atomic(s: Arc<dyn Store>) {
     assert_eq!(s.find_refresh_token("red-drt-0").await.unwrap(), None, "nor is anything stored");
     assert!(s.decide_device_code("QWRTZPLK", true, "u-1", 15, None, 21).await.unwrap());
     match s.take_device_code_issuing("red-d1", 30, Some(&refresh("red-drt-1", "dfam"))).await.unwrap() {
-        Taken::Taken(d) => assert_eq!((d.status.as_str(), d.user_id.as_deref()), ("approved", Some("u-1"))),
+        Taken::Taken(d) => assert_eq!((d.status, d.user_id.as_deref()), (DeviceCodeStatus::Approved, Some("u-1"))),
         other => panic!("an approved device code is taken: {other:?}"),
     }
     assert!(s.find_refresh_token("red-drt-1").await.unwrap().is_some(), "its first refresh token is stored with it");
@@ -442,19 +506,20 @@ pub fn device(hash: &str, user_code: &str) -> DeviceCodeRecord {
         device_code_hash: hash.into(),
         user_code: user_code.into(),
         client_id: "c-1".into(),
-        scope: "notes.read".into(),
-        audience: "[]".into(),
+        scope: scopes("notes.read"),
+        audience: vec![],
         expires_at: 1_000,
         interval: 5,
         last_polled_at: None,
-        status: "pending".into(),
+        status: DeviceCodeStatus::Pending,
         user_id: None,
         auth_time: None,
         oidc: None,
     }
 }
 
-pub async fn device_codes(s: Arc<dyn Store>) {
+pub async fn device_codes(h: &Handles) {
+    let s = h.a.clone();
     let d = device("d1", "BCDFGHJK");
     s.create_device_code(&d).await.unwrap();
     assert!(matches!(s.create_device_code(&device("d2", "BCDFGHJK")).await, Err(StoreError::Conflict(_))), "user codes are unique");
@@ -465,10 +530,10 @@ pub async fn device_codes(s: Arc<dyn Store>) {
     s.update_device_poll("d1", 20, 10).await.unwrap();
     let polled = s.find_device_code("d1").await.unwrap().unwrap();
     assert_eq!((polled.last_polled_at, polled.interval), (Some(20), 10));
-    assert!(s.decide_device_code("BCDFGHJK", true, "u-1", 15, Some("{}"), 21).await.unwrap());
+    assert!(s.decide_device_code("BCDFGHJK", true, "u-1", 15, Some(&OidcContext::default()), 21).await.unwrap());
     assert!(!s.decide_device_code("BCDFGHJK", false, "u-2", 15, None, 22).await.unwrap(), "a decision is final");
-    let takes = (0..10).map(|_| {
-        let s = s.clone();
+    let takes = (0..10).map(|i| {
+        let s = h.pick(i);
         async move { s.take_device_code("d1", 30).await.unwrap() }
     });
     let results = futures_util::future::join_all(takes).await;
@@ -478,7 +543,7 @@ pub async fn device_codes(s: Arc<dyn Store>) {
     s.create_device_code(&device("d3", "MNPQRSTV")).await.unwrap();
     assert!(s.decide_device_code("MNPQRSTV", false, "u-1", 15, None, 21).await.unwrap());
     match s.take_device_code("d3", 30).await.unwrap() {
-        Taken::AlreadyUsed(d) => assert_eq!(d.status, "denied"),
+        Taken::AlreadyUsed(d) => assert_eq!(d.status, DeviceCodeStatus::Denied),
         other => panic!("a denied code is not taken: {other:?}"),
     }
     assert_eq!(s.take_device_code("nope", 30).await.unwrap(), Taken::NotFound);
@@ -560,7 +625,7 @@ async fn user_with_everything(s: &dyn Store, tag: &str, id: &str, user_code: &st
     }
     s.create_device_code(&device(&format!("{tag}-d"), user_code)).await.unwrap();
     assert!(s.decide_device_code(user_code, true, id, 5, None, 6).await.unwrap());
-    s.update_consent(id, "c-1", "notes.read", 5).await.unwrap();
+    s.update_consent(id, "c-1", &scopes("notes.read"), 5).await.unwrap();
 }
 
 /// Nothing of `tag`'s user was touched (another user's reset or deletion leaves it alone).
@@ -573,7 +638,7 @@ async fn untouched(s: &dyn Store, tag: &str, id: &str) {
     }
     assert_eq!(s.find_refresh_token(&format!("{tag}-r-live")).await.unwrap().unwrap().revoked_at, None, "{tag}: another user's refresh tokens stay live");
     assert!(s.find_code(&format!("{tag}-c-live")).await.unwrap().is_some());
-    assert_eq!(s.find_device_code(&format!("{tag}-d")).await.unwrap().unwrap().status, "approved");
+    assert_eq!(s.find_device_code(&format!("{tag}-d")).await.unwrap().unwrap().status, DeviceCodeStatus::Approved);
     assert!(s.find_consent(id, "c-1").await.unwrap().is_some());
 }
 
@@ -638,10 +703,11 @@ pub async fn deleted_user_leaves_nothing(s: &dyn Store) {
 }
 
 /// Of concurrent deletions of one user exactly one deletes it.
-pub async fn concurrent_user_deletions(s: Arc<dyn Store>) {
+pub async fn concurrent_user_deletions(h: &Handles) {
+    let s = h.a.clone();
     user_with_everything(&*s, "race", "u-race", "RCRCRCRC").await;
     let deletions = (0..16).map(|i| {
-        let s = s.clone();
+        let s = h.pick(i);
         async move {
             // Password changes race the deletions too: each either lands before it or finds nobody.
             if i % 4 == 0 {
@@ -717,10 +783,10 @@ pub async fn throttles(s: &dyn Store) {
 
 /// Concurrent attempts (on PostgreSQL, on the pool's separate connections: separate
 /// instances' view): never more allowed than the rule admits, per key and over two keys.
-pub async fn throttles_are_atomic(s: Arc<dyn Store>) {
+pub async fn throttles_are_atomic(h: &Handles) {
     let rule = ThrottleRule { burst: 3, max_delay: 900, reset_after: 900 };
-    let attempts = (0..30).map(|_| {
-        let s = s.clone();
+    let attempts = (0..30).map(|i| {
+        let s = h.pick(i);
         async move { s.take_throttle_attempt(&throttle_keys(&[("user:race", rule)]), 5_000).await.unwrap() }
     });
     let results = futures_util::future::join_all(attempts).await;
@@ -729,7 +795,7 @@ pub async fn throttles_are_atomic(s: Arc<dyn Store>) {
     // Thirty users from one address: the address's burst bounds them all.
     let addr = ThrottleRule { burst: 5, max_delay: 60, reset_after: 900 };
     let attempts = (0..30).map(|i| {
-        let s = s.clone();
+        let s = h.pick(i);
         async move { s.take_throttle_attempt(&throttle_keys(&[(&format!("user:r{i}"), rule), ("addr:race", addr)]), 5_000).await.unwrap() }
     });
     let results = futures_util::future::join_all(attempts).await;
@@ -738,10 +804,10 @@ pub async fn throttles_are_atomic(s: Arc<dyn Store>) {
 
 // Signing keys at rest (issue 13, finding 4).
 
-/// [`Store::update_signing_key_der`] replaces a key's stored bytes only while they are the
+/// [`KeyStore::update_signing_key_der`] replaces a key's stored bytes only while they are the
 /// expected ones; concurrent re-seals of one key: exactly one wins.
-pub async fn key_reseal_is_compare_and_swap(store: Arc<dyn Store>) {
-    let s = &*store;
+pub async fn key_reseal_is_compare_and_swap(h: &Handles) {
+    let s = &*h.a;
     let k = KeyRecord { kid: "reseal-1".into(), alg: "ES256".into(), private_der: vec![0x30, 1, 2], created_at: 500, use_after: 500 };
     s.create_signing_key(&k).await.unwrap();
     assert!(!s.update_signing_key_der("reseal-1", &[9, 9], &[7]).await.unwrap(), "not the stored bytes");
@@ -753,7 +819,7 @@ pub async fn key_reseal_is_compare_and_swap(store: Arc<dyn Store>) {
     for round in 0..5u8 {
         let current = s.list_signing_keys().await.unwrap().into_iter().find(|r| r.kid == "reseal-1").unwrap().private_der;
         let racers = (0..10u8).map(|i| {
-            let (store, current) = (store.clone(), current.clone());
+            let (store, current) = (h.pick(usize::from(i)), current.clone());
             async move { store.update_signing_key_der("reseal-1", &current, &[round, i, 0xff]).await.unwrap() }
         });
         let won = futures_util::future::join_all(racers).await.into_iter().filter(|w| *w).count();

@@ -34,9 +34,9 @@ fn client_json(c: &ClientRecord) -> Value {
         "client_id": c.client_id,
         "name": c.name,
         "redirect_uris": c.redirect_uris,
-        "scope": c.scope,
-        "grant_types": c.grant_types,
-        "token_endpoint_auth_method": c.token_endpoint_auth_method,
+        "scope": c.scope.to_string(),
+        "grant_types": c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "token_endpoint_auth_method": c.token_endpoint_auth_method.as_str(),
         "public": c.secret_hash.is_none(),
         "post_logout_redirect_uris": c.post_logout_redirect_uris,
         "backchannel_logout_uri": c.backchannel_logout_uri,
@@ -52,7 +52,7 @@ fn client_text(c: &ClientRecord) -> String {
         c.name,
         c.redirect_uris.join(" "),
         c.scope,
-        c.grant_types.join(" "),
+        c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "),
         c.token_endpoint_auth_method
     )
 }

@@ -11,7 +11,7 @@ use common::{Browser, PASSWORD, USER, location, pkce_pair, query};
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tessera_storage::Store;
+use tessera_storage::prelude::*;
 
 /// Longest a key added through one instance may take to appear in another's JWKS: the key
 /// reload interval of `serve` (3 s) plus slack for a loaded machine.

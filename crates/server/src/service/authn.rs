@@ -173,7 +173,7 @@ impl Tessera {
     ///
     /// RFC 6749 §10.10, NIST SP 800-63B §5.2.2: the attempt is first counted as a failure of the
     /// username and of the address, in one atomic store operation that refuses it instead when
-    /// either is inside its back-off window ([`tessera_storage::Store::take_throttle_attempt`]);
+    /// either is inside its back-off window ([`tessera_storage::ThrottleStore::take_throttle_attempt`]);
     /// only then is the password checked. So however many attempts arrive at once, on however
     /// many instances, no more are checked than the rules admit; a success gives the count back.
     /// An unknown username goes the same way (its own key, a dummy hash), so nothing tells the

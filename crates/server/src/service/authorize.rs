@@ -13,7 +13,7 @@ use crate::secret;
 use serde::{Deserialize, Serialize};
 use tessera_protocol::authorize::{self as rules, RedirectTarget};
 pub use tessera_protocol::catalog::ScopeCatalog;
-use tessera_protocol::client::{AuthMethod, ClientPolicy, GrantType};
+use tessera_protocol::client::{AuthMethod, ClientPolicy};
 use tessera_protocol::grant::authorization_code::CODE_LIFETIME_SECS;
 use tessera_protocol::oidc::{self, Interaction, OidcRequest, ResponseMode, SessionState};
 use tessera_protocol::params::Params;
@@ -112,9 +112,9 @@ pub fn client_policy(c: &ClientRecord) -> ClientPolicy {
         client_id: c.client_id.clone(),
         name: c.name.clone(),
         redirect_uris: c.redirect_uris.clone(),
-        scopes: Scopes::parse(&c.scope).unwrap_or_default(),
-        grant_types: c.grant_types.iter().filter_map(|g| g.parse::<GrantType>().ok()).collect(),
-        auth_method: c.token_endpoint_auth_method.parse().unwrap_or(AuthMethod::ClientSecretBasic),
+        scopes: c.scope.clone(),
+        grant_types: c.grant_types.clone(),
+        auth_method: c.token_endpoint_auth_method,
     }
 }
 
@@ -297,7 +297,7 @@ impl Tessera {
     }
 
     async fn granted_scopes(&self, user_id: &str, client_id: &str) -> Result<Scopes, ServiceError> {
-        Ok(self.store.find_consent(user_id, client_id).await?.map(|s| Scopes::parse(&s).unwrap_or_default()).unwrap_or_default())
+        Ok(self.store.find_consent(user_id, client_id).await?.unwrap_or_default())
     }
 
     /// OIDC Core §3.1.2.1–3.1.2.3: whether this session may answer the pending request: `None`
@@ -385,11 +385,11 @@ impl Tessera {
         self.store.delete_pending_request(&p.id).await?;
         if let Some(user_code) = &p.device_user_code {
             let approved = decision == Decision::Allow;
-            let ctx = p.scopes().contains("openid").then(|| super::oidc::OidcContext::for_session(session, p.signed_in_here).to_json()).transpose()?;
+            let ctx = p.scopes().contains("openid").then(|| super::oidc::session_context(session, p.signed_in_here));
             if approved && ctx.is_some() {
                 self.store.add_session_client(&session.sid, &p.client_id, self.now()).await?;
             }
-            let recorded = self.store.decide_device_code(user_code, approved, user_id, auth_time, ctx.as_deref(), self.now()).await?;
+            let recorded = self.store.decide_device_code(user_code, approved, user_id, auth_time, ctx.as_ref(), self.now()).await?;
             if !recorded {
                 return Ok(AuthorizeOutcome::ErrorPage(OAuthError::invalid_request("the device request has expired or was already answered")));
             }
@@ -402,7 +402,7 @@ impl Tessera {
             }
             Decision::Allow => {
                 let granted = self.granted_scopes(user_id, &p.client_id).await?;
-                self.store.update_consent(user_id, &p.client_id, &granted.union(&p.scopes()).to_string(), self.now()).await?;
+                self.store.update_consent(user_id, &p.client_id, &granted.union(&p.scopes()), self.now()).await?;
                 self.issue_code(p, session).await
             }
         }
@@ -430,7 +430,7 @@ impl Tessera {
         let oidc_ctx = match &p.oidc {
             Some(o) => {
                 self.store.add_session_client(&session.sid, &p.client_id, self.now()).await?;
-                Some(super::oidc::OidcContext::from_request(o, session, p.signed_in_here).to_json()?)
+                Some(super::oidc::request_context(o, session, p.signed_in_here))
             }
             None => None,
         };
@@ -443,8 +443,8 @@ impl Tessera {
             redirect_uri: p.redirect_uri.clone(),
             redirect_uri_given: p.redirect_uri_given,
             code_challenge: p.code_challenge.clone(),
-            scope: p.scope.clone(),
-            audience: serde_json::to_string(&p.audience).map_err(|e| OAuthError::server_error(e.to_string()))?,
+            scope: p.scopes(),
+            audience: p.audience.clone(),
             auth_time,
             expires_at: self.now() + CODE_LIFETIME_SECS,
             used_at: None,

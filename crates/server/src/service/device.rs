@@ -12,7 +12,7 @@ use tessera_protocol::grant::device_code::{
 };
 use tessera_protocol::params::Params;
 use tessera_protocol::{ErrorCode, OAuthError};
-use tessera_storage::{DeviceCodeRecord, SessionRecord, StoreError, ThrottleAttempt};
+use tessera_storage::{DeviceCodeRecord, DeviceCodeStatus, SessionRecord, StoreError, ThrottleAttempt};
 
 /// RFC 8628 §3.2 device authorization response.
 #[derive(Debug, Clone, Serialize)]
@@ -67,12 +67,12 @@ impl Tessera {
                 device_code_hash: secret::hash(&device_code),
                 user_code: user_code.clone(),
                 client_id: client.client_id.clone(),
-                scope: req.scope.to_string(),
-                audience: serde_json::to_string(&audience).map_err(|e| OAuthError::server_error(e.to_string()))?,
+                scope: req.scope.clone(),
+                audience: audience.clone(),
                 expires_at: now + DEVICE_CODE_LIFETIME_SECS,
                 interval: DEFAULT_INTERVAL_SECS,
                 last_polled_at: None,
-                status: "pending".into(),
+                status: DeviceCodeStatus::Pending,
                 user_id: None,
                 auth_time: None,
                 oidc: None,
@@ -110,7 +110,7 @@ impl Tessera {
             return Ok(Err(UserCodeError::Throttled { retry_after }));
         }
         let found = match normalize_user_code(typed) {
-            Some(code) => self.store.find_device_code_by_user_code(&code, now).await?.filter(|d| d.status == "pending"),
+            Some(code) => self.store.find_device_code_by_user_code(&code, now).await?.filter(|d| d.status == DeviceCodeStatus::Pending),
             None => None,
         };
         let Some(d) = found else {
@@ -126,9 +126,9 @@ impl Tessera {
             redirect_uri: String::new(),
             redirect_uri_given: false,
             state: None,
-            scope: d.scope.clone(),
+            scope: d.scope.to_string(),
             code_challenge: None,
-            audience: super::decode_audience(&d.audience)?,
+            audience: d.audience.clone(),
             device_user_code: Some(d.user_code.clone()),
             oidc: None,
             response_mode: Default::default(),

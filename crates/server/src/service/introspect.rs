@@ -177,7 +177,7 @@ impl Tessera {
                 Caller::Client(client) if client.client_id == t.client_id => IntrospectionJson::of(&json!({
                     "active": true,
                     "token_type": "refresh_token",
-                    "scope": t.scope,
+                    "scope": t.scope.to_string(),
                     "client_id": t.client_id,
                     "sub": t.user_id,
                     "iss": self.config.issuer,

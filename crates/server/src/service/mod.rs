@@ -211,13 +211,6 @@ impl Tessera {
     }
 }
 
-/// The audiences a stored code, refresh token or device code carries (a JSON array). A row that
-/// does not decode is a store error, never an empty audience: a token must not be issued for
-/// the wrong audience because a row was damaged.
-pub(crate) fn decode_audience(stored: &str) -> Result<Vec<String>, ServiceError> {
-    serde_json::from_str(stored).map_err(|e| StoreError::Other(format!("a stored audience does not decode: {e}")).into())
-}
-
 /// A service failure: an OAuth error for the client, or a storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {

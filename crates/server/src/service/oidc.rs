@@ -6,7 +6,6 @@
 use super::token::family_of_jti;
 use super::{ServiceError, Tessera};
 use crate::secret;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tessera_jose::Alg;
 use tessera_protocol::OAuthError;
@@ -20,47 +19,25 @@ pub const ID_TOKEN_LIFETIME_SECS: i64 = 3600;
 pub const MAX_SIGNED_TOKEN_LIFETIME_SECS: i64 = ID_TOKEN_LIFETIME_SECS;
 
 /// What an OpenID Connect request carries from the authorization to the token endpoint (stored
-/// with the code, the refresh token and the device code).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct OidcContext {
-    pub nonce: Option<String>,
-    pub sid: Option<String>,
-    pub amr: Vec<String>,
-    pub claims_id_token: Vec<String>,
-    pub claims_userinfo: Vec<String>,
-    /// OIDC Core §2 `acr`: [`ACR_PASSWORD`] when the user signed in during the request,
-    /// [`ACR_SSO`] when an existing session answered it.
-    #[serde(default)]
-    pub acr: Option<String>,
+/// with the code, the refresh token and the device code); the store keeps it typed.
+pub use tessera_storage::OidcContext;
+
+/// The context of a request answered in session `s`; `signed_in_here`: the user entered their
+/// password during this request (OIDC Core §2 `acr`: [`ACR_PASSWORD`], else [`ACR_SSO`]).
+pub fn request_context(o: &OidcRequest, s: &SessionRecord, signed_in_here: bool) -> OidcContext {
+    OidcContext {
+        nonce: o.nonce.clone(),
+        sid: Some(s.sid.clone()),
+        amr: s.amr.as_deref().unwrap_or("pwd").split(' ').map(str::to_string).collect(),
+        claims_id_token: o.claims_id_token.clone(),
+        claims_userinfo: o.claims_userinfo.clone(),
+        acr: Some(if signed_in_here { ACR_PASSWORD } else { ACR_SSO }.to_string()),
+    }
 }
 
-impl OidcContext {
-    /// `signed_in_here`: the user entered their password during this request.
-    pub fn from_request(o: &OidcRequest, s: &SessionRecord, signed_in_here: bool) -> Self {
-        Self {
-            nonce: o.nonce.clone(),
-            sid: Some(s.sid.clone()),
-            amr: s.amr.as_deref().unwrap_or("pwd").split(' ').map(str::to_string).collect(),
-            claims_id_token: o.claims_id_token.clone(),
-            claims_userinfo: o.claims_userinfo.clone(),
-            acr: Some(if signed_in_here { ACR_PASSWORD } else { ACR_SSO }.to_string()),
-        }
-    }
-    /// The context for a device's request approved in this session.
-    pub fn for_session(s: &SessionRecord, signed_in_here: bool) -> Self {
-        Self::from_request(&OidcRequest::default(), s, signed_in_here)
-    }
-    pub fn to_json(&self) -> Result<String, ServiceError> {
-        serde_json::to_string(self).map_err(|e| OAuthError::server_error(e.to_string()).into())
-    }
-    /// The stored context; a row that does not decode is a store error (a damaged row must not
-    /// turn into an ID token without its nonce or session).
-    pub fn parse(s: Option<&str>) -> Result<Option<Self>, ServiceError> {
-        s.map(|s| {
-            serde_json::from_str(s).map_err(|e| tessera_storage::StoreError::Other(format!("a stored OpenID Connect context does not decode: {e}")).into())
-        })
-        .transpose()
-    }
+/// The context for a device's request approved in this session.
+pub fn session_context(s: &SessionRecord, signed_in_here: bool) -> OidcContext {
+    request_context(&OidcRequest::default(), s, signed_in_here)
 }
 
 /// Every claim the user has (OIDC Core §5.1), keyed by claim name.

@@ -1,5 +1,8 @@
 //! The token endpoint (RFC 6749 §3.2): authenticate the client (§2.3), parse the grant, and hand
-//! it to its module in [`super::grants`]. No grant-specific branches live here beyond dispatch.
+//! it to its module in [`super::grants`]. No grant-specific branches live here beyond dispatch:
+//! a grant has its tokens made ([`Tessera::prepare_tokens`]), then stores the refresh token with
+//! its own atomic consume (its storage contract's `take_…_issuing` / `rotate_…`), and answers
+//! with [`Issued::response`] only when that consume succeeded.
 
 use super::{ServiceError, Tessera};
 use crate::secret;
@@ -10,28 +13,7 @@ use tessera_protocol::params::Params;
 use tessera_protocol::scope::Scopes;
 use tessera_protocol::token::{ACCESS_TOKEN_LIFETIME_SECS, AccessTokenClaims, Audience, TokenResponse};
 use tessera_protocol::{ErrorCode, OAuthError};
-use tessera_storage::{CodeRecord, DeviceCodeRecord, RefreshTokenRecord, Taken};
-
-/// What a grant consumes (by hash), in the same transaction that stores the refresh token it
-/// issues.
-#[derive(Debug, Clone, Copy)]
-pub enum Consume<'a> {
-    Nothing,
-    /// Rotation, RFC 6749 §6.
-    RefreshToken(&'a str),
-    /// Redemption, RFC 6749 §4.1.3.
-    Code(&'a str),
-    /// RFC 8628 §3.4.
-    DeviceCode(&'a str),
-}
-
-/// A consume that did not happen: used (or revoked, expired, not approved) meanwhile, or gone.
-#[derive(Debug)]
-pub enum NotConsumed {
-    RefreshToken(Taken<RefreshTokenRecord>),
-    Code(Taken<CodeRecord>),
-    DeviceCode(Taken<DeviceCodeRecord>),
-}
+use tessera_storage::{OidcContext, RefreshTokenRecord};
 
 /// What a refresh token continues: its family and the original authentication time.
 pub struct Lineage {
@@ -40,7 +22,7 @@ pub struct Lineage {
     /// Absolute end of the family (RFC 9700 §4.14.2: bounded lifetime).
     pub family_expires_at: i64,
     /// OpenID Connect context carried from the authorization request.
-    pub oidc: Option<String>,
+    pub oidc: Option<OidcContext>,
     /// The first tokens of a grant (code redemption): the ID token carries the `nonce`.
     pub with_nonce: bool,
 }
@@ -156,11 +138,16 @@ impl Tessera {
         Ok(key.sign_jwt("at+jwt", &claims).map_err(|e| OAuthError::server_error(e.to_string()))?)
     }
 
-    /// Issue an access token (RFC 9068) for `scope` and, when the client may refresh, a refresh
-    /// token for `refresh_scope` in the given family. RFC 6749 §6: a new refresh token's scope
-    /// "MUST be identical to that of the refresh token included by the client in the request",
-    /// even when the access token's scope was narrowed.
-    pub async fn issue_tokens(
+    /// Make an access token (RFC 9068) for `scope` and, when the client may refresh, a refresh
+    /// token for `refresh_scope` in the given family — without storing anything. RFC 6749 §6: a
+    /// new refresh token's scope "MUST be identical to that of the refresh token included by the
+    /// client in the request", even when the access token's scope was narrowed.
+    ///
+    /// Every read the tokens need happens here, so the grant's consume (which stores
+    /// [`Issued::refresh_record`] in its transaction) is the last store call: losing the
+    /// database mid-request never leaves a consumed code or token without what it was exchanged
+    /// for (the client's retry works instead of looking like a replay).
+    pub async fn prepare_tokens(
         &self,
         client: &ClientPolicy,
         user_id: &str,
@@ -168,39 +155,17 @@ impl Tessera {
         refresh_scope: &Scopes,
         audience: &[String],
         lineage: Lineage,
-    ) -> Result<TokenResponse, ServiceError> {
-        match self.issue_tokens_consuming(client, user_id, scope, refresh_scope, audience, lineage, Consume::Nothing).await? {
-            Ok(tokens) => Ok(tokens),
-            Err(_) => Err(OAuthError::server_error("nothing to consume").into()),
-        }
-    }
-
-    /// [`Tessera::issue_tokens`] for a grant that consumes a code or a refresh token: the consume
-    /// happens in the same transaction that stores the new refresh token, after every read the
-    /// new tokens need. Nothing after it touches the store, so losing the database mid-request
-    /// never leaves a consumed code or token without what it was exchanged for (the client's
-    /// retry works instead of looking like a replay). `Err(outcome)` when it was not consumed.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn issue_tokens_consuming(
-        &self,
-        client: &ClientPolicy,
-        user_id: &str,
-        scope: &Scopes,
-        refresh_scope: &Scopes,
-        audience: &[String],
-        lineage: Lineage,
-        consume: Consume<'_>,
-    ) -> Result<Result<TokenResponse, NotConsumed>, ServiceError> {
+    ) -> Result<Issued, ServiceError> {
         let now = self.now();
         let is_oidc = scope.contains("openid");
-        let ctx = super::oidc::OidcContext::parse(lineage.oidc.as_deref())?;
-        let userinfo_claims = match (is_oidc, &ctx) {
+        let ctx = lineage.oidc.as_ref();
+        let userinfo_claims = match (is_oidc, ctx) {
             (true, Some(c)) => c.claims_userinfo.clone(),
             _ => Vec::new(),
         };
         let access_token = self.sign_access_token(&client.client_id, user_id, scope, audience, grant_jti(&lineage.family_id), userinfo_claims)?;
         let id_token = match (is_oidc, ctx) {
-            (true, Some(ctx)) => Some(self.id_token(&client.client_id, user_id, scope, lineage.auth_time, &ctx, &access_token, lineage.with_nonce).await?),
+            (true, Some(ctx)) => Some(self.id_token(&client.client_id, user_id, scope, lineage.auth_time, ctx, &access_token, lineage.with_nonce).await?),
             (true, None) => Some(self.id_token(&client.client_id, user_id, scope, lineage.auth_time, &Default::default(), &access_token, false).await?),
             _ => None,
         };
@@ -214,8 +179,8 @@ impl Tessera {
                 family_id: lineage.family_id,
                 client_id: client.client_id.clone(),
                 user_id: user_id.to_string(),
-                scope: refresh_scope.to_string(),
-                audience: serde_json::to_string(audience).map_err(|e| OAuthError::server_error(e.to_string()))?,
+                scope: refresh_scope.clone(),
+                audience: audience.to_vec(),
                 auth_time: lineage.auth_time,
                 created_at: now,
                 expires_at: (now + self.config.refresh_token_idle_lifetime).min(lineage.family_expires_at),
@@ -228,38 +193,35 @@ impl Tessera {
         } else {
             None
         };
-        let next = refresh.as_ref().map(|(_, r)| r);
-        let not_consumed = match consume {
-            Consume::Nothing => {
-                if let Some(r) = next {
-                    self.store.create_refresh_token(r).await?;
-                }
-                None
-            }
-            Consume::RefreshToken(h) => match self.store.rotate_refresh_token(h, now, self.config.refresh_token_grace, next).await? {
-                Taken::Taken(_) => None,
-                t => Some(NotConsumed::RefreshToken(t)),
-            },
-            Consume::Code(h) => match self.store.take_code_issuing(h, now, next).await? {
-                Taken::Taken(_) => None,
-                t => Some(NotConsumed::Code(t)),
-            },
-            Consume::DeviceCode(h) => match self.store.take_device_code_issuing(h, now, next).await? {
-                Taken::Taken(_) => None,
-                t => Some(NotConsumed::DeviceCode(t)),
-            },
-        };
-        if let Some(n) = not_consumed {
-            return Ok(Err(n));
-        }
-        let refresh_token = refresh.map(|(token, _)| token);
-        Ok(Ok(TokenResponse {
+        let (refresh_token, refresh) = refresh.unzip();
+        let response = TokenResponse {
             access_token,
             token_type: "Bearer".into(),
             expires_in: ACCESS_TOKEN_LIFETIME_SECS,
             scope: scope.to_string(),
             refresh_token,
             id_token,
-        }))
+        };
+        Ok(Issued { response, refresh })
+    }
+}
+
+/// Tokens made for a grant ([`Tessera::prepare_tokens`]), not yet handed out: the refresh token
+/// is stored by the grant's consume, in its transaction.
+#[derive(Debug)]
+pub struct Issued {
+    response: TokenResponse,
+    refresh: Option<RefreshTokenRecord>,
+}
+
+impl Issued {
+    /// The refresh token to store with the consume, if one is issued.
+    pub fn refresh_record(&self) -> Option<&RefreshTokenRecord> {
+        self.refresh.as_ref()
+    }
+    /// The response (RFC 6749 §5.1), once the consume that stored [`Issued::refresh_record`]
+    /// succeeded.
+    pub fn response(self) -> TokenResponse {
+        self.response
     }
 }

@@ -318,7 +318,7 @@ async fn regression_legacy_plaintext_keys_sealed_on_start_rfc6819_5_1_4_1_3() {
         for alg in Alg::ALL {
             let der = tessera_jose::generate(alg).unwrap();
             let kid = SigningKey::from_pkcs8(alg, &der).unwrap().kid().to_string();
-            tessera_storage::Store::create_signing_key(
+            tessera_storage::KeyStore::create_signing_key(
                 &store,
                 &tessera_storage::KeyRecord { kid: kid.clone(), alg: alg.as_str().into(), private_der: der, created_at: now - 10, use_after: now - 10 },
             )

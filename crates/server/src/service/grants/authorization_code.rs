@@ -9,13 +9,12 @@
 //! event (another client's is only refused). A code whose user was deleted meanwhile is refused.
 
 use crate::secret;
-use crate::service::token::{Consume, Lineage, NotConsumed};
+use crate::service::token::Lineage;
 use crate::service::{ServiceError, Tessera};
 use tessera_protocol::OAuthError;
 use tessera_protocol::client::ClientPolicy;
 use tessera_protocol::grant::authorization_code::{CodeBinding, CodeRequest};
 use tessera_protocol::pkce::CodeChallenge;
-use tessera_protocol::scope::Scopes;
 use tessera_protocol::token::TokenResponse;
 use tessera_storage::{CodeRecord, Taken};
 
@@ -58,8 +57,6 @@ pub async fn redeem(svc: &Tessera, client: &ClientPolicy, req: &CodeRequest) -> 
     if svc.store.find_user(&code.user_id).await?.is_none() {
         return Err(OAuthError::invalid_grant("the user no longer exists").into());
     }
-    let scope = Scopes::parse(&code.scope)?;
-    let audience: Vec<String> = crate::service::decode_audience(&code.audience)?;
     let lineage = Lineage {
         family_id: code.grant_id.clone(),
         auth_time: code.auth_time,
@@ -67,10 +64,11 @@ pub async fn redeem(svc: &Tessera, client: &ClientPolicy, req: &CodeRequest) -> 
         oidc: code.oidc.clone(),
         with_nonce: true,
     };
-    match svc.issue_tokens_consuming(client, &code.user_id, &scope, &scope, &audience, lineage, Consume::Code(&hash)).await? {
-        Ok(tokens) => Ok(tokens),
-        Err(NotConsumed::Code(Taken::AlreadyUsed(c))) => Err(replayed(svc, client, &c, now).await?),
-        Err(_) => Err(OAuthError::invalid_grant("unknown authorization code").into()),
+    let issued = svc.prepare_tokens(client, &code.user_id, &code.scope, &code.scope, &code.audience, lineage).await?;
+    match svc.store.take_code_issuing(&hash, now, issued.refresh_record()).await? {
+        Taken::Taken(_) => Ok(issued.response()),
+        Taken::AlreadyUsed(c) => Err(replayed(svc, client, &c, now).await?),
+        Taken::NotFound => Err(OAuthError::invalid_grant("unknown authorization code").into()),
     }
 }
 

@@ -3,20 +3,21 @@
 //! the interval is answered `slow_down` and raises the interval by 5 seconds.
 
 use crate::secret;
-use crate::service::token::{Consume, Lineage};
+use crate::service::token::Lineage;
 use crate::service::{ServiceError, Tessera};
 use tessera_protocol::client::ClientPolicy;
 use tessera_protocol::grant::device_code::{DeviceCodeRequest, DeviceStatus, SLOW_DOWN_STEP_SECS, check_poll};
-use tessera_protocol::scope::Scopes;
 use tessera_protocol::token::TokenResponse;
 use tessera_protocol::{ErrorCode, OAuthError};
+use tessera_storage::{DeviceCodeStatus, Taken};
 
-pub fn status_of(s: &str) -> DeviceStatus {
+/// The protocol's view of a stored status.
+pub fn status_of(s: DeviceCodeStatus) -> DeviceStatus {
     match s {
-        "approved" => DeviceStatus::Approved,
-        "denied" => DeviceStatus::Denied,
-        "consumed" => DeviceStatus::Consumed,
-        _ => DeviceStatus::Pending,
+        DeviceCodeStatus::Pending => DeviceStatus::Pending,
+        DeviceCodeStatus::Approved => DeviceStatus::Approved,
+        DeviceCodeStatus::Denied => DeviceStatus::Denied,
+        DeviceCodeStatus::Consumed => DeviceStatus::Consumed,
     }
 }
 
@@ -32,7 +33,7 @@ pub async fn poll(svc: &Tessera, client: &ClientPolicy, req: &DeviceCodeRequest)
     if d.client_id != client.client_id {
         return Err(OAuthError::invalid_grant("the device code was issued to another client").into());
     }
-    if let Err(e) = check_poll(status_of(&d.status), d.expires_at, d.last_polled_at, d.interval, now) {
+    if let Err(e) = check_poll(status_of(d.status), d.expires_at, d.last_polled_at, d.interval, now) {
         match e.code {
             ErrorCode::SlowDown => svc.store.update_device_poll(&hash, now, d.interval + SLOW_DOWN_STEP_SECS).await?,
             ErrorCode::AuthorizationPending => svc.store.update_device_poll(&hash, now, d.interval).await?,
@@ -49,8 +50,6 @@ pub async fn poll(svc: &Tessera, client: &ClientPolicy, req: &DeviceCodeRequest)
     if svc.store.find_user(&user_id).await?.is_none() {
         return Err(OAuthError::invalid_grant("the user no longer exists").into());
     }
-    let scope = Scopes::parse(&d.scope)?;
-    let audience: Vec<String> = crate::service::decode_audience(&d.audience)?;
     let lineage = Lineage {
         family_id: secret::random_id(),
         auth_time: d.auth_time.unwrap_or(now),
@@ -58,8 +57,9 @@ pub async fn poll(svc: &Tessera, client: &ClientPolicy, req: &DeviceCodeRequest)
         oidc: d.oidc.clone(),
         with_nonce: false,
     };
-    match svc.issue_tokens_consuming(client, &user_id, &scope, &scope, &audience, lineage, Consume::DeviceCode(&hash)).await? {
-        Ok(tokens) => Ok(tokens),
-        Err(_) => Err(OAuthError::invalid_grant("the device code was already used").into()),
+    let issued = svc.prepare_tokens(client, &user_id, &d.scope, &d.scope, &d.audience, lineage).await?;
+    match svc.store.take_device_code_issuing(&hash, now, issued.refresh_record()).await? {
+        Taken::Taken(_) => Ok(issued.response()),
+        Taken::AlreadyUsed(_) | Taken::NotFound => Err(OAuthError::invalid_grant("the device code was already used").into()),
     }
 }

@@ -3,16 +3,15 @@
 //! a consumed token revokes the whole family and is recorded as a security event.
 //!
 //! Everything the new tokens need is read before the presented token is consumed; consuming it
-//! and storing its successor is one transaction ([`tessera_storage::Store::rotate_refresh_token`]),
+//! and storing its successor is one transaction ([`tessera_storage::RefreshTokenStore::rotate_refresh_token`]),
 //! so a database lost mid-request leaves the client's token usable for its retry.
 
 use crate::secret;
-use crate::service::token::{Consume, Lineage, NotConsumed};
+use crate::service::token::Lineage;
 use crate::service::{ServiceError, Tessera};
 use tessera_protocol::OAuthError;
 use tessera_protocol::client::ClientPolicy;
 use tessera_protocol::grant::refresh_token::{RefreshRequest, check_client};
-use tessera_protocol::scope::Scopes;
 use tessera_protocol::token::TokenResponse;
 use tessera_storage::{RefreshTokenRecord, Taken};
 
@@ -27,8 +26,8 @@ pub async fn refresh(svc: &Tessera, client: &ClientPolicy, req: &RefreshRequest)
         return Err(OAuthError::invalid_grant("unknown refresh token").into());
     };
     if t.client_id == client.client_id {
-        let granted = Scopes::parse(&t.scope)?;
-        let scope = match req.effective_scope(&granted) {
+        let granted = &t.scope;
+        let scope = match req.effective_scope(granted) {
             Ok(s) => s,
             // A widened scope is refused before a live token is consumed, so a client's mistake
             // does not cost it its grant; a used one is settled first (reuse detection).
@@ -43,13 +42,12 @@ pub async fn refresh(svc: &Tessera, client: &ClientPolicy, req: &RefreshRequest)
         if svc.store.find_user(&t.user_id).await?.is_none() {
             return Err(OAuthError::invalid_grant("the user no longer exists").into());
         }
-        let audience: Vec<String> = crate::service::decode_audience(&t.audience)?;
         let lineage =
             Lineage { family_id: t.family_id.clone(), auth_time: t.auth_time, family_expires_at: t.family_expires_at, oidc: t.oidc.clone(), with_nonce: false };
-        return match svc.issue_tokens_consuming(client, &t.user_id, &scope, &granted, &audience, lineage, Consume::RefreshToken(&hash)).await? {
-            Ok(tokens) => Ok(tokens),
-            Err(NotConsumed::RefreshToken(not_taken)) => Err(refused(svc, client, not_taken, now).await?),
-            Err(_) => Err(OAuthError::invalid_grant("unknown refresh token").into()),
+        let issued = svc.prepare_tokens(client, &t.user_id, &scope, granted, &t.audience, lineage).await?;
+        return match svc.store.rotate_refresh_token(&hash, now, grace, issued.refresh_record()).await? {
+            Taken::Taken(_) => Ok(issued.response()),
+            not_taken => Err(refused(svc, client, not_taken, now).await?),
         };
     }
     // Another client's token has leaked: consume it and end its family.

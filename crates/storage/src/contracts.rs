@@ -1,0 +1,223 @@
+//! The storage contracts, one trait per capability, and [`Store`], the umbrella every backend
+//! gets by implementing them all. Verbs: `find_`, `create_`, `update_`, `delete_`, `take_`
+//! (atomic consume). Each grant that consumes a one-time value owns its consume, in its own
+//! trait ([`CodeStore::take_code_issuing`], [`RefreshTokenStore::rotate_refresh_token`],
+//! [`DeviceCodeStore::take_device_code_issuing`]), as fosite gives each handler its storage.
+
+use crate::records::*;
+use crate::{Result, Taken, ThrottleAttempt, ThrottleRule};
+use async_trait::async_trait;
+use tessera_protocol::scope::Scopes;
+
+/// Registered clients (RFC 6749 §2).
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    async fn create_client(&self, c: &ClientRecord) -> Result<()>;
+    async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>>;
+    async fn update_client_secret(&self, client_id: &str, secret_hash: &str) -> Result<bool>;
+    async fn delete_client(&self, client_id: &str) -> Result<bool>;
+}
+
+/// Resource owners, and ending their access.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    async fn create_user(&self, u: &UserRecord) -> Result<()>;
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<UserRecord>>;
+    async fn find_user(&self, id: &str) -> Result<Option<UserRecord>>;
+    async fn list_users(&self) -> Result<Vec<UserRecord>>;
+    /// Replace email, name, profile and updated_at of the user with this id.
+    async fn update_user(&self, u: &UserRecord) -> Result<bool>;
+
+    // Ending a user's access (RFC 9700 §4.14.2: what a new password or a deletion takes away).
+    // Each is one transaction. Neither writes revocations (`revoke_family`,
+    // `create_revoked_token`): admin commands call them on a running SQLite server's database,
+    // whose server keeps revocations in memory. Access tokens already issued live to their
+    // (short) expiry; the server refuses a deleted user's tokens at introspection.
+    /// Set `username`'s password hash and end what the old password gave: every refresh token of
+    /// the user is revoked (`revoked_at = now`), their unredeemed codes and approved device codes
+    /// are deleted, and every session of theirs except `keep_session` (an id hash: the session
+    /// the change is made from, if any) ends with its pending requests. False when there is no
+    /// such user (nothing changes).
+    async fn update_user_password(&self, username: &str, password_hash: &str, keep_session: Option<&str>, now: i64) -> Result<bool>;
+    /// Delete the user and everything that lets them in: their sessions (with their pending
+    /// requests and client lists), refresh tokens, codes, device codes and consents. False when
+    /// there is no such user. Of concurrent calls for one user exactly one returns true.
+    async fn delete_user(&self, username: &str) -> Result<bool>;
+}
+
+/// Resource servers and their scopes (the scope catalog).
+#[async_trait]
+pub trait ApiStore: Send + Sync {
+    async fn create_api(&self, a: &ApiRecord) -> Result<()>;
+    async fn list_apis(&self) -> Result<Vec<ApiRecord>>;
+    async fn update_api_secret(&self, identifier: &str, secret_hash: &str) -> Result<bool>;
+    async fn delete_api(&self, identifier: &str) -> Result<bool>;
+}
+
+/// Signing keys, oldest first.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn create_signing_key(&self, k: &KeyRecord) -> Result<()>;
+    /// Store `k` unless a key of its algorithm is `unless`; `true` when stored. One decision for
+    /// every process on the database: instances starting (or rotating) together create one key
+    /// per algorithm, not one each.
+    async fn create_signing_key_unless(&self, k: &KeyRecord, unless: ExistingKey) -> Result<bool>;
+    async fn list_signing_keys(&self) -> Result<Vec<KeyRecord>>;
+    async fn delete_signing_key(&self, kid: &str) -> Result<bool>;
+    /// Signing keys at rest (issue 13, finding 4): replace the stored private key of `kid` with
+    /// `new`, only if it is still `expected` (compare and swap); `true` when replaced. Instances
+    /// sealing (or re-sealing under a new key-encryption key) the same key at once: one replaces
+    /// it, the others see `false`.
+    async fn update_signing_key_der(&self, kid: &str, expected: &[u8], new: &[u8]) -> Result<bool>;
+}
+
+/// Browser sessions, the clients that received tokens in them, and pending authorization
+/// requests.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_session(&self, s: &SessionRecord) -> Result<()>;
+    async fn find_session(&self, id_hash: &str, now: i64) -> Result<Option<SessionRecord>>;
+    async fn delete_session(&self, id_hash: &str) -> Result<()>;
+    async fn find_session_by_sid(&self, sid: &str, now: i64) -> Result<Option<SessionRecord>>;
+    /// Remember that `client_id` received tokens in session `sid` (for logout).
+    async fn add_session_client(&self, sid: &str, client_id: &str, now: i64) -> Result<()>;
+    async fn list_session_clients(&self, sid: &str) -> Result<Vec<String>>;
+    async fn create_pending_request(&self, r: &PendingRequestRecord) -> Result<()>;
+    async fn find_pending_request(&self, id: &str, now: i64) -> Result<Option<PendingRequestRecord>>;
+    async fn delete_pending_request(&self, id: &str) -> Result<()>;
+    /// Sign-in's change of session, in one transaction: `new` is created, the session
+    /// `old_id_hash` deleted, and `pending` stored in place of the pending request with its id
+    /// (now bound to the new session). A new session id at sign-in stops session fixation.
+    async fn replace_session(&self, old_id_hash: &str, new: &SessionRecord, pending: &PendingRequestRecord) -> Result<()>;
+}
+
+/// Consent: the scopes a user has granted a client.
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
+    async fn find_consent(&self, user_id: &str, client_id: &str) -> Result<Option<Scopes>>;
+    /// Replace the scopes granted.
+    async fn update_consent(&self, user_id: &str, client_id: &str, scope: &Scopes, now: i64) -> Result<()>;
+}
+
+/// Authorization codes (RFC 6749 §4.1.2) and their redemption (§4.1.3).
+///
+/// Contract: of any number of concurrent takes of one code exactly one returns
+/// [`Taken::Taken`] (the record as it was before); the others see [`Taken::AlreadyUsed`].
+#[async_trait]
+pub trait CodeStore: Send + Sync {
+    async fn create_code(&self, c: &CodeRecord) -> Result<()>;
+    async fn find_code(&self, code_hash: &str) -> Result<Option<CodeRecord>>;
+    /// Atomically mark the code used (a failed redemption uses it up too).
+    async fn take_code(&self, code_hash: &str, now: i64) -> Result<Taken<CodeRecord>>;
+    /// Redeem (RFC 6749 §4.1.3): take the code exactly as [`CodeStore::take_code`] does and, only
+    /// if this call takes it, store `next` (the grant's first refresh token) — in one transaction.
+    async fn take_code_issuing(&self, code_hash: &str, now: i64, next: Option<&RefreshTokenRecord>) -> Result<Taken<CodeRecord>>;
+}
+
+/// Refresh tokens (RFC 6749 §1.5, §6), their rotation and their families.
+#[async_trait]
+pub trait RefreshTokenStore: Send + Sync {
+    async fn create_refresh_token(&self, r: &RefreshTokenRecord) -> Result<()>;
+    async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>>;
+    /// Atomically mark the token used, unless it is used, revoked or expired. With
+    /// `grace_secs > 0`, a token used less than `grace_secs` ago may be taken again. The record
+    /// returned carries the time of its first use.
+    async fn take_refresh_token(&self, token_hash: &str, now: i64, grace_secs: i64) -> Result<Taken<RefreshTokenRecord>>;
+    /// Rotate (RFC 6749 §6): take `token_hash` exactly as [`RefreshTokenStore::take_refresh_token`]
+    /// does and, only if this call takes it, store `next` — in one transaction. A failure (the
+    /// database going away) leaves either the old token untaken or the new one stored: never a
+    /// consumed token without its successor, which would turn the client's retry into a "reuse".
+    async fn rotate_refresh_token(&self, token_hash: &str, now: i64, grace_secs: i64, next: Option<&RefreshTokenRecord>) -> Result<Taken<RefreshTokenRecord>>;
+    /// Revoke every refresh token of the family (grant) and record the family as revoked (its
+    /// access tokens then fail introspection). Returns how many refresh tokens were live.
+    async fn revoke_family(&self, family_id: &str, now: i64) -> Result<u64>;
+}
+
+/// Access token revocation (RFC 7009 §2), by `jti`, kept until the token would expire.
+#[async_trait]
+pub trait RevocationStore: Send + Sync {
+    async fn create_revoked_token(&self, jti: &str, expires_at: i64) -> Result<()>;
+    /// True when the token `jti` or its family was revoked.
+    async fn is_revoked(&self, jti: &str, family_id: Option<&str>) -> Result<bool>;
+}
+
+/// Device authorization (RFC 8628).
+#[async_trait]
+pub trait DeviceCodeStore: Send + Sync {
+    async fn create_device_code(&self, d: &DeviceCodeRecord) -> Result<()>;
+    async fn find_device_code(&self, device_code_hash: &str) -> Result<Option<DeviceCodeRecord>>;
+    async fn find_device_code_by_user_code(&self, user_code: &str, now: i64) -> Result<Option<DeviceCodeRecord>>;
+    /// Approve or deny a pending, unexpired authorization (`oidc`, when given, replaces the
+    /// stored context); false when it is no longer pending.
+    async fn decide_device_code(&self, user_code: &str, approve: bool, user_id: &str, auth_time: i64, oidc: Option<&OidcContext>, now: i64) -> Result<bool>;
+    /// Record a poll at `now` and the (possibly raised) interval.
+    async fn update_device_poll(&self, device_code_hash: &str, now: i64, interval: i64) -> Result<()>;
+    /// Atomically consume an approved device code (RFC 8628 §3.5: tokens once).
+    async fn take_device_code(&self, device_code_hash: &str, now: i64) -> Result<Taken<DeviceCodeRecord>>;
+    /// [`DeviceCodeStore::take_device_code`] and, only if this call takes it, store `next` — in
+    /// one transaction.
+    async fn take_device_code_issuing(&self, device_code_hash: &str, now: i64, next: Option<&RefreshTokenRecord>) -> Result<Taken<DeviceCodeRecord>>;
+}
+
+/// Throttling of guesses (sign-in passwords, user codes): issue 13, findings 1 and 6.
+#[async_trait]
+pub trait ThrottleStore: Send + Sync {
+    /// Take the right to verify one guess under every key of `keys` at once (a username, a
+    /// client address), or be refused — atomically, for every process on the database: of any
+    /// number of concurrent calls, only as many are allowed as the rules admit (see
+    /// [`ThrottleRule::decide`]), so checking a guess can never outrun its counting. An allowed
+    /// attempt is counted as a failure on every key *before* the guess is checked; a success
+    /// then gives it back ([`ThrottleStore::update_throttle_success`]). Refused: nothing is counted.
+    async fn take_throttle_attempt(&self, keys: &[(String, ThrottleRule)], now: i64) -> Result<ThrottleAttempt>;
+    /// After a guess that proved right: every key of `reset` starts over (no failures), and
+    /// each key of `refund` gives back the one attempt [`ThrottleStore::take_throttle_attempt`]
+    /// counted. One transaction.
+    async fn update_throttle_success(&self, reset: &[String], refund: &[String]) -> Result<()>;
+}
+
+/// Security-relevant events (e.g. code replay), for operators.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn create_audit_event(&self, kind: &str, detail: &str, now: i64) -> Result<()>;
+    async fn list_audit_events(&self, kind: &str) -> Result<Vec<String>>;
+}
+
+/// Housekeeping.
+#[async_trait]
+pub trait MaintenanceStore: Send + Sync {
+    /// Delete expired rows (the windows of [`crate::sql::EXPIRED`]: codes, sessions, pending
+    /// requests, device codes, refresh tokens past their family's end, revocations of expired
+    /// tokens, old sign-in failures and throttle keys, old session client lists), at most
+    /// `batch` per table. Returns how many rows went.
+    async fn delete_expired(&self, now: i64, batch: i64) -> Result<u64>;
+}
+
+/// [`Store`] and its blanket implementation, over one list of the capabilities.
+macro_rules! umbrella {
+    ($($capability:ident),+) => {
+        /// The whole storage contract: every capability. Implemented for every type that
+        /// implements them all, so a backend implements the narrow traits and call sites hold one
+        /// `Arc<dyn Store>` (methods of the narrow traits are callable on it without importing
+        /// them; on a concrete backend type, import [`crate::prelude`]).
+        pub trait Store: $($capability +)+ 'static {}
+
+        impl<T: $($capability +)+ 'static> Store for T {}
+    };
+}
+
+umbrella!(
+    ClientStore,
+    UserStore,
+    ApiStore,
+    KeyStore,
+    SessionStore,
+    ConsentStore,
+    CodeStore,
+    RefreshTokenStore,
+    RevocationStore,
+    DeviceCodeStore,
+    ThrottleStore,
+    AuditStore,
+    MaintenanceStore
+);

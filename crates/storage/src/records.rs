@@ -1,0 +1,249 @@
+//! The records the store keeps, typed: scopes are [`Scopes`], audiences lists, a device code's
+//! status an enum and the OpenID Connect context a struct. Backends never see their encodings;
+//! [`crate::row`] decodes and [`crate::sql`] encodes them, once, for every backend.
+
+use serde::{Deserialize, Serialize};
+use tessera_protocol::client::{AuthMethod, GrantType};
+use tessera_protocol::scope::Scopes;
+
+/// A registered client (RFC 6749 §2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub name: String,
+    /// SHA-256 of the secret, hex; `None` for public clients.
+    pub secret_hash: Option<String>,
+    pub redirect_uris: Vec<String>,
+    /// The scopes the client may request.
+    pub scope: Scopes,
+    /// Registered grant types (RFC 7591 §2).
+    pub grant_types: Vec<GrantType>,
+    /// RFC 7591 §2 `token_endpoint_auth_method`.
+    pub token_endpoint_auth_method: AuthMethod,
+    pub created_at: i64,
+    /// OpenID Connect RP-Initiated Logout 1.0 §3.1.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// OpenID Connect Back-Channel Logout 1.0 §2.2.
+    pub backchannel_logout_uri: Option<String>,
+    /// OpenID Connect Dynamic Client Registration §2: the ID token's signing algorithm.
+    pub id_token_signed_response_alg: Option<String>,
+    /// OpenID Connect Core §8: "public" or "pairwise".
+    pub subject_type: String,
+}
+
+/// A resource owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    pub created_at: i64,
+    /// Further standard claims (OpenID Connect Core §5.1), e.g. given_name, phone_number, address.
+    pub profile: serde_json::Map<String, serde_json::Value>,
+    pub updated_at: i64,
+}
+
+/// A resource server ("API"): its identifier is the access token audience.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiRecord {
+    pub identifier: String,
+    pub name: String,
+    pub scopes: Vec<ApiScope>,
+    pub created_at: i64,
+    /// SHA-256 of the API's own secret, for token introspection (RFC 7662 §2.1); optional.
+    pub secret_hash: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiScope {
+    pub name: String,
+    pub description: String,
+}
+
+/// A signing key as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub kid: String,
+    pub alg: String,
+    /// The private key sealed under the key-encryption key (`tessera_jose::kek`); in a database
+    /// from before encryption at rest, plain PKCS#8 DER until the next start seals it.
+    pub private_der: Vec<u8>,
+    pub created_at: i64,
+    /// The key is published from `created_at` and may sign from `use_after` on, so that
+    /// verifiers have fetched it before they see it (key rotation).
+    pub use_after: i64,
+}
+
+/// A key that makes a conditional key creation ([`crate::KeyStore::create_signing_key_unless`])
+/// unnecessary: one of the same algorithm that …
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExistingKey {
+    /// … may sign at this time (`use_after` ≤ it): first start.
+    SignsAt(i64),
+    /// … was created at or after this time: a scheduled rotation already done.
+    CreatedSince(i64),
+}
+
+impl std::fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("private_der", &"<redacted>")
+            .field("use_after", &self.use_after)
+            .finish()
+    }
+}
+
+/// A browser session. Anonymous until `user_id` is set at sign-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// SHA-256 of the cookie value, hex.
+    pub id_hash: String,
+    /// Public session identifier (OpenID Connect `sid`), not a secret.
+    pub sid: String,
+    pub user_id: Option<String>,
+    /// Authentication methods (RFC 8176), space-separated, e.g. "pwd".
+    pub amr: Option<String>,
+    pub csrf_token: String,
+    pub auth_time: Option<i64>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// An authorization request waiting for the user to sign in or consent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRequestRecord {
+    pub id: String,
+    pub session_hash: String,
+    /// The validated request, serialized by the service layer (opaque to the store).
+    pub data: String,
+    pub expires_at: i64,
+}
+
+/// What an OpenID Connect request carries from the authorization to the token endpoint (stored
+/// with the code, the refresh token and the device code; OIDC Core §3.1.3.6, §2).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OidcContext {
+    pub nonce: Option<String>,
+    pub sid: Option<String>,
+    pub amr: Vec<String>,
+    pub claims_id_token: Vec<String>,
+    pub claims_userinfo: Vec<String>,
+    /// OIDC Core §2 `acr`: the password was entered during the request, or a session answered it.
+    #[serde(default)]
+    pub acr: Option<String>,
+}
+
+/// An authorization code (RFC 6749 §4.1.2), stored by hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRecord {
+    pub code_hash: String,
+    /// The grant this code starts; refresh tokens issued from it share it as their family.
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub redirect_uri: String,
+    pub redirect_uri_given: bool,
+    pub code_challenge: Option<String>,
+    pub scope: Scopes,
+    /// The token audiences (RFC 8707).
+    pub audience: Vec<String>,
+    pub auth_time: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    /// OpenID Connect request context (nonce, sid, claims, acr).
+    pub oidc: Option<OidcContext>,
+}
+
+/// A refresh token (RFC 6749 §1.5), stored by hash; `family_id` ties rotations together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    pub token_hash: String,
+    pub family_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scope: Scopes,
+    pub audience: Vec<String>,
+    pub auth_time: i64,
+    pub created_at: i64,
+    /// Idle expiry of this token.
+    pub expires_at: i64,
+    /// Absolute end of the family (no rotation extends it).
+    pub family_expires_at: i64,
+    pub used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub oidc: Option<OidcContext>,
+}
+
+/// Where a device authorization stands (RFC 8628 §3.4–3.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceCodeStatus {
+    /// Waiting for the user.
+    Pending,
+    /// The user approved; the next poll gets the tokens.
+    Approved,
+    /// The user denied (`access_denied`).
+    Denied,
+    /// A poll got the tokens.
+    Consumed,
+}
+
+impl DeviceCodeStatus {
+    /// The stored form.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Consumed => "consumed",
+        }
+    }
+
+    /// The stored form read back; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Approved, Self::Denied, Self::Consumed].into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// A device authorization (RFC 8628 §3.2): the device code stored by hash, the user code in
+/// its normalized form (upper case, no dash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCodeRecord {
+    pub device_code_hash: String,
+    pub user_code: String,
+    pub client_id: String,
+    pub scope: Scopes,
+    pub audience: Vec<String>,
+    pub expires_at: i64,
+    /// Minimum polling interval in seconds (raised by `slow_down`).
+    pub interval: i64,
+    pub last_polled_at: Option<i64>,
+    pub status: DeviceCodeStatus,
+    pub user_id: Option<String>,
+    pub auth_time: Option<i64>,
+    pub oidc: Option<OidcContext>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn device_code_status_round_trips() {
+        for s in [DeviceCodeStatus::Pending, DeviceCodeStatus::Approved, DeviceCodeStatus::Denied, DeviceCodeStatus::Consumed] {
+            assert_eq!(DeviceCodeStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(DeviceCodeStatus::parse("Approved"), None);
+    }
+
+    #[test]
+    fn oidc_context_reads_rows_from_before_acr() {
+        let ctx: OidcContext = serde_json::from_str(r#"{"nonce":"n","sid":null,"amr":["pwd"],"claims_id_token":[],"claims_userinfo":[]}"#).unwrap();
+        assert_eq!((ctx.nonce.as_deref(), ctx.acr), (Some("n"), None));
+    }
+}
