@@ -13,7 +13,7 @@ use crate::service::token::Lineage;
 use crate::service::{ServiceError, Tessera};
 use tessera_protocol::OAuthError;
 use tessera_protocol::client::ClientPolicy;
-use tessera_protocol::grant::authorization_code::{CodeBinding, CodeRequest};
+use tessera_protocol::grant::authorization_code::{CodeBinding, CodeDecision, CodeRequest, decide};
 use tessera_protocol::pkce::CodeChallenge;
 use tessera_protocol::token::TokenResponse;
 use tessera_storage::{CodeRecord, Taken};
@@ -34,24 +34,20 @@ pub async fn redeem(svc: &Tessera, client: &ClientPolicy, req: &CodeRequest) -> 
         code_challenge: code.code_challenge.clone().map(CodeChallenge::from_stored),
         expires_at: code.expires_at,
     };
-    // Only the code's own client (its id, redirect URI and PKCE verifier) ends the grant by
-    // presenting a used code: anyone else is refused and the grant stays (`check_binding`).
-    let own_client = req.check_binding(&binding, &client.client_id);
-    if code.used_at.is_some() {
-        return Err(match own_client {
-            Ok(()) => replayed(svc, client, &code, now).await?,
-            Err(e) => e.into(),
-        });
-    }
-    if let Err(e) = req.check(&binding, &client.client_id, now) {
-        // A failed redemption uses the code up, as a successful one does; if it was used
-        // meanwhile, that is a replay only when its own client presented it.
-        if let Taken::AlreadyUsed(c) = svc.store.take_code(&hash, now).await? {
-            if own_client.is_ok() {
-                return Err(replayed(svc, client, &c, now).await?);
+    // What the presentation means is the protocol core's decision; the store carries it out.
+    match decide(req, &binding, code.used_at.is_some(), &client.client_id, now) {
+        CodeDecision::Redeem => {}
+        CodeDecision::Replay => return Err(replayed(svc, client, &code, now).await?),
+        CodeDecision::Refuse { error, consume, replay_if_used } => {
+            if consume {
+                if let Taken::AlreadyUsed(c) = svc.store.take_code(&hash, now).await? {
+                    if replay_if_used {
+                        return Err(replayed(svc, client, &c, now).await?);
+                    }
+                }
             }
+            return Err(error.into());
         }
-        return Err(e.into());
     }
     // RFC 9700 §4.14.2: a user deleted since the code was issued gets no tokens.
     if svc.store.find_user(&code.user_id).await?.is_none() {

@@ -11,7 +11,7 @@ use crate::service::token::Lineage;
 use crate::service::{ServiceError, Tessera};
 use tessera_protocol::OAuthError;
 use tessera_protocol::client::ClientPolicy;
-use tessera_protocol::grant::refresh_token::{RefreshRequest, check_client};
+use tessera_protocol::grant::refresh_token::{NotTaken, RefreshDecision, RefreshRequest, StoredRefresh, decide, not_taken};
 use tessera_protocol::token::TokenResponse;
 use tessera_storage::{RefreshTokenRecord, Taken};
 
@@ -25,62 +25,55 @@ pub async fn refresh(svc: &Tessera, client: &ClientPolicy, req: &RefreshRequest)
     let Some(t) = svc.store.find_refresh_token(&hash).await? else {
         return Err(OAuthError::invalid_grant("unknown refresh token").into());
     };
-    if t.client_id == client.client_id {
-        let granted = &t.scope;
-        let scope = match req.effective_scope(granted) {
-            Ok(s) => s,
-            // A widened scope is refused before a live token is consumed, so a client's mistake
-            // does not cost it its grant; a used one is settled first (reuse detection).
-            Err(e) if t.used_at.is_none() && t.revoked_at.is_none() => return Err(e.into()),
-            Err(e) => {
-                return match svc.store.take_refresh_token(&hash, now, grace).await? {
-                    Taken::Taken(_) => Err(e.into()),
-                    not_taken => Err(refused(svc, client, not_taken, now).await?),
-                };
-            }
-        };
-        if svc.store.find_user(&t.user_id).await?.is_none() {
-            return Err(OAuthError::invalid_grant("the user no longer exists").into());
-        }
-        let lineage =
-            Lineage { family_id: t.family_id.clone(), auth_time: t.auth_time, family_expires_at: t.family_expires_at, oidc: t.oidc.clone(), with_nonce: false };
-        let issued = svc.prepare_tokens(client, &t.user_id, &scope, granted, &t.audience, lineage).await?;
-        return match svc.store.rotate_refresh_token(&hash, now, grace, issued.refresh_record()).await? {
-            Taken::Taken(_) => Ok(issued.response()),
+    let stored = StoredRefresh { client_id: &t.client_id, granted: &t.scope, live: t.used_at.is_none() && t.revoked_at.is_none() };
+    // What the presentation means is the protocol core's decision; the store carries it out.
+    match decide(req, &stored, &client.client_id) {
+        RefreshDecision::Refuse(e) => Err(e.into()),
+        RefreshDecision::SettleThenRefuse(e) => match svc.store.take_refresh_token(&hash, now, grace).await? {
+            Taken::Taken(_) => Err(e.into()),
             not_taken => Err(refused(svc, client, not_taken, now).await?),
-        };
-    }
-    // Another client's token has leaked: consume it and end its family.
-    match svc.store.take_refresh_token(&hash, now, grace).await? {
-        Taken::Taken(token) => {
-            svc.store.revoke_family(&token.family_id, now).await?;
-            Err(check_client(&token.client_id, &client.client_id)
-                .err()
-                .unwrap_or_else(|| OAuthError::invalid_grant("the refresh token was issued to another client"))
-                .into())
+        },
+        RefreshDecision::EndLeakedFamily(e) => match svc.store.take_refresh_token(&hash, now, grace).await? {
+            Taken::Taken(token) => {
+                svc.store.revoke_family(&token.family_id, now).await?;
+                Err(e.into())
+            }
+            not_taken => Err(refused(svc, client, not_taken, now).await?),
+        },
+        RefreshDecision::Rotate { scope } => {
+            if svc.store.find_user(&t.user_id).await?.is_none() {
+                return Err(OAuthError::invalid_grant("the user no longer exists").into());
+            }
+            let lineage = Lineage {
+                family_id: t.family_id.clone(),
+                auth_time: t.auth_time,
+                family_expires_at: t.family_expires_at,
+                oidc: t.oidc.clone(),
+                with_nonce: false,
+            };
+            let issued = svc.prepare_tokens(client, &t.user_id, &scope, &t.scope, &t.audience, lineage).await?;
+            match svc.store.rotate_refresh_token(&hash, now, grace, issued.refresh_record()).await? {
+                Taken::Taken(_) => Ok(issued.response()),
+                not_taken => Err(refused(svc, client, not_taken, now).await?),
+            }
         }
-        not_taken => Err(refused(svc, client, not_taken, now).await?),
     }
 }
 
 /// The answer for a token that was not taken. RFC 9700 §4.14.2: presenting a rotated (used)
 /// token revokes its whole family, recorded as a security event.
 async fn refused(svc: &Tessera, client: &ClientPolicy, outcome: Taken<RefreshTokenRecord>, now: i64) -> Result<ServiceError, ServiceError> {
-    Ok(match outcome {
-        Taken::AlreadyUsed(t) => {
-            if t.used_at.is_some() && t.revoked_at.is_none() {
-                svc.store.revoke_family(&t.family_id, now).await?;
-                svc.store
-                    .create_audit_event(
-                        "refresh_reuse",
-                        &format!("client {} reused a rotated refresh token; family {} revoked", client.client_id, t.family_id),
-                        now,
-                    )
-                    .await?;
-                tracing::warn!(client_id = %client.client_id, family = %t.family_id, "refresh token reuse; family revoked");
-            }
-            OAuthError::invalid_grant("the refresh token is no longer valid").into()
-        }
-        Taken::NotFound | Taken::Taken(_) => OAuthError::invalid_grant("unknown refresh token").into(),
-    })
+    let (found, family) = match &outcome {
+        Taken::AlreadyUsed(t) => (NotTaken::Spent { rotated: t.used_at.is_some(), revoked: t.revoked_at.is_some() }, Some(&t.family_id)),
+        Taken::NotFound | Taken::Taken(_) => (NotTaken::Unknown, None),
+    };
+    let (error, revoke_family) = not_taken(found);
+    if let (true, Some(family)) = (revoke_family, family) {
+        svc.store.revoke_family(family, now).await?;
+        svc.store
+            .create_audit_event("refresh_reuse", &format!("client {} reused a rotated refresh token; family {family} revoked", client.client_id), now)
+            .await?;
+        tracing::warn!(client_id = %client.client_id, family = %family, "refresh token reuse; family revoked");
+    }
+    Ok(error.into())
 }
