@@ -1,8 +1,8 @@
 //! `POST /introspect` (RFC 7662 §2) and `POST /revoke` (RFC 7009 §2).
 
-use super::AppState;
-use super::error::{oauth_json, service_json};
-use super::token::{authorization_header, no_store_json_text, read_form};
+use crate::AppState;
+use crate::error::{oauth_json, service_json};
+use crate::token::{authorization_header, no_store_json_text, read_form};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -1,7 +1,7 @@
 //! Discovery: RFC 8414 metadata and the JWKS (RFC 7517 §5) at its `jwks_uri`.
 
-use super::AppState;
-use super::error::service_json;
+use crate::AppState;
+use crate::error::service_json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};

@@ -2,12 +2,12 @@
 //! an HTML page for the user (never a redirect to an unvalidated URI), and 503 + `Retry-After`
 //! when the store is unavailable.
 
-use super::pages::{ErrorPage, render};
-use crate::service::ServiceError;
+use crate::pages::{ErrorPage, render};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tessera_protocol::{ErrorCode, OAuthError};
+use tessera_server::service::ServiceError;
 
 /// RFC 6749 §5.2 error response. `invalid_client` is 401 with `WWW-Authenticate`.
 pub fn oauth_json(err: &OAuthError) -> Response {

@@ -2,19 +2,19 @@
 //! body), the sign-in page and the consent page. Handlers only translate between HTTP and the
 //! service; every POST form is checked against the session's CSRF token.
 
-use super::error::{oauth_page, page, service_page};
-use super::pages::{ConsentPage, FormPostPage, LoginPage, MessagePage, render};
-use super::token::read_form;
-use super::{AppState, cookies};
-use crate::secret;
-use crate::service::ServiceError;
-use crate::service::authn::{ANONYMOUS_SESSION_SECS, Session, SignInError};
-use crate::service::authorize::{AuthorizeOutcome, Decision, PendingAuthorization};
+use crate::error::{oauth_page, page, service_page};
+use crate::pages::{ConsentPage, FormPostPage, LoginPage, MessagePage, render};
+use crate::token::read_form;
+use crate::{AppState, cookies};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
 use tessera_protocol::params::Params;
+use tessera_server::secret;
+use tessera_server::service::ServiceError;
+use tessera_server::service::authn::{ANONYMOUS_SESSION_SECS, Session, SignInError};
+use tessera_server::service::authorize::{AuthorizeOutcome, Decision, PendingAuthorization};
 use tessera_storage::SessionRecord;
 
 pub(super) fn see_other(location: &str) -> Response {
@@ -114,12 +114,12 @@ pub async fn authorize_post(State(svc): State<AppState>, req: Request) -> Respon
 /// The client's throttling bucket (issue 13, finding 6): the TCP peer's address or, when the
 /// peer is one of `--trusted-proxies`, the right-most address of `X-Forwarded-For` (or, without
 /// one, of RFC 7239 `Forwarded`) that is not itself a trusted proxy; IPv6 by /64
-/// ([`crate::net::bucket`]). A header that cannot be read leaves the peer.
+/// ([`tessera_server::net::bucket`]). A header that cannot be read leaves the peer.
 pub(super) fn client_address(svc: &AppState, req: &Request) -> String {
     let Some(peer) = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) else { return "unknown".into() };
     let trusted = &svc.config.trusted_proxies;
     if trusted.is_empty() {
-        return crate::net::bucket(peer);
+        return tessera_server::net::bucket(peer);
     }
     // Repeated fields are one comma-separated list (RFC 9110 §5.3).
     let chain = |name: header::HeaderName, parse: fn(&str) -> Vec<Option<std::net::IpAddr>>| -> Option<Vec<Option<std::net::IpAddr>>> {
@@ -134,10 +134,10 @@ pub(super) fn client_address(svc: &AppState, req: &Request) -> String {
         }
         any.then_some(hops)
     };
-    let hops = chain(header::HeaderName::from_static("x-forwarded-for"), crate::net::x_forwarded_for)
-        .or_else(|| chain(header::FORWARDED, crate::net::forwarded_for))
+    let hops = chain(header::HeaderName::from_static("x-forwarded-for"), tessera_server::net::x_forwarded_for)
+        .or_else(|| chain(header::FORWARDED, tessera_server::net::forwarded_for))
         .unwrap_or_default();
-    crate::net::bucket(crate::net::client_ip(peer, &hops, trusted))
+    tessera_server::net::bucket(tessera_server::net::client_ip(peer, &hops, trusted))
 }
 
 /// "N seconds" or, from a minute on, "N minutes" (rounded up), for "Try again in …".

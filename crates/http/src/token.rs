@@ -1,8 +1,8 @@
 //! POST /token (RFC 6749 §3.2): form body only, then the service. Every answer carries
 //! `Cache-Control: no-store` (RFC 6749 §5.1).
 
-use super::error::{oauth_json, service_json};
-use super::{AppState, MAX_BODY_BYTES};
+use crate::error::{oauth_json, service_json};
+use crate::{AppState, MAX_BODY_BYTES};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};

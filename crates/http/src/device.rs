@@ -2,15 +2,15 @@
 //! `/device` where the user types the code (§3.3), with `?user_code=` prefilled for
 //! `verification_uri_complete` (the user still confirms: no automatic approval).
 
-use super::authorize::{client_address, csrf_failed, csrf_ok, outcome_response, query_params, retry_after, wait_text, with_cookie};
-use super::error::{oauth_json, oauth_page, service_json, service_page};
-use super::pages::{DevicePage, render};
-use super::token::{authorization_header, no_store_json, read_form};
-use super::{AppState, cookies};
-use crate::service::device::UserCodeError;
+use crate::authorize::{client_address, csrf_failed, csrf_ok, outcome_response, query_params, retry_after, wait_text, with_cookie};
+use crate::error::{oauth_json, oauth_page, service_json, service_page};
+use crate::pages::{DevicePage, render};
+use crate::token::{authorization_header, no_store_json, read_form};
+use crate::{AppState, cookies};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use tessera_server::service::device::UserCodeError;
 
 /// POST /device_authorization — RFC 8628 §3.1.
 pub async fn device_authorization(State(svc): State<AppState>, req: Request) -> Response {
@@ -50,7 +50,12 @@ pub async fn device_page_get(State(svc): State<AppState>, req: Request) -> Respo
         Err(e) => return service_page(&e),
     };
     let typed: String = params.get("user_code").unwrap_or("").chars().take(16).collect();
-    with_cookie(device_page(StatusCode::OK, &session.csrf_token, &typed, None), &svc, new_cookie.as_deref(), crate::service::authn::ANONYMOUS_SESSION_SECS)
+    with_cookie(
+        device_page(StatusCode::OK, &session.csrf_token, &typed, None),
+        &svc,
+        new_cookie.as_deref(),
+        tessera_server::service::authn::ANONYMOUS_SESSION_SECS,
+    )
 }
 
 /// POST /device — check the code (throttled), then sign-in and consent.

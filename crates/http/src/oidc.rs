@@ -1,16 +1,16 @@
 //! OpenID Connect endpoints: UserInfo (OIDC Core §5.3, RFC 6750 errors) and logout
 //! (RP-Initiated Logout 1.0, with Back-Channel Logout 1.0 deliveries).
 
-use super::authorize::{csrf_failed, csrf_ok, query_params, see_other};
-use super::error::{oauth_page, service_page};
-use super::pages::{LogoutPage, MessagePage, render};
-use super::token::{no_store_json, read_form};
-use super::{AppState, cookies};
-use crate::service::oidc::UserinfoError;
+use crate::authorize::{csrf_failed, csrf_ok, query_params, see_other};
+use crate::error::{oauth_page, service_page};
+use crate::pages::{LogoutPage, MessagePage, render};
+use crate::token::{no_store_json, read_form};
+use crate::{AppState, cookies};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tessera_protocol::params::Params;
+use tessera_server::service::oidc::UserinfoError;
 
 /// RFC 6750 §2.1: `Authorization: Bearer TOKEN`. Ok(None) when absent; Err when malformed.
 fn bearer(headers: &axum::http::HeaderMap) -> Result<Option<String>, ()> {
@@ -45,7 +45,7 @@ pub async fn userinfo(State(svc): State<AppState>, req: Request) -> Response {
         Err(UserinfoError::NoToken) => bearer_error(StatusCode::UNAUTHORIZED, "Bearer realm=\"tessera\""),
         Err(UserinfoError::InvalidToken(d)) => bearer_error(StatusCode::UNAUTHORIZED, &format!("Bearer error=\"invalid_token\", error_description=\"{d}\"")),
         Err(UserinfoError::InsufficientScope) => bearer_error(StatusCode::FORBIDDEN, "Bearer error=\"insufficient_scope\", scope=\"openid\""),
-        Err(UserinfoError::Store(e)) => super::error::service_json(&e),
+        Err(UserinfoError::Store(e)) => crate::error::service_json(&e),
     }
 }
 

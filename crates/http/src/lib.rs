@@ -1,9 +1,12 @@
-//! The HTTP layer: routes, thin handlers, pages, cookies and the one error mapping.
+//! Tessera's HTTP layer: routes, thin handlers, extractors, pages, cookies, the one error
+//! mapping, and the accept loop ([`serve`]).
 //!
 //! Every response, error responses included, gets anti-framing and no-sniff headers (and HSTS
 //! with an https issuer: the header layers in [`router`], outermost); every HTML form
 //! carries a CSRF token bound to the browser session; bodies and queries are size-bounded.
-//! Only this module knows HTTP types.
+//! Only this crate knows HTTP types: `tessera-server`'s services take and return plain values
+//! (it does not depend on axum, tower or hyper).
+#![forbid(unsafe_code)]
 
 mod authorize;
 mod cookies;
@@ -12,14 +15,17 @@ pub mod error;
 mod introspect;
 mod oidc;
 mod pages;
+pub mod serve;
 mod token;
 mod wellknown;
 
-use crate::service::Tessera;
+pub use serve::{ServeLimits, serve};
+
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
 use std::sync::Arc;
+use tessera_server::service::Tessera;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub type AppState = Arc<Tessera>;
