@@ -2,78 +2,44 @@
 //! `/device` where the user types the code (§3.3), with `?user_code=` prefilled for
 //! `verification_uri_complete` (the user still confirms: no automatic approval).
 
-use crate::authorize::{client_address, csrf_failed, csrf_ok, outcome_response, query_params, retry_after, wait_text, with_cookie};
-use crate::error::{oauth_json, oauth_page, service_json, service_page};
+use crate::AppState;
+use crate::authorize::{outcome_response, retry_after, wait_text, with_cookie};
+use crate::error::{JsonError, PageError, service_page};
+use crate::extract::{ClientAddress, CsrfForm, PageQuery, SessionCookie, TokenForm};
 use crate::pages::{DevicePage, render};
-use crate::token::{authorization_header, no_store_json, read_form};
-use crate::{AppState, cookies};
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use crate::response::NoStore;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use tessera_server::service::device::UserCodeError;
+use tessera_server::service::authn::ANONYMOUS_SESSION_SECS;
+use tessera_server::service::device::{DeviceAuthorizationResponse, UserCodeError};
 
 /// POST /device_authorization — RFC 8628 §3.1.
-pub async fn device_authorization(State(svc): State<AppState>, req: Request) -> Response {
-    let (headers, params) = match read_form(req).await {
-        Ok(x) => x,
-        Err(e) => return oauth_json(&e),
-    };
-    let authorization = match authorization_header(&headers) {
-        Ok(a) => a,
-        Err(e) => return oauth_json(&e),
-    };
-    match svc.device_authorization(authorization, &params).await {
-        Ok(body) => no_store_json(&body),
-        Err(e) => service_json(&e),
-    }
+pub async fn device_authorization(State(svc): State<AppState>, form: TokenForm) -> Result<NoStore<Json<DeviceAuthorizationResponse>>, JsonError> {
+    Ok(NoStore(Json(svc.device_authorization(&form.credentials()?, &form.params).await?)))
 }
 
 fn device_page(status: StatusCode, csrf: &str, user_code: &str, error: Option<&str>) -> Response {
-    let mut res = (status, render(&DevicePage { csrf, user_code, error })).into_response();
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    NoStore((status, render(&DevicePage { csrf, user_code, error }))).into_response()
 }
 
 /// GET /device — the form (a session is started so the form can carry a CSRF token).
-pub async fn device_page_get(State(svc): State<AppState>, req: Request) -> Response {
-    let params = match query_params(req.uri()) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let cookie = cookies::read(req.headers(), svc.config.secure_cookies());
-    let (session, new_cookie) = match svc.find_session(cookie.as_deref()).await {
-        Ok(Some(s)) => (s, None),
-        Ok(None) => match svc.create_session(None).await {
-            Ok(s) => (s.record, s.new_cookie),
-            Err(e) => return service_page(&e),
-        },
-        Err(e) => return service_page(&e),
+pub async fn device_page_get(State(svc): State<AppState>, SessionCookie(cookie): SessionCookie, PageQuery(params): PageQuery) -> Result<Response, PageError> {
+    let (session, new_cookie) = match svc.find_session(cookie.as_deref()).await? {
+        Some(s) => (s, None),
+        None => {
+            let s = svc.create_session(None).await?;
+            (s.record, s.new_cookie)
+        }
     };
     let typed: String = params.get("user_code").unwrap_or("").chars().take(16).collect();
-    with_cookie(
-        device_page(StatusCode::OK, &session.csrf_token, &typed, None),
-        &svc,
-        new_cookie.as_deref(),
-        tessera_server::service::authn::ANONYMOUS_SESSION_SECS,
-    )
+    Ok(with_cookie(device_page(StatusCode::OK, &session.csrf_token, &typed, None), &svc, new_cookie.as_deref(), ANONYMOUS_SESSION_SECS))
 }
 
 /// POST /device — check the code (throttled), then sign-in and consent.
-pub async fn device_page_post(State(svc): State<AppState>, req: Request) -> Response {
-    let address = client_address(&svc, &req);
-    let (headers, params) = match read_form(req).await {
-        Ok(x) => x,
-        Err(e) => return oauth_page(&e),
-    };
-    let cookie = cookies::read(&headers, svc.config.secure_cookies());
-    let session = match svc.find_session(cookie.as_deref()).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return csrf_failed(),
-        Err(e) => return service_page(&e),
-    };
-    if !csrf_ok(&session, &params) {
-        return csrf_failed();
-    }
+pub async fn device_page_post(State(svc): State<AppState>, ClientAddress(address): ClientAddress, form: CsrfForm) -> Response {
+    let CsrfForm { session, params } = form;
     let typed = params.get("user_code").unwrap_or("");
     match svc.enter_user_code(typed, &session, &address).await {
         Ok(Ok(outcome)) => outcome_response(outcome),
