@@ -14,14 +14,37 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 ///
 /// RFC 6750 §2.1: `credentials = "Bearer" 1*SP b64token`, where
 /// `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`; the scheme is
-/// case-insensitive (RFC 7235 §2.1).
+/// case-insensitive (RFC 7235 §2.1). Another scheme is no bearer credentials at all (RFC 6750
+/// §3.1: no error code).
 pub fn extract<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<&'a str, GuardError> {
     if uri.query().is_some_and(has_access_token_param) {
         return Err(GuardError::InvalidRequest("send the access token in the Authorization header, not in the URI"));
     }
+    match authorization(headers)? {
+        Presented::Token(t) => Ok(t),
+        Presented::Absent | Presented::OtherScheme => Err(GuardError::Missing),
+    }
+}
+
+/// What a request's `Authorization` header presents, read per RFC 6750 §2.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented<'a> {
+    /// No `Authorization` header.
+    Absent,
+    /// One header with another scheme (e.g. `Basic`): no bearer credentials.
+    OtherScheme,
+    /// `Bearer` and a b64token of at most [`MAX_TOKEN_LEN`] bytes.
+    Token(&'a str),
+}
+
+/// RFC 6750 §2.1, the one parser of bearer credentials (tessera-guard's resource servers and
+/// Tessera's own UserInfo endpoint): the scheme in any case, one or more spaces (`1*SP`), then a
+/// b64token. More than one `Authorization` header, a header that is not ASCII, and `Bearer`
+/// with empty, over-long or non-b64token credentials are `invalid_request` (§3.1).
+pub fn authorization(headers: &HeaderMap) -> Result<Presented<'_>, GuardError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
-        return Err(GuardError::Missing);
+        return Ok(Presented::Absent);
     };
     if values.next().is_some() {
         return Err(GuardError::InvalidRequest("more than one Authorization header"));
@@ -32,8 +55,7 @@ pub fn extract<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<&'a str, GuardEr
         None => (value, ""),
     };
     if !scheme.eq_ignore_ascii_case("bearer") {
-        // Another scheme (e.g. Basic): no bearer credentials at all (RFC 6750 §3.1: no error code).
-        return Err(GuardError::Missing);
+        return Ok(Presented::OtherScheme);
     }
     let token = rest.trim_start_matches(' ');
     if token.is_empty() {
@@ -45,7 +67,7 @@ pub fn extract<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<&'a str, GuardEr
     if !is_b64token(token) {
         return Err(GuardError::InvalidRequest("the Bearer credentials are not a b64token"));
     }
-    Ok(token)
+    Ok(Presented::Token(token))
 }
 
 fn is_b64token(t: &str) -> bool {
@@ -85,6 +107,30 @@ mod tests {
         assert!(matches!(check(&[b"Bearer a", b"Bearer b"], "/"), Err(GuardError::InvalidRequest(_))));
         let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1));
         assert!(matches!(check(&[long.as_bytes()], "/"), Err(GuardError::InvalidRequest(_))));
+    }
+
+    /// RFC 6750 §2.1 as [`authorization`] reads it (the behaviour Tessera's UserInfo endpoint
+    /// now shares; its own parser accepted one space only and any characters but a space, and
+    /// read the first of several headers): the scheme in any case, `1*SP`, the b64token
+    /// charset, one header only; another scheme is told apart from no header.
+    #[test]
+    fn rfc6750_2_1_one_parser_for_every_caller() {
+        let read = |values: &[&[u8]]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(header::AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
+            }
+            authorization(&h).map(|p| format!("{p:?}")).map_err(|e| e.to_string())
+        };
+        assert_eq!(read(&[]), Ok("Absent".into()));
+        assert_eq!(read(&[b"Basic dXNlcjpwYXNz"]), Ok("OtherScheme".into()));
+        assert_eq!(read(&[b"bEaReR abc"]), Ok("Token(\"abc\")".into()), "RFC 7235 §2.1: the scheme is case-insensitive");
+        assert_eq!(read(&[b"Bearer   abc"]), Ok("Token(\"abc\")".into()), "RFC 6750 §2.1: 1*SP");
+        assert_eq!(read(&[b"Bearer a-._~+/b=="]), Ok("Token(\"a-._~+/b==\")".into()), "the whole b64token charset");
+        for bad in [&b"Bearer a\tb"[..], b"Bearer a\t", b"Bearer a b", b"Bearer a;b", b"Bearer =a", b"Bearer", b"Bearer "] {
+            assert!(read(&[bad]).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert!(read(&[b"Bearer a", b"Bearer b"]).is_err(), "one Authorization header only");
     }
 
     /// RFC 6750 §2.3: the URI query parameter is refused, even alongside a valid header.

@@ -107,9 +107,43 @@ impl ClientPolicy {
     }
 }
 
-/// Credentials a client presented at the token endpoint, before they are checked.
+/// RFC 6749 §2.3.1: the client authentication a request presents (a token, introspection,
+/// revocation or device authorization request), parsed at the HTTP boundary and checked by the
+/// service. It borrows from the request: nothing is copied to read it.
+///
+/// A Basic header is split and its scheme checked here; its base64 payload is decoded by
+/// [`BasicCredentials::decode`] when the service needs it (a header that authenticated before
+/// is recognised by its text alone, without decoding or hashing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresentedCredentials<'a> {
+    /// `client_secret_basic`: HTTP Basic (RFC 7617).
+    Basic(BasicCredentials<'a>),
+    /// `client_secret_post`: `client_id` and `client_secret` in the body (§2.3.1 "MAY").
+    Post { client_id: &'a str, secret: &'a str },
+    /// `none`: `client_id` alone, a public client (§3.2.1).
+    None { client_id: &'a str },
+}
+
+/// An `Authorization: Basic` header as presented: its text (what a remembered header is found
+/// by), its credentials (the token68 after the scheme), and what the body says beside it
+/// (§2.3: "MUST NOT use more than one authentication method in each request").
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct BasicCredentials<'a> {
+    header: &'a str,
+    token68: &'a str,
+    body_client_id: Option<&'a str>,
+    body_has_secret: bool,
+}
+
+impl fmt::Debug for BasicCredentials<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BasicCredentials(<redacted>)")
+    }
+}
+
+/// Presented credentials decoded: who the client says it is, with which method and secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PresentedCredentials {
+pub struct DecodedCredentials {
     pub client_id: String,
     pub secret: Option<Secret>,
     pub method: AuthMethod,
@@ -125,49 +159,80 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// RFC 6749 §2.3: find out how the client authenticates. `authorization` is the raw
-/// `Authorization` header, if any.
-///
-/// RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in each request."
-/// RFC 6749 §2.3.1: with Basic, "the client identifier is encoded using the
-/// application/x-www-form-urlencoded encoding algorithm ... and the encoded value is used as the
-/// username; the client password is encoded using the same algorithm and used as the password."
-pub fn presented_credentials(authorization: Option<&str>, params: &Params) -> Result<PresentedCredentials, OAuthError> {
-    let body_id = params.get("client_id");
-    let body_secret = params.get("client_secret");
-    if let Some(header) = authorization {
-        let (id, secret) = parse_basic(header)?;
-        check_body_beside_basic(params, &id)?;
-        return Ok(PresentedCredentials { client_id: id, secret: Some(Secret(secret)), method: AuthMethod::ClientSecretBasic });
+impl<'a> PresentedCredentials<'a> {
+    /// RFC 6749 §2.3: find out how the client authenticates. `authorization` is the
+    /// `Authorization` header's text, if any.
+    ///
+    /// RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in each
+    /// request." (checked with the decoded Basic id: [`BasicCredentials::decode`]).
+    pub fn parse(authorization: Option<&'a str>, params: &'a Params) -> Result<Self, OAuthError> {
+        let body_id = params.get("client_id");
+        let body_secret = params.get("client_secret");
+        if let Some(header) = authorization {
+            let (scheme, rest) = header.trim().split_once(' ').ok_or_else(malformed_basic)?;
+            if !scheme.eq_ignore_ascii_case("basic") {
+                return Err(OAuthError::invalid_client("unsupported authorization scheme; use Basic"));
+            }
+            return Ok(Self::Basic(BasicCredentials { header, token68: rest.trim(), body_client_id: body_id, body_has_secret: body_secret.is_some() }));
+        }
+        let Some(client_id) = body_id else {
+            return Err(OAuthError::invalid_client("client authentication is required"));
+        };
+        match body_secret {
+            Some(secret) => Ok(Self::Post { client_id, secret }),
+            None => Ok(Self::None { client_id }),
+        }
     }
-    let Some(id) = body_id else {
-        return Err(OAuthError::invalid_client("client authentication is required"));
-    };
-    match body_secret {
-        Some(s) => Ok(PresentedCredentials { client_id: id.to_string(), secret: Some(Secret(s.to_string())), method: AuthMethod::ClientSecretPost }),
-        None => Ok(PresentedCredentials { client_id: id.to_string(), secret: None, method: AuthMethod::None }),
+
+    /// The id, method and secret presented (a Basic header decoded, §2.3.1).
+    pub fn decode(&self) -> Result<DecodedCredentials, OAuthError> {
+        match *self {
+            Self::Basic(b) => b.decode(),
+            Self::Post { client_id, secret } => {
+                Ok(DecodedCredentials { client_id: client_id.to_string(), secret: Some(Secret(secret.to_string())), method: AuthMethod::ClientSecretPost })
+            }
+            Self::None { client_id } => Ok(DecodedCredentials { client_id: client_id.to_string(), secret: None, method: AuthMethod::None }),
+        }
     }
 }
 
-/// RFC 6749 §2.3: with HTTP Basic, the body carries no second method (`client_secret`) and a
-/// body `client_id`, if any, names the same client.
-pub fn check_body_beside_basic(params: &Params, basic_client_id: &str) -> Result<(), OAuthError> {
-    if params.get("client_secret").is_some() {
-        return Err(OAuthError::invalid_request("use one client authentication method, not two"));
+impl<'a> BasicCredentials<'a> {
+    /// The header's whole text, as it was presented.
+    pub fn header(&self) -> &'a str {
+        self.header
     }
-    if params.get("client_id").is_some_and(|b| b != basic_client_id) {
-        return Err(OAuthError::invalid_request("client_id in the body differs from the authenticated client"));
+
+    /// RFC 6749 §2.3.1: "the client identifier is encoded using the
+    /// application/x-www-form-urlencoded encoding algorithm ... and the encoded value is used as
+    /// the username; the client password is encoded using the same algorithm and used as the
+    /// password." Then §2.3's body rules ([`BasicCredentials::check_body`]).
+    pub fn decode(&self) -> Result<DecodedCredentials, OAuthError> {
+        let (id, secret) = decode_basic(self.token68)?;
+        self.check_body(&id)?;
+        Ok(DecodedCredentials { client_id: id, secret: Some(Secret(secret)), method: AuthMethod::ClientSecretBasic })
     }
-    Ok(())
+
+    /// RFC 6749 §2.3: with HTTP Basic, the body carries no second method (`client_secret`) and a
+    /// body `client_id`, if any, names the same client.
+    pub fn check_body(&self, basic_client_id: &str) -> Result<(), OAuthError> {
+        if self.body_has_secret {
+            return Err(OAuthError::invalid_request("use one client authentication method, not two"));
+        }
+        if self.body_client_id.is_some_and(|b| b != basic_client_id) {
+            return Err(OAuthError::invalid_request("client_id in the body differs from the authenticated client"));
+        }
+        Ok(())
+    }
 }
 
-fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
-    let bad = || OAuthError::invalid_client("malformed Basic authorization header");
-    let (scheme, rest) = header.trim().split_once(' ').ok_or_else(bad)?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::invalid_client("unsupported authorization scheme; use Basic"));
-    }
-    let decoded = STANDARD.decode(rest.trim()).map_err(|_| bad())?;
+fn malformed_basic() -> OAuthError {
+    OAuthError::invalid_client("malformed Basic authorization header")
+}
+
+/// The id and secret of a Basic header's credentials (its token68).
+fn decode_basic(token68: &str) -> Result<(String, String), OAuthError> {
+    let bad = malformed_basic;
+    let decoded = STANDARD.decode(token68).map_err(|_| bad())?;
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
     let id = form_decode(id).ok_or_else(bad)?;
@@ -176,6 +241,12 @@ fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
         return Err(bad());
     }
     Ok((id, secret))
+}
+
+/// Parse and decode at once (what the tests check).
+#[cfg(test)]
+fn presented_credentials(authorization: Option<&str>, params: &Params) -> Result<DecodedCredentials, OAuthError> {
+    PresentedCredentials::parse(authorization, params)?.decode()
 }
 
 /// Decode one application/x-www-form-urlencoded component (`+` is a space, `%XX` a byte),

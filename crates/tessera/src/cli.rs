@@ -153,7 +153,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TESSERA_KEY_ROTATION_DAYS")]
     pub key_rotation_days: Option<u32>,
 
-    // Connection limits (`tessera_server::serve`; issue 13 finding 5, Slowloris).
+    // Connection limits (`tessera_http::serve`; issue 13 finding 5, Slowloris).
     /// Seconds a client has to send a complete request head, counted from the accept (or from
     /// the head's first byte on a keep-alive connection); then the connection is closed (default 10).
     #[arg(long, env = "TESSERA_HEADER_READ_TIMEOUT", value_name = "SECONDS")]

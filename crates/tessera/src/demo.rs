@@ -164,10 +164,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let notes_db = notes_api::Db::open(&format!("sqlite://{}", dir.join("notes.db").display())).await.context("opening the Notes API database")?;
     let state = register(&svc, &dir, &redirect_uri, &notes_db).await?;
 
-    let as_app = tessera_server::router(svc.clone());
+    let as_app = tessera_http::router(svc.clone());
     let mut servers = tokio::task::JoinSet::new();
     servers.spawn(async move {
-        tessera_server::serve(as_listener, as_app, tessera_server::ServeLimits::default(), std::future::pending()).await.context("authorization server")
+        tessera_http::serve(as_listener, as_app, tessera_http::ServeLimits::default(), std::future::pending()).await.context("authorization server")
     });
 
     let guard = Guard::new(GuardConfig::new(&issuer, API_IDENTIFIER))?;

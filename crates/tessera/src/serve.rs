@@ -90,7 +90,7 @@ pub async fn run(database: Option<String>, args: ServeArgs, kek: settings::KekSo
 
     tracing::info!(header_read_timeout = ?s.limits.header_read_timeout, idle_timeout = ?s.limits.idle_timeout, max_connections = s.limits.max_connections, "connection limits");
     // Bounded head reads, idle keep-alive and connection count; TCP_NODELAY; SIGTERM drains.
-    tessera_server::serve(listener, tessera_server::router(svc), s.limits, shutdown()).await.context("server error")
+    tessera_http::serve(listener, tessera_http::router(svc), s.limits, shutdown()).await.context("server error")
 }
 
 async fn shutdown() {

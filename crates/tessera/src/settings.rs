@@ -7,7 +7,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use tessera_server::ServeLimits;
+use tessera_http::ServeLimits;
 use tessera_server::net::Cidr;
 
 pub const DEFAULT_DATABASE: &str = "sqlite://tessera-data/tessera.db";

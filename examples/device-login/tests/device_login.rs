@@ -43,7 +43,7 @@ async fn server() -> Server {
         ..Default::default()
     };
     let client_id = admin::create_client(&*svc.store, client, now).await.unwrap().client.client_id;
-    let app = tessera_server::router(svc).into_make_service_with_connect_info::<SocketAddr>();
+    let app = tessera_http::router(svc).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });

@@ -6,7 +6,7 @@ use super::authorize::{AuthorizeOutcome, PendingAuthorization, client_policy};
 use super::{ServiceError, Tessera};
 use crate::secret;
 use serde::Serialize;
-use tessera_protocol::client::GrantType;
+use tessera_protocol::client::{GrantType, PresentedCredentials};
 use tessera_protocol::grant::device_code::{
     DEFAULT_INTERVAL_SECS, DEVICE_CODE_LIFETIME_SECS, DeviceAuthorizationRequest, USER_CODE_LEN, display_user_code, normalize_user_code, user_code_from,
 };
@@ -45,8 +45,8 @@ fn random_user_code() -> String {
 
 impl Tessera {
     /// RFC 8628 §3.1: the device asks for a device code and a user code.
-    pub async fn device_authorization(&self, authorization: Option<&str>, params: &Params) -> Result<DeviceAuthorizationResponse, ServiceError> {
-        let client = self.authenticate_client(authorization, params).await?;
+    pub async fn device_authorization(&self, creds: &PresentedCredentials<'_>, params: &Params) -> Result<DeviceAuthorizationResponse, ServiceError> {
+        let client = self.authenticate_client(creds).await?;
         if !client.may_use(GrantType::DeviceCode) {
             return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use the device authorization grant").into());
         }
@@ -80,7 +80,7 @@ impl Tessera {
             match self.store.create_device_code(&rec).await {
                 Ok(()) => {
                     let shown = display_user_code(&user_code);
-                    let verification_uri = format!("{}/device", self.config.issuer);
+                    let verification_uri = format!("{}{}", self.config.issuer, tessera_protocol::metadata::paths::DEVICE);
                     return Ok(DeviceAuthorizationResponse {
                         device_code,
                         verification_uri_complete: format!("{verification_uri}?user_code={shown}"),

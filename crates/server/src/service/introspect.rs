@@ -9,9 +9,8 @@ use super::{ServiceError, Tessera};
 use crate::secret;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tessera_protocol::client::{AuthMethod, ClientPolicy, presented_credentials};
+use tessera_protocol::client::{AuthMethod, ClientPolicy, PresentedCredentials};
 use tessera_protocol::introspect::{TokenQuery, TokenTypeHint};
-use tessera_protocol::params::Params;
 use tessera_protocol::{ErrorCode, OAuthError};
 use tessera_storage::RefreshTokenRecord;
 
@@ -55,12 +54,12 @@ impl IntrospectionJson {
 impl Tessera {
     /// RFC 7662 §2.1: "the endpoint MUST also require some form of authorization". Confidential
     /// clients, or APIs with a secret (HTTP Basic with the API identifier as the user name).
-    pub async fn authenticate_introspection_caller(&self, authorization: Option<&str>, params: &Params) -> Result<Caller, ServiceError> {
+    pub async fn authenticate_introspection_caller(&self, presented: &PresentedCredentials<'_>) -> Result<Caller, ServiceError> {
         // Only confidential clients' Basic headers are remembered (never an API's).
-        if let Some(client) = self.remembered_client(authorization, params).await? {
+        if let Some(client) = self.remembered_client(presented).await? {
             return Ok(Caller::Client(client));
         }
-        let creds = presented_credentials(authorization, params)?;
+        let creds = presented.decode()?;
         if creds.client_id.contains("://") {
             let catalog = self.cached_catalog().await?;
             return match (catalog.api_secret(&creds.client_id), &creds.secret) {
@@ -68,7 +67,7 @@ impl Tessera {
                 _ => Err(OAuthError::invalid_client("client authentication failed").into()),
             };
         }
-        let client = self.authenticate_client(authorization, params).await?;
+        let client = self.authenticate_client(presented).await?;
         if client.auth_method == AuthMethod::None {
             return Err(OAuthError::invalid_client("introspection needs an authenticated (confidential) client").into());
         }
@@ -154,10 +153,9 @@ impl Tessera {
     }
 
     /// RFC 7662 §2.2 response.
-    pub async fn introspect(&self, caller: &Caller, params: &Params) -> Result<IntrospectionJson, ServiceError> {
-        let q = TokenQuery::parse(params)?;
+    pub async fn introspect(&self, caller: &Caller, q: &TokenQuery) -> Result<IntrospectionJson, ServiceError> {
         let inactive = IntrospectionJson::inactive();
-        Ok(match self.recognise(&q).await? {
+        Ok(match self.recognise(q).await? {
             Some(Known::Access(t)) => {
                 let c = &t.claims;
                 let visible = match caller {
@@ -191,13 +189,12 @@ impl Tessera {
     }
 
     /// RFC 7009 §2.1: revoke a token the client holds. Unknown, expired and already revoked tokens
-    /// answer success (§2.2); another client's token is refused.
-    pub async fn revoke(&self, authorization: Option<&str>, params: &Params) -> Result<(), ServiceError> {
-        let client = self.authenticate_client(authorization, params).await?;
-        let q = TokenQuery::parse(params)?;
+    /// answer success (§2.2); another client's token is refused. `client` is authenticated
+    /// ([`Tessera::authenticate_client`]) before the request is read.
+    pub async fn revoke(&self, client: &ClientPolicy, q: &TokenQuery) -> Result<(), ServiceError> {
         let now = self.now();
         let foreign = || OAuthError::new(ErrorCode::UnauthorizedClient, "the token was issued to another client");
-        match self.recognise(&q).await? {
+        match self.recognise(q).await? {
             Some(Known::Refresh(t)) => {
                 if t.client_id != client.client_id {
                     return Err(foreign().into());

@@ -7,9 +7,8 @@
 use super::{ServiceError, Tessera};
 use crate::secret;
 use std::sync::Arc;
-use tessera_protocol::client::{AuthMethod, ClientPolicy, GrantType, check_body_beside_basic, presented_credentials};
-use tessera_protocol::grant::{self, TokenRequest};
-use tessera_protocol::params::Params;
+use tessera_protocol::client::{AuthMethod, ClientPolicy, GrantType, PresentedCredentials};
+use tessera_protocol::grant::TokenRequest;
 use tessera_protocol::scope::Scopes;
 use tessera_protocol::token::{ACCESS_TOKEN_LIFETIME_SECS, AccessTokenClaims, Audience, TokenResponse};
 use tessera_protocol::{ErrorCode, OAuthError};
@@ -41,18 +40,18 @@ pub fn family_of_jti(jti: &str) -> Option<&str> {
 }
 
 impl Tessera {
-    /// RFC 6749 §3.2: handle a token request.
-    pub async fn token(&self, authorization: Option<&str>, params: &Params) -> Result<TokenResponse, ServiceError> {
-        let client = self.authenticate_client(authorization, params).await?;
-        let req = grant::parse(params)?;
+    /// RFC 6749 §3.2: handle a token request of an authenticated client
+    /// ([`Tessera::authenticate_client`] comes first: a request that fails client
+    /// authentication is `invalid_client` whatever its grant parameters say).
+    pub async fn token(&self, client: &ClientPolicy, req: TokenRequest) -> Result<TokenResponse, ServiceError> {
         if !client.may_use(req.grant_type()) {
             return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use this grant type").into());
         }
         match req {
-            TokenRequest::AuthorizationCode(r) => super::grants::authorization_code::redeem(self, &client, &r).await,
-            TokenRequest::RefreshToken(r) => super::grants::refresh_token::refresh(self, &client, &r).await,
-            TokenRequest::ClientCredentials(r) => super::grants::client_credentials::grant(self, &client, &r).await,
-            TokenRequest::DeviceCode(r) => super::grants::device_code::poll(self, &client, &r).await,
+            TokenRequest::AuthorizationCode(r) => super::grants::authorization_code::redeem(self, client, &r).await,
+            TokenRequest::RefreshToken(r) => super::grants::refresh_token::refresh(self, client, &r).await,
+            TokenRequest::ClientCredentials(r) => super::grants::client_credentials::grant(self, client, &r).await,
+            TokenRequest::DeviceCode(r) => super::grants::device_code::poll(self, client, &r).await,
         }
     }
 
@@ -64,13 +63,13 @@ impl Tessera {
     /// same header again skips decoding and hashing, and a rotated secret or a deleted client
     /// takes effect within the client cache's bound ([`super::CACHE_TTL`]) as before. The
     /// body's own checks (one method only; a body `client_id` must match) run every time.
-    pub async fn authenticate_client(&self, authorization: Option<&str>, params: &Params) -> Result<Arc<ClientPolicy>, ServiceError> {
-        if let Some(policy) = self.remembered_client(authorization, params).await? {
+    pub async fn authenticate_client(&self, creds: &PresentedCredentials<'_>) -> Result<Arc<ClientPolicy>, ServiceError> {
+        if let Some(policy) = self.remembered_client(creds).await? {
             return Ok(policy);
         }
-        let policy = self.authenticate_client_uncached(authorization, params).await?;
-        if let (Some(header), AuthMethod::ClientSecretBasic) = (authorization, policy.auth_method) {
-            self.authenticated_headers.insert(header.to_string(), policy.clone());
+        let policy = self.authenticate_client_uncached(creds).await?;
+        if let (PresentedCredentials::Basic(basic), AuthMethod::ClientSecretBasic) = (creds, policy.auth_method) {
+            self.authenticated_headers.insert(basic.header().to_string(), policy.clone());
         }
         Ok(policy)
     }
@@ -78,18 +77,18 @@ impl Tessera {
     /// The client a remembered Basic header authenticated (see [`Tessera::authenticate_client`]),
     /// with the body's rules checked; `None` when the header is not remembered (or no longer
     /// matches the cached client record).
-    pub(crate) async fn remembered_client(&self, authorization: Option<&str>, params: &Params) -> Result<Option<Arc<ClientPolicy>>, ServiceError> {
-        let Some(header) = authorization else { return Ok(None) };
-        let Some(p) = self.authenticated_headers.get(header) else { return Ok(None) };
+    pub(crate) async fn remembered_client(&self, creds: &PresentedCredentials<'_>) -> Result<Option<Arc<ClientPolicy>>, ServiceError> {
+        let PresentedCredentials::Basic(basic) = creds else { return Ok(None) };
+        let Some(p) = self.authenticated_headers.get(basic.header()) else { return Ok(None) };
         if !self.cached_client_and_policy(&p.client_id).await?.is_some_and(|(_, current)| Arc::ptr_eq(&current, &p)) {
             return Ok(None);
         }
-        check_body_beside_basic(params, &p.client_id)?;
+        basic.check_body(&p.client_id)?;
         Ok(Some(p))
     }
 
-    async fn authenticate_client_uncached(&self, authorization: Option<&str>, params: &Params) -> Result<Arc<ClientPolicy>, ServiceError> {
-        let creds = presented_credentials(authorization, params)?;
+    async fn authenticate_client_uncached(&self, creds: &PresentedCredentials<'_>) -> Result<Arc<ClientPolicy>, ServiceError> {
+        let creds = creds.decode()?;
         let failed = || OAuthError::invalid_client("client authentication failed");
         let Some((client, policy)) = self.cached_client_and_policy(&creds.client_id).await? else {
             // Spend the same work as a real comparison.

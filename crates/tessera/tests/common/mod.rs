@@ -290,24 +290,24 @@ impl TestServer {
     }
 }
 
-/// How a [`TestServer`] serves: the connection limits of `tessera_server::serve` and the
+/// How a [`TestServer`] serves: the connection limits of `tessera_http::serve` and the
 /// router's request timeout.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    pub limits: tessera_server::ServeLimits,
+    pub limits: tessera_http::ServeLimits,
     pub request_timeout: std::time::Duration,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        Self { limits: tessera_server::ServeLimits::default(), request_timeout: tessera_server::http::REQUEST_TIMEOUT }
+        Self { limits: tessera_http::ServeLimits::default(), request_timeout: tessera_http::REQUEST_TIMEOUT }
     }
 }
 
 /// Serves Tessera on `listener` as `tessera serve` does, for the rest of the test.
 fn serve_in_background(listener: tokio::net::TcpListener, svc: Arc<Tessera>, options: ServeOptions) {
-    let app = tessera_server::http::router_with_timeout(svc, options.request_timeout);
+    let app = tessera_http::router_with_timeout(svc, options.request_timeout);
     tokio::spawn(async move {
-        tessera_server::serve(listener, app, options.limits, std::future::pending()).await.unwrap();
+        tessera_http::serve(listener, app, options.limits, std::future::pending()).await.unwrap();
     });
 }

@@ -6,7 +6,7 @@
 
 use crate::common::*;
 use std::time::{Duration, Instant};
-use tessera_server::ServeLimits;
+use tessera_http::ServeLimits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

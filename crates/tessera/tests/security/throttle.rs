@@ -155,7 +155,7 @@ async fn regression_parallel_sign_ins_across_two_instances_rfc6749_10_10() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let svc = Tessera::new(store, clock.clone(), Config::new(&url)).await.unwrap();
-        let app = tessera_server::router(svc.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let app = tessera_http::router(svc.clone()).into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         bases.push(url);
         instances.push(svc);

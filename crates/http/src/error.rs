@@ -1,13 +1,60 @@
-//! The one place where errors become HTTP responses: RFC 6749 §5.2 JSON for the token endpoint,
-//! an HTML page for the user (never a redirect to an unvalidated URI), and 503 + `Retry-After`
-//! when the store is unavailable.
+//! The one place where errors become HTTP responses: RFC 6749 §5.2 JSON for the token endpoint
+//! and its siblings ([`JsonError`]), an HTML page for the user ([`PageError`]; never a redirect
+//! to an unvalidated URI), and 503 + `Retry-After` when the store is unavailable. Storage
+//! details go to the log only.
 
-use super::pages::{ErrorPage, render};
-use crate::service::ServiceError;
+use crate::pages::{ErrorPage, render};
+use crate::response::NoStore;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tessera_protocol::{ErrorCode, OAuthError};
+use tessera_server::service::ServiceError;
+
+/// An error answered as RFC 6749 §5.2 JSON (token, introspection, revocation, device
+/// authorization, metadata).
+#[derive(Debug)]
+pub struct JsonError(pub ServiceError);
+
+impl From<OAuthError> for JsonError {
+    fn from(e: OAuthError) -> Self {
+        Self(ServiceError::OAuth(e))
+    }
+}
+
+impl From<ServiceError> for JsonError {
+    fn from(e: ServiceError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for JsonError {
+    fn into_response(self) -> Response {
+        service_json(&self.0)
+    }
+}
+
+/// An error shown to the user as a page.
+#[derive(Debug)]
+pub struct PageError(pub ServiceError);
+
+impl From<OAuthError> for PageError {
+    fn from(e: OAuthError) -> Self {
+        Self(ServiceError::OAuth(e))
+    }
+}
+
+impl From<ServiceError> for PageError {
+    fn from(e: ServiceError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        service_page(&self.0)
+    }
+}
 
 /// RFC 6749 §5.2 error response. `invalid_client` is 401 with `WWW-Authenticate`.
 pub fn oauth_json(err: &OAuthError) -> Response {
@@ -16,10 +63,8 @@ pub fn oauth_json(err: &OAuthError) -> Response {
     if !err.description.is_empty() {
         body["error_description"] = json!(err.description);
     }
-    let mut res = (status, axum::Json(body)).into_response();
+    let mut res = NoStore((status, axum::Json(body))).into_response();
     let h = res.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     if err.code == ErrorCode::InvalidClient {
         h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"tessera\""));
     }
@@ -31,18 +76,18 @@ pub fn oauth_json(err: &OAuthError) -> Response {
 
 /// A service error as token-endpoint JSON; storage details go to the log only.
 pub fn service_json(err: &ServiceError) -> Response {
-    if let ServiceError::Store(e) = err {
-        tracing::error!(error = %e, "storage failure");
+    match err {
+        ServiceError::OAuth(e) => oauth_json(e),
+        ServiceError::Store(e) => {
+            tracing::error!(error = %e, "storage failure");
+            oauth_json(&err.to_oauth())
+        }
     }
-    oauth_json(&err.to_oauth())
 }
 
 /// An error page for the user.
 pub fn page(status: StatusCode, title: &str, message: &str, code: Option<&str>) -> Response {
-    let html = render(&ErrorPage { title, message, code });
-    let mut res = (status, html).into_response();
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    NoStore((status, render(&ErrorPage { title, message, code }))).into_response()
 }
 
 /// An OAuth error shown as a page (RFC 6749 §4.1.2.1: never redirected).

@@ -1,25 +1,34 @@
-//! The HTTP layer: routes, thin handlers, pages, cookies and the one error mapping.
+//! Tessera's HTTP layer: routes, thin handlers, extractors, pages, cookies, the one error
+//! mapping, and the accept loop ([`serve`]).
 //!
 //! Every response, error responses included, gets anti-framing and no-sniff headers (and HSTS
 //! with an https issuer: the header layers in [`router`], outermost); every HTML form
 //! carries a CSRF token bound to the browser session; bodies and queries are size-bounded.
-//! Only this module knows HTTP types.
+//! Only this crate knows HTTP types: `tessera-server`'s services take and return plain values
+//! (it does not depend on axum, tower or hyper).
+#![forbid(unsafe_code)]
 
 mod authorize;
 mod cookies;
 mod device;
 pub mod error;
+pub mod extract;
 mod introspect;
 mod oidc;
 mod pages;
+pub mod response;
+pub mod serve;
 mod token;
 mod wellknown;
 
-use crate::service::Tessera;
+pub use serve::{ServeLimits, serve};
+
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
 use std::sync::Arc;
+use tessera_protocol::metadata::paths;
+use tessera_server::service::Tessera;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub type AppState = Arc<Tessera>;
@@ -40,19 +49,19 @@ pub fn router_with_timeout(svc: Arc<Tessera>, request_timeout: std::time::Durati
     let https_issuer = svc.config.issuer.starts_with("https://");
     let routes = Router::new()
         .route("/", get(pages::home))
-        .route("/authorize", get(authorize::authorize).post(authorize::authorize_post).fallback(error::method_not_allowed_page))
-        .route("/login", get(authorize::login_page).post(authorize::login_submit).fallback(error::method_not_allowed_page))
-        .route("/consent", get(authorize::consent_page).post(authorize::consent_submit).fallback(error::method_not_allowed_page))
-        .route("/token", post(token::token).fallback(error::method_not_allowed_json))
-        .route("/introspect", post(introspect::introspect).fallback(error::method_not_allowed_json))
-        .route("/revoke", post(introspect::revoke).fallback(error::method_not_allowed_json))
-        .route("/device_authorization", post(device::device_authorization).fallback(error::method_not_allowed_json))
-        .route("/device", get(device::device_page_get).post(device::device_page_post).fallback(error::method_not_allowed_page))
-        .route("/.well-known/oauth-authorization-server", get(wellknown::metadata))
-        .route("/.well-known/openid-configuration", get(wellknown::metadata))
-        .route("/userinfo", get(oidc::userinfo).post(oidc::userinfo).fallback(error::method_not_allowed_page))
-        .route("/logout", get(oidc::logout).post(oidc::logout).fallback(error::method_not_allowed_page))
-        .route("/jwks.json", get(wellknown::jwks))
+        .route(paths::AUTHORIZE, get(authorize::authorize).post(authorize::authorize_post).fallback(error::method_not_allowed_page))
+        .route(paths::LOGIN, get(authorize::login_page).post(authorize::login_submit).fallback(error::method_not_allowed_page))
+        .route(paths::CONSENT, get(authorize::consent_page).post(authorize::consent_submit).fallback(error::method_not_allowed_page))
+        .route(paths::TOKEN, post(token::token).fallback(error::method_not_allowed_json))
+        .route(paths::INTROSPECT, post(introspect::introspect).fallback(error::method_not_allowed_json))
+        .route(paths::REVOKE, post(introspect::revoke).fallback(error::method_not_allowed_json))
+        .route(paths::DEVICE_AUTHORIZATION, post(device::device_authorization).fallback(error::method_not_allowed_json))
+        .route(paths::DEVICE, get(device::device_page_get).post(device::device_page_post).fallback(error::method_not_allowed_page))
+        .route(paths::OAUTH_AUTHORIZATION_SERVER, get(wellknown::metadata))
+        .route(paths::OPENID_CONFIGURATION, get(wellknown::metadata))
+        .route(paths::USERINFO, get(oidc::userinfo).post(oidc::userinfo).fallback(error::method_not_allowed_page))
+        .route(paths::LOGOUT, get(oidc::logout_get).post(oidc::logout_post).fallback(error::method_not_allowed_page))
+        .route(paths::JWKS, get(wellknown::jwks))
         .route("/static/tessera.css", get(pages::stylesheet))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(error::not_found)

@@ -1,6 +1,6 @@
 //! HTML pages (askama, compiled and auto-escaped). No JavaScript: every page works without it.
 
-use super::AppState;
+use crate::AppState;
 use askama::Template;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -92,7 +92,7 @@ pub async fn home(State(svc): State<AppState>) -> Response {
 }
 
 pub async fn stylesheet() -> Response {
-    let mut res = include_str!("../../static/tessera.css").into_response();
+    let mut res = include_str!("../static/tessera.css").into_response();
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     res
