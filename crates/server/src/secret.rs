@@ -7,14 +7,46 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+/// Where the service's random values come from, injected like the clock ([`crate::Clock`]):
+/// [`OsRandom`] in production; tests may script the bytes to reach paths chance rarely takes
+/// (a colliding user code).
+pub trait Random: Send + Sync + 'static {
+    /// Fill `buf` with random bytes.
+    fn fill(&self, buf: &mut [u8]);
+
+    /// A fresh 256-bit random value, base64url.
+    fn token(&self) -> String {
+        let mut b = [0u8; 32];
+        self.fill(&mut b);
+        URL_SAFE_NO_PAD.encode(b)
+    }
+
+    /// A fresh 128-bit random identifier, base64url (22 characters).
+    fn id(&self) -> String {
+        let mut b = [0u8; 16];
+        self.fill(&mut b);
+        URL_SAFE_NO_PAD.encode(b)
+    }
+}
+
+/// The operating system's generator (through `rand`'s thread-local CSPRNG, seeded from it).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsRandom;
+
+impl Random for OsRandom {
+    fn fill(&self, buf: &mut [u8]) {
+        rand::fill(buf);
+    }
+}
+
 /// A fresh 256-bit random value, base64url.
 pub fn random_token() -> String {
-    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+    OsRandom.token()
 }
 
 /// A fresh 128-bit random identifier, base64url (22 characters).
 pub fn random_id() -> String {
-    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
+    OsRandom.id()
 }
 
 /// A fresh identifier of 22 letters and digits (~131 bits): safe as a command-line argument

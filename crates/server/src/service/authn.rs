@@ -274,13 +274,13 @@ impl Tessera {
 
     fn new_session(&self, user: Option<&UserRecord>) -> Session {
         let now = self.now();
-        let cookie = secret::random_token();
+        let cookie = self.random.token();
         let record = SessionRecord {
             id_hash: secret::hash(&cookie),
-            sid: secret::random_id(),
+            sid: self.random.id(),
             user_id: user.map(|u| u.id.clone()),
             amr: user.map(|_| "pwd".to_string()),
-            csrf_token: secret::random_token(),
+            csrf_token: self.random.token(),
             auth_time: user.map(|_| now),
             created_at: now,
             expires_at: now + if user.is_some() { self.config.session_lifetime } else { ANONYMOUS_SESSION_SECS },

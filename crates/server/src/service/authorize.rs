@@ -211,7 +211,7 @@ impl Tessera {
             (a, b) => a.or(b),
         };
         let pending = PendingAuthorization {
-            id: secret::random_token(),
+            id: self.random.token(),
             client_id: client.client_id.clone(),
             redirect_uri: req.target.redirect_uri.clone(),
             redirect_uri_given: req.target.redirect_uri_given,
@@ -434,10 +434,10 @@ impl Tessera {
             }
             None => None,
         };
-        let code = secret::random_token();
+        let code = self.random.token();
         let rec = CodeRecord {
             code_hash: secret::hash(&code),
-            grant_id: secret::random_id(),
+            grant_id: self.random.id(),
             client_id: p.client_id.clone(),
             user_id: user_id.to_string(),
             redirect_uri: p.redirect_uri.clone(),

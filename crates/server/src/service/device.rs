@@ -35,9 +35,12 @@ pub enum UserCodeError {
     },
 }
 
-fn random_user_code() -> String {
+/// A user code drawn from `random`: bytes that map to a biased letter are drawn again.
+fn random_user_code(random: &dyn crate::secret::Random) -> String {
     loop {
-        if let Some(c) = user_code_from(&rand::random::<[u8; USER_CODE_LEN]>()) {
+        let mut b = [0u8; USER_CODE_LEN];
+        random.fill(&mut b);
+        if let Some(c) = user_code_from(&b) {
             return c;
         }
     }
@@ -60,9 +63,9 @@ impl Tessera {
         }
         let audience = catalog.audience_for(&req.scope, params.get("resource"))?;
         let now = self.now();
-        let device_code = secret::random_token();
+        let device_code = self.random.token();
         for _ in 0..5 {
-            let user_code = random_user_code();
+            let user_code = random_user_code(&*self.random);
             let rec = DeviceCodeRecord {
                 device_code_hash: secret::hash(&device_code),
                 user_code: user_code.clone(),
@@ -121,7 +124,7 @@ impl Tessera {
             return Ok(Err(UserCodeError::Invalid));
         };
         let pending = PendingAuthorization {
-            id: secret::random_token(),
+            id: self.random.token(),
             client_id: client_policy(&client).client_id,
             redirect_uri: String::new(),
             redirect_uri_given: false,
@@ -139,5 +142,71 @@ impl Tessera {
         };
         self.save_pending(&pending, session).await?;
         Ok(Ok(if session.user_id.is_some() { AuthorizeOutcome::Consent(pending.id) } else { AuthorizeOutcome::Login(pending.id) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::{OsRandom, Random};
+    use crate::service::Config;
+    use crate::service::admin::{self, NewClient};
+    use crate::{Clock, SystemClock};
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+    use tessera_protocol::grant::device_code::user_code_from;
+    use tessera_storage_sqlite::SqliteStore;
+
+    /// User-code draws (8 bytes) come from a script; everything else from the OS.
+    struct ScriptedUserCodes(Mutex<VecDeque<[u8; USER_CODE_LEN]>>);
+
+    impl Random for ScriptedUserCodes {
+        fn fill(&self, buf: &mut [u8]) {
+            let scripted = if buf.len() == USER_CODE_LEN { self.0.lock().unwrap().pop_front() } else { None };
+            match scripted {
+                Some(b) => buf.copy_from_slice(&b),
+                None => OsRandom.fill(buf),
+            }
+        }
+    }
+
+    /// RFC 8628 §6.1: user codes must be unique among live device codes. A draw that collides
+    /// with a live code is drawn again; five collisions in a row answer
+    /// `temporarily_unavailable`, and the live code is never overwritten.
+    #[tokio::test]
+    async fn rfc8628_6_1_a_colliding_user_code_is_drawn_again() {
+        let store: Arc<dyn tessera_storage::Store> = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+        let first = [0, 1, 2, 3, 4, 5, 6, 7];
+        let second = [9; USER_CODE_LEN];
+        let mut script = VecDeque::from([first, first, second]);
+        script.extend([first; 5]);
+        let random = Arc::new(ScriptedUserCodes(Mutex::new(script)));
+        let svc = Tessera::with_random(store.clone(), Arc::new(SystemClock), random.clone(), Config::new("https://id.example")).await.unwrap();
+        let client = admin::create_client(
+            &*store,
+            NewClient {
+                name: "TV".into(),
+                scope: "openid".into(),
+                grant_types: vec![GrantType::DeviceCode.as_str().into()],
+                public: true,
+                ..Default::default()
+            },
+            SystemClock.now(),
+        )
+        .await
+        .unwrap();
+        let creds = PresentedCredentials::None { client_id: &client.client.client_id };
+        let params = Params::parse(b"scope=openid").unwrap();
+        let shown = |b: &[u8; USER_CODE_LEN]| display_user_code(&user_code_from(b).unwrap());
+
+        let a = svc.device_authorization(&creds, &params).await.unwrap();
+        assert_eq!(a.user_code, shown(&first));
+        let b = svc.device_authorization(&creds, &params).await.unwrap();
+        assert_eq!(b.user_code, shown(&second), "the colliding draw was drawn again");
+        let err = svc.device_authorization(&creds, &params).await.unwrap_err();
+        assert!(format!("{err:?}").contains("TemporarilyUnavailable"), "{err:?}");
+        assert!(random.0.lock().unwrap().is_empty(), "five draws were tried");
+        let live = store.find_device_code_by_user_code(&user_code_from(&first).unwrap(), SystemClock.now()).await.unwrap().unwrap();
+        assert_eq!(live.device_code_hash, secret::hash(&a.device_code), "the first device's code is untouched");
     }
 }

@@ -89,6 +89,8 @@ pub struct Tessera {
     pub store: Arc<dyn Store>,
     pub keys: KeyRing,
     pub clock: Arc<dyn Clock>,
+    /// Every code, token, session id and user code the services make comes from here.
+    pub random: Arc<dyn crate::secret::Random>,
     pub config: Config,
     /// An Argon2id hash to verify against when the username is unknown, so that sign-in takes
     /// the same time whether or not the user exists. Made on first use, on the hashing threads
@@ -130,6 +132,16 @@ pub const CACHE_TTL: Duration = Duration::from_secs(2);
 
 impl Tessera {
     pub async fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: Config) -> Result<Arc<Self>, StoreError> {
+        Self::with_random(store, clock, Arc::new(crate::secret::OsRandom), config).await
+    }
+
+    /// [`Tessera::new`] with the random source injected (tests script it).
+    pub async fn with_random(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn crate::secret::Random>,
+        config: Config,
+    ) -> Result<Arc<Self>, StoreError> {
         let kek = match &config.key_encryption {
             Some(k) => k.clone(),
             None => process_kek()?,
@@ -139,6 +151,7 @@ impl Tessera {
             store,
             keys,
             clock,
+            random,
             config,
             dummy_hash: tokio::sync::OnceCell::new(),
             clients: TtlCache::new(CACHE_TTL, 10_000),

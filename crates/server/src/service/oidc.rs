@@ -5,7 +5,6 @@
 
 use super::token::family_of_jti;
 use super::{ServiceError, Tessera};
-use crate::secret;
 use serde_json::{Map, Value, json};
 use tessera_jose::Alg;
 use tessera_protocol::OAuthError;
@@ -268,7 +267,7 @@ impl Tessera {
             "aud": client.client_id,
             "iat": now,
             "exp": now + 120,
-            "jti": secret::random_id(),
+            "jti": self.random.id(),
             "sid": sid,
             "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
         });

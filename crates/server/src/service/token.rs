@@ -172,7 +172,7 @@ impl Tessera {
         // plain OAuth requests follow the client's registered grant types.
         let offline_ok = !refresh_scope.contains("openid") || refresh_scope.contains("offline_access");
         let refresh = if client.may_use(GrantType::RefreshToken) && offline_ok && lineage.family_expires_at > now {
-            let token = secret::random_token();
+            let token = self.random.token();
             let record = RefreshTokenRecord {
                 token_hash: secret::hash(&token),
                 family_id: lineage.family_id,

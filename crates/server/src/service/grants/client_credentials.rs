@@ -3,7 +3,6 @@
 //! The hottest path in most deployments: the client and the scope catalog come from the
 //! time-bounded caches, the token is a signed JWT, and nothing is written to the store.
 
-use crate::secret;
 use crate::service::{ServiceError, Tessera};
 use tessera_protocol::OAuthError;
 use tessera_protocol::client::ClientPolicy;
@@ -18,7 +17,7 @@ pub async fn grant(svc: &Tessera, client: &ClientPolicy, req: &ClientCredentials
     }
     // RFC 8707 §2.2: the audience is the named resource, or follows from the scopes' API.
     let audience = catalog.audience_for(&scope, req.resource.as_deref())?;
-    let access_token = svc.sign_access_token(&client.client_id, &client.client_id, &scope, &audience, secret::random_id(), Vec::new())?;
+    let access_token = svc.sign_access_token(&client.client_id, &client.client_id, &scope, &audience, svc.random.id(), Vec::new())?;
     // RFC 6749 §4.4.3: "A refresh token SHOULD NOT be included."
     Ok(TokenResponse {
         access_token,

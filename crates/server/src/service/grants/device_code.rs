@@ -51,7 +51,7 @@ pub async fn poll(svc: &Tessera, client: &ClientPolicy, req: &DeviceCodeRequest)
         return Err(OAuthError::invalid_grant("the user no longer exists").into());
     }
     let lineage = Lineage {
-        family_id: secret::random_id(),
+        family_id: svc.random.id(),
         auth_time: d.auth_time.unwrap_or(now),
         family_expires_at: now + svc.config.refresh_token_lifetime,
         oidc: d.oidc.clone(),
