@@ -3,12 +3,9 @@
 //! PATH and fails (never skips) without.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-mod stack;
-
-use common::{PASSWORD, USER};
-use stack::chromium::*;
-use stack::*;
+use crate::common::chromium::*;
+use crate::common::stack::*;
+use crate::common::{PASSWORD, USER};
 use std::path::Path;
 use thirtyfour::prelude::*;
 

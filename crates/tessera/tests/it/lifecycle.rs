@@ -5,8 +5,7 @@
 //! test per rule, each named after the RFC section it checks; expiry by moving the clock.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use tessera_server::service::admin::{self, NewClient};
 

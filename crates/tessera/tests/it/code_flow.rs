@@ -2,8 +2,7 @@
 //! each naming the RFC section it checks.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-use common::*;
+use crate::common::*;
 use tessera_server::service::admin::NewClient;
 
 const CB: &str = "http://127.0.0.1:9/callback";

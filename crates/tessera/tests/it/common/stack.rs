@@ -3,16 +3,13 @@
 //! clock), each on 127.0.0.1:0; plus a scripted visitor of the Notes Client.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../common/chromium.rs"]
-pub mod chromium;
-
-use super::common::{Browser, TestServer, USER, hidden, location};
+use super::{Browser, TestServer, USER, hidden, location};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use tessera_guard::{Guard, GuardConfig};
 use tessera_server::ManualClock;
 
-pub use super::common::API;
+pub use super::API;
 
 /// The API reads the authorization server's clock.
 struct SharedClock(Arc<ManualClock>);

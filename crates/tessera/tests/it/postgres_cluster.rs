@@ -3,11 +3,8 @@
 //! honoured by the other. Fails (never skips) when PostgreSQL cannot be reached.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod cluster;
-mod common;
-
-use cluster::{Cluster, REDIRECT, http, now, post};
-use common::{Browser, PASSWORD, USER, location, pkce_pair, query};
+use crate::common::cluster::{Cluster, REDIRECT, http, now, post};
+use crate::common::{Browser, PASSWORD, USER, location, pkce_pair, query};
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -95,11 +92,11 @@ async fn two_instances_share_one_database() {
     // A key rotation (`tessera keys rotate` on the shared database: published now, signing
     // after its publish delay) is in both instances' JWKS within the reload bound, and once it
     // signs, a token one instance signs with it is accepted by the other.
-    let out = Command::new(cluster::BIN)
+    let out = Command::new(crate::common::cluster::BIN)
         .args(["keys", "rotate", "--alg", "ES256", "--publish-delay", "6", "--json", "--database", &c.db.url])
         .env_remove("TESSERA_DATABASE_URL")
         .env_remove("TESSERA_KEY_ENCRYPTION_KEY_FILE")
-        .env("TESSERA_KEY_ENCRYPTION_KEY", cluster::KEK)
+        .env("TESSERA_KEY_ENCRYPTION_KEY", crate::common::cluster::KEK)
         .output()
         .unwrap();
     assert!(out.status.success(), "keys rotate: {}", String::from_utf8_lossy(&out.stderr));

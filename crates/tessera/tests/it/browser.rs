@@ -3,11 +3,8 @@
 //! server. These tests need `chromium` and `chromedriver` on PATH and fail (never skip) without.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-use common::*;
-#[path = "common/chromium.rs"]
-mod chromium;
-use chromium::*;
+use crate::common::chromium::*;
+use crate::common::*;
 
 use std::path::Path;
 use thirtyfour::prelude::*;

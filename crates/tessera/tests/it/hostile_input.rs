@@ -4,8 +4,7 @@
 //! authorization endpoint (§4.1.2.1) — and never a 500, a panic or a hang.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 const CB: &str = "http://127.0.0.1:9/callback";

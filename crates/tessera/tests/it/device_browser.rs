@@ -6,11 +6,8 @@
 //! (never skip) without. The browser helpers are those of `browser.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-use common::*;
-#[path = "common/chromium.rs"]
-mod chromium;
-use chromium::*;
+use crate::common::chromium::*;
+use crate::common::*;
 
 use std::path::Path;
 use std::time::Instant;

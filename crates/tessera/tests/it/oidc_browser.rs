@@ -5,11 +5,8 @@
 //! without.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-use common::*;
-#[path = "common/chromium.rs"]
-mod chromium;
-use chromium::*;
+use crate::common::chromium::*;
+use crate::common::*;
 
 use serde_json::Value;
 use std::collections::HashMap;

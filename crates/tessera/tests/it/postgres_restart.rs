@@ -13,11 +13,8 @@
 //! binaries one after another). A guard starts PostgreSQL again whatever happens.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod cluster;
-mod common;
-
-use cluster::{Cluster, REDIRECT, http, post};
-use common::{Browser, location, pkce_pair, query};
+use crate::common::cluster::{Cluster, REDIRECT, http, post};
+use crate::common::{Browser, location, pkce_pair, query};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

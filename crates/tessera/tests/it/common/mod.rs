@@ -2,6 +2,16 @@
 //! browser (reqwest with a cookie jar, redirects not followed), PKCE pairs and JWT checks.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod oauth_http;
+pub mod stack;
+
+/// Headless Chromium over WebDriver (CI tier).
+#[cfg(feature = "ci-tier")]
+pub mod chromium;
+/// `tessera serve` processes sharing one PostgreSQL database (CI tier).
+#[cfg(feature = "ci-tier")]
+pub mod cluster;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;

@@ -10,11 +10,8 @@
 //! sends requests for `https://127.0.0.1` over plain HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-#[path = "common/oauth_http.rs"]
-mod oauth_http;
-use common::*;
-use oauth_http::{AdapterError, Reqwest013};
+use crate::common::oauth_http::{AdapterError, Reqwest013};
+use crate::common::*;
 use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenType};
 use oauth2::{
     AccessToken, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, DeviceAuthorizationUrl, DeviceCodeErrorResponse,

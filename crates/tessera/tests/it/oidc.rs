@@ -2,8 +2,7 @@
 //! offline_access, form_post, logout and key rotation. Each test names the section it checks.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use tessera_server::service::admin::NewClient;
 

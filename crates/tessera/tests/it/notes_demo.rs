@@ -3,12 +3,9 @@
 //! the API's guard reads Tessera's clock, which the tests move.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-mod stack;
-
-use common::*;
+use crate::common::stack::*;
+use crate::common::*;
 use serde_json::{Value, json};
-use stack::*;
 
 const ALL: [&str; 3] = ["notes.read", "notes.write", "notes.delete"];
 

@@ -3,9 +3,7 @@
 //! works with them; a second run on the same folder reuses every registration.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::{Browser, hidden, location};
+use crate::common::{Browser, hidden, location};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -3,11 +3,8 @@
 //! over a small reqwest 0.13 adapter (oauth2 is built without its own HTTP client).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-#[path = "common/oauth_http.rs"]
-mod oauth_http;
-use common::*;
-use oauth_http::{AdapterError, Reqwest013};
+use crate::common::oauth_http::{AdapterError, Reqwest013};
+use crate::common::*;
 use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenType};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, PkceCodeChallenge, RedirectUrl, RequestTokenError,

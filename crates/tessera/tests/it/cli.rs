@@ -2,8 +2,6 @@
 //! working on the same database while the server runs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -47,7 +45,7 @@ fn serve(dir: &Path) -> Server {
 
 /// Run an admin command in `dir`; returns (exit ok, stdout, stderr).
 fn tessera(dir: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    common::run_tessera(Some(dir), args, stdin)
+    crate::common::run_tessera(Some(dir), args, stdin)
 }
 
 fn json(dir: &Path, args: &[&str]) -> Value {

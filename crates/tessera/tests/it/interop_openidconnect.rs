@@ -5,11 +5,8 @@
 //! (§5.3), over a small reqwest 0.13 adapter (openidconnect is built without its own client).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-#[path = "common/oauth_http.rs"]
-mod oauth_http;
-use common::*;
-use oauth_http::Reqwest013;
+use crate::common::oauth_http::Reqwest013;
+use crate::common::*;
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreIdToken, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreTokenResponse, CoreUserInfoClaims,
 };

@@ -265,6 +265,8 @@ async fn regression_hsts_on_https_issuer_rfc6797_7_1() {
 }
 
 /// Finding 5 against the binary operators run: the limits are flags, and SIGTERM drains.
+/// CI tier: spawns `tessera serve`.
+#[cfg(feature = "ci-tier")]
 #[tokio::test]
 async fn regression_slowloris_tessera_serve_flags_rfc9112_9_5() {
     use std::io::BufRead;
