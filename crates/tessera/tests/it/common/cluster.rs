@@ -39,7 +39,7 @@ impl Cluster {
         let now = now();
         let scopes = ["notes.read=Read your notes", "notes.write=Create and edit your notes"].iter().map(|s| admin::parse_api_scope(s).unwrap()).collect();
         admin::create_api(&*store, crate::common::API, "Notes", scopes, now).await.unwrap();
-        admin::create_user(&*store, NewUser { username: crate::common::USER.into(), ..Default::default() }, crate::common::PASSWORD, now).await.unwrap();
+        crate::common::create_user(&*store, NewUser { username: crate::common::USER.into(), ..Default::default() }, now).await;
         let c = admin::create_client(
             &*store,
             NewClient {

@@ -16,9 +16,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use tessera_jose::Alg;
+use tessera_jose::kek::{Kek, KeyEncryption};
 use tessera_server::service::admin::{self, NewClient, NewUser};
 use tessera_server::{Config, ManualClock, Tessera};
+use tessera_storage::{KeyRecord, Store, UserRecord};
 use tessera_storage_sqlite::SqliteStore;
 
 pub const USER: &str = "alice";
@@ -82,6 +85,44 @@ impl TestServer {
         }
         format!("{}/authorize?{}", self.url, q.finish())
     }
+}
+
+/// What every [`TestServer`] of the process shares instead of making its own: the RSA key
+/// generation and the Argon2 hash are most of a server start's CPU. Tests of key generation
+/// (security::keys, `tessera serve`) and of hashing (set-password) still make their own.
+pub struct Seeds {
+    /// The key-encryption key the seeded signing keys are sealed under (the servers' KEK).
+    pub kek: Arc<KeyEncryption>,
+    /// One signing key per algorithm: (alg, kid, PKCS#8 sealed under `kek`).
+    pub keys: Vec<(Alg, String, Vec<u8>)>,
+    /// [`PASSWORD`] hashed as `tessera user create` hashes it (Argon2id, the product's parameters).
+    pub password_hash: String,
+}
+
+/// The process's [`Seeds`], made on first use.
+pub fn seeds() -> &'static Seeds {
+    static SEEDS: OnceLock<Seeds> = OnceLock::new();
+    SEEDS.get_or_init(|| {
+        let kek = Kek::from_base64(&Kek::generate_base64().unwrap()).unwrap();
+        let kek = Arc::new(KeyEncryption::new(kek, vec![]));
+        let keys = Alg::ALL
+            .iter()
+            .map(|&alg| {
+                let der = tessera_jose::generate(alg).unwrap();
+                let kid = tessera_jose::SigningKey::from_pkcs8(alg, &der).unwrap().kid().to_string();
+                let sealed = kek.seal(&kid, &der).unwrap();
+                (alg, kid, sealed)
+            })
+            .collect();
+        let password_hash = tessera_server::service::authn::hash_password(PASSWORD).unwrap();
+        Seeds { kek, keys, password_hash }
+    })
+}
+
+/// A user whose password is [`PASSWORD`], created with the process's hash of it (`admin::create_user`
+/// without the Argon2 run).
+pub async fn create_user(store: &dyn Store, user: NewUser, now: i64) -> UserRecord {
+    admin::create_user_with_hash(store, user, seeds().password_hash.clone(), now).await.unwrap()
 }
 
 trait NowSecs {
@@ -278,23 +319,30 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let clock = Arc::new(ManualClock::new());
+        let now = clock.now_secs();
         let mut config = Config::new(&url);
         config_fn(&mut config);
+        if config.key_encryption.is_none() {
+            // The process's signing keys, so that the server does not generate its own.
+            let seeds = seeds();
+            config.key_encryption = Some(seeds.kek.clone());
+            for (alg, kid, sealed) in &seeds.keys {
+                let record = KeyRecord { kid: kid.clone(), alg: alg.as_str().into(), private_der: sealed.clone(), created_at: now, use_after: now };
+                store.create_signing_key(&record).await.unwrap();
+            }
+        }
         let svc = Tessera::new(store, clock.clone(), config).await.unwrap();
-        let now = clock.now_secs();
         let scopes = ["notes.read=Read your notes", "notes.write=Create and edit your notes", "notes.delete=Delete your notes"]
             .iter()
             .map(|s| admin::parse_api_scope(s).unwrap())
             .collect();
         admin::create_api(&*svc.store, API, "Notes", scopes, now).await.unwrap();
-        admin::create_user(
+        create_user(
             &*svc.store,
             NewUser { username: USER.into(), email: Some("alice@example.com".into()), name: Some("Alice Doe".into()), ..Default::default() },
-            PASSWORD,
             now,
         )
-        .await
-        .unwrap();
+        .await;
         serve_in_background(listener, svc.clone(), options);
         Self { url, svc, clock, db_url, dir }
     }

@@ -120,7 +120,7 @@ async fn regression_consent_post_cannot_skip_reauthentication_oidc_3_1_2_1() {
     let s = TestServer::start().await;
     let (id, secret) = client_with(&s, "openid").await;
     let now = tessera_server::Clock::now(&*s.clock);
-    admin::create_user(&*s.svc.store, NewUser { username: "bob".into(), ..Default::default() }, PASSWORD, now).await.unwrap();
+    create_user(&*s.svc.store, NewUser { username: "bob".into(), ..Default::default() }, now).await;
     let bob = Browser::new(&s.url);
     let bob_id_token =
         redeem(&s, &id, &secret, &bob.journey_as(&url_with(&s, &id, "openid", &[]), "bob").await).await["id_token"].as_str().unwrap().to_string();
@@ -145,7 +145,7 @@ async fn regression_sub_claim_value_is_enforced_oidc_3_1_2_2() {
     let s = TestServer::start().await;
     let (id, secret) = client_with(&s, "openid").await;
     let now = tessera_server::Clock::now(&*s.clock);
-    let bob = admin::create_user(&*s.svc.store, NewUser { username: "bob".into(), ..Default::default() }, PASSWORD, now).await.unwrap();
+    let bob = create_user(&*s.svc.store, NewUser { username: "bob".into(), ..Default::default() }, now).await;
     let alice = Browser::new(&s.url);
     let alice_sub =
         claims_of(redeem(&s, &id, &secret, &alice.journey_as(&url_with(&s, &id, "openid", &[]), USER).await).await["id_token"].as_str().unwrap())["sub"]
