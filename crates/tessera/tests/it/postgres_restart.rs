@@ -9,8 +9,9 @@
 //! pays for are one transaction), so every retry works afterwards: no `invalid_grant`, no lost
 //! chain, no lost code.
 //!
-//! This is the only test that stops PostgreSQL, and the only test in its binary (cargo runs test
-//! binaries one after another). A guard starts PostgreSQL again whatever happens.
+//! This is the only test that stops PostgreSQL; it holds PostgreSQL alone
+//! (`common::postgres_alone`), so no other test of the binary uses it meanwhile. A guard starts
+//! PostgreSQL again whatever happens.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common::cluster::{Cluster, REDIRECT, http, post};
@@ -239,8 +240,9 @@ async fn next_code(c: &Cluster, browser: &Browser, base: &str) -> (String, Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_restart_under_load() {
     let pg = LocalPostgres::find();
+    let alone = crate::common::postgres_alone().await;
     pg.start();
-    let cluster = Cluster::create().await;
+    let cluster = Cluster::create_holding(alone).await;
     let a = cluster.serve("a");
     let b = cluster.serve("b");
     let _restart = Restart(&pg);

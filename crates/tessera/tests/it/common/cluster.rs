@@ -28,12 +28,19 @@ pub struct Cluster {
     pub logs: tempfile::TempDir,
     // Dropped last: the database goes after every connection to it.
     pub db: TestDatabase,
+    /// Released after the database is dropped.
+    _postgres: crate::common::PostgresUse,
 }
 
 impl Cluster {
     /// A fresh database with the Notes API, user alice and a confidential client allowed the
-    /// code, refresh and client-credentials grants.
+    /// code, refresh and client-credentials grants; PostgreSQL shared with other tests.
     pub async fn create() -> Self {
+        Self::create_holding(crate::common::postgres().await).await
+    }
+
+    /// [`Cluster::create`], holding PostgreSQL as `postgres` says (alone, to stop it).
+    pub async fn create_holding(postgres: crate::common::PostgresUse) -> Self {
         let db = TestDatabase::create().await.unwrap_or_else(|e| panic!("{e}"));
         let store = Arc::new(PgStore::open(&db.url, 4).await.unwrap_or_else(|e| panic!("opening {}: {e}", db.url)));
         let now = now();
@@ -53,7 +60,7 @@ impl Cluster {
         )
         .await
         .unwrap();
-        Self { store, client_id: c.client.client_id, secret: c.client_secret.unwrap(), logs: tempfile::tempdir().unwrap(), db }
+        Self { store, client_id: c.client.client_id, secret: c.client_secret.unwrap(), logs: tempfile::tempdir().unwrap(), db, _postgres: postgres }
     }
 
     /// Start `tessera serve` on 127.0.0.1:0 against the shared database.

@@ -87,6 +87,31 @@ impl TestServer {
     }
 }
 
+/// Every test using the machine's PostgreSQL holds this shared ([`postgres`]), and
+/// `postgres_restart`, which stops and starts it, holds it alone ([`postgres_alone`]): in one test
+/// binary they would otherwise overlap.
+#[cfg(feature = "ci-tier")]
+static POSTGRES: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// A test's hold on the machine's PostgreSQL, for as long as it is kept.
+#[cfg(feature = "ci-tier")]
+pub enum PostgresUse {
+    Shared(tokio::sync::RwLockReadGuard<'static, ()>),
+    Alone(tokio::sync::RwLockWriteGuard<'static, ()>),
+}
+
+/// Use PostgreSQL alongside other tests (it stays up meanwhile).
+#[cfg(feature = "ci-tier")]
+pub async fn postgres() -> PostgresUse {
+    PostgresUse::Shared(POSTGRES.read().await)
+}
+
+/// Use PostgreSQL with no other test using it (to stop it).
+#[cfg(feature = "ci-tier")]
+pub async fn postgres_alone() -> PostgresUse {
+    PostgresUse::Alone(POSTGRES.write().await)
+}
+
 /// What every [`TestServer`] of the process shares instead of making its own: the RSA key
 /// generation and the Argon2 hash are most of a server start's CPU. Tests of key generation
 /// (security::keys, `tessera serve`) and of hashing (set-password) still make their own.

@@ -174,6 +174,7 @@ async fn regression_signing_keys_encrypted_at_rest_rfc6819_5_1_4_1_3() {
 #[tokio::test]
 async fn regression_signing_keys_encrypted_at_rest_postgres_rfc6819_5_1_4_1_3() {
     use sqlx::Row;
+    let _postgres = postgres().await;
     let db = tessera_storage_postgres::testing::TestDatabase::create().await.unwrap_or_else(|e| panic!("{e}"));
     let store = std::sync::Arc::new(tessera_storage_postgres::PgStore::open(&db.url, 2).await.unwrap());
     let svc = tessera_server::Tessera::new(store.clone(), std::sync::Arc::new(tessera_server::SystemClock), tessera_server::Config::new(ISSUER)).await.unwrap();

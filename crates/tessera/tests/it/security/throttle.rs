@@ -147,6 +147,7 @@ async fn regression_parallel_sign_ins_across_two_instances_rfc6749_10_10() {
     use tessera_server::service::admin::{self, NewUser};
     use tessera_server::{Config, ManualClock, Tessera};
     use tessera_storage_postgres::PgStore;
+    let _postgres = postgres().await;
     let db = tessera_storage_postgres::testing::TestDatabase::create().await.unwrap_or_else(|e| panic!("{e}"));
     let clock = Arc::new(ManualClock::new());
     let mut bases = Vec::new();
