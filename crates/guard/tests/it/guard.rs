@@ -1,7 +1,5 @@
 //! tessera-guard against a real issuer stand-in over HTTP (RFC 8414 metadata and a JWKS on
 //! 127.0.0.1:0 whose keys the test rotates): one test per failure of RFC 9068 §4 and RFC 6750.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use axum::Router;
 use axum::body::Body;

@@ -1,7 +1,5 @@
 //! Property-based tests of tessera-guard's token validation (RFC 9068 §4, RFC 7515 §5.2) on
 //! generated, mutated and arbitrary tokens, with a static key set (no network).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

@@ -39,7 +39,6 @@ pub fn check_client(token_client_id: &str, client_id: &str) -> Result<(), OAuthE
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::ErrorCode;
 

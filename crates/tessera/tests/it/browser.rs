@@ -1,8 +1,6 @@
 //! The authorization code flow in a real browser: headless Chromium driven over WebDriver
 //! (chromedriver, started by the test), against a real Tessera and a real client callback
 //! server. These tests need `chromium` and `chromedriver` on PATH and fail (never skip) without.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use crate::common::chromium::*;
 use crate::common::*;
 

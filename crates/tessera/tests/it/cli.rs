@@ -1,7 +1,5 @@
 //! The `tessera` binary as operators use it: `serve` on the embedded default, and the admin CLI
 //! working on the same database while the server runs.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -1,7 +1,5 @@
 //! The authorization code flow over real HTTP against a real SQLite store, one test per rule,
 //! each naming the RFC section it checks.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use crate::common::*;
 use tessera_server::service::admin::NewClient;
 

@@ -1,8 +1,6 @@
 //! The seed's story in a real browser: headless Chromium (chromedriver started by the test)
 //! through the Notes Client, Tessera and the Notes API. Needs `chromium` and `chromedriver` on
 //! PATH and fails (never skips) without.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use crate::common::chromium::*;
 use crate::common::stack::*;
 use crate::common::{PASSWORD, USER};

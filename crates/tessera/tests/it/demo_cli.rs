@@ -1,8 +1,6 @@
 //! `tessera demo`, the real binary: one command starts the authorization server, the Notes API
 //! and the Notes Client, prints the URL and the demo user's credentials, and the seed's flow
 //! works with them; a second run on the same folder reuses every registration.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use crate::common::{Browser, hidden, location};
 use std::io::{BufRead, BufReader};
 use std::path::Path;

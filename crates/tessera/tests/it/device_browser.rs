@@ -4,8 +4,6 @@
 //! notice with the code on the consent page, and allows or denies; the device's poll then gets
 //! tokens or access_denied. These tests need `chromium` and `chromedriver` on PATH and fail
 //! (never skip) without. The browser helpers are those of `browser.rs`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use crate::common::chromium::*;
 use crate::common::*;
 

@@ -2,8 +2,6 @@
 //! content types and garbage bodies. Each answer is the RFC's error — JSON `invalid_request`
 //! (RFC 6749 §5.2) at the token endpoint, an error page that never redirects at the
 //! authorization endpoint (§4.1.2.1) — and never a 500, a panic or a hang.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use crate::common::*;
 use std::time::Duration;
 

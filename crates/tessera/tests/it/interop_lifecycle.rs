@@ -8,8 +8,6 @@
 //! URL is an HTTPS URL"); the test server speaks plain HTTP on loopback, so the revocation URL is
 //! given as `https://127.0.0.1:PORT/revoke` and the adapter — the transport, not what is tested —
 //! sends requests for `https://127.0.0.1` over plain HTTP.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use crate::common::oauth_http::{AdapterError, Reqwest013};
 use crate::common::*;
 use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenType};

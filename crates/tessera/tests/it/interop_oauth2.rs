@@ -1,8 +1,6 @@
 //! Interop: the independent `oauth2` crate (v5) runs the authorization code flow with PKCE
 //! (RFC 6749 §4.1, RFC 7636) and the refresh grant (RFC 6749 §6) against a running Tessera,
 //! over a small reqwest 0.13 adapter (oauth2 is built without its own HTTP client).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use crate::common::oauth_http::{AdapterError, Reqwest013};
 use crate::common::*;
 use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenType};

@@ -3,8 +3,6 @@
 //! verifies the ID token with its own verifier (signature against the discovered JWKS, `iss`,
 //! `aud`, `exp`, `nonce`; nothing relaxed), checks `at_hash` (§3.1.3.6) and calls UserInfo
 //! (§5.3), over a small reqwest 0.13 adapter (openidconnect is built without its own client).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use crate::common::oauth_http::Reqwest013;
 use crate::common::*;
 use openidconnect::core::{

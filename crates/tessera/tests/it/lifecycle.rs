@@ -3,8 +3,6 @@
 //! window (RFC 6749 §6, RFC 9700 §4.14), revocation (RFC 7009), introspection (RFC 7662), the
 //! device authorization grant (RFC 8628) and the metadata that advertises them (RFC 8414). One
 //! test per rule, each named after the RFC section it checks; expiry by moving the clock.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use crate::common::*;
 use serde_json::{Value, json};
 use tessera_server::service::admin::{self, NewClient};

@@ -8,6 +8,10 @@
 //! `TESSERA_TEST_POSTGRES_URL`), headless Chromium with chromedriver, or spawn the `tessera`
 //! binary. A CI-tier test is compiled only with the feature: never skipped at run time, it fails
 //! when what it needs is missing.
+//!
+//! The fixtures and helpers outside `#[test]` functions unwrap like the tests do: clippy.toml's
+//! allow-*-in-tests covers only test functions and `#[cfg(test)]` modules, hence the one allow.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -1,8 +1,6 @@
 //! The seed's story over real HTTP: Tessera, the Notes API (tessera-guard) and the Notes Client
 //! (authorization code + PKCE, confidential), with a scripted browser. Token expiry is real:
 //! the API's guard reads Tessera's clock, which the tests move.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use crate::common::stack::*;
 use crate::common::*;
 use serde_json::{Value, json};

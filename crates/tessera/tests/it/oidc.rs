@@ -1,7 +1,5 @@
 //! OpenID Connect over real HTTP: discovery, ID token claims, UserInfo, prompt/max_age,
 //! offline_access, form_post, logout and key rotation. Each test names the section it checks.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use crate::common::*;
 use serde_json::Value;
 use tessera_server::service::admin::NewClient;

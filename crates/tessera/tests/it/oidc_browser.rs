@@ -3,8 +3,6 @@
 //! `prompt=consent` (OIDC Core §3.1.2.1), and RP-Initiated Logout 1.0 with Back-Channel Logout
 //! 1.0 delivery. These tests need `chromium` and `chromedriver` on PATH and fail (never skip)
 //! without.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use crate::common::chromium::*;
 use crate::common::*;
 

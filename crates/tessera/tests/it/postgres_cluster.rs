@@ -1,8 +1,6 @@
 //! Several instances behind one load balancer: two real `tessera serve` processes on different
 //! ports share one fresh PostgreSQL database, and every piece of state one of them creates is
 //! honoured by the other. Fails (never skips) when PostgreSQL cannot be reached.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use crate::common::cluster::{Cluster, REDIRECT, http, now, post};
 use crate::common::{Browser, PASSWORD, USER, location, pkce_pair, query};
 use serde_json::Value;

@@ -12,8 +12,6 @@
 //! This is the only test that stops PostgreSQL; it holds PostgreSQL alone
 //! (`common::postgres_alone`), so no other test of the binary uses it meanwhile. A guard starts
 //! PostgreSQL again whatever happens.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use crate::common::cluster::{Cluster, REDIRECT, http, post};
 use crate::common::{Browser, location, pkce_pair, query};
 use std::process::{Command, Stdio};

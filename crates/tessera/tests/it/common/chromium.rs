@@ -3,7 +3,7 @@
 //! process group, killed on drop), a fresh profile per session, bounded waits. Included with
 //! `#[path = "common/chromium.rs"] mod chromium;`. Tests fail (never skip) without `chromium`
 //! and `chromedriver` on PATH.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(dead_code)]
 
 use std::future::Future;
 use std::net::TcpListener as StdTcpListener;

@@ -1,6 +1,6 @@
 //! Fixtures for the PostgreSQL cluster tests: a fresh database with an API, a user and a
 //! confidential client, and real `tessera serve` processes sharing it.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(dead_code)]
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};

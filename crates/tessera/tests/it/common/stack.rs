@@ -1,7 +1,7 @@
 //! The seed's story in one process: a real Tessera (manual clock), the Notes API (tessera-guard
 //! reading Tessera's clock, so a token really expires for it) and the Notes Client (its own
 //! clock), each on 127.0.0.1:0; plus a scripted visitor of the Notes Client.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(dead_code)]
 
 use super::{Browser, TestServer, USER, hidden, location};
 use std::sync::Arc;

@@ -2,8 +2,6 @@
 //! finding, each named `regression_<finding>_<clause>` after the finding and the spec clause it
 //! breaks, over real HTTP against real SQLite (and PostgreSQL where instances share a database).
 //! Each was first seen failing on the code before its fix.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 mod accounts;
 mod codes;
 /// Spawns `tessera serve` and the admin CLI; one test uses PostgreSQL (CI tier).
