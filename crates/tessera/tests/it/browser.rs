@@ -7,43 +7,6 @@ use crate::common::*;
 use std::path::Path;
 use thirtyfour::prelude::*;
 
-/// A stand-in for the client application: 200 "callback received" at /callback.
-async fn callback_server() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/callback", listener.local_addr().unwrap());
-    let app = axum::Router::new().route("/callback", axum::routing::get(|| async { "callback received" }));
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    url
-}
-
-/// Open `authorize_url` and expect the sign-in page.
-async fn open_login(driver: &WebDriver, s: &TestServer, authorize_url: &str) {
-    driver.goto(authorize_url).await.unwrap();
-    wait_for_url(driver, "the sign-in page", |u| u.as_str().starts_with(&format!("{}/login", s.url))).await;
-    assert_eq!(wait_for(driver, By::Id("client-name")).await.text().await.unwrap(), "Notes Client");
-}
-
-/// Expect the consent page; returns the requested scopes as (data-scope, text).
-async fn consent_scopes(driver: &WebDriver, s: &TestServer) -> Vec<(String, String)> {
-    wait_for_url(driver, "the consent page", |u| u.as_str().starts_with(&format!("{}/consent", s.url))).await;
-    wait_for(driver, By::Id("allow")).await;
-    let mut scopes = Vec::new();
-    for li in driver.find_all(By::Css("ul#scopes li[data-scope]")).await.unwrap() {
-        scopes.push((li.attr("data-scope").await.unwrap().unwrap(), li.text().await.unwrap()));
-    }
-    scopes
-}
-
-/// Wait for the browser to land on the client's callback page; returns its query.
-async fn callback_query(driver: &WebDriver, cb: &str) -> std::collections::HashMap<String, String> {
-    let url = wait_for_url(driver, "the client callback", |u| u.as_str().starts_with(cb)).await;
-    let body = wait_for(driver, By::Tag("body")).await.text().await.unwrap();
-    assert_eq!(body.trim(), "callback received", "the browser shows the client's page");
-    url.query_pairs().into_owned().collect()
-}
-
 /// RFC 6749 §4.1 in a browser: sign in, see the consent page (client name and the requested
 /// scope descriptions), Allow, land on the client with code, state and iss (RFC 9207); the code
 /// (with PKCE) buys an access token that verifies against the JWKS.

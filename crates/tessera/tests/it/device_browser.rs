@@ -11,20 +11,9 @@ use std::path::Path;
 use std::time::Instant;
 use thirtyfour::prelude::*;
 
-const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-
 /// A public device client; returns its id and a fresh device authorization (RFC 8628 §3.2).
 async fn device_request(s: &TestServer) -> (String, serde_json::Value) {
-    let c = s
-        .client(tessera_server::service::admin::NewClient {
-            name: "Notes CLI".into(),
-            scope: "notes.read notes.write".into(),
-            grant_types: vec![DEVICE_GRANT.into(), "refresh_token".into()],
-            public: true,
-            ..Default::default()
-        })
-        .await;
-    let id = c.client.client_id;
+    let id = s.device_client().await;
     let res = reqwest::Client::new()
         .post(format!("{}/device_authorization", s.url))
         .form(&[("client_id", id.as_str()), ("scope", "notes.read notes.write")])

@@ -22,7 +22,6 @@ use tessera_server::service::admin::NewClient;
 use tokio::sync::Notify;
 
 const CB: &str = "http://127.0.0.1:9/callback";
-const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// A client with every endpoint this server advertises.
 type Client = BasicClient<EndpointSet, EndpointSet, EndpointSet, EndpointSet, EndpointSet>;
@@ -235,16 +234,7 @@ async fn answer_device(s: &TestServer, user_code: &str, decision: &str) {
 
 /// A public device client (device grant and refresh), and an oauth2 client for it.
 async fn device_client(s: &TestServer) -> (String, Client) {
-    let c = s
-        .client(NewClient {
-            name: "Notes CLI".into(),
-            scope: "notes.read notes.write".into(),
-            grant_types: vec![DEVICE_GRANT.into(), "refresh_token".into()],
-            public: true,
-            ..Default::default()
-        })
-        .await;
-    let id = c.client.client_id;
+    let id = s.device_client().await;
     let client = oauth2_client(s, &id, None).await;
     (id, client)
 }

@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 use tessera_server::service::admin::{self, NewClient};
 
 const CB: &str = "http://127.0.0.1:9/callback";
-const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// A second resource server, for audience selection (RFC 8707).
 const CALENDAR: &str = "https://calendar.example";
 
@@ -16,30 +15,15 @@ const CALENDAR: &str = "https://calendar.example";
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// POST a form to `path` with HTTP Basic credentials (or none); the body as JSON (`Null` when
-/// empty, as for a successful revocation).
-async fn post(s: &TestServer, path: &str, basic: Option<(&str, &str)>, form: &[(&str, &str)]) -> (u16, Value, reqwest::header::HeaderMap) {
-    let mut req = reqwest::Client::new().post(format!("{}{path}", s.url)).form(form);
-    if let Some((id, secret)) = basic {
-        req = req.basic_auth(id, Some(secret));
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    let text = res.text().await.unwrap();
-    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}")) };
-    (status, body, headers)
-}
-
 async fn introspect(s: &TestServer, caller: (&str, &str), token: &str) -> Value {
-    let (status, body, headers) = post(s, "/introspect", Some(caller), &[("token", token)]).await;
+    let (status, body, headers) = post(&s.url, "/introspect", Some(caller), &[("token", token)]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["cache-control"], "no-store", "RFC 7662 §2.2 responses are not cached");
     body
 }
 
 async fn revoke(s: &TestServer, caller: (&str, &str), token: &str) -> u16 {
-    let (status, body, headers) = post(s, "/revoke", Some(caller), &[("token", token)]).await;
+    let (status, body, headers) = post(&s.url, "/revoke", Some(caller), &[("token", token)]).await;
     assert_eq!(headers["cache-control"], "no-store", "{body}");
     status
 }
@@ -56,20 +40,6 @@ fn error_of(status: u16, body: &Value) -> (u16, &str) {
 async fn service_client(s: &TestServer, scope: &str) -> (String, String) {
     let c = s.client(NewClient { name: "Batch Job".into(), scope: scope.into(), grant_types: vec!["client_credentials".into()], ..Default::default() }).await;
     (c.client.client_id, c.client_secret.unwrap())
-}
-
-/// A public client for the device grant (and refresh), like a CLI or a TV app.
-async fn device_client(s: &TestServer) -> String {
-    let c = s
-        .client(NewClient {
-            name: "Notes CLI".into(),
-            scope: "notes.read notes.write".into(),
-            grant_types: vec![DEVICE_GRANT.into(), "refresh_token".into()],
-            public: true,
-            ..Default::default()
-        })
-        .await;
-    c.client.client_id
 }
 
 /// An API identifier as an HTTP Basic user name: RFC 6749 §2.3.1 form-urlencodes it (the raw
@@ -105,7 +75,7 @@ fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
 
 /// RFC 8628 §3.1: a public client asks for a device code.
 async fn start_device(s: &TestServer, client_id: &str, scope: &str) -> Value {
-    let (status, body, headers) = post(s, "/device_authorization", None, &[("client_id", client_id), ("scope", scope)]).await;
+    let (status, body, headers) = post(&s.url, "/device_authorization", None, &[("client_id", client_id), ("scope", scope)]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["cache-control"], "no-store", "RFC 8628 §3.2 carries secrets");
     body
@@ -556,14 +526,14 @@ async fn rfc7009_2_1_revoked_access_token_is_inactive_at_introspection() {
     )
     .await;
     let (status, _, _) = post(
-        &s,
+        &s.url,
         "/revoke",
         None,
         &[("token", str_of(&t, "access_token")), ("token_type_hint", "access_token"), ("client_id", &pid), ("client_secret", &psecret)],
     )
     .await;
     assert_eq!(status, 200);
-    let (status, info, _) = post(&s, "/introspect", None, &[("token", str_of(&t, "access_token")), ("client_id", &pid), ("client_secret", &psecret)]).await;
+    let (status, info, _) = post(&s.url, "/introspect", None, &[("token", str_of(&t, "access_token")), ("client_id", &pid), ("client_secret", &psecret)]).await;
     assert_eq!((status, info), (200, inactive()));
 }
 
@@ -624,7 +594,7 @@ async fn rfc7009_2_2_unknown_and_already_revoked_tokens_answer_200() {
     // An expired access token too.
     s.clock.advance(3600);
     assert_eq!(revoke(&s, (&id, &secret), at).await, 200);
-    let (status, body, headers) = post(&s, "/revoke", Some((&id, &secret)), &[("token_type_hint", "access_token")]).await;
+    let (status, body, headers) = post(&s.url, "/revoke", Some((&id, &secret)), &[("token_type_hint", "access_token")]).await;
     assert_eq!(error_of(status, &body), (400, "invalid_request"));
     assert_eq!(headers["cache-control"], "no-store");
 }
@@ -637,12 +607,12 @@ async fn rfc7009_2_1_revocation_requires_client_authentication() {
     let (id, secret) = s.confidential_client(CB).await;
     let t0 = code_flow_tokens(&s, &id, &secret, "notes.read").await;
     let rt = str_of(&t0, "refresh_token");
-    let (status, body, headers) = post(&s, "/revoke", Some((&id, "wrong")), &[("token", rt)]).await;
+    let (status, body, headers) = post(&s.url, "/revoke", Some((&id, "wrong")), &[("token", rt)]).await;
     assert_eq!(error_of(status, &body), (401, "invalid_client"));
     assert!(headers.contains_key("www-authenticate"));
-    let (status, body, _) = post(&s, "/revoke", None, &[("token", rt)]).await;
+    let (status, body, _) = post(&s.url, "/revoke", None, &[("token", rt)]).await;
     assert_eq!(error_of(status, &body), (401, "invalid_client"));
-    let (status, body, _) = post(&s, "/revoke", None, &[("token", rt), ("client_id", &id)]).await;
+    let (status, body, _) = post(&s.url, "/revoke", None, &[("token", rt), ("client_id", &id)]).await;
     assert_eq!(error_of(status, &body), (401, "invalid_client"), "a confidential client must use its secret");
     assert_eq!(refresh(&s, &id, &secret, rt).await.0, 200, "the token was not revoked");
 }
@@ -657,7 +627,7 @@ async fn rfc7009_2_1_a_client_revokes_only_its_own_tokens() {
     let (other, other_secret) = s.confidential_client(CB).await;
     let t0 = code_flow_tokens(&s, &id, &secret, "notes.read").await;
     for token in [str_of(&t0, "refresh_token"), str_of(&t0, "access_token")] {
-        let (status, body, _) = post(&s, "/revoke", Some((&other, &other_secret)), &[("token", token)]).await;
+        let (status, body, _) = post(&s.url, "/revoke", Some((&other, &other_secret)), &[("token", token)]).await;
         assert_eq!(error_of(status, &body), (400, "unauthorized_client"), "{body}");
     }
     assert_eq!(introspect(&s, (&id, &secret), str_of(&t0, "access_token")).await["active"], true);
@@ -669,13 +639,13 @@ async fn rfc7009_2_1_a_client_revokes_only_its_own_tokens() {
 #[tokio::test]
 async fn rfc7009_2_1_public_client_revokes_its_refresh_token() {
     let s = TestServer::start().await;
-    let id = device_client(&s).await;
+    let id = s.device_client().await;
     let d = start_device(&s, &id, "notes.read").await;
     approve(&s, str_of(&d, "user_code"), "allow").await;
     let (status, t) = poll(&s, &id, str_of(&d, "device_code")).await;
     assert_eq!(status, 200, "{t}");
     let rt = str_of(&t, "refresh_token");
-    let (status, _, headers) = post(&s, "/revoke", None, &[("token", rt), ("client_id", &id)]).await;
+    let (status, _, headers) = post(&s.url, "/revoke", None, &[("token", rt), ("client_id", &id)]).await;
     assert_eq!(status, 200);
     assert_eq!(headers["cache-control"], "no-store");
     let (status, body, _) = token_form(&s.url, &[("grant_type", "refresh_token"), ("refresh_token", rt), ("client_id", &id)]).await;
@@ -704,10 +674,10 @@ async fn rfc7662_2_2_active_tokens_with_standard_claims() {
         assert_eq!(info[k], claims[k], "{k} as in the JWT");
     }
     // The hint orders the search; a wrong hint still finds the token (RFC 7662 §2.1).
-    let (_, info, _) = post(&s, "/introspect", Some((&id, &secret)), &[("token", at), ("token_type_hint", "refresh_token")]).await;
+    let (_, info, _) = post(&s.url, "/introspect", Some((&id, &secret)), &[("token", at), ("token_type_hint", "refresh_token")]).await;
     assert_eq!(info["active"], true);
     let rt = str_of(&t0, "refresh_token");
-    let (_, info, headers) = post(&s, "/introspect", Some((&id, &secret)), &[("token", rt), ("token_type_hint", "refresh_token")]).await;
+    let (_, info, headers) = post(&s.url, "/introspect", Some((&id, &secret)), &[("token", rt), ("token_type_hint", "refresh_token")]).await;
     assert_eq!(headers["cache-control"], "no-store");
     assert_eq!(info["active"], true);
     assert_eq!(info["client_id"], id);
@@ -715,7 +685,7 @@ async fn rfc7662_2_2_active_tokens_with_standard_claims() {
     assert_eq!(info["sub"], claims["sub"]);
     assert!(info["exp"].as_i64().unwrap() > claims["iat"].as_i64().unwrap());
     // client_secret_post callers.
-    let (status, info, _) = post(&s, "/introspect", None, &[("token", at), ("client_id", &id), ("client_secret", &secret)]).await;
+    let (status, info, _) = post(&s.url, "/introspect", None, &[("token", at), ("client_id", &id), ("client_secret", &secret)]).await;
     assert_eq!(status, 401, "the client is registered for client_secret_basic: {info}");
 }
 
@@ -770,12 +740,12 @@ async fn rfc7662_2_1_callers_must_authenticate() {
         (None, vec![("token", at), ("client_id", public.as_str())]),
         (Some((api.as_str(), "no-secret-set")), vec![("token", at)]),
     ] {
-        let (status, body, headers) = post(&s, "/introspect", basic, &form).await;
+        let (status, body, headers) = post(&s.url, "/introspect", basic, &form).await;
         assert_eq!(error_of(status, &body), (401, "invalid_client"), "{basic:?} {form:?}: {body}");
         assert!(body.get("active").is_none());
         assert_eq!(headers["cache-control"], "no-store");
     }
-    let (status, body, _) = post(&s, "/introspect", Some((&id, &secret)), &[]).await;
+    let (status, body, _) = post(&s.url, "/introspect", Some((&id, &secret)), &[]).await;
     assert_eq!(error_of(status, &body), (400, "invalid_request"));
 }
 
@@ -802,9 +772,9 @@ async fn rfc7662_2_1_api_introspects_tokens_for_its_audience() {
     let t = code_flow_tokens(&s, &user_client, &user_secret, "notes.read").await;
     assert_eq!(introspect(&s, (&api, api_secret), str_of(&t, "access_token")).await["active"], true, "any client's token for this API");
     assert_eq!(introspect(&s, (&api, api_secret), str_of(&t, "refresh_token")).await, inactive(), "refresh tokens are the client's business");
-    let (status, body, _) = post(&s, "/introspect", Some((&api, "wrong")), &[("token", str_of(&notes, "access_token"))]).await;
+    let (status, body, _) = post(&s.url, "/introspect", Some((&api, "wrong")), &[("token", str_of(&notes, "access_token"))]).await;
     assert_eq!(error_of(status, &body), (401, "invalid_client"));
-    let (status, body, _) = post(&s, "/introspect", Some((&basic_user(CALENDAR), "")), &[("token", str_of(&calendar, "access_token"))]).await;
+    let (status, body, _) = post(&s.url, "/introspect", Some((&basic_user(CALENDAR), "")), &[("token", str_of(&calendar, "access_token"))]).await;
     assert_eq!(error_of(status, &body), (401, "invalid_client"), "an API without a secret cannot introspect");
 }
 
@@ -817,7 +787,7 @@ async fn rfc7662_2_1_api_introspects_tokens_for_its_audience() {
 #[tokio::test]
 async fn rfc8628_3_2_device_authorization_response() {
     let s = TestServer::start().await;
-    let id = device_client(&s).await;
+    let id = s.device_client().await;
     let d = start_device(&s, &id, "notes.read").await;
     assert!(str_of(&d, "device_code").len() >= 32, "a high-entropy device code");
     let user_code = str_of(&d, "user_code");
@@ -842,7 +812,7 @@ async fn rfc8628_3_2_device_authorization_response() {
 #[tokio::test]
 async fn rfc8628_3_1_device_authorization_errors() {
     let s = TestServer::start().await;
-    let id = device_client(&s).await;
+    let id = s.device_client().await;
     let web = s.public_client(CB).await;
     let confidential =
         s.client(NewClient { name: "TV".into(), scope: "notes.read".into(), grant_types: vec![DEVICE_GRANT.into()], ..Default::default() }).await;
@@ -861,12 +831,12 @@ async fn rfc8628_3_1_device_authorization_errors() {
         (None, vec![("client_id", &id), ("scope", "notes.read"), ("resource", "https://calendar.example")], 400, "invalid_target"),
     ];
     for (basic, form, status, error) in cases {
-        let (got, body, headers) = post(&s, "/device_authorization", basic, &form).await;
+        let (got, body, headers) = post(&s.url, "/device_authorization", basic, &form).await;
         assert_eq!(error_of(got, &body), (status, error), "{form:?}: {body}");
         assert_eq!(headers["cache-control"], "no-store");
     }
     // The confidential client with its secret.
-    let (status, body, _) = post(&s, "/device_authorization", Some((&cid, &csecret)), &[("scope", "notes.read")]).await;
+    let (status, body, _) = post(&s.url, "/device_authorization", Some((&cid, &csecret)), &[("scope", "notes.read")]).await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -877,7 +847,7 @@ async fn rfc8628_3_1_device_authorization_errors() {
 #[tokio::test]
 async fn rfc8628_3_3_user_approves_and_device_gets_tokens() {
     let s = TestServer::start().await;
-    let id = device_client(&s).await;
+    let id = s.device_client().await;
     let d = start_device(&s, &id, "notes.read notes.write").await;
     let (device_code, user_code) = (str_of(&d, "device_code"), str_of(&d, "user_code"));
     let (status, body) = poll(&s, &id, device_code).await;
@@ -920,7 +890,7 @@ async fn rfc8628_3_3_user_approves_and_device_gets_tokens() {
 #[tokio::test]
 async fn rfc8628_3_5_slow_down_increases_the_interval() {
     let s = TestServer::start().await;
-    let id = device_client(&s).await;
+    let id = s.device_client().await;
     let d = start_device(&s, &id, "notes.read").await;
     let dc = str_of(&d, "device_code");
     let (status, body) = poll(&s, &id, dc).await;
@@ -952,7 +922,7 @@ async fn rfc8628_3_5_slow_down_increases_the_interval() {
 #[tokio::test]
 async fn rfc8628_3_5_access_denied() {
     let s = TestServer::start().await;
-    let id = device_client(&s).await;
+    let id = s.device_client().await;
     let d = start_device(&s, &id, "notes.read").await;
     assert_eq!(approve(&s, str_of(&d, "user_code"), "deny").await, "Request denied");
     let (status, body) = poll(&s, &id, str_of(&d, "device_code")).await;
@@ -967,7 +937,7 @@ async fn rfc8628_3_5_access_denied() {
 #[tokio::test]
 async fn rfc8628_3_5_expired_token() {
     let s = TestServer::start().await;
-    let id = device_client(&s).await;
+    let id = s.device_client().await;
     let d = start_device(&s, &id, "notes.read").await;
     s.clock.advance(599);
     let (status, body) = poll(&s, &id, str_of(&d, "device_code")).await;
@@ -993,8 +963,8 @@ async fn rfc8628_3_5_expired_token() {
 #[tokio::test]
 async fn rfc8628_3_4_device_code_bound_to_client() {
     let s = TestServer::start().await;
-    let id = device_client(&s).await;
-    let other = device_client(&s).await;
+    let id = s.device_client().await;
+    let other = s.device_client().await;
     let d = start_device(&s, &id, "notes.read").await;
     approve(&s, str_of(&d, "user_code"), "allow").await;
     let (status, body) = poll(&s, &other, str_of(&d, "device_code")).await;
@@ -1018,7 +988,7 @@ async fn rfc8628_3_4_device_code_bound_to_client() {
 #[tokio::test]
 async fn rfc8628_6_1_user_code_case_insensitive_dash_optional() {
     let s = TestServer::start().await;
-    let id = device_client(&s).await;
+    let id = s.device_client().await;
     let variants: [fn(&str) -> String; 3] = [|c| c.replace('-', "").to_lowercase(), |c| format!(" {} ", c.to_lowercase()), |c| c.replace('-', " ")];
     for typed in variants {
         let d = start_device(&s, &id, "notes.read").await;
@@ -1035,7 +1005,7 @@ async fn rfc8628_6_1_user_code_case_insensitive_dash_optional() {
 #[tokio::test]
 async fn rfc8628_3_3_signed_in_user_single_use_code_and_csrf() {
     let s = TestServer::start().await;
-    let id = device_client(&s).await;
+    let id = s.device_client().await;
     let b = Browser::new(&s.url);
     let d = start_device(&s, &id, "notes.read").await;
     let html = device_page(&b, None).await;
@@ -1071,7 +1041,7 @@ async fn rfc8628_3_3_signed_in_user_single_use_code_and_csrf() {
 #[tokio::test]
 async fn rfc8628_5_1_user_code_guessing_is_throttled() {
     let s = TestServer::start().await;
-    let id = device_client(&s).await;
+    let id = s.device_client().await;
     let d = start_device(&s, &id, "notes.read").await;
     let b = Browser::new(&s.url);
     let html = device_page(&b, None).await;
@@ -1125,7 +1095,7 @@ async fn rfc8414_2_metadata_advertises_lifecycle_endpoints() {
         .await;
     let (pid, psecret) = (c.client.client_id, c.client_secret.unwrap());
     let (_, t, _) = token_form(&s.url, &[("grant_type", "client_credentials"), ("client_id", &pid), ("client_secret", &psecret)]).await;
-    let (status, info, _) = post(&s, "/introspect", None, &[("token", str_of(&t, "access_token")), ("client_id", &pid), ("client_secret", &psecret)]).await;
+    let (status, info, _) = post(&s.url, "/introspect", None, &[("token", str_of(&t, "access_token")), ("client_id", &pid), ("client_secret", &psecret)]).await;
     assert_eq!((status, &info["active"]), (200, &json!(true)), "{info}");
     // The endpoints take POST only.
     for path in ["/revoke", "/introspect", "/device_authorization"] {

@@ -1,10 +1,11 @@
-//! Headless Chromium over WebDriver for every browser test (`browser.rs`, `device_browser.rs`,
-//! `oidc_browser.rs`, and the demo's through `stack`): chromedriver started by the test (its own
-//! process group, killed on drop), a fresh profile per session, bounded waits. Included with
-//! `#[path = "common/chromium.rs"] mod chromium;`. Tests fail (never skip) without `chromium`
-//! and `chromedriver` on PATH.
+//! Headless Chromium over WebDriver for every browser test (`browser`, `device_browser`,
+//! `oidc_browser`, `demo_browser`): chromedriver started by the test (its own process group,
+//! killed on drop), a fresh profile per session, bounded waits, and the steps those tests share
+//! (the sign-in page, the consent page's scopes, the client's callback). CI tier: tests fail
+//! (never skip) without `chromium` and `chromedriver` on PATH.
 #![allow(dead_code)]
 
+use super::TestServer;
 use std::future::Future;
 use std::net::TcpListener as StdTcpListener;
 use std::path::PathBuf;
@@ -199,4 +200,41 @@ pub async fn sign_in(driver: &WebDriver, username: &str, password: &str) {
     pass.clear().await.unwrap();
     pass.send_keys(password).await.unwrap();
     driver.find(By::Id("sign-in")).await.unwrap().click().await.unwrap();
+}
+
+/// A stand-in for the client application: 200 "callback received" at /callback.
+pub async fn callback_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/callback", listener.local_addr().unwrap());
+    let app = axum::Router::new().route("/callback", axum::routing::get(|| async { "callback received" }));
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    url
+}
+
+/// Open `authorize_url` and expect the sign-in page.
+pub async fn open_login(driver: &WebDriver, s: &TestServer, authorize_url: &str) {
+    driver.goto(authorize_url).await.unwrap();
+    wait_for_url(driver, "the sign-in page", |u| u.as_str().starts_with(&format!("{}/login", s.url))).await;
+    assert_eq!(wait_for(driver, By::Id("client-name")).await.text().await.unwrap(), "Notes Client");
+}
+
+/// Expect the consent page; returns the requested scopes as (data-scope, text).
+pub async fn consent_scopes(driver: &WebDriver, s: &TestServer) -> Vec<(String, String)> {
+    wait_for_url(driver, "the consent page", |u| u.as_str().starts_with(&format!("{}/consent", s.url))).await;
+    wait_for(driver, By::Id("allow")).await;
+    let mut scopes = Vec::new();
+    for li in driver.find_all(By::Css("ul#scopes li[data-scope]")).await.unwrap() {
+        scopes.push((li.attr("data-scope").await.unwrap().unwrap(), li.text().await.unwrap()));
+    }
+    scopes
+}
+
+/// Wait for the browser to land on the client's callback page; returns its query.
+pub async fn callback_query(driver: &WebDriver, cb: &str) -> std::collections::HashMap<String, String> {
+    let url = wait_for_url(driver, "the client callback", |u| u.as_str().starts_with(cb)).await;
+    let body = wait_for(driver, By::Tag("body")).await.text().await.unwrap();
+    assert_eq!(body.trim(), "callback received", "the browser shows the client's page");
+    url.query_pairs().into_owned().collect()
 }

@@ -27,6 +27,8 @@ use tessera_storage_sqlite::SqliteStore;
 pub const USER: &str = "alice";
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const API: &str = "https://notes.example";
+/// The device authorization grant's `grant_type` (RFC 8628 §3.4).
+pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 pub struct TestServer {
     pub url: String,
@@ -57,6 +59,20 @@ impl TestServer {
             })
             .await;
         (c.client.client_id, c.client_secret.unwrap())
+    }
+
+    /// A public client for the device grant (and refresh), like a CLI or a TV app (RFC 8628).
+    pub async fn device_client(&self) -> String {
+        let c = self
+            .client(NewClient {
+                name: "Notes CLI".into(),
+                scope: "notes.read notes.write".into(),
+                grant_types: vec![DEVICE_GRANT.into(), "refresh_token".into()],
+                public: true,
+                ..Default::default()
+            })
+            .await;
+        c.client.client_id
     }
 
     /// A public client (PKCE, no secret).
@@ -312,20 +328,29 @@ pub async fn verify_access_token(issuer: &str, token: &str, audience: &str) -> V
     jsonwebtoken::decode::<Value>(token, &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(), &v).expect("a valid access token").claims
 }
 
-/// POST /token with HTTP Basic client authentication.
-pub async fn token_basic(base: &str, id: &str, secret: &str, form: &[(&str, &str)]) -> (u16, Value, reqwest::header::HeaderMap) {
-    let res = reqwest::Client::new().post(format!("{base}/token")).basic_auth(id, Some(secret)).form(form).send().await.unwrap();
+/// POST a form to `base` + `path` with HTTP Basic credentials (or none); the body as JSON
+/// (`Null` when empty, as for a successful revocation).
+pub async fn post(base: &str, path: &str, basic: Option<(&str, &str)>, form: &[(&str, &str)]) -> (u16, Value, reqwest::header::HeaderMap) {
+    let mut req = reqwest::Client::new().post(format!("{base}{path}")).form(form);
+    if let Some((id, secret)) = basic {
+        req = req.basic_auth(id, Some(secret));
+    }
+    let res = req.send().await.unwrap();
     let status = res.status().as_u16();
     let headers = res.headers().clone();
-    (status, res.json().await.unwrap(), headers)
+    let text = res.text().await.unwrap();
+    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}")) };
+    (status, body, headers)
+}
+
+/// POST /token with HTTP Basic client authentication.
+pub async fn token_basic(base: &str, id: &str, secret: &str, form: &[(&str, &str)]) -> (u16, Value, reqwest::header::HeaderMap) {
+    post(base, "/token", Some((id, secret)), form).await
 }
 
 /// POST /token with a raw form (client authentication in the body, or none).
 pub async fn token_form(base: &str, form: &[(&str, &str)]) -> (u16, Value, reqwest::header::HeaderMap) {
-    let res = reqwest::Client::new().post(format!("{base}/token")).form(form).send().await.unwrap();
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    (status, res.json().await.unwrap(), headers)
+    post(base, "/token", None, form).await
 }
 
 impl TestServer {

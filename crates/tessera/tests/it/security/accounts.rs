@@ -120,7 +120,6 @@ async fn regression_new_password_ends_sessions_and_refresh_tokens_rfc9700_4_14_2
 /// loop); redemption, refresh and device polling answer `invalid_grant`. RFC 9700 §4.14.2.
 #[tokio::test]
 async fn regression_vanished_user_gets_no_code_or_tokens_rfc9700_4_14_2() {
-    const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
     let s = TestServer::start().await;
     let (id, secret) = oidc_client(&s).await;
     let b = Browser::new(&s.url);
