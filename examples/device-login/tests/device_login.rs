@@ -1,11 +1,10 @@
 //! `device-login` against an in-process Tessera (real HTTP, real SQLite, a manual clock): the
-//! library's `run_with` with a scripted wait between polls, and the real binary once for
-//! approval and once for denial. The user's side (verification page, sign-in, consent) is
+//! library's `run_with` with a scripted wait between polls, and (CI tier, feature `ci-tier`) the
+//! real binary once for approval and once for denial. The user's side (verification page, sign-in, consent) is
 //! scripted over HTTP with a cookie jar.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -213,7 +212,8 @@ async fn rfc8414_3_3_device_login_discovery_and_request_errors() {
 
 /// The real binary (real 5 s interval): instructions on stderr, the token response as JSON on
 /// stdout and exit 0 after approval; exit 1 with `access_denied` after denial. The two runs wait
-/// out their intervals side by side.
+/// out their intervals side by side. CI tier: spawns the binary.
+#[cfg(feature = "ci-tier")]
 #[tokio::test(flavor = "multi_thread")]
 async fn rfc8628_3_4_device_login_binary_approve_and_deny() {
     let s = server().await;
@@ -221,7 +221,10 @@ async fn rfc8628_3_4_device_login_binary_approve_and_deny() {
 }
 
 /// One run of the binary, answered with `decision`.
+#[cfg(feature = "ci-tier")]
 async fn binary_run(s: &Server, decision: &str) {
+    use serde_json::Value;
+    use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_device-login"))
         .args(["--issuer", &s.url, "--client-id", &s.client_id, "--scope", "notes.read"])
         .stdout(std::process::Stdio::piped())
