@@ -25,19 +25,6 @@ mod notes_demo;
 mod oidc;
 mod security;
 
+/// The CI tier's own modules (first by name, so libtest starts these long tests first).
 #[cfg(feature = "ci-tier")]
-mod browser;
-#[cfg(feature = "ci-tier")]
-mod cli;
-#[cfg(feature = "ci-tier")]
-mod demo_browser;
-#[cfg(feature = "ci-tier")]
-mod demo_cli;
-#[cfg(feature = "ci-tier")]
-mod device_browser;
-#[cfg(feature = "ci-tier")]
-mod oidc_browser;
-#[cfg(feature = "ci-tier")]
-mod postgres_cluster;
-#[cfg(feature = "ci-tier")]
-mod postgres_restart;
+mod ci;
