@@ -1,8 +1,9 @@
 //! Headless Chromium over WebDriver for every browser test (`browser`, `device_browser`,
-//! `oidc_browser`, `demo_browser`): chromedriver started by the test (its own process group,
-//! killed on drop), a fresh profile per session, bounded waits, and the steps those tests share
-//! (the sign-in page, the consent page's scopes, the client's callback). CI tier: tests fail
-//! (never skip) without `chromium` and `chromedriver` on PATH.
+//! `oidc_browser`, `demo_browser`): one chromedriver shared by the tests running at once (its
+//! own process group, killed when the last lets it go), a fresh profile per session, bounded
+//! waits, and the steps those tests share (the sign-in page, the consent page's scopes, the
+//! client's callback). CI tier: tests fail (never skip) without `chromium` and `chromedriver` on
+//! PATH.
 #![allow(dead_code)]
 
 use super::TestServer;
@@ -10,6 +11,7 @@ use std::future::Future;
 use std::net::TcpListener as StdTcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use thirtyfour::prelude::*;
 
@@ -139,14 +141,30 @@ impl Drop for Chromedriver {
     }
 }
 
+/// The chromedriver the browser tests running at the same time share (one WebDriver session,
+/// one Chromium with a fresh profile, each): started by the first of them, killed when the last
+/// one lets it go (a static would never be dropped, and would leave the process running).
+static SHARED: tokio::sync::Mutex<Weak<Chromedriver>> = tokio::sync::Mutex::const_new(Weak::new());
+
+/// The running shared chromedriver, or a new one.
+pub async fn chromedriver() -> Arc<Chromedriver> {
+    let mut shared = SHARED.lock().await;
+    if let Some(running) = shared.upgrade() {
+        return running;
+    }
+    let started = Arc::new(Chromedriver::start().await);
+    *shared = Arc::downgrade(&started);
+    started
+}
+
 /// Run `body` against a fresh browser, bounded by TEST_LIMIT; the browser session is always
-/// closed and chromedriver always killed, also when `body` panics.
+/// closed, and chromedriver killed once no test uses it, also when `body` panics.
 pub async fn with_browser<F, Fut>(body: F)
 where
     F: FnOnce(WebDriver) -> Fut,
     Fut: Future<Output = WebDriverResult<()>>,
 {
-    let chromedriver = Chromedriver::start().await;
+    let chromedriver = chromedriver().await;
     let driver = chromedriver.session().await;
     let result = driver
         .run_and_quit(|d| async move {
