@@ -386,7 +386,6 @@ pub fn form(pairs: &[(&str, &str)]) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use tokio::net::TcpListener;
 

@@ -81,7 +81,6 @@ fn has_access_token_param(query: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use axum::http::HeaderValue;
 
@@ -145,7 +144,6 @@ mod tests {
 /// Property-based tests of RFC 6750 §2.1 / §2.3 on arbitrary headers and URIs.
 #[cfg(test)]
 mod proptests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use axum::http::HeaderValue;
     use proptest::prelude::*;

@@ -235,7 +235,6 @@ impl KeyEncryption {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::{Alg, SigningKey, generate};
 

@@ -259,7 +259,6 @@ pub fn jwks<'a>(keys: impl IntoIterator<Item = &'a SigningKey>) -> Value {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use jsonwebtoken::{DecodingKey, Validation, decode, jwk::JwkSet};
 
@@ -351,7 +350,6 @@ mod tests {
 /// Property-based tests of RFC 7515 §5.2 verification on arbitrary and mutated tokens.
 #[cfg(test)]
 mod proptests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use proptest::prelude::*;
     use std::sync::LazyLock;

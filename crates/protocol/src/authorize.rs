@@ -137,7 +137,6 @@ pub fn error_redirect(target: &RedirectTarget, err: &OAuthError, issuer: &str) -
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::client::AuthMethod;
 

@@ -259,7 +259,6 @@ fn form_decode(s: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     fn params(s: &str) -> Params {
@@ -341,7 +340,6 @@ mod tests {
 /// Property-based tests of RFC 6749 §2.3.1 client credentials on arbitrary input.
 #[cfg(test)]
 mod proptests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use proptest::prelude::*;
 

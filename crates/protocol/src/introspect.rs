@@ -31,7 +31,6 @@ impl TokenQuery {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     /// RFC 7009 §2.1: token is required; hints are optional.

@@ -74,7 +74,6 @@ pub fn authorization_server(issuer: &str, scopes_supported: &[String]) -> Value 
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     /// RFC 8414 §2: required members, and nothing advertised that is not served.

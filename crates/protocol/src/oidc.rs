@@ -314,7 +314,6 @@ fn pick<'a>(wanted: impl Iterator<Item = &'a str>, available: &Map<String, Value
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use serde_json::json;
 
@@ -472,7 +471,6 @@ mod tests {
 /// Property-based tests of the OIDC Core §5.5 `claims` parameter on arbitrary input.
 #[cfg(test)]
 mod proptests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;

@@ -112,7 +112,6 @@ fn safe_name(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     fn check(input: &str) -> Result<Params, String> {
@@ -186,7 +185,6 @@ mod tests {
 /// Property-based tests of RFC 6749 §3.1/§3.2 parameter parsing on arbitrary input.
 #[cfg(test)]
 mod proptests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeMap;

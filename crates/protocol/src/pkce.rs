@@ -61,7 +61,6 @@ pub fn is_valid_verifier(v: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     // RFC 7636 Appendix B example.
@@ -114,7 +113,6 @@ mod tests {
 /// Property-based tests of RFC 7636 verifiers and challenges on arbitrary input.
 #[cfg(test)]
 mod proptests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use proptest::prelude::*;
 

@@ -95,7 +95,6 @@ pub fn with_query(base: &str, params: &[(&str, &str)]) -> Result<String, OAuthEr
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     /// RFC 6749 §3.1.2: absolute, no fragment.
@@ -182,7 +181,6 @@ mod tests {
 /// (RFC 9700 §4.1.3) and response parameters (RFC 6749 §4.1.2) on arbitrary input.
 #[cfg(test)]
 mod proptests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use proptest::prelude::*;
 

@@ -75,7 +75,6 @@ pub fn is_scope_token(t: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     /// RFC 6749 §3.3: space-delimited, order-insensitive, duplicates collapse.
@@ -108,7 +107,6 @@ mod tests {
 /// Property-based tests of RFC 6749 §3.3 scope parsing on arbitrary input.
 #[cfg(test)]
 mod proptests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeSet;

@@ -1,11 +1,10 @@
 //! `device-login` against an in-process Tessera (real HTTP, real SQLite, a manual clock): the
-//! library's `run_with` with a scripted wait between polls, and the real binary once for
-//! approval and once for denial. The user's side (verification page, sign-in, consent) is
+//! library's `run_with` with a scripted wait between polls, and (CI tier, feature `ci-tier`) the
+//! real binary once for approval and once for denial. The user's side (verification page, sign-in, consent) is
 //! scripted over HTTP with a cookie jar.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -212,42 +211,50 @@ async fn rfc8414_3_3_device_login_discovery_and_request_errors() {
 }
 
 /// The real binary (real 5 s interval): instructions on stderr, the token response as JSON on
-/// stdout and exit 0 after approval; exit 1 with `access_denied` after denial.
+/// stdout and exit 0 after approval; exit 1 with `access_denied` after denial. The two runs wait
+/// out their intervals side by side. CI tier: spawns the binary.
+#[cfg(feature = "ci-tier")]
 #[tokio::test(flavor = "multi_thread")]
 async fn rfc8628_3_4_device_login_binary_approve_and_deny() {
     let s = server().await;
-    for decision in ["allow", "deny"] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_device-login"))
-            .args(["--issuer", &s.url, "--client-id", &s.client_id, "--scope", "notes.read"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let _ = tx.send(line.unwrap());
-            }
-        });
-        let first = rx.recv_timeout(Duration::from_secs(30)).expect("the instructions");
-        let code = first.strip_prefix(&format!("Open {}/device and enter ", s.url)).unwrap_or_else(|| panic!("{first}")).to_string();
-        answer(&s.url, &code, decision).await;
-        let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
-        reader.join().unwrap();
-        let rest: Vec<String> = rx.try_iter().collect();
-        match decision {
-            "allow" => {
-                assert!(out.status.success(), "{rest:?}");
-                let tokens: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
-                assert_eq!(tokens["token_type"], "Bearer");
-                assert!(tokens["access_token"].is_string());
-            }
-            _ => {
-                assert_eq!(out.status.code(), Some(1));
-                assert!(out.stdout.is_empty());
-                assert!(rest.iter().any(|l| l.starts_with("device-login: access_denied")), "{rest:?}");
-            }
+    tokio::join!(binary_run(&s, "allow"), binary_run(&s, "deny"));
+}
+
+/// One run of the binary, answered with `decision`.
+#[cfg(feature = "ci-tier")]
+async fn binary_run(s: &Server, decision: &str) {
+    use serde_json::Value;
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_device-login"))
+        .args(["--issuer", &s.url, "--client-id", &s.client_id, "--scope", "notes.read"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let (first, rx) = tokio::task::spawn_blocking(move || (rx.recv_timeout(Duration::from_secs(30)).expect("the instructions"), rx)).await.unwrap();
+    let code = first.strip_prefix(&format!("Open {}/device and enter ", s.url)).unwrap_or_else(|| panic!("{first}")).to_string();
+    answer(&s.url, &code, decision).await;
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    reader.join().unwrap();
+    let rest: Vec<String> = rx.try_iter().collect();
+    match decision {
+        "allow" => {
+            assert!(out.status.success(), "{rest:?}");
+            let tokens: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+            assert_eq!(tokens["token_type"], "Bearer");
+            assert!(tokens["access_token"].is_string());
+        }
+        _ => {
+            assert_eq!(out.status.code(), Some(1));
+            assert!(out.stdout.is_empty());
+            assert!(rest.iter().any(|l| l.starts_with("device-login: access_denied")), "{rest:?}");
         }
     }
 }

@@ -116,7 +116,6 @@ pub const CODE_LIFETIME_SECS: i64 = 60;
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::ErrorCode;
 

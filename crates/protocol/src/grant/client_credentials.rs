@@ -46,7 +46,6 @@ impl ClientCredentialsRequest {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::client::{AuthMethod, GrantType};
 

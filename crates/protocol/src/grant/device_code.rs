@@ -103,7 +103,6 @@ pub fn check_poll(status: DeviceStatus, expires_at: i64, last_polled_at: Option<
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     /// RFC 8628 §6.1: case-insensitive, dash optional, only the alphabet.
@@ -160,7 +159,6 @@ mod tests {
 /// Property-based tests of RFC 8628 §6.1 user codes on arbitrary input.
 #[cfg(test)]
 mod proptests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use proptest::prelude::*;
 

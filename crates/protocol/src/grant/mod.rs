@@ -46,7 +46,6 @@ pub fn parse(params: &Params) -> Result<TokenRequest, OAuthError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     fn check(body: &str) -> Result<GrantType, ErrorCode> {

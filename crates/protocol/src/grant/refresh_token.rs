@@ -97,7 +97,6 @@ pub fn not_taken(found: NotTaken) -> (OAuthError, bool) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::ErrorCode;
 

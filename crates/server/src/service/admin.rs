@@ -226,7 +226,8 @@ fn check_password(password: &str) -> Result<(), AdminError> {
     Ok(())
 }
 
-pub async fn create_user(store: &dyn Store, req: NewUser, password: &str, now: i64) -> Result<UserRecord, AdminError> {
+/// The checks of a new user's username and email (`tessera user create`).
+fn check_new_user(req: &NewUser) -> Result<(), AdminError> {
     let username = req.username.trim();
     if username.is_empty() || username.chars().count() > 64 || username.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid("--username must be 1 to 64 characters without spaces"));
@@ -236,15 +237,33 @@ pub async fn create_user(store: &dyn Store, req: NewUser, password: &str, now: i
             return Err(invalid("--email is not an email address"));
         }
     }
+    Ok(())
+}
+
+pub async fn create_user(store: &dyn Store, req: NewUser, password: &str, now: i64) -> Result<UserRecord, AdminError> {
+    check_new_user(&req)?;
     check_password(password)?;
     check_profile(&req.profile)?;
     let hash = hash_password(password).map_err(invalid)?;
+    create_user_with_hash(store, req, hash, now).await
+}
+
+/// [`create_user`] with the password already hashed: `password_hash` is a PHC string that
+/// [`hash_password`] made. Seeds users sharing one password without an Argon2 run each (the
+/// integration-test fixtures hash their password once per process).
+pub async fn create_user_with_hash(store: &dyn Store, req: NewUser, password_hash: String, now: i64) -> Result<UserRecord, AdminError> {
+    check_new_user(&req)?;
+    check_profile(&req.profile)?;
+    if argon2::PasswordHash::new(&password_hash).is_err() {
+        return Err(invalid("the password hash is not a PHC string"));
+    }
+    let username = req.username.trim();
     let user = UserRecord {
         id: secret::random_alnum_id(),
         username: username.to_string(),
         email: req.email,
         name: req.name,
-        password_hash: hash,
+        password_hash,
         created_at: now,
         profile: req.profile,
         updated_at: now,

@@ -1,0 +1,265 @@
+//! The `tessera` binary as operators use it: `serve` on the embedded default, and the admin CLI
+//! working on the same database while the server runs.
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `tessera serve` in `dir` (default database: ./tessera-data/) and read its URL.
+fn serve(dir: &Path) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env_remove("TESSERA_DATABASE_URL")
+        .env_remove("TESSERA_ISSUER")
+        .env_remove("TESSERA_LISTEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("Tessera is listening on ").unwrap_or_else(|| panic!("unexpected first line: {line:?}")).to_string();
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in out.lines() {});
+    Server { child, url }
+}
+
+/// Run an admin command in `dir`; returns (exit ok, stdout, stderr).
+fn tessera(dir: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    crate::common::run_tessera(Some(dir), args, stdin)
+}
+
+fn json(dir: &Path, args: &[&str]) -> Value {
+    let (ok, out, err) = tessera(dir, args, None);
+    assert!(ok, "{args:?} failed: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(10)).build().unwrap()
+}
+
+/// The embedded default: SQLite under ./tessera-data created on first start, keys generated once
+/// and persisted, and the CLI's changes seen by the running server without a restart.
+#[tokio::test]
+async fn serve_and_administer_while_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    assert!(dir.path().join("tessera-data/tessera.db").exists(), "database created under ./tessera-data");
+    let jwks: Value = http().get(format!("{}/jwks.json", server.url)).send().await.unwrap().json().await.unwrap();
+    let kid = jwks["keys"][0]["kid"].as_str().unwrap().to_string();
+
+    // One server per SQLite database: a second `serve` says why it cannot start.
+    let (ok, _, err) = tessera(dir.path(), &["serve", "--listen", "127.0.0.1:0"], None);
+    assert!(!ok && err.contains("another tessera server is running") && err.contains("PostgreSQL"), "{err}");
+
+    let api =
+        json(dir.path(), &["api", "create", "--identifier", "https://notes.example", "--name", "Notes", "--scope", "notes.read=Read your notes", "--json"]);
+    assert_eq!(api["scopes"][0]["description"], "Read your notes");
+    let client = json(dir.path(), &["client", "create", "--name", "CLI App", "--redirect-uri", "http://127.0.0.1:9/cb", "--scope", "notes.read", "--json"]);
+    let id = client["client_id"].as_str().unwrap().to_string();
+    let secret = client["client_secret"].as_str().unwrap().to_string();
+
+    // The running server sees the new client and API at once.
+    let res = http()
+        .get(format!("{}/authorize?response_type=code&client_id={id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&scope=notes.read", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(res.headers()["location"].to_str().unwrap().starts_with("/login"));
+
+    // Secret rotation: the old secret stops working, the new one authenticates.
+    let token = |s: String| {
+        let (url, id) = (server.url.clone(), id.clone());
+        async move {
+            let res =
+                http().post(format!("{url}/token")).basic_auth(id, Some(s)).form(&[("grant_type", "authorization_code"), ("code", "x")]).send().await.unwrap();
+            res.json::<Value>().await.unwrap()["error"].as_str().unwrap().to_string()
+        }
+    };
+    assert_eq!(token(secret.clone()).await, "invalid_grant", "authenticated, bad code");
+    let rotated = json(dir.path(), &["client", "rotate-secret", &id, "--json"]);
+    let new_secret = rotated["client_secret"].as_str().unwrap().to_string();
+    assert_ne!(new_secret, secret);
+    // Token-side client lookups are cached for at most 2 s: the old secret dies within that.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while token(secret.clone()).await != "invalid_client" {
+        assert!(std::time::Instant::now() < deadline, "the old secret still works after 5 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(token(new_secret).await, "invalid_grant");
+
+    // Deleting the client: the server refuses it within the same 2 s bound.
+    json(dir.path(), &["client", "delete", &id, "--json"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let res = http().get(format!("{}/authorize?response_type=code&client_id={id}&scope=notes.read", server.url)).send().await.unwrap();
+        if res.status() == 400 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "a deleted client still works after 5 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Restart: same database, same keys.
+    drop(server);
+    let server = serve(dir.path());
+    let jwks: Value = http().get(format!("{}/jwks.json", server.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], kid, "signing keys persist across restarts");
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 3, "one key per algorithm (ES256, RS256, EdDSA), none added on restart");
+}
+
+#[test]
+fn client_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let public = json(d, &["client", "create", "--name", "SPA", "--redirect-uri", "https://spa.example/cb", "--scope", "a b", "--public", "--json"]);
+    assert!(public.get("client_secret").is_none(), "public clients get no secret");
+    assert_eq!(public["token_endpoint_auth_method"], "none");
+    let post = json(
+        d,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Web",
+            "--redirect-uri",
+            "https://web.example/cb",
+            "--redirect-uri",
+            "https://web.example/cb2",
+            "--token-auth-method",
+            "client_secret_post",
+            "--grant-type",
+            "authorization_code",
+            "--json",
+        ],
+    );
+    assert_eq!(post["token_endpoint_auth_method"], "client_secret_post");
+    assert_eq!(post["grant_types"], serde_json::json!(["authorization_code"]));
+    assert_eq!(post["client_secret"].as_str().unwrap().len(), 43);
+    let id = post["client_id"].as_str().unwrap();
+    let list = json(d, &["client", "list", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let listed = list.to_string();
+    assert!(
+        !listed.contains(post["client_secret"].as_str().unwrap()) && !listed.contains("client_secret\"") && !listed.contains("secret_hash"),
+        "list never shows secrets or their hashes: {listed}"
+    );
+    let shown = json(d, &["client", "show", id, "--json"]);
+    assert_eq!(shown["redirect_uris"], serde_json::json!(["https://web.example/cb", "https://web.example/cb2"]));
+    // Human output shows the secret once, with a warning.
+    let (ok, out, _) = tessera(d, &["client", "create", "--name", "Human", "--redirect-uri", "https://h.example/cb"], None);
+    assert!(ok && out.contains("client_secret: ") && out.contains("only this once"), "{out}");
+    // Errors name the flag and exit non-zero.
+    for (args, needle) in [
+        (vec!["client", "create", "--name", "X", "--redirect-uri", "http://evil.example/cb"], "--redirect-uri"),
+        (vec!["client", "create", "--name", "X", "--redirect-uri", "https://x.example/cb#f"], "fragment"),
+        (vec!["client", "create", "--name", "X", "--redirect-uri", "https://x.example/cb", "--grant-type", "password"], "--grant-type"),
+        (vec!["client", "create", "--name", "X", "--redirect-uri", "https://x.example/cb", "--grant-type", "implicit"], "--grant-type"),
+        (vec!["client", "create", "--name", "X"], "--redirect-uri"),
+        (
+            vec!["client", "create", "--name", "X", "--redirect-uri", "https://x.example/cb", "--public", "--token-auth-method", "client_secret_basic"],
+            "--public",
+        ),
+        (vec!["client", "delete", "nope"], "no client"),
+        (vec!["client", "rotate-secret", public["client_id"].as_str().unwrap()], "public"),
+    ] {
+        let (ok, _, err) = tessera(d, &args, None);
+        assert!(!ok, "{args:?} should fail");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn user_and_api_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ok, out, err) = tessera(
+        d,
+        &["user", "create", "--username", "bob", "--email", "bob@example.com", "--name", "Bob B", "--password-stdin", "--json"],
+        Some("a long password\n"),
+    );
+    assert!(ok, "{err}");
+    let user: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(user["username"], "bob");
+    assert!(!out.contains("argon2"), "password hashes are never printed");
+    let (ok, _, err) = tessera(d, &["user", "create", "--username", "bob", "--password-stdin"], Some("another password\n"));
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = tessera(d, &["user", "create", "--username", "carol", "--password-stdin"], Some("short\n"));
+    assert!(!ok && err.contains("8 to 1024"), "{err}");
+    let (ok, _, err) = tessera(d, &["user", "create", "--username", "carol"], None);
+    assert!(!ok && err.contains("--password-stdin"), "passwords only from stdin: {err}");
+    let (ok, _, err) = tessera(d, &["user", "set-password", "bob", "--password-stdin"], Some("a new long password\n"));
+    assert!(ok, "{err}");
+    assert_eq!(json(d, &["user", "list", "--json"]).as_array().unwrap().len(), 1);
+    assert!(tessera(d, &["user", "delete", "bob"], None).0);
+    assert!(!tessera(d, &["user", "delete", "bob"], None).0);
+
+    json(
+        d,
+        &[
+            "api",
+            "create",
+            "--identifier",
+            "https://notes.example",
+            "--name",
+            "Notes",
+            "--scope",
+            "notes.read=Read your notes",
+            "--scope",
+            "notes.write=Create and edit your notes",
+            "--json",
+        ],
+    );
+    let (ok, _, err) = tessera(d, &["api", "create", "--identifier", "https://other.example", "--name", "Other", "--scope", "notes.read=Steal"], None);
+    assert!(!ok && err.contains("already defined"), "scope names are unique across APIs: {err}");
+    let (ok, _, err) = tessera(d, &["api", "create", "--identifier", "not a uri", "--name", "X", "--scope", "x=y"], None);
+    assert!(!ok && err.contains("--identifier"), "{err}");
+    let (ok, _, err) = tessera(d, &["api", "create", "--identifier", "https://x.example", "--name", "X", "--scope", "noequals"], None);
+    assert!(!ok && err.contains("NAME=Description"), "{err}");
+    let list = json(d, &["api", "list", "--json"]);
+    assert_eq!(list[0]["scopes"][1]["name"], "notes.write");
+    assert!(tessera(d, &["api", "delete", "https://notes.example"], None).0);
+}
+
+/// Wrong settings stop start-up with a message naming the setting.
+#[test]
+fn bad_settings_name_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, env, needle) in [
+        (vec!["serve", "--listen", "nonsense"], None, "--listen"),
+        (vec!["serve", "--listen", "127.0.0.1:0", "--issuer", "http://id.example"], None, "--issuer"),
+        (vec!["serve", "--listen", "127.0.0.1:0", "--issuer", "not a url"], None, "--issuer"),
+        (vec!["serve", "--listen", "127.0.0.1:0", "--database", "mysql://x"], None, "--database"),
+        (vec!["serve", "--listen", "127.0.0.1:0"], Some(("TESSERA_ISSUER", "ftp://x")), "TESSERA_ISSUER"),
+        (vec!["serve", "--listen", "127.0.0.1:0", "--config", "/nonexistent.toml"], None, "--config"),
+    ] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(&args).current_dir(dir.path()).env_remove("TESSERA_ISSUER").stdout(Stdio::null()).stderr(Stdio::piped());
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}

@@ -1,0 +1,14 @@
+//! The CI tier (feature `ci-tier`): tests that need PostgreSQL (`postgres_cluster`,
+//! `postgres_restart`), headless Chromium with chromedriver (`browser`, `device_browser`,
+//! `oidc_browser`, `demo_browser`), or run the `tessera` binary (`cli`, `demo_cli`, and the
+//! PostgreSQL ones). Other modules' CI-tier tests are marked `#[cfg(feature = "ci-tier")]` where
+//! they stand.
+
+mod browser;
+mod cli;
+mod demo_browser;
+mod demo_cli;
+mod device_browser;
+mod oidc_browser;
+mod postgres_cluster;
+mod postgres_restart;
