@@ -195,7 +195,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let _ = std::io::stdout().flush();
 
     tokio::select! {
-        _ = shutdown() => {}
+        _ = crate::serve::shutdown() => {}
         Some(done) = servers.join_next() => {
             match done {
                 Ok(Ok(())) => {}
@@ -207,19 +207,4 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     servers.abort_all();
     drop(temp);
     Ok(())
-}
-
-async fn shutdown() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

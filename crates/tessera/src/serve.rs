@@ -93,7 +93,8 @@ pub async fn run(database: Option<String>, args: ServeArgs, kek: settings::KekSo
     tessera_http::serve(listener, tessera_http::router(svc), s.limits, shutdown()).await.context("server error")
 }
 
-async fn shutdown() {
+/// Ctrl-C or SIGTERM: what ends `serve` and `demo` (a drain, not an abort).
+pub(crate) async fn shutdown() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -150,16 +150,16 @@ impl Tessera {
         Ok(Arc::new(Self {
             store,
             keys,
-            clock,
+            clock: clock.clone(),
             random,
             config,
             dummy_hash: tokio::sync::OnceCell::new(),
-            clients: TtlCache::new(CACHE_TTL, 10_000),
-            authenticated_headers: TtlCache::new(CACHE_TTL, 10_000),
-            catalog: TtlCache::new(CACHE_TTL, 1),
-            verified_tokens: TtlCache::new(Duration::from_secs(tessera_protocol::token::ACCESS_TOKEN_LIFETIME_SECS as u64), 10_000),
+            clients: TtlCache::new(CACHE_TTL, 10_000, clock.clone()),
+            authenticated_headers: TtlCache::new(CACHE_TTL, 10_000, clock.clone()),
+            catalog: TtlCache::new(CACHE_TTL, 1, clock.clone()),
+            verified_tokens: TtlCache::new(Duration::from_secs(tessera_protocol::token::ACCESS_TOKEN_LIFETIME_SECS as u64), 10_000, clock.clone()),
             metadata_doc: std::sync::Mutex::new(None),
-            live_users: TtlCache::new(CACHE_TTL, 10_000),
+            live_users: TtlCache::new(CACHE_TTL, 10_000, clock.clone()),
         }))
     }
 

@@ -24,6 +24,7 @@ mod lifecycle;
 mod notes_demo;
 mod oidc;
 mod security;
+mod tidy;
 
 /// The CI tier's own modules (first by name, so libtest starts these long tests first).
 #[cfg(feature = "ci-tier")]
