@@ -37,7 +37,6 @@ pub fn set(value: &str, secure: bool, max_age: i64) -> Option<HeaderValue> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -61,7 +60,6 @@ mod tests {
 /// Property-based tests of the Cookie header parser (RFC 6265 §5.4) on arbitrary headers.
 #[cfg(test)]
 mod proptests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use proptest::prelude::*;
 

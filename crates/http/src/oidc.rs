@@ -101,7 +101,6 @@ fn signed_out(redirect: Option<String>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use axum::http::HeaderMap;
 
@@ -131,7 +130,6 @@ mod tests {
 /// Property-based tests of the UserInfo endpoint's RFC 6750 §2.1 header parser.
 #[cfg(test)]
 mod proptests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use axum::http::HeaderMap;
     use proptest::prelude::*;

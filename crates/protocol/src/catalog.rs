@@ -91,7 +91,6 @@ impl ScopeCatalog {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     fn catalog() -> ScopeCatalog {

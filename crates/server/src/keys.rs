@@ -232,7 +232,6 @@ fn build(records: &[KeyRecord], previous: Option<&Loaded>, kek: &KeyEncryption) 
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use tessera_jose::kek::Kek;
     use tessera_storage::prelude::*;

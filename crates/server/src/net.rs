@@ -160,7 +160,6 @@ pub fn client_ip(peer: IpAddr, chain: &[Option<IpAddr>], trusted: &[Cidr]) -> Ip
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn ip(s: &str) -> IpAddr {

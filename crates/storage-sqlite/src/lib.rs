@@ -833,7 +833,6 @@ impl AuditStore for SqliteStore {
 /// (revocations answered from memory).
 #[cfg(test)]
 mod conformance {
-    #![allow(clippy::unwrap_used)]
     use super::SqliteStore;
     use std::sync::Arc;
     use tessera_storage::Store;
@@ -915,7 +914,6 @@ mod conformance {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     /// Reopening an existing database migrates nothing and keeps the data.

@@ -230,7 +230,6 @@ pub struct DeviceCodeRecord {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

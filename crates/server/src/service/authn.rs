@@ -291,7 +291,6 @@ impl Tessera {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     /// Passwords are stored as Argon2id PHC strings and verify only with the right password.

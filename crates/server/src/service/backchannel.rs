@@ -184,7 +184,6 @@ async fn deliver(uri: String, token: String, allow_private: bool) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     /// The address table: private, loopback, link-local (the metadata address), shared,
