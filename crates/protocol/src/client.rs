@@ -9,46 +9,9 @@ use base64::engine::general_purpose::STANDARD;
 use std::fmt;
 use std::str::FromStr;
 
-/// Grant types by their registered names (RFC 7591 §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GrantType {
-    AuthorizationCode,
-    RefreshToken,
-    ClientCredentials,
-    DeviceCode,
-}
-
-impl GrantType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::AuthorizationCode => "authorization_code",
-            Self::RefreshToken => "refresh_token",
-            Self::ClientCredentials => "client_credentials",
-            Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
-        }
-    }
-    /// Grant types this build of Tessera serves at the token endpoint.
-    pub const SUPPORTED: &'static [GrantType] = &[GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials, GrantType::DeviceCode];
-}
-
-impl FromStr for GrantType {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "authorization_code" => Self::AuthorizationCode,
-            "refresh_token" => Self::RefreshToken,
-            "client_credentials" => Self::ClientCredentials,
-            "urn:ietf:params:oauth:grant-type:device_code" => Self::DeviceCode,
-            other => return Err(format!("unknown grant type {other:?}")),
-        })
-    }
-}
-
-impl fmt::Display for GrantType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Grant types by their registered names (RFC 7591 §2): generated from the one list of grants
+/// in [`crate::grant`].
+pub use crate::grant::GrantType;
 
 /// Token endpoint authentication methods (RFC 7591 §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
