@@ -12,12 +12,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use tessera_protocol::grant::device_code::DeviceAuthorizationRequest;
 use tessera_server::service::authn::ANONYMOUS_SESSION_SECS;
 use tessera_server::service::device::{DeviceAuthorizationResponse, UserCodeError};
 
 /// POST /device_authorization — RFC 8628 §3.1.
 pub async fn device_authorization(State(svc): State<AppState>, form: TokenForm) -> Result<NoStore<Json<DeviceAuthorizationResponse>>, JsonError> {
-    Ok(NoStore(Json(svc.device_authorization(&form.credentials()?, &form.params).await?)))
+    let client = svc.device_client(&form.credentials()?).await?;
+    let req = DeviceAuthorizationRequest::parse(&form.params)?;
+    Ok(NoStore(Json(svc.device_authorization(&client, &req).await?)))
 }
 
 fn device_page(status: StatusCode, csrf: &str, user_code: &str, error: Option<&str>) -> Response {

@@ -58,6 +58,8 @@ impl DeviceCodeRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceAuthorizationRequest {
     pub scope: Scopes,
+    /// RFC 8707 §2: the API the token is for.
+    pub resource: Option<String>,
 }
 
 impl DeviceAuthorizationRequest {
@@ -66,7 +68,7 @@ impl DeviceAuthorizationRequest {
         if scope.is_empty() {
             return Err(OAuthError::invalid_scope("missing parameter scope"));
         }
-        Ok(Self { scope })
+        Ok(Self { scope, resource: params.get("resource").map(str::to_string) })
     }
 }
 

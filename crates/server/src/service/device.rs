@@ -6,11 +6,11 @@ use super::authorize::{AuthorizeOutcome, PendingAuthorization, client_policy};
 use super::{ServiceError, Tessera};
 use crate::secret;
 use serde::Serialize;
-use tessera_protocol::client::{GrantType, PresentedCredentials};
+use std::sync::Arc;
+use tessera_protocol::client::{ClientPolicy, GrantType, PresentedCredentials};
 use tessera_protocol::grant::device_code::{
     DEFAULT_INTERVAL_SECS, DEVICE_CODE_LIFETIME_SECS, DeviceAuthorizationRequest, USER_CODE_LEN, display_user_code, normalize_user_code, user_code_from,
 };
-use tessera_protocol::params::Params;
 use tessera_protocol::{ErrorCode, OAuthError};
 use tessera_storage::{DeviceCodeRecord, DeviceCodeStatus, SessionRecord, StoreError, ThrottleAttempt};
 
@@ -47,13 +47,20 @@ fn random_user_code(random: &dyn crate::secret::Random) -> String {
 }
 
 impl Tessera {
-    /// RFC 8628 §3.1: the device asks for a device code and a user code.
-    pub async fn device_authorization(&self, creds: &PresentedCredentials<'_>, params: &Params) -> Result<DeviceAuthorizationResponse, ServiceError> {
+    /// RFC 8628 §3.1: the client of a device authorization request, authenticated (RFC 6749
+    /// §2.3) and allowed the device grant — checked before the request is read, as at the token
+    /// endpoint.
+    pub async fn device_client(&self, creds: &PresentedCredentials<'_>) -> Result<Arc<ClientPolicy>, ServiceError> {
         let client = self.authenticate_client(creds).await?;
         if !client.may_use(GrantType::DeviceCode) {
             return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use the device authorization grant").into());
         }
-        let req = DeviceAuthorizationRequest::parse(params)?;
+        Ok(client)
+    }
+
+    /// RFC 8628 §3.1: the device asks for a device code and a user code ([`Tessera::device_client`]
+    /// first).
+    pub async fn device_authorization(&self, client: &ClientPolicy, req: &DeviceAuthorizationRequest) -> Result<DeviceAuthorizationResponse, ServiceError> {
         let catalog = self.cached_catalog().await?;
         if let Some(unknown) = req.scope.iter().find(|s| !catalog.contains(s)) {
             return Err(OAuthError::invalid_scope(format!("unknown scope {unknown}")).into());
@@ -61,7 +68,7 @@ impl Tessera {
         if !req.scope.is_subset(&client.scopes) {
             return Err(OAuthError::invalid_scope(format!("this client may not request: {}", req.scope.difference(&client.scopes))).into());
         }
-        let audience = catalog.audience_for(&req.scope, params.get("resource"))?;
+        let audience = catalog.audience_for(&req.scope, req.resource.as_deref())?;
         let now = self.now();
         let device_code = self.random.token();
         for _ in 0..5 {
@@ -155,6 +162,7 @@ mod tests {
     use std::collections::VecDeque;
     use std::sync::{Arc, Mutex};
     use tessera_protocol::grant::device_code::user_code_from;
+    use tessera_protocol::params::Params;
     use tessera_storage_sqlite::SqliteStore;
 
     /// User-code draws (8 bytes) come from a script; everything else from the OS.
@@ -195,15 +203,15 @@ mod tests {
         )
         .await
         .unwrap();
-        let creds = PresentedCredentials::None { client_id: &client.client.client_id };
-        let params = Params::parse(b"scope=openid").unwrap();
+        let client = svc.device_client(&PresentedCredentials::None { client_id: &client.client.client_id }).await.unwrap();
+        let req = DeviceAuthorizationRequest::parse(&Params::parse(b"scope=openid").unwrap()).unwrap();
         let shown = |b: &[u8; USER_CODE_LEN]| display_user_code(&user_code_from(b).unwrap());
 
-        let a = svc.device_authorization(&creds, &params).await.unwrap();
+        let a = svc.device_authorization(&client, &req).await.unwrap();
         assert_eq!(a.user_code, shown(&first));
-        let b = svc.device_authorization(&creds, &params).await.unwrap();
+        let b = svc.device_authorization(&client, &req).await.unwrap();
         assert_eq!(b.user_code, shown(&second), "the colliding draw was drawn again");
-        let err = svc.device_authorization(&creds, &params).await.unwrap_err();
+        let err = svc.device_authorization(&client, &req).await.unwrap_err();
         assert!(format!("{err:?}").contains("TemporarilyUnavailable"), "{err:?}");
         assert!(random.0.lock().unwrap().is_empty(), "five draws were tried");
         let live = store.find_device_code_by_user_code(&user_code_from(&first).unwrap(), SystemClock.now()).await.unwrap().unwrap();
