@@ -26,12 +26,18 @@ pub use serve::{ServeLimits, serve};
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
+use response::NoStore;
 use std::sync::Arc;
 use tessera_protocol::metadata::paths;
 use tessera_server::service::Tessera;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub type AppState = Arc<Tessera>;
+
+/// Liveness for orchestrators: 200 while the process serves HTTP (`/healthz` is the same, kept).
+pub const HEALTH_LIVE: &str = "/health/live";
+/// Readiness: 200 when the store answers, 503 with `Retry-After` while it does not.
+pub const HEALTH_READY: &str = "/health/ready";
 
 /// Largest request body read by any handler.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -64,6 +70,8 @@ pub fn router_with_timeout(svc: Arc<Tessera>, request_timeout: std::time::Durati
         .route(paths::JWKS, get(wellknown::jwks))
         .route("/static/tessera.css", get(pages::stylesheet))
         .route("/healthz", get(|| async { "ok" }))
+        .route(HEALTH_LIVE, get(|| async { NoStore("live") }))
+        .route(HEALTH_READY, get(wellknown::ready))
         .fallback(error::not_found)
         .with_state(svc);
     with_layers(routes, request_timeout, https_issuer)

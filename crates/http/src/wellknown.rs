@@ -2,8 +2,9 @@
 
 use crate::AppState;
 use crate::error::JsonError;
+use crate::response::NoStore;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// The document is built from the cached scope catalog (≤ `CACHE_TTL` stale, like every
@@ -13,6 +14,20 @@ pub async fn metadata(State(svc): State<AppState>) -> Result<Response, JsonError
     let mut res = ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
     Ok(res)
+}
+
+/// `GET /health/ready`: 200 `ready` when the store answers; 503 with `Retry-After` while it does
+/// not (a load balancer takes the instance out of rotation until the database is back).
+pub async fn ready(State(svc): State<AppState>) -> Response {
+    match svc.ready().await {
+        Ok(()) => NoStore("ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: the store does not answer");
+            let mut res = (StatusCode::SERVICE_UNAVAILABLE, NoStore("not ready: the database does not answer")).into_response();
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            res
+        }
+    }
 }
 
 pub async fn jwks(State(svc): State<AppState>) -> Response {

@@ -447,6 +447,10 @@ impl MaintenanceStore for PgStore {
         }
         Ok(n)
     }
+
+    async fn ping(&self) -> Result<()> {
+        run(&self.pool, sql::PING, &[]).await.map(drop)
+    }
 }
 
 #[async_trait]

@@ -781,6 +781,10 @@ impl MaintenanceStore for SqliteStore {
         });
         Ok(n)
     }
+
+    async fn ping(&self) -> Result<()> {
+        self.read(|c| query_opt(c, sqlite!(sql::PING), [], |_| Ok(()))).map(drop)
+    }
 }
 
 #[async_trait]

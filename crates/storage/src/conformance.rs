@@ -62,7 +62,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@contract $factory, device_codes: ; races: device_codes, device_redemption_is_atomic);
         $crate::conformance_tests!(@contract $factory, throttles: throttles; races: throttles_are_atomic);
         $crate::conformance_tests!(@contract $factory, audit: audit);
-        $crate::conformance_tests!(@contract $factory, maintenance: expiry_cleanup);
+        $crate::conformance_tests!(@contract $factory, maintenance: expiry_cleanup, ping_answers);
     };
     (@contract $factory:ty, $contract:ident: $($check:ident),* $(; races: $($race:ident),*)?) => {
         mod $contract {
@@ -547,6 +547,12 @@ pub async fn device_codes(h: &Handles) {
         other => panic!("a denied code is not taken: {other:?}"),
     }
     assert_eq!(s.take_device_code("nope", 30).await.unwrap(), Taken::NotFound);
+}
+
+/// A reachable database answers the readiness check.
+pub async fn ping_answers(s: &dyn Store) {
+    s.ping().await.unwrap();
+    s.ping().await.unwrap();
 }
 
 pub async fn expiry_cleanup(s: &dyn Store) {

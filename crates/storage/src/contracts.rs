@@ -191,6 +191,11 @@ pub trait MaintenanceStore: Send + Sync {
     /// tokens, old sign-in failures and throttle keys, old session client lists), at most
     /// `batch` per table. Returns how many rows went.
     async fn delete_expired(&self, now: i64, batch: i64) -> Result<u64>;
+
+    /// Whether the database answers now: one trivial statement ([`crate::sql::PING`]);
+    /// [`crate::StoreError::Unavailable`] when it does not, within the backend's bound on
+    /// waiting for a connection (what `/health/ready` reports).
+    async fn ping(&self) -> Result<()>;
 }
 
 /// [`Store`] and its blanket implementation, over one list of the capabilities.

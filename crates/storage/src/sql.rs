@@ -266,6 +266,9 @@ pub fn device_decision_args<'a>(
 pub const INSERT_CLIENT: &str = concat!("INSERT INTO clients (", client_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
 pub const FIND_CLIENT: &str = concat!("SELECT ", client_columns!(), " FROM clients WHERE client_id = $1");
 pub const LIST_CLIENTS: &str = concat!("SELECT ", client_columns!(), " FROM clients ORDER BY created_at, client_id");
+/// The readiness check: any answer means the database is there.
+pub const PING: &str = "SELECT 1";
+
 pub const UPDATE_CLIENT_SECRET: &str = "UPDATE clients SET secret_hash = $1 WHERE client_id = $2";
 pub const DELETE_CLIENT: &str = "DELETE FROM clients WHERE client_id = $1";
 

@@ -208,6 +208,12 @@ impl Tessera {
     }
 
     /// RFC 8414 metadata as JSON text, rebuilt only when the cached catalog changes.
+    /// Readiness (`/health/ready`): the store answers now. Liveness needs no service: a process
+    /// that answers HTTP is alive.
+    pub async fn ready(&self) -> Result<(), ServiceError> {
+        Ok(self.store.ping().await?)
+    }
+
     pub async fn metadata_json(&self) -> Result<String, ServiceError> {
         let catalog = self.cached_catalog().await?;
         if let Ok(g) = self.metadata_doc.lock() {

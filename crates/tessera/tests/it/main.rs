@@ -16,6 +16,7 @@
 mod common;
 
 mod code_flow;
+mod health;
 mod hostile_input;
 mod interop_lifecycle;
 mod interop_oauth2;

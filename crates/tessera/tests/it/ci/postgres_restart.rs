@@ -93,6 +93,8 @@ enum Kind {
     /// RP-Initiated Logout with a post-logout URI the client never registered: the client is
     /// looked up (400 when the database answers, 503 when it does not; never a 500).
     Logout,
+    /// `GET /health/ready`: 200 while the database answers, 503 with Retry-After while not.
+    Ready,
 }
 
 /// One request of the load: when it started and ended (since the load began), what it was,
@@ -157,9 +159,10 @@ async fn one(s: &Shared, kind: Kind, instance: usize, chain: usize) -> (u16, boo
             }
             r
         }
-        Kind::Authorize | Kind::Jwks | Kind::Logout => {
+        Kind::Authorize | Kind::Jwks | Kind::Logout | Kind::Ready => {
             let url = match kind {
                 Kind::Jwks => format!("{base}/jwks.json"),
+                Kind::Ready => format!("{base}/health/ready"),
                 Kind::Logout => format!("{base}/logout?client_id={}&post_logout_redirect_uri=https%3A%2F%2Funregistered.example%2Fbye", c.client_id),
                 _ => c.authorize_url(base, "load", &pkce_pair().1),
             };
@@ -198,7 +201,7 @@ async fn fetch_code(s: &Shared, base: &str) -> Result<(String, String), (u16, bo
 /// A load worker: a fixed mix of requests alternating between the instances, paced, bounded in
 /// count, until told to stop. Workers below `chains.len()` each own one refresh-token chain.
 async fn worker(s: Arc<Shared>, w: usize) {
-    let mut kinds = vec![Kind::ClientCredentials, Kind::Introspect, Kind::Authorize, Kind::Jwks, Kind::Logout];
+    let mut kinds = vec![Kind::ClientCredentials, Kind::Introspect, Kind::Authorize, Kind::Jwks, Kind::Logout, Kind::Ready];
     if w < s.chains.len() {
         kinds.push(Kind::Refresh);
     } else {
@@ -210,8 +213,9 @@ async fn worker(s: Arc<Shared>, w: usize) {
         }
         let kind = kinds[(i + w) % kinds.len()];
         // Alternate instances, and swap the pairing every round of kinds, so that every kind
-        // reaches both instances whatever the number of kinds.
-        let instance = (i + w + i / kinds.len()) % 2;
+        // reaches both instances whatever the number of kinds (odd ones included: the round
+        // counts on its own, not through `i`).
+        let instance = (i % kinds.len() + w + i / kinds.len()) % 2;
         let started = s.t0.elapsed();
         let (status, retry_after, error) = one(&s, kind, instance, w).await;
         let ended = s.t0.elapsed();
@@ -292,7 +296,7 @@ async fn database_restart_under_load() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let samples = shared.samples.lock().await;
-        let recovered = [Kind::ClientCredentials, Kind::Introspect, Kind::Authorize, Kind::Refresh, Kind::Code]
+        let recovered = [Kind::ClientCredentials, Kind::Introspect, Kind::Authorize, Kind::Refresh, Kind::Code, Kind::Ready]
             .iter()
             .all(|k| (0..2).all(|i| samples.iter().any(|s| s.kind == *k && s.instance == i && s.started > up && matches!(s.status, 200 | 303))));
         drop(samples);
@@ -346,6 +350,15 @@ async fn database_restart_under_load() {
         samples.iter().filter(|s| s.ended >= down_at && s.started < up).collect::<Vec<_>>()
     );
     assert!(samples.iter().all(|s| s.ended >= down_at || s.status != 503), "no 503 before the outage");
+    // Readiness follows the database: ready before, not ready while it is down, ready after.
+    let ready = |s: &&Sample| s.kind == Kind::Ready;
+    assert!(samples.iter().filter(ready).any(|s| s.ended < down_at && s.status == 200), "ready before the outage");
+    assert!(
+        samples.iter().filter(ready).any(|s| s.started >= down && s.started < up_at && s.status == 503 && s.retry_after),
+        "not ready (503 + Retry-After) while PostgreSQL is down: {:?}",
+        samples.iter().filter(ready).collect::<Vec<_>>()
+    );
+    assert!(samples.iter().filter(ready).any(|s| s.started > up && s.status == 200), "ready again after");
     assert!(slowest_503 < Duration::from_secs(10), "an unavailable database is answered quickly, not after a hang: {slowest_503:?}");
     assert!(samples.iter().all(|s| s.started < recovered_at || s.status != 503), "once recovered, service stays up");
     drop(samples);
