@@ -100,6 +100,23 @@ impl GuardError {
 
     /// The `WWW-Authenticate` challenge (RFC 6750 §3).
     pub fn challenge(&self) -> Option<String> {
+        self.challenge_naming(None)
+    }
+
+    /// [`GuardError::challenge`], naming the protected resource's metadata in every 401's
+    /// challenge (RFC 9728 §5.1 `resource_metadata`) when `resource_metadata` is given.
+    pub fn challenge_naming(&self, resource_metadata: Option<&str>) -> Option<String> {
+        let challenge = self.bare_challenge()?;
+        match resource_metadata {
+            Some(url) if self.status() == StatusCode::UNAUTHORIZED => {
+                let param = format!("resource_metadata=\"{}\"", sanitize(url));
+                Some(if challenge == "Bearer" { format!("Bearer {param}") } else { format!("{challenge}, {param}") })
+            }
+            _ => Some(challenge),
+        }
+    }
+
+    fn bare_challenge(&self) -> Option<String> {
         match self {
             Self::Missing => Some("Bearer".to_string()),
             Self::InsufficientScope(scope) => {
@@ -120,6 +137,13 @@ fn sanitize(s: &str) -> String {
 
 impl IntoResponse for GuardError {
     fn into_response(self) -> Response {
+        self.into_response_naming(None)
+    }
+}
+
+impl GuardError {
+    /// The response, its 401 challenge naming `resource_metadata` (RFC 9728 §5.1) when given.
+    pub fn into_response_naming(self, resource_metadata: Option<&str>) -> Response {
         if self == Self::NotInstalled {
             tracing::error!("a route needs tessera_guard::Principal but Guard::layer() is not in front of it");
         }
@@ -132,7 +156,7 @@ impl IntoResponse for GuardError {
         };
         let mut res = (self.status(), axum::Json(body)).into_response();
         let h = res.headers_mut();
-        if let Some(c) = self.challenge().and_then(|c| HeaderValue::from_str(&c).ok()) {
+        if let Some(c) = self.challenge_naming(resource_metadata).and_then(|c| HeaderValue::from_str(&c).ok()) {
             h.insert(header::WWW_AUTHENTICATE, c);
         }
         if self == Self::KeysUnavailable {

@@ -84,11 +84,11 @@ where
                 Some(p) => p.clone(),
                 None => match guard.authenticate(req.headers(), req.uri()).await {
                     Ok(p) => p,
-                    Err(e) => return Ok(e.into_response()),
+                    Err(e) => return Ok(e.into_response_naming(guard.resource_metadata_url())),
                 },
             };
             if let Err(e) = check_scopes(&guard, &principal, &required) {
-                return Ok(e.into_response());
+                return Ok(e.into_response_naming(guard.resource_metadata_url()));
             }
             req.extensions_mut().insert(principal);
             req.extensions_mut().insert(ValidatedBy(guard));

@@ -26,6 +26,8 @@
 //! - [`keys`]: the issuer's JWKS (RFC 7517) found through its metadata (RFC 8414 §3), cached,
 //!   refetched on an unknown `kid` at most once per interval, refreshed in the background.
 //! - [`error`]: [`GuardError`] and its RFC 6750 §3 response (`WWW-Authenticate: Bearer …`).
+//! - [`metadata`]: OAuth 2.0 Protected Resource Metadata (RFC 9728): the document, its
+//!   well-known location, and `resource_metadata` in the 401 challenge.
 //! - [`layer`]: the tower layers ([`GuardLayer`], [`RequireScope`]) and the [`Principal`]
 //!   extractor.
 //!
@@ -38,12 +40,14 @@ pub mod bearer;
 pub mod error;
 pub mod keys;
 pub mod layer;
+pub mod metadata;
 pub mod token;
 
 pub use error::GuardError;
 pub use jsonwebtoken::Algorithm;
 pub use jsonwebtoken::jwk::JwkSet;
 pub use layer::{GuardLayer, RequireScope};
+pub use metadata::ResourceMetadata;
 pub use token::Principal;
 
 use axum::http::{HeaderMap, Uri};
@@ -95,6 +99,9 @@ pub struct GuardConfig {
     /// Accept `http://` issuer and JWKS URLs on hosts that are not loopback (default `false`):
     /// see [`GuardConfig::allow_insecure_http`].
     pub allow_insecure_http: bool,
+    /// RFC 9728 Protected Resource Metadata, when set: [`Guard::metadata_router`] serves it and
+    /// every 401 names it (`resource_metadata`). Needs an http(s) URL as the audience.
+    pub resource_metadata: Option<metadata::ResourceMetadata>,
 }
 
 impl std::fmt::Debug for GuardConfig {
@@ -108,6 +115,7 @@ impl std::fmt::Debug for GuardConfig {
             .field("min_refetch_interval", &self.min_refetch_interval)
             .field("max_key_age", &self.max_key_age)
             .field("allow_insecure_http", &self.allow_insecure_http)
+            .field("resource_metadata", &self.resource_metadata)
             .finish_non_exhaustive()
     }
 }
@@ -128,7 +136,13 @@ impl GuardConfig {
             verified_cache_capacity: 10_000,
             clock: Arc::new(SystemClock),
             allow_insecure_http: false,
+            resource_metadata: None,
         }
+    }
+    /// Publish RFC 9728 metadata for this API (see [`GuardConfig::resource_metadata`]).
+    pub fn with_resource_metadata(mut self, m: metadata::ResourceMetadata) -> Self {
+        self.resource_metadata = Some(m);
+        self
     }
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -184,6 +198,8 @@ pub enum ConfigError {
     InsecureJwksUri(String),
     #[error("audience must not be empty")]
     Audience,
+    #[error("resource metadata (RFC 9728) needs the audience to be an http(s) URL without query or fragment, not {0:?}")]
+    ResourceIdentifier(String),
     #[error("no asymmetric algorithm left in the allow-list")]
     Algorithms,
     #[error("the HTTP client could not be built: {0}")]
@@ -253,6 +269,8 @@ pub(crate) struct Inner {
     pub(crate) keys: keys::KeyCache,
     pub(crate) verified: token::VerifiedCache,
     pub(crate) stats: Stats,
+    /// RFC 9728 §5.1: the metadata URL 401 challenges name, when metadata is on.
+    pub(crate) metadata_url: Option<String>,
 }
 
 /// The resource server's token validator; cheap to clone (one `Arc`).
@@ -286,13 +304,17 @@ impl Guard {
         if config.audience.is_empty() {
             return Err(ConfigError::Audience);
         }
+        let metadata_url = match &config.resource_metadata {
+            Some(_) => Some(metadata::location(&config.audience).ok_or_else(|| ConfigError::ResourceIdentifier(config.audience.clone()))?.1),
+            None => None,
+        };
         config.algorithms.retain(|a| token::is_asymmetric(*a));
         if config.algorithms.is_empty() {
             return Err(ConfigError::Algorithms);
         }
         let keys = keys::KeyCache::new(&config).map_err(|e| ConfigError::Http(e.to_string()))?;
         let verified = token::VerifiedCache::new(config.verified_cache_capacity);
-        Ok(Self { inner: Arc::new(Inner { config, keys, verified, stats: Stats::default() }) })
+        Ok(Self { inner: Arc::new(Inner { config, keys, verified, stats: Stats::default(), metadata_url }) })
     }
 
     pub fn config(&self) -> &GuardConfig {

@@ -535,3 +535,73 @@ async fn verified_tokens_are_rechecked_in_time_and_forgotten_with_their_key() {
     guard.refresh().await.unwrap();
     assert_eq!(guard.verify(&t).await, Err(GuardError::InvalidToken(Reason::UnknownKey)), "a remembered token dies with its key");
 }
+
+// ---- RFC 9728: Protected Resource Metadata ----
+
+fn with_metadata(iss: &Issuer, audience: &str) -> Guard {
+    let m = tessera_guard::ResourceMetadata { scopes_supported: vec!["notes.read".into(), "notes.write".into()], resource_name: Some("Notes".into()) };
+    let c = GuardConfig { audience: audience.into(), ..config(iss) }.with_resource_metadata(m);
+    Guard::new(c).unwrap()
+}
+
+/// RFC 9728 §3.1–3.3: the document is at the well-known URI made from the resource identifier
+/// (the suffix between host and path), its `resource` is that identifier exactly, and it names
+/// the authorization server, the header method and the scopes. Public: no token needed.
+#[tokio::test]
+async fn rfc9728_3_metadata_document_at_its_well_known_uri() {
+    let key = Key::new("k1");
+    let iss = Issuer::start(vec![key.jwk.clone()]).await;
+    for (audience, path) in [(AUD, "/.well-known/oauth-protected-resource"), ("https://api.example/notes", "/.well-known/oauth-protected-resource/notes")] {
+        let guard = with_metadata(&iss, audience);
+        let app = app(&guard).merge(guard.metadata_router());
+        let (s, www, body) = call(&app, "GET", path, None).await;
+        assert_eq!((s, www), (StatusCode::OK, None), "{path}");
+        assert_eq!(body["resource"], audience, "§3.3: the identifier the URI was made from");
+        assert_eq!(body["authorization_servers"], json!([iss.url]));
+        assert_eq!(body["bearer_methods_supported"], json!(["header"]));
+        assert_eq!(body["scopes_supported"], json!(["notes.read", "notes.write"]));
+        assert_eq!(body["resource_name"], "Notes");
+        assert_eq!(call(&app, "GET", "/.well-known/oauth-protected-resource/other", None).await.0, StatusCode::NOT_FOUND);
+    }
+}
+
+/// RFC 9728 §5.1: every 401 names the metadata in `resource_metadata`, the bare challenge and
+/// `invalid_token` alike; 400 and 403 keep their RFC 6750 challenges; without metadata
+/// configured the challenge is unchanged.
+#[tokio::test]
+async fn rfc9728_5_1_resource_metadata_in_the_401_challenge() {
+    let key = Key::new("k1");
+    let iss = Issuer::start(vec![key.jwk.clone()]).await;
+    let guard = with_metadata(&iss, "https://api.example/notes");
+    let url = "https://api.example/.well-known/oauth-protected-resource/notes";
+    assert_eq!(guard.resource_metadata_url(), Some(url));
+    let app = app(&guard);
+    let (s, www, _) = call(&app, "GET", "/notes", None).await;
+    assert_eq!((s, www.as_deref()), (StatusCode::UNAUTHORIZED, Some(format!("Bearer resource_metadata=\"{url}\"").as_str())));
+    let (s, www, _) = call(&app, "GET", "/notes", Some("Bearer not.a.jwt")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let www = www.unwrap();
+    assert!(www.starts_with("Bearer error=\"invalid_token\"") && www.ends_with(&format!(", resource_metadata=\"{url}\"")), "{www}");
+    let mut c = claims(&iss.url);
+    c["aud"] = json!("https://api.example/notes");
+    let (s, www, _) = call(&app, "DELETE", "/notes", Some(&format!("Bearer {}", key.sign(&c)))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(!www.unwrap().contains("resource_metadata"), "403 insufficient_scope is RFC 6750's");
+
+    let plain = Guard::new(config(&iss)).unwrap();
+    assert_eq!(plain.resource_metadata_url(), None);
+    let plain_app = self::app(&plain).merge(plain.metadata_router());
+    assert_eq!(call(&plain_app, "GET", "/notes", None).await.1.as_deref(), Some("Bearer"), "no metadata configured: unchanged");
+    assert_eq!(call(&plain_app, "GET", "/.well-known/oauth-protected-resource", None).await.0, StatusCode::NOT_FOUND);
+}
+
+/// RFC 9728 §1.2: a resource identifier is an http(s) URL; metadata for any other audience is a
+/// configuration error, not a document at a guessed address.
+#[tokio::test]
+async fn rfc9728_1_2_metadata_needs_a_url_identifier() {
+    let iss = Issuer::start(vec![]).await;
+    for audience in ["notes-api", "urn:example:notes", "https://api.example/?v=1"] {
+        let c = GuardConfig { audience: audience.into(), ..config(&iss) }.with_resource_metadata(Default::default());
+        assert!(matches!(Guard::new(c), Err(tessera_guard::ConfigError::ResourceIdentifier(_))), "{audience}");
+    }
+}
