@@ -8,11 +8,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// The document is built from the cached scope catalog (≤ `CACHE_TTL` stale, like every
-/// instance's copy) and serialized once per catalog.
+/// instance's copy) and serialized once per catalog. Readable from any origin (a browser app's
+/// discovery, OpenID Connect Discovery §4): it is public and carries no credentials.
 pub async fn metadata(State(svc): State<AppState>) -> Result<Response, JsonError> {
     let body = svc.metadata_json().await?;
     let mut res = ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    res.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     Ok(res)
 }
 
@@ -35,5 +37,7 @@ pub async fn jwks(State(svc): State<AppState>) -> Response {
     let mut res = keys.jwks_json.clone().into_response();
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    // Public keys, readable from any origin (a browser app checks ID token signatures).
+    res.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     res
 }

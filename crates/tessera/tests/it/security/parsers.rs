@@ -45,6 +45,25 @@ async fn rfc9700_2_6_no_cors_at_the_authorization_endpoint() {
     assert!(res.headers().get("access-control-allow-methods").is_none());
 }
 
+/// Discovery and the JWKS are public and readable from any origin (`Access-Control-Allow-Origin:
+/// *`, never with credentials), so that an app in the browser can find the endpoints and check
+/// ID token signatures; introspection (a resource server's) and the HTML pages never answer CORS.
+#[tokio::test]
+async fn discovery_and_jwks_are_readable_from_any_origin_nothing_else_is() {
+    let s = TestServer::start().await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for path in ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server", "/jwks.json"] {
+        let res = http.get(format!("{}{path}", s.url)).header("Origin", "https://spa.example").send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert_eq!(res.headers()["access-control-allow-origin"], "*", "{path}");
+        assert!(res.headers().get("access-control-allow-credentials").is_none(), "{path}");
+    }
+    for (method, path) in [("GET", "/login"), ("GET", "/device"), ("GET", "/logout"), ("POST", "/introspect"), ("GET", "/")] {
+        let res = http.request(method.parse().unwrap(), format!("{}{path}", s.url)).header("Origin", "https://spa.example").send().await.unwrap();
+        assert!(res.headers().get("access-control-allow-origin").is_none(), "{method} {path}");
+    }
+}
+
 /// RFC 9700 §4.2.4: the pages of the authorization flow send `Referrer-Policy: no-referrer`, so
 /// a code or state in their URL does not leak to another site.
 #[tokio::test]
