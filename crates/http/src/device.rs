@@ -18,9 +18,8 @@ use tessera_server::service::device::{DeviceAuthorizationResponse, UserCodeError
 
 /// POST /device_authorization — RFC 8628 §3.1.
 pub async fn device_authorization(State(svc): State<AppState>, form: TokenForm) -> Result<NoStore<Json<DeviceAuthorizationResponse>>, JsonError> {
-    let client = svc.device_client(&form.credentials()?).await?;
-    let req = DeviceAuthorizationRequest::parse(&form.params)?;
-    Ok(NoStore(Json(svc.device_authorization(&client, &req).await?)))
+    let client = svc.authenticate_client(&form.credentials()?).await?;
+    Ok(NoStore(Json(svc.device_authorization(&client, DeviceAuthorizationRequest::parse(&form.params)).await?)))
 }
 
 fn device_page(status: StatusCode, csrf: &str, user_code: &str, error: Option<&str>) -> Response {

@@ -6,8 +6,7 @@ use super::authorize::{AuthorizeOutcome, PendingAuthorization, client_policy};
 use super::{ServiceError, Tessera};
 use crate::secret;
 use serde::Serialize;
-use std::sync::Arc;
-use tessera_protocol::client::{ClientPolicy, GrantType, PresentedCredentials};
+use tessera_protocol::client::{ClientPolicy, GrantType};
 use tessera_protocol::grant::device_code::{
     DEFAULT_INTERVAL_SECS, DEVICE_CODE_LIFETIME_SECS, DeviceAuthorizationRequest, USER_CODE_LEN, display_user_code, normalize_user_code, user_code_from,
 };
@@ -47,20 +46,19 @@ fn random_user_code(random: &dyn crate::secret::Random) -> String {
 }
 
 impl Tessera {
-    /// RFC 8628 §3.1: the client of a device authorization request, authenticated (RFC 6749
-    /// §2.3) and allowed the device grant — checked before the request is read, as at the token
-    /// endpoint.
-    pub async fn device_client(&self, creds: &PresentedCredentials<'_>) -> Result<Arc<ClientPolicy>, ServiceError> {
-        let client = self.authenticate_client(creds).await?;
+    /// RFC 8628 §3.1: the device asks for a device code and a user code. `client` is
+    /// authenticated ([`Tessera::authenticate_client`]); `req` is the request as parsed, whose
+    /// parse error is answered only after the client's right to the device grant is checked, as
+    /// at the token endpoint.
+    pub async fn device_authorization(
+        &self,
+        client: &ClientPolicy,
+        req: Result<DeviceAuthorizationRequest, OAuthError>,
+    ) -> Result<DeviceAuthorizationResponse, ServiceError> {
         if !client.may_use(GrantType::DeviceCode) {
             return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use the device authorization grant").into());
         }
-        Ok(client)
-    }
-
-    /// RFC 8628 §3.1: the device asks for a device code and a user code ([`Tessera::device_client`]
-    /// first).
-    pub async fn device_authorization(&self, client: &ClientPolicy, req: &DeviceAuthorizationRequest) -> Result<DeviceAuthorizationResponse, ServiceError> {
+        let req = req?;
         let catalog = self.cached_catalog().await?;
         if let Some(unknown) = req.scope.iter().find(|s| !catalog.contains(s)) {
             return Err(OAuthError::invalid_scope(format!("unknown scope {unknown}")).into());
@@ -161,6 +159,7 @@ mod tests {
     use crate::{Clock, SystemClock};
     use std::collections::VecDeque;
     use std::sync::{Arc, Mutex};
+    use tessera_protocol::client::PresentedCredentials;
     use tessera_protocol::grant::device_code::user_code_from;
     use tessera_protocol::params::Params;
     use tessera_storage_sqlite::SqliteStore;
@@ -203,17 +202,29 @@ mod tests {
         )
         .await
         .unwrap();
-        let client = svc.device_client(&PresentedCredentials::None { client_id: &client.client.client_id }).await.unwrap();
-        let req = DeviceAuthorizationRequest::parse(&Params::parse(b"scope=openid").unwrap()).unwrap();
+        let client = svc.authenticate_client(&PresentedCredentials::None { client_id: &client.client.client_id }).await.unwrap();
+        let req = || DeviceAuthorizationRequest::parse(&Params::parse(b"scope=openid").unwrap());
         let shown = |b: &[u8; USER_CODE_LEN]| display_user_code(&user_code_from(b).unwrap());
 
-        let a = svc.device_authorization(&client, &req).await.unwrap();
+        let a = svc.device_authorization(&client, req()).await.unwrap();
         assert_eq!(a.user_code, shown(&first));
-        let b = svc.device_authorization(&client, &req).await.unwrap();
+        let b = svc.device_authorization(&client, req()).await.unwrap();
         assert_eq!(b.user_code, shown(&second), "the colliding draw was drawn again");
-        let err = svc.device_authorization(&client, &req).await.unwrap_err();
+        let err = svc.device_authorization(&client, req()).await.unwrap_err();
         assert!(format!("{err:?}").contains("TemporarilyUnavailable"), "{err:?}");
         assert!(random.0.lock().unwrap().is_empty(), "five draws were tried");
+        // RFC 8628 §3.1 / RFC 6749 §5.2: a client without the device grant is unauthorized_client
+        // before its request is read (here: one without a scope).
+        let other = admin::create_client(
+            &*store,
+            NewClient { name: "Service".into(), scope: "openid".into(), grant_types: vec![GrantType::ClientCredentials.as_str().into()], ..Default::default() },
+            SystemClock.now(),
+        )
+        .await
+        .unwrap();
+        let policy = crate::service::authorize::client_policy(&other.client);
+        let err = svc.device_authorization(&policy, DeviceAuthorizationRequest::parse(&Params::parse(b"").unwrap())).await.unwrap_err();
+        assert!(format!("{err:?}").contains("UnauthorizedClient"), "{err:?}");
         let live = store.find_device_code_by_user_code(&user_code_from(&first).unwrap(), SystemClock.now()).await.unwrap().unwrap();
         assert_eq!(live.device_code_hash, secret::hash(&a.device_code), "the first device's code is untouched");
     }
