@@ -269,8 +269,9 @@ pub(crate) struct Inner {
     pub(crate) keys: keys::KeyCache,
     pub(crate) verified: token::VerifiedCache,
     pub(crate) stats: Stats,
-    /// RFC 9728 §5.1: the metadata URL 401 challenges name, when metadata is on.
-    pub(crate) metadata_url: Option<String>,
+    /// RFC 9728 §3.1, when metadata is on: the path the document is served at and its URL,
+    /// which 401 challenges name (§5.1).
+    pub(crate) metadata_location: Option<(String, String)>,
 }
 
 /// The resource server's token validator; cheap to clone (one `Arc`).
@@ -304,8 +305,8 @@ impl Guard {
         if config.audience.is_empty() {
             return Err(ConfigError::Audience);
         }
-        let metadata_url = match &config.resource_metadata {
-            Some(_) => Some(metadata::location(&config.audience).ok_or_else(|| ConfigError::ResourceIdentifier(config.audience.clone()))?.1),
+        let metadata_location = match &config.resource_metadata {
+            Some(_) => Some(metadata::location(&config.audience).ok_or_else(|| ConfigError::ResourceIdentifier(config.audience.clone()))?),
             None => None,
         };
         config.algorithms.retain(|a| token::is_asymmetric(*a));
@@ -314,7 +315,7 @@ impl Guard {
         }
         let keys = keys::KeyCache::new(&config).map_err(|e| ConfigError::Http(e.to_string()))?;
         let verified = token::VerifiedCache::new(config.verified_cache_capacity);
-        Ok(Self { inner: Arc::new(Inner { config, keys, verified, stats: Stats::default(), metadata_url }) })
+        Ok(Self { inner: Arc::new(Inner { config, keys, verified, stats: Stats::default(), metadata_location }) })
     }
 
     pub fn config(&self) -> &GuardConfig {

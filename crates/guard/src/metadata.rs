@@ -70,18 +70,18 @@ impl Guard {
 
     /// The URL a 401 challenge names in `resource_metadata` (RFC 9728 §5.1), when metadata is on.
     pub fn resource_metadata_url(&self) -> Option<&str> {
-        self.inner.metadata_url.as_deref()
+        self.inner.metadata_location.as_ref().map(|(_, url)| url.as_str())
     }
 
     /// A router serving the document at its well-known path (empty when metadata is off):
     /// merge it into the API's router, outside [`Guard::layer`] (the metadata is public).
     pub fn metadata_router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
-        let (Some(doc), Some((path, _))) = (self.resource_metadata(), location(&self.config().audience)) else {
+        let (Some(doc), Some((path, _))) = (self.resource_metadata(), &self.inner.metadata_location) else {
             return Router::new();
         };
         let body = serde_json::to_string(&doc).unwrap_or_default();
         Router::new().route(
-            &path,
+            path,
             get(move || {
                 let body = body.clone();
                 async move {
