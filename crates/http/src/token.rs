@@ -13,5 +13,5 @@ use tessera_protocol::token::TokenResponse;
 pub async fn token(State(svc): State<AppState>, form: TokenForm) -> Result<NoStore<Json<TokenResponse>>, JsonError> {
     let client = svc.authenticate_client(&form.credentials()?).await?;
     let req = grant::parse(&form.params)?;
-    Ok(NoStore(Json(svc.token(&client, req).await?)))
+    Ok(NoStore(Json(svc.token(&client, req, None).await?)))
 }

@@ -57,6 +57,8 @@ pub struct AuthorizationRequest {
     pub code_challenge: Option<CodeChallenge>,
     /// RFC 8707 resource indicator, if the client named one.
     pub resource: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code is bound to.
+    pub dpop_jkt: Option<String>,
 }
 
 /// Stage 2: validate the rest. `known_scope` tells whether a scope exists on this server.
@@ -108,7 +110,8 @@ pub fn validate(
         None => None,
     };
     let resource = params.get("resource").map(str::to_string);
-    Ok(AuthorizationRequest { client_id: client.client_id.clone(), target, scopes, code_challenge, resource })
+    let dpop_jkt = params.get("dpop_jkt").map(crate::dpop::parse_jkt).transpose()?;
+    Ok(AuthorizationRequest { client_id: client.client_id.clone(), target, scopes, code_challenge, resource, dpop_jkt })
 }
 
 /// RFC 6749 §4.1.2 and RFC 9207 §2: the success redirect with `code`, `state` and `iss`.
@@ -150,6 +153,7 @@ mod tests {
             scopes: Scopes::parse("notes.read notes.write").unwrap(),
             grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
             auth_method: if public { AuthMethod::None } else { AuthMethod::ClientSecretBasic },
+            require_dpop: false,
         }
     }
 

@@ -58,6 +58,8 @@ pub struct ClientPolicy {
     pub scopes: Scopes,
     pub grant_types: Vec<GrantType>,
     pub auth_method: AuthMethod,
+    /// Every token request must carry a DPoP proof (RFC 9449): no bearer tokens for this client.
+    pub require_dpop: bool,
 }
 
 impl ClientPolicy {

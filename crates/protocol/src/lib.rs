@@ -12,6 +12,7 @@
 //! - [`catalog`]: the scope catalog and the access token's audience (RFC 8707).
 //! - [`grant`]: one module per grant type at the token endpoint, each with its pure decision
 //!   (`decide`) over what the store holds.
+//! - [`dpop`]: what a verified DPoP proof binds (RFC 9449 §5, §10).
 //! - [`metadata`]: the RFC 8414 authorization server metadata document.
 //!
 //! Architecture invariant: this crate does no I/O and reads no clock; callers pass `now`.
@@ -20,6 +21,7 @@
 pub mod authorize;
 pub mod catalog;
 pub mod client;
+pub mod dpop;
 pub mod error;
 pub mod grant;
 pub mod introspect;

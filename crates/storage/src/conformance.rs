@@ -61,6 +61,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@contract $factory, revocations: revocation);
         $crate::conformance_tests!(@contract $factory, device_codes: ; races: device_codes, device_redemption_is_atomic);
         $crate::conformance_tests!(@contract $factory, throttles: throttles; races: throttles_are_atomic);
+        $crate::conformance_tests!(@contract $factory, dpop: dpop_nonces, dpop_bindings_round_trip; races: dpop_proofs_are_single_use);
         $crate::conformance_tests!(@contract $factory, audit: audit);
         $crate::conformance_tests!(@contract $factory, maintenance: expiry_cleanup, ping_answers);
     };
@@ -307,6 +308,7 @@ pub fn code(hash: &str) -> CodeRecord {
         auth_time: 10,
         expires_at: 70,
         used_at: None,
+        dpop_jkt: None,
         oidc: Some(OidcContext { nonce: Some("n".into()), ..Default::default() }),
     }
 }
@@ -345,6 +347,7 @@ pub fn refresh(hash: &str, family: &str) -> RefreshTokenRecord {
         used_at: None,
         revoked_at: None,
         oidc: None,
+        dpop_jkt: None,
     }
 }
 
@@ -806,6 +809,52 @@ pub async fn throttles_are_atomic(h: &Handles) {
     });
     let results = futures_util::future::join_all(attempts).await;
     assert_eq!(results.iter().filter(|r| matches!(r, ThrottleAttempt::Allowed { .. })).count(), 5, "exactly the address's burst: {results:?}");
+}
+
+// DPoP (RFC 9449).
+
+/// [`DpopStore::create_dpop_proof`]: of concurrent records of one proof on two handles exactly
+/// one is first (§11.1: a replayed proof is refused on every instance); an entry that expired
+/// counts as absent; other proofs are independent.
+pub async fn dpop_proofs_are_single_use(h: &Handles) {
+    let records = (0..20).map(|i| {
+        let s = h.pick(i);
+        async move { s.create_dpop_proof("proof-1", 100, 10).await.unwrap() }
+    });
+    let results = futures_util::future::join_all(records).await;
+    assert_eq!(results.iter().filter(|first| **first).count(), 1, "exactly one record of a proof is the first: {results:?}");
+    assert!(!h.b.create_dpop_proof("proof-1", 100, 99).await.unwrap(), "a replay before expiry is refused");
+    assert!(h.a.create_dpop_proof("proof-2", 100, 10).await.unwrap(), "another proof is new");
+    assert!(h.b.create_dpop_proof("proof-1", 200, 100).await.unwrap(), "an expired entry counts as absent");
+    assert!(!h.a.create_dpop_proof("proof-1", 300, 150).await.unwrap(), "and is recorded again, until its new expiry");
+}
+
+/// [`DpopStore::create_dpop_nonce`] / [`DpopStore::find_dpop_nonce`]: a nonce is valid until its
+/// expiry, only when issued; issuing it twice is harmless.
+pub async fn dpop_nonces(s: &dyn Store) {
+    assert!(!s.find_dpop_nonce("n-1", 10).await.unwrap(), "a nonce never issued is not valid");
+    s.create_dpop_nonce("n-1", 100).await.unwrap();
+    s.create_dpop_nonce("n-1", 100).await.unwrap();
+    assert!(s.find_dpop_nonce("n-1", 99).await.unwrap());
+    assert!(!s.find_dpop_nonce("n-1", 100).await.unwrap(), "a nonce is not valid at its expiry");
+    assert!(!s.find_dpop_nonce("n-2", 10).await.unwrap());
+}
+
+/// A code's `dpop_jkt` (§10) and a refresh token's (§5) are stored and returned by finds, takes
+/// and rotations.
+pub async fn dpop_bindings_round_trip(s: &dyn Store) {
+    let mut c = code("bound-code");
+    c.dpop_jkt = Some("jkt-of-the-key".into());
+    s.create_code(&c).await.unwrap();
+    assert_eq!(s.take_code("bound-code", 20).await.unwrap(), Taken::Taken(c));
+    let mut r = refresh("bound-r1", "bf");
+    r.dpop_jkt = Some("jkt-of-the-key".into());
+    s.create_refresh_token(&r).await.unwrap();
+    assert_eq!(s.find_refresh_token("bound-r1").await.unwrap(), Some(r.clone()));
+    match s.take_refresh_token("bound-r1", 5, 0).await.unwrap() {
+        Taken::Taken(got) => assert_eq!(got.dpop_jkt.as_deref(), Some("jkt-of-the-key")),
+        other => panic!("a live bound refresh token must be taken: {other:?}"),
+    }
 }
 
 // Signing keys at rest (issue 13, finding 4).

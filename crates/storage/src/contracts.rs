@@ -176,6 +176,21 @@ pub trait ThrottleStore: Send + Sync {
     async fn update_throttle_success(&self, reset: &[String], refund: &[String]) -> Result<()>;
 }
 
+/// DPoP (RFC 9449): the proofs seen (§11.1) and the server's nonces (§8), shared by every
+/// process on the database.
+#[async_trait]
+pub trait DpopStore: Send + Sync {
+    /// Record the proof `id` (a hash of its key's thumbprint and its `jti`) until `expires_at`
+    /// (when its `iat` leaves the accepted window): true the first time, false for a replay —
+    /// atomically, of any number of concurrent calls with one `id` exactly one gets true. An
+    /// entry past its `expires_at` (`now`) counts as absent.
+    async fn create_dpop_proof(&self, id: &str, expires_at: i64, now: i64) -> Result<bool>;
+    /// Remember a nonce this server issued, by hash, until `expires_at`.
+    async fn create_dpop_nonce(&self, nonce_hash: &str, expires_at: i64) -> Result<()>;
+    /// Whether a nonce (by hash) was issued by any process and is still valid at `now`.
+    async fn find_dpop_nonce(&self, nonce_hash: &str, now: i64) -> Result<bool>;
+}
+
 /// Security-relevant events (e.g. code replay), for operators.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -223,6 +238,7 @@ umbrella!(
     RevocationStore,
     DeviceCodeStore,
     ThrottleStore,
+    DpopStore,
     AuditStore,
     MaintenanceStore
 );

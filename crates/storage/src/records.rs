@@ -157,6 +157,9 @@ pub struct CodeRecord {
     pub used_at: Option<i64>,
     /// OpenID Connect request context (nonce, sid, claims, acr).
     pub oidc: Option<OidcContext>,
+    /// RFC 9449 §10: the `dpop_jkt` of the authorization request; the code is redeemed only with
+    /// a proof made with that key.
+    pub dpop_jkt: Option<String>,
 }
 
 /// A refresh token (RFC 6749 §1.5), stored by hash; `family_id` ties rotations together.
@@ -177,6 +180,9 @@ pub struct RefreshTokenRecord {
     pub used_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub oidc: Option<OidcContext>,
+    /// RFC 9449 §5: a public client's refresh token is bound to the DPoP key it was issued to
+    /// (RFC 7638 thumbprint); it is used only with a proof made with that key.
+    pub dpop_jkt: Option<String>,
 }
 
 /// Where a device authorization stands (RFC 8628 §3.4–3.5).

@@ -182,6 +182,7 @@ pub fn code_from_row(r: &dyn Row) -> Result<CodeRecord> {
         expires_at: r.int(10)?,
         used_at: r.opt_int(11)?,
         oidc: oidc(r, 12)?,
+        dpop_jkt: r.opt_text(13)?,
     })
 }
 
@@ -206,6 +207,7 @@ pub fn refresh_from_row(r: &dyn Row) -> Result<RefreshTokenRecord> {
         revoked_at: r.opt_int(10)?,
         family_expires_at: r.int(11)?,
         oidc: oidc(r, 12)?,
+        dpop_jkt: r.opt_text(13)?,
     })
 }
 

@@ -96,12 +96,12 @@ macro_rules! pending_columns {
 }
 macro_rules! code_columns {
     () => {
-        "code_hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_given, code_challenge, scope, audience, auth_time, expires_at, used_at, oidc"
+        "code_hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_given, code_challenge, scope, audience, auth_time, expires_at, used_at, oidc, dpop_jkt"
     };
 }
 macro_rules! refresh_columns {
     () => {
-        "token_hash, family_id, client_id, user_id, scope, audience, auth_time, created_at, expires_at, used_at, revoked_at, family_expires_at, oidc"
+        "token_hash, family_id, client_id, user_id, scope, audience, auth_time, created_at, expires_at, used_at, revoked_at, family_expires_at, oidc, dpop_jkt"
     };
 }
 macro_rules! device_columns {
@@ -195,7 +195,7 @@ pub fn pending_args(p: &PendingRequestRecord) -> [Arg<'_>; 4] {
     [Arg::Text(&p.id), Arg::Text(&p.session_hash), Arg::Text(&p.data), Arg::Int(p.expires_at)]
 }
 
-pub fn code_args(c: &CodeRecord) -> Result<[Arg<'_>; 13]> {
+pub fn code_args(c: &CodeRecord) -> Result<[Arg<'_>; 14]> {
     Ok([
         Arg::Text(&c.code_hash),
         Arg::Text(&c.grant_id),
@@ -210,10 +210,11 @@ pub fn code_args(c: &CodeRecord) -> Result<[Arg<'_>; 13]> {
         Arg::Int(c.expires_at),
         Arg::OptInt(c.used_at),
         oidc(&c.oidc)?,
+        Arg::OptText(c.dpop_jkt.as_deref()),
     ])
 }
 
-pub fn refresh_args(t: &RefreshTokenRecord) -> Result<[Arg<'_>; 13]> {
+pub fn refresh_args(t: &RefreshTokenRecord) -> Result<[Arg<'_>; 14]> {
     Ok([
         Arg::Text(&t.token_hash),
         Arg::Text(&t.family_id),
@@ -228,6 +229,7 @@ pub fn refresh_args(t: &RefreshTokenRecord) -> Result<[Arg<'_>; 13]> {
         Arg::OptInt(t.revoked_at),
         Arg::Int(t.family_expires_at),
         oidc(&t.oidc)?,
+        Arg::OptText(t.dpop_jkt.as_deref()),
     ])
 }
 
@@ -348,7 +350,7 @@ pub const FIND_CONSENT: &str = "SELECT scope FROM consents WHERE user_id = $1 AN
 pub const UPSERT_CONSENT: &str = "INSERT INTO consents (user_id, client_id, scope, updated_at) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at";
 
-pub const INSERT_CODE: &str = concat!("INSERT INTO codes (", code_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)");
+pub const INSERT_CODE: &str = concat!("INSERT INTO codes (", code_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)");
 pub const FIND_CODE: &str = concat!("SELECT ", code_columns!(), " FROM codes WHERE code_hash = $1");
 /// The atomic consume of an authorization code: `$1` now, `$2` hash.
 pub const TAKE_CODE: &str = concat!("UPDATE codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL RETURNING ", code_columns!());
@@ -358,7 +360,7 @@ pub const TAKE_CODE: &str = concat!("UPDATE codes SET used_at = $1 WHERE code_ha
 pub const INSERT_REFRESH: &str = concat!(
     "INSERT INTO refresh_tokens (",
     refresh_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE($11, (SELECT f.revoked_at FROM revoked_families f WHERE f.family_id = $2)), $12, $13)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE($11, (SELECT f.revoked_at FROM revoked_families f WHERE f.family_id = $2)), $12, $13, $14)"
 );
 pub const FIND_REFRESH: &str = concat!("SELECT ", refresh_columns!(), " FROM refresh_tokens WHERE token_hash = $1");
 /// The atomic consume of a refresh token (`$1` now, `$2` hash, `$3` grace seconds): unused (or
@@ -382,6 +384,13 @@ pub const REVOKED_FAMILY_KEPT_SECS: i64 = 86_400;
 pub const INSERT_REVOKED_TOKEN: &str = "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
 pub const IS_REVOKED: &str =
     "SELECT (EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1) OR EXISTS (SELECT 1 FROM revoked_families WHERE family_id = $2)) AS revoked";
+
+/// A DPoP proof seen (`$1` id, `$2` until, `$3` now): one row changed the first time (or once
+/// an earlier entry expired), none for a replay.
+pub const INSERT_DPOP_PROOF: &str = "INSERT INTO dpop_proofs (id, expires_at) VALUES ($1, $2) \
+     ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at WHERE dpop_proofs.expires_at <= $3";
+pub const INSERT_DPOP_NONCE: &str = "INSERT INTO dpop_nonces (nonce_hash, expires_at) VALUES ($1, $2) ON CONFLICT (nonce_hash) DO NOTHING";
+pub const FIND_DPOP_NONCE: &str = "SELECT EXISTS (SELECT 1 FROM dpop_nonces WHERE nonce_hash = $1 AND expires_at > $2) AS valid";
 
 pub const INSERT_DEVICE_CODE: &str = concat!("INSERT INTO device_codes (", device_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
 pub const FIND_DEVICE_CODE: &str = concat!("SELECT ", device_columns!(), " FROM device_codes WHERE device_code_hash = $1");
@@ -436,7 +445,7 @@ pub struct Expiry {
 }
 
 /// The retention windows ([`crate::MaintenanceStore::delete_expired`]).
-pub const EXPIRED: [Expiry; 10] = [
+pub const EXPIRED: [Expiry; 12] = [
     // Used or expired codes are kept an hour, for replay detection.
     Expiry { table: "codes", key: "code_hash", column: "expires_at", keep_secs: 3600 },
     Expiry { table: "sessions", key: "id_hash", column: "expires_at", keep_secs: 0 },
@@ -449,6 +458,8 @@ pub const EXPIRED: [Expiry; 10] = [
     // A day after its last failure a throttle key has started over under any rule whose delay
     // and reset_after add up to less (the server's: 15 + 15 minutes at most).
     Expiry { table: "throttles", key: "key", column: "last_at", keep_secs: 86_400 },
+    Expiry { table: "dpop_proofs", key: "id", column: "expires_at", keep_secs: 0 },
+    Expiry { table: "dpop_nonces", key: "nonce_hash", column: "expires_at", keep_secs: 0 },
     Expiry { table: "session_clients", key: "sid, client_id", column: "at", keep_secs: 2_592_000 },
 ];
 
@@ -482,8 +493,8 @@ mod tests {
         assert_eq!(count(PENDING_COLUMNS), 4);
         assert_eq!(count(USER_COLUMNS), 8);
         assert_eq!(count(API_COLUMNS), 5);
-        assert_eq!(count(CODE_COLUMNS), 13);
-        assert_eq!(count(REFRESH_COLUMNS), 13);
+        assert_eq!(count(CODE_COLUMNS), 14);
+        assert_eq!(count(REFRESH_COLUMNS), 14);
         assert_eq!(count(DEVICE_COLUMNS), 12);
     }
 

@@ -57,6 +57,7 @@ mod tests {
             scopes: Scopes::parse("a b").unwrap(),
             grant_types: vec![GrantType::ClientCredentials],
             auth_method: if public { AuthMethod::None } else { AuthMethod::ClientSecretBasic },
+            require_dpop: false,
         }
     }
     fn req(scope: Option<&str>) -> ClientCredentialsRequest {

@@ -52,6 +52,9 @@ pub struct PendingAuthorization {
     pub scope: String,
     pub code_challenge: Option<String>,
     pub audience: Vec<String>,
+    /// RFC 9449 §10: the DPoP key (thumbprint) the code will be bound to.
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
     /// Set when this request comes from a device (RFC 8628): consent is then always asked and
     /// the answer goes to the device code, not to a redirect URI.
     #[serde(default)]
@@ -115,6 +118,7 @@ pub fn client_policy(c: &ClientRecord) -> ClientPolicy {
         scopes: c.scope.clone(),
         grant_types: c.grant_types.clone(),
         auth_method: c.token_endpoint_auth_method,
+        require_dpop: false,
     }
 }
 
@@ -218,6 +222,7 @@ impl Tessera {
             state: req.target.state.clone(),
             scope: req.scopes.to_string(),
             code_challenge: req.code_challenge.as_ref().map(|c| c.as_str().to_string()),
+            dpop_jkt: req.dpop_jkt.clone(),
             audience,
             device_user_code: None,
             oidc: oidc_req,
@@ -449,6 +454,7 @@ impl Tessera {
             expires_at: self.now() + CODE_LIFETIME_SECS,
             used_at: None,
             oidc: oidc_ctx,
+            dpop_jkt: p.dpop_jkt.clone(),
         };
         self.store.create_code(&rec).await?;
         self.to_client(&p.target(), p.response_mode, vec![("code".into(), code)])

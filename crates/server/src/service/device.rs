@@ -136,6 +136,7 @@ impl Tessera {
             state: None,
             scope: d.scope.to_string(),
             code_challenge: None,
+            dpop_jkt: None,
             audience: d.audience.clone(),
             device_user_code: Some(d.user_code.clone()),
             oidc: None,

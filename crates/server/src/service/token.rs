@@ -8,14 +8,15 @@ use super::{ServiceError, Tessera};
 use crate::secret;
 use std::sync::Arc;
 use tessera_protocol::client::{AuthMethod, ClientPolicy, GrantType, PresentedCredentials};
+use tessera_protocol::dpop;
 use tessera_protocol::grant::TokenRequest;
 use tessera_protocol::scope::Scopes;
-use tessera_protocol::token::{ACCESS_TOKEN_LIFETIME_SECS, AccessTokenClaims, Audience, TokenResponse};
+use tessera_protocol::token::{ACCESS_TOKEN_LIFETIME_SECS, AccessTokenClaims, Audience, Confirmation, TokenResponse};
 use tessera_protocol::{ErrorCode, OAuthError};
 use tessera_storage::{OidcContext, RefreshTokenRecord};
 
 /// What a refresh token continues: its family and the original authentication time.
-pub struct Lineage {
+pub struct Lineage<'a> {
     pub family_id: String,
     pub auth_time: i64,
     /// Absolute end of the family (RFC 9700 §4.14.2: bounded lifetime).
@@ -24,6 +25,17 @@ pub struct Lineage {
     pub oidc: Option<OidcContext>,
     /// The first tokens of a grant (code redemption): the ID token carries the `nonce`.
     pub with_nonce: bool,
+    /// The key of the request's verified DPoP proof (RFC 9449 §5): the tokens are bound to it.
+    pub sender: Option<&'a str>,
+}
+
+/// What an access token may carry beyond the grant's claims.
+#[derive(Debug, Default)]
+pub struct Extra<'a> {
+    /// The claims requested individually for UserInfo (OIDC Core §5.5).
+    pub userinfo_claims: Vec<String>,
+    /// RFC 9449 §6.1: the DPoP key (thumbprint) the token is bound to, `cnf.jkt`.
+    pub sender: Option<&'a str>,
 }
 
 /// The `jti` of an access token issued within a grant: `FAMILY.RANDOM`, so that revoking the
@@ -43,15 +55,19 @@ impl Tessera {
     /// RFC 6749 §3.2: handle a token request of an authenticated client
     /// ([`Tessera::authenticate_client`] comes first: a request that fails client
     /// authentication is `invalid_client` whatever its grant parameters say).
-    pub async fn token(&self, client: &ClientPolicy, req: TokenRequest) -> Result<TokenResponse, ServiceError> {
+    ///
+    /// `sender`: the thumbprint (RFC 7638) of the key of the request's verified DPoP proof
+    /// (RFC 9449 §5), if it carried one; the tokens are then bound to that key.
+    pub async fn token(&self, client: &ClientPolicy, req: TokenRequest, sender: Option<&str>) -> Result<TokenResponse, ServiceError> {
         if !client.may_use(req.grant_type()) {
             return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use this grant type").into());
         }
+        tessera_protocol::dpop::check_required(client.require_dpop, sender)?;
         match req {
-            TokenRequest::AuthorizationCode(r) => super::grants::authorization_code::redeem(self, client, &r).await,
-            TokenRequest::RefreshToken(r) => super::grants::refresh_token::refresh(self, client, &r).await,
-            TokenRequest::ClientCredentials(r) => super::grants::client_credentials::grant(self, client, &r).await,
-            TokenRequest::DeviceCode(r) => super::grants::device_code::poll(self, client, &r).await,
+            TokenRequest::AuthorizationCode(r) => super::grants::authorization_code::redeem(self, client, &r, sender).await,
+            TokenRequest::RefreshToken(r) => super::grants::refresh_token::refresh(self, client, &r, sender).await,
+            TokenRequest::ClientCredentials(r) => super::grants::client_credentials::grant(self, client, &r, sender).await,
+            TokenRequest::DeviceCode(r) => super::grants::device_code::poll(self, client, &r, sender).await,
         }
     }
 
@@ -108,7 +124,6 @@ impl Tessera {
     /// Sign an access token (RFC 9068 §2.2); `sub` is the user, or the client itself when no
     /// user is involved (§2.2: "the value of sub SHOULD correspond to an identifier the
     /// authorization server uses to indicate the client application").
-    /// `userinfo_claims`: the claims requested individually for UserInfo (OIDC Core §5.5).
     pub fn sign_access_token(
         &self,
         client_id: &str,
@@ -116,7 +131,7 @@ impl Tessera {
         scope: &Scopes,
         audience: &[String],
         jti: String,
-        userinfo_claims: Vec<String>,
+        extra: Extra<'_>,
     ) -> Result<String, ServiceError> {
         let now = self.now();
         let aud = if audience.is_empty() { vec![self.config.issuer.clone()] } else { audience.to_vec() };
@@ -129,7 +144,8 @@ impl Tessera {
             jti,
             client_id: client_id.to_string(),
             scope: scope.to_string(),
-            userinfo_claims,
+            userinfo_claims: extra.userinfo_claims,
+            cnf: extra.sender.map(|jkt| Confirmation { jkt: jkt.to_string() }),
         };
         // RFC 9068 §2.1: "typ" header "at+jwt".
         let keys = self.keys.current();
@@ -153,8 +169,9 @@ impl Tessera {
         scope: &Scopes,
         refresh_scope: &Scopes,
         audience: &[String],
-        lineage: Lineage,
+        lineage: Lineage<'_>,
     ) -> Result<Issued, ServiceError> {
+        let sender = lineage.sender;
         let now = self.now();
         let is_oidc = scope.contains("openid");
         let ctx = lineage.oidc.as_ref();
@@ -162,7 +179,8 @@ impl Tessera {
             (true, Some(c)) => c.claims_userinfo.clone(),
             _ => Vec::new(),
         };
-        let access_token = self.sign_access_token(&client.client_id, user_id, scope, audience, grant_jti(&lineage.family_id), userinfo_claims)?;
+        let access_token =
+            self.sign_access_token(&client.client_id, user_id, scope, audience, grant_jti(&lineage.family_id), Extra { userinfo_claims, sender })?;
         let id_token = match (is_oidc, ctx) {
             (true, Some(ctx)) => Some(self.id_token(&client.client_id, user_id, scope, lineage.auth_time, ctx, &access_token, lineage.with_nonce).await?),
             (true, None) => Some(self.id_token(&client.client_id, user_id, scope, lineage.auth_time, &Default::default(), &access_token, false).await?),
@@ -187,6 +205,7 @@ impl Tessera {
                 used_at: None,
                 revoked_at: None,
                 oidc: lineage.oidc,
+                dpop_jkt: dpop::refresh_binding(client.is_public(), sender),
             };
             Some((token, record))
         } else {
@@ -195,7 +214,7 @@ impl Tessera {
         let (refresh_token, refresh) = refresh.unzip();
         let response = TokenResponse {
             access_token,
-            token_type: "Bearer".into(),
+            token_type: dpop::token_type(sender).into(),
             expires_in: ACCESS_TOKEN_LIFETIME_SECS,
             scope: scope.to_string(),
             refresh_token,

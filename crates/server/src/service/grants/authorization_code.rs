@@ -18,7 +18,7 @@ use tessera_protocol::pkce::CodeChallenge;
 use tessera_protocol::token::TokenResponse;
 use tessera_storage::{CodeRecord, Taken};
 
-pub async fn redeem(svc: &Tessera, client: &ClientPolicy, req: &CodeRequest) -> Result<TokenResponse, ServiceError> {
+pub async fn redeem(svc: &Tessera, client: &ClientPolicy, req: &CodeRequest, sender: Option<&str>) -> Result<TokenResponse, ServiceError> {
     let now = svc.now();
     if req.code.len() > 128 {
         return Err(OAuthError::invalid_grant("unknown authorization code").into());
@@ -49,6 +49,9 @@ pub async fn redeem(svc: &Tessera, client: &ClientPolicy, req: &CodeRequest) -> 
             return Err(error.into());
         }
     }
+    // RFC 9449 §10.1: a code requested with `dpop_jkt` is redeemed only with a proof of that key
+    // (refused without consuming it: the client's retry with the right proof works).
+    tessera_protocol::dpop::check_binding(code.dpop_jkt.as_deref(), sender, "authorization code")?;
     // RFC 9700 §4.14.2: a user deleted since the code was issued gets no tokens.
     if svc.store.find_user(&code.user_id).await?.is_none() {
         return Err(OAuthError::invalid_grant("the user no longer exists").into());
@@ -59,6 +62,7 @@ pub async fn redeem(svc: &Tessera, client: &ClientPolicy, req: &CodeRequest) -> 
         family_expires_at: now + svc.config.refresh_token_lifetime,
         oidc: code.oidc.clone(),
         with_nonce: true,
+        sender,
     };
     let issued = svc.prepare_tokens(client, &code.user_id, &code.scope, &code.scope, &code.audience, lineage).await?;
     match svc.store.take_code_issuing(&hash, now, issued.refresh_record()).await? {

@@ -21,7 +21,7 @@ pub fn status_of(s: DeviceCodeStatus) -> DeviceStatus {
     }
 }
 
-pub async fn poll(svc: &Tessera, client: &ClientPolicy, req: &DeviceCodeRequest) -> Result<TokenResponse, ServiceError> {
+pub async fn poll(svc: &Tessera, client: &ClientPolicy, req: &DeviceCodeRequest, sender: Option<&str>) -> Result<TokenResponse, ServiceError> {
     let now = svc.now();
     if req.device_code.len() > 128 {
         return Err(OAuthError::invalid_grant("unknown device code").into());
@@ -56,6 +56,7 @@ pub async fn poll(svc: &Tessera, client: &ClientPolicy, req: &DeviceCodeRequest)
         family_expires_at: now + svc.config.refresh_token_lifetime,
         oidc: d.oidc.clone(),
         with_nonce: false,
+        sender,
     };
     let issued = svc.prepare_tokens(client, &user_id, &d.scope, &d.scope, &d.audience, lineage).await?;
     match svc.store.take_device_code_issuing(&hash, now, issued.refresh_record()).await? {

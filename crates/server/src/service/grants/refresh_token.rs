@@ -15,7 +15,7 @@ use tessera_protocol::grant::refresh_token::{NotTaken, RefreshDecision, RefreshR
 use tessera_protocol::token::TokenResponse;
 use tessera_storage::{RefreshTokenRecord, Taken};
 
-pub async fn refresh(svc: &Tessera, client: &ClientPolicy, req: &RefreshRequest) -> Result<TokenResponse, ServiceError> {
+pub async fn refresh(svc: &Tessera, client: &ClientPolicy, req: &RefreshRequest, sender: Option<&str>) -> Result<TokenResponse, ServiceError> {
     let now = svc.now();
     if req.refresh_token.len() > 128 {
         return Err(OAuthError::invalid_grant("unknown refresh token").into());
@@ -41,6 +41,8 @@ pub async fn refresh(svc: &Tessera, client: &ClientPolicy, req: &RefreshRequest)
             not_taken => Err(refused(svc, client, not_taken, now).await?),
         },
         RefreshDecision::Rotate { scope } => {
+            // RFC 9449 §5: a bound refresh token is used only with a proof of its key.
+            tessera_protocol::dpop::check_binding(t.dpop_jkt.as_deref(), sender, "refresh token")?;
             if svc.store.find_user(&t.user_id).await?.is_none() {
                 return Err(OAuthError::invalid_grant("the user no longer exists").into());
             }
@@ -50,6 +52,7 @@ pub async fn refresh(svc: &Tessera, client: &ClientPolicy, req: &RefreshRequest)
                 family_expires_at: t.family_expires_at,
                 oidc: t.oidc.clone(),
                 with_nonce: false,
+                sender,
             };
             let issued = svc.prepare_tokens(client, &t.user_id, &scope, &t.scope, &t.audience, lineage).await?;
             match svc.store.rotate_refresh_token(&hash, now, grace, issued.refresh_record()).await? {
