@@ -8,6 +8,7 @@
 //!   RFC 6749 §3.1.2 / RFC 9700 §4.1.3.
 //! - [`client`]: the registered-client view the rules need, and client authentication
 //!   (RFC 6749 §2.3).
+//! - [`cors`]: origins and the per-endpoint CORS decision (Fetch standard).
 //! - [`authorize`]: the authorization request (RFC 6749 §4.1.1) in its two validation stages.
 //! - [`catalog`]: the scope catalog and the access token's audience (RFC 8707).
 //! - [`grant`]: one module per grant type at the token endpoint, each with its pure decision
@@ -21,6 +22,7 @@
 pub mod authorize;
 pub mod catalog;
 pub mod client;
+pub mod cors;
 pub mod dpop;
 pub mod error;
 pub mod grant;

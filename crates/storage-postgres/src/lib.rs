@@ -219,6 +219,9 @@ impl ClientStore for PgStore {
     async fn update_client_secret(&self, client_id: &str, secret_hash: &str) -> Result<bool> {
         Ok(run(&self.pool, sql::UPDATE_CLIENT_SECRET, &[Arg::Text(secret_hash), Arg::Text(client_id)]).await? > 0)
     }
+    async fn update_client(&self, c: &ClientRecord) -> Result<bool> {
+        Ok(run(&self.pool, sql::UPDATE_CLIENT, &sql::client_update_args(c)?).await? > 0)
+    }
     async fn delete_client(&self, client_id: &str) -> Result<bool> {
         Ok(run(&self.pool, sql::DELETE_CLIENT, &[Arg::Text(client_id)]).await? > 0)
     }

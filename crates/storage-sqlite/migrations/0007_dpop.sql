@@ -1,6 +1,10 @@
 -- DPoP (RFC 9449). A code requested with `dpop_jkt` (§10) and a public client's refresh token
 -- (§5) are bound to a key thumbprint (RFC 7638): redeeming them needs a proof with that key.
 ALTER TABLE codes ADD COLUMN dpop_jkt TEXT;
+-- A client may require DPoP for every token request; its browser origins beyond its redirect
+-- URIs' (CORS at the token, revocation and UserInfo endpoints), a JSON list.
+ALTER TABLE clients ADD COLUMN require_dpop INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE clients ADD COLUMN allowed_origins TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE refresh_tokens ADD COLUMN dpop_jkt TEXT;
 -- Proofs seen (§11.1 replay): SHA-256 of the key's thumbprint and the proof's `jti`, kept until
 -- the proof's `iat` leaves the accepted window. Shared by every process on the database.

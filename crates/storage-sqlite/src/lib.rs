@@ -518,6 +518,9 @@ impl ClientStore for SqliteStore {
     async fn update_client_secret(&self, client_id: &str, secret_hash: &str) -> Result<bool> {
         Ok(self.write(|w| run(w, sqlite!(sql::UPDATE_CLIENT_SECRET), &[Arg::Text(secret_hash), Arg::Text(client_id)]))? > 0)
     }
+    async fn update_client(&self, c: &ClientRecord) -> Result<bool> {
+        Ok(self.write(|w| run(w, sqlite!(sql::UPDATE_CLIENT), &sql::client_update_args(c)?))? > 0)
+    }
     async fn delete_client(&self, client_id: &str) -> Result<bool> {
         Ok(self.write(|w| run(w, sqlite!(sql::DELETE_CLIENT), &[Arg::Text(client_id)]))? > 0)
     }

@@ -105,6 +105,8 @@ pub fn client(id: &str) -> ClientRecord {
         backchannel_logout_uri: Some("https://app.example/bcl".into()),
         id_token_signed_response_alg: Some("ES256".into()),
         subject_type: "public".into(),
+        allowed_origins: vec!["https://spa.example".into()],
+        require_dpop: false,
     }
 }
 
@@ -117,6 +119,22 @@ pub async fn clients(s: &dyn Store) {
     assert!(s.update_client_secret("c-1", &"cd".repeat(32)).await.unwrap());
     assert_eq!(s.find_client("c-1").await.unwrap().unwrap().secret_hash, Some("cd".repeat(32)));
     assert!(!s.update_client_secret("nope", "x").await.unwrap());
+    // An update replaces the registration but keeps the id, the secret and the creation time.
+    let mut changed = ClientRecord {
+        name: "Renamed".into(),
+        redirect_uris: vec!["https://new.example/cb".into()],
+        scope: scopes("notes.read"),
+        allowed_origins: vec!["https://a.example".into(), "http://localhost:3000".into()],
+        require_dpop: true,
+        secret_hash: None,
+        created_at: 999,
+        ..c.clone()
+    };
+    assert!(s.update_client(&changed).await.unwrap());
+    changed.secret_hash = Some("cd".repeat(32));
+    changed.created_at = c.created_at;
+    assert_eq!(s.find_client("c-1").await.unwrap(), Some(changed.clone()));
+    assert!(!s.update_client(&ClientRecord { client_id: "nope".into(), ..changed }).await.unwrap());
     s.create_client(&client("c-2")).await.unwrap();
     assert_eq!(s.list_clients().await.unwrap().len(), 2);
     assert!(s.delete_client("c-2").await.unwrap());

@@ -16,6 +16,9 @@ pub trait ClientStore: Send + Sync {
     async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
     async fn list_clients(&self) -> Result<Vec<ClientRecord>>;
     async fn update_client_secret(&self, client_id: &str, secret_hash: &str) -> Result<bool>;
+    /// Replace a client's registration (everything but its id, secret and creation time);
+    /// false when there is no such client.
+    async fn update_client(&self, c: &ClientRecord) -> Result<bool>;
     async fn delete_client(&self, client_id: &str) -> Result<bool>;
 }
 

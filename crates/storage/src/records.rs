@@ -29,6 +29,11 @@ pub struct ClientRecord {
     pub id_token_signed_response_alg: Option<String>,
     /// OpenID Connect Core §8: "public" or "pairwise".
     pub subject_type: String,
+    /// Origins (Fetch standard, `scheme://host[:port]`) a browser app of this client may call
+    /// the token, revocation and UserInfo endpoints from, beyond its redirect URIs' origins.
+    pub allowed_origins: Vec<String>,
+    /// Every token request must carry a DPoP proof (RFC 9449): no bearer tokens.
+    pub require_dpop: bool,
 }
 
 /// A resource owner.

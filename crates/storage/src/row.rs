@@ -120,6 +120,8 @@ pub fn client_from_row(r: &dyn Row) -> Result<ClientRecord> {
         backchannel_logout_uri: r.opt_text(9)?,
         id_token_signed_response_alg: r.opt_text(10)?,
         subject_type: r.text(11)?,
+        allowed_origins: json(r, 12, "allowed_origins")?,
+        require_dpop: r.boolean(13)?,
     })
 }
 

@@ -66,7 +66,7 @@ macro_rules! sqlite {
 macro_rules! client_columns {
     () => {
         "client_id, name, secret_hash, redirect_uris, scope, grant_types, token_endpoint_auth_method, created_at, post_logout_redirect_uris, \
-         backchannel_logout_uri, id_token_signed_response_alg, subject_type"
+         backchannel_logout_uri, id_token_signed_response_alg, subject_type, allowed_origins, require_dpop"
     };
 }
 macro_rules! user_columns {
@@ -122,7 +122,13 @@ pub const DEVICE_COLUMNS: &str = device_columns!();
 
 // --- Encoders: a record's columns in the order of its column list. ---
 
-pub fn client_args(c: &ClientRecord) -> Result<[Arg<'_>; 12]> {
+/// [`UPDATE_CLIENT`]'s arguments: [`client_args`] without the secret and the creation time.
+pub fn client_update_args(c: &ClientRecord) -> Result<[Arg<'_>; 12]> {
+    let [id, name, _secret, redirects, scope, grants, method, _created, logout, bcl, alg, subject, origins, dpop] = client_args(c)?;
+    Ok([id, name, redirects, scope, grants, method, logout, bcl, alg, subject, origins, dpop])
+}
+
+pub fn client_args(c: &ClientRecord) -> Result<[Arg<'_>; 14]> {
     Ok([
         Arg::Text(&c.client_id),
         Arg::Text(&c.name),
@@ -136,6 +142,8 @@ pub fn client_args(c: &ClientRecord) -> Result<[Arg<'_>; 12]> {
         Arg::OptText(c.backchannel_logout_uri.as_deref()),
         Arg::OptText(c.id_token_signed_response_alg.as_deref()),
         Arg::Text(&c.subject_type),
+        Arg::Owned(to_json(&c.allowed_origins)?),
+        Arg::Bool(c.require_dpop),
     ])
 }
 
@@ -265,7 +273,12 @@ pub fn device_decision_args<'a>(
 
 // --- Statements. ---
 
-pub const INSERT_CLIENT: &str = concat!("INSERT INTO clients (", client_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
+pub const INSERT_CLIENT: &str = concat!("INSERT INTO clients (", client_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)");
+/// A client's registration changed: [`client_update_args`] (the secret and the creation time
+/// stay).
+pub const UPDATE_CLIENT: &str = "UPDATE clients SET name = $2, redirect_uris = $3, scope = $4, grant_types = $5, token_endpoint_auth_method = $6, \
+     post_logout_redirect_uris = $7, backchannel_logout_uri = $8, id_token_signed_response_alg = $9, subject_type = $10, allowed_origins = $11, \
+     require_dpop = $12 WHERE client_id = $1";
 pub const FIND_CLIENT: &str = concat!("SELECT ", client_columns!(), " FROM clients WHERE client_id = $1");
 pub const LIST_CLIENTS: &str = concat!("SELECT ", client_columns!(), " FROM clients ORDER BY created_at, client_id");
 /// The readiness check: any answer means the database is there.
@@ -487,7 +500,7 @@ mod tests {
     #[test]
     fn column_lists_match_the_encoders() {
         let count = |cols: &str| cols.split(',').count();
-        assert_eq!(count(CLIENT_COLUMNS), 12);
+        assert_eq!(count(CLIENT_COLUMNS), 14);
         assert_eq!(count(KEY_COLUMNS), 5);
         assert_eq!(count(SESSION_COLUMNS), 8);
         assert_eq!(count(PENDING_COLUMNS), 4);

@@ -41,19 +41,24 @@ fn client_json(c: &ClientRecord) -> Value {
         "post_logout_redirect_uris": c.post_logout_redirect_uris,
         "backchannel_logout_uri": c.backchannel_logout_uri,
         "id_token_signed_response_alg": c.id_token_signed_response_alg.as_deref().unwrap_or("RS256"),
+        "allowed_origins": c.allowed_origins,
+        "effective_allowed_origins": tessera_protocol::cors::effective_origins(&c.redirect_uris, &c.allowed_origins),
+        "require_dpop": c.require_dpop,
         "created_at": c.created_at,
     })
 }
 
 fn client_text(c: &ClientRecord) -> String {
     format!(
-        "client_id: {}\nname: {}\nredirect_uris: {}\nscope: {}\ngrant_types: {}\ntoken_endpoint_auth_method: {}",
+        "client_id: {}\nname: {}\nredirect_uris: {}\nscope: {}\ngrant_types: {}\ntoken_endpoint_auth_method: {}\nallowed_origins: {}\nrequire_dpop: {}",
         c.client_id,
         c.name,
         c.redirect_uris.join(" "),
         c.scope,
         c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "),
-        c.token_endpoint_auth_method
+        c.token_endpoint_auth_method,
+        tessera_protocol::cors::effective_origins(&c.redirect_uris, &c.allowed_origins).join(" "),
+        c.require_dpop
     )
 }
 
@@ -203,6 +208,8 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
             post_logout_redirect_uris,
             backchannel_logout_uri,
             id_token_signed_response_alg,
+            allowed_origins,
+            require_dpop,
         } => {
             let req = NewClient {
                 name,
@@ -215,6 +222,8 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
                 backchannel_logout_uri,
                 id_token_signed_response_alg,
                 allow_private_logout_uris,
+                allowed_origins,
+                require_dpop,
             };
             let created = admin::create_client(&*store, req, now()).await?;
             let mut v = client_json(&created.client);
@@ -228,6 +237,17 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
                 }
                 t
             });
+        }
+        ClientCmd::Update { client_id, name, redirect_uris, scope, allowed_origins, clear_allowed_origins, require_dpop } => {
+            let changes = admin::ClientChanges {
+                name,
+                redirect_uris: (!redirect_uris.is_empty()).then_some(redirect_uris),
+                scope,
+                allowed_origins: if clear_allowed_origins { Some(vec![]) } else { (!allowed_origins.is_empty()).then_some(allowed_origins) },
+                require_dpop,
+            };
+            let updated = admin::update_client(&*store, &client_id, changes).await?;
+            print(j, &client_json(&updated), || client_text(&updated));
         }
         ClientCmd::List => {
             let list = store.list_clients().await?;

@@ -171,6 +171,10 @@ pub struct ServeArgs {
     /// per-address throttling. Default: none (the TCP peer is the client).
     #[arg(long, env = "TESSERA_TRUSTED_PROXIES", num_args = 1.., value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<String>>,
+    /// DPoP (RFC 9449 §8): proofs at the token endpoint and UserInfo must carry a nonce this
+    /// server issued (sent in the DPoP-Nonce header), so that proofs cannot be made ahead of time.
+    #[arg(long, env = "TESSERA_DPOP_NONCES", value_parser = clap::builder::BoolishValueParser::new())]
+    pub dpop_nonces: bool,
 }
 
 /// `tessera demo`: three servers on 127.0.0.1 and the data folder they share.
@@ -223,6 +227,35 @@ pub enum ClientCmd {
         /// ID token signing algorithm: RS256 (default), ES256 or EdDSA.
         #[arg(long = "id-token-signed-response-alg")]
         id_token_signed_response_alg: Option<String>,
+        /// A browser origin (scheme://host[:port]) allowed at the token, revocation and UserInfo
+        /// endpoints beyond the redirect URIs' origins (repeatable; CORS).
+        #[arg(long = "allowed-origin")]
+        allowed_origins: Vec<String>,
+        /// Every token request must carry a DPoP proof (RFC 9449): no bearer tokens.
+        #[arg(long)]
+        require_dpop: bool,
+    },
+    /// Change a client's registration; options not given stay as they are, a repeatable option
+    /// given replaces its whole list.
+    Update {
+        client_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Allowed redirect URI, matched exactly (repeatable; replaces the list).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Space-separated scopes the client may request.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Browser origin allowed beyond the redirect URIs' (repeatable; replaces the list).
+        #[arg(long = "allowed-origin")]
+        allowed_origins: Vec<String>,
+        /// Remove every allowed origin beyond the redirect URIs' origins.
+        #[arg(long, conflicts_with = "allowed_origins")]
+        clear_allowed_origins: bool,
+        /// true: every token request must carry a DPoP proof; false: bearer tokens allowed.
+        #[arg(long, value_name = "BOOL")]
+        require_dpop: Option<bool>,
     },
     List,
     Show {

@@ -30,6 +30,7 @@ pub async fn run(database: Option<String>, args: ServeArgs, kek: settings::KekSo
     let config = Config {
         key_encryption: Some(kek),
         allow_private_logout_uris: s.allow_private_logout_uris,
+        dpop_nonces: s.dpop_nonces,
         trusted_proxies: s.trusted_proxies.clone(),
         ..Config::new(&issuer)
     };

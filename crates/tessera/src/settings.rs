@@ -30,6 +30,8 @@ struct FileSettings {
     key_encryption_key_file: Option<PathBuf>,
     key_encryption_key_previous_file: Option<PathBuf>,
     allow_private_logout_uris: Option<bool>,
+    // DPoP (issue 17).
+    dpop_nonces: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +49,8 @@ pub struct Settings {
     // Keys at rest and back-channel logout targets (issue 13, findings 4 and 11).
     pub kek: KekSources,
     pub allow_private_logout_uris: bool,
+    /// RFC 9449 §8 server nonces in DPoP proofs.
+    pub dpop_nonces: bool,
 }
 
 // Keys at rest (issue 13, finding 4).
@@ -130,7 +134,8 @@ pub fn resolve_with(database: Option<String>, args: &ServeArgs, kek: KekSources,
     }
     let allow_private_logout_uris = allow_private_logout_uris || file.allow_private_logout_uris.unwrap_or(false);
     let trusted_proxies = parse_trusted_proxies(args.trusted_proxies.as_deref().or(file.trusted_proxies.as_deref()).unwrap_or_default())?;
-    Ok(Settings { listen, issuer, database_url, database_pool_size, limits, trusted_proxies, kek, allow_private_logout_uris })
+    let dpop_nonces = args.dpop_nonces || file.dpop_nonces.unwrap_or(false);
+    Ok(Settings { listen, issuer, database_url, database_pool_size, limits, trusted_proxies, kek, allow_private_logout_uris, dpop_nonces })
 }
 
 /// Connection limits (issue 13 finding 5): each from its flag, env var or TOML key, else

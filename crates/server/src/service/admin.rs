@@ -42,6 +42,10 @@ pub struct NewClient {
     /// Accept a `backchannel_logout_uri` in private, loopback or link-local ranges (the setting
     /// `--allow-private-logout-uris`; development and tests).
     pub allow_private_logout_uris: bool,
+    /// Browser origins beyond the redirect URIs' (`--allowed-origin`, repeatable).
+    pub allowed_origins: Vec<String>,
+    /// Every token request must carry a DPoP proof (`--require-dpop`, RFC 9449).
+    pub require_dpop: bool,
 }
 
 /// A registered client and, for confidential clients, its secret in the clear: shown once.
@@ -103,6 +107,7 @@ pub async fn create_client(store: &dyn Store, req: NewClient, now: i64) -> Resul
             return Err(invalid("--id-token-signed-response-alg must be RS256, ES256 or EdDSA"));
         }
     }
+    let allowed_origins = allowed_origins(&req.allowed_origins)?;
     let client_secret = (method != AuthMethod::None).then(secret::random_token);
     let client = ClientRecord {
         client_id: secret::random_alnum_id(),
@@ -117,9 +122,67 @@ pub async fn create_client(store: &dyn Store, req: NewClient, now: i64) -> Resul
         backchannel_logout_uri: req.backchannel_logout_uri.clone(),
         id_token_signed_response_alg: req.id_token_signed_response_alg.clone(),
         subject_type: "public".into(),
+        allowed_origins,
+        require_dpop: req.require_dpop,
     };
     store.create_client(&client).await?;
     Ok(CreatedClient { client, client_secret })
+}
+
+/// What `tessera client update` changes; `None`: unchanged. A list given replaces the list.
+#[derive(Debug, Clone, Default)]
+pub struct ClientChanges {
+    pub name: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub scope: Option<String>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub require_dpop: Option<bool>,
+}
+
+/// Change a client's registration, validated as at creation; returns the new record.
+pub async fn update_client(store: &dyn Store, client_id: &str, changes: ClientChanges) -> Result<ClientRecord, AdminError> {
+    let mut c = store.find_client(client_id).await?.ok_or_else(|| AdminError::NotFound(format!("no client {client_id}")))?;
+    if let Some(name) = changes.name {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(invalid("--name must be 1 to 200 characters"));
+        }
+        c.name = name.to_string();
+    }
+    if let Some(uris) = changes.redirect_uris {
+        if c.grant_types.contains(&GrantType::AuthorizationCode) && uris.is_empty() {
+            return Err(invalid("--redirect-uri is required for the authorization_code grant"));
+        }
+        for u in &uris {
+            validate_registration(u).map_err(|e| invalid(format!("--redirect-uri: {e}")))?;
+        }
+        c.redirect_uris = uris;
+    }
+    if let Some(scope) = changes.scope {
+        c.scope = Scopes::parse(&scope).map_err(|e| invalid(format!("--scope: {}", e.description)))?;
+    }
+    if let Some(origins) = changes.allowed_origins {
+        c.allowed_origins = allowed_origins(&origins)?;
+    }
+    if let Some(required) = changes.require_dpop {
+        c.require_dpop = required;
+    }
+    if !store.update_client(&c).await? {
+        return Err(AdminError::NotFound(format!("no client {client_id}")));
+    }
+    Ok(c)
+}
+
+/// `--allowed-origin` values, each an exact origin (`tessera_protocol::cors::validate_origin`).
+fn allowed_origins(values: &[String]) -> Result<Vec<String>, AdminError> {
+    let mut out = Vec::new();
+    for v in values {
+        let o = tessera_protocol::cors::validate_origin(v).map_err(|e| AdminError::Invalid(format!("--allowed-origin: {e}")))?;
+        if !out.contains(&o) {
+            out.push(o);
+        }
+    }
+    Ok(out)
 }
 
 /// Replace a confidential client's secret; returns the new secret (shown once).

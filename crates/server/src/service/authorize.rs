@@ -118,7 +118,7 @@ pub fn client_policy(c: &ClientRecord) -> ClientPolicy {
         scopes: c.scope.clone(),
         grant_types: c.grant_types.clone(),
         auth_method: c.token_endpoint_auth_method,
-        require_dpop: false,
+        require_dpop: c.require_dpop,
     }
 }
 

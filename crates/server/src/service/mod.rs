@@ -10,6 +10,7 @@ pub mod authn;
 pub mod authorize;
 pub mod backchannel;
 pub mod device;
+pub mod dpop;
 pub mod grants;
 pub mod introspect;
 pub mod oidc;
@@ -60,6 +61,9 @@ pub struct Config {
     /// Allow back-channel logout URIs in private, loopback, link-local and other non-public
     /// address ranges (development, tests); refused at delivery otherwise.
     pub allow_private_logout_uris: bool,
+    /// RFC 9449 §8: DPoP proofs at the token endpoint and UserInfo must carry a nonce this
+    /// server issued (`DPoP-Nonce`): proofs cannot be made ahead of time. Off by default.
+    pub dpop_nonces: bool,
 }
 
 impl Config {
@@ -76,6 +80,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             key_encryption: None,
             allow_private_logout_uris: false,
+            dpop_nonces: false,
         }
     }
     /// Cookies get `Secure` when the issuer is https.
@@ -111,6 +116,8 @@ pub struct Tessera {
     metadata_doc: std::sync::Mutex<Option<(Arc<ScopeCatalog>, String)>>,
     /// Ids of users found to exist (≤ [`CACHE_TTL`] stale; found ones only), for introspection.
     live_users: TtlCache<String, ()>,
+    /// The DPoP nonces this instance issued ([`dpop`]).
+    dpop_nonces: std::sync::Mutex<dpop::Nonces>,
 }
 
 /// The random key-encryption key of this process, for a [`Config`] without one.
@@ -160,6 +167,7 @@ impl Tessera {
             verified_tokens: TtlCache::new(Duration::from_secs(tessera_protocol::token::ACCESS_TOKEN_LIFETIME_SECS as u64), 10_000, clock.clone()),
             metadata_doc: std::sync::Mutex::new(None),
             live_users: TtlCache::new(CACHE_TTL, 10_000, clock.clone()),
+            dpop_nonces: std::sync::Mutex::new(dpop::Nonces::default()),
         }))
     }
 
@@ -221,7 +229,9 @@ impl Tessera {
                 return Ok(doc.clone());
             }
         }
-        let doc = tessera_protocol::metadata::authorization_server(&self.config.issuer, &catalog.names());
+        let mut doc = tessera_protocol::metadata::authorization_server(&self.config.issuer, &catalog.names());
+        // RFC 9449 §5.1: the algorithms accepted in DPoP proofs.
+        doc["dpop_signing_alg_values_supported"] = serde_json::json!(tessera_dpop::SUPPORTED_ALGS);
         let text = serde_json::to_string(&doc).map_err(|e| OAuthError::server_error(e.to_string()))?;
         if let Ok(mut g) = self.metadata_doc.lock() {
             *g = Some((catalog, text.clone()));

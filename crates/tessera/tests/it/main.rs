@@ -16,6 +16,7 @@
 mod common;
 
 mod code_flow;
+mod dpop;
 mod health;
 mod hostile_input;
 mod interop_lifecycle;

@@ -91,7 +91,9 @@ fn only_the_http_layer_knows_http_frameworks() {
     // page templates, nor name hyper, tower or tower-http themselves (reqwest, the back-channel
     // logout client, brings its own hyper and tower-http): a handler type in a service is a
     // compile error.
-    for package in ["tessera-server", "tessera-storage", "tessera-storage-sqlite", "tessera-storage-postgres", "tessera-protocol", "tessera-jose"] {
+    for package in
+        ["tessera-server", "tessera-storage", "tessera-storage-sqlite", "tessera-storage-postgres", "tessera-protocol", "tessera-jose", "tessera-dpop"]
+    {
         let closure = dependencies(package, None);
         let http: Vec<_> = closure.iter().filter(|d| ["axum", "axum-core", "askama"].contains(&d.as_str())).collect();
         assert!(http.is_empty(), "{package} links {http:?}");

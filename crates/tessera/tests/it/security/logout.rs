@@ -60,6 +60,8 @@ async fn client_with_bcl(s: &TestServer, bcl: &str) -> String {
         backchannel_logout_uri: Some(bcl.into()),
         id_token_signed_response_alg: None,
         subject_type: "public".into(),
+        allowed_origins: vec![],
+        require_dpop: false,
     };
     s.svc.store.create_client(&record).await.unwrap();
     id
