@@ -12,18 +12,26 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tessera_guard::bearer::{self, Presented};
 use tessera_protocol::params::Params;
-use tessera_server::service::oidc::UserinfoError;
+use tessera_server::service::dpop::PresentedProof;
+use tessera_server::service::oidc::{PresentedToken, UserinfoError};
 
 /// RFC 6750 §2.1: `Authorization: Bearer TOKEN`, read by the one bearer parser
 /// ([`tessera_guard::bearer::authorization`]). Ok(None) when absent; Err when malformed —
 /// including another scheme, which UserInfo answers 400 `invalid_request` (as it always has)
 /// where a resource server answers a bare 401.
-fn bearer(headers: &axum::http::HeaderMap) -> Result<Option<&str>, ()> {
+/// `Authorization: DPoP TOKEN` (RFC 9449 §7.1) is read by the same parser.
+fn credentials(headers: &axum::http::HeaderMap) -> Result<PresentedToken<'_>, ()> {
     match bearer::authorization(headers) {
-        Ok(Presented::Token(t)) => Ok(Some(t)),
-        Ok(Presented::Absent) => Ok(None),
+        Ok(Presented::Token(t)) => Ok(PresentedToken::Bearer(t)),
+        Ok(Presented::Dpop(t)) => Ok(PresentedToken::Dpop(t, PresentedProof { headers: &[], method: "", url: "", access_token: None })),
+        Ok(Presented::Absent) => Ok(PresentedToken::None),
         Ok(Presented::OtherScheme) | Err(_) => Err(()),
     }
+}
+
+/// The challenge of RFC 9449 §7.1 for a DPoP presentation: the error, and the algorithms.
+fn dpop_challenge(error: &str, description: &str) -> String {
+    format!("DPoP error=\"{error}\", error_description=\"{description}\", algs=\"{}\"", tessera_dpop::SUPPORTED_ALGS.join(" "))
 }
 
 fn bearer_error(status: StatusCode, challenge: &str) -> Response {
@@ -36,19 +44,35 @@ fn bearer_error(status: StatusCode, challenge: &str) -> Response {
 
 /// GET or POST /userinfo.
 pub async fn userinfo(State(svc): State<AppState>, req: Request) -> Response {
-    let token = match bearer(req.headers()) {
-        Ok(t) => t,
+    let headers = req.headers();
+    let presented = match credentials(headers) {
+        Ok(p) => p,
         // RFC 6750 §3.1 invalid_request: malformed header.
         Err(()) => return bearer_error(StatusCode::BAD_REQUEST, "Bearer error=\"invalid_request\", error_description=\"malformed Authorization header\""),
     };
-    match svc.userinfo(token).await {
+    let proofs: Vec<&str> = match crate::token::dpop_headers(headers) {
+        Ok(p) => p,
+        Err(_) => return bearer_error(StatusCode::UNAUTHORIZED, &dpop_challenge("invalid_dpop_proof", "the DPoP header is not text")),
+    };
+    let url = format!("{}{}", svc.config.issuer, tessera_protocol::metadata::paths::USERINFO);
+    let (dpop, presented) = match presented {
+        PresentedToken::Dpop(t, _) => {
+            (true, PresentedToken::Dpop(t, PresentedProof { headers: &proofs, method: req.method().as_str(), url: &url, access_token: Some(t) }))
+        }
+        other => (false, other),
+    };
+    let scheme = if dpop { "DPoP" } else { "Bearer" };
+    let response = match svc.userinfo(presented).await {
         Ok(claims) => NoStore(Json(claims)).into_response(),
         // RFC 6750 §3.1: no error code when the request had no authentication.
         Err(UserinfoError::NoToken) => bearer_error(StatusCode::UNAUTHORIZED, "Bearer realm=\"tessera\""),
-        Err(UserinfoError::InvalidToken(d)) => bearer_error(StatusCode::UNAUTHORIZED, &format!("Bearer error=\"invalid_token\", error_description=\"{d}\"")),
-        Err(UserinfoError::InsufficientScope) => bearer_error(StatusCode::FORBIDDEN, "Bearer error=\"insufficient_scope\", scope=\"openid\""),
+        Err(UserinfoError::InvalidToken(d)) => bearer_error(StatusCode::UNAUTHORIZED, &format!("{scheme} error=\"invalid_token\", error_description=\"{d}\"")),
+        Err(UserinfoError::InsufficientScope) => bearer_error(StatusCode::FORBIDDEN, &format!("{scheme} error=\"insufficient_scope\", scope=\"openid\"")),
+        // RFC 9449 §7.1, §9: 401 with the DPoP challenge.
+        Err(UserinfoError::Proof(e)) => bearer_error(StatusCode::UNAUTHORIZED, &dpop_challenge(e.code.as_str(), &e.description)),
         Err(UserinfoError::Store(e)) => service_json(&e),
-    }
+    };
+    if dpop { crate::token::with_nonce(&svc, response).await } else { response }
 }
 
 /// GET /logout — RP-Initiated Logout 1.0 §2 with the request in the query.
@@ -102,6 +126,15 @@ fn signed_out(redirect: Option<String>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bearer token a request presents, if it presents one as Bearer.
+    pub(super) fn bearer(h: &HeaderMap) -> Result<Option<&str>, ()> {
+        match credentials(h)? {
+            PresentedToken::Bearer(t) => Ok(Some(t)),
+            PresentedToken::None => Ok(None),
+            PresentedToken::Dpop(..) => Err(()),
+        }
+    }
     use axum::http::HeaderMap;
 
     /// RFC 6750 §2.1 at UserInfo, now through the one bearer parser (issue 14): where its own
@@ -131,6 +164,8 @@ mod tests {
 #[cfg(test)]
 mod proptests {
     use super::*;
+
+    use super::tests::bearer;
     use axum::http::HeaderMap;
     use proptest::prelude::*;
 

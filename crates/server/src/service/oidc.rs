@@ -56,7 +56,7 @@ pub fn user_claims(u: &UserRecord) -> Map<String, Value> {
     m
 }
 
-/// Why a UserInfo request failed (RFC 6750 §3.1).
+/// Why a UserInfo request failed (RFC 6750 §3.1, RFC 9449 §7.1).
 #[derive(Debug)]
 pub enum UserinfoError {
     /// No token at all: a bare `WWW-Authenticate: Bearer`.
@@ -64,7 +64,19 @@ pub enum UserinfoError {
     InvalidToken(&'static str),
     /// The token lacks `openid`.
     InsufficientScope,
+    /// RFC 9449 §7.1: the DPoP proof is missing or invalid (`invalid_dpop_proof`), or lacks the
+    /// server's nonce (`use_dpop_nonce`): the OAuth error, answered with the `DPoP` scheme.
+    Proof(OAuthError),
     Store(ServiceError),
+}
+
+/// The access token a UserInfo request presents, and how (RFC 6750 §2.1, RFC 9449 §7.1).
+#[derive(Debug, Clone, Copy)]
+pub enum PresentedToken<'a> {
+    None,
+    Bearer(&'a str),
+    /// `Authorization: DPoP` with the request's `DPoP` headers (method and URL in the proof).
+    Dpop(&'a str, super::dpop::PresentedProof<'a>),
 }
 
 impl From<ServiceError> for UserinfoError {
@@ -175,8 +187,12 @@ impl Tessera {
     }
 
     /// OIDC Core §5.3: the claims the access token's scopes (and the `claims` request) allow.
-    pub async fn userinfo(&self, bearer: Option<&str>) -> Result<Value, UserinfoError> {
-        let token = bearer.ok_or(UserinfoError::NoToken)?;
+    pub async fn userinfo(&self, presented: PresentedToken<'_>) -> Result<Value, UserinfoError> {
+        let (token, proof) = match presented {
+            PresentedToken::None => return Err(UserinfoError::NoToken),
+            PresentedToken::Bearer(t) => (t, None),
+            PresentedToken::Dpop(t, p) => (t, Some(p)),
+        };
         let now = self.now();
         let keys = self.keys.current();
         let v = tessera_jose::verify_compact(token, |kid| keys.find(kid)).map_err(|_| UserinfoError::InvalidToken("the access token is not valid"))?;
@@ -190,6 +206,33 @@ impl Tessera {
         let jti = c.get("jti").and_then(Value::as_str).unwrap_or("");
         if self.store.is_revoked(jti, family_of_jti(jti)).await? {
             return Err(UserinfoError::InvalidToken("the access token was revoked"));
+        }
+        // RFC 9449 §7.1: a bound token only with the DPoP scheme and a proof of its key (whose
+        // `ath` is this token's); an unbound one only as Bearer.
+        let bound = c.get("cnf").and_then(|c| c.get("jkt")).and_then(Value::as_str);
+        match (bound, proof) {
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(UserinfoError::InvalidToken("this access token is bound to a DPoP key: present it with the DPoP scheme and a proof"));
+            }
+            (None, Some(_)) => return Err(UserinfoError::InvalidToken("this access token is not DPoP-bound: present it as Bearer")),
+            (Some(jkt), Some(p)) => {
+                let p = super::dpop::PresentedProof { access_token: Some(token), ..p };
+                let key = match self.verify_dpop(&p).await {
+                    Ok(k) => k,
+                    Err(ServiceError::OAuth(e)) => return Err(UserinfoError::Proof(e)),
+                    Err(e) => return Err(e.into()),
+                };
+                match key {
+                    Some(k) if k == jkt => {}
+                    Some(_) => {
+                        return Err(UserinfoError::Proof(tessera_protocol::dpop::invalid_proof(
+                            "the DPoP proof is not made with the key the token is bound to",
+                        )));
+                    }
+                    None => return Err(UserinfoError::Proof(tessera_protocol::dpop::invalid_proof("a DPoP proof is required with the DPoP scheme"))),
+                }
+            }
         }
         let scopes = Scopes::parse(c.get("scope").and_then(Value::as_str).unwrap_or("")).unwrap_or_default();
         if !scopes.contains("openid") {

@@ -85,7 +85,7 @@ async fn rfc9449_11_1_a_proof_is_accepted_once() {
     let (id, secret) = service_client(&s).await;
     let key = ProofSigner::ed25519();
     let p = proof(&s, &key, None);
-    let post = |p: String| {
+    let send = |p: String| {
         let url = s.url.clone();
         let (id, secret) = (id.clone(), secret.clone());
         async move {
@@ -103,17 +103,23 @@ async fn rfc9449_11_1_a_proof_is_accepted_once() {
     // The same proof sent 20 times at once: one token.
     let mut racers = tokio::task::JoinSet::new();
     for _ in 0..20 {
-        racers.spawn(post(p.clone()));
+        racers.spawn(send(p.clone()));
     }
     let results: Vec<(u16, Value)> = racers.join_all().await;
     assert_eq!(results.iter().filter(|(st, _)| *st == 200).count(), 1, "{results:?}");
     assert!(results.iter().filter(|(st, _)| *st != 200).all(|(st, b)| *st == 400 && b["error"] == "invalid_dpop_proof"), "{results:?}");
     let (_, ok) = results.iter().find(|(st, _)| *st == 200).unwrap();
     assert_eq!((ok["token_type"].as_str(), jkt_of(&s, ok["access_token"].as_str().unwrap())), (Some("DPoP"), Some(key.thumbprint())));
+    // RFC 9449 §6.2: introspection tells a resource server the binding.
+    let (_, info, _) = post(&s.url, "/introspect", Some((&id, &secret)), &[("token", ok["access_token"].as_str().unwrap())]).await;
+    assert_eq!((info["active"].as_bool(), info["token_type"].as_str()), (Some(true), Some("DPoP")), "{info}");
+    assert_eq!(info["cnf"]["jkt"], key.thumbprint().as_str());
     // Without a proof the same client still gets a bearer token (DPoP is not required of it).
     let (status, body, _) = token_basic(&s.url, &id, &secret, &[("grant_type", "client_credentials"), ("scope", "notes.read")]).await;
     assert_eq!((status, body["token_type"].as_str()), (200, Some("Bearer")));
     assert_eq!(jkt_of(&s, body["access_token"].as_str().unwrap()), None);
+    let (_, info, _) = post(&s.url, "/introspect", Some((&id, &secret)), &[("token", body["access_token"].as_str().unwrap())]).await;
+    assert_eq!((info["token_type"].as_str(), info.get("cnf")), (Some("Bearer"), None), "{info}");
 }
 
 #[tokio::test]
@@ -235,4 +241,62 @@ async fn rfc9449_5_1_metadata_advertises_the_proof_algorithms() {
     let algs: Vec<&str> = meta["dpop_signing_alg_values_supported"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(algs.contains(&"ES256") && algs.contains(&"EdDSA") && algs.contains(&"RS256"), "{algs:?}");
     assert!(!algs.iter().any(|a| a.starts_with("HS") || *a == "none"));
+}
+
+/// GET /userinfo with an Authorization header and DPoP headers; (status, WWW-Authenticate, body).
+async fn userinfo(s: &TestServer, authorization: &str, proofs: &[String]) -> (u16, String, Value) {
+    let mut req = reqwest::Client::new().get(format!("{}/userinfo", s.url)).header("Authorization", authorization);
+    for p in proofs {
+        req = req.header("DPoP", p);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let challenge = res.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    (status, challenge, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn rfc9449_7_userinfo_takes_a_bound_token_only_with_a_proof_of_its_key() {
+    let s = TestServer::start().await;
+    let c = s
+        .client(NewClient {
+            name: "SPA".into(),
+            redirect_uris: vec![REDIRECT.into()],
+            scope: "openid profile notes.read".into(),
+            public: true,
+            ..Default::default()
+        })
+        .await;
+    let client = c.client.client_id;
+    let (verifier, challenge) = pkce_pair();
+    let url = s.authorize_url(&client, REDIRECT, "openid profile", "st", Some(&challenge));
+    let back = Browser::new(&s.url).authorize_and_allow(&url).await;
+    let code = query(&back).remove("code").unwrap();
+    let key = ProofSigner::es256();
+    let form = [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("client_id", &client), ("code_verifier", &verifier)];
+    let (status, body, _) = token_with(&s.url, &form, &[proof(&s, &key, None)]).await;
+    assert_eq!(status, 200, "{body}");
+    let at = body["access_token"].as_str().unwrap();
+    let now = tessera_server::Clock::now(&*s.clock);
+    let ui = format!("{}/userinfo", s.url);
+
+    // The proof of the token's key, with its ath: the claims.
+    let good = key.sign("GET", &ui, now, "u-1", Some(at), None);
+    let (status, _, claims) = userinfo(&s, &format!("DPoP {at}"), std::slice::from_ref(&good)).await;
+    assert_eq!((status, claims["name"].as_str()), (200, Some("Alice Doe")), "{claims}");
+    // A stolen token: as Bearer, without a proof, replaying the proof, another key, no ath.
+    let cases: [(&str, String, Vec<String>, &str); 5] = [
+        ("as Bearer", format!("Bearer {at}"), vec![], "Bearer error=\"invalid_token\""),
+        ("no proof", format!("DPoP {at}"), vec![], "DPoP error=\"invalid_dpop_proof\""),
+        ("replayed proof", format!("DPoP {at}"), vec![good], "DPoP error=\"invalid_dpop_proof\""),
+        ("another key", format!("DPoP {at}"), vec![ProofSigner::es256().sign("GET", &ui, now, "u-2", Some(at), None)], "DPoP error=\"invalid_dpop_proof\""),
+        ("no ath", format!("DPoP {at}"), vec![key.sign("GET", &ui, now, "u-3", None, None)], "DPoP error=\"invalid_dpop_proof\""),
+    ];
+    for (what, authorization, proofs, expected) in cases {
+        let (status, challenge, _) = userinfo(&s, &authorization, &proofs).await;
+        assert_eq!(status, 401, "{what}");
+        assert!(challenge.starts_with(expected), "{what}: {challenge}");
+    }
+    let (_, challenge, _) = userinfo(&s, &format!("DPoP {at}"), &[]).await;
+    assert!(challenge.contains("algs=\"ES256"), "RFC 9449 §7.1: the challenge names the algorithms: {challenge}");
 }
