@@ -10,6 +10,7 @@
 
 mod authorize;
 mod cookies;
+mod cors;
 mod device;
 pub mod error;
 pub mod extract;
@@ -58,14 +59,14 @@ pub fn router_with_timeout(svc: Arc<Tessera>, request_timeout: std::time::Durati
         .route(paths::AUTHORIZE, get(authorize::authorize).post(authorize::authorize_post).fallback(error::method_not_allowed_page))
         .route(paths::LOGIN, get(authorize::login_page).post(authorize::login_submit).fallback(error::method_not_allowed_page))
         .route(paths::CONSENT, get(authorize::consent_page).post(authorize::consent_submit).fallback(error::method_not_allowed_page))
-        .route(paths::TOKEN, post(token::token).fallback(error::method_not_allowed_json))
+        .route(paths::TOKEN, post(token::token).options(cors::preflight_post).fallback(error::method_not_allowed_json))
         .route(paths::INTROSPECT, post(introspect::introspect).fallback(error::method_not_allowed_json))
-        .route(paths::REVOKE, post(introspect::revoke).fallback(error::method_not_allowed_json))
+        .route(paths::REVOKE, post(introspect::revoke).options(cors::preflight_post).fallback(error::method_not_allowed_json))
         .route(paths::DEVICE_AUTHORIZATION, post(device::device_authorization).fallback(error::method_not_allowed_json))
         .route(paths::DEVICE, get(device::device_page_get).post(device::device_page_post).fallback(error::method_not_allowed_page))
         .route(paths::OAUTH_AUTHORIZATION_SERVER, get(wellknown::metadata))
         .route(paths::OPENID_CONFIGURATION, get(wellknown::metadata))
-        .route(paths::USERINFO, get(oidc::userinfo).post(oidc::userinfo).fallback(error::method_not_allowed_page))
+        .route(paths::USERINFO, get(oidc::userinfo).post(oidc::userinfo).options(cors::preflight_userinfo).fallback(error::method_not_allowed_page))
         .route(paths::LOGOUT, get(oidc::logout_get).post(oidc::logout_post).fallback(error::method_not_allowed_page))
         .route(paths::JWKS, get(wellknown::jwks))
         .route("/static/tessera.css", get(pages::stylesheet))

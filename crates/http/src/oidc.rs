@@ -62,7 +62,10 @@ pub async fn userinfo(State(svc): State<AppState>, req: Request) -> Response {
         other => (false, other),
     };
     let scheme = if dpop { "DPoP" } else { "Bearer" };
-    let response = match svc.userinfo(presented).await {
+    let origin = crate::cors::origin(headers);
+    let mut decision = crate::cors::decision(&svc, tessera_protocol::cors::CorsEndpoint::Userinfo, None, origin).await;
+    let parsed = origin.map(|o| tessera_protocol::cors::parse_origin(o).unwrap_or_default());
+    let response = match svc.userinfo(presented, parsed.as_deref()).await {
         Ok(claims) => NoStore(Json(claims)).into_response(),
         // RFC 6750 §3.1: no error code when the request had no authentication.
         Err(UserinfoError::NoToken) => bearer_error(StatusCode::UNAUTHORIZED, "Bearer realm=\"tessera\""),
@@ -70,8 +73,14 @@ pub async fn userinfo(State(svc): State<AppState>, req: Request) -> Response {
         Err(UserinfoError::InsufficientScope) => bearer_error(StatusCode::FORBIDDEN, &format!("{scheme} error=\"insufficient_scope\", scope=\"openid\"")),
         // RFC 9449 §7.1, §9: 401 with the DPoP challenge.
         Err(UserinfoError::Proof(e)) => bearer_error(StatusCode::UNAUTHORIZED, &dpop_challenge(e.code.as_str(), &e.description)),
+        Err(UserinfoError::Origin) => {
+            decision = tessera_protocol::cors::CorsDecision::Refuse;
+            let d = crate::cors::refused(origin.unwrap_or(""));
+            bearer_error(StatusCode::BAD_REQUEST, &format!("{scheme} error=\"invalid_request\", error_description=\"{}\"", d.description))
+        }
         Err(UserinfoError::Store(e)) => service_json(&e),
     };
+    let response = crate::cors::allow(response, &decision);
     if dpop { crate::token::with_nonce(&svc, response).await } else { response }
 }
 

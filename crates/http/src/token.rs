@@ -3,14 +3,15 @@
 //! answer carries `Cache-Control: no-store` (RFC 6749 §5.1) and, with server nonces on, a fresh
 //! `DPoP-Nonce` (RFC 9449 §8).
 
-use crate::AppState;
 use crate::error::JsonError;
 use crate::extract::TokenForm;
 use crate::response::NoStore;
+use crate::{AppState, cors};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use tessera_protocol::cors::{CorsDecision, CorsEndpoint};
 use tessera_protocol::grant;
 use tessera_protocol::metadata::paths;
 use tessera_server::service::dpop::PresentedProof;
@@ -20,8 +21,16 @@ pub const DPOP: &str = "dpop";
 pub const DPOP_NONCE: &str = "dpop-nonce";
 
 pub async fn token(State(svc): State<AppState>, headers: HeaderMap, form: TokenForm) -> Response {
+    let origin = cors::origin(&headers);
+    let mut decision = cors::decision(&svc, CorsEndpoint::Token, None, origin).await;
     let answer = async {
         let client = svc.authenticate_client(&form.credentials()?).await?;
+        // CORS: an origin the client did not register is refused before the grant runs (nothing
+        // is consumed).
+        decision = cors::decision(&svc, CorsEndpoint::Token, Some(&client.client_id), origin).await;
+        if decision == CorsDecision::Refuse {
+            return Err(JsonError::from(cors::refused(origin.unwrap_or(""))));
+        }
         let req = grant::parse(&form.params)?;
         let url = format!("{}{}", svc.config.issuer, paths::TOKEN);
         let proofs = dpop_headers(&headers)?;
@@ -29,7 +38,7 @@ pub async fn token(State(svc): State<AppState>, headers: HeaderMap, form: TokenF
         Ok::<_, JsonError>(NoStore(Json(svc.token(&client, req, sender.as_deref()).await?)))
     }
     .await;
-    with_nonce(&svc, answer.into_response()).await
+    cors::allow(with_nonce(&svc, answer.into_response()).await, &decision)
 }
 
 /// Every `DPoP` header of a request, as text (a value that is not text is a malformed proof).

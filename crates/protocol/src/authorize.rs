@@ -154,6 +154,7 @@ mod tests {
             grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
             auth_method: if public { AuthMethod::None } else { AuthMethod::ClientSecretBasic },
             require_dpop: false,
+            origins: vec![],
         }
     }
 

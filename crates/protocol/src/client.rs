@@ -60,6 +60,9 @@ pub struct ClientPolicy {
     pub auth_method: AuthMethod,
     /// Every token request must carry a DPoP proof (RFC 9449): no bearer tokens for this client.
     pub require_dpop: bool,
+    /// The browser origins this client may call the token, revocation and UserInfo endpoints
+    /// from ([`crate::cors::effective_origins`]).
+    pub origins: Vec<String>,
 }
 
 impl ClientPolicy {

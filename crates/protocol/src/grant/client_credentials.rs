@@ -58,6 +58,7 @@ mod tests {
             grant_types: vec![GrantType::ClientCredentials],
             auth_method: if public { AuthMethod::None } else { AuthMethod::ClientSecretBasic },
             require_dpop: false,
+            origins: vec![],
         }
     }
     fn req(scope: Option<&str>) -> ClientCredentialsRequest {

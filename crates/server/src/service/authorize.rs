@@ -119,6 +119,7 @@ pub fn client_policy(c: &ClientRecord) -> ClientPolicy {
         grant_types: c.grant_types.clone(),
         auth_method: c.token_endpoint_auth_method,
         require_dpop: c.require_dpop,
+        origins: tessera_protocol::cors::effective_origins(&c.redirect_uris, &c.allowed_origins),
     }
 }
 

@@ -116,6 +116,9 @@ pub struct Tessera {
     metadata_doc: std::sync::Mutex<Option<(Arc<ScopeCatalog>, String)>>,
     /// Ids of users found to exist (≤ [`CACHE_TTL`] stale; found ones only), for introspection.
     live_users: TtlCache<String, ()>,
+    /// Every origin some client may call from (CORS preflights carry no client), ≤
+    /// [`CACHE_TTL`] stale.
+    origins: TtlCache<(), Arc<std::collections::HashSet<String>>>,
     /// The DPoP nonces this instance issued ([`dpop`]).
     dpop_nonces: std::sync::Mutex<dpop::Nonces>,
 }
@@ -168,6 +171,7 @@ impl Tessera {
             metadata_doc: std::sync::Mutex::new(None),
             live_users: TtlCache::new(CACHE_TTL, 10_000, clock.clone()),
             dpop_nonces: std::sync::Mutex::new(dpop::Nonces::default()),
+            origins: TtlCache::new(CACHE_TTL, 1, clock.clone()),
         }))
     }
 
@@ -198,6 +202,23 @@ impl Tessera {
         self.catalog.insert((), c.clone());
         Ok(c)
     }
+    /// CORS (Fetch standard): whether a browser on `origin` may call the token, revocation or
+    /// UserInfo endpoint — for `client_id`'s registered origins, or, when the client is not
+    /// known (a preflight, a request whose client authentication failed), for any client's.
+    pub async fn cors_allows(&self, client_id: Option<&str>, origin: &str) -> Result<bool, ServiceError> {
+        if let Some(id) = client_id {
+            return Ok(self.cached_client_and_policy(id).await?.is_some_and(|(_, p)| p.origins.iter().any(|o| o == origin)));
+        }
+        if let Some(all) = self.origins.get(&()) {
+            return Ok(all.contains(origin));
+        }
+        let all: std::collections::HashSet<String> =
+            self.store.list_clients().await?.iter().flat_map(|c| tessera_protocol::cors::effective_origins(&c.redirect_uris, &c.allowed_origins)).collect();
+        let allowed = all.contains(origin);
+        self.origins.insert((), Arc::new(all));
+        Ok(allowed)
+    }
+
     pub fn now(&self) -> i64 {
         self.clock.now()
     }

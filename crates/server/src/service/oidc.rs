@@ -67,6 +67,8 @@ pub enum UserinfoError {
     /// RFC 9449 §7.1: the DPoP proof is missing or invalid (`invalid_dpop_proof`), or lacks the
     /// server's nonce (`use_dpop_nonce`): the OAuth error, answered with the `DPoP` scheme.
     Proof(OAuthError),
+    /// CORS: the request's origin is not registered for the token's client.
+    Origin,
     Store(ServiceError),
 }
 
@@ -187,7 +189,9 @@ impl Tessera {
     }
 
     /// OIDC Core §5.3: the claims the access token's scopes (and the `claims` request) allow.
-    pub async fn userinfo(&self, presented: PresentedToken<'_>) -> Result<Value, UserinfoError> {
+    /// `origin`: the browser origin the request came from (its parsed `Origin`), which must be
+    /// one the token's client registered.
+    pub async fn userinfo(&self, presented: PresentedToken<'_>, origin: Option<&str>) -> Result<Value, UserinfoError> {
         let (token, proof) = match presented {
             PresentedToken::None => return Err(UserinfoError::NoToken),
             PresentedToken::Bearer(t) => (t, None),
@@ -206,6 +210,12 @@ impl Tessera {
         let jti = c.get("jti").and_then(Value::as_str).unwrap_or("");
         if self.store.is_revoked(jti, family_of_jti(jti)).await? {
             return Err(UserinfoError::InvalidToken("the access token was revoked"));
+        }
+        if let Some(o) = origin {
+            let client_id = c.get("client_id").and_then(Value::as_str);
+            if client_id.is_none() || !self.cors_allows(client_id, o).await? {
+                return Err(UserinfoError::Origin);
+            }
         }
         // RFC 9449 §7.1: a bound token only with the DPoP scheme and a proof of its key (whose
         // `ath` is this token's); an unbound one only as Bearer.

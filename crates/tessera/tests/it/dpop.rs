@@ -297,6 +297,19 @@ async fn rfc9449_7_userinfo_takes_a_bound_token_only_with_a_proof_of_its_key() {
         assert_eq!(status, 401, "{what}");
         assert!(challenge.starts_with(expected), "{what}: {challenge}");
     }
+    // CORS: the token's client's origin is answered; another origin is refused.
+    for (origin, expected) in [("https://app.example", Some("https://app.example")), ("https://evil.example", None)] {
+        let res = reqwest::Client::new()
+            .get(&ui)
+            .header("Authorization", format!("DPoP {at}"))
+            .header("DPoP", key.sign("GET", &ui, now, &format!("o-{origin}"), Some(at), None))
+            .header("Origin", origin)
+            .send()
+            .await
+            .unwrap();
+        let got = res.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_string());
+        assert_eq!((res.status().as_u16() == 200, got.as_deref()), (expected.is_some(), expected), "{origin}");
+    }
     let (_, challenge, _) = userinfo(&s, &format!("DPoP {at}"), &[]).await;
     assert!(challenge.contains("algs=\"ES256"), "RFC 9449 §7.1: the challenge names the algorithms: {challenge}");
 }

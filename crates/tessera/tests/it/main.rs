@@ -16,6 +16,7 @@
 mod common;
 
 mod code_flow;
+mod cors;
 mod dpop;
 mod health;
 mod hostile_input;
