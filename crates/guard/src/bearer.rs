@@ -28,6 +28,19 @@ pub fn extract<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<&'a str, GuardEr
     }
 }
 
+/// The access token of a request and whether it came with the DPoP scheme (RFC 9449 §7.1);
+/// the URI query placement is refused as in [`extract`].
+pub fn credentials<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<(&'a str, bool), GuardError> {
+    if uri.query().is_some_and(has_access_token_param) {
+        return Err(GuardError::InvalidRequest("send the access token in the Authorization header, not in the URI"));
+    }
+    match authorization(headers)? {
+        Presented::Token(t) => Ok((t, false)),
+        Presented::Dpop(t) => Ok((t, true)),
+        Presented::Absent | Presented::OtherScheme => Err(GuardError::Missing),
+    }
+}
+
 /// What a request's `Authorization` header presents, read per RFC 6750 §2.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Presented<'a> {

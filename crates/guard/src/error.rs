@@ -64,6 +64,16 @@ pub enum GuardError {
     /// A route asked for the principal without the guard layer in front: 500 (fails closed).
     #[error("tessera-guard is not installed in front of this route")]
     NotInstalled,
+    /// RFC 9449 §7.1: 401 `invalid_dpop_proof` with the `DPoP` challenge.
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(String),
+    /// RFC 9449 §7.1: 401 `invalid_token` with the `DPoP` challenge (a token presented with the
+    /// DPoP scheme, or a bound token presented as Bearer).
+    #[error("invalid DPoP token: {0}")]
+    InvalidDpopToken(&'static str),
+    /// The resource needs a DPoP-bound token: 401 with a bare `DPoP` challenge.
+    #[error("a DPoP-bound access token is required")]
+    DpopRequired,
 }
 
 impl GuardError {
@@ -73,13 +83,15 @@ impl GuardError {
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::InvalidToken(_) => Some("invalid_token"),
             Self::InsufficientScope(_) => Some("insufficient_scope"),
-            Self::Missing | Self::KeysUnavailable | Self::NotInstalled => None,
+            Self::InvalidDpopProof(_) => Some("invalid_dpop_proof"),
+            Self::InvalidDpopToken(_) => Some("invalid_token"),
+            Self::Missing | Self::KeysUnavailable | Self::NotInstalled | Self::DpopRequired => None,
         }
     }
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Missing | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::Missing | Self::InvalidToken(_) | Self::InvalidDpopProof(_) | Self::InvalidDpopToken(_) | Self::DpopRequired => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -95,6 +107,9 @@ impl GuardError {
             Self::InsufficientScope(_) => "the access token does not grant the scope this request needs",
             Self::KeysUnavailable => "the authorization server's keys are unavailable; try again later",
             Self::NotInstalled => "internal error",
+            Self::InvalidDpopProof(d) => d,
+            Self::InvalidDpopToken(d) => d,
+            Self::DpopRequired => "this resource needs a DPoP-bound access token (RFC 9449)",
         }
     }
 
@@ -125,6 +140,13 @@ impl GuardError {
             Self::InvalidRequest(_) | Self::InvalidToken(_) => {
                 Some(format!("Bearer error=\"{}\", error_description=\"{}\"", self.code().unwrap_or_default(), sanitize(self.description())))
             }
+            Self::InvalidDpopProof(_) | Self::InvalidDpopToken(_) => Some(format!(
+                "DPoP error=\"{}\", error_description=\"{}\", algs=\"{}\"",
+                self.code().unwrap_or_default(),
+                sanitize(self.description()),
+                tessera_dpop::SUPPORTED_ALGS.join(" ")
+            )),
+            Self::DpopRequired => Some(format!("DPoP algs=\"{}\"", tessera_dpop::SUPPORTED_ALGS.join(" "))),
             Self::KeysUnavailable | Self::NotInstalled => None,
         }
     }

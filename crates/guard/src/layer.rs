@@ -82,7 +82,7 @@ where
         Box::pin(async move {
             let principal = match req.extensions().get::<Principal>() {
                 Some(p) => p.clone(),
-                None => match guard.authenticate(req.headers(), req.uri()).await {
+                None => match guard.authenticate_request(req.method(), req.headers(), req.uri()).await {
                     Ok(p) => p,
                     Err(e) => return Ok(e.into_response_naming(guard.resource_metadata_url())),
                 },
@@ -147,6 +147,53 @@ where
                     g.count_scope_refusal();
                 }
                 return Ok(GuardError::InsufficientScope(scope.to_string()).into_response());
+            }
+            inner.call(req).await.map(IntoResponse::into_response)
+        })
+    }
+}
+
+/// Per-route DPoP requirement (RFC 9449 §7): `handler.layer(RequireDpop)` refuses bearer tokens
+/// on this route (401 with the `DPoP` challenge). Needs [`Guard::layer`] in front (fails closed).
+#[derive(Debug, Clone, Copy)]
+pub struct RequireDpop;
+
+impl<S> Layer<S> for RequireDpop {
+    type Service = RequireDpopService<S>;
+    fn layer(&self, inner: S) -> RequireDpopService<S> {
+        RequireDpopService { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct RequireDpopService<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for RequireDpopService<S>
+where
+    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> BoxFuture {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let Some(p) = req.extensions().get::<Principal>() else {
+                return Ok(GuardError::NotInstalled.into_response());
+            };
+            if p.dpop_jkt.is_none() {
+                let metadata = req.extensions().get::<ValidatedBy>().and_then(|ValidatedBy(g)| g.resource_metadata_url().map(str::to_string));
+                return Ok(GuardError::DpopRequired.into_response_naming(metadata.as_deref()));
             }
             inner.call(req).await.map(IntoResponse::into_response)
         })

@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bearer;
+pub mod dpop;
 pub mod error;
 pub mod keys;
 pub mod layer;
@@ -46,7 +47,7 @@ pub mod token;
 pub use error::GuardError;
 pub use jsonwebtoken::Algorithm;
 pub use jsonwebtoken::jwk::JwkSet;
-pub use layer::{GuardLayer, RequireScope};
+pub use layer::{GuardLayer, RequireDpop, RequireScope};
 pub use metadata::ResourceMetadata;
 pub use token::Principal;
 
@@ -102,6 +103,17 @@ pub struct GuardConfig {
     /// RFC 9728 Protected Resource Metadata, when set: [`Guard::metadata_router`] serves it and
     /// every 401 names it (`resource_metadata`). Needs an http(s) URL as the audience.
     pub resource_metadata: Option<metadata::ResourceMetadata>,
+    /// The URL clients address this API at (`https://api.example[/prefix]`), for the `htu` of
+    /// DPoP proofs (RFC 9449 §4.3) behind a proxy; `None`: the `Host` header, `http` only on
+    /// loopback hosts.
+    pub public_base_url: Option<String>,
+    /// Every request needs a DPoP-bound token (RFC 9449 §7); `false`: bearer tokens too.
+    pub require_dpop: bool,
+    /// How far in the past a DPoP proof's `iat` may be; proofs are remembered as long.
+    pub dpop_max_age_secs: i64,
+    /// How many DPoP proofs are remembered at once (replay detection; when full of unexpired
+    /// ones, new proofs are refused until some expire).
+    pub dpop_replay_capacity: usize,
 }
 
 impl std::fmt::Debug for GuardConfig {
@@ -116,6 +128,8 @@ impl std::fmt::Debug for GuardConfig {
             .field("max_key_age", &self.max_key_age)
             .field("allow_insecure_http", &self.allow_insecure_http)
             .field("resource_metadata", &self.resource_metadata)
+            .field("public_base_url", &self.public_base_url)
+            .field("require_dpop", &self.require_dpop)
             .finish_non_exhaustive()
     }
 }
@@ -137,11 +151,26 @@ impl GuardConfig {
             clock: Arc::new(SystemClock),
             allow_insecure_http: false,
             resource_metadata: None,
+            public_base_url: None,
+            require_dpop: false,
+            dpop_max_age_secs: 60,
+            dpop_replay_capacity: 100_000,
         }
     }
     /// Publish RFC 9728 metadata for this API (see [`GuardConfig::resource_metadata`]).
     pub fn with_resource_metadata(mut self, m: metadata::ResourceMetadata) -> Self {
         self.resource_metadata = Some(m);
+        self
+    }
+    /// The URL clients address this API at, for DPoP proofs' `htu` ([`GuardConfig::public_base_url`]).
+    pub fn with_public_base_url(mut self, url: &str) -> Self {
+        self.public_base_url = Some(url.trim_end_matches('/').to_string());
+        self
+    }
+    /// Require DPoP-bound tokens on every route ([`GuardConfig::require_dpop`]); per route:
+    /// [`RequireDpop`].
+    pub fn require_dpop(mut self, required: bool) -> Self {
+        self.require_dpop = required;
         self
     }
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -258,6 +287,7 @@ impl Stats {
                 &self.invalid_token
             }
             GuardError::InsufficientScope(_) => &self.insufficient_scope,
+            GuardError::InvalidDpopProof(_) | GuardError::InvalidDpopToken(_) | GuardError::DpopRequired => &self.invalid_token,
             GuardError::KeysUnavailable | GuardError::NotInstalled => return,
         };
         c.fetch_add(1, Ordering::Relaxed);
@@ -272,6 +302,8 @@ pub(crate) struct Inner {
     /// RFC 9728 §3.1, when metadata is on: the path the document is served at and its URL,
     /// which 401 challenges name (§5.1).
     pub(crate) metadata_location: Option<(String, String)>,
+    /// DPoP proofs this process has seen ([`dpop`]).
+    pub(crate) dpop_replay: dpop::ReplayCache,
 }
 
 /// The resource server's token validator; cheap to clone (one `Arc`).
@@ -315,7 +347,8 @@ impl Guard {
         }
         let keys = keys::KeyCache::new(&config).map_err(|e| ConfigError::Http(e.to_string()))?;
         let verified = token::VerifiedCache::new(config.verified_cache_capacity);
-        Ok(Self { inner: Arc::new(Inner { config, keys, verified, stats: Stats::default(), metadata_location }) })
+        let dpop_replay = dpop::ReplayCache::new(config.dpop_replay_capacity);
+        Ok(Self { inner: Arc::new(Inner { config, keys, verified, stats: Stats::default(), metadata_location, dpop_replay }) })
     }
 
     pub fn config(&self) -> &GuardConfig {
@@ -348,9 +381,16 @@ impl Guard {
     }
 
     /// Read the bearer token of a request (RFC 6750 §2.1) and validate it.
+    /// A DPoP-bound token is refused here (it needs the request's method for its proof:
+    /// [`Guard::authenticate_request`]).
     pub async fn authenticate(&self, headers: &HeaderMap, uri: &Uri) -> Result<Principal, GuardError> {
         match bearer::extract(headers, uri) {
-            Ok(t) => self.verify(t).await,
+            Ok(t) => match self.verify(t).await? {
+                p if p.dpop_jkt.is_some() => {
+                    Err(GuardError::InvalidDpopToken("this access token is bound to a DPoP key: present it with the DPoP scheme and a proof"))
+                }
+                p => Ok(p),
+            },
             Err(e) => {
                 self.inner.stats.count(&e);
                 Err(e)

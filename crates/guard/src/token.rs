@@ -29,6 +29,9 @@ pub struct Principal {
     pub expires_at: i64,
     /// `jti`, if present.
     pub token_id: Option<String>,
+    /// RFC 9449 §6.1 `cnf.jkt`: the key a DPoP-bound token is bound to (the request proved
+    /// possession of it); `None` for a bearer token.
+    pub dpop_jkt: Option<String>,
 }
 
 impl Principal {
@@ -78,6 +81,15 @@ struct Claims {
     client_id: String,
     #[serde(default)]
     scope: Option<String>,
+    /// RFC 9449 §6.1: the key a DPoP-bound token is bound to.
+    #[serde(default)]
+    cnf: Option<Confirmation>,
+}
+
+#[derive(Deserialize)]
+struct Confirmation {
+    #[serde(default)]
+    jkt: Option<String>,
 }
 
 /// HMAC (a shared secret) and `none` are never accepted by a resource server holding only
@@ -222,7 +234,8 @@ pub(crate) async fn verify(guard: &Guard, token: &str) -> Result<Principal, Guar
         return Err(GuardError::InvalidToken(Reason::Claims));
     }
     let scopes = claims.scope.as_deref().unwrap_or("").split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect();
-    let principal = Principal { subject: claims.sub, client_id: claims.client_id, scopes, expires_at: exp, token_id: claims.jti };
+    let dpop_jkt = claims.cnf.and_then(|c| c.jkt);
+    let principal = Principal { subject: claims.sub, client_id: claims.client_id, scopes, expires_at: exp, token_id: claims.jti, dpop_jkt };
     if let Some(d) = digest {
         cache.insert(d, Verified { principal: principal.clone(), nbf, iat, key_set }, now, leeway);
     }

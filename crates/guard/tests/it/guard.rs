@@ -134,7 +134,8 @@ async fn valid_token_gives_the_principal() {
             client_id: "app-1".into(),
             scopes: vec!["notes.read".into(), "notes.write".into()],
             expires_at: NOW + 600,
-            token_id: Some("j1".into())
+            token_id: Some("j1".into()),
+            dpop_jkt: None,
         }
     );
 }
@@ -603,5 +604,104 @@ async fn rfc9728_1_2_metadata_needs_a_url_identifier() {
     for audience in ["notes-api", "urn:example:notes", "https://api.example/?v=1"] {
         let c = GuardConfig { audience: audience.into(), ..config(&iss) }.with_resource_metadata(Default::default());
         assert!(matches!(Guard::new(c), Err(tessera_guard::ConfigError::ResourceIdentifier(_))), "{audience}");
+    }
+}
+
+/// DPoP-bound tokens (RFC 9449 §7): accepted only with a proof of their key for this request.
+mod dpop {
+    use super::*;
+    use tessera_dpop::testing::ProofSigner;
+    use tessera_guard::RequireDpop;
+
+    const BASE: &str = "https://api.example";
+
+    fn bound_claims(iss: &str, jkt: &str) -> Value {
+        let mut c = claims(iss);
+        c["cnf"] = json!({"jkt": jkt});
+        c
+    }
+
+    async fn guard(require: bool) -> (Issuer, Key, Guard) {
+        let key = Key::new("k1");
+        let iss = Issuer::start(vec![key.jwk.clone()]).await;
+        let guard = Guard::new(config(&iss).with_public_base_url(BASE).require_dpop(require)).unwrap();
+        (iss, key, guard)
+    }
+
+    fn router(guard: &Guard) -> Router {
+        Router::new().route("/notes", get(notes.layer(RequireScope("notes.read"))).delete(notes.layer(RequireDpop))).layer(guard.layer())
+    }
+
+    async fn send(app: &Router, method: &str, auth: &str, proofs: &[String]) -> (StatusCode, String) {
+        let mut req = Request::builder().method(method).uri("/notes?page=2").header(header::AUTHORIZATION, auth);
+        for p in proofs {
+            req = req.header("DPoP", p);
+        }
+        let res = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        let www = res.headers().get(header::WWW_AUTHENTICATE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        (res.status(), www)
+    }
+
+    #[tokio::test]
+    async fn rfc9449_7_a_bound_token_with_a_proof_for_this_request_is_accepted_once() {
+        let (iss, key, guard) = guard(false).await;
+        let dpop = ProofSigner::es256();
+        let token = key.sign(&bound_claims(&iss.url, &dpop.thumbprint()));
+        let app = router(&guard);
+        let auth = format!("DPoP {token}");
+        let proof = dpop.sign("GET", &format!("{BASE}/notes"), NOW, "p-1", Some(&token), None);
+        assert_eq!(send(&app, "GET", &auth, std::slice::from_ref(&proof)).await.0, StatusCode::OK, "htu without the query");
+        let (status, www) = send(&app, "GET", &auth, &[proof]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(www.starts_with("DPoP error=\"invalid_dpop_proof\"") && www.contains("already used"), "{www}");
+    }
+
+    #[tokio::test]
+    async fn rfc9449_7_each_refusal_answers_the_dpop_challenge() {
+        let (iss, key, guard) = guard(false).await;
+        let dpop = ProofSigner::es256();
+        let token = key.sign(&bound_claims(&iss.url, &dpop.thumbprint()));
+        let app = router(&guard);
+        let auth = format!("DPoP {token}");
+        let url = format!("{BASE}/notes");
+        let cases: Vec<(&str, String, Vec<String>, &str)> = vec![
+            ("no proof", auth.clone(), vec![], "invalid_dpop_proof"),
+            (
+                "two proofs",
+                auth.clone(),
+                vec![dpop.sign("GET", &url, NOW, "a", Some(&token), None), dpop.sign("GET", &url, NOW, "b", Some(&token), None)],
+                "invalid_dpop_proof",
+            ),
+            ("wrong method", auth.clone(), vec![dpop.sign("POST", &url, NOW, "c", Some(&token), None)], "invalid_dpop_proof"),
+            ("wrong URL", auth.clone(), vec![dpop.sign("GET", "https://api.example/other", NOW, "d", Some(&token), None)], "invalid_dpop_proof"),
+            ("wrong ath", auth.clone(), vec![dpop.sign("GET", &url, NOW, "e", Some("another token"), None)], "invalid_dpop_proof"),
+            ("stale iat", auth.clone(), vec![dpop.sign("GET", &url, NOW - 61, "f", Some(&token), None)], "invalid_dpop_proof"),
+            ("another key", auth.clone(), vec![ProofSigner::es256().sign("GET", &url, NOW, "g", Some(&token), None)], "invalid_dpop_proof"),
+            ("bound token as Bearer", format!("Bearer {token}"), vec![], "invalid_token"),
+        ];
+        for (what, authorization, proofs, code) in cases {
+            let (status, www) = send(&app, "GET", &authorization, &proofs).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}");
+            assert!(www.starts_with(&format!("DPoP error=\"{code}\"")), "{what}: {www}");
+            assert!(www.contains("algs=\"ES256"), "{what}: {www}");
+        }
+        // An unbound token with the DPoP scheme.
+        let bearer_token = key.sign(&claims(&iss.url));
+        let (status, www) = send(&app, "GET", &format!("DPoP {bearer_token}"), &[dpop.sign("GET", &url, NOW, "h", Some(&bearer_token), None)]).await;
+        assert_eq!((status, www.starts_with("DPoP error=\"invalid_token\"")), (StatusCode::UNAUTHORIZED, true), "{www}");
+        // Bearer tokens keep working, except where the route requires DPoP.
+        assert_eq!(send(&app, "GET", &format!("Bearer {bearer_token}"), &[]).await.0, StatusCode::OK);
+        let (status, www) = send(&app, "DELETE", &format!("Bearer {bearer_token}"), &[]).await;
+        assert_eq!((status, www.starts_with("DPoP algs=")), (StatusCode::UNAUTHORIZED, true), "RequireDpop: {www}");
+        let del = dpop.sign("DELETE", &url, NOW, "i", Some(&token), None);
+        assert_eq!(send(&app, "DELETE", &auth, &[del]).await.0, StatusCode::OK, "RequireDpop with a bound token");
+    }
+
+    #[tokio::test]
+    async fn a_guard_that_requires_dpop_refuses_bearer_tokens() {
+        let (iss, key, guard) = guard(true).await;
+        let app = router(&guard);
+        let (status, www) = send(&app, "GET", &format!("Bearer {}", key.sign(&claims(&iss.url))), &[]).await;
+        assert_eq!((status, www.starts_with("DPoP algs=")), (StatusCode::UNAUTHORIZED, true), "{www}");
     }
 }
