@@ -38,6 +38,10 @@ pub struct Document {
     pub scopes_supported: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_name: Option<String>,
+    /// RFC 9728 §2: the algorithms the guard accepts in DPoP proofs (RFC 9449).
+    pub dpop_signing_alg_values_supported: Vec<&'static str>,
+    /// RFC 9728 §2: whether every request needs a DPoP-bound token ([`crate::GuardConfig::require_dpop`]).
+    pub dpop_bound_access_tokens_required: bool,
 }
 
 /// Where the metadata of `resource` lives: (path to serve, absolute URL), per RFC 9728 §3.1;
@@ -65,6 +69,8 @@ impl Guard {
             bearer_methods_supported: vec!["header"],
             scopes_supported: m.scopes_supported.clone(),
             resource_name: m.resource_name.clone(),
+            dpop_signing_alg_values_supported: tessera_dpop::SUPPORTED_ALGS.to_vec(),
+            dpop_bound_access_tokens_required: c.require_dpop,
         })
     }
 

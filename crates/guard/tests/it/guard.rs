@@ -562,6 +562,8 @@ async fn rfc9728_3_metadata_document_at_its_well_known_uri() {
         assert_eq!(body["bearer_methods_supported"], json!(["header"]));
         assert_eq!(body["scopes_supported"], json!(["notes.read", "notes.write"]));
         assert_eq!(body["resource_name"], "Notes");
+        assert_eq!(body["dpop_bound_access_tokens_required"], false);
+        assert!(body["dpop_signing_alg_values_supported"].as_array().unwrap().contains(&json!("ES256")));
         assert_eq!(call(&app, "GET", "/.well-known/oauth-protected-resource/other", None).await.0, StatusCode::NOT_FOUND);
     }
 }
