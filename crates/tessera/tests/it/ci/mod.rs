@@ -9,6 +9,7 @@ mod cli;
 mod demo_browser;
 mod demo_cli;
 mod device_browser;
+mod interop_oauth4webapi;
 mod oidc_browser;
 mod postgres_cluster;
 mod postgres_restart;
