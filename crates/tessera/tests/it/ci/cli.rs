@@ -188,6 +188,54 @@ fn client_commands() {
     }
 }
 
+/// `client create --allowed-origin/--require-dpop` and `client update` (issue 17): options not
+/// given stay, lists given replace, values are validated as at creation.
+#[test]
+fn client_update_and_browser_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let c = json(
+        d,
+        &[
+            "client",
+            "create",
+            "--name",
+            "SPA",
+            "--public",
+            "--redirect-uri",
+            "https://spa.example/cb",
+            "--scope",
+            "a",
+            "--allowed-origin",
+            "http://localhost:5173",
+            "--require-dpop",
+            "--json",
+        ],
+    );
+    assert_eq!(c["allowed_origins"], serde_json::json!(["http://localhost:5173"]));
+    assert_eq!(c["effective_allowed_origins"], serde_json::json!(["http://localhost:5173", "https://spa.example"]));
+    assert_eq!(c["require_dpop"], true);
+    let id = c["client_id"].as_str().unwrap();
+    let u = json(d, &["client", "update", id, "--name", "Notes SPA", "--allowed-origin", "https://other.example", "--require-dpop", "false", "--json"]);
+    assert_eq!((u["name"].as_str(), u["require_dpop"].as_bool()), (Some("Notes SPA"), Some(false)));
+    assert_eq!(u["allowed_origins"], serde_json::json!(["https://other.example"]), "a list given replaces the list");
+    assert_eq!((u["redirect_uris"].clone(), u["scope"].as_str()), (serde_json::json!(["https://spa.example/cb"]), Some("a")), "what was not given stays");
+    let shown = json(d, &["client", "show", id, "--json"]);
+    assert_eq!(shown["allowed_origins"], u["allowed_origins"]);
+    let cleared = json(d, &["client", "update", id, "--clear-allowed-origins", "--json"]);
+    assert_eq!(cleared["allowed_origins"], serde_json::json!([]));
+    for (args, needle) in [
+        (vec!["client", "update", id, "--allowed-origin", "https://spa.example/path"], "--allowed-origin"),
+        (vec!["client", "update", id, "--allowed-origin", "http://spa.example"], "--allowed-origin"),
+        (vec!["client", "update", id, "--redirect-uri", "http://evil.example/cb"], "--redirect-uri"),
+        (vec!["client", "update", "nope", "--name", "X"], "no client"),
+    ] {
+        let (ok, _, err) = tessera(d, &args, None);
+        assert!(!ok, "{args:?} should fail");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn user_and_api_commands() {
     let dir = tempfile::tempdir().unwrap();
