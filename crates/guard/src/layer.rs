@@ -103,74 +103,63 @@ where
 #[derive(Debug, Clone, Copy)]
 pub struct RequireScope(pub &'static str);
 
-impl<S> Layer<S> for RequireScope {
-    type Service = RequireScopeService<S>;
-    fn layer(&self, inner: S) -> RequireScopeService<S> {
-        RequireScopeService { inner, scope: self.0 }
-    }
-}
-
-#[derive(Clone)]
-pub struct RequireScopeService<S> {
-    inner: S,
-    scope: &'static str,
-}
-
-/// The guard that validated a request, kept beside the principal for scope-refusal counts.
-#[derive(Clone)]
-struct ValidatedBy(Guard);
-
-impl<S> Service<Request> for RequireScopeService<S>
-where
-    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
-    S::Response: IntoResponse,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request) -> BoxFuture {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let scope = self.scope;
-        Box::pin(async move {
-            let Some(p) = req.extensions().get::<Principal>() else {
-                return Ok(GuardError::NotInstalled.into_response());
-            };
-            if !p.has_scope(scope) {
-                if let Some(ValidatedBy(g)) = req.extensions().get::<ValidatedBy>() {
-                    g.count_scope_refusal();
-                }
-                return Ok(GuardError::InsufficientScope(scope.to_string()).into_response());
-            }
-            inner.call(req).await.map(IntoResponse::into_response)
-        })
-    }
-}
-
 /// Per-route DPoP requirement (RFC 9449 §7): `handler.layer(RequireDpop)` refuses bearer tokens
 /// on this route (401 with the `DPoP` challenge). Needs [`Guard::layer`] in front (fails closed).
 #[derive(Debug, Clone, Copy)]
 pub struct RequireDpop;
 
-impl<S> Layer<S> for RequireDpop {
-    type Service = RequireDpopService<S>;
-    fn layer(&self, inner: S) -> RequireDpopService<S> {
-        RequireDpopService { inner }
+/// What a per-route requirement demands of the principal [`Guard::layer`] validated.
+#[derive(Debug, Clone, Copy)]
+enum Requirement {
+    Scope(&'static str),
+    Dpop,
+}
+
+impl Requirement {
+    /// The refusal, if the principal does not meet it.
+    fn refusal(self, p: &Principal, by: Option<&Guard>) -> Option<Response> {
+        match self {
+            Self::Scope(scope) if !p.has_scope(scope) => {
+                if let Some(g) = by {
+                    g.count_scope_refusal();
+                }
+                Some(GuardError::InsufficientScope(scope.to_string()).into_response())
+            }
+            Self::Dpop if p.dpop_jkt.is_none() => Some(GuardError::DpopRequired.into_response_naming(by.and_then(Guard::resource_metadata_url))),
+            Self::Scope(_) | Self::Dpop => None,
+        }
     }
 }
 
-#[derive(Clone)]
-pub struct RequireDpopService<S> {
-    inner: S,
+impl<S> Layer<S> for RequireScope {
+    type Service = RequireService<S>;
+    fn layer(&self, inner: S) -> RequireService<S> {
+        RequireService { inner, requirement: Requirement::Scope(self.0) }
+    }
 }
 
-impl<S> Service<Request> for RequireDpopService<S>
+impl<S> Layer<S> for RequireDpop {
+    type Service = RequireService<S>;
+    fn layer(&self, inner: S) -> RequireService<S> {
+        RequireService { inner, requirement: Requirement::Dpop }
+    }
+}
+
+/// The service of [`RequireScope`] and [`RequireDpop`].
+#[derive(Clone)]
+pub struct RequireService<S> {
+    inner: S,
+    requirement: Requirement,
+}
+
+/// The former name of [`RequireService`].
+pub type RequireScopeService<S> = RequireService<S>;
+
+/// The guard that validated a request, kept beside the principal for scope-refusal counts.
+#[derive(Clone)]
+struct ValidatedBy(Guard);
+
+impl<S> Service<Request> for RequireService<S>
 where
     S: Service<Request, Error = Infallible> + Clone + Send + 'static,
     S::Response: IntoResponse,
@@ -187,13 +176,14 @@ where
     fn call(&mut self, req: Request) -> BoxFuture {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let requirement = self.requirement;
         Box::pin(async move {
             let Some(p) = req.extensions().get::<Principal>() else {
                 return Ok(GuardError::NotInstalled.into_response());
             };
-            if p.dpop_jkt.is_none() {
-                let metadata = req.extensions().get::<ValidatedBy>().and_then(|ValidatedBy(g)| g.resource_metadata_url().map(str::to_string));
-                return Ok(GuardError::DpopRequired.into_response_naming(metadata.as_deref()));
+            let by = req.extensions().get::<ValidatedBy>().map(|ValidatedBy(g)| g);
+            if let Some(refused) = requirement.refusal(p, by) {
+                return Ok(refused);
             }
             inner.call(req).await.map(IntoResponse::into_response)
         })
