@@ -195,6 +195,9 @@ pub struct DemoArgs {
     /// The Notes Client's port (its redirect URI is http://127.0.0.1:PORT/callback).
     #[arg(long, default_value_t = 8082)]
     pub client_port: u16,
+    /// The Notes SPA's port: the browser app (its redirect URI is http://127.0.0.1:PORT/callback).
+    #[arg(long, default_value_t = 8083)]
+    pub spa_port: u16,
 }
 
 #[derive(Subcommand, Debug)]

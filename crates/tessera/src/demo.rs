@@ -32,6 +32,11 @@ struct DemoState {
     redirect_uri: String,
     username: String,
     password: String,
+    /// The Notes SPA's public client (absent in folders of demos before it).
+    #[serde(default)]
+    spa_client_id: Option<String>,
+    #[serde(default)]
+    spa_redirect_uri: Option<String>,
 }
 
 fn random_password() -> String {
@@ -64,7 +69,7 @@ async fn bind(port: u16, what: &str, flag: &str) -> anyhow::Result<tokio::net::T
 }
 
 /// Register what is missing; returns the state to use.
-async fn register(svc: &Tessera, dir: &Path, redirect_uri: &str, notes: &notes_api::Db) -> anyhow::Result<DemoState> {
+async fn register(svc: &Tessera, dir: &Path, redirect_uri: &str, spa_redirect_uri: &str, notes: &notes_api::Db) -> anyhow::Result<DemoState> {
     let store = &*svc.store;
     let now = svc.now();
     let previous = read_state(dir);
@@ -130,7 +135,42 @@ async fn register(svc: &Tessera, dir: &Path, redirect_uri: &str, notes: &notes_a
             (created.client.client_id, secret)
         }
     };
-    let state = DemoState { client_id, client_secret, redirect_uri: redirect_uri.to_string(), username: DEMO_USER.into(), password };
+    // The SPA: a public client that must use DPoP; its browser origin is its redirect URI's.
+    let spa_reusable = match &previous {
+        Some(DemoState { spa_client_id: Some(id), spa_redirect_uri: Some(uri), .. }) if uri == spa_redirect_uri => {
+            store.find_client(id).await?.filter(|c| c.redirect_uris.iter().any(|u| u == spa_redirect_uri)).map(|c| c.client_id)
+        }
+        _ => None,
+    };
+    let spa_client_id = match spa_reusable {
+        Some(id) => id,
+        None => {
+            let scope = notes_api::SCOPES.iter().map(|s| s.0).collect::<Vec<_>>().join(" ");
+            let created = admin::create_client(
+                store,
+                NewClient {
+                    name: "Notes SPA".into(),
+                    redirect_uris: vec![spa_redirect_uri.into()],
+                    scope,
+                    public: true,
+                    require_dpop: true,
+                    ..Default::default()
+                },
+                now,
+            )
+            .await?;
+            created.client.client_id
+        }
+    };
+    let state = DemoState {
+        client_id,
+        client_secret,
+        redirect_uri: redirect_uri.to_string(),
+        username: DEMO_USER.into(),
+        password,
+        spa_client_id: Some(spa_client_id),
+        spa_redirect_uri: Some(spa_redirect_uri.to_string()),
+    };
     write_state(dir, &state)?;
     Ok(state)
 }
@@ -150,7 +190,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let as_listener = bind(args.port, "authorization server", "--port").await?;
     let api_listener = bind(args.api_port, "Notes API", "--api-port").await?;
     let client_listener = bind(args.client_port, "Notes Client", "--client-port").await?;
+    let spa_listener = bind(args.spa_port, "Notes SPA", "--spa-port").await?;
     let (as_addr, api_addr, client_addr) = (as_listener.local_addr()?, api_listener.local_addr()?, client_listener.local_addr()?);
+    let spa_url = format!("http://{}", spa_listener.local_addr()?);
+    let spa_redirect_uri = format!("{spa_url}/callback");
     let issuer = format!("http://{as_addr}");
     let api_url = format!("http://{api_addr}");
     let client_url = format!("http://{client_addr}");
@@ -162,7 +205,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let kek = crate::store::key_encryption(&crate::settings::KekSources::default(), &db_url, &*store).await?;
     let svc = Tessera::new(store, Arc::new(SystemClock), Config { key_encryption: Some(kek), ..Config::new(&issuer) }).await.context("loading signing keys")?;
     let notes_db = notes_api::Db::open(&format!("sqlite://{}", dir.join("notes.db").display())).await.context("opening the Notes API database")?;
-    let state = register(&svc, &dir, &redirect_uri, &notes_db).await?;
+    let state = register(&svc, &dir, &redirect_uri, &spa_redirect_uri, &notes_db).await?;
 
     let as_app = tessera_http::router(svc.clone());
     let mut servers = tokio::task::JoinSet::new();
@@ -172,7 +215,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let guard = Guard::new(GuardConfig::new(&issuer, API_IDENTIFIER))?;
     guard.refresh().await.context("the Notes API could not fetch the authorization server's keys")?;
-    servers.spawn(async move { notes_api::serve(api_listener, guard, notes_db, std::future::pending()).await.context("Notes API") });
+    let browser_origins = vec![spa_url.clone()];
+    servers
+        .spawn(async move { notes_api::serve_for_browsers(api_listener, guard, notes_db, browser_origins, std::future::pending()).await.context("Notes API") });
+    let spa = notes_spa::SpaConfig {
+        issuer: issuer.clone(),
+        client_id: state.spa_client_id.clone().unwrap_or_default(),
+        api: api_url.clone(),
+        redirect_uri: spa_redirect_uri.clone(),
+        scope: notes_api::SCOPES.iter().map(|s| s.0).collect::<Vec<_>>().join(" "),
+    };
+    servers.spawn(async move { notes_spa::serve(spa_listener, spa, std::future::pending()).await.context("Notes SPA") });
 
     let client =
         notes_client::NotesClient::new(notes_client::ClientConfig::new(&issuer, &state.client_id, &state.client_secret, &redirect_uri, &api_url)).await?;
@@ -187,10 +240,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!();
     println!("  authorization server  {issuer}");
     println!("  Notes API             {api_url}   (audience {API_IDENTIFIER}; scopes notes.read notes.write notes.delete)");
-    println!("  Notes Client          {client_url}   (client_id {})", state.client_id);
+    println!("  Notes Client          {client_url}   (client_id {}; a server-side app)", state.client_id);
+    println!(
+        "  Notes SPA             {spa_url}   (client_id {}; runs in your browser: PKCE, DPoP, tokens in memory)",
+        state.spa_client_id.as_deref().unwrap_or("")
+    );
     println!("  data                  {where_}");
     println!();
-    println!("Ctrl-C stops all three.");
+    println!("Or open the browser app, {spa_url}, and sign in as the same user.");
+    println!("Ctrl-C stops all four.");
     use std::io::Write;
     let _ = std::io::stdout().flush();
 

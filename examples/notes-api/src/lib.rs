@@ -157,6 +157,33 @@ pub fn router(guard: Guard, db: Db) -> Router {
         .with_state(db)
 }
 
+/// [`router`] answering CORS (Fetch standard) for browser apps on `origins` (a single-page app
+/// calling the API directly): `GET`, `POST`, `PUT`, `DELETE` with `Authorization`,
+/// `Content-Type` and `DPoP`, exposing `WWW-Authenticate` and `DPoP-Nonce` (so the app can read
+/// a refusal); never credentials, never another origin.
+pub fn router_for_browsers(guard: Guard, db: Db, origins: &[String]) -> Router {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([axum::http::Method::GET, axum::http::Method::POST, axum::http::Method::PUT, axum::http::Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, axum::http::HeaderName::from_static("dpop")])
+        .expose_headers([header::WWW_AUTHENTICATE, axum::http::HeaderName::from_static("dpop-nonce")])
+        .max_age(std::time::Duration::from_secs(600));
+    router(guard, db).layer(cors)
+}
+
+/// Serve [`router_for_browsers`] on `listener` until `shutdown` completes.
+pub async fn serve_for_browsers(
+    listener: tokio::net::TcpListener,
+    guard: Guard,
+    db: Db,
+    origins: Vec<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router_for_browsers(guard, db, &origins)).with_graceful_shutdown(shutdown).await
+}
+
 /// Serve the API on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,

@@ -39,11 +39,20 @@ fn free_port() -> u16 {
 }
 
 /// Start `tessera demo` and read its banner (bounded).
-fn start(dir: &Path, ports: [u16; 3]) -> Demo {
+fn start(dir: &Path, ports: [u16; 4]) -> Demo {
     let mut child = Command::new(BIN)
         .args(["demo", "--dir"])
         .arg(dir)
-        .args(["--port", &ports[0].to_string(), "--api-port", &ports[1].to_string(), "--client-port", &ports[2].to_string()])
+        .args([
+            "--port",
+            &ports[0].to_string(),
+            "--api-port",
+            &ports[1].to_string(),
+            "--client-port",
+            &ports[2].to_string(),
+            "--spa-port",
+            &ports[3].to_string(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -65,7 +74,7 @@ fn start(dir: &Path, ports: [u16; 3]) -> Demo {
             Ok(line) => {
                 out.push_str(&line);
                 out.push('\n');
-                if line.starts_with("Ctrl-C stops all three.") {
+                if line.starts_with("Ctrl-C stops all four.") {
                     break;
                 }
             }
@@ -112,7 +121,7 @@ async fn walk_the_flow(client_url: &str, as_url: &str, user: &str, password: &st
 async fn demo_starts_everything_and_is_idempotent() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("tessera-demo");
-    let ports = [free_port(), free_port(), free_port()];
+    let ports = [free_port(), free_port(), free_port(), free_port()];
     let (client_url, as_url) = (format!("http://127.0.0.1:{}", ports[2]), format!("http://127.0.0.1:{}", ports[0]));
 
     let first = start(&dir, ports);
@@ -122,6 +131,12 @@ async fn demo_starts_everything_and_is_idempotent() {
     assert!(password.len() >= 15);
     let meta: serde_json::Value = reqwest::get(format!("{as_url}/.well-known/oauth-authorization-server")).await.unwrap().json().await.unwrap();
     assert_eq!(meta["issuer"], as_url.as_str());
+    // The fourth server: the browser app, configured for this Tessera and API.
+    let spa_url = format!("http://127.0.0.1:{}", ports[3]);
+    assert!(first.out.contains(&format!("Notes SPA             {spa_url}")), "{}", first.out);
+    let spa: serde_json::Value = reqwest::get(format!("{spa_url}/config.json")).await.unwrap().json().await.unwrap();
+    assert_eq!((spa["issuer"].as_str(), spa["redirect_uri"].as_str()), (Some(as_url.as_str()), Some(format!("{spa_url}/callback").as_str())));
+    let spa_client = spa["client_id"].as_str().unwrap().to_string();
     let api: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{}/", ports[1])).await.unwrap().json().await.unwrap();
     assert_eq!(api["resource"], "https://notes.example");
     let home = walk_the_flow(&client_url, &as_url, &user, &password).await;
@@ -137,6 +152,8 @@ async fn demo_starts_everything_and_is_idempotent() {
     let second = start(&dir, ports);
     assert_eq!(second.field("password:"), password, "same user and password");
     assert_eq!(second.client_id(), client_id, "same client (its secret was kept in demo.json)");
+    let spa: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{}/config.json", ports[3])).await.unwrap().json().await.unwrap();
+    assert_eq!(spa["client_id"].as_str(), Some(spa_client.as_str()), "same SPA client");
     let home = walk_the_flow(&client_url, &as_url, &user, &password).await;
     assert_eq!(home.matches("class=\"note-title\"").count(), 2, "welcome notes are not seeded twice");
 }

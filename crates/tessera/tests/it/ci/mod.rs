@@ -13,3 +13,4 @@ mod interop_oauth4webapi;
 mod oidc_browser;
 mod postgres_cluster;
 mod postgres_restart;
+mod spa_browser;

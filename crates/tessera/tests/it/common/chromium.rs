@@ -113,8 +113,17 @@ impl Chromedriver {
 
     /// A new headless Chromium session with a fresh profile.
     pub async fn session(&self) -> WebDriver {
+        self.session_with(false).await
+    }
+
+    /// [`Chromedriver::session`], recording the network when `network_log` (DevTools events in
+    /// the `performance` log).
+    pub async fn session_with(&self, network_log: bool) -> WebDriver {
         let chromium = require_on_path("chromium");
         let mut caps = DesiredCapabilities::chrome();
+        if network_log {
+            caps.set_logging_prefs("performance", thirtyfour::LoggingPrefsLogLevel::All).unwrap();
+        }
         caps.set_binary(chromium.to_str().unwrap()).unwrap();
         for arg in CHROME_ARGS {
             caps.add_arg(arg).unwrap();
@@ -164,8 +173,18 @@ where
     F: FnOnce(WebDriver) -> Fut,
     Fut: Future<Output = WebDriverResult<()>>,
 {
+    with_browser_logging(false, body).await
+}
+
+/// [`with_browser`], the session recording the network when `network_log`
+/// ([`Chromedriver::session_with`]).
+pub async fn with_browser_logging<F, Fut>(network_log: bool, body: F)
+where
+    F: FnOnce(WebDriver) -> Fut,
+    Fut: Future<Output = WebDriverResult<()>>,
+{
     let chromedriver = chromedriver().await;
-    let driver = chromedriver.session().await;
+    let driver = chromedriver.session_with(network_log).await;
     let result = driver
         .run_and_quit(|d| async move {
             match tokio::time::timeout(TEST_LIMIT, body(d)).await {
