@@ -20,6 +20,11 @@ struct SpaStack {
 }
 
 async fn start() -> SpaStack {
+    start_asking("notes.read notes.write notes.delete").await
+}
+
+/// The stack with the app asking for `scope`.
+async fn start_asking(scope: &str) -> SpaStack {
     let s = TestServer::start().await;
     let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let spa_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -44,13 +49,7 @@ async fn start() -> SpaStack {
             ..Default::default()
         })
         .await;
-    let config = notes_spa::SpaConfig {
-        issuer: s.url.clone(),
-        client_id: c.client.client_id,
-        api: api_url.clone(),
-        redirect_uri,
-        scope: "notes.read notes.write notes.delete".into(),
-    };
+    let config = notes_spa::SpaConfig { issuer: s.url.clone(), client_id: c.client.client_id, api: api_url.clone(), redirect_uri, scope: scope.into() };
     tokio::spawn(async move { notes_spa::serve(spa_listener, config, std::future::pending()).await.unwrap() });
     SpaStack { s, api_url, spa_url }
 }
@@ -195,4 +194,22 @@ async fn notes_spa_answers_with_a_strict_policy_and_its_configuration() {
     assert_eq!((config["issuer"].as_str(), config["api"].as_str()), (Some(st.s.url.as_str()), Some(st.api_url.as_str())));
     let html = reqwest::get(&st.spa_url).await.unwrap().text().await.unwrap();
     assert!(!html.contains("<script>") && html.contains("src=\"/app.js\""), "no inline script");
+}
+
+/// A permission the user did not grant: the API's 403 `insufficient_scope` becomes a sentence.
+#[tokio::test(flavor = "multi_thread")]
+async fn notes_spa_says_which_permission_was_not_granted() {
+    let st = start_asking("notes.read notes.write").await;
+    let st = &st;
+    with_browser(|driver| async move {
+        driver.goto(&st.spa_url).await.unwrap();
+        sign_in_through_the_app(&driver, st, true).await;
+        wait_for_notes(&driver, 2).await;
+        driver.find(By::Css("#list li button.delete")).await.unwrap().click().await.unwrap();
+        let shown = wait_for(&driver, By::Css("#error:not([hidden])")).await.text().await.unwrap();
+        assert_eq!(shown, "You did not allow Notes to delete notes.");
+        assert_eq!(wait_for_notes(&driver, 2).await.len(), 2, "nothing was deleted");
+        Ok(())
+    })
+    .await;
 }
