@@ -69,6 +69,8 @@ pub struct Client {
     /// Cookies by name (all sent on every request: the servers ignore the ones not theirs).
     pub jar: Vec<(String, String)>,
     pub use_jar: bool,
+    /// A DPoP proof to send with the next request only.
+    pub dpop: Option<String>,
 }
 
 /// What the head of a response says about its body and connection.
@@ -99,6 +101,7 @@ impl Client {
             filled: 0,
             jar: Vec::new(),
             use_jar: false,
+            dpop: None,
         })
     }
 
@@ -141,6 +144,12 @@ impl Client {
         }
         if let Some(a) = auth {
             for part in ["authorization: ", a, "\r\n"] {
+                o.extend_from_slice(part.as_bytes());
+            }
+        }
+        // A DPoP proof for this one request (RFC 9449 §4.1).
+        if let Some(p) = self.dpop.take() {
+            for part in ["dpop: ", p.as_str(), "\r\n"] {
                 o.extend_from_slice(part.as_bytes());
             }
         }

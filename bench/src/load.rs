@@ -24,17 +24,38 @@ pub enum Scenario {
     Jwks,
     Metadata,
     Guard,
+    RefreshDpop,
+    GuardDpop,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 8] =
-        [Self::ClientCredentials, Self::Introspection, Self::Refresh, Self::CodeFlow, Self::PasswordSignIn, Self::Jwks, Self::Metadata, Self::Guard];
+    /// Whether the operation goes to the tessera-guard resource server.
+    pub fn at_resource_server(self) -> bool {
+        matches!(self, Self::Guard | Self::GuardDpop)
+    }
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 10] = [
+        Self::ClientCredentials,
+        Self::Introspection,
+        Self::Refresh,
+        Self::RefreshDpop,
+        Self::CodeFlow,
+        Self::PasswordSignIn,
+        Self::Jwks,
+        Self::Metadata,
+        Self::Guard,
+        Self::GuardDpop,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::ClientCredentials => "client_credentials",
             Self::Introspection => "introspection",
             Self::Refresh => "refresh",
+            Self::RefreshDpop => "refresh_dpop",
+            Self::GuardDpop => "guard_dpop",
             Self::CodeFlow => "code_flow",
             Self::PasswordSignIn => "password_sign_in",
             Self::Jwks => "jwks",
@@ -53,6 +74,8 @@ impl Scenario {
             Self::ClientCredentials => "POST /token grant_type=client_credentials (Basic auth) → an ES256 JWT access token",
             Self::Introspection => "POST /introspect of a live access token (Basic auth)",
             Self::Refresh => "POST /token grant_type=refresh_token → new access token + rotated refresh token",
+            Self::RefreshDpop => "the same with a fresh ES256 DPoP proof (RFC 9449) → a DPoP-bound access token",
+            Self::GuardDpop => "the guard request with a DPoP-bound token and a fresh ES256 proof per request (RFC 9449 §7)",
             Self::CodeFlow => "GET /authorize (session cookie, consent remembered) → 303 with code; POST /token (code + PKCE verifier)",
             Self::PasswordSignIn => "GET /authorize → 303; GET /login; POST /login (Argon2id) → 303",
             Self::Jwks => "GET /jwks.json",
@@ -109,9 +132,9 @@ impl Target {
 
     pub fn supports(&self, s: Scenario) -> bool {
         match self.kind {
-            Kind::Tessera => s != Scenario::Guard || self.resource_server.is_some(),
+            Kind::Tessera => !s.at_resource_server() || self.resource_server.is_some(),
             // oidc-provider leaves sign-in to the application, and is no resource-server library.
-            Kind::Peer => !matches!(s, Scenario::PasswordSignIn | Scenario::Guard),
+            Kind::Peer => !matches!(s, Scenario::PasswordSignIn | Scenario::Guard | Scenario::GuardDpop),
         }
     }
 
@@ -215,6 +238,10 @@ enum State {
     Refresh(String),
     /// `Authorization: Bearer …` for the resource server.
     Bearer(String),
+    /// A DPoP-bound access token, its key, and the resource's URL.
+    Dpop(String, Box<tessera_dpop::testing::ProofSigner>, String),
+    /// The current refresh token and the user's DPoP key.
+    DpopRefresh(String, Box<tessera_dpop::testing::ProofSigner>),
 }
 
 async fn setup(s: Scenario, c: &mut Client, t: &Target) -> anyhow::Result<State> {
@@ -225,6 +252,7 @@ async fn setup(s: Scenario, c: &mut Client, t: &Target) -> anyhow::Result<State>
             State::Body(form(&[("token", &token), ("token_type_hint", "access_token")]))
         }
         Scenario::Refresh => State::Refresh(signed_in_refresh_token(c, t).await?),
+        Scenario::RefreshDpop => State::DpopRefresh(signed_in_refresh_token(c, t).await?, Box::new(tessera_dpop::testing::ProofSigner::es256())),
         Scenario::CodeFlow => {
             // Sign in once (the session cookie stays in the jar) and consent once per user+client.
             c.use_jar = true;
@@ -239,6 +267,13 @@ async fn setup(s: Scenario, c: &mut Client, t: &Target) -> anyhow::Result<State>
         }
         Scenario::Jwks | Scenario::Metadata => State::None,
         Scenario::Guard => State::Bearer(format!("Bearer {}", cc_token(c, t, true).await?)),
+        Scenario::GuardDpop => {
+            let key = tessera_dpop::testing::ProofSigner::es256();
+            c.dpop = Some(key.sign("POST", &format!("{}/token", t.issuer), unix_now(), "setup", None, None));
+            let token = cc_token(c, t, true).await?;
+            let url = format!("http://{}/resource", t.resource_server.ok_or_else(|| anyhow!("no resource server"))?);
+            State::Dpop(token, Box::new(key), url)
+        }
     })
 }
 
@@ -250,6 +285,10 @@ async fn signed_in_refresh_token(c: &mut Client, t: &Target) -> anyhow::Result<S
     c.use_jar = false;
     c.jar.clear();
     Ok(rt)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// One operation. `Ok` only for the expected answer.
@@ -273,6 +312,25 @@ async fn op(s: Scenario, c: &mut Client, t: &Target, st: &mut State) -> anyhow::
                 Ok(next) => *rt = next,
                 Err(e) => {
                     // The chain is broken: start a new grant for this user (not timed as an op).
+                    *rt = signed_in_refresh_token(c, t).await.context("new grant after a failed refresh")?;
+                    return Err(e);
+                }
+            }
+        }
+        (Scenario::RefreshDpop, State::DpopRefresh(rt, key)) => {
+            let jti = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>());
+            c.dpop = Some(key.sign("POST", &format!("{}/token", t.issuer), unix_now(), &jti, None, None));
+            let body = form(&[("grant_type", "refresh_token"), ("refresh_token", rt)]);
+            let answer = c.post_form("/token", Some(&t.web_auth), &body).await.and_then(|r| r.expect(200));
+            match answer.and_then(|r| {
+                if r.text().to_ascii_lowercase().contains("\"token_type\":\"dpop\"") {
+                    r.json_str("refresh_token")
+                } else {
+                    Err(anyhow!("not DPoP-bound: {}", short(r.text())))
+                }
+            }) {
+                Ok(next) => *rt = next,
+                Err(e) => {
                     *rt = signed_in_refresh_token(c, t).await.context("new grant after a failed refresh")?;
                     return Err(e);
                 }
@@ -317,6 +375,11 @@ async fn op(s: Scenario, c: &mut Client, t: &Target, st: &mut State) -> anyhow::
         }
         (Scenario::Guard, State::Bearer(b)) => {
             c.get("/resource", Some(b)).await?.expect(200)?;
+        }
+        (Scenario::GuardDpop, State::Dpop(token, key, url)) => {
+            let jti = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>());
+            c.dpop = Some(key.sign("GET", url, unix_now(), &jti, Some(token), None));
+            c.get("/resource", Some(&format!("DPoP {token}"))).await?.expect(200)?;
         }
         _ => bail!("scenario state mismatch"),
     }
@@ -375,7 +438,7 @@ pub struct RunSpec {
 
 /// Run `s` against `t` with `spec`; `server_pid` is the process whose CPU and memory are read.
 pub async fn run(s: Scenario, t: Arc<Target>, spec: &RunSpec, server_pid: u32) -> anyhow::Result<RunResult> {
-    let addr = if s == Scenario::Guard { t.resource_server.ok_or_else(|| anyhow!("no resource server"))? } else { t.addr };
+    let addr = if s.at_resource_server() { t.resource_server.ok_or_else(|| anyhow!("no resource server"))? } else { t.addr };
     let barrier = Arc::new(tokio::sync::Barrier::new(spec.connections + 1));
     let recorded = Arc::new(AtomicU64::new(0));
     let (warmup, duration, max_ops) = (spec.warmup, spec.duration, spec.max_ops);
@@ -388,7 +451,7 @@ pub async fn run(s: Scenario, t: Arc<Target>, spec: &RunSpec, server_pid: u32) -
                 let mut setup_client = Client::new(t.addr)?;
                 let st = setup(s, &mut setup_client, &t).await?;
                 let mut c = if addr == t.addr { setup_client } else { Client::new(addr)? };
-                if s == Scenario::Guard {
+                if s.at_resource_server() {
                     c.get("/healthz", None).await?;
                 }
                 Ok::<_, anyhow::Error>((c, st))

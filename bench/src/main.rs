@@ -60,7 +60,7 @@ struct Args {
     /// Do not install or run the peer.
     #[arg(long)]
     no_peer: bool,
-    /// Comma-separated subset of: client_credentials, introspection, refresh, code_flow,
+    /// Comma-separated subset of: client_credentials, introspection, refresh, refresh_dpop, guard_dpop, code_flow,
     /// password_sign_in, jwks, metadata, guard (default: all).
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
@@ -289,7 +289,7 @@ fn run_all(args: &Args, setup: &Setup, root: &Path, bin: &Path, database: &str, 
         (Some(p), Some(version), Some(st))
     };
 
-    let guard = if setup.scenarios.contains(&Scenario::Guard) {
+    let guard = if setup.scenarios.iter().any(|s| s.at_resource_server()) {
         Some(servers::start_resource_server(&tessera.url, RESOURCE, SCOPE, &dir.join("resource.log"))?)
     } else {
         None
@@ -307,7 +307,7 @@ fn run_all(args: &Args, setup: &Setup, root: &Path, bin: &Path, database: &str, 
     for rep in 0..setup.repetitions {
         for &s in &setup.scenarios {
             let mut order: Vec<(&Arc<Target>, u32)> =
-                vec![(&t_target, if s == Scenario::Guard { guard.as_ref().map(|g| g.pid).unwrap_or(tessera.pid) } else { tessera.pid })];
+                vec![(&t_target, if s.at_resource_server() { guard.as_ref().map(|g| g.pid).unwrap_or(tessera.pid) } else { tessera.pid })];
             if let (Some(pt), Some(p)) = (&p_target, &peer) {
                 if pt.supports(s) {
                     order.push((pt, p.pid));
