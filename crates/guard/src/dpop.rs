@@ -15,33 +15,47 @@ use axum::http::{HeaderMap, Method, Uri, header};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// Proofs seen, by key thumbprint and `jti`, with when they may be forgotten.
+/// Proofs seen, by a 128-bit digest of key thumbprint and `jti`, with when they may be forgotten
+/// (about 28 bytes an entry: the default 1,000,000 entries stay under 30 MB, enough for 16,000
+/// DPoP requests a second with the default 60 s window).
 #[derive(Debug)]
 pub(crate) struct ReplayCache {
-    seen: Mutex<HashMap<String, i64>>,
+    seen: Mutex<Seen>,
     capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    until: HashMap<u128, i64>,
+    /// When expired entries were last dropped (at most once a second, so that a full cache
+    /// does not scan itself on every request).
+    purged_at: i64,
 }
 
 impl ReplayCache {
     pub(crate) fn new(capacity: usize) -> Self {
-        Self { seen: Mutex::new(HashMap::new()), capacity }
+        Self { seen: Mutex::new(Seen::default()), capacity }
     }
 
-    /// True the first time `id` is seen before `until`; false for a replay or when full.
-    fn first_use(&self, id: String, until: i64, now: i64) -> Result<bool, GuardError> {
+    /// True the first time `id` is seen before `until`; false for a replay; refused when full of
+    /// unexpired entries (fail closed: nothing live is forgotten).
+    fn first_use(&self, id: &str, until: i64, now: i64) -> Result<bool, GuardError> {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, id.as_bytes());
+        let key = digest.as_ref().get(..16).and_then(|b| <[u8; 16]>::try_from(b).ok()).map(u128::from_le_bytes).unwrap_or_default();
         let mut seen = self.seen.lock().map_err(|_| GuardError::InvalidDpopProof("internal error".into()))?;
-        if let Some(&t) = seen.get(&id) {
+        if let Some(&t) = seen.until.get(&key) {
             if t > now {
                 return Ok(false);
             }
         }
-        if seen.len() >= self.capacity {
-            seen.retain(|_, t| *t > now);
-            if seen.len() >= self.capacity {
-                return Err(GuardError::InvalidDpopProof("too many DPoP proofs at once; retry shortly".into()));
-            }
+        if seen.until.len() >= self.capacity && seen.purged_at != now {
+            seen.purged_at = now;
+            seen.until.retain(|_, t| *t > now);
         }
-        seen.insert(id, until);
+        if seen.until.len() >= self.capacity {
+            return Err(GuardError::InvalidDpopProof("too many DPoP proofs at once; retry shortly".into()));
+        }
+        seen.until.insert(key, until);
         Ok(true)
     }
 }
@@ -100,7 +114,7 @@ impl Guard {
                 if p.jkt != *jkt {
                     return Err(GuardError::InvalidDpopProof("the DPoP proof is not made with the key the token is bound to".into()));
                 }
-                if !self.inner.dpop_replay.first_use(format!("{} {}", p.jkt, p.jti), p.iat + config.dpop_max_age_secs + 1, now)? {
+                if !self.inner.dpop_replay.first_use(&format!("{} {}", p.jkt, p.jti), p.iat + config.dpop_max_age_secs + 1, now)? {
                     return Err(GuardError::InvalidDpopProof("the DPoP proof was already used (jti)".into()));
                 }
                 Ok(principal)
@@ -116,11 +130,11 @@ mod tests {
     #[test]
     fn the_replay_cache_refuses_replays_and_fails_closed_when_full_of_live_entries() {
         let c = ReplayCache::new(2);
-        assert_eq!(c.first_use("a".into(), 100, 10), Ok(true));
-        assert_eq!(c.first_use("a".into(), 100, 50), Ok(false), "a replay within the window");
-        assert_eq!(c.first_use("b".into(), 100, 10), Ok(true));
-        assert!(c.first_use("c".into(), 100, 10).is_err(), "full of live entries: refused, nothing forgotten");
-        assert_eq!(c.first_use("a".into(), 100, 50), Ok(false), "a is still remembered");
-        assert_eq!(c.first_use("c".into(), 300, 100), Ok(true), "expired entries make room");
+        assert_eq!(c.first_use("a", 100, 10), Ok(true));
+        assert_eq!(c.first_use("a", 100, 50), Ok(false), "a replay within the window");
+        assert_eq!(c.first_use("b", 100, 10), Ok(true));
+        assert!(c.first_use("c", 100, 10).is_err(), "full of live entries: refused, nothing forgotten");
+        assert_eq!(c.first_use("a", 100, 50), Ok(false), "a is still remembered");
+        assert_eq!(c.first_use("c", 300, 100), Ok(true), "expired entries make room");
     }
 }
