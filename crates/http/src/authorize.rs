@@ -10,6 +10,7 @@ use crate::{AppState, cookies};
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use tessera_protocol::authorize::AuthorizeParams;
 use tessera_protocol::metadata::paths;
 use tessera_protocol::params::Params;
 use tessera_server::secret;
@@ -57,7 +58,7 @@ pub(crate) fn outcome_response(outcome: AuthorizeOutcome) -> Response {
 async fn run_authorize(svc: AppState, cookie: Option<&str>, params: Params) -> Result<Response, PageError> {
     let session = svc.find_session(cookie).await?;
     // A session /authorize starts is anonymous.
-    let (outcome, new_cookie) = svc.authorize(&params, session.as_ref()).await?;
+    let (outcome, new_cookie) = svc.authorize(&AuthorizeParams::from(&params), session.as_ref()).await?;
     Ok(with_cookie(outcome_response(outcome), &svc, new_cookie.as_deref(), ANONYMOUS_SESSION_SECS))
 }
 

@@ -15,6 +15,68 @@ use crate::pkce::CodeChallenge;
 use crate::redirect;
 use crate::scope::Scopes;
 
+/// The parameters of an authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3, RFC 8707 §2,
+/// RFC 9449 §10, OIDC Core §3.1.2.1), read once from the query or form. Holding them raw keeps
+/// the two validation stages apart: which parameter fails decides whether the error is a page
+/// or a redirect, so nothing is judged here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthorizeParams {
+    pub client_id: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub state: Option<String>,
+    pub response_type: Option<String>,
+    pub response_mode: Option<String>,
+    pub scope: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub resource: Option<String>,
+    pub dpop_jkt: Option<String>,
+    /// OIDC Core §6: request objects, refused when present.
+    pub request: bool,
+    pub request_uri: bool,
+    pub nonce: Option<String>,
+    pub prompt: Option<String>,
+    pub max_age: Option<String>,
+    pub claims: Option<String>,
+    pub acr_values: Option<String>,
+    pub login_hint: Option<String>,
+    pub id_token_hint: Option<String>,
+}
+
+impl From<&Params> for AuthorizeParams {
+    fn from(p: &Params) -> Self {
+        let get = |name: &str| p.get(name).map(str::to_string);
+        Self {
+            client_id: get("client_id"),
+            redirect_uri: get("redirect_uri"),
+            state: get("state"),
+            response_type: get("response_type"),
+            response_mode: get("response_mode"),
+            scope: get("scope"),
+            code_challenge: get("code_challenge"),
+            code_challenge_method: get("code_challenge_method"),
+            resource: get("resource"),
+            dpop_jkt: get("dpop_jkt"),
+            request: p.has("request"),
+            request_uri: p.has("request_uri"),
+            nonce: get("nonce"),
+            prompt: get("prompt"),
+            max_age: get("max_age"),
+            claims: get("claims"),
+            acr_values: get("acr_values"),
+            login_hint: get("login_hint"),
+            id_token_hint: get("id_token_hint"),
+        }
+    }
+}
+
+impl AuthorizeParams {
+    /// Parse a query string or form body (RFC 6749 §3.1: unique, non-empty parameters).
+    pub fn parse(input: &[u8]) -> Result<Self, OAuthError> {
+        Params::parse(input).map(|p| Self::from(&p))
+    }
+}
+
 /// Stage 1 result: the redirect URI that errors may now be sent to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedirectTarget {
@@ -25,17 +87,17 @@ pub struct RedirectTarget {
 }
 
 /// The `client_id` of a request, for looking the client up (stage 1, first half).
-pub fn client_id(params: &Params) -> Result<&str, OAuthError> {
-    params.get("client_id").ok_or_else(|| OAuthError::invalid_request("missing parameter client_id"))
+pub fn client_id(params: &AuthorizeParams) -> Result<&str, OAuthError> {
+    params.client_id.as_deref().ok_or_else(|| OAuthError::invalid_request("missing parameter client_id"))
 }
 
 /// Stage 1: check `redirect_uri` against the registered client.
 ///
 /// RFC 6749 §3.1.2.3: "If multiple redirection URIs have been registered ... the client MUST
 /// include a redirection URI with the authorization request"; RFC 9700 §4.1.3: exact matching.
-pub fn identify_client(params: &Params, client: &ClientPolicy) -> Result<RedirectTarget, OAuthError> {
-    let state = params.get("state").map(str::to_string);
-    match params.get("redirect_uri") {
+pub fn identify_client(params: &AuthorizeParams, client: &ClientPolicy) -> Result<RedirectTarget, OAuthError> {
+    let state = params.state.clone();
+    match params.redirect_uri.as_deref() {
         Some(requested) => match redirect::match_registered(requested, &client.redirect_uris) {
             Some(r) => Ok(RedirectTarget { redirect_uri: r, redirect_uri_given: true, state }),
             None => Err(OAuthError::invalid_request("redirect_uri is not registered for this client")),
@@ -63,13 +125,13 @@ pub struct AuthorizationRequest {
 
 /// Stage 2: validate the rest. `known_scope` tells whether a scope exists on this server.
 pub fn validate(
-    params: &Params,
+    params: &AuthorizeParams,
     client: &ClientPolicy,
     target: RedirectTarget,
     known_scope: impl Fn(&str) -> bool,
 ) -> Result<AuthorizationRequest, OAuthError> {
     // RFC 6749 §4.1.1: response_type REQUIRED, value MUST be "code". OAuth 2.1 removes implicit.
-    match params.get("response_type") {
+    match params.response_type.as_deref() {
         Some("code") => {}
         Some(_) => return Err(OAuthError::new(ErrorCode::UnsupportedResponseType, "only response_type=code is supported")),
         None => return Err(OAuthError::invalid_request("missing parameter response_type")),
@@ -80,14 +142,14 @@ pub fn validate(
     }
     // OpenID Connect request objects are not supported; refuse rather than ignore them
     // (OIDC Core §3.1.2.6 request_not_supported / request_uri_not_supported).
-    if params.has("request") {
+    if params.request {
         return Err(OAuthError::new(ErrorCode::RequestNotSupported, "request objects are not supported"));
     }
-    if params.has("request_uri") {
+    if params.request_uri {
         return Err(OAuthError::new(ErrorCode::RequestUriNotSupported, "request_uri is not supported"));
     }
     // RFC 6749 §3.3: Tessera has no default scope; a request without one fails.
-    let scopes = Scopes::parse(params.get("scope").unwrap_or(""))?;
+    let scopes = Scopes::parse(params.scope.as_deref().unwrap_or(""))?;
     if scopes.is_empty() {
         return Err(OAuthError::invalid_scope("missing parameter scope"));
     }
@@ -99,9 +161,9 @@ pub fn validate(
         return Err(OAuthError::invalid_scope(format!("this client may not request: {extra}")));
     }
     // RFC 7636 §4.4.1 and OAuth 2.1 §4.1.1: public clients MUST use PKCE.
-    let code_challenge = match params.get("code_challenge") {
-        Some(c) => Some(CodeChallenge::parse(c, params.get("code_challenge_method"))?),
-        None if params.has("code_challenge_method") => {
+    let code_challenge = match params.code_challenge.as_deref() {
+        Some(c) => Some(CodeChallenge::parse(c, params.code_challenge_method.as_deref())?),
+        None if params.code_challenge_method.is_some() => {
             return Err(OAuthError::invalid_request("code_challenge_method without code_challenge"));
         }
         None if client.is_public() => {
@@ -109,8 +171,8 @@ pub fn validate(
         }
         None => None,
     };
-    let resource = params.get("resource").map(str::to_string);
-    let dpop_jkt = params.get("dpop_jkt").map(crate::dpop::parse_jkt).transpose()?;
+    let resource = params.resource.clone();
+    let dpop_jkt = params.dpop_jkt.as_deref().map(crate::dpop::parse_jkt).transpose()?;
     Ok(AuthorizationRequest { client_id: client.client_id.clone(), target, scopes, code_challenge, resource, dpop_jkt })
 }
 
@@ -160,7 +222,7 @@ mod tests {
 
     /// Runs both stages; Err(("page"|"redirect", code)).
     fn check(query: &str, public: bool) -> Result<AuthorizationRequest, (&'static str, ErrorCode)> {
-        let p = Params::parse(query.as_bytes()).map_err(|e| ("page", e.code))?;
+        let p = AuthorizeParams::parse(query.as_bytes()).map_err(|e| ("page", e.code))?;
         let c = client(public);
         client_id(&p).map_err(|e| ("page", e.code))?;
         let target = identify_client(&p, &c).map_err(|e| ("page", e.code))?;
@@ -201,7 +263,7 @@ mod tests {
         assert!(!r.target.redirect_uri_given);
         let mut c = client(true);
         c.redirect_uris.push("https://app.example/cb2".into());
-        let p = Params::parse(b"client_id=c1").unwrap();
+        let p = AuthorizeParams::parse(b"client_id=c1").unwrap();
         assert!(identify_client(&p, &c).is_err());
     }
 
@@ -241,7 +303,7 @@ mod tests {
 
     #[test]
     fn unauthorized_client_without_code_grant() {
-        let p = Params::parse(ok_query().as_bytes()).unwrap();
+        let p = AuthorizeParams::parse(ok_query().as_bytes()).unwrap();
         let mut c = client(true);
         c.grant_types = vec![GrantType::ClientCredentials];
         let t = identify_client(&p, &c).unwrap();

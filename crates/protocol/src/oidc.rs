@@ -2,8 +2,8 @@
 //! interaction decision for `prompt` and `max_age`, standard claims per scope (§5.4) and the
 //! `claims` request parameter (§5.5), `at_hash` (§3.1.3.6), and ID token claims (§2).
 
+use crate::authorize::AuthorizeParams;
 use crate::error::{ErrorCode, OAuthError};
-use crate::params::Params;
 use crate::scope::Scopes;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -117,8 +117,8 @@ impl OidcRequest {
 }
 
 /// Parse `response_mode` (valid for any authorization request).
-pub fn parse_response_mode(params: &Params) -> Result<ResponseMode, OAuthError> {
-    match params.get("response_mode") {
+pub fn parse_response_mode(params: &AuthorizeParams) -> Result<ResponseMode, OAuthError> {
+    match params.response_mode.as_deref() {
         None | Some("query") => Ok(ResponseMode::Query),
         Some("form_post") => Ok(ResponseMode::FormPost),
         Some(_) => Err(OAuthError::invalid_request("unsupported response_mode; use query or form_post")),
@@ -127,9 +127,9 @@ pub fn parse_response_mode(params: &Params) -> Result<ResponseMode, OAuthError> 
 
 impl OidcRequest {
     /// OIDC Core §3.1.2.1–3.1.2.2: parse and validate. Only meaningful when `scope` has `openid`.
-    pub fn parse(params: &Params) -> Result<Self, OAuthError> {
+    pub fn parse(params: &AuthorizeParams) -> Result<Self, OAuthError> {
         let mut prompt = Prompt::default();
-        if let Some(p) = params.get("prompt") {
+        if let Some(p) = params.prompt.as_deref() {
             for v in p.split(' ').filter(|v| !v.is_empty()) {
                 match v {
                     "none" => prompt.none = true,
@@ -144,23 +144,23 @@ impl OidcRequest {
                 return Err(OAuthError::invalid_request("prompt=none cannot be combined with other values"));
             }
         }
-        let max_age = match params.get("max_age") {
+        let max_age = match params.max_age.as_deref() {
             Some(m) => Some(m.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| OAuthError::invalid_request("max_age must be a non-negative integer"))?),
             None => None,
         };
-        let claims = match params.get("claims") {
+        let claims = match params.claims.as_deref() {
             Some(c) => parse_claims_request(c)?,
             None => ClaimsRequest::default(),
         };
         let mut acr_values: Vec<String> =
-            params.get("acr_values").unwrap_or("").split(' ').filter(|v| !v.is_empty()).take(16).map(|v| v.chars().take(64).collect()).collect();
+            params.acr_values.as_deref().unwrap_or("").split(' ').filter(|v| !v.is_empty()).take(16).map(|v| v.chars().take(64).collect()).collect();
         acr_values.extend(claims.acr_values);
         Ok(Self {
-            nonce: params.get("nonce").map(str::to_string),
+            nonce: params.nonce.clone(),
             prompt,
             max_age,
-            login_hint: params.get("login_hint").map(str::to_string),
-            id_token_hint: params.get("id_token_hint").map(str::to_string),
+            login_hint: params.login_hint.clone(),
+            id_token_hint: params.id_token_hint.clone(),
             claims_id_token: claims.id_token,
             claims_userinfo: claims.userinfo,
             acr_values,
@@ -318,7 +318,7 @@ mod tests {
     use serde_json::json;
 
     fn req(q: &str) -> Result<OidcRequest, OAuthError> {
-        OidcRequest::parse(&Params::parse(q.as_bytes()).unwrap())
+        OidcRequest::parse(&AuthorizeParams::parse(q.as_bytes()).unwrap())
     }
     fn signed_in(auth_time: i64) -> SessionState {
         SessionState { signed_in: true, auth_time: Some(auth_time), hint_mismatch: false }
@@ -461,7 +461,7 @@ mod tests {
 
     #[test]
     fn response_mode() {
-        let p = |q: &str| parse_response_mode(&Params::parse(q.as_bytes()).unwrap());
+        let p = |q: &str| parse_response_mode(&AuthorizeParams::parse(q.as_bytes()).unwrap());
         assert_eq!(p("").unwrap(), ResponseMode::Query);
         assert_eq!(p("response_mode=form_post").unwrap(), ResponseMode::FormPost);
         assert!(p("response_mode=fragment").is_err());
@@ -478,7 +478,7 @@ mod proptests {
 
     fn with_claims(claims: &str) -> Result<OidcRequest, OAuthError> {
         let q = form_urlencoded::Serializer::new(String::new()).append_pair("claims", claims).finish();
-        OidcRequest::parse(&Params::parse(q.as_bytes())?)
+        OidcRequest::parse(&AuthorizeParams::parse(q.as_bytes())?)
     }
 
     /// §5.5.1: each requested claim is `null` or an object with `essential`, `value` or

@@ -11,12 +11,11 @@
 use super::{ServiceError, Tessera};
 use crate::secret;
 use serde::{Deserialize, Serialize};
-use tessera_protocol::authorize::{self as rules, RedirectTarget};
+use tessera_protocol::authorize::{self as rules, AuthorizeParams, RedirectTarget};
 pub use tessera_protocol::catalog::ScopeCatalog;
 use tessera_protocol::client::{AuthMethod, ClientPolicy};
 use tessera_protocol::grant::authorization_code::CODE_LIFETIME_SECS;
 use tessera_protocol::oidc::{self, Interaction, OidcRequest, ResponseMode, SessionState};
-use tessera_protocol::params::Params;
 use tessera_protocol::scope::Scopes;
 use tessera_protocol::{ErrorCode, OAuthError};
 use tessera_storage::{ClientRecord, CodeRecord, PendingRequestRecord, SessionRecord};
@@ -135,7 +134,7 @@ impl Tessera {
     /// RFC 6749 §4.1.1: handle an authorization request from a browser with this session (if
     /// any). A session is created only when the browser must come back (sign-in or consent); its
     /// cookie value is returned beside the outcome.
-    pub async fn authorize(&self, params: &Params, session: Option<&SessionRecord>) -> Result<(AuthorizeOutcome, Option<String>), ServiceError> {
+    pub async fn authorize(&self, params: &AuthorizeParams, session: Option<&SessionRecord>) -> Result<(AuthorizeOutcome, Option<String>), ServiceError> {
         let outcome = match self.authorize_outcome(params, session).await? {
             Ok(done) => return Ok((done, None)),
             Err(pending) => pending,
@@ -160,7 +159,7 @@ impl Tessera {
     /// the browser must sign in or consent first.
     async fn authorize_outcome(
         &self,
-        params: &Params,
+        params: &AuthorizeParams,
         session: Option<&SessionRecord>,
     ) -> Result<Result<AuthorizeOutcome, (PendingAuthorization, Interaction)>, ServiceError> {
         // Stage 1: client and redirect URI. Errors are pages.
