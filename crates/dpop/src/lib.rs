@@ -2,13 +2,15 @@
 //! and RFC 7638 JWK thumbprints. Pure: no I/O and no clock (callers pass `now`); the replay
 //! check of `jti` (§11.1) and the nonce policy (§8, §9) belong to the caller, which gets both
 //! back in [`Proof`]. Used by Tessera's token and UserInfo endpoints and by tessera-guard.
+//! [`jws`] checks other JWTs (the JWT bearer grant's assertions) against registered keys.
 
 use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+pub(crate) use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+pub mod jws;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 

@@ -184,3 +184,85 @@ mod proptests {
         }
     }
 }
+
+// RFC 7515 §5.2 signatures checked against a registered JWK Set (`jws`), as the JWT bearer
+// grant does (RFC 7523 §3 item 9).
+
+mod registered_keys {
+    use crate::jws::{JwsError, verify_with_jwks};
+    use crate::testing::ProofSigner;
+    use serde_json::{Value, json};
+
+    fn set(keys: &[Value]) -> Value {
+        json!({ "keys": keys })
+    }
+    fn with_kid(jwk: Value, kid: &str) -> Value {
+        let mut k = jwk;
+        k["kid"] = json!(kid);
+        k
+    }
+    const ALGS: &[&str] = crate::SUPPORTED_ALGS;
+
+    #[test]
+    fn rfc7515_5_2_a_registered_key_verifies_for_each_key_type() {
+        for k in [ProofSigner::es256(), ProofSigner::ed25519(), ProofSigner::rs256()] {
+            let alg = k.header()["alg"].clone();
+            let token = k.sign_raw(&json!({"alg": alg}), &json!({"sub": "u"}));
+            let claims = verify_with_jwks(&token, &set(&[ProofSigner::es256().jwk(), k.jwk()]), ALGS).unwrap();
+            assert_eq!(claims["sub"], "u");
+        }
+    }
+
+    #[test]
+    fn rfc7515_5_2_another_key_or_a_changed_token_fails() {
+        let (k, other) = (ProofSigner::es256(), ProofSigner::es256());
+        let token = k.sign_raw(&json!({"alg": "ES256"}), &json!({"sub": "u"}));
+        assert_eq!(verify_with_jwks(&token, &set(&[other.jwk()]), ALGS), Err(JwsError::Signature));
+        let parts: Vec<&str> = token.split('.').collect();
+        let forged = format!("{}.{}.{}", parts[0], base64::Engine::encode(&crate::B64, br#"{"sub":"admin"}"#), parts[2]);
+        assert_eq!(verify_with_jwks(&forged, &set(&[k.jwk()]), ALGS), Err(JwsError::Signature));
+        assert_eq!(verify_with_jwks(&token, &set(&[]), ALGS), Err(JwsError::NoKey), "no key registered");
+        assert_eq!(verify_with_jwks(&token, &json!({}), ALGS), Err(JwsError::NoKey), "not a JWK Set");
+    }
+
+    /// RFC 7517 §4.5 `kid` picks the key; §4.4 a key's `alg` restricts it.
+    #[test]
+    fn rfc7517_4_kid_and_alg_select_the_key() {
+        let (a, b) = (ProofSigner::es256(), ProofSigner::es256());
+        let keys = set(&[with_kid(a.jwk(), "a"), with_kid(b.jwk(), "b")]);
+        let by_b = b.sign_raw(&json!({"alg": "ES256", "kid": "b"}), &json!({}));
+        assert!(verify_with_jwks(&by_b, &keys, ALGS).is_ok());
+        let lying = b.sign_raw(&json!({"alg": "ES256", "kid": "a"}), &json!({}));
+        assert_eq!(verify_with_jwks(&lying, &keys, ALGS), Err(JwsError::Signature));
+        let unknown = b.sign_raw(&json!({"alg": "ES256", "kid": "c"}), &json!({}));
+        assert_eq!(verify_with_jwks(&unknown, &keys, ALGS), Err(JwsError::NoKey));
+        let mut pinned = a.jwk();
+        pinned["alg"] = json!("ES384");
+        let token = a.sign_raw(&json!({"alg": "ES256"}), &json!({}));
+        assert_eq!(verify_with_jwks(&token, &set(&[pinned]), ALGS), Err(JwsError::NoKey));
+    }
+
+    /// RFC 8725 §3.1: `none` and MACs are never accepted; nor a key the caller did not allow.
+    #[test]
+    fn rfc8725_3_1_none_and_symmetric_algorithms_are_refused() {
+        let k = ProofSigner::es256();
+        for alg in ["none", "HS256", "ES512", ""] {
+            let token = k.sign_raw(&json!({"alg": alg}), &json!({}));
+            assert_eq!(verify_with_jwks(&token, &set(&[k.jwk()]), ALGS), Err(JwsError::Alg), "{alg}");
+        }
+        let unsigned = format!("{}.{}.", base64::Engine::encode(&crate::B64, br#"{"alg":"none"}"#), base64::Engine::encode(&crate::B64, b"{}"));
+        assert_eq!(verify_with_jwks(&unsigned, &set(&[k.jwk()]), ALGS), Err(JwsError::Alg));
+        let token = k.sign_raw(&json!({"alg": "ES256"}), &json!({}));
+        assert_eq!(verify_with_jwks(&token, &set(&[k.jwk()]), &["RS256"]), Err(JwsError::Alg));
+        let crit = k.sign_raw(&json!({"alg": "ES256", "crit": ["exp"], "exp": 1}), &json!({}));
+        assert!(matches!(verify_with_jwks(&crit, &set(&[k.jwk()]), ALGS), Err(JwsError::Malformed(_))));
+    }
+
+    #[test]
+    fn junk_is_malformed_never_a_panic() {
+        let keys = set(&[ProofSigner::es256().jwk()]);
+        for junk in ["", ".", "..", "a.b.c", "a.b.c.d", "eyJ.eyJ.", &"x".repeat(9000), "e30.e30.!!"] {
+            assert!(matches!(verify_with_jwks(junk, &keys, ALGS), Err(JwsError::Malformed(_) | JwsError::Alg)), "{junk:.20}");
+        }
+    }
+}

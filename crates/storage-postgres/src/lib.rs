@@ -417,13 +417,20 @@ impl RevocationStore for PgStore {
 #[async_trait]
 impl DpopStore for PgStore {
     async fn create_dpop_proof(&self, id: &str, expires_at: i64, now: i64) -> Result<bool> {
-        Ok(run(&self.pool, sql::INSERT_DPOP_PROOF, &[Arg::Text(id), Arg::Int(expires_at), Arg::Int(now)]).await? > 0)
+        Ok(run(&self.pool, sql::INSERT_SEEN_JWT, &[Arg::Text(id), Arg::Int(expires_at), Arg::Int(now)]).await? > 0)
     }
     async fn create_dpop_nonce(&self, nonce_hash: &str, expires_at: i64) -> Result<()> {
         run(&self.pool, sql::INSERT_DPOP_NONCE, &[Arg::Text(nonce_hash), Arg::Int(expires_at)]).await.map(drop)
     }
     async fn find_dpop_nonce(&self, nonce_hash: &str, now: i64) -> Result<bool> {
         Ok(fetch_opt(&self.pool, sql::FIND_DPOP_NONCE, &[Arg::Text(nonce_hash), Arg::Int(now)], row::bool_from_row).await?.unwrap_or(false))
+    }
+}
+
+#[async_trait]
+impl AssertionStore for PgStore {
+    async fn take_assertion(&self, id: &str, expires_at: i64, now: i64) -> Result<bool> {
+        Ok(run(&self.pool, sql::INSERT_SEEN_JWT, &[Arg::Text(id), Arg::Int(expires_at), Arg::Int(now)]).await? > 0)
     }
 }
 

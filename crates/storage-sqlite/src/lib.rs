@@ -124,6 +124,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "user sessions", include_str!("../migrations/0004_user_sessions.sql")),
     (5, "throttles", include_str!("../migrations/0005_throttles.sql")),
     (7, "dpop", include_str!("../migrations/0007_dpop.sql")),
+    (8, "jwt bearer", include_str!("../migrations/0008_jwt_bearer.sql")),
 ];
 
 /// Apply the migrations this database lacks, each in one transaction with its record in
@@ -744,13 +745,20 @@ impl RevocationStore for SqliteStore {
 #[async_trait]
 impl DpopStore for SqliteStore {
     async fn create_dpop_proof(&self, id: &str, expires_at: i64, now: i64) -> Result<bool> {
-        Ok(self.write(|w| run(w, sqlite!(sql::INSERT_DPOP_PROOF), &[Arg::Text(id), Arg::Int(expires_at), Arg::Int(now)]))? > 0)
+        Ok(self.write(|w| run(w, sqlite!(sql::INSERT_SEEN_JWT), &[Arg::Text(id), Arg::Int(expires_at), Arg::Int(now)]))? > 0)
     }
     async fn create_dpop_nonce(&self, nonce_hash: &str, expires_at: i64) -> Result<()> {
         self.write(|w| run(w, sqlite!(sql::INSERT_DPOP_NONCE), &[Arg::Text(nonce_hash), Arg::Int(expires_at)])).map(drop)
     }
     async fn find_dpop_nonce(&self, nonce_hash: &str, now: i64) -> Result<bool> {
         Ok(self.read(|r| fetch_opt(r, sqlite!(sql::FIND_DPOP_NONCE), &[Arg::Text(nonce_hash), Arg::Int(now)], row::bool_from_row))?.unwrap_or(false))
+    }
+}
+
+#[async_trait]
+impl AssertionStore for SqliteStore {
+    async fn take_assertion(&self, id: &str, expires_at: i64, now: i64) -> Result<bool> {
+        Ok(self.write(|w| run(w, sqlite!(sql::INSERT_SEEN_JWT), &[Arg::Text(id), Arg::Int(expires_at), Arg::Int(now)]))? > 0)
     }
 }
 

@@ -62,6 +62,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@contract $factory, device_codes: ; races: device_codes, device_redemption_is_atomic);
         $crate::conformance_tests!(@contract $factory, throttles: throttles; races: throttles_are_atomic);
         $crate::conformance_tests!(@contract $factory, dpop: dpop_nonces, dpop_bindings_round_trip; races: dpop_proofs_are_single_use);
+        $crate::conformance_tests!(@contract $factory, assertions: ; races: assertions_are_single_use);
         $crate::conformance_tests!(@contract $factory, audit: audit);
         $crate::conformance_tests!(@contract $factory, maintenance: expiry_cleanup, ping_answers);
     };
@@ -107,6 +108,7 @@ pub fn client(id: &str) -> ClientRecord {
         subject_type: "public".into(),
         allowed_origins: vec!["https://spa.example".into()],
         require_dpop: false,
+        jwks: None,
     }
 }
 
@@ -126,6 +128,7 @@ pub async fn clients(s: &dyn Store) {
         scope: scopes("notes.read"),
         allowed_origins: vec!["https://a.example".into(), "http://localhost:3000".into()],
         require_dpop: true,
+        jwks: Some(serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]})),
         secret_hash: None,
         created_at: 999,
         ..c.clone()
@@ -845,6 +848,21 @@ pub async fn dpop_proofs_are_single_use(h: &Handles) {
     assert!(h.a.create_dpop_proof("proof-2", 100, 10).await.unwrap(), "another proof is new");
     assert!(h.b.create_dpop_proof("proof-1", 200, 100).await.unwrap(), "an expired entry counts as absent");
     assert!(!h.a.create_dpop_proof("proof-1", 300, 150).await.unwrap(), "and is recorded again, until its new expiry");
+}
+
+/// [`AssertionStore::take_assertion`] (RFC 7523 §3 item 7): of concurrent redemptions of one
+/// assertion on two handles exactly one wins; an expired entry counts as absent; other
+/// assertions are independent.
+pub async fn assertions_are_single_use(h: &Handles) {
+    let takes = (0..20).map(|i| {
+        let s = h.pick(i);
+        async move { s.take_assertion("jwt-1", 100, 10).await.unwrap() }
+    });
+    let results = futures_util::future::join_all(takes).await;
+    assert_eq!(results.iter().filter(|won| **won).count(), 1, "exactly one redemption of an assertion wins: {results:?}");
+    assert!(!h.b.take_assertion("jwt-1", 100, 99).await.unwrap(), "a replay before expiry is refused");
+    assert!(h.a.take_assertion("jwt-2", 100, 10).await.unwrap(), "another assertion is new");
+    assert!(h.b.take_assertion("jwt-1", 200, 100).await.unwrap(), "an expired entry counts as absent");
 }
 
 /// [`DpopStore::create_dpop_nonce`] / [`DpopStore::find_dpop_nonce`]: a nonce is valid until its

@@ -194,6 +194,16 @@ pub trait DpopStore: Send + Sync {
     async fn find_dpop_nonce(&self, nonce_hash: &str, now: i64) -> Result<bool>;
 }
 
+/// The JWT bearer grant (RFC 7523 §2.1): its one-time value is the assertion's `jti`.
+#[async_trait]
+pub trait AssertionStore: Send + Sync {
+    /// Consume the assertion `id` (a hash of its client and its `jti`), remembered until
+    /// `expires_at` (its `exp`): true the first time, false for a replay — of any number of
+    /// concurrent calls with one `id` exactly one gets true. An entry past its `expires_at`
+    /// (`now`) counts as absent.
+    async fn take_assertion(&self, id: &str, expires_at: i64, now: i64) -> Result<bool>;
+}
+
 /// Security-relevant events (e.g. code replay), for operators.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -242,6 +252,7 @@ umbrella!(
     DeviceCodeStore,
     ThrottleStore,
     DpopStore,
+    AssertionStore,
     AuditStore,
     MaintenanceStore
 );

@@ -34,6 +34,9 @@ pub struct ClientRecord {
     pub allowed_origins: Vec<String>,
     /// Every token request must carry a DPoP proof (RFC 9449): no bearer tokens.
     pub require_dpop: bool,
+    /// The client's public keys, a JWK Set (RFC 7517 §5), which sign its JWT bearer assertions
+    /// (RFC 7523 §2.1); `None` when it has none.
+    pub jwks: Option<serde_json::Value>,
 }
 
 /// A resource owner.

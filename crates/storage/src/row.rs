@@ -122,6 +122,7 @@ pub fn client_from_row(r: &dyn Row) -> Result<ClientRecord> {
         subject_type: r.text(11)?,
         allowed_origins: json(r, 12, "allowed_origins")?,
         require_dpop: r.boolean(13)?,
+        jwks: r.opt_text(14)?.map(|t| serde_json::from_str(&t).map_err(|e| corrupt("jwks", e))).transpose()?,
     })
 }
 

@@ -66,7 +66,7 @@ macro_rules! sqlite {
 macro_rules! client_columns {
     () => {
         "client_id, name, secret_hash, redirect_uris, scope, grant_types, token_endpoint_auth_method, created_at, post_logout_redirect_uris, \
-         backchannel_logout_uri, id_token_signed_response_alg, subject_type, allowed_origins, require_dpop"
+         backchannel_logout_uri, id_token_signed_response_alg, subject_type, allowed_origins, require_dpop, jwks"
     };
 }
 macro_rules! user_columns {
@@ -123,12 +123,12 @@ pub const DEVICE_COLUMNS: &str = device_columns!();
 // --- Encoders: a record's columns in the order of its column list. ---
 
 /// [`UPDATE_CLIENT`]'s arguments: [`client_args`] without the secret and the creation time.
-pub fn client_update_args(c: &ClientRecord) -> Result<[Arg<'_>; 12]> {
-    let [id, name, _secret, redirects, scope, grants, method, _created, logout, bcl, alg, subject, origins, dpop] = client_args(c)?;
-    Ok([id, name, redirects, scope, grants, method, logout, bcl, alg, subject, origins, dpop])
+pub fn client_update_args(c: &ClientRecord) -> Result<[Arg<'_>; 13]> {
+    let [id, name, _secret, redirects, scope, grants, method, _created, logout, bcl, alg, subject, origins, dpop, jwks] = client_args(c)?;
+    Ok([id, name, redirects, scope, grants, method, logout, bcl, alg, subject, origins, dpop, jwks])
 }
 
-pub fn client_args(c: &ClientRecord) -> Result<[Arg<'_>; 14]> {
+pub fn client_args(c: &ClientRecord) -> Result<[Arg<'_>; 15]> {
     Ok([
         Arg::Text(&c.client_id),
         Arg::Text(&c.name),
@@ -144,6 +144,7 @@ pub fn client_args(c: &ClientRecord) -> Result<[Arg<'_>; 14]> {
         Arg::Text(&c.subject_type),
         Arg::Owned(to_json(&c.allowed_origins)?),
         Arg::Bool(c.require_dpop),
+        Arg::OptOwned(c.jwks.as_ref().map(to_json).transpose()?),
     ])
 }
 
@@ -273,12 +274,13 @@ pub fn device_decision_args<'a>(
 
 // --- Statements. ---
 
-pub const INSERT_CLIENT: &str = concat!("INSERT INTO clients (", client_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)");
+pub const INSERT_CLIENT: &str =
+    concat!("INSERT INTO clients (", client_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)");
 /// A client's registration changed: [`client_update_args`] (the secret and the creation time
 /// stay).
 pub const UPDATE_CLIENT: &str = "UPDATE clients SET name = $2, redirect_uris = $3, scope = $4, grant_types = $5, token_endpoint_auth_method = $6, \
      post_logout_redirect_uris = $7, backchannel_logout_uri = $8, id_token_signed_response_alg = $9, subject_type = $10, allowed_origins = $11, \
-     require_dpop = $12 WHERE client_id = $1";
+     require_dpop = $12, jwks = $13 WHERE client_id = $1";
 pub const FIND_CLIENT: &str = concat!("SELECT ", client_columns!(), " FROM clients WHERE client_id = $1");
 pub const LIST_CLIENTS: &str = concat!("SELECT ", client_columns!(), " FROM clients ORDER BY created_at, client_id");
 /// The readiness check: any answer means the database is there.
@@ -398,9 +400,10 @@ pub const INSERT_REVOKED_TOKEN: &str = "INSERT INTO revoked_tokens (jti, expires
 pub const IS_REVOKED: &str =
     "SELECT (EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1) OR EXISTS (SELECT 1 FROM revoked_families WHERE family_id = $2)) AS revoked";
 
-/// A DPoP proof seen (`$1` id, `$2` until, `$3` now): one row changed the first time (or once
-/// an earlier entry expired), none for a replay.
-pub const INSERT_DPOP_PROOF: &str = "INSERT INTO dpop_proofs (id, expires_at) VALUES ($1, $2) \
+/// A JWT seen, by an id that names what it is (`$1` id, `$2` until, `$3` now): one row changed
+/// the first time (or once an earlier entry expired), none for a replay. DPoP proofs (RFC 9449
+/// §11.1) and JWT bearer assertions (RFC 7523 §3 item 7) share it.
+pub const INSERT_SEEN_JWT: &str = "INSERT INTO dpop_proofs (id, expires_at) VALUES ($1, $2) \
      ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at WHERE dpop_proofs.expires_at <= $3";
 pub const INSERT_DPOP_NONCE: &str = "INSERT INTO dpop_nonces (nonce_hash, expires_at) VALUES ($1, $2) ON CONFLICT (nonce_hash) DO NOTHING";
 pub const FIND_DPOP_NONCE: &str = "SELECT EXISTS (SELECT 1 FROM dpop_nonces WHERE nonce_hash = $1 AND expires_at > $2) AS valid";

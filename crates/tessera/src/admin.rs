@@ -44,13 +44,14 @@ fn client_json(c: &ClientRecord) -> Value {
         "allowed_origins": c.allowed_origins,
         "effective_allowed_origins": tessera_protocol::cors::effective_origins(&c.redirect_uris, &c.allowed_origins),
         "require_dpop": c.require_dpop,
+        "jwks": c.jwks,
         "created_at": c.created_at,
     })
 }
 
 fn client_text(c: &ClientRecord) -> String {
     format!(
-        "client_id: {}\nname: {}\nredirect_uris: {}\nscope: {}\ngrant_types: {}\ntoken_endpoint_auth_method: {}\nallowed_origins: {}\nrequire_dpop: {}",
+        "client_id: {}\nname: {}\nredirect_uris: {}\nscope: {}\ngrant_types: {}\ntoken_endpoint_auth_method: {}\nallowed_origins: {}\nrequire_dpop: {}\nkeys: {}",
         c.client_id,
         c.name,
         c.redirect_uris.join(" "),
@@ -58,8 +59,17 @@ fn client_text(c: &ClientRecord) -> String {
         c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "),
         c.token_endpoint_auth_method,
         tessera_protocol::cors::effective_origins(&c.redirect_uris, &c.allowed_origins).join(" "),
-        c.require_dpop
+        c.require_dpop,
+        match c.jwks.as_ref().and_then(|s| s["keys"].as_array()) {
+            Some(keys) => keys.iter().map(|k| tessera_dpop::thumbprint(k).unwrap_or_else(|_| "?".into())).collect::<Vec<_>>().join(" "),
+            None => "none".into(),
+        }
     )
+}
+
+/// The text of a `--jwks` file (the checks are `admin::client_jwks`').
+fn read_key_file(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("--jwks: cannot read {}", path.display()))
 }
 
 fn user_json(u: &UserRecord) -> Value {
@@ -210,7 +220,9 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
             id_token_signed_response_alg,
             allowed_origins,
             require_dpop,
+            jwks,
         } => {
+            let jwks = jwks.map(|f| read_key_file(&f)).transpose()?;
             let req = NewClient {
                 name,
                 redirect_uris,
@@ -224,6 +236,7 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
                 allow_private_logout_uris,
                 allowed_origins,
                 require_dpop,
+                jwks,
             };
             let created = admin::create_client(&*store, req, now()).await?;
             let mut v = client_json(&created.client);
@@ -238,13 +251,19 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
                 t
             });
         }
-        ClientCmd::Update { client_id, name, redirect_uris, scope, allowed_origins, clear_allowed_origins, require_dpop } => {
+        ClientCmd::Update { client_id, name, redirect_uris, scope, allowed_origins, clear_allowed_origins, require_dpop, jwks, clear_jwks } => {
+            let jwks = match (jwks, clear_jwks) {
+                (Some(f), _) => Some(Some(read_key_file(&f)?)),
+                (None, true) => Some(None),
+                (None, false) => None,
+            };
             let changes = admin::ClientChanges {
                 name,
                 redirect_uris: (!redirect_uris.is_empty()).then_some(redirect_uris),
                 scope,
                 allowed_origins: if clear_allowed_origins { Some(vec![]) } else { (!allowed_origins.is_empty()).then_some(allowed_origins) },
                 require_dpop,
+                jwks,
             };
             let updated = admin::update_client(&*store, &client_id, changes).await?;
             print(j, &client_json(&updated), || client_text(&updated));

@@ -237,6 +237,10 @@ pub enum ClientCmd {
         /// Every token request must carry a DPoP proof (RFC 9449): no bearer tokens.
         #[arg(long)]
         require_dpop: bool,
+        /// A file with the client's public keys (a JWK Set or one JWK): they sign its assertions
+        /// for the urn:ietf:params:oauth:grant-type:jwt-bearer grant (RFC 7523).
+        #[arg(long, value_name = "FILE")]
+        jwks: Option<std::path::PathBuf>,
     },
     /// Change a client's registration; options not given stay as they are, a repeatable option
     /// given replaces its whole list.
@@ -259,6 +263,12 @@ pub enum ClientCmd {
         /// true: every token request must carry a DPoP proof; false: bearer tokens allowed.
         #[arg(long, value_name = "BOOL")]
         require_dpop: Option<bool>,
+        /// A file with the client's public keys (a JWK Set or one JWK; replaces them).
+        #[arg(long, value_name = "FILE")]
+        jwks: Option<std::path::PathBuf>,
+        /// Remove the client's registered keys.
+        #[arg(long, conflicts_with = "jwks")]
+        clear_jwks: bool,
     },
     List,
     Show {

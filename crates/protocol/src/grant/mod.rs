@@ -8,6 +8,7 @@
 pub mod authorization_code;
 pub mod client_credentials;
 pub mod device_code;
+pub mod jwt_bearer;
 pub mod refresh_token;
 
 use crate::error::{ErrorCode, OAuthError};
@@ -79,6 +80,8 @@ grants! {
     ClientCredentials => "client_credentials", client_credentials::ClientCredentialsRequest;
     /// RFC 8628 §3.4.
     DeviceCode => "urn:ietf:params:oauth:grant-type:device_code", device_code::DeviceCodeRequest;
+    /// RFC 7523 §2.1.
+    JwtBearer => "urn:ietf:params:oauth:grant-type:jwt-bearer", jwt_bearer::JwtBearerRequest;
 }
 
 impl fmt::Display for GrantType {
@@ -109,5 +112,7 @@ mod tests {
         assert_eq!(check("grant_type=refresh_token&refresh_token=x"), Ok(GrantType::RefreshToken));
         assert_eq!(check("grant_type=client_credentials"), Ok(GrantType::ClientCredentials));
         assert_eq!(check("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=x"), Ok(GrantType::DeviceCode));
+        assert_eq!(check("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=x"), Ok(GrantType::JwtBearer));
+        assert_eq!(check("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"), Err(ErrorCode::InvalidRequest));
     }
 }

@@ -46,6 +46,9 @@ pub struct NewClient {
     pub allowed_origins: Vec<String>,
     /// Every token request must carry a DPoP proof (`--require-dpop`, RFC 9449).
     pub require_dpop: bool,
+    /// The client's public keys (`--jwks FILE`: a JWK Set or one JWK, RFC 7517), which sign its
+    /// JWT bearer assertions (RFC 7523 §2.1).
+    pub jwks: Option<String>,
 }
 
 /// A registered client and, for confidential clients, its secret in the clear: shown once.
@@ -108,6 +111,15 @@ pub async fn create_client(store: &dyn Store, req: NewClient, now: i64) -> Resul
         }
     }
     let allowed_origins = allowed_origins(&req.allowed_origins)?;
+    let jwks = req.jwks.as_deref().map(client_jwks).transpose()?;
+    if grants.contains(&GrantType::JwtBearer) {
+        if method == AuthMethod::None {
+            return Err(invalid("--public clients may not use the jwt-bearer grant (the client authenticates as well as signing)"));
+        }
+        if jwks.is_none() {
+            return Err(invalid("--jwks is required for the jwt-bearer grant (the keys that sign the client's assertions)"));
+        }
+    }
     let client_secret = (method != AuthMethod::None).then(secret::random_token);
     let client = ClientRecord {
         client_id: secret::random_alnum_id(),
@@ -124,6 +136,7 @@ pub async fn create_client(store: &dyn Store, req: NewClient, now: i64) -> Resul
         subject_type: "public".into(),
         allowed_origins,
         require_dpop: req.require_dpop,
+        jwks,
     };
     store.create_client(&client).await?;
     Ok(CreatedClient { client, client_secret })
@@ -137,6 +150,8 @@ pub struct ClientChanges {
     pub scope: Option<String>,
     pub allowed_origins: Option<Vec<String>>,
     pub require_dpop: Option<bool>,
+    /// `Some(Some(text))`: new keys (`--jwks FILE`); `Some(None)`: none (`--clear-jwks`).
+    pub jwks: Option<Option<String>>,
 }
 
 /// Change a client's registration, validated as at creation; returns the new record.
@@ -167,6 +182,12 @@ pub async fn update_client(store: &dyn Store, client_id: &str, changes: ClientCh
     if let Some(required) = changes.require_dpop {
         c.require_dpop = required;
     }
+    if let Some(jwks) = changes.jwks {
+        c.jwks = jwks.as_deref().map(client_jwks).transpose()?;
+        if c.jwks.is_none() && c.grant_types.contains(&GrantType::JwtBearer) {
+            return Err(invalid("--clear-jwks: the client uses the jwt-bearer grant, which needs its keys"));
+        }
+    }
     if !store.update_client(&c).await? {
         return Err(AdminError::NotFound(format!("no client {client_id}")));
     }
@@ -183,6 +204,56 @@ fn allowed_origins(values: &[String]) -> Result<Vec<String>, AdminError> {
         }
     }
     Ok(out)
+}
+
+/// Most keys one client may register, and the largest JWK Set text accepted.
+const MAX_CLIENT_KEYS: usize = 10;
+const MAX_JWKS_BYTES: usize = 64 * 1024;
+
+/// `--jwks`: a JWK Set (RFC 7517 §5) or a single JWK, of public keys Tessera can verify with
+/// (EC P-256/P-384, Ed25519, RSA of at least 2048 bits), stored as a JWK Set.
+pub fn client_jwks(text: &str) -> Result<serde_json::Value, AdminError> {
+    use serde_json::Value;
+    if text.len() > MAX_JWKS_BYTES {
+        return Err(invalid("--jwks: the key file is larger than 64 KiB"));
+    }
+    let v: Value = serde_json::from_str(text).map_err(|e| invalid(format!("--jwks: not JSON: {e}")))?;
+    let keys = match v {
+        Value::Object(mut o) if o.contains_key("keys") => match o.remove("keys") {
+            Some(Value::Array(keys)) => keys,
+            _ => return Err(invalid("--jwks: \"keys\" must be an array")),
+        },
+        single @ Value::Object(_) => vec![single],
+        _ => return Err(invalid("--jwks: expected a JWK Set ({\"keys\": [...]}) or a JWK")),
+    };
+    if keys.is_empty() || keys.len() > MAX_CLIENT_KEYS {
+        return Err(invalid(format!("--jwks: 1 to {MAX_CLIENT_KEYS} keys")));
+    }
+    for (i, k) in keys.iter().enumerate() {
+        let n = i + 1;
+        // RFC 7638: the key's required members; private and symmetric members are refused.
+        tessera_dpop::thumbprint(k).map_err(|e| invalid(format!("--jwks: key {n}: {e}")))?;
+        let member = |m: &str| k.get(m).and_then(Value::as_str);
+        match (member("kty"), member("crv")) {
+            (Some("EC"), Some("P-256" | "P-384")) | (Some("OKP"), Some("Ed25519")) => {}
+            (Some("RSA"), _) => {
+                let bits = member("n").map(|n| base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, n).map_or(0, |b| b.len() * 8));
+                if bits.unwrap_or(0) < 2048 {
+                    return Err(invalid(format!("--jwks: key {n}: RSA keys must have at least 2048 bits")));
+                }
+            }
+            _ => return Err(invalid(format!("--jwks: key {n}: only EC P-256/P-384, Ed25519 and RSA keys are accepted"))),
+        }
+        if let Some(alg) = member("alg") {
+            if !tessera_dpop::SUPPORTED_ALGS.contains(&alg) {
+                return Err(invalid(format!("--jwks: key {n}: alg {alg} is not accepted (ES256, ES384, EdDSA, RS256, PS256)")));
+            }
+        }
+        if member("use").is_some_and(|u| u != "sig") {
+            return Err(invalid(format!("--jwks: key {n}: \"use\" must be \"sig\"")));
+        }
+    }
+    Ok(serde_json::json!({ "keys": keys }))
 }
 
 /// Replace a confidential client's secret; returns the new secret (shown once).

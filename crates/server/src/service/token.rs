@@ -68,6 +68,7 @@ impl Tessera {
             TokenRequest::RefreshToken(r) => super::grants::refresh_token::refresh(self, client, &r, sender).await,
             TokenRequest::ClientCredentials(r) => super::grants::client_credentials::grant(self, client, &r, sender).await,
             TokenRequest::DeviceCode(r) => super::grants::device_code::poll(self, client, &r, sender).await,
+            TokenRequest::JwtBearer(r) => super::grants::jwt_bearer::grant(self, client, &r, sender).await,
         }
     }
 

@@ -461,7 +461,13 @@ async fn rfc8414_metadata_and_jwks() {
     assert_eq!(m["code_challenge_methods_supported"], serde_json::json!(["S256"]));
     assert_eq!(
         m["grant_types_supported"],
-        serde_json::json!(["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"])
+        serde_json::json!([
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer"
+        ])
     );
     for endpoint in ["revocation_endpoint", "introspection_endpoint", "device_authorization_endpoint"] {
         let url = m[endpoint].as_str().unwrap();

@@ -1076,7 +1076,10 @@ async fn rfc8414_2_metadata_advertises_lifecycle_endpoints() {
     assert_eq!(m["revocation_endpoint"], format!("{}/revoke", s.url));
     assert_eq!(m["introspection_endpoint"], format!("{}/introspect", s.url));
     assert_eq!(m["device_authorization_endpoint"], format!("{}/device_authorization", s.url));
-    assert_eq!(m["grant_types_supported"], json!(["authorization_code", "refresh_token", "client_credentials", DEVICE_GRANT]));
+    assert_eq!(
+        m["grant_types_supported"],
+        json!(["authorization_code", "refresh_token", "client_credentials", DEVICE_GRANT, "urn:ietf:params:oauth:grant-type:jwt-bearer"])
+    );
     assert_eq!(m["token_endpoint_auth_methods_supported"], json!(["client_secret_basic", "client_secret_post", "none"]));
     assert_eq!(m["revocation_endpoint_auth_methods_supported"], json!(["client_secret_basic", "client_secret_post", "none"]));
     assert_eq!(m["introspection_endpoint_auth_methods_supported"], json!(["client_secret_basic", "client_secret_post"]));

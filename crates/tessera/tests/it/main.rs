@@ -23,6 +23,7 @@ mod hostile_input;
 mod interop_lifecycle;
 mod interop_oauth2;
 mod interop_openidconnect;
+mod jwt_bearer;
 mod lifecycle;
 mod notes_demo;
 mod oidc;

@@ -236,6 +236,41 @@ fn client_update_and_browser_options() {
     }
 }
 
+/// `client create|update --jwks FILE` and `--clear-jwks` (the JWT bearer grant, RFC 7523):
+/// public keys only, shown by thumbprint; the grant cannot lose its keys.
+#[test]
+fn client_keys_for_the_jwt_bearer_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = tessera_dpop::testing::ProofSigner::es256();
+    std::fs::write(d.join("keys.json"), serde_json::json!({ "keys": [key.jwk()] }).to_string()).unwrap();
+    let grant = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+    let c = json(d, &["client", "create", "--name", "Sync", "--scope", "a", "--grant-type", grant, "--jwks", "keys.json", "--json"]);
+    assert_eq!(c["jwks"]["keys"][0]["x"], key.jwk()["x"]);
+    let id = c["client_id"].as_str().unwrap();
+    let (ok, text, err) = tessera(d, &["client", "show", id], None);
+    assert!(ok, "{err}");
+    assert!(text.contains(&format!("keys: {}", key.thumbprint())), "{text}");
+    let other = tessera_dpop::testing::ProofSigner::ed25519();
+    std::fs::write(d.join("one.json"), other.jwk().to_string()).unwrap();
+    let u = json(d, &["client", "update", id, "--jwks", "one.json", "--json"]);
+    assert_eq!(u["jwks"]["keys"].as_array().map(Vec::len), Some(1), "a single JWK is stored as a set: {u}");
+    assert_eq!(u["jwks"]["keys"][0]["x"], other.jwk()["x"]);
+    let mut private = key.jwk();
+    private["d"] = serde_json::json!("c2VjcmV0");
+    std::fs::write(d.join("private.json"), private.to_string()).unwrap();
+    for (args, needle) in [
+        (vec!["client", "update", id, "--clear-jwks"], "needs its keys"),
+        (vec!["client", "update", id, "--jwks", "private.json"], "private"),
+        (vec!["client", "update", id, "--jwks", "missing.json"], "cannot read"),
+        (vec!["client", "create", "--name", "X", "--grant-type", grant], "--jwks is required"),
+    ] {
+        let (ok, _, err) = tessera(d, &args, None);
+        assert!(!ok, "{args:?} should fail");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn user_and_api_commands() {
     let dir = tempfile::tempdir().unwrap();

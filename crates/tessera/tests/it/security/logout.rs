@@ -62,6 +62,7 @@ async fn client_with_bcl(s: &TestServer, bcl: &str) -> String {
         subject_type: "public".into(),
         allowed_origins: vec![],
         require_dpop: false,
+        jwks: None,
     };
     s.svc.store.create_client(&record).await.unwrap();
     id
