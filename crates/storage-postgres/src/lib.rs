@@ -286,7 +286,65 @@ impl ApiStore for PgStore {
         Ok(run(&self.pool, sql::UPDATE_API_SECRET, &[Arg::Text(secret_hash), Arg::Text(identifier)]).await? > 0)
     }
     async fn delete_api(&self, identifier: &str) -> Result<bool> {
-        Ok(run(&self.pool, sql::DELETE_API, &[Arg::Text(identifier)]).await? > 0)
+        self.delete_with(&sql::DELETE_API_ROWS, sql::DELETE_API, identifier).await
+    }
+}
+
+impl PgStore {
+    /// Delete one row by `key` with `main`, after the rows that go with it (`rows`), in one
+    /// transaction.
+    async fn delete_with(&self, rows: &[&'static str], main: &'static str, key: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        for sql in rows {
+            run(&mut *tx, sql, &[Arg::Text(key)]).await?;
+        }
+        let deleted = run(&mut *tx, main, &[Arg::Text(key)]).await? > 0;
+        tx.commit().await.map_err(err)?;
+        Ok(deleted)
+    }
+}
+
+#[async_trait]
+impl GroupStore for PgStore {
+    async fn create_group(&self, g: &GroupRecord) -> Result<()> {
+        run(&self.pool, sql::INSERT_GROUP, &sql::group_args(g)).await.map(drop)
+    }
+    async fn find_group(&self, name: &str) -> Result<Option<GroupRecord>> {
+        fetch_opt(&self.pool, sql::FIND_GROUP, &[Arg::Text(name)], row::group_from_row).await
+    }
+    async fn list_groups(&self) -> Result<Vec<GroupRecord>> {
+        fetch_all(&self.pool, sql::LIST_GROUPS, &[], row::group_from_row).await
+    }
+    async fn delete_group(&self, name: &str) -> Result<bool> {
+        self.delete_with(&sql::DELETE_GROUP_ROWS, sql::DELETE_GROUP, name).await
+    }
+    async fn create_group_member(&self, group: &str, user_id: &str) -> Result<bool> {
+        Ok(run(&self.pool, sql::INSERT_GROUP_MEMBER, &[Arg::Text(group), Arg::Text(user_id)]).await? > 0)
+    }
+    async fn delete_group_member(&self, group: &str, user_id: &str) -> Result<bool> {
+        Ok(run(&self.pool, sql::DELETE_GROUP_MEMBER, &[Arg::Text(group), Arg::Text(user_id)]).await? > 0)
+    }
+    async fn list_group_members(&self, group: &str) -> Result<Vec<String>> {
+        fetch_all(&self.pool, sql::LIST_GROUP_MEMBERS, &[Arg::Text(group)], row::text_from_row).await
+    }
+    async fn list_user_groups(&self, user_id: &str) -> Result<Vec<String>> {
+        fetch_all(&self.pool, sql::LIST_USER_GROUPS, &[Arg::Text(user_id)], row::text_from_row).await
+    }
+}
+
+#[async_trait]
+impl RoleStore for PgStore {
+    async fn create_role_assignment(&self, a: &RoleAssignment) -> Result<bool> {
+        Ok(run(&self.pool, sql::INSERT_ROLE_ASSIGNMENT, &sql::role_assignment_args(a)).await? > 0)
+    }
+    async fn delete_role_assignment(&self, a: &RoleAssignment) -> Result<bool> {
+        Ok(run(&self.pool, sql::DELETE_ROLE_ASSIGNMENT, &sql::role_assignment_args(a)).await? > 0)
+    }
+    async fn list_role_assignments(&self, api: &str) -> Result<Vec<RoleAssignment>> {
+        fetch_all(&self.pool, sql::LIST_ROLE_ASSIGNMENTS, &[Arg::Text(api)], row::role_assignment_from_row).await
+    }
+    async fn find_user_roles(&self, user_id: &str, api: &str) -> Result<Vec<String>> {
+        fetch_all(&self.pool, sql::FIND_USER_ROLES, &[Arg::Text(api), Arg::Text(user_id)], row::text_from_row).await
     }
 }
 

@@ -125,6 +125,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "throttles", include_str!("../migrations/0005_throttles.sql")),
     (7, "dpop", include_str!("../migrations/0007_dpop.sql")),
     (8, "jwt bearer", include_str!("../migrations/0008_jwt_bearer.sql")),
+    (9, "groups roles", include_str!("../migrations/0009_groups_roles.sql")),
 ];
 
 /// Apply the migrations this database lacks, each in one transaction with its record in
@@ -575,8 +576,28 @@ impl UserStore for SqliteStore {
 
 const SQLITE_END_SESSIONS: [&str; 3] = [sqlite!(sql::END_SESSIONS[0]), sqlite!(sql::END_SESSIONS[1]), sqlite!(sql::END_SESSIONS[2])];
 const SQLITE_PASSWORD_DELETES: [&str; 2] = [sqlite!(sql::PASSWORD_DELETES[0]), sqlite!(sql::PASSWORD_DELETES[1])];
-const SQLITE_DELETE_USER_ROWS: [&str; 4] =
-    [sqlite!(sql::DELETE_USER_ROWS[0]), sqlite!(sql::DELETE_USER_ROWS[1]), sqlite!(sql::DELETE_USER_ROWS[2]), sqlite!(sql::DELETE_USER_ROWS[3])];
+const SQLITE_DELETE_USER_ROWS: [&str; 6] = [
+    sqlite!(sql::DELETE_USER_ROWS[0]),
+    sqlite!(sql::DELETE_USER_ROWS[1]),
+    sqlite!(sql::DELETE_USER_ROWS[2]),
+    sqlite!(sql::DELETE_USER_ROWS[3]),
+    sqlite!(sql::DELETE_USER_ROWS[4]),
+    sqlite!(sql::DELETE_USER_ROWS[5]),
+];
+const SQLITE_DELETE_GROUP_ROWS: [&str; 2] = [sqlite!(sql::DELETE_GROUP_ROWS[0]), sqlite!(sql::DELETE_GROUP_ROWS[1])];
+const SQLITE_DELETE_API_ROWS: [&str; 1] = [sqlite!(sql::DELETE_API_ROWS[0])];
+
+/// Delete one row by `key` with `main`, after the rows that go with it (`rows`), in one
+/// immediate transaction.
+fn delete_with(store: &SqliteStore, rows: &[&str], main: &str, key: &str) -> Result<bool> {
+    store.transaction(|tx| {
+        for sql in rows {
+            run(tx, sql, &[Arg::Text(key)])?;
+        }
+        let deleted = run(tx, main, &[Arg::Text(key)])? > 0;
+        Ok((deleted, deleted))
+    })
+}
 
 /// End every session of `user_id` but `keep` (an id hash), with the sessions' pending requests
 /// and client lists (RFC 9700 §4.14.2).
@@ -599,7 +620,51 @@ impl ApiStore for SqliteStore {
         Ok(self.write(|w| run(w, sqlite!(sql::UPDATE_API_SECRET), &[Arg::Text(secret_hash), Arg::Text(identifier)]))? > 0)
     }
     async fn delete_api(&self, identifier: &str) -> Result<bool> {
-        Ok(self.write(|w| run(w, sqlite!(sql::DELETE_API), &[Arg::Text(identifier)]))? > 0)
+        delete_with(self, &SQLITE_DELETE_API_ROWS, sqlite!(sql::DELETE_API), identifier)
+    }
+}
+
+#[async_trait]
+impl GroupStore for SqliteStore {
+    async fn create_group(&self, g: &GroupRecord) -> Result<()> {
+        self.write(|w| run(w, sqlite!(sql::INSERT_GROUP), &sql::group_args(g))).map(drop)
+    }
+    async fn find_group(&self, name: &str) -> Result<Option<GroupRecord>> {
+        self.read(|r| fetch_opt(r, sqlite!(sql::FIND_GROUP), &[Arg::Text(name)], row::group_from_row))
+    }
+    async fn list_groups(&self) -> Result<Vec<GroupRecord>> {
+        self.read(|r| fetch_all(r, sqlite!(sql::LIST_GROUPS), &[], row::group_from_row))
+    }
+    async fn delete_group(&self, name: &str) -> Result<bool> {
+        delete_with(self, &SQLITE_DELETE_GROUP_ROWS, sqlite!(sql::DELETE_GROUP), name)
+    }
+    async fn create_group_member(&self, group: &str, user_id: &str) -> Result<bool> {
+        Ok(self.write(|w| run(w, sqlite!(sql::INSERT_GROUP_MEMBER), &[Arg::Text(group), Arg::Text(user_id)]))? > 0)
+    }
+    async fn delete_group_member(&self, group: &str, user_id: &str) -> Result<bool> {
+        Ok(self.write(|w| run(w, sqlite!(sql::DELETE_GROUP_MEMBER), &[Arg::Text(group), Arg::Text(user_id)]))? > 0)
+    }
+    async fn list_group_members(&self, group: &str) -> Result<Vec<String>> {
+        self.read(|r| fetch_all(r, sqlite!(sql::LIST_GROUP_MEMBERS), &[Arg::Text(group)], row::text_from_row))
+    }
+    async fn list_user_groups(&self, user_id: &str) -> Result<Vec<String>> {
+        self.read(|r| fetch_all(r, sqlite!(sql::LIST_USER_GROUPS), &[Arg::Text(user_id)], row::text_from_row))
+    }
+}
+
+#[async_trait]
+impl RoleStore for SqliteStore {
+    async fn create_role_assignment(&self, a: &RoleAssignment) -> Result<bool> {
+        Ok(self.write(|w| run(w, sqlite!(sql::INSERT_ROLE_ASSIGNMENT), &sql::role_assignment_args(a)))? > 0)
+    }
+    async fn delete_role_assignment(&self, a: &RoleAssignment) -> Result<bool> {
+        Ok(self.write(|w| run(w, sqlite!(sql::DELETE_ROLE_ASSIGNMENT), &sql::role_assignment_args(a)))? > 0)
+    }
+    async fn list_role_assignments(&self, api: &str) -> Result<Vec<RoleAssignment>> {
+        self.read(|r| fetch_all(r, sqlite!(sql::LIST_ROLE_ASSIGNMENTS), &[Arg::Text(api)], row::role_assignment_from_row))
+    }
+    async fn find_user_roles(&self, user_id: &str, api: &str) -> Result<Vec<String>> {
+        self.read(|r| fetch_all(r, sqlite!(sql::FIND_USER_ROLES), &[Arg::Text(api), Arg::Text(user_id)], row::text_from_row))
     }
 }
 

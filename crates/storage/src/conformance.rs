@@ -63,6 +63,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@contract $factory, throttles: throttles; races: throttles_are_atomic);
         $crate::conformance_tests!(@contract $factory, dpop: dpop_nonces, dpop_bindings_round_trip; races: dpop_proofs_are_single_use);
         $crate::conformance_tests!(@contract $factory, assertions: ; races: assertions_are_single_use);
+        $crate::conformance_tests!(@contract $factory, groups: groups_and_members, deleting_a_group_takes_its_members_and_roles);
+        $crate::conformance_tests!(@contract $factory, roles: roles_held_directly_and_through_groups, deletions_take_role_grants_along);
         $crate::conformance_tests!(@contract $factory, audit: audit);
         $crate::conformance_tests!(@contract $factory, maintenance: expiry_cleanup, ping_answers);
     };
@@ -184,6 +186,7 @@ pub async fn apis(s: &dyn Store) {
         scopes: vec![ApiScope { name: "notes.read".into(), description: "Read your notes".into() }],
         created_at: 1,
         secret_hash: None,
+        roles: vec![ApiRole { name: "editor".into(), description: "Can edit".into() }],
     };
     s.create_api(&a).await.unwrap();
     assert!(matches!(s.create_api(&a).await, Err(StoreError::Conflict(_))));
@@ -730,6 +733,115 @@ pub async fn deleted_user_leaves_nothing(s: &dyn Store) {
     assert_eq!(s.find_consent("u-del", "c-1").await.unwrap(), None, "consents go");
     assert!(!s.delete_user("user-del").await.unwrap(), "a second deletion finds nobody");
     untouched(s, "delx", "u-delx").await;
+}
+
+// Groups and roles.
+
+fn group(name: &str) -> GroupRecord {
+    GroupRecord { name: name.into(), description: format!("The {name}"), created_at: 5 }
+}
+
+fn api_with_roles(identifier: &str, scope: &str) -> ApiRecord {
+    ApiRecord {
+        identifier: identifier.into(),
+        name: "API".into(),
+        scopes: vec![ApiScope { name: scope.into(), description: "Read".into() }],
+        created_at: 1,
+        secret_hash: None,
+        roles: vec![ApiRole { name: "editor".into(), description: "Can edit".into() }, ApiRole { name: "viewer".into(), description: "Can view".into() }],
+    }
+}
+
+fn grant(api: &str, role: &str, assignee: Assignee) -> RoleAssignment {
+    RoleAssignment { api: api.into(), role: role.into(), assignee }
+}
+
+/// [`GroupStore`]: names are unique; a membership needs both the group and the user, and is
+/// recorded once.
+pub async fn groups_and_members(s: &dyn Store) {
+    s.create_user(&user("u-1", "ann")).await.unwrap();
+    s.create_user(&user("u-2", "ben")).await.unwrap();
+    s.create_group(&group("editors")).await.unwrap();
+    assert!(matches!(s.create_group(&group("editors")).await, Err(StoreError::Conflict(_))), "a taken name is a Conflict");
+    s.create_group(&group("admins")).await.unwrap();
+    assert_eq!(s.find_group("editors").await.unwrap(), Some(group("editors")));
+    assert_eq!(s.find_group("nope").await.unwrap(), None);
+    assert_eq!(s.list_groups().await.unwrap().iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["admins", "editors"]);
+    assert!(s.create_group_member("editors", "u-1").await.unwrap());
+    assert!(!s.create_group_member("editors", "u-1").await.unwrap(), "already a member");
+    assert!(!s.create_group_member("nope", "u-1").await.unwrap(), "no such group");
+    assert!(!s.create_group_member("editors", "u-nobody").await.unwrap(), "no such user");
+    assert!(s.create_group_member("editors", "u-2").await.unwrap());
+    assert!(s.create_group_member("admins", "u-1").await.unwrap());
+    assert_eq!(s.list_group_members("editors").await.unwrap(), ["u-1", "u-2"]);
+    assert_eq!(s.list_user_groups("u-1").await.unwrap(), ["admins", "editors"]);
+    assert!(s.delete_group_member("editors", "u-2").await.unwrap());
+    assert!(!s.delete_group_member("editors", "u-2").await.unwrap());
+    assert!(s.list_user_groups("u-2").await.unwrap().is_empty());
+    // Deleting a user ends their memberships.
+    assert!(s.delete_user("ann").await.unwrap());
+    assert!(s.list_group_members("editors").await.unwrap().is_empty());
+    assert!(s.list_group_members("admins").await.unwrap().is_empty());
+}
+
+/// [`GroupStore::delete_group`]: a group made again under the same name starts empty.
+pub async fn deleting_a_group_takes_its_members_and_roles(s: &dyn Store) {
+    s.create_user(&user("u-1", "ann")).await.unwrap();
+    s.create_api(&api_with_roles("https://docs.example", "docs.read")).await.unwrap();
+    s.create_group(&group("editors")).await.unwrap();
+    assert!(s.create_group_member("editors", "u-1").await.unwrap());
+    assert!(s.create_role_assignment(&grant("https://docs.example", "editor", Assignee::Group("editors".into()))).await.unwrap());
+    assert_eq!(s.find_user_roles("u-1", "https://docs.example").await.unwrap(), ["editor"]);
+    assert!(s.delete_group("editors").await.unwrap());
+    assert!(!s.delete_group("editors").await.unwrap());
+    s.create_group(&group("editors")).await.unwrap();
+    assert!(s.list_group_members("editors").await.unwrap().is_empty(), "memberships went with the group");
+    assert!(s.list_role_assignments("https://docs.example").await.unwrap().is_empty(), "role grants went with the group");
+    assert!(s.find_user_roles("u-1", "https://docs.example").await.unwrap().is_empty());
+}
+
+/// [`RoleStore`]: a user holds an API's roles granted to them and to their groups, each once,
+/// and only that API's.
+pub async fn roles_held_directly_and_through_groups(s: &dyn Store) {
+    s.create_user(&user("u-1", "ann")).await.unwrap();
+    s.create_user(&user("u-2", "ben")).await.unwrap();
+    s.create_api(&api_with_roles("https://docs.example", "docs.read")).await.unwrap();
+    s.create_api(&api_with_roles("https://mail.example", "mail.read")).await.unwrap();
+    s.create_group(&group("editors")).await.unwrap();
+    assert!(s.create_group_member("editors", "u-1").await.unwrap());
+    let docs = "https://docs.example";
+    assert!(s.create_role_assignment(&grant(docs, "editor", Assignee::Group("editors".into()))).await.unwrap());
+    assert!(s.create_role_assignment(&grant(docs, "editor", Assignee::User("u-1".into()))).await.unwrap());
+    assert!(s.create_role_assignment(&grant(docs, "viewer", Assignee::User("u-2".into()))).await.unwrap());
+    assert!(s.create_role_assignment(&grant("https://mail.example", "viewer", Assignee::User("u-1".into()))).await.unwrap());
+    assert!(!s.create_role_assignment(&grant(docs, "editor", Assignee::User("u-1".into()))).await.unwrap(), "granted once");
+    assert!(!s.create_role_assignment(&grant(docs, "editor", Assignee::User("u-nobody".into()))).await.unwrap(), "no such user");
+    assert!(!s.create_role_assignment(&grant(docs, "editor", Assignee::Group("nope".into()))).await.unwrap(), "no such group");
+    assert!(!s.create_role_assignment(&grant("https://none.example", "editor", Assignee::User("u-1".into()))).await.unwrap(), "no such API");
+    assert_eq!(s.find_user_roles("u-1", docs).await.unwrap(), ["editor"], "directly and through a group, once");
+    assert_eq!(s.find_user_roles("u-2", docs).await.unwrap(), ["viewer"]);
+    assert_eq!(s.find_user_roles("u-1", "https://mail.example").await.unwrap(), ["viewer"], "each API its own roles");
+    assert_eq!(s.list_role_assignments(docs).await.unwrap().len(), 3);
+    assert!(s.delete_role_assignment(&grant(docs, "editor", Assignee::User("u-1".into()))).await.unwrap());
+    assert_eq!(s.find_user_roles("u-1", docs).await.unwrap(), ["editor"], "still through the group");
+    assert!(s.delete_group_member("editors", "u-1").await.unwrap());
+    assert!(s.find_user_roles("u-1", docs).await.unwrap().is_empty());
+}
+
+/// Deleting a user or an API takes their role grants along: made again, they hold nothing.
+pub async fn deletions_take_role_grants_along(s: &dyn Store) {
+    let docs = "https://docs.example";
+    s.create_user(&user("u-1", "ann")).await.unwrap();
+    s.create_api(&api_with_roles(docs, "docs.read")).await.unwrap();
+    assert!(s.create_role_assignment(&grant(docs, "editor", Assignee::User("u-1".into()))).await.unwrap());
+    assert!(s.delete_user("ann").await.unwrap());
+    s.create_user(&user("u-1", "ann")).await.unwrap();
+    assert!(s.find_user_roles("u-1", docs).await.unwrap().is_empty(), "a user's grants went with them");
+    assert!(s.create_role_assignment(&grant(docs, "editor", Assignee::User("u-1".into()))).await.unwrap());
+    assert!(s.delete_api(docs).await.unwrap());
+    s.create_api(&api_with_roles(docs, "docs.read")).await.unwrap();
+    assert!(s.find_user_roles("u-1", docs).await.unwrap().is_empty(), "an API's grants went with it");
+    assert!(s.list_role_assignments(docs).await.unwrap().is_empty());
 }
 
 /// Of concurrent deletions of one user exactly one deletes it.

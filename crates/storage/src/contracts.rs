@@ -194,6 +194,37 @@ pub trait DpopStore: Send + Sync {
     async fn find_dpop_nonce(&self, nonce_hash: &str, now: i64) -> Result<bool>;
 }
 
+/// Groups of users. Deleting a group takes its memberships and the roles granted to it along,
+/// in one transaction.
+#[async_trait]
+pub trait GroupStore: Send + Sync {
+    /// `Conflict` when the name is taken.
+    async fn create_group(&self, g: &GroupRecord) -> Result<()>;
+    async fn find_group(&self, name: &str) -> Result<Option<GroupRecord>>;
+    async fn list_groups(&self) -> Result<Vec<GroupRecord>>;
+    async fn delete_group(&self, name: &str) -> Result<bool>;
+    /// True when the user became a member: false when they already were, or the group or the
+    /// user does not exist (at the moment of the insert).
+    async fn create_group_member(&self, group: &str, user_id: &str) -> Result<bool>;
+    async fn delete_group_member(&self, group: &str, user_id: &str) -> Result<bool>;
+    /// The ids of a group's members, sorted.
+    async fn list_group_members(&self, group: &str) -> Result<Vec<String>>;
+    /// The names of a user's groups, sorted.
+    async fn list_user_groups(&self, user_id: &str) -> Result<Vec<String>>;
+}
+
+/// Roles APIs declare, granted to users and groups. Deleting an API, a user or a group takes
+/// their grants along.
+#[async_trait]
+pub trait RoleStore: Send + Sync {
+    /// True when new: false when it already existed, or the API or the assignee does not exist.
+    async fn create_role_assignment(&self, r: &RoleAssignment) -> Result<bool>;
+    async fn delete_role_assignment(&self, r: &RoleAssignment) -> Result<bool>;
+    async fn list_role_assignments(&self, api: &str) -> Result<Vec<RoleAssignment>>;
+    /// The roles of `api` the user holds, directly or through a group, sorted.
+    async fn find_user_roles(&self, user_id: &str, api: &str) -> Result<Vec<String>>;
+}
+
 /// The JWT bearer grant (RFC 7523 §2.1): its one-time value is the assertion's `jti`.
 #[async_trait]
 pub trait AssertionStore: Send + Sync {
@@ -253,6 +284,8 @@ umbrella!(
     ThrottleStore,
     DpopStore,
     AssertionStore,
+    GroupStore,
+    RoleStore,
     AuditStore,
     MaintenanceStore
 );

@@ -63,6 +63,48 @@ pub struct ApiRecord {
     pub created_at: i64,
     /// SHA-256 of the API's own secret, for token introspection (RFC 7662 §2.1); optional.
     pub secret_hash: Option<String>,
+    /// The roles the API declares; its access tokens carry those granted to the user.
+    pub roles: Vec<ApiRole>,
+}
+
+/// A role an API declares (`tessera api create … --role editor=Can edit`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiRole {
+    pub name: String,
+    pub description: String,
+}
+
+/// A group of users (`tessera group create`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    pub name: String,
+    pub description: String,
+    pub created_at: i64,
+}
+
+/// Who holds a role: a user (by id) or every member of a group (by name).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Assignee {
+    User(String),
+    Group(String),
+}
+
+impl Assignee {
+    /// The stored kind and value.
+    pub fn parts(&self) -> (&'static str, &str) {
+        match self {
+            Self::User(id) => ("user", id),
+            Self::Group(name) => ("group", name),
+        }
+    }
+}
+
+/// A role of an API granted to an assignee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleAssignment {
+    pub api: String,
+    pub role: String,
+    pub assignee: Assignee,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

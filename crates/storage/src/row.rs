@@ -142,7 +142,29 @@ pub fn user_from_row(r: &dyn Row) -> Result<UserRecord> {
 
 /// [`crate::sql::API_COLUMNS`].
 pub fn api_from_row(r: &dyn Row) -> Result<ApiRecord> {
-    Ok(ApiRecord { identifier: r.text(0)?, name: r.text(1)?, scopes: json(r, 2, "scopes")?, created_at: r.int(3)?, secret_hash: r.opt_text(4)? })
+    Ok(ApiRecord {
+        identifier: r.text(0)?,
+        name: r.text(1)?,
+        scopes: json(r, 2, "scopes")?,
+        created_at: r.int(3)?,
+        secret_hash: r.opt_text(4)?,
+        roles: json(r, 5, "roles")?,
+    })
+}
+
+/// `name, description, created_at` of `groups`.
+pub fn group_from_row(r: &dyn Row) -> Result<GroupRecord> {
+    Ok(GroupRecord { name: r.text(0)?, description: r.text(1)?, created_at: r.int(2)? })
+}
+
+/// `api, role, kind, assignee` of `role_assignments`.
+pub fn role_assignment_from_row(r: &dyn Row) -> Result<RoleAssignment> {
+    let assignee = match r.text(2)?.as_str() {
+        "user" => Assignee::User(r.text(3)?),
+        "group" => Assignee::Group(r.text(3)?),
+        other => return Err(corrupt("kind", other)),
+    };
+    Ok(RoleAssignment { api: r.text(0)?, role: r.text(1)?, assignee })
 }
 
 /// [`crate::sql::KEY_COLUMNS`].

@@ -76,7 +76,7 @@ macro_rules! user_columns {
 }
 macro_rules! api_columns {
     () => {
-        "identifier, name, scopes, created_at, secret_hash"
+        "identifier, name, scopes, created_at, secret_hash, roles"
     };
 }
 macro_rules! key_columns {
@@ -166,8 +166,25 @@ pub fn user_update_args(u: &UserRecord) -> Result<[Arg<'_>; 5]> {
     Ok([Arg::OptText(u.email.as_deref()), Arg::OptText(u.name.as_deref()), Arg::Owned(to_json(&u.profile)?), Arg::Int(u.updated_at), Arg::Text(&u.id)])
 }
 
-pub fn api_args(a: &ApiRecord) -> Result<[Arg<'_>; 5]> {
-    Ok([Arg::Text(&a.identifier), Arg::Text(&a.name), Arg::Owned(to_json(&a.scopes)?), Arg::Int(a.created_at), Arg::OptText(a.secret_hash.as_deref())])
+pub fn api_args(a: &ApiRecord) -> Result<[Arg<'_>; 6]> {
+    Ok([
+        Arg::Text(&a.identifier),
+        Arg::Text(&a.name),
+        Arg::Owned(to_json(&a.scopes)?),
+        Arg::Int(a.created_at),
+        Arg::OptText(a.secret_hash.as_deref()),
+        Arg::Owned(to_json(&a.roles)?),
+    ])
+}
+
+pub fn group_args(g: &GroupRecord) -> [Arg<'_>; 3] {
+    [Arg::Text(&g.name), Arg::Text(&g.description), Arg::Int(g.created_at)]
+}
+
+/// [`INSERT_ROLE_ASSIGNMENT`] / [`DELETE_ROLE_ASSIGNMENT`]'s arguments.
+pub fn role_assignment_args(r: &RoleAssignment) -> [Arg<'_>; 4] {
+    let (kind, assignee) = r.assignee.parts();
+    [Arg::Text(&r.api), Arg::Text(&r.role), Arg::Text(kind), Arg::Text(assignee)]
 }
 
 pub fn key_args(k: &KeyRecord) -> [Arg<'_>; 5] {
@@ -314,17 +331,47 @@ pub const REVOKE_USER_REFRESH_TOKENS: &str = "UPDATE refresh_tokens SET revoked_
 pub const PASSWORD_DELETES: [&str; 2] =
     ["DELETE FROM codes WHERE user_id = $1 AND used_at IS NULL", "DELETE FROM device_codes WHERE user_id = $1 AND status = 'approved'"];
 /// A deletion: everything else of user `$1`.
-pub const DELETE_USER_ROWS: [&str; 4] = [
+pub const DELETE_USER_ROWS: [&str; 6] = [
     "DELETE FROM refresh_tokens WHERE user_id = $1",
     "DELETE FROM codes WHERE user_id = $1",
     "DELETE FROM device_codes WHERE user_id = $1",
     "DELETE FROM consents WHERE user_id = $1",
+    "DELETE FROM group_members WHERE user_id = $1",
+    "DELETE FROM role_assignments WHERE kind = 'user' AND assignee = $1",
 ];
 
-pub const INSERT_API: &str = concat!("INSERT INTO apis (", api_columns!(), ") VALUES ($1, $2, $3, $4, $5)");
+pub const INSERT_API: &str = concat!("INSERT INTO apis (", api_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6)");
 pub const LIST_APIS: &str = concat!("SELECT ", api_columns!(), " FROM apis ORDER BY created_at, identifier");
 pub const UPDATE_API_SECRET: &str = "UPDATE apis SET secret_hash = $1 WHERE identifier = $2";
 pub const DELETE_API: &str = "DELETE FROM apis WHERE identifier = $1";
+/// With an API (`$1`) go the roles granted of it: an API made again later starts with none.
+pub const DELETE_API_ROWS: [&str; 1] = ["DELETE FROM role_assignments WHERE api = $1"];
+
+pub const INSERT_GROUP: &str = "INSERT INTO groups (name, description, created_at) VALUES ($1, $2, $3)";
+pub const FIND_GROUP: &str = "SELECT name, description, created_at FROM groups WHERE name = $1";
+pub const LIST_GROUPS: &str = "SELECT name, description, created_at FROM groups ORDER BY name";
+pub const DELETE_GROUP: &str = "DELETE FROM groups WHERE name = $1";
+/// With a group (`$1`) go its memberships and the roles granted to it: a group made again later
+/// starts empty.
+pub const DELETE_GROUP_ROWS: [&str; 2] = ["DELETE FROM group_members WHERE group_name = $1", "DELETE FROM role_assignments WHERE kind = 'group' AND assignee = $1"];
+/// `$1` group, `$2` user id: a row only when both exist (checked in the statement, so a
+/// membership never outlives a group or user deleted meanwhile) and it is new.
+pub const INSERT_GROUP_MEMBER: &str = "INSERT INTO group_members (group_name, user_id) SELECT $1, $2 \
+     WHERE EXISTS (SELECT 1 FROM groups WHERE name = $1) AND EXISTS (SELECT 1 FROM users WHERE id = $2) \
+     ON CONFLICT (group_name, user_id) DO NOTHING";
+pub const DELETE_GROUP_MEMBER: &str = "DELETE FROM group_members WHERE group_name = $1 AND user_id = $2";
+pub const LIST_GROUP_MEMBERS: &str = "SELECT user_id FROM group_members WHERE group_name = $1 ORDER BY user_id";
+pub const LIST_USER_GROUPS: &str = "SELECT group_name FROM group_members WHERE user_id = $1 ORDER BY group_name";
+/// [`role_assignment_args`]: a row only when the assignee exists and the grant is new.
+pub const INSERT_ROLE_ASSIGNMENT: &str = "INSERT INTO role_assignments (api, role, kind, assignee) SELECT $1, $2, $3, $4 \
+     WHERE EXISTS (SELECT 1 FROM apis WHERE identifier = $1) \
+     AND (($3 = 'user' AND EXISTS (SELECT 1 FROM users WHERE id = $4)) OR ($3 = 'group' AND EXISTS (SELECT 1 FROM groups WHERE name = $4))) \
+     ON CONFLICT (api, role, kind, assignee) DO NOTHING";
+pub const DELETE_ROLE_ASSIGNMENT: &str = "DELETE FROM role_assignments WHERE api = $1 AND role = $2 AND kind = $3 AND assignee = $4";
+pub const LIST_ROLE_ASSIGNMENTS: &str = "SELECT api, role, kind, assignee FROM role_assignments WHERE api = $1 ORDER BY role, kind, assignee";
+/// The roles of API `$1` user `$2` holds, directly or through a group.
+pub const FIND_USER_ROLES: &str = "SELECT DISTINCT role FROM role_assignments WHERE api = $1 \
+     AND ((kind = 'user' AND assignee = $2) OR (kind = 'group' AND assignee IN (SELECT group_name FROM group_members WHERE user_id = $2))) ORDER BY role";
 
 pub const INSERT_KEY: &str = concat!("INSERT INTO signing_keys (", key_columns!(), ") VALUES ($1, $2, $3, $4, $5)");
 /// The key, unless one of its algorithm signs at `$6`. Run under the backend's lock.

@@ -462,7 +462,7 @@ pub async fn create_api(store: &dyn Store, identifier: &str, name: &str, scopes:
             return Err(invalid(format!("scope {} is given twice", s.name)));
         }
     }
-    let api = ApiRecord { identifier: identifier.to_string(), name: name.trim().to_string(), scopes, created_at: now, secret_hash: None };
+    let api = ApiRecord { identifier: identifier.to_string(), name: name.trim().to_string(), scopes, created_at: now, secret_hash: None, roles: vec![] };
     match store.create_api(&api).await {
         Err(StoreError::Conflict(_)) => Err(invalid(format!("API {identifier} already exists"))),
         other => other.map(|_| api).map_err(Into::into),
