@@ -58,6 +58,10 @@ pub enum GuardError {
     /// 403 `insufficient_scope`; the scopes the resource needs.
     #[error("insufficient scope: needs {0}")]
     InsufficientScope(String),
+    /// 403 `insufficient_scope` (RFC 6750 §3.1: "higher privileges than provided by the access
+    /// token"): the user does not hold the role the resource needs.
+    #[error("missing role: needs {0}")]
+    MissingRole(String),
     /// The issuer's keys could not be fetched and none are cached: 503.
     #[error("the issuer's signing keys are unavailable")]
     KeysUnavailable,
@@ -82,7 +86,7 @@ impl GuardError {
         match self {
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::InvalidToken(_) => Some("invalid_token"),
-            Self::InsufficientScope(_) => Some("insufficient_scope"),
+            Self::InsufficientScope(_) | Self::MissingRole(_) => Some("insufficient_scope"),
             Self::InvalidDpopProof(_) => Some("invalid_dpop_proof"),
             Self::InvalidDpopToken(_) => Some("invalid_token"),
             Self::Missing | Self::KeysUnavailable | Self::NotInstalled | Self::DpopRequired => None,
@@ -93,7 +97,7 @@ impl GuardError {
         match self {
             Self::Missing | Self::InvalidToken(_) | Self::InvalidDpopProof(_) | Self::InvalidDpopToken(_) | Self::DpopRequired => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::InsufficientScope(_) | Self::MissingRole(_) => StatusCode::FORBIDDEN,
             Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotInstalled => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -105,6 +109,7 @@ impl GuardError {
             Self::InvalidRequest(d) => d,
             Self::InvalidToken(r) => r.description(),
             Self::InsufficientScope(_) => "the access token does not grant the scope this request needs",
+            Self::MissingRole(_) => "the user does not hold the role this request needs",
             Self::KeysUnavailable => "the authorization server's keys are unavailable; try again later",
             Self::NotInstalled => "internal error",
             Self::InvalidDpopProof(d) => d,
@@ -137,7 +142,7 @@ impl GuardError {
             Self::InsufficientScope(scope) => {
                 Some(format!("Bearer error=\"insufficient_scope\", error_description=\"{}\", scope=\"{}\"", self.description(), sanitize(scope)))
             }
-            Self::InvalidRequest(_) | Self::InvalidToken(_) => {
+            Self::InvalidRequest(_) | Self::InvalidToken(_) | Self::MissingRole(_) => {
                 Some(format!("Bearer error=\"{}\", error_description=\"{}\"", self.code().unwrap_or_default(), sanitize(self.description())))
             }
             Self::InvalidDpopProof(_) | Self::InvalidDpopToken(_) => Some(format!(
@@ -173,6 +178,7 @@ impl GuardError {
             (Some(code), Self::InsufficientScope(scope)) => {
                 serde_json::json!({"error": code, "error_description": self.description(), "scope": scope})
             }
+            (Some(code), Self::MissingRole(role)) => serde_json::json!({"error": code, "error_description": self.description(), "role": role}),
             (Some(code), _) => serde_json::json!({"error": code, "error_description": self.description()}),
             (None, _) => serde_json::json!({"error_description": self.description()}),
         };

@@ -108,11 +108,18 @@ pub struct RequireScope(pub &'static str);
 #[derive(Debug, Clone, Copy)]
 pub struct RequireDpop;
 
+/// Per-route role requirement: `handler.layer(RequireRole("editor"))` refuses (403,
+/// `insufficient_scope`) a token whose `roles` lack it. Needs [`Guard::layer`] in front (fails
+/// closed).
+#[derive(Debug, Clone, Copy)]
+pub struct RequireRole(pub &'static str);
+
 /// What a per-route requirement demands of the principal [`Guard::layer`] validated.
 #[derive(Debug, Clone, Copy)]
 enum Requirement {
     Scope(&'static str),
     Dpop,
+    Role(&'static str),
 }
 
 impl Requirement {
@@ -126,7 +133,13 @@ impl Requirement {
                 Some(GuardError::InsufficientScope(scope.to_string()).into_response())
             }
             Self::Dpop if p.dpop_jkt.is_none() => Some(GuardError::DpopRequired.into_response_naming(by.and_then(Guard::resource_metadata_url))),
-            Self::Scope(_) | Self::Dpop => None,
+            Self::Role(role) if !p.has_role(role) => {
+                if let Some(g) = by {
+                    g.count_scope_refusal();
+                }
+                Some(GuardError::MissingRole(role.to_string()).into_response())
+            }
+            Self::Scope(_) | Self::Dpop | Self::Role(_) => None,
         }
     }
 }
@@ -138,6 +151,13 @@ impl<S> Layer<S> for RequireScope {
     }
 }
 
+impl<S> Layer<S> for RequireRole {
+    type Service = RequireService<S>;
+    fn layer(&self, inner: S) -> RequireService<S> {
+        RequireService { inner, requirement: Requirement::Role(self.0) }
+    }
+}
+
 impl<S> Layer<S> for RequireDpop {
     type Service = RequireService<S>;
     fn layer(&self, inner: S) -> RequireService<S> {
@@ -145,7 +165,7 @@ impl<S> Layer<S> for RequireDpop {
     }
 }
 
-/// The service of [`RequireScope`] and [`RequireDpop`].
+/// The service of [`RequireScope`], [`RequireRole`] and [`RequireDpop`].
 #[derive(Clone)]
 pub struct RequireService<S> {
     inner: S,

@@ -28,7 +28,7 @@
 //! - [`error`]: [`GuardError`] and its RFC 6750 §3 response (`WWW-Authenticate: Bearer …`).
 //! - [`metadata`]: OAuth 2.0 Protected Resource Metadata (RFC 9728): the document, its
 //!   well-known location, and `resource_metadata` in the 401 challenge.
-//! - [`layer`]: the tower layers ([`GuardLayer`], [`RequireScope`]) and the [`Principal`]
+//! - [`layer`]: the tower layers ([`GuardLayer`], [`RequireScope`], [`RequireRole`]) and the [`Principal`]
 //!   extractor.
 //!
 //! **Invariants:** no network call on a request whose key is cached; symmetric (HMAC) and `none`
@@ -47,7 +47,7 @@ pub mod token;
 pub use error::GuardError;
 pub use jsonwebtoken::Algorithm;
 pub use jsonwebtoken::jwk::JwkSet;
-pub use layer::{GuardLayer, RequireDpop, RequireScope};
+pub use layer::{GuardLayer, RequireDpop, RequireRole, RequireScope};
 pub use metadata::ResourceMetadata;
 pub use token::Principal;
 
@@ -287,7 +287,7 @@ impl Stats {
                 }
                 &self.invalid_token
             }
-            GuardError::InsufficientScope(_) => &self.insufficient_scope,
+            GuardError::InsufficientScope(_) | GuardError::MissingRole(_) => &self.insufficient_scope,
             GuardError::InvalidDpopProof(_) | GuardError::InvalidDpopToken(_) | GuardError::DpopRequired => &self.invalid_token,
             GuardError::KeysUnavailable | GuardError::NotInstalled => return,
         };

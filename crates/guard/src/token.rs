@@ -32,9 +32,21 @@ pub struct Principal {
     /// RFC 9449 §6.1 `cnf.jkt`: the key a DPoP-bound token is bound to (the request proved
     /// possession of it); `None` for a bearer token.
     pub dpop_jkt: Option<String>,
+    /// `roles`: the roles of this API the user holds (Tessera's claim; the string members of a
+    /// JSON array, empty when absent).
+    pub roles: Vec<String>,
 }
 
 impl Principal {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// `Err` (403, `insufficient_scope`) naming `role` unless the user holds it.
+    pub fn require_role(&self, role: &str) -> Result<(), GuardError> {
+        if self.has_role(role) { Ok(()) } else { Err(GuardError::MissingRole(role.to_string())) }
+    }
+
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
     }
@@ -84,6 +96,9 @@ struct Claims {
     /// RFC 9449 §6.1: the key a DPoP-bound token is bound to.
     #[serde(default)]
     cnf: Option<Confirmation>,
+    /// An array of strings; anything else carries no role.
+    #[serde(default)]
+    roles: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -235,7 +250,11 @@ pub(crate) async fn verify(guard: &Guard, token: &str) -> Result<Principal, Guar
     }
     let scopes = claims.scope.as_deref().unwrap_or("").split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect();
     let dpop_jkt = claims.cnf.and_then(|c| c.jkt);
-    let principal = Principal { subject: claims.sub, client_id: claims.client_id, scopes, expires_at: exp, token_id: claims.jti, dpop_jkt };
+    let roles = match claims.roles {
+        serde_json::Value::Array(list) => list.into_iter().filter_map(|r| if let serde_json::Value::String(s) = r { Some(s) } else { None }).collect(),
+        _ => Vec::new(),
+    };
+    let principal = Principal { subject: claims.sub, client_id: claims.client_id, scopes, expires_at: exp, token_id: claims.jti, dpop_jkt, roles };
     if let Some(d) = digest {
         cache.insert(d, Verified { principal: principal.clone(), nbf, iat, key_set }, now, leeway);
     }

@@ -14,13 +14,15 @@ use std::collections::HashMap;
 pub struct ScopeCatalog {
     scopes: HashMap<String, (String, String)>,
     api_secrets: HashMap<String, Option<String>>,
+    /// The APIs that declare roles.
+    with_roles: std::collections::HashSet<String>,
 }
 
 impl ScopeCatalog {
     /// The catalog with OpenID Connect's own scopes (OIDC Core §5.4), which belong to no API.
     pub fn with_oidc_scopes() -> Self {
         let scopes = crate::oidc::OIDC_SCOPES.iter().map(|(n, d)| (n.to_string(), (String::new(), d.to_string()))).collect();
-        Self { scopes, api_secrets: HashMap::new() }
+        Self { scopes, api_secrets: HashMap::new(), with_roles: Default::default() }
     }
 
     /// Add an API (its RFC 8707 resource identifier), its introspection secret hash and the
@@ -31,6 +33,14 @@ impl ScopeCatalog {
             self.scopes.insert(name, (identifier.to_string(), description));
         }
         self.api_secrets.insert(identifier.to_string(), secret_hash);
+    }
+
+    /// Note that the API `identifier` declares roles (its tokens may carry `roles`).
+    pub fn add_roles(&mut self, identifier: &str) {
+        self.with_roles.insert(identifier.to_string());
+    }
+    pub fn declares_roles(&self, identifier: &str) -> bool {
+        self.with_roles.contains(identifier)
     }
 
     pub fn contains(&self, s: &str) -> bool {

@@ -19,6 +19,8 @@ pub const OIDC_SCOPES: &[(&str, &str)] = &[
     ("address", "See your postal address"),
     ("phone", "See your phone number"),
     ("offline_access", "Stay connected while you are away (offline access)"),
+    // Not OIDC Core's: the user's groups, as most apps map permissions (a `groups` claim).
+    ("groups", "See the groups you belong to"),
 ];
 
 /// OIDC Core §5.4: the claims each scope releases.
@@ -43,6 +45,7 @@ pub fn claims_of_scope(scope: &str) -> &'static [&'static str] {
         "email" => &["email", "email_verified"],
         "address" => &["address"],
         "phone" => &["phone_number", "phone_number_verified"],
+        "groups" => &["groups"],
         _ => &[],
     }
 }
@@ -59,7 +62,7 @@ pub const ACR_VALUES_SUPPORTED: &[&str] = &[ACR_SSO, ACR_PASSWORD];
 /// Every standard claim Tessera can release (for discovery's `claims_supported`).
 pub fn claims_supported() -> Vec<&'static str> {
     let mut v = vec!["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "sid"];
-    for s in ["profile", "email", "address", "phone"] {
+    for s in ["profile", "email", "address", "phone", "groups"] {
         v.extend_from_slice(claims_of_scope(s));
     }
     v

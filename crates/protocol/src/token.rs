@@ -37,6 +37,10 @@ pub struct AccessTokenClaims {
     /// RFC 9449 §6.1: the DPoP key the token is bound to (`cnf.jkt`); absent for bearer tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// The roles of the token's API (its audience) the user holds, directly or through a
+    /// group; absent when none (and for tokens without a user).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 /// RFC 7800 §3.1 confirmation claim, with RFC 9449 §6.1's `jkt` member.

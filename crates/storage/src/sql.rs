@@ -353,7 +353,8 @@ pub const LIST_GROUPS: &str = "SELECT name, description, created_at FROM groups 
 pub const DELETE_GROUP: &str = "DELETE FROM groups WHERE name = $1";
 /// With a group (`$1`) go its memberships and the roles granted to it: a group made again later
 /// starts empty.
-pub const DELETE_GROUP_ROWS: [&str; 2] = ["DELETE FROM group_members WHERE group_name = $1", "DELETE FROM role_assignments WHERE kind = 'group' AND assignee = $1"];
+pub const DELETE_GROUP_ROWS: [&str; 2] =
+    ["DELETE FROM group_members WHERE group_name = $1", "DELETE FROM role_assignments WHERE kind = 'group' AND assignee = $1"];
 /// `$1` group, `$2` user id: a row only when both exist (checked in the statement, so a
 /// membership never outlives a group or user deleted meanwhile) and it is new.
 pub const INSERT_GROUP_MEMBER: &str = "INSERT INTO group_members (group_name, user_id) SELECT $1, $2 \

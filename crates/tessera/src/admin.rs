@@ -2,7 +2,7 @@
 //! or the PostgreSQL database every instance shares); servers see changes within their cache
 //! bound (`tessera_server::service::CACHE_TTL`).
 
-use crate::cli::{ApiCmd, ClientCmd, KeysCmd, ProfileArgs, UserCmd};
+use crate::cli::{ApiCmd, ClientCmd, GroupCmd, KeysCmd, ProfileArgs, RoleHolderArgs, UserCmd};
 use crate::settings::DEFAULT_DATABASE;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -186,7 +186,23 @@ pub async fn keys(database: Option<&str>, j: bool, kek: &crate::settings::KekSou
 }
 
 fn api_json(a: &ApiRecord) -> Value {
-    json!({ "identifier": a.identifier, "name": a.name, "scopes": a.scopes, "created_at": a.created_at })
+    json!({ "identifier": a.identifier, "name": a.name, "scopes": a.scopes, "roles": a.roles, "created_at": a.created_at })
+}
+
+fn holder(h: RoleHolderArgs) -> admin::RoleHolder {
+    match (h.user, h.group) {
+        (Some(u), _) => admin::RoleHolder::User(u),
+        (None, Some(g)) => admin::RoleHolder::Group(g),
+        // clap requires exactly one.
+        (None, None) => admin::RoleHolder::User(String::new()),
+    }
+}
+
+fn holder_text(h: &admin::RoleHolder) -> String {
+    match h {
+        admin::RoleHolder::User(u) => format!("user {u}"),
+        admin::RoleHolder::Group(g) => format!("group {g}"),
+    }
 }
 
 fn read_password() -> anyhow::Result<String> {
@@ -334,11 +350,69 @@ pub async fn user(database: Option<&str>, j: bool, cmd: UserCmd) -> anyhow::Resu
 pub async fn api(database: Option<&str>, j: bool, cmd: ApiCmd) -> anyhow::Result<()> {
     let store = open(database).await?;
     match cmd {
-        ApiCmd::Create { identifier, name, scopes } => {
+        ApiCmd::Create { identifier, name, scopes, roles } => {
             let parsed = scopes.iter().map(|s| admin::parse_api_scope(s)).collect::<Result<Vec<_>, _>>()?;
-            let a = admin::create_api(&*store, &identifier, &name, parsed, now()).await?;
+            let roles = roles.iter().map(|r| admin::parse_api_role(r)).collect::<Result<Vec<_>, _>>()?;
+            let a = admin::create_api_with_roles(&*store, &identifier, &name, parsed, roles, now()).await?;
             print(j, &api_json(&a), || {
-                format!("created API {} ({}) with scopes: {}", a.identifier, a.name, a.scopes.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" "))
+                let mut t = format!(
+                    "created API {} ({}) with scopes: {}",
+                    a.identifier,
+                    a.name,
+                    a.scopes.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" ")
+                );
+                if !a.roles.is_empty() {
+                    t.push_str(&format!("\nroles: {}", a.roles.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(" ")));
+                }
+                t
+            });
+        }
+        ApiCmd::GrantRole { identifier, role, holder: h } => {
+            let h = holder(h);
+            let new = admin::grant_role(&*store, &identifier, &role, &h).await?;
+            print(j, &json!({ "api": identifier, "role": role, "granted": true, "changed": new }), || {
+                if new {
+                    format!("granted {role} of {identifier} to {}", holder_text(&h))
+                } else {
+                    format!("{} already holds {role} of {identifier}", holder_text(&h))
+                }
+            });
+        }
+        ApiCmd::RevokeRole { identifier, role, holder: h } => {
+            let h = holder(h);
+            let removed = admin::revoke_role(&*store, &identifier, &role, &h).await?;
+            print(j, &json!({ "api": identifier, "role": role, "granted": false, "changed": removed }), || {
+                if removed {
+                    format!("revoked {role} of {identifier} from {}", holder_text(&h))
+                } else {
+                    format!("{} did not hold {role} of {identifier}", holder_text(&h))
+                }
+            });
+        }
+        ApiCmd::Roles { identifier } => {
+            let a = store.list_apis().await?.into_iter().find(|a| a.identifier == identifier).with_context(|| format!("no API {identifier}"))?;
+            let mut grants = Vec::new();
+            for g in store.list_role_assignments(&identifier).await? {
+                let holder = match &g.assignee {
+                    tessera_storage::Assignee::User(id) => {
+                        json!({ "user": store.find_user(id).await?.map(|u| u.username).unwrap_or_else(|| id.clone()) })
+                    }
+                    tessera_storage::Assignee::Group(name) => json!({ "group": name }),
+                };
+                grants.push(json!({ "role": g.role, "holder": holder }));
+            }
+            let v = json!({ "api": identifier, "roles": a.roles, "grants": grants });
+            print(j, &v, || {
+                let mut lines: Vec<String> = a.roles.iter().map(|r| format!("{}  {}", r.name, r.description)).collect();
+                for g in &grants {
+                    let (kind, who) = g["holder"]
+                        .as_object()
+                        .and_then(|o| o.iter().next())
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                        .unwrap_or_default();
+                    lines.push(format!("  {} → {kind} {who}", g["role"].as_str().unwrap_or("")));
+                }
+                if lines.is_empty() { format!("API {identifier} declares no roles") } else { lines.join("\n") }
             });
         }
         ApiCmd::List => {
@@ -365,6 +439,47 @@ pub async fn api(database: Option<&str>, j: bool, cmd: ApiCmd) -> anyhow::Result
                 bail!("no API {identifier}");
             }
             print(j, &json!({ "deleted": identifier }), || format!("deleted API {identifier}"));
+        }
+    }
+    Ok(())
+}
+
+pub async fn group(database: Option<&str>, j: bool, cmd: GroupCmd) -> anyhow::Result<()> {
+    let store = open(database).await?;
+    match cmd {
+        GroupCmd::Create { name, description } => {
+            let g = admin::create_group(&*store, &name, description.as_deref(), now()).await?;
+            print(j, &json!({ "name": g.name, "description": g.description, "created_at": g.created_at }), || format!("created group {}", g.name));
+        }
+        GroupCmd::List => {
+            let list = store.list_groups().await?;
+            let v = Value::Array(list.iter().map(|g| json!({ "name": g.name, "description": g.description, "created_at": g.created_at })).collect());
+            print(j, &v, || {
+                if list.is_empty() { "no groups".into() } else { list.iter().map(|g| format!("{}  {}", g.name, g.description)).collect::<Vec<_>>().join("\n") }
+            });
+        }
+        GroupCmd::Show { name } => {
+            let g = store.find_group(&name).await?.with_context(|| format!("no group {name}"))?;
+            let members = admin::group_members(&*store, &name).await?;
+            print(j, &json!({ "name": g.name, "description": g.description, "members": members, "created_at": g.created_at }), || {
+                format!("name: {}\ndescription: {}\nmembers: {}", g.name, g.description, members.join(" "))
+            });
+        }
+        GroupCmd::Delete { name } => {
+            admin::delete_group(&*store, &name).await?;
+            print(j, &json!({ "deleted": name }), || format!("deleted group {name}"));
+        }
+        GroupCmd::AddMember { group, username } => {
+            let new = admin::add_group_member(&*store, &group, &username).await?;
+            print(j, &json!({ "group": group, "username": username, "member": true, "changed": new }), || {
+                if new { format!("added {username} to {group}") } else { format!("{username} already is a member of {group}") }
+            });
+        }
+        GroupCmd::RemoveMember { group, username } => {
+            let removed = admin::remove_group_member(&*store, &group, &username).await?;
+            print(j, &json!({ "group": group, "username": username, "member": false, "changed": removed }), || {
+                if removed { format!("removed {username} from {group}") } else { format!("{username} was not a member of {group}") }
+            });
         }
     }
     Ok(())

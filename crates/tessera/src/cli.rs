@@ -41,9 +41,12 @@ pub enum Command {
     /// Manage users (resource owners).
     #[command(subcommand)]
     User(UserCmd),
-    /// Manage APIs (resource servers) and their scopes.
+    /// Manage APIs (resource servers), their scopes and their roles.
     #[command(subcommand)]
     Api(ApiCmd),
+    /// Manage groups of users (the `groups` claim; roles granted to a group).
+    #[command(subcommand)]
+    Group(GroupCmd),
     /// Manage signing keys (rotation).
     #[command(subcommand)]
     Keys(KeysCmd),
@@ -331,9 +334,70 @@ pub enum ApiCmd {
         /// NAME=Description shown on the consent page (repeatable).
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// NAME=Description of a role the API declares (repeatable); its access tokens carry the
+        /// roles granted to the user, directly or through a group, as `roles`.
+        #[arg(long = "role")]
+        roles: Vec<String>,
     },
     List,
     Delete {
         identifier: String,
+    },
+    /// Grant a role of an API to a user or a group (tokens issued from now on carry it).
+    GrantRole {
+        identifier: String,
+        role: String,
+        #[command(flatten)]
+        holder: RoleHolderArgs,
+    },
+    /// Take a role of an API back from a user or a group.
+    RevokeRole {
+        identifier: String,
+        role: String,
+        #[command(flatten)]
+        holder: RoleHolderArgs,
+    },
+    /// The roles an API declares and to whom each is granted.
+    Roles {
+        identifier: String,
+    },
+}
+
+/// Who a role is granted to: exactly one of `--user` and `--group`.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct RoleHolderArgs {
+    /// A user, by username.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// A group, by name.
+    #[arg(long)]
+    pub group: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupCmd {
+    /// Create a group.
+    Create {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    List,
+    /// A group and its members.
+    Show {
+        name: String,
+    },
+    /// Delete a group, its memberships and the roles granted to it.
+    Delete {
+        name: String,
+    },
+    AddMember {
+        group: String,
+        username: String,
+    },
+    RemoveMember {
+        group: String,
+        username: String,
     },
 }

@@ -136,8 +136,39 @@ async fn valid_token_gives_the_principal() {
             expires_at: NOW + 600,
             token_id: Some("j1".into()),
             dpop_jkt: None,
+            roles: vec![],
         }
     );
+}
+
+/// Tessera's `roles` claim: exposed on the principal, demanded per route by `RequireRole`
+/// (403 `insufficient_scope` naming the role); a claim that is not an array of strings grants
+/// no role.
+#[tokio::test]
+async fn roles_per_route() {
+    let (iss, key, guard) = setup().await;
+    let app = Router::new()
+        .route("/edit", get(notes.layer(tessera_guard::RequireRole("editor"))))
+        .route("/who", get(|p: Principal| async move { p.roles.join(",") }))
+        .layer(guard.layer());
+    let with = |roles: Value| {
+        let mut c = claims(&iss.url);
+        c["roles"] = roles;
+        format!("Bearer {}", key.sign(&c))
+    };
+    let editor = with(json!(["editor", "viewer"]));
+    assert_eq!(call(&app, "GET", "/edit", Some(&editor)).await.0, StatusCode::OK);
+    assert_eq!(call(&app, "GET", "/who", Some(&editor)).await.2, json!("editor,viewer"));
+    for (roles, what) in [(json!(["viewer"]), "another role"), (json!("editor"), "a string, not an array"), (json!([7, {"r": "editor"}]), "no strings")] {
+        let (status, www, body) = call(&app, "GET", "/edit", Some(&with(roles))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{what}");
+        assert!(www.unwrap().starts_with("Bearer error=\"insufficient_scope\""), "{what}");
+        assert_eq!(body["role"], "editor", "{what}");
+    }
+    let plain = format!("Bearer {}", key.sign(&claims(&iss.url)));
+    assert_eq!(call(&app, "GET", "/edit", Some(&plain)).await.0, StatusCode::FORBIDDEN, "no roles claim");
+    assert_eq!(call(&app, "GET", "/who", Some(&plain)).await.2, json!(""));
+    assert_eq!(guard.stats().insufficient_scope, 4, "role refusals are counted with scope refusals");
 }
 
 /// RFC 7519 §4.1.4 with the configured leeway (30 s).

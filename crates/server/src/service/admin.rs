@@ -7,7 +7,7 @@ use crate::service::authn::hash_password;
 use tessera_protocol::client::{AuthMethod, GrantType};
 use tessera_protocol::redirect::validate_registration;
 use tessera_protocol::scope::{Scopes, is_scope_token};
-use tessera_storage::{ApiRecord, ApiScope, ClientRecord, Store, StoreError, UserRecord};
+use tessera_storage::{ApiRecord, ApiRole, ApiScope, Assignee, ClientRecord, GroupRecord, RoleAssignment, Store, StoreError, UserRecord};
 
 /// An administration failure, with a message for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -443,6 +443,42 @@ pub fn parse_api_scope(s: &str) -> Result<ApiScope, AdminError> {
 /// "MUST NOT include a fragment component". Scope names are unique across all APIs, so a scope
 /// alone names its audience.
 pub async fn create_api(store: &dyn Store, identifier: &str, name: &str, scopes: Vec<ApiScope>, now: i64) -> Result<ApiRecord, AdminError> {
+    create_api_with_roles(store, identifier, name, scopes, vec![], now).await
+}
+
+/// `--role NAME=Description`: a role an API declares (its name as its tokens carry it).
+pub fn parse_api_role(s: &str) -> Result<ApiRole, AdminError> {
+    let (name, description) = s.split_once('=').ok_or_else(|| invalid(format!("--role {s:?}: expected NAME=Description")))?;
+    let (name, description) = (name.trim(), description.trim());
+    if !is_name(name) {
+        return Err(invalid(format!("--role {s:?}: a role name is 1 to 64 letters, digits and . _ : -")));
+    }
+    if description.is_empty() || description.len() > 300 {
+        return Err(invalid(format!("--role {s:?}: the description must be 1 to 300 characters")));
+    }
+    Ok(ApiRole { name: name.into(), description: description.into() })
+}
+
+/// A group's or a role's name: 1 to 64 of ASCII letters, digits and `. _ : -` (what a token's
+/// `groups` or `roles` claim carries and an app compares).
+fn is_name(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b))
+}
+
+/// Register a resource server that declares `roles`; see [`create_api`].
+pub async fn create_api_with_roles(
+    store: &dyn Store,
+    identifier: &str,
+    name: &str,
+    scopes: Vec<ApiScope>,
+    roles: Vec<ApiRole>,
+    now: i64,
+) -> Result<ApiRecord, AdminError> {
+    for r in &roles {
+        if roles.iter().filter(|x| x.name == r.name).count() > 1 {
+            return Err(invalid(format!("role {} is given twice", r.name)));
+        }
+    }
     let url = url::Url::parse(identifier).map_err(|_| invalid(format!("--identifier {identifier:?} must be an absolute URI")))?;
     if url.fragment().is_some() {
         return Err(invalid("--identifier must not contain a fragment"));
@@ -462,9 +498,109 @@ pub async fn create_api(store: &dyn Store, identifier: &str, name: &str, scopes:
             return Err(invalid(format!("scope {} is given twice", s.name)));
         }
     }
-    let api = ApiRecord { identifier: identifier.to_string(), name: name.trim().to_string(), scopes, created_at: now, secret_hash: None, roles: vec![] };
+    let api = ApiRecord { identifier: identifier.to_string(), name: name.trim().to_string(), scopes, created_at: now, secret_hash: None, roles };
     match store.create_api(&api).await {
         Err(StoreError::Conflict(_)) => Err(invalid(format!("API {identifier} already exists"))),
         other => other.map(|_| api).map_err(Into::into),
     }
+}
+
+/// Create a group (`tessera group create`).
+pub async fn create_group(store: &dyn Store, name: &str, description: Option<&str>, now: i64) -> Result<GroupRecord, AdminError> {
+    let name = name.trim();
+    if !is_name(name) {
+        return Err(invalid("a group name is 1 to 64 letters, digits and . _ : -"));
+    }
+    let description = description.unwrap_or("").trim();
+    if description.len() > 300 {
+        return Err(invalid("--description must be at most 300 characters"));
+    }
+    let g = GroupRecord { name: name.to_string(), description: description.to_string(), created_at: now };
+    match store.create_group(&g).await {
+        Err(StoreError::Conflict(_)) => Err(invalid(format!("group {name} already exists"))),
+        other => other.map(|_| g).map_err(Into::into),
+    }
+}
+
+/// Delete a group, its memberships and the roles granted to it.
+pub async fn delete_group(store: &dyn Store, name: &str) -> Result<(), AdminError> {
+    if store.delete_group(name).await? { Ok(()) } else { Err(AdminError::NotFound(format!("no group {name}"))) }
+}
+
+async fn user_named(store: &dyn Store, username: &str) -> Result<UserRecord, AdminError> {
+    store.find_user_by_username(username).await?.ok_or_else(|| AdminError::NotFound(format!("no user {username}")))
+}
+
+async fn group_named(store: &dyn Store, name: &str) -> Result<GroupRecord, AdminError> {
+    store.find_group(name).await?.ok_or_else(|| AdminError::NotFound(format!("no group {name}")))
+}
+
+/// Add a user to a group; false when they already were a member.
+pub async fn add_group_member(store: &dyn Store, group: &str, username: &str) -> Result<bool, AdminError> {
+    let g = group_named(store, group).await?;
+    let u = user_named(store, username).await?;
+    if store.create_group_member(&g.name, &u.id).await? {
+        return Ok(true);
+    }
+    // Not added: already a member, or the group or the user went meanwhile.
+    if store.list_user_groups(&u.id).await?.contains(&g.name) {
+        Ok(false)
+    } else {
+        Err(AdminError::NotFound(format!("no group {group} or no user {username}")))
+    }
+}
+
+/// Remove a user from a group; false when they were not a member.
+pub async fn remove_group_member(store: &dyn Store, group: &str, username: &str) -> Result<bool, AdminError> {
+    let g = group_named(store, group).await?;
+    let u = user_named(store, username).await?;
+    Ok(store.delete_group_member(&g.name, &u.id).await?)
+}
+
+/// A group's members, by username.
+pub async fn group_members(store: &dyn Store, group: &str) -> Result<Vec<String>, AdminError> {
+    let g = group_named(store, group).await?;
+    let mut names = Vec::new();
+    for id in store.list_group_members(&g.name).await? {
+        if let Some(u) = store.find_user(&id).await? {
+            names.push(u.username);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Who a role is granted to: `--user USERNAME` or `--group NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleHolder {
+    User(String),
+    Group(String),
+}
+
+/// The stored grant of `role` of `api` to `holder`, checked: the API declares the role and
+/// the holder exists.
+async fn role_assignment(store: &dyn Store, api: &str, role: &str, holder: &RoleHolder) -> Result<RoleAssignment, AdminError> {
+    let a = store.list_apis().await?.into_iter().find(|a| a.identifier == api).ok_or_else(|| AdminError::NotFound(format!("no API {api}")))?;
+    if !a.roles.iter().any(|r| r.name == role) {
+        let declared = a.roles.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ");
+        return Err(invalid(format!("API {api} declares no role {role} (it declares: {})", if declared.is_empty() { "none" } else { &declared })));
+    }
+    let assignee = match holder {
+        RoleHolder::User(username) => Assignee::User(user_named(store, username).await?.id),
+        RoleHolder::Group(name) => Assignee::Group(group_named(store, name).await?.name),
+    };
+    Ok(RoleAssignment { api: a.identifier, role: role.to_string(), assignee })
+}
+
+/// Grant a role of an API to a user or a group; false when it already was. Tokens issued
+/// from now on carry it (refreshed ones included).
+pub async fn grant_role(store: &dyn Store, api: &str, role: &str, holder: &RoleHolder) -> Result<bool, AdminError> {
+    let r = role_assignment(store, api, role, holder).await?;
+    Ok(store.create_role_assignment(&r).await?)
+}
+
+/// Take a role back; false when it was not granted.
+pub async fn revoke_role(store: &dyn Store, api: &str, role: &str, holder: &RoleHolder) -> Result<bool, AdminError> {
+    let r = role_assignment(store, api, role, holder).await?;
+    Ok(store.delete_role_assignment(&r).await?)
 }

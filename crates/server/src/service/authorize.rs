@@ -126,6 +126,9 @@ impl Tessera {
     pub async fn scope_catalog(&self) -> Result<ScopeCatalog, ServiceError> {
         let mut catalog = ScopeCatalog::with_oidc_scopes();
         for api in self.store.list_apis().await? {
+            if !api.roles.is_empty() {
+                catalog.add_roles(&api.identifier);
+            }
             catalog.add_api(&api.identifier, api.secret_hash, api.scopes.into_iter().map(|s| (s.name, s.description)));
         }
         Ok(catalog)

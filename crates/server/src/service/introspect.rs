@@ -97,7 +97,7 @@ impl Tessera {
         // RFC 9449 §6.2: a bound token introspects as `token_type` DPoP with its `cnf`.
         let bound = v.claims.get("cnf").and_then(|c| c.get("jkt")).is_some();
         let mut out = json!({ "active": true, "token_type": tessera_protocol::dpop::token_type(bound.then_some("")) });
-        for k in ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "cnf"] {
+        for k in ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "cnf", "roles"] {
             if let Some(c) = v.claims.get(k) {
                 out[k] = c.clone();
             }

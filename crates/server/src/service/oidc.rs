@@ -160,7 +160,13 @@ impl Tessera {
         let client = self.cached_client(client_id).await?.ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
         let user = self.store.find_user(user_id).await?.ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
         let alg = Self::id_token_alg(&client);
-        let mut claims = release_requested_claims(scope, &ctx.claims_id_token, &user_claims(&user));
+        let available = self.claims_of(&user, scope).await?;
+        let mut claims = release_requested_claims(scope, &ctx.claims_id_token, &available);
+        // The `groups` scope puts the user's groups in the ID token as well as at UserInfo: what
+        // apps that map groups to permissions (Grafana, Argo CD…) read at sign-in.
+        if let Some(groups) = available.get("groups") {
+            claims.insert("groups".into(), groups.clone());
+        }
         claims.insert("iss".into(), json!(self.config.issuer));
         claims.insert("sub".into(), json!(user.id));
         claims.insert("aud".into(), json!(client_id));
@@ -186,6 +192,16 @@ impl Tessera {
         let keys = self.keys.current();
         let key = keys.signer(alg, now).ok_or_else(|| OAuthError::server_error("no signing key for the ID token algorithm"))?;
         Ok(key.sign_jwt("JWT", &Value::Object(claims)).map_err(|e| OAuthError::server_error(e.to_string()))?)
+    }
+
+    /// Every claim of the user's that `scope` may release: [`user_claims`], and `groups` (the
+    /// names of the user's groups) when the scope has `groups`.
+    async fn claims_of(&self, user: &UserRecord, scope: &Scopes) -> Result<Map<String, Value>, ServiceError> {
+        let mut claims = user_claims(user);
+        if scope.contains("groups") {
+            claims.insert("groups".into(), json!(self.store.list_user_groups(&user.id).await?));
+        }
+        Ok(claims)
     }
 
     /// OIDC Core §5.3: the claims the access token's scopes (and the `claims` request) allow.
@@ -253,7 +269,7 @@ impl Tessera {
         // Claims follow the granted scopes (§5.4). Claims the `claims` request asked UserInfo for
         // (§5.5) are released only when a granted scope covers them, and every claim a scope
         // covers is already here: the user consented to scopes, not to individual requests.
-        let mut out = release_claims(&scopes, &user_claims(&user));
+        let mut out = release_claims(&scopes, &self.claims_of(&user, &scopes).await?);
         out.insert("sub".into(), json!(user.id));
         Ok(Value::Object(out))
     }

@@ -36,6 +36,8 @@ pub struct Extra<'a> {
     pub userinfo_claims: Vec<String>,
     /// RFC 9449 §6.1: the DPoP key (thumbprint) the token is bound to, `cnf.jkt`.
     pub sender: Option<&'a str>,
+    /// The user's roles of the token's API ([`Tessera::user_roles`]).
+    pub roles: Vec<String>,
 }
 
 /// The `jti` of an access token issued within a grant: `FAMILY.RANDOM`, so that revoking the
@@ -147,11 +149,26 @@ impl Tessera {
             scope: scope.to_string(),
             userinfo_claims: extra.userinfo_claims,
             cnf: extra.sender.map(|jkt| Confirmation { jkt: jkt.to_string() }),
+            roles: extra.roles,
         };
         // RFC 9068 §2.1: "typ" header "at+jwt".
         let keys = self.keys.current();
         let key = keys.signer(tessera_jose::Alg::ES256, now).ok_or_else(|| OAuthError::server_error("no ES256 signing key"))?;
         Ok(key.sign_jwt("at+jwt", &claims).map_err(|e| OAuthError::server_error(e.to_string()))?)
+    }
+
+    /// The roles of the audience's APIs that the user holds, directly or through a group, sorted:
+    /// what the user's access tokens carry as `roles`. APIs that declare no role cost no query
+    /// (the scope catalog knows which do).
+    pub async fn user_roles(&self, user_id: &str, audience: &[String]) -> Result<Vec<String>, ServiceError> {
+        let catalog = self.cached_catalog().await?;
+        let mut roles = Vec::new();
+        for api in audience.iter().filter(|a| catalog.declares_roles(a)) {
+            roles.extend(self.store.find_user_roles(user_id, api).await?);
+        }
+        roles.sort();
+        roles.dedup();
+        Ok(roles)
     }
 
     /// Make an access token (RFC 9068) for `scope` and, when the client may refresh, a refresh
@@ -180,8 +197,9 @@ impl Tessera {
             (true, Some(c)) => c.claims_userinfo.clone(),
             _ => Vec::new(),
         };
+        let roles = self.user_roles(user_id, audience).await?;
         let access_token =
-            self.sign_access_token(&client.client_id, user_id, scope, audience, grant_jti(&lineage.family_id), Extra { userinfo_claims, sender })?;
+            self.sign_access_token(&client.client_id, user_id, scope, audience, grant_jti(&lineage.family_id), Extra { userinfo_claims, sender, roles })?;
         let id_token = match (is_oidc, ctx) {
             (true, Some(ctx)) => Some(self.id_token(&client.client_id, user_id, scope, lineage.auth_time, ctx, &access_token, lineage.with_nonce).await?),
             (true, None) => Some(self.id_token(&client.client_id, user_id, scope, lineage.auth_time, &Default::default(), &access_token, false).await?),

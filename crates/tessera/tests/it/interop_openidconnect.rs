@@ -273,3 +273,67 @@ async fn openidconnect_crate_refresh_with_offline_access() {
     let actual = AccessTokenHash::from_token(refreshed.access_token(), id_token.signing_alg().unwrap(), id_token.signing_key(&verifier).unwrap()).unwrap();
     assert_eq!(*expected, actual);
 }
+
+/// The `groups` claim, read by the crate with its own additional-claims type.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+struct Groups {
+    #[serde(default)]
+    groups: Option<Vec<String>>,
+}
+impl openidconnect::AdditionalClaims for Groups {}
+
+/// Groups and roles (issue 16) through the crate: alice is in `editors`, which holds the Docs
+/// API's `editor` role, and holds `viewer` herself. The ID token the crate verifies and the
+/// UserInfo answer it reads carry `groups` for the `groups` scope; the access token for the Docs
+/// API carries that API's `roles`, and tessera-guard's `RequireRole` admits it.
+#[tokio::test]
+async fn openidconnect_crate_reads_groups_and_the_access_token_carries_roles() {
+    use tessera_server::service::admin::{self, RoleHolder};
+    let s = TestServer::start().await;
+    let store = &*s.svc.store;
+    let now = tessera_server::Clock::now(&*s.clock);
+    let docs = "https://docs.example";
+    let roles = vec![admin::parse_api_role("editor=Can edit documents").unwrap(), admin::parse_api_role("viewer=Can view documents").unwrap()];
+    admin::create_api_with_roles(store, docs, "Docs", vec![admin::parse_api_scope("docs.read=Read your documents").unwrap()], roles, now).await.unwrap();
+    admin::create_group(store, "editors", None, now).await.unwrap();
+    admin::create_group(store, "staff", None, now).await.unwrap();
+    assert!(admin::add_group_member(store, "editors", USER).await.unwrap());
+    assert!(admin::add_group_member(store, "staff", USER).await.unwrap());
+    assert!(admin::grant_role(store, docs, "editor", &RoleHolder::Group("editors".into())).await.unwrap());
+    assert!(admin::grant_role(store, docs, "viewer", &RoleHolder::User(USER.into())).await.unwrap());
+
+    let http = Reqwest013::new();
+    let meta = discover(&s, &http).await;
+    let created =
+        s.client(NewClient { name: "Docs Web".into(), redirect_uris: vec![CB.into()], scope: "openid groups docs.read".into(), ..Default::default() }).await;
+    let client =
+        CoreClient::from_provider_metadata(meta.clone(), ClientId::new(created.client.client_id.clone()), created.client_secret.map(ClientSecret::new))
+            .set_redirect_uri(RedirectUrl::new(CB.into()).unwrap());
+    let scopes: Vec<String> = meta.scopes_supported().unwrap().iter().map(|s| s.to_string()).collect();
+    assert!(scopes.contains(&"groups".to_string()), "groups in scopes_supported: {scopes:?}");
+    let a = authorize(&s, &client, &Browser::new(&s.url), &["groups", "docs.read"]).await;
+    let (tokens, nonce) = exchange(&client, &http, a).await;
+
+    let raw = serde_json::to_value(tokens.id_token().unwrap()).unwrap();
+    let id_token: openidconnect::IdToken<Groups, CoreGenderClaim, openidconnect::core::CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm> =
+        raw.as_str().unwrap().parse().unwrap();
+    let claims = id_token.claims(&client.id_token_verifier(), &nonce).unwrap_or_else(|e| panic!("the crate rejects the ID token: {e:?}"));
+    assert_eq!(claims.additional_claims().groups.as_deref(), Some(&["editors".to_string(), "staff".to_string()][..]));
+
+    let info: openidconnect::UserInfoClaims<Groups, CoreGenderClaim> = client
+        .user_info(tokens.access_token().clone(), Some(claims.subject().clone()))
+        .unwrap()
+        .request_async(&http)
+        .await
+        .unwrap_or_else(|e| panic!("userinfo failed: {e:?}"));
+    assert_eq!(info.additional_claims().groups.as_deref(), Some(&["editors".to_string(), "staff".to_string()][..]));
+
+    let at = verify_access_token(&s.url, tokens.access_token().secret(), docs).await;
+    assert_eq!(at["roles"], serde_json::json!(["editor", "viewer"]), "directly and through the group, once each: {at}");
+
+    // tessera-guard, configured for the Docs API, admits the token on an editor's route.
+    let guard = tessera_guard::Guard::new(tessera_guard::GuardConfig::new(&s.url, docs)).unwrap();
+    let p = guard.verify(tokens.access_token().secret()).await.unwrap();
+    assert!(p.has_role("editor") && p.has_role("viewer") && !p.has_role("admin"), "{p:?}");
+    assert!(p.require_role("editor").is_ok());
+}

@@ -27,6 +27,7 @@ mod jwt_bearer;
 mod lifecycle;
 mod notes_demo;
 mod oidc;
+mod roles;
 mod security;
 mod tidy;
 

@@ -36,8 +36,9 @@ pub async fn grant(svc: &Tessera, client: &ClientPolicy, req: &JwtBearerRequest,
     let scope = granted_scope(req.scope.as_ref(), &consented, &client.scopes)?;
     let catalog = svc.cached_catalog().await?;
     let audience = catalog.audience_for(&scope, req.resource.as_deref())?;
+    let roles = svc.user_roles(&assertion.subject, &audience).await?;
     let access_token =
-        svc.sign_access_token(&client.client_id, &assertion.subject, &scope, &audience, svc.random.id(), Extra { sender, ..Default::default() })?;
+        svc.sign_access_token(&client.client_id, &assertion.subject, &scope, &audience, svc.random.id(), Extra { sender, roles, ..Default::default() })?;
     // The consume comes last, after every read: a failure above leaves the assertion usable.
     let id = secret::hash(&format!("jwt-bearer\0{}\0{}", client.client_id, assertion.jti));
     if !svc.store.take_assertion(&id, assertion.expires_at, now).await? {

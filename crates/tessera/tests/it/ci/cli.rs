@@ -271,6 +271,50 @@ fn client_keys_for_the_jwt_bearer_grant() {
     }
 }
 
+/// `group create|list|show|delete|add-member|remove-member`, `api create --role`,
+/// `api grant-role|revoke-role|roles` (issue 16).
+#[test]
+fn group_and_role_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ok, _, err) = tessera(d, &["user", "create", "--username", "ann", "--password-stdin"], Some("a long enough password\n"));
+    assert!(ok, "{err}");
+    let a = json(
+        d,
+        &["api", "create", "--identifier", "https://docs.example", "--name", "Docs", "--scope", "docs.read=Read", "--role", "editor=Can edit", "--json"],
+    );
+    assert_eq!(a["roles"], serde_json::json!([{"name": "editor", "description": "Can edit"}]));
+    let g = json(d, &["group", "create", "editors", "--description", "People who edit", "--json"]);
+    assert_eq!(g["name"], "editors");
+    assert_eq!(json(d, &["group", "add-member", "editors", "ann", "--json"])["changed"], true);
+    assert_eq!(json(d, &["group", "add-member", "editors", "ann", "--json"])["changed"], false, "twice: no change");
+    assert_eq!(json(d, &["group", "show", "editors", "--json"])["members"], serde_json::json!(["ann"]));
+    assert_eq!(json(d, &["group", "list", "--json"]).as_array().map(Vec::len), Some(1));
+    assert_eq!(json(d, &["api", "grant-role", "https://docs.example", "editor", "--group", "editors", "--json"])["changed"], true);
+    assert_eq!(json(d, &["api", "grant-role", "https://docs.example", "editor", "--user", "ann", "--json"])["changed"], true);
+    let roles = json(d, &["api", "roles", "https://docs.example", "--json"]);
+    assert_eq!(roles["grants"], serde_json::json!([{"role": "editor", "holder": {"group": "editors"}}, {"role": "editor", "holder": {"user": "ann"}}]));
+    let (ok, text, _) = tessera(d, &["api", "roles", "https://docs.example"], None);
+    assert!(ok && text.contains("editor → group editors") && text.contains("editor → user ann"), "{text}");
+    assert_eq!(json(d, &["api", "revoke-role", "https://docs.example", "editor", "--user", "ann", "--json"])["changed"], true);
+    assert_eq!(json(d, &["group", "remove-member", "editors", "ann", "--json"])["changed"], true);
+    assert_eq!(json(d, &["group", "delete", "editors", "--json"])["deleted"], "editors");
+    assert_eq!(json(d, &["api", "roles", "https://docs.example", "--json"])["grants"], serde_json::json!([]), "the group's grant went with it");
+    for (args, needle) in [
+        (vec!["api", "grant-role", "https://docs.example", "owner", "--user", "ann"], "declares no role owner"),
+        (vec!["api", "grant-role", "https://docs.example", "editor"], "--user"),
+        (vec!["api", "grant-role", "https://docs.example", "editor", "--user", "ann", "--group", "x"], "cannot be used with"),
+        (vec!["group", "add-member", "nope", "ann"], "no group nope"),
+        (vec!["group", "create", "has space"], "group name"),
+        (vec!["group", "delete", "nope"], "no group"),
+        (vec!["api", "create", "--identifier", "https://x.example", "--name", "X", "--scope", "x.r=R", "--role", "bad role=R"], "--role"),
+    ] {
+        let (ok, _, err) = tessera(d, &args, None);
+        assert!(!ok, "{args:?} should fail");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn user_and_api_commands() {
     let dir = tempfile::tempdir().unwrap();
