@@ -591,4 +591,13 @@ impl AuditStore for PgStore {
     async fn list_audit_events(&self, kind: &str) -> Result<Vec<String>> {
         fetch_all(&self.pool, sql::LIST_AUDIT_EVENTS, &[Arg::Text(kind)], row::text_from_row).await
     }
+    async fn record_audit_event(&self, e: &NewAuditEvent<'_>, now: i64) -> Result<()> {
+        run(&self.pool, sql::RECORD_AUDIT_EVENT, &sql::audit_args(e, now)).await.map(drop)
+    }
+    async fn find_audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>> {
+        fetch_all(&self.pool, sql::FIND_AUDIT_EVENTS, &sql::audit_query_args(q), row::audit_from_row).await
+    }
+    async fn delete_audit_events_before(&self, at: i64, limit: i64) -> Result<u64> {
+        run(&self.pool, sql::DELETE_AUDIT_EVENTS_BEFORE, &[Arg::Int(at), Arg::Int(limit)]).await
+    }
 }

@@ -126,6 +126,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "dpop", include_str!("../migrations/0007_dpop.sql")),
     (8, "jwt bearer", include_str!("../migrations/0008_jwt_bearer.sql")),
     (9, "groups roles", include_str!("../migrations/0009_groups_roles.sql")),
+    (10, "audit", include_str!("../migrations/0010_audit.sql")),
 ];
 
 /// Apply the migrations this database lacks, each in one transaction with its record in
@@ -918,6 +919,15 @@ impl AuditStore for SqliteStore {
     }
     async fn list_audit_events(&self, kind: &str) -> Result<Vec<String>> {
         self.read(|r| fetch_all(r, sqlite!(sql::LIST_AUDIT_EVENTS), &[Arg::Text(kind)], row::text_from_row))
+    }
+    async fn record_audit_event(&self, e: &NewAuditEvent<'_>, now: i64) -> Result<()> {
+        self.write(|w| run(w, sqlite!(sql::RECORD_AUDIT_EVENT), &sql::audit_args(e, now))).map(drop)
+    }
+    async fn find_audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>> {
+        self.read(|r| fetch_all(r, sqlite!(sql::FIND_AUDIT_EVENTS), &sql::audit_query_args(q), row::audit_from_row))
+    }
+    async fn delete_audit_events_before(&self, at: i64, limit: i64) -> Result<u64> {
+        self.write(|w| run(w, sqlite!(sql::DELETE_AUDIT_EVENTS_BEFORE), &[Arg::Int(at), Arg::Int(limit)]))
     }
 }
 

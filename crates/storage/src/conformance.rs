@@ -65,7 +65,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@contract $factory, assertions: ; races: assertions_are_single_use);
         $crate::conformance_tests!(@contract $factory, groups: groups_and_members, deleting_a_group_takes_its_members_and_roles);
         $crate::conformance_tests!(@contract $factory, roles: roles_held_directly_and_through_groups, deletions_take_role_grants_along);
-        $crate::conformance_tests!(@contract $factory, audit: audit);
+        $crate::conformance_tests!(@contract $factory, audit: audit, audit_queries);
         $crate::conformance_tests!(@contract $factory, maintenance: expiry_cleanup, ping_answers);
     };
     (@contract $factory:ty, $contract:ident: $($check:ident),* $(; races: $($race:ident),*)?) => {
@@ -412,6 +412,35 @@ pub async fn refresh_rotation(h: &Handles) {
 pub async fn audit(s: &dyn Store) {
     s.create_audit_event("code_replay", "client c-1", 1).await.unwrap();
     assert_eq!(s.list_audit_events("code_replay").await.unwrap(), vec!["client c-1".to_string()]);
+}
+
+/// [`AuditStore::find_audit_events`]: filters by time, kind, user and client, newest first, in
+/// pages; [`AuditStore::delete_audit_events_before`]: the retention, in batches.
+pub async fn audit_queries(s: &dyn Store) {
+    for (i, (kind, user, client)) in
+        [("sign_in", Some("u-1"), None), ("consent_granted", Some("u-1"), Some("c-1")), ("sign_in", Some("u-2"), None), ("token_revoked", None, Some("c-1"))]
+            .into_iter()
+            .enumerate()
+    {
+        let e = NewAuditEvent { kind, actor: if i == 0 { "cli:root" } else { "" }, user_id: user, client_id: client, detail: &format!("event {i}") };
+        s.record_audit_event(&e, 10 + i as i64 * 10).await.unwrap();
+    }
+    let find =
+        |q: AuditQuery| async move { s.find_audit_events(&AuditQuery { limit: 100, ..q }).await.unwrap().into_iter().map(|e| e.detail).collect::<Vec<_>>() };
+    assert_eq!(find(AuditQuery::default()).await, ["event 3", "event 2", "event 1", "event 0"], "newest first");
+    assert_eq!(find(AuditQuery { kind: Some("sign_in".into()), ..Default::default() }).await, ["event 2", "event 0"]);
+    assert_eq!(find(AuditQuery { user_id: Some("u-1".into()), ..Default::default() }).await, ["event 1", "event 0"]);
+    assert_eq!(find(AuditQuery { client_id: Some("c-1".into()), ..Default::default() }).await, ["event 3", "event 1"]);
+    assert_eq!(find(AuditQuery { since: Some(20), until: Some(40), ..Default::default() }).await, ["event 2", "event 1"], "since inclusive, until exclusive");
+    let first = s.find_audit_events(&AuditQuery { limit: 2, ..Default::default() }).await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!((first[0].kind.as_str(), first[0].client_id.as_deref(), first[0].user_id.as_deref()), ("token_revoked", Some("c-1"), None));
+    let next = s.find_audit_events(&AuditQuery { limit: 2, before_id: Some(first[1].id), ..Default::default() }).await.unwrap();
+    assert_eq!(next.iter().map(|e| e.detail.as_str()).collect::<Vec<_>>(), ["event 1", "event 0"]);
+    assert_eq!(next[1].actor, "cli:root");
+    assert_eq!(s.delete_audit_events_before(30, 1).await.unwrap(), 1, "one batch of one");
+    assert_eq!(s.delete_audit_events_before(30, 100).await.unwrap(), 1);
+    assert_eq!(find(AuditQuery::default()).await, ["event 3", "event 2"]);
 }
 
 pub async fn session_clients(s: &dyn Store) {

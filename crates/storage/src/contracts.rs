@@ -238,8 +238,17 @@ pub trait AssertionStore: Send + Sync {
 /// Security-relevant events (e.g. code replay), for operators.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
+    /// An event of the server itself, concerning no particular user or client.
     async fn create_audit_event(&self, kind: &str, detail: &str, now: i64) -> Result<()>;
+    /// The details of every event of `kind`, oldest first.
     async fn list_audit_events(&self, kind: &str) -> Result<Vec<String>>;
+    /// An event with who did it and whom it concerns.
+    async fn record_audit_event(&self, e: &NewAuditEvent<'_>, now: i64) -> Result<()>;
+    /// Events matching `q`, newest first, at most `q.limit`; the next page starts below the
+    /// last one's id (`q.before_id`).
+    async fn find_audit_events(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>>;
+    /// Delete at most `limit` events older than `at` (the retention); how many went.
+    async fn delete_audit_events_before(&self, at: i64, limit: i64) -> Result<u64>;
 }
 
 /// Housekeeping.

@@ -74,6 +74,47 @@ pub struct ApiRole {
     pub description: String,
 }
 
+/// An audit event as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub kind: String,
+    /// Unix seconds.
+    pub at: i64,
+    /// Who did it: a user id, `cli:NAME` for the admin CLI, empty for the server itself.
+    pub actor: String,
+    /// The user it concerns, if any.
+    pub user_id: Option<String>,
+    /// The client it concerns, if any.
+    pub client_id: Option<String>,
+    pub detail: String,
+}
+
+/// An audit event to record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NewAuditEvent<'a> {
+    pub kind: &'a str,
+    pub actor: &'a str,
+    pub user_id: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub detail: &'a str,
+}
+
+/// Which audit events to find; `None`: any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// At or after (Unix seconds).
+    pub since: Option<i64>,
+    /// Before (Unix seconds).
+    pub until: Option<i64>,
+    pub kind: Option<String>,
+    pub user_id: Option<String>,
+    pub client_id: Option<String>,
+    /// Paging: only events with a smaller id.
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
 /// A group of users (`tessera group create`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupRecord {

@@ -152,6 +152,20 @@ pub fn api_from_row(r: &dyn Row) -> Result<ApiRecord> {
     })
 }
 
+/// [`crate::sql::FIND_AUDIT_EVENTS`]'s columns.
+pub fn audit_from_row(r: &dyn Row) -> Result<AuditEvent> {
+    let opt = |s: String| if s.is_empty() { None } else { Some(s) };
+    Ok(AuditEvent {
+        id: r.int(0)?,
+        kind: r.text(1)?,
+        at: r.int(2)?,
+        actor: r.text(3)?,
+        user_id: opt(r.text(4)?),
+        client_id: opt(r.text(5)?),
+        detail: r.text(6)?,
+    })
+}
+
 /// `name, description, created_at` of `groups`.
 pub fn group_from_row(r: &dyn Row) -> Result<GroupRecord> {
     Ok(GroupRecord { name: r.text(0)?, description: r.text(1)?, created_at: r.int(2)? })

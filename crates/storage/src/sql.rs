@@ -472,6 +472,29 @@ pub const TAKE_DEVICE_CODE: &str = concat!(
 
 pub const INSERT_AUDIT_EVENT: &str = "INSERT INTO audit_events (kind, detail, at) VALUES ($1, $2, $3)";
 pub const LIST_AUDIT_EVENTS: &str = "SELECT detail FROM audit_events WHERE kind = $1 ORDER BY id";
+pub const RECORD_AUDIT_EVENT: &str = "INSERT INTO audit_events (kind, detail, at, actor, user_id, client_id) VALUES ($1, $2, $3, $4, $5, $6)";
+/// [`audit_query_args`]; newest first.
+pub const FIND_AUDIT_EVENTS: &str = "SELECT id, kind, at, actor, user_id, client_id, detail FROM audit_events \
+     WHERE ($1 IS NULL OR at >= $1) AND ($2 IS NULL OR at < $2) AND ($3 IS NULL OR kind = $3) AND ($4 IS NULL OR user_id = $4) \
+     AND ($5 IS NULL OR client_id = $5) AND ($6 IS NULL OR id < $6) ORDER BY id DESC LIMIT $7";
+/// The retention: at most `$2` events older than `$1`, oldest first.
+pub const DELETE_AUDIT_EVENTS_BEFORE: &str = "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < $1 ORDER BY id LIMIT $2)";
+
+pub fn audit_args<'a>(e: &NewAuditEvent<'a>, now: i64) -> [Arg<'a>; 6] {
+    [Arg::Text(e.kind), Arg::Text(e.detail), Arg::Int(now), Arg::Text(e.actor), Arg::Text(e.user_id.unwrap_or("")), Arg::Text(e.client_id.unwrap_or(""))]
+}
+
+pub fn audit_query_args(q: &AuditQuery) -> [Arg<'_>; 7] {
+    [
+        Arg::OptInt(q.since),
+        Arg::OptInt(q.until),
+        Arg::OptText(q.kind.as_deref()),
+        Arg::OptText(q.user_id.as_deref()),
+        Arg::OptText(q.client_id.as_deref()),
+        Arg::OptInt(q.before_id),
+        Arg::Int(q.limit.clamp(1, 1000)),
+    ]
+}
 
 /// A one-time value's consume: the statement that takes it (returning its row), the statement
 /// that finds it when the take did not (to tell used from unknown), and how each row reads.

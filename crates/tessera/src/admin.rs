@@ -2,7 +2,7 @@
 //! or the PostgreSQL database every instance shares); servers see changes within their cache
 //! bound (`tessera_server::service::CACHE_TTL`).
 
-use crate::cli::{ApiCmd, ClientCmd, GroupCmd, KeysCmd, ProfileArgs, RoleHolderArgs, UserCmd};
+use crate::cli::{ApiCmd, AuditCmd, AuditFilterArgs, ClientCmd, GroupCmd, KeysCmd, ProfileArgs, RoleHolderArgs, UserCmd};
 use crate::settings::DEFAULT_DATABASE;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -19,6 +19,18 @@ async fn open(database: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
 
 fn now() -> i64 {
     SystemClock.now()
+}
+
+/// Who runs the CLI, as the audit log names the actor of its changes: `cli:` and the login name.
+fn cli_actor() -> String {
+    let name = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    format!("cli:{}", name.chars().filter(|c| c.is_ascii_graphic()).take(64).collect::<String>())
+}
+
+/// Record an administrative change in the audit log (`admin.…`).
+async fn changed(store: &dyn Store, kind: &str, user_id: Option<&str>, client_id: Option<&str>, detail: Value) -> anyhow::Result<()> {
+    admin::record_change(store, &cli_actor(), kind, user_id, client_id, &detail.to_string(), now()).await?;
+    Ok(())
 }
 
 fn print(json_out: bool, v: &Value, human: impl FnOnce() -> String) {
@@ -255,6 +267,7 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
                 jwks,
             };
             let created = admin::create_client(&*store, req, now()).await?;
+            changed(&*store, "admin.client_created", None, Some(&created.client.client_id), json!({ "name": created.client.name })).await?;
             let mut v = client_json(&created.client);
             if let Some(s) = &created.client_secret {
                 v["client_secret"] = json!(s);
@@ -282,6 +295,7 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
                 jwks,
             };
             let updated = admin::update_client(&*store, &client_id, changes).await?;
+            changed(&*store, "admin.client_updated", None, Some(&client_id), client_json(&updated)).await?;
             print(j, &client_json(&updated), || client_text(&updated));
         }
         ClientCmd::List => {
@@ -301,10 +315,12 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
             if !store.delete_client(&client_id).await? {
                 bail!("no client {client_id}");
             }
+            changed(&*store, "admin.client_deleted", None, Some(&client_id), json!({})).await?;
             print(j, &json!({ "deleted": client_id }), || format!("deleted client {client_id}"));
         }
         ClientCmd::RotateSecret { client_id } => {
             let s = admin::rotate_client_secret(&*store, &client_id).await?;
+            changed(&*store, "admin.client_secret_rotated", None, Some(&client_id), json!({})).await?;
             print(j, &json!({ "client_id": client_id, "client_secret": s }), || {
                 format!("client_id: {client_id}\nclient_secret: {s}\n\nThe old secret no longer works. The new one is shown only this once.")
             });
@@ -319,10 +335,12 @@ pub async fn user(database: Option<&str>, j: bool, cmd: UserCmd) -> anyhow::Resu
         UserCmd::Create { username, email, name, password_stdin: _, profile } => {
             let pw = read_password()?;
             let u = admin::create_user(&*store, NewUser { username, email, name, profile: profile_map(&profile) }, &pw, now()).await?;
+            changed(&*store, "admin.user_created", Some(&u.id), None, json!({ "username": u.username })).await?;
             print(j, &user_json(&u), || format!("created user {} (id {})", u.username, u.id));
         }
         UserCmd::Update { username, email, name, profile } => {
             let u = admin::update_user(&*store, &username, email, name, profile_map(&profile), now()).await?;
+            changed(&*store, "admin.user_updated", Some(&u.id), None, json!({ "username": u.username })).await?;
             print(j, &user_json(&u), || format!("updated user {}", u.username));
         }
         UserCmd::List => {
@@ -335,12 +353,16 @@ pub async fn user(database: Option<&str>, j: bool, cmd: UserCmd) -> anyhow::Resu
             });
         }
         UserCmd::Delete { username } => {
+            let id = store.find_user_by_username(&username).await?.map(|u| u.id);
             admin::delete_user(&*store, &username).await?;
+            changed(&*store, "admin.user_deleted", id.as_deref(), None, json!({ "username": username })).await?;
             print(j, &json!({ "deleted": username }), || format!("deleted user {username}"));
         }
         UserCmd::SetPassword { username, password_stdin: _ } => {
             let pw = read_password()?;
             admin::set_password(&*store, &username, &pw, now()).await?;
+            let id = store.find_user_by_username(&username).await?.map(|u| u.id);
+            changed(&*store, "admin.password_set", id.as_deref(), None, json!({ "username": username })).await?;
             print(j, &json!({ "username": username, "password": "updated" }), || format!("password updated for {username}"));
         }
     }
@@ -354,6 +376,7 @@ pub async fn api(database: Option<&str>, j: bool, cmd: ApiCmd) -> anyhow::Result
             let parsed = scopes.iter().map(|s| admin::parse_api_scope(s)).collect::<Result<Vec<_>, _>>()?;
             let roles = roles.iter().map(|r| admin::parse_api_role(r)).collect::<Result<Vec<_>, _>>()?;
             let a = admin::create_api_with_roles(&*store, &identifier, &name, parsed, roles, now()).await?;
+            changed(&*store, "admin.api_created", None, None, api_json(&a)).await?;
             print(j, &api_json(&a), || {
                 let mut t = format!(
                     "created API {} ({}) with scopes: {}",
@@ -370,6 +393,9 @@ pub async fn api(database: Option<&str>, j: bool, cmd: ApiCmd) -> anyhow::Result
         ApiCmd::GrantRole { identifier, role, holder: h } => {
             let h = holder(h);
             let new = admin::grant_role(&*store, &identifier, &role, &h).await?;
+            if new {
+                changed(&*store, "admin.role_granted", None, None, json!({ "api": identifier, "role": role, "to": holder_text(&h) })).await?;
+            }
             print(j, &json!({ "api": identifier, "role": role, "granted": true, "changed": new }), || {
                 if new {
                     format!("granted {role} of {identifier} to {}", holder_text(&h))
@@ -381,6 +407,9 @@ pub async fn api(database: Option<&str>, j: bool, cmd: ApiCmd) -> anyhow::Result
         ApiCmd::RevokeRole { identifier, role, holder: h } => {
             let h = holder(h);
             let removed = admin::revoke_role(&*store, &identifier, &role, &h).await?;
+            if removed {
+                changed(&*store, "admin.role_revoked", None, None, json!({ "api": identifier, "role": role, "from": holder_text(&h) })).await?;
+            }
             print(j, &json!({ "api": identifier, "role": role, "granted": false, "changed": removed }), || {
                 if removed {
                     format!("revoked {role} of {identifier} from {}", holder_text(&h))
@@ -438,6 +467,7 @@ pub async fn api(database: Option<&str>, j: bool, cmd: ApiCmd) -> anyhow::Result
             if !store.delete_api(&identifier).await? {
                 bail!("no API {identifier}");
             }
+            changed(&*store, "admin.api_deleted", None, None, json!({ "identifier": identifier })).await?;
             print(j, &json!({ "deleted": identifier }), || format!("deleted API {identifier}"));
         }
     }
@@ -449,6 +479,7 @@ pub async fn group(database: Option<&str>, j: bool, cmd: GroupCmd) -> anyhow::Re
     match cmd {
         GroupCmd::Create { name, description } => {
             let g = admin::create_group(&*store, &name, description.as_deref(), now()).await?;
+            changed(&*store, "admin.group_created", None, None, json!({ "group": g.name })).await?;
             print(j, &json!({ "name": g.name, "description": g.description, "created_at": g.created_at }), || format!("created group {}", g.name));
         }
         GroupCmd::List => {
@@ -467,19 +498,135 @@ pub async fn group(database: Option<&str>, j: bool, cmd: GroupCmd) -> anyhow::Re
         }
         GroupCmd::Delete { name } => {
             admin::delete_group(&*store, &name).await?;
+            changed(&*store, "admin.group_deleted", None, None, json!({ "group": name })).await?;
             print(j, &json!({ "deleted": name }), || format!("deleted group {name}"));
         }
         GroupCmd::AddMember { group, username } => {
             let new = admin::add_group_member(&*store, &group, &username).await?;
+            if new {
+                let id = store.find_user_by_username(&username).await?.map(|u| u.id);
+                changed(&*store, "admin.group_member_added", id.as_deref(), None, json!({ "group": group, "username": username })).await?;
+            }
             print(j, &json!({ "group": group, "username": username, "member": true, "changed": new }), || {
                 if new { format!("added {username} to {group}") } else { format!("{username} already is a member of {group}") }
             });
         }
         GroupCmd::RemoveMember { group, username } => {
             let removed = admin::remove_group_member(&*store, &group, &username).await?;
+            if removed {
+                let id = store.find_user_by_username(&username).await?.map(|u| u.id);
+                changed(&*store, "admin.group_member_removed", id.as_deref(), None, json!({ "group": group, "username": username })).await?;
+            }
             print(j, &json!({ "group": group, "username": username, "member": false, "changed": removed }), || {
                 if removed { format!("removed {username} from {group}") } else { format!("{username} was not a member of {group}") }
             });
+        }
+    }
+    Ok(())
+}
+
+/// `--since` / `--until`: Unix seconds or RFC 3339.
+fn parse_time(flag: &str, v: &str) -> anyhow::Result<i64> {
+    if let Ok(secs) = v.trim().parse::<i64>() {
+        return Ok(secs);
+    }
+    let t = time::OffsetDateTime::parse(v.trim(), &time::format_description::well_known::Rfc3339)
+        .with_context(|| format!("{flag}: {v:?} is neither Unix seconds nor an RFC 3339 time like 2026-12-01T00:00:00Z"))?;
+    Ok(t.unix_timestamp())
+}
+
+fn rfc3339(at: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(at)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| at.to_string())
+}
+
+fn audit_json(e: &tessera_storage::AuditEvent) -> Value {
+    json!({
+        "id": e.id,
+        "at": e.at,
+        "time": rfc3339(e.at),
+        "type": e.kind,
+        "actor": e.actor,
+        "user_id": e.user_id,
+        "client_id": e.client_id,
+        "detail": serde_json::from_str::<Value>(&e.detail).unwrap_or_else(|_| Value::String(e.detail.clone())),
+    })
+}
+
+async fn audit_query(store: &dyn Store, f: AuditFilterArgs) -> anyhow::Result<tessera_storage::AuditQuery> {
+    let user_id = match &f.user {
+        Some(u) => Some(store.find_user_by_username(u).await?.map(|u| u.id).with_context(|| format!("--user: no user {u}"))?),
+        None => None,
+    };
+    Ok(tessera_storage::AuditQuery {
+        since: f.since.as_deref().map(|v| parse_time("--since", v)).transpose()?,
+        until: f.until.as_deref().map(|v| parse_time("--until", v)).transpose()?,
+        kind: f.kind,
+        user_id,
+        client_id: f.client,
+        before_id: None,
+        limit: 50,
+    })
+}
+
+pub async fn audit(database: Option<&str>, j: bool, cmd: AuditCmd) -> anyhow::Result<()> {
+    let store = open(database).await?;
+    match cmd {
+        AuditCmd::List { filter, limit, before } => {
+            if !(1..=1000).contains(&limit) {
+                bail!("--limit must be between 1 and 1000");
+            }
+            let q = tessera_storage::AuditQuery { limit, before_id: before, ..audit_query(&*store, filter).await? };
+            let events = store.find_audit_events(&q).await?;
+            let next = if events.len() as i64 == limit { events.last().map(|e| e.id) } else { None };
+            print(j, &json!({ "events": events.iter().map(audit_json).collect::<Vec<_>>(), "next_before": next }), || {
+                if events.is_empty() {
+                    return "no audit events".into();
+                }
+                let mut lines: Vec<String> = events
+                    .iter()
+                    .map(|e| {
+                        let mut l = format!("{:>6}  {}  {}", e.id, rfc3339(e.at), e.kind);
+                        if !e.actor.is_empty() {
+                            l.push_str(&format!("  by {}", e.actor));
+                        }
+                        if let Some(u) = &e.user_id {
+                            l.push_str(&format!("  user {u}"));
+                        }
+                        if let Some(c) = &e.client_id {
+                            l.push_str(&format!("  client {c}"));
+                        }
+                        l.push_str(&format!("  {}", e.detail));
+                        l
+                    })
+                    .collect();
+                if let Some(n) = next {
+                    lines.push(format!("(more: --before {n})"));
+                }
+                lines.join("\n")
+            });
+        }
+        AuditCmd::Export { filter } => {
+            // Newest first in pages, then written oldest first: one JSON object per line.
+            let base = audit_query(&*store, filter).await?;
+            let mut all = Vec::new();
+            let mut before = None;
+            loop {
+                let page = store.find_audit_events(&tessera_storage::AuditQuery { limit: 1000, before_id: before, ..base.clone() }).await?;
+                let n = page.len();
+                before = page.last().map(|e| e.id);
+                all.extend(page);
+                if n < 1000 {
+                    break;
+                }
+            }
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            for e in all.iter().rev() {
+                writeln!(out, "{}", audit_json(e))?;
+            }
         }
     }
     Ok(())

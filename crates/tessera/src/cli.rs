@@ -47,6 +47,9 @@ pub enum Command {
     /// Manage groups of users (the `groups` claim; roles granted to a group).
     #[command(subcommand)]
     Group(GroupCmd),
+    /// Read the audit log: sign-ins, consents, revocations, reuse detected, admin changes.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// Manage signing keys (rotation).
     #[command(subcommand)]
     Keys(KeysCmd),
@@ -178,6 +181,9 @@ pub struct ServeArgs {
     /// server issued (sent in the DPoP-Nonce header), so that proofs cannot be made ahead of time.
     #[arg(long, env = "TESSERA_DPOP_NONCES", value_parser = clap::builder::BoolishValueParser::new())]
     pub dpop_nonces: bool,
+    /// Days audit events are kept (default 90; 0 keeps them forever).
+    #[arg(long, env = "TESSERA_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
+    pub audit_retention_days: Option<u32>,
 }
 
 /// `tessera demo`: three servers on 127.0.0.1 and the data folder they share.
@@ -373,6 +379,45 @@ pub struct RoleHolderArgs {
     /// A group, by name.
     #[arg(long)]
     pub group: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Events, newest first (a page; `--before ID` continues below the last one shown).
+    List {
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+        /// Events per page (1 to 1000).
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Only events with an id below this one (the next page).
+        #[arg(long)]
+        before: Option<i64>,
+    },
+    /// Every matching event as JSON lines, oldest first (for a log pipeline or an archive).
+    Export {
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct AuditFilterArgs {
+    /// At or after this time: Unix seconds, or RFC 3339 (2026-12-01T00:00:00Z).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Before this time: Unix seconds, or RFC 3339.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Events of this kind (sign_in, sign_in_failed, consent_granted, token_revoked, refresh_reuse, admin.client_created, …).
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    /// Events concerning this user (by username).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Events concerning this client (by client_id).
+    #[arg(long)]
+    pub client: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

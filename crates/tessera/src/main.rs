@@ -26,6 +26,7 @@ async fn main() {
         cli::Command::User(c) => admin::user(cli.database.as_deref(), cli.json, c).await,
         cli::Command::Api(c) => admin::api(cli.database.as_deref(), cli.json, c).await,
         cli::Command::Group(c) => admin::group(cli.database.as_deref(), cli.json, c).await,
+        cli::Command::Audit(c) => admin::audit(cli.database.as_deref(), cli.json, c).await,
         cli::Command::Keys(c) => admin::keys(cli.database.as_deref(), cli.json, &settings::KekSources::from_env(&cli.keys_at_rest), c).await,
     };
     if let Err(e) = result {

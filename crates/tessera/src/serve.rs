@@ -50,10 +50,14 @@ pub async fn run(database: Option<String>, args: ServeArgs, kek: settings::KekSo
     // Expired codes, tokens, sessions and device codes go in bounded batches (every instance
     // does this; concurrent deletes of the same rows are harmless).
     let cleanup = svc.clone();
+    let retention_secs = i64::from(s.audit_retention_days) * 86_400;
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(store::CLEANUP_INTERVAL).await;
             store::cleanup_round(&*cleanup.store, cleanup.now()).await;
+            if retention_secs > 0 {
+                store::audit_retention_round(&*cleanup.store, cleanup.now() - retention_secs).await;
+            }
         }
     });
 

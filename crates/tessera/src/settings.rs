@@ -10,6 +10,8 @@ use std::time::Duration;
 use tessera_http::ServeLimits;
 use tessera_server::net::Cidr;
 
+/// Days audit events are kept by default.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 90;
 pub const DEFAULT_DATABASE: &str = "sqlite://tessera-data/tessera.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_POOL_SIZE: u32 = 16;
@@ -32,6 +34,8 @@ struct FileSettings {
     allow_private_logout_uris: Option<bool>,
     // DPoP (issue 17).
     dpop_nonces: Option<bool>,
+    // The audit log (issue 16).
+    audit_retention_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +55,8 @@ pub struct Settings {
     pub allow_private_logout_uris: bool,
     /// RFC 9449 §8 server nonces in DPoP proofs.
     pub dpop_nonces: bool,
+    /// Days audit events are kept; 0: forever.
+    pub audit_retention_days: u32,
 }
 
 // Keys at rest (issue 13, finding 4).
@@ -135,7 +141,22 @@ pub fn resolve_with(database: Option<String>, args: &ServeArgs, kek: KekSources,
     let allow_private_logout_uris = allow_private_logout_uris || file.allow_private_logout_uris.unwrap_or(false);
     let trusted_proxies = parse_trusted_proxies(args.trusted_proxies.as_deref().or(file.trusted_proxies.as_deref()).unwrap_or_default())?;
     let dpop_nonces = args.dpop_nonces || file.dpop_nonces.unwrap_or(false);
-    Ok(Settings { listen, issuer, database_url, database_pool_size, limits, trusted_proxies, kek, allow_private_logout_uris, dpop_nonces })
+    let audit_retention_days = args.audit_retention_days.or(file.audit_retention_days).unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS);
+    if audit_retention_days > 36_500 {
+        bail!("audit retention (--audit-retention-days / TESSERA_AUDIT_RETENTION_DAYS): {audit_retention_days} is more than 100 years; 0 keeps events forever");
+    }
+    Ok(Settings {
+        listen,
+        issuer,
+        database_url,
+        database_pool_size,
+        limits,
+        trusted_proxies,
+        kek,
+        allow_private_logout_uris,
+        dpop_nonces,
+        audit_retention_days,
+    })
 }
 
 /// Connection limits (issue 13 finding 5): each from its flag, env var or TOML key, else

@@ -604,3 +604,18 @@ pub async fn revoke_role(store: &dyn Store, api: &str, role: &str, holder: &Role
     let r = role_assignment(store, api, role, holder).await?;
     Ok(store.delete_role_assignment(&r).await?)
 }
+
+/// Record an administrative change (`admin.…`) made by `actor` (`cli:NAME` for the CLI) in the
+/// audit log.
+pub async fn record_change(
+    store: &dyn Store,
+    actor: &str,
+    kind: &str,
+    user_id: Option<&str>,
+    client_id: Option<&str>,
+    detail: &str,
+    now: i64,
+) -> Result<(), AdminError> {
+    let e = tessera_storage::NewAuditEvent { kind, actor, user_id, client_id, detail };
+    Ok(store.record_audit_event(&e, now).await?)
+}

@@ -218,6 +218,8 @@ impl Tessera {
                 // The account starts over; the address gets back only this attempt (others
                 // behind it may still be guessing).
                 self.store.update_throttle_success(&[user_key], &[addr_key]).await?;
+                self.audit("sign_in", Some(&u.id), None, &serde_json::json!({ "username": u.username, "address": address, "method": "password" }).to_string())
+                    .await?;
                 Ok(Ok(u))
             }
             _ => {

@@ -410,7 +410,11 @@ impl Tessera {
             }
             Decision::Allow => {
                 let granted = self.granted_scopes(user_id, &p.client_id).await?;
+                let added = p.scopes().difference(&granted);
                 self.store.update_consent(user_id, &p.client_id, &granted.union(&p.scopes()), self.now()).await?;
+                if !added.is_empty() {
+                    self.audit("consent_granted", Some(user_id), Some(&p.client_id), &serde_json::json!({ "scope": added.to_string() }).to_string()).await?;
+                }
                 self.issue_code(p, session).await
             }
         }

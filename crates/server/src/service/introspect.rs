@@ -203,6 +203,7 @@ impl Tessera {
                 }
                 // RFC 7009 §2.1: revoking a refresh token revokes the grant it belongs to.
                 self.store.revoke_family(&t.family_id, now).await?;
+                self.audit("token_revoked", Some(&t.user_id), Some(&client.client_id), r#"{"token_type":"refresh_token"}"#).await?;
             }
             Some(Known::Access(t)) => {
                 let c = &t.claims;
@@ -212,6 +213,8 @@ impl Tessera {
                 let jti = c.get("jti").and_then(Value::as_str).unwrap_or("");
                 let exp = c.get("exp").and_then(Value::as_i64).unwrap_or(now);
                 self.store.create_revoked_token(jti, exp).await?;
+                let user = c.get("sub").and_then(Value::as_str).filter(|s| *s != client.client_id);
+                self.audit("token_revoked", user, Some(&client.client_id), r#"{"token_type":"access_token"}"#).await?;
             }
             None => {}
         }

@@ -223,6 +223,13 @@ impl Tessera {
         self.clock.now()
     }
 
+    /// Record an audit event the server itself observed (actor empty), concerning `user` and
+    /// `client`.
+    pub async fn audit(&self, kind: &str, user: Option<&str>, client: Option<&str>, detail: &str) -> Result<(), ServiceError> {
+        let e = tessera_storage::NewAuditEvent { kind, actor: "", user_id: user, client_id: client, detail };
+        Ok(self.store.record_audit_event(&e, self.now()).await?)
+    }
+
     /// Whether the user `id` exists, from the cache when it was found within [`CACHE_TTL`]: a
     /// user deleted through the CLI is seen within that bound, without a read per call.
     pub async fn user_exists_cached(&self, id: &str) -> Result<bool, ServiceError> {

@@ -15,6 +15,7 @@
 
 mod common;
 
+mod audit;
 mod code_flow;
 mod cors;
 mod dpop;

@@ -76,13 +76,13 @@ pub async fn redeem(svc: &Tessera, client: &ClientPolicy, req: &CodeRequest, sen
 /// issued from it are revoked.
 async fn replayed(svc: &Tessera, client: &ClientPolicy, c: &CodeRecord, now: i64) -> Result<ServiceError, ServiceError> {
     let revoked = svc.store.revoke_family(&c.grant_id, now).await?;
-    svc.store
-        .create_audit_event(
-            "code_replay",
-            &format!("client {} presented a used code; grant {} revoked ({revoked} refresh tokens)", client.client_id, c.grant_id),
-            now,
-        )
-        .await?;
+    svc.audit(
+        "code_replay",
+        Some(&c.user_id),
+        Some(&client.client_id),
+        &format!("client {} presented a used code; grant {} revoked ({revoked} refresh tokens)", client.client_id, c.grant_id),
+    )
+    .await?;
     tracing::warn!(client_id = %client.client_id, grant = %c.grant_id, "authorization code replayed; grant revoked");
     Ok(OAuthError::invalid_grant("the authorization code was already used").into())
 }

@@ -42,7 +42,13 @@ pub async fn grant(svc: &Tessera, client: &ClientPolicy, req: &JwtBearerRequest,
     // The consume comes last, after every read: a failure above leaves the assertion usable.
     let id = secret::hash(&format!("jwt-bearer\0{}\0{}", client.client_id, assertion.jti));
     if !svc.store.take_assertion(&id, assertion.expires_at, now).await? {
-        svc.store.create_audit_event("assertion_replay", &format!("client {} presented an assertion (jti) already used", client.client_id), now).await?;
+        svc.audit(
+            "assertion_replay",
+            Some(&assertion.subject),
+            Some(&client.client_id),
+            &format!("client {} presented an assertion (jti) already used", client.client_id),
+        )
+        .await?;
         return Err(OAuthError::invalid_grant("the assertion was already used").into());
     }
     Ok(TokenResponse {

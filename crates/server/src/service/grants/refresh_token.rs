@@ -73,9 +73,17 @@ async fn refused(svc: &Tessera, client: &ClientPolicy, outcome: Taken<RefreshTok
     let (error, revoke_family) = not_taken(found);
     if let (true, Some(family)) = (revoke_family, family) {
         svc.store.revoke_family(family, now).await?;
-        svc.store
-            .create_audit_event("refresh_reuse", &format!("client {} reused a rotated refresh token; family {family} revoked", client.client_id), now)
-            .await?;
+        let user = match &outcome {
+            Taken::AlreadyUsed(t) => Some(t.user_id.as_str()),
+            _ => None,
+        };
+        svc.audit(
+            "refresh_reuse",
+            user,
+            Some(&client.client_id),
+            &format!("client {} reused a rotated refresh token; family {family} revoked", client.client_id),
+        )
+        .await?;
         tracing::warn!(client_id = %client.client_id, family = %family, "refresh token reuse; family revoked");
     }
     Ok(error.into())

@@ -315,6 +315,57 @@ fn group_and_role_commands() {
     }
 }
 
+/// `audit list|export` (issue 16): every admin change is recorded with the CLI's actor and what
+/// it concerns; filters by type, user, client and time; pages; JSON lines.
+#[test]
+fn audit_commands_show_admin_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ok, _, err) = tessera(d, &["user", "create", "--username", "ann", "--password-stdin"], Some("a long enough password\n"));
+    assert!(ok, "{err}");
+    let c = json(d, &["client", "create", "--name", "App", "--redirect-uri", "https://app.example/cb", "--scope", "a", "--json"]);
+    let id = c["client_id"].as_str().unwrap();
+    json(d, &["client", "rotate-secret", id, "--json"]);
+    json(d, &["group", "create", "ops", "--json"]);
+    json(d, &["group", "add-member", "ops", "ann", "--json"]);
+    let all = json(d, &["audit", "list", "--json"]);
+    let kinds: Vec<&str> = all["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["admin.group_member_added", "admin.group_created", "admin.client_secret_rotated", "admin.client_created", "admin.user_created"]);
+    assert!(all["events"].as_array().unwrap().iter().all(|e| e["actor"].as_str().unwrap().starts_with("cli:")), "{all}");
+    let by_client = json(d, &["audit", "list", "--client", id, "--json"]);
+    assert_eq!(by_client["events"].as_array().unwrap().len(), 2);
+    let by_user = json(d, &["audit", "list", "--user", "ann", "--json"]);
+    assert_eq!(
+        by_user["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["admin.group_member_added", "admin.user_created"]
+    );
+    let typed = json(d, &["audit", "list", "--type", "admin.client_created", "--json"]);
+    assert_eq!(typed["events"][0]["detail"]["name"], "App");
+    // Pages: two, then the rest below the last id shown.
+    let page = json(d, &["audit", "list", "--limit", "2", "--json"]);
+    let next = page["next_before"].as_i64().expect("a next page");
+    let rest = json(d, &["audit", "list", "--before", &next.to_string(), "--json"]);
+    assert_eq!(rest["events"].as_array().unwrap().len(), 3);
+    assert_eq!(json(d, &["audit", "list", "--since", "2000-01-01T00:00:00Z", "--until", "2001-01-01T00:00:00Z", "--json"])["events"], serde_json::json!([]));
+    // Export: JSON lines, oldest first.
+    let (ok, out, err) = tessera(d, &["audit", "export"], None);
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(lines[0]["type"], "admin.user_created");
+    let (ok, text, _) = tessera(d, &["audit", "list"], None);
+    assert!(ok && text.contains("admin.client_created") && text.contains("by cli:"), "{text}");
+    for (args, needle) in [
+        (vec!["audit", "list", "--since", "yesterday"], "--since"),
+        (vec!["audit", "list", "--user", "nobody"], "no user nobody"),
+        (vec!["audit", "list", "--limit", "0"], "--limit"),
+    ] {
+        let (ok, _, err) = tessera(d, &args, None);
+        assert!(!ok, "{args:?} should fail");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn user_and_api_commands() {
     let dir = tempfile::tempdir().unwrap();
