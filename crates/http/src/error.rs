@@ -80,7 +80,9 @@ pub fn service_json(err: &ServiceError) -> Response {
         ServiceError::OAuth(e) => oauth_json(e),
         ServiceError::Store(e) => {
             tracing::error!(error = %e, "storage failure");
-            oauth_json(&err.to_oauth())
+            let mut res = oauth_json(&err.to_oauth());
+            res.extensions_mut().insert(crate::observe::StoreFailed);
+            res
         }
     }
 }
@@ -102,6 +104,7 @@ pub fn service_page(err: &ServiceError) -> Response {
         ServiceError::Store(e) => {
             tracing::error!(error = %e, "storage failure");
             let mut res = oauth_page(&err.to_oauth());
+            res.extensions_mut().insert(crate::observe::StoreFailed);
             if err.to_oauth().code == ErrorCode::TemporarilyUnavailable {
                 res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
             }

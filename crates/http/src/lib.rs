@@ -15,6 +15,7 @@ mod device;
 pub mod error;
 pub mod extract;
 mod introspect;
+pub mod observe;
 mod oidc;
 mod pages;
 pub mod response;
@@ -46,13 +47,33 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest a request may take, body included.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The authorization server's routes, requests bounded by [`REQUEST_TIMEOUT`].
+/// Prometheus metrics (`GET`), on the main listener unless `--metrics-listen` gives them one of
+/// their own ([`metrics_router`]).
+pub const METRICS: &str = "/metrics";
+
+/// The authorization server's routes, requests bounded by [`REQUEST_TIMEOUT`], `/metrics`
+/// among them.
 pub fn router(svc: Arc<Tessera>) -> Router {
-    router_with_timeout(svc, REQUEST_TIMEOUT)
+    router_with(svc, REQUEST_TIMEOUT, true)
 }
 
 /// [`router`] with another bound on each request (tests shorten it).
 pub fn router_with_timeout(svc: Arc<Tessera>, request_timeout: std::time::Duration) -> Router {
+    router_with(svc, request_timeout, true)
+}
+
+/// `/metrics` alone (and the health checks), for a listener of its own (`--metrics-listen`).
+pub fn metrics_router(svc: Arc<Tessera>) -> Router {
+    Router::new()
+        .route(METRICS, get(observe::metrics))
+        .route(HEALTH_LIVE, get(|| async { NoStore("live") }))
+        .route(HEALTH_READY, get(wellknown::ready))
+        .fallback(error::not_found)
+        .with_state(svc)
+}
+
+/// [`router`], with `/metrics` served here or not (`with_metrics`).
+pub fn router_with(svc: Arc<Tessera>, request_timeout: std::time::Duration, with_metrics: bool) -> Router {
     let https_issuer = svc.config.issuer.starts_with("https://");
     let routes = Router::new()
         .route("/", get(pages::home))
@@ -72,14 +93,16 @@ pub fn router_with_timeout(svc: Arc<Tessera>, request_timeout: std::time::Durati
         .route("/static/tessera.css", get(pages::stylesheet))
         .route("/healthz", get(|| async { "ok" }))
         .route(HEALTH_LIVE, get(|| async { NoStore("live") }))
-        .route(HEALTH_READY, get(wellknown::ready))
-        .fallback(error::not_found)
-        .with_state(svc);
-    with_layers(routes, request_timeout, https_issuer)
+        .route(HEALTH_READY, get(wellknown::ready));
+    let routes = if with_metrics { routes.route(METRICS, get(observe::metrics)) } else { routes };
+    let routes = routes.fallback(error::not_found).with_state(svc.clone());
+    with_layers(routes, request_timeout, https_issuer, Some(svc))
 }
 
 /// Wraps `routes` in the layers every response goes through, outermost first:
 ///
+/// 0. [`observe::observe`] (when `observed`): the request id, the request's span and log line,
+///    its latency in the metrics;
 /// 1. the response headers: anti-framing (RFC 7034 `X-Frame-Options`, CSP `frame-ancestors`),
 ///    no MIME sniffing, no referrer (codes in URLs must not leak to third parties), and with an
 ///    https issuer `Strict-Transport-Security` (RFC 6797 §6.1; TLS is terminated in front of
@@ -93,7 +116,7 @@ pub fn router_with_timeout(svc: Arc<Tessera>, request_timeout: std::time::Durati
 /// The layers wrap the router once. (`Router::layer` would wrap every route's service instead,
 /// and each request would clone the matched route's whole stack of boxed services: 21 boxed
 /// clones per request, 14 % of an introspection's instructions.)
-fn with_layers(routes: Router, request_timeout: std::time::Duration, hsts: bool) -> Router {
+fn with_layers(routes: Router, request_timeout: std::time::Duration, hsts: bool, observed: Option<Arc<Tessera>>) -> Router {
     let layers = tower::ServiceBuilder::new()
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DEFAULT_CSP)))
@@ -102,7 +125,13 @@ fn with_layers(routes: Router, request_timeout: std::time::Duration, hsts: bool)
         .option_layer(hsts.then(|| SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS))))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, request_timeout));
-    Router::new().fallback_service(layers.service(routes))
+    let outer = Router::new().fallback_service(layers.service(routes));
+    // Outermost of all (it sees the 408s and 500s made inside); the outer router has one
+    // service, so this wraps it once.
+    match observed {
+        Some(svc) => outer.layer(axum::middleware::from_fn_with_state(svc, observe::observe)),
+        None => outer,
+    }
 }
 
 /// RFC 6797 §6.1.1 `max-age`: one year (§11.2: a long-lived value protects between visits). No
@@ -129,8 +158,10 @@ mod tests {
     async fn regression_panic_500_has_anti_framing_headers_rfc7034_2() {
         for hsts in [false, true] {
             let routes = Router::new().route("/boom", get(boom));
-            let res =
-                with_layers(routes, REQUEST_TIMEOUT, hsts).oneshot(axum::http::Request::get("/boom").body(axum::body::Body::empty()).unwrap()).await.unwrap();
+            let res = with_layers(routes, REQUEST_TIMEOUT, hsts, None)
+                .oneshot(axum::http::Request::get("/boom").body(axum::body::Body::empty()).unwrap())
+                .await
+                .unwrap();
             assert_eq!(res.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
             let h = res.headers();
             assert_eq!(h.get(header::X_FRAME_OPTIONS).unwrap(), "DENY");

@@ -44,6 +44,11 @@ pub async fn token(State(svc): State<AppState>, headers: HeaderMap, form: TokenF
         Ok::<_, JsonError>(NoStore(Json(svc.token(&client, req, sender.as_deref()).await?)))
     }
     .await;
+    let outcome = match &answer {
+        Ok(_) => None,
+        Err(JsonError(e)) => Some(e.to_oauth().code.as_str()),
+    };
+    svc.metrics.token_outcome(form.params.get("grant_type").unwrap_or(""), outcome);
     cors::allow(with_nonce(&svc, answer.into_response()).await, &decision)
 }
 

@@ -7,12 +7,14 @@
 //!   under `service::grants`.
 //! - [`keys`]: the signing key ring (load or generate, JWKS).
 //! - [`clock`]: the injected clock; only the binary uses the system clock.
+//! - [`metrics`]: the signals operators watch, rendered for Prometheus.
 //! - [`net`]: client addresses behind trusted proxies, and their throttling buckets.
 #![forbid(unsafe_code)]
 
 pub mod cache;
 pub mod clock;
 pub mod keys;
+pub mod metrics;
 pub mod net;
 pub mod secret;
 pub mod service;

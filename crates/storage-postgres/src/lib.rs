@@ -529,6 +529,9 @@ impl MaintenanceStore for PgStore {
         Ok(n)
     }
 
+    fn pool_stats(&self) -> Option<(u32, u32, u32)> {
+        Some((self.pool.size(), u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX), self.pool.options().get_max_connections()))
+    }
     async fn ping(&self) -> Result<()> {
         run(&self.pool, sql::PING, &[]).await.map(drop)
     }

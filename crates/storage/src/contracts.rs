@@ -264,6 +264,11 @@ pub trait MaintenanceStore: Send + Sync {
     /// [`crate::StoreError::Unavailable`] when it does not, within the backend's bound on
     /// waiting for a connection (what `/health/ready` reports).
     async fn ping(&self) -> Result<()>;
+
+    /// The connection pool's (open, idle, maximum), for a backend that has one.
+    fn pool_stats(&self) -> Option<(u32, u32, u32)> {
+        None
+    }
 }
 
 /// [`Store`] and its blanket implementation, over one list of the capabilities.

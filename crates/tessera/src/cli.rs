@@ -184,6 +184,13 @@ pub struct ServeArgs {
     /// Days audit events are kept (default 90; 0 keeps them forever).
     #[arg(long, env = "TESSERA_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
     pub audit_retention_days: Option<u32>,
+    /// Serve Prometheus /metrics (and the health checks) on this address only, e.g.
+    /// 127.0.0.1:9090, instead of on the main listener.
+    #[arg(long, env = "TESSERA_METRICS_LISTEN", value_name = "ADDRESS")]
+    pub metrics_listen: Option<String>,
+    /// Log lines as `text` (default) or `json` (one object per line, with the request id).
+    #[arg(long, env = "TESSERA_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
 }
 
 /// `tessera demo`: three servers on 127.0.0.1 and the data folder they share.

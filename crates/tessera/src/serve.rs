@@ -14,11 +14,15 @@ use tessera_server::{Config, SystemClock, Tessera};
 pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(3);
 
 pub async fn run(database: Option<String>, args: ServeArgs, kek: settings::KekSources, allow_private_logout_uris: bool) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let s = settings::resolve_with(database, &args, kek, allow_private_logout_uris)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    match s.log_format {
+        settings::LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init(),
+        // One JSON object per line; the request's span (its id) is in every line logged within it.
+        settings::LogFormat::Json => {
+            tracing_subscriber::fmt().json().with_current_span(true).with_span_list(false).with_env_filter(filter).with_writer(std::io::stderr).init()
+        }
+    }
     let listener = tokio::net::TcpListener::bind(s.listen).await.with_context(|| format!("listen (--listen / TESSERA_LISTEN): cannot bind {}", s.listen))?;
     let addr = listener.local_addr()?;
     let issuer = match s.issuer {
@@ -94,8 +98,25 @@ pub async fn run(database: Option<String>, args: ServeArgs, kek: settings::KekSo
     tracing::info!(%addr, %issuer, "listening");
 
     tracing::info!(header_read_timeout = ?s.limits.header_read_timeout, idle_timeout = ?s.limits.idle_timeout, max_connections = s.limits.max_connections, "connection limits");
+    // Prometheus /metrics on a listener of its own, when asked for.
+    let router = match s.metrics_listen {
+        Some(addr) => {
+            let metrics = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("metrics listen (--metrics-listen): cannot bind {addr}"))?;
+            let bound = metrics.local_addr()?;
+            println!("  metrics:  http://{bound}/metrics");
+            tracing::info!(%bound, "metrics listening");
+            let (app, limits) = (tessera_http::metrics_router(svc.clone()), s.limits);
+            tokio::spawn(async move {
+                if let Err(e) = tessera_http::serve(metrics, app, limits, shutdown()).await {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            });
+            tessera_http::router_with(svc, tessera_http::REQUEST_TIMEOUT, false)
+        }
+        None => tessera_http::router(svc),
+    };
     // Bounded head reads, idle keep-alive and connection count; TCP_NODELAY; SIGTERM drains.
-    tessera_http::serve(listener, tessera_http::router(svc), s.limits, shutdown()).await.context("server error")
+    tessera_http::serve(listener, router, s.limits, shutdown()).await.context("server error")
 }
 
 /// Ctrl-C or SIGTERM: what ends `serve` and `demo` (a drain, not an abort).

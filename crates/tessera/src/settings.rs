@@ -34,8 +34,10 @@ struct FileSettings {
     allow_private_logout_uris: Option<bool>,
     // DPoP (issue 17).
     dpop_nonces: Option<bool>,
-    // The audit log (issue 16).
+    // The audit log and the signals (issue 16).
     audit_retention_days: Option<u32>,
+    metrics_listen: Option<String>,
+    log_format: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +59,17 @@ pub struct Settings {
     pub dpop_nonces: bool,
     /// Days audit events are kept; 0: forever.
     pub audit_retention_days: u32,
+    /// Where `/metrics` is served when not on the main listener.
+    pub metrics_listen: Option<SocketAddr>,
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 // Keys at rest (issue 13, finding 4).
@@ -145,7 +158,24 @@ pub fn resolve_with(database: Option<String>, args: &ServeArgs, kek: KekSources,
     if audit_retention_days > 36_500 {
         bail!("audit retention (--audit-retention-days / TESSERA_AUDIT_RETENTION_DAYS): {audit_retention_days} is more than 100 years; 0 keeps events forever");
     }
+    let metrics_listen = match args.metrics_listen.clone().or(file.metrics_listen) {
+        Some(m) => Some(
+            m.parse::<SocketAddr>()
+                .with_context(|| format!("metrics listen (--metrics-listen / TESSERA_METRICS_LISTEN): {m:?} is not an address like 127.0.0.1:9090"))?,
+        ),
+        None => None,
+    };
+    if metrics_listen.is_some_and(|m| m == listen && listen.port() != 0) {
+        bail!("metrics listen (--metrics-listen / TESSERA_METRICS_LISTEN): {listen} is the main listen address; leave it unset to serve /metrics there");
+    }
+    let log_format = match args.log_format.clone().or(file.log_format).as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => bail!("log format (--log-format / TESSERA_LOG_FORMAT): {other:?} is not text or json"),
+    };
     Ok(Settings {
+        metrics_listen,
+        log_format,
         listen,
         issuer,
         database_url,

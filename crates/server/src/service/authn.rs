@@ -188,6 +188,8 @@ impl Tessera {
             ThrottleAttempt::Allowed { delay_if_wrong } => delay_if_wrong,
             ThrottleAttempt::Refused { key, retry_after } => {
                 let by = if key == user_key { "username" } else { "address" };
+                self.metrics.throttled(key == user_key);
+                self.metrics.sign_in(crate::metrics::SignInOutcome::Throttled);
                 let detail = serde_json::json!({ "username": name, "address": address, "throttled_by": by, "retry_after": retry_after });
                 self.store.create_audit_event("sign_in_throttled", &detail.to_string(), now).await?;
                 return Ok(Err(SignInError::Throttled { retry_after }));
@@ -209,6 +211,7 @@ impl Tessera {
             Err(HashingError::Busy) => {
                 // Nothing was checked: the attempt is given back.
                 self.store.update_throttle_success(&[], &[user_key, addr_key]).await?;
+                self.metrics.sign_in(crate::metrics::SignInOutcome::Busy);
                 return Ok(Err(SignInError::Busy));
             }
             Err(HashingError::Gone) => return Err(OAuthError::server_error("no hashing threads").into()),
@@ -218,6 +221,7 @@ impl Tessera {
                 // The account starts over; the address gets back only this attempt (others
                 // behind it may still be guessing).
                 self.store.update_throttle_success(&[user_key], &[addr_key]).await?;
+                self.metrics.sign_in(crate::metrics::SignInOutcome::Success);
                 self.audit("sign_in", Some(&u.id), None, &serde_json::json!({ "username": u.username, "address": address, "method": "password" }).to_string())
                     .await?;
                 Ok(Ok(u))
@@ -225,6 +229,7 @@ impl Tessera {
             _ => {
                 let detail = serde_json::json!({ "username": name, "address": address, "retry_after": delay_if_wrong });
                 self.store.create_audit_event("sign_in_failed", &detail.to_string(), now).await?;
+                self.metrics.sign_in(crate::metrics::SignInOutcome::InvalidCredentials);
                 Ok(Err(SignInError::InvalidCredentials { retry_after: delay_if_wrong }))
             }
         }

@@ -121,6 +121,8 @@ pub struct Tessera {
     origins: TtlCache<(), Arc<std::collections::HashSet<String>>>,
     /// The DPoP nonces this instance issued ([`dpop`]).
     dpop_nonces: std::sync::Mutex<dpop::Nonces>,
+    /// This instance's counters and histograms (`/metrics`).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The random key-encryption key of this process, for a [`Config`] without one.
@@ -172,6 +174,7 @@ impl Tessera {
             live_users: TtlCache::new(CACHE_TTL, 10_000, clock.clone()),
             dpop_nonces: std::sync::Mutex::new(dpop::Nonces::default()),
             origins: TtlCache::new(CACHE_TTL, 1, clock.clone()),
+            metrics: crate::metrics::Metrics::default(),
         }))
     }
 
@@ -221,6 +224,21 @@ impl Tessera {
 
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// The Prometheus exposition of this instance's signals, with the store's pool and the
+    /// signing keys' age read now.
+    pub fn render_metrics(&self) -> String {
+        let now = self.now();
+        let keys = self.keys.current();
+        let key_ages = tessera_jose::Alg::ALL
+            .iter()
+            .filter_map(|alg| {
+                let use_after = keys.all.iter().filter(|(k, u)| k.alg() == *alg && *u <= now).map(|(_, u)| *u).max()?;
+                Some((alg.as_str().to_string(), now - use_after))
+            })
+            .collect();
+        self.metrics.render(&crate::metrics::Gauges { pool: self.store.pool_stats(), key_ages })
     }
 
     /// Record an audit event the server itself observed (actor empty), concerning `user` and

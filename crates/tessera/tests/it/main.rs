@@ -26,6 +26,7 @@ mod interop_oauth2;
 mod interop_openidconnect;
 mod jwt_bearer;
 mod lifecycle;
+mod metrics;
 mod notes_demo;
 mod oidc;
 mod roles;

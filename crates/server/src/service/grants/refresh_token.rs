@@ -73,6 +73,7 @@ async fn refused(svc: &Tessera, client: &ClientPolicy, outcome: Taken<RefreshTok
     let (error, revoke_family) = not_taken(found);
     if let (true, Some(family)) = (revoke_family, family) {
         svc.store.revoke_family(family, now).await?;
+        svc.metrics.refresh_reuse();
         let user = match &outcome {
             Taken::AlreadyUsed(t) => Some(t.user_id.as_str()),
             _ => None,

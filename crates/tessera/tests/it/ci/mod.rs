@@ -1,7 +1,7 @@
 //! The CI tier (feature `ci-tier`): tests that need PostgreSQL (`postgres_cluster`,
 //! `postgres_restart`), headless Chromium with chromedriver (`browser`, `device_browser`,
-//! `oidc_browser`, `demo_browser`), or run the `tessera` binary (`cli`, `demo_cli`, and the
-//! PostgreSQL ones). Other modules' CI-tier tests are marked `#[cfg(feature = "ci-tier")]` where
+//! `oidc_browser`, `demo_browser`), or run the `tessera` binary (`cli`, `demo_cli`, `signals` —
+//! which also needs Debian's `promtool` — and the PostgreSQL ones). Other modules' CI-tier tests are marked `#[cfg(feature = "ci-tier")]` where
 //! they stand.
 
 mod browser;
@@ -13,4 +13,5 @@ mod interop_oauth4webapi;
 mod oidc_browser;
 mod postgres_cluster;
 mod postgres_restart;
+mod signals;
 mod spa_browser;
