@@ -54,6 +54,10 @@ pub async fn observe(State(svc): State<AppState>, req: Request, next: Next) -> R
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(X_REQUEST_ID, v);
     }
+    // Shutting down: the client's connection should not be reused for another request here.
+    if svc.is_draining() {
+        res.headers_mut().insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
     span.in_scope(|| {
         let ms = secs * 1e3;
         if status >= 500 {

@@ -21,6 +21,11 @@ pub async fn metadata(State(svc): State<AppState>) -> Result<Response, JsonError
 /// `GET /health/ready`: 200 `ready` when the store answers; 503 with `Retry-After` while it does
 /// not (a load balancer takes the instance out of rotation until the database is back).
 pub async fn ready(State(svc): State<AppState>) -> Response {
+    if svc.is_draining() {
+        let mut res = (StatusCode::SERVICE_UNAVAILABLE, NoStore("not ready: shutting down")).into_response();
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        return res;
+    }
     match svc.ready().await {
         Ok(()) => NoStore("ready").into_response(),
         Err(e) => {

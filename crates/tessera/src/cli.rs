@@ -188,6 +188,11 @@ pub struct ServeArgs {
     /// 127.0.0.1:9090, instead of on the main listener.
     #[arg(long, env = "TESSERA_METRICS_LISTEN", value_name = "ADDRESS")]
     pub metrics_listen: Option<String>,
+    /// On SIGTERM, keep serving this many seconds while /health/ready answers 503 (so that a load
+    /// balancer moves traffic away), then stop accepting and finish the requests in flight
+    /// (default 0).
+    #[arg(long, env = "TESSERA_SHUTDOWN_DELAY", value_name = "SECONDS")]
+    pub shutdown_delay: Option<u64>,
     /// Log lines as `text` (default) or `json` (one object per line, with the request id).
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,

@@ -98,6 +98,7 @@ pub async fn run(database: Option<String>, args: ServeArgs, kek: settings::KekSo
     tracing::info!(%addr, %issuer, "listening");
 
     tracing::info!(header_read_timeout = ?s.limits.header_read_timeout, idle_timeout = ?s.limits.idle_timeout, max_connections = s.limits.max_connections, "connection limits");
+    let svc_for_drain = svc.clone();
     // Prometheus /metrics on a listener of its own, when asked for.
     let router = match s.metrics_listen {
         Some(addr) => {
@@ -115,8 +116,21 @@ pub async fn run(database: Option<String>, args: ServeArgs, kek: settings::KekSo
         }
         None => tessera_http::router(svc),
     };
-    // Bounded head reads, idle keep-alive and connection count; TCP_NODELAY; SIGTERM drains.
-    tessera_http::serve(listener, router, s.limits, shutdown()).await.context("server error")
+    // Bounded head reads, idle keep-alive and connection count; TCP_NODELAY. SIGTERM: readiness
+    // fails at once and requests are still served for the shutdown delay (a load balancer
+    // moves traffic away meanwhile), then the listener closes and requests in flight finish
+    // within the drain timeout.
+    let delay = s.shutdown_delay;
+    let draining = svc_for_drain;
+    let stop = async move {
+        shutdown().await;
+        draining.start_draining();
+        tracing::info!(delay_secs = delay.as_secs(), "shutting down: readiness fails now; the listener closes after the delay");
+        tokio::time::sleep(delay).await;
+    };
+    let served = tessera_http::serve(listener, router, s.limits, stop).await.context("server error");
+    tracing::info!("stopped");
+    served
 }
 
 /// Ctrl-C or SIGTERM: what ends `serve` and `demo` (a drain, not an abort).

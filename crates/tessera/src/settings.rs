@@ -38,6 +38,7 @@ struct FileSettings {
     audit_retention_days: Option<u32>,
     metrics_listen: Option<String>,
     log_format: Option<String>,
+    shutdown_delay: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +63,8 @@ pub struct Settings {
     /// Where `/metrics` is served when not on the main listener.
     pub metrics_listen: Option<SocketAddr>,
     pub log_format: LogFormat,
+    /// On SIGTERM, how long to keep serving with readiness failing before the drain.
+    pub shutdown_delay: std::time::Duration,
 }
 
 /// How log lines are written.
@@ -173,7 +176,12 @@ pub fn resolve_with(database: Option<String>, args: &ServeArgs, kek: KekSources,
         Some("json") => LogFormat::Json,
         Some(other) => bail!("log format (--log-format / TESSERA_LOG_FORMAT): {other:?} is not text or json"),
     };
+    let shutdown_delay = args.shutdown_delay.or(file.shutdown_delay).unwrap_or(0);
+    if shutdown_delay > 600 {
+        bail!("shutdown delay (--shutdown-delay / TESSERA_SHUTDOWN_DELAY): {shutdown_delay} seconds is more than 10 minutes");
+    }
     Ok(Settings {
+        shutdown_delay: std::time::Duration::from_secs(shutdown_delay),
         metrics_listen,
         log_format,
         listen,

@@ -123,6 +123,9 @@ pub struct Tessera {
     dpop_nonces: std::sync::Mutex<dpop::Nonces>,
     /// This instance's counters and histograms (`/metrics`).
     pub metrics: crate::metrics::Metrics,
+    /// Shutting down: readiness answers 503 so that load balancers move traffic away, while
+    /// requests are still served ([`Tessera::start_draining`]).
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// The random key-encryption key of this process, for a [`Config`] without one.
@@ -175,6 +178,7 @@ impl Tessera {
             dpop_nonces: std::sync::Mutex::new(dpop::Nonces::default()),
             origins: TtlCache::new(CACHE_TTL, 1, clock.clone()),
             metrics: crate::metrics::Metrics::default(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -266,6 +270,16 @@ impl Tessera {
     /// that answers HTTP is alive.
     pub async fn ready(&self) -> Result<(), ServiceError> {
         Ok(self.store.ping().await?)
+    }
+
+    /// The shutdown has begun: [`Tessera::is_draining`] from now on (readiness fails, answers
+    /// ask clients to close their connections), while requests are still served.
+    pub fn start_draining(&self) {
+        self.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub async fn metadata_json(&self) -> Result<String, ServiceError> {

@@ -13,5 +13,6 @@ mod interop_oauth4webapi;
 mod oidc_browser;
 mod postgres_cluster;
 mod postgres_restart;
+mod rolling_restart;
 mod signals;
 mod spa_browser;

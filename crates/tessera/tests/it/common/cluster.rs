@@ -65,9 +65,15 @@ impl Cluster {
 
     /// Start `tessera serve` on 127.0.0.1:0 against the shared database.
     pub fn serve(&self, name: &str) -> Instance {
+        self.serve_with(name, &[])
+    }
+
+    /// [`Cluster::serve`] with more arguments.
+    pub fn serve_with(&self, name: &str, extra: &[&str]) -> Instance {
         let log = self.logs.path().join(format!("{name}.log"));
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--issuer", ISSUER, "--database", &self.db.url, "--database-pool-size", "8"])
+            .args(extra)
             .env_remove("TESSERA_DATABASE_URL")
             .env_remove("TESSERA_LISTEN")
             .env_remove("TESSERA_ISSUER")
@@ -165,6 +171,20 @@ impl Instance {
     /// Still running (no crash, no exit)?
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+    /// Send SIGTERM and wait (at most `bound`) for the process to exit: its exit status, or
+    /// `None` if it was still running.
+    pub fn terminate(&mut self, bound: Duration) -> Option<std::process::ExitStatus> {
+        let sent = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(sent.success(), "kill -TERM");
+        let deadline = std::time::Instant::now() + bound;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 }
 
