@@ -2,7 +2,7 @@
 //! than a key the token carries: the JWT bearer grant's assertions (RFC 7523 §3 item 9, "The
 //! JWT MUST be digitally signed"). Pure: the claims are returned for the caller's rules.
 
-use crate::{B64, decode_object, verify_signature};
+use crate::{Compact, split_compact, verify_signature};
 use serde_json::{Map, Value};
 
 /// An assertion larger than this is refused before it is decoded.
@@ -26,16 +26,7 @@ pub enum JwsError {
 /// `alg` must be one of `algs` (never `none` or a MAC: RFC 8725 §3.1) and, when the key names
 /// an `alg`, that one. A `crit` header is refused (RFC 7515 §4.1.11: none is understood here).
 pub fn verify_with_jwks(token: &str, jwks: &Value, algs: &[&str]) -> Result<Map<String, Value>, JwsError> {
-    if token.len() > MAX_JWS_LEN {
-        return Err(JwsError::Malformed("too large"));
-    }
-    let mut parts = token.split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Err(JwsError::Malformed("not a compact JWS"));
-    };
-    let header = decode_object(h).ok_or(JwsError::Malformed("header"))?;
-    let claims = decode_object(c).ok_or(JwsError::Malformed("claims"))?;
-    let sig = base64::Engine::decode(&B64, s).map_err(|_| JwsError::Malformed("signature encoding"))?;
+    let Compact { header, claims, signing_input, sig } = split_compact(token, MAX_JWS_LEN).map_err(JwsError::Malformed)?;
     if header.contains_key("crit") {
         return Err(JwsError::Malformed("crit header parameters are not supported"));
     }
@@ -49,10 +40,9 @@ pub fn verify_with_jwks(token: &str, jwks: &Value, algs: &[&str]) -> Result<Map<
         // RFC 7517 §4.4: a key that names its algorithm is used with that one only.
         k.get("alg").and_then(Value::as_str).is_none_or(|a| a == alg)
     });
-    let input = &token.as_bytes()[..h.len() + 1 + c.len()];
     let mut fitted = false;
     for key in candidates {
-        match verify_signature(alg, key, input, &sig) {
+        match verify_signature(alg, key, signing_input.as_bytes(), &sig) {
             Ok(()) => return Ok(claims),
             Err(crate::DpopError::Signature) => fitted = true,
             Err(_) => {}

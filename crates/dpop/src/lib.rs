@@ -88,16 +88,7 @@ pub enum DpopError {
 /// the nonce (returned for the caller). One DPoP header exactly (check 1) is the caller's.
 pub fn verify(proof: &str, expect: &Expect<'_>) -> Result<Proof, DpopError> {
     // Check 2: a well-formed JWT.
-    if proof.len() > MAX_PROOF_LEN {
-        return Err(DpopError::Malformed("too large"));
-    }
-    let mut parts = proof.split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Err(DpopError::Malformed("not a compact JWS"));
-    };
-    let header = decode_object(h).ok_or(DpopError::Malformed("header"))?;
-    let claims = decode_object(c).ok_or(DpopError::Malformed("claims"))?;
-    let sig = B64.decode(s).map_err(|_| DpopError::Malformed("signature encoding"))?;
+    let Compact { header, claims, signing_input, sig } = split_compact(proof, MAX_PROOF_LEN).map_err(DpopError::Malformed)?;
     // Check 4: typ.
     if header.get("typ").and_then(Value::as_str) != Some("dpop+jwt") {
         return Err(DpopError::Typ);
@@ -110,8 +101,7 @@ pub fn verify(proof: &str, expect: &Expect<'_>) -> Result<Proof, DpopError> {
     // Check 7: a public key only; check 6: the signature verifies with it.
     let jwk = header.get("jwk").and_then(Value::as_object).ok_or(DpopError::Jwk("missing"))?;
     let jkt = thumbprint_of(jwk)?;
-    let input = &proof[..h.len() + 1 + c.len()];
-    verify_signature(alg, jwk, input.as_bytes(), &sig)?;
+    verify_signature(alg, jwk, signing_input.as_bytes(), &sig)?;
     // Check 3: the required claims.
     let jti = claims.get("jti").and_then(Value::as_str).filter(|j| !j.is_empty()).ok_or(DpopError::MissingClaim("jti"))?;
     if jti.len() > MAX_JTI_LEN {
@@ -217,6 +207,30 @@ fn verify_signature(alg: &str, jwk: &Map<String, Value>, input: &[u8], sig: &[u8
         _ => return Err(DpopError::Jwk("the key does not fit the algorithm")),
     };
     if ok { Ok(()) } else { Err(DpopError::Signature) }
+}
+
+/// A compact JWS (RFC 7515 §7.1) taken apart: the decoded header and claims, the signing input
+/// (`header.claims` as sent) and the signature.
+pub(crate) struct Compact<'a> {
+    pub header: Map<String, Value>,
+    pub claims: Map<String, Value>,
+    pub signing_input: &'a str,
+    pub sig: Vec<u8>,
+}
+
+/// Split a compact JWS of at most `max_len` bytes; the error names what is malformed.
+pub(crate) fn split_compact(token: &str, max_len: usize) -> Result<Compact<'_>, &'static str> {
+    if token.len() > max_len {
+        return Err("too large");
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err("not a compact JWS");
+    };
+    let header = decode_object(h).ok_or("header")?;
+    let claims = decode_object(c).ok_or("claims")?;
+    let sig = B64.decode(s).map_err(|_| "signature encoding")?;
+    Ok(Compact { header, claims, signing_input: &token[..h.len() + 1 + c.len()], sig })
 }
 
 fn decode_object(part: &str) -> Option<Map<String, Value>> {

@@ -17,6 +17,21 @@ pub struct TokenResponse {
     pub id_token: Option<String>,
 }
 
+impl TokenResponse {
+    /// An access token alone (no refresh or ID token: RFC 6749 §4.4.3, RFC 7523), `DPoP` when
+    /// bound to a `sender` key (RFC 9449 §5).
+    pub fn access_only(access_token: String, scope: &crate::scope::Scopes, sender: Option<&str>) -> Self {
+        Self {
+            access_token,
+            token_type: crate::dpop::token_type(sender).into(),
+            expires_in: ACCESS_TOKEN_LIFETIME_SECS,
+            scope: scope.to_string(),
+            refresh_token: None,
+            id_token: None,
+        }
+    }
+}
+
 /// RFC 9068 §2.2: the claims of a JWT access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AccessTokenClaims {

@@ -200,38 +200,38 @@ pub fn redact(url: &str) -> String {
 /// One cleanup round: delete expired rows in bounded batches until none are left (or the round's
 /// limit). Errors are logged, never fatal: the next round tries again.
 pub async fn cleanup_round(store: &dyn Store, now: i64) {
+    let total = in_batches("expired rows", || store.delete_expired(now, CLEANUP_BATCH)).await;
+    if total > 0 {
+        tracing::info!(rows = total, "deleted expired rows");
+    }
+}
+
+/// Run `batch` (a bounded delete) until it deletes nothing, fails, or [`CLEANUP_MAX_BATCHES`]
+/// ran, pausing between batches; how many rows went.
+async fn in_batches<'a, F, Fut>(what: &str, mut batch: F) -> u64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = tessera_storage::Result<u64>> + 'a,
+{
     let mut total = 0;
     for _ in 0..CLEANUP_MAX_BATCHES {
-        match store.delete_expired(now, CLEANUP_BATCH).await {
+        match batch().await {
             Ok(0) => break,
             Ok(n) => total += n,
             Err(e) => {
-                tracing::warn!(error = %e, "deleting expired rows failed");
+                tracing::warn!(error = %e, "deleting {what} failed");
                 break;
             }
         }
         // Let request traffic in between batches.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    if total > 0 {
-        tracing::info!(rows = total, "deleted expired rows");
-    }
+    total
 }
 
 /// Audit events older than `before` go, in bounded batches (the retention setting).
 pub async fn audit_retention_round(store: &dyn Store, before: i64) {
-    let mut total = 0;
-    for _ in 0..CLEANUP_MAX_BATCHES {
-        match store.delete_audit_events_before(before, CLEANUP_BATCH).await {
-            Ok(0) => break,
-            Ok(n) => total += n,
-            Err(e) => {
-                tracing::warn!(error = %e, "deleting old audit events failed");
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let total = in_batches("old audit events", || store.delete_audit_events_before(before, CLEANUP_BATCH)).await;
     if total > 0 {
         tracing::info!(events = total, "deleted audit events past their retention");
     }

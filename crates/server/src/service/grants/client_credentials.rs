@@ -8,7 +8,7 @@ use crate::service::{ServiceError, Tessera};
 use tessera_protocol::OAuthError;
 use tessera_protocol::client::ClientPolicy;
 use tessera_protocol::grant::client_credentials::ClientCredentialsRequest;
-use tessera_protocol::token::{ACCESS_TOKEN_LIFETIME_SECS, TokenResponse};
+use tessera_protocol::token::TokenResponse;
 
 pub async fn grant(svc: &Tessera, client: &ClientPolicy, req: &ClientCredentialsRequest, sender: Option<&str>) -> Result<TokenResponse, ServiceError> {
     let scope = req.granted_scope(client)?;
@@ -21,12 +21,5 @@ pub async fn grant(svc: &Tessera, client: &ClientPolicy, req: &ClientCredentials
     let access_token =
         svc.sign_access_token(&client.client_id, &client.client_id, &scope, &audience, svc.random.id(), Extra { sender, ..Default::default() })?;
     // RFC 6749 §4.4.3: "A refresh token SHOULD NOT be included."
-    Ok(TokenResponse {
-        access_token,
-        token_type: tessera_protocol::dpop::token_type(sender).into(),
-        expires_in: ACCESS_TOKEN_LIFETIME_SECS,
-        scope: scope.to_string(),
-        refresh_token: None,
-        id_token: None,
-    })
+    Ok(TokenResponse::access_only(access_token, &scope, sender))
 }

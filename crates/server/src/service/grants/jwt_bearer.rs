@@ -9,7 +9,7 @@ use crate::service::{ServiceError, Tessera};
 use tessera_protocol::client::ClientPolicy;
 use tessera_protocol::grant::jwt_bearer::{Expect, JwtBearerRequest, check_claims, granted_scope};
 use tessera_protocol::metadata::paths;
-use tessera_protocol::token::{ACCESS_TOKEN_LIFETIME_SECS, TokenResponse};
+use tessera_protocol::token::TokenResponse;
 use tessera_protocol::{ErrorCode, OAuthError};
 
 pub async fn grant(svc: &Tessera, client: &ClientPolicy, req: &JwtBearerRequest, sender: Option<&str>) -> Result<TokenResponse, ServiceError> {
@@ -51,12 +51,5 @@ pub async fn grant(svc: &Tessera, client: &ClientPolicy, req: &JwtBearerRequest,
         .await?;
         return Err(OAuthError::invalid_grant("the assertion was already used").into());
     }
-    Ok(TokenResponse {
-        access_token,
-        token_type: tessera_protocol::dpop::token_type(sender).into(),
-        expires_in: ACCESS_TOKEN_LIFETIME_SECS,
-        scope: scope.to_string(),
-        refresh_token: None,
-        id_token: None,
-    })
+    Ok(TokenResponse::access_only(access_token, &scope, sender))
 }
