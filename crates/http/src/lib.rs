@@ -118,6 +118,7 @@ pub fn router_with(svc: Arc<Tessera>, request_timeout: std::time::Duration, with
 /// clones per request, 14 % of an introspection's instructions.)
 fn with_layers(routes: Router, request_timeout: std::time::Duration, hsts: bool, observed: Option<Arc<Tessera>>) -> Router {
     let layers = tower::ServiceBuilder::new()
+        .option_layer(observed.map(observe::ObserveLayer))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DEFAULT_CSP)))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
@@ -125,13 +126,7 @@ fn with_layers(routes: Router, request_timeout: std::time::Duration, hsts: bool,
         .option_layer(hsts.then(|| SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS))))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, request_timeout));
-    let outer = Router::new().fallback_service(layers.service(routes));
-    // Outermost of all (it sees the 408s and 500s made inside); the outer router has one
-    // service, so this wraps it once.
-    match observed {
-        Some(svc) => outer.layer(axum::middleware::from_fn_with_state(svc, observe::observe)),
-        None => outer,
-    }
+    Router::new().fallback_service(layers.service(routes))
 }
 
 /// RFC 6797 §6.1.1 `max-age`: one year (§11.2: a long-lived value protects between visits). No

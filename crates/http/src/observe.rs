@@ -8,7 +8,6 @@
 use crate::AppState;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,39 +33,78 @@ fn new_id() -> String {
     format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-pub async fn observe(State(svc): State<AppState>, req: Request, next: Next) -> Response {
-    let started = std::time::Instant::now();
-    let id = match req.headers().get(&X_REQUEST_ID) {
-        Some(v) if acceptable(v.as_bytes()) => v.to_str().map(str::to_string).unwrap_or_else(|_| new_id()),
-        _ => new_id(),
-    };
-    let endpoint = tessera_server::metrics::endpoint_of(req.uri().path());
-    let method = req.method().clone();
-    let path = req.uri().path().chars().take(200).collect::<String>();
-    let span = tracing::info_span!("request", id = %id);
-    let mut res = next.run(req).instrument(span.clone()).await.into_response();
-    let status = res.status().as_u16();
-    let secs = started.elapsed().as_secs_f64();
-    svc.metrics.observe_request(endpoint, status, secs);
-    if res.extensions().get::<StoreFailed>().is_some() {
-        svc.metrics.store_error();
+/// The layer of [`Observe`], outermost in the router's stack.
+#[derive(Clone)]
+pub struct ObserveLayer(pub AppState);
+
+impl<S> tower::Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe { inner, svc: self.0.clone() }
     }
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(X_REQUEST_ID, v);
+}
+
+/// A hand-written service rather than `axum::middleware::from_fn`, which would box and clone
+/// the whole inner stack on every request: generic over the response body, so it wraps the
+/// header, catch-panic and timeout layers directly.
+#[derive(Clone)]
+pub struct Observe<S> {
+    inner: S,
+    svc: AppState,
+}
+
+impl<S, B> tower::Service<Request> for Observe<S>
+where
+    S: tower::Service<Request, Response = axum::http::Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = axum::http::Response<B>;
+    type Error = S::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
     }
-    // Shutting down: the client's connection should not be reused for another request here.
-    if svc.is_draining() {
-        res.headers_mut().insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let svc = self.svc.clone();
+        let started = std::time::Instant::now();
+        let id = match req.headers().get(&X_REQUEST_ID) {
+            Some(v) if acceptable(v.as_bytes()) => v.clone(),
+            _ => HeaderValue::from_str(&new_id()).unwrap_or_else(|_| HeaderValue::from_static("-")),
+        };
+        let endpoint = tessera_server::metrics::endpoint_of(req.uri().path());
+        let method = req.method().clone();
+        let uri = req.uri().clone();
+        let span = tracing::info_span!("request", id = id.to_str().unwrap_or("-"));
+        let fut = inner.call(req);
+        Box::pin(async move {
+            let mut res = fut.instrument(span.clone()).await?;
+            let status = res.status().as_u16();
+            let secs = started.elapsed().as_secs_f64();
+            svc.metrics.observe_request(endpoint, status, secs);
+            if res.extensions().get::<StoreFailed>().is_some() {
+                svc.metrics.store_error();
+            }
+            // Shutting down: the client's connection should not be reused for another request.
+            if svc.is_draining() {
+                res.headers_mut().insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            res.headers_mut().insert(X_REQUEST_ID, id);
+            span.in_scope(|| {
+                let (path, ms) = (uri.path(), secs * 1e3);
+                if status >= 500 {
+                    tracing::warn!(target: "tessera::access", %method, path, status, ms, "request failed");
+                } else {
+                    tracing::debug!(target: "tessera::access", %method, path, status, ms, "request");
+                }
+            });
+            Ok(res)
+        })
     }
-    span.in_scope(|| {
-        let ms = secs * 1e3;
-        if status >= 500 {
-            tracing::warn!(target: "tessera::access", %method, %path, status, ms, "request failed");
-        } else {
-            tracing::debug!(target: "tessera::access", %method, %path, status, ms, "request");
-        }
-    });
-    res
 }
 
 /// `GET /metrics`: the Prometheus text exposition format, version 0.0.4.
