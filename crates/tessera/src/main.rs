@@ -9,6 +9,7 @@
 mod admin;
 mod cli;
 mod demo;
+mod logging;
 mod serve;
 mod settings;
 mod store;

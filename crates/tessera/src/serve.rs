@@ -16,11 +16,26 @@ pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(3);
 pub async fn run(database: Option<String>, args: ServeArgs, kek: settings::KekSources, allow_private_logout_uris: bool) -> anyhow::Result<()> {
     let s = settings::resolve_with(database, &args, kek, allow_private_logout_uris)?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // The request id is added to every line logged while a request is served.
     match s.log_format {
-        settings::LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init(),
-        // One JSON object per line; the request's span (its id) is in every line logged within it.
+        settings::LogFormat::Text => {
+            let format = tracing_subscriber::fmt::format().with_ansi(false);
+            tracing_subscriber::fmt()
+                .with_ansi(false)
+                .event_format(crate::logging::WithRequestId { inner: format, json: false })
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init()
+        }
+        // One JSON object per line.
         settings::LogFormat::Json => {
-            tracing_subscriber::fmt().json().with_current_span(true).with_span_list(false).with_env_filter(filter).with_writer(std::io::stderr).init()
+            let format = tracing_subscriber::fmt::format().json().with_current_span(false).with_span_list(false);
+            tracing_subscriber::fmt()
+                .event_format(crate::logging::WithRequestId { inner: format, json: true })
+                .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init()
         }
     }
     let listener = tokio::net::TcpListener::bind(s.listen).await.with_context(|| format!("listen (--listen / TESSERA_LISTEN): cannot bind {}", s.listen))?;

@@ -104,27 +104,67 @@ async fn metrics_pass_promtool_and_move_to_their_own_listener() {
     assert_eq!(http.get(format!("{}/token", metrics.trim_end_matches("/metrics"))).send().await.unwrap().status(), 404, "nothing else there");
 }
 
-#[tokio::test]
-async fn json_logs_carry_the_request_id() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = serve(dir.path(), &["--log-format", "json"]);
-    let res = reqwest::Client::new().get(format!("{}/jwks.json?code=secret-code", s.url)).header("x-request-id", "trace-42").send().await.unwrap();
-    assert_eq!(res.headers()["x-request-id"], "trace-42");
+/// The next JSON line on stderr that `pick` accepts (within 10 s).
+fn next_json(s: &Server, what: &str, pick: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut seen = Vec::new();
-    let line = loop {
+    loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let l = s.stderr.recv_timeout(left).unwrap_or_else(|_| panic!("no request line; stderr: {seen:#?}"));
+        let l = s.stderr.recv_timeout(left).unwrap_or_else(|_| panic!("no {what} line; stderr: {seen:#?}"));
         let v: serde_json::Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
-        if v["fields"]["message"] == "request" {
-            break v;
+        if pick(&v) {
+            return v;
         }
         seen.push(l);
-    };
-    assert_eq!(line["span"]["id"], "trace-42", "{line}");
+    }
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id() {
+    use crate::common::{Browser, PASSWORD, USER, query};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = serve(d, &["--log-format", "json"]);
+    let res = reqwest::Client::new().get(format!("{}/jwks.json?code=secret-code", s.url)).header("x-request-id", "trace-42").send().await.unwrap();
+    assert_eq!(res.headers()["x-request-id"], "trace-42");
+    let line = next_json(&s, "access", |v| v["fields"]["message"] == "request");
+    assert_eq!(line["fields"]["request_id"], "trace-42", "{line}");
     assert_eq!(line["fields"]["path"], "/jwks.json", "no query in the log: {line}");
     assert_eq!(line["fields"]["status"], 200);
     assert!(!line.to_string().contains("secret-code"));
-    let bad = Command::new(BIN).args(["serve", "--log-format", "xml"]).current_dir(dir.path()).output().unwrap();
+
+    // A warning logged within a request (a replayed code) names that request's id.
+    let (ok, _, err) = crate::common::run_tessera(Some(d), &["user", "create", "--username", USER, "--password-stdin"], Some(&format!("{PASSWORD}\n")));
+    assert!(ok, "{err}");
+    let (ok, _, err) =
+        crate::common::run_tessera(Some(d), &["api", "create", "--identifier", "https://notes.example", "--name", "Notes", "--scope", "notes.read=Read"], None);
+    assert!(ok, "{err}");
+    let (ok, out, err) = crate::common::run_tessera(
+        Some(d),
+        &["client", "create", "--name", "App", "--redirect-uri", "https://app.example/cb", "--scope", "notes.read", "--json"],
+        None,
+    );
+    assert!(ok, "{err}");
+    let c: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (id, secret) = (c["client_id"].as_str().unwrap(), c["client_secret"].as_str().unwrap());
+    let url = format!("{}/authorize?response_type=code&client_id={id}&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&scope=notes.read&state=s", s.url);
+    let back = Browser::new(&s.url).journey_as(&url, USER).await;
+    let code = query(&back).remove("code").unwrap();
+    let http = reqwest::Client::new();
+    let redeem = || {
+        http.post(format!("{}/token", s.url))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://app.example/cb")])
+            .send()
+    };
+    assert_eq!(redeem().await.unwrap().status(), 200);
+    let replay = redeem().await.unwrap();
+    assert_eq!(replay.status(), 400);
+    let rid = replay.headers()["x-request-id"].to_str().unwrap().to_string();
+    let warned = next_json(&s, "replay warning", |v| v["fields"]["message"].as_str().is_some_and(|m| m.contains("replayed")));
+    assert_eq!(warned["request_id"], rid.as_str(), "{warned}");
+    assert_eq!(warned["level"], "WARN");
+
+    let bad = Command::new(BIN).args(["serve", "--log-format", "xml"]).current_dir(d).output().unwrap();
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--log-format"), "{bad:?}");
 }
