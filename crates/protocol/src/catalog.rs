@@ -147,6 +147,6 @@ mod tests {
         assert_eq!(c.api_secret("https://notes.example"), Some(Some("h")));
         assert_eq!(c.api_secret("https://mail.example"), Some(None));
         assert_eq!(c.api_secret("https://x.example"), None);
-        assert_eq!(c.names().len(), 6 + 3);
+        assert_eq!(c.names().len(), crate::oidc::OIDC_SCOPES.len() + 3, "the OpenID scopes (groups among them) and three of the APIs");
     }
 }

@@ -84,7 +84,13 @@ mod tests {
         assert_eq!(m["response_types_supported"], json!(["code"]));
         assert_eq!(
             m["grant_types_supported"],
-            json!(["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"])
+            json!([
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:device_code",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+            ])
         );
         assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
         assert_eq!(m["revocation_endpoint"], "https://as.example/revoke");
