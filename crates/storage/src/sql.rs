@@ -571,15 +571,22 @@ mod tests {
         assert!(!sqlite::REFRESH.take.contains('$') && !sqlite::CODE.find.contains('$') && !sqlite::DEVICE_CODE.take.contains('$'));
     }
 
+    /// How many arguments an encoder makes.
+    fn arity<T, const N: usize>(_: fn(&T) -> Result<[Arg<'_>; N]>) -> usize {
+        N
+    }
+
     #[test]
     fn column_lists_match_the_encoders() {
         let count = |cols: &str| cols.split(',').count();
-        assert_eq!(count(CLIENT_COLUMNS), 14);
+        assert_eq!(count(CLIENT_COLUMNS), arity(client_args));
+        assert_eq!(count(API_COLUMNS), arity(api_args));
+        assert_eq!(count(CLIENT_COLUMNS), 15);
         assert_eq!(count(KEY_COLUMNS), 5);
         assert_eq!(count(SESSION_COLUMNS), 8);
         assert_eq!(count(PENDING_COLUMNS), 4);
         assert_eq!(count(USER_COLUMNS), 8);
-        assert_eq!(count(API_COLUMNS), 5);
+        assert_eq!(count(API_COLUMNS), 6);
         assert_eq!(count(CODE_COLUMNS), 14);
         assert_eq!(count(REFRESH_COLUMNS), 14);
         assert_eq!(count(DEVICE_COLUMNS), 12);
