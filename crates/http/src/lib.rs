@@ -8,6 +8,7 @@
 //! (it does not depend on axum, tower or hyper).
 #![forbid(unsafe_code)]
 
+pub mod admin_api;
 mod authorize;
 mod cookies;
 mod cors;
@@ -93,7 +94,8 @@ pub fn router_with(svc: Arc<Tessera>, request_timeout: std::time::Duration, with
         .route("/static/tessera.css", get(pages::stylesheet))
         .route("/healthz", get(|| async { "ok" }))
         .route(HEALTH_LIVE, get(|| async { NoStore("live") }))
-        .route(HEALTH_READY, get(wellknown::ready));
+        .route(HEALTH_READY, get(wellknown::ready))
+        .nest(admin_api::BASE, admin_api::routes());
     let routes = if with_metrics { routes.route(METRICS, get(observe::metrics)) } else { routes };
     let routes = routes.fallback(error::not_found).with_state(svc.clone());
     with_layers(routes, request_timeout, https_issuer, Some(svc))

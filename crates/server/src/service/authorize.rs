@@ -131,6 +131,8 @@ impl Tessera {
             }
             catalog.add_api(&api.identifier, api.secret_hash, api.scopes.into_iter().map(|s| (s.name, s.description)));
         }
+        // The built-in admin API, last: no registered API can take its scopes.
+        catalog.add_api(super::admin_api::ADMIN_API, None, super::admin_api::ADMIN_SCOPES.iter().map(|(n, d)| (n.to_string(), d.to_string())));
         Ok(catalog)
     }
 

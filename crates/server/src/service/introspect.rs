@@ -38,6 +38,13 @@ pub struct VerifiedToken {
     active_json: Arc<str>,
 }
 
+impl VerifiedToken {
+    /// The token's claims.
+    pub fn claims(&self) -> &Value {
+        &self.claims
+    }
+}
+
 /// An introspection answer (RFC 7662 §2.2), serialized.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntrospectionJson(pub Arc<str>);
@@ -81,7 +88,7 @@ impl Tessera {
     /// the whole token: a tenth of the work. A forged token that reuses a known signature finds
     /// the entry, differs from its token, and goes to verification like any other.)
     /// Expiry, issuer and revocation are the caller's checks, on every call.
-    fn verified_access_token(&self, token: &str) -> Option<Arc<VerifiedToken>> {
+    pub(crate) fn verified_access_token(&self, token: &str) -> Option<Arc<VerifiedToken>> {
         let keys = self.keys.current();
         let signature = token.rsplit('.').next().unwrap_or(token);
         if let Some(t) = self.verified_tokens.get(signature) {

@@ -6,6 +6,7 @@
 //! - [`token`]: the token endpoint: client authentication, then one module per grant in [`grants`].
 
 pub mod admin;
+pub mod admin_api;
 pub mod authn;
 pub mod authorize;
 pub mod backchannel;

@@ -15,6 +15,7 @@
 
 mod common;
 
+mod admin_api;
 mod audit;
 mod code_flow;
 mod cors;

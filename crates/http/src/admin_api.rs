@@ -1,0 +1,411 @@
+//! The admin REST API under `/admin/v1/` (issue 16), first resource: clients. Routes and the
+//! OpenAPI 3.1 document at `/admin/v1/openapi.json` come from one place (`utoipa-axum`'s
+//! `OpenApiRouter`: a route cannot go undocumented). Callers present one of Tessera's own
+//! access tokens for the built-in admin API (`Tessera::admin_caller`): `tessera.read` reads,
+//! `tessera.admin` writes. Updates are conditional: `PATCH` and `DELETE` need the `ETag` of the
+//! representation they change in `If-Match` (412 when it changed meanwhile, 428 without one),
+//! so two operators do not overwrite each other. Errors are one JSON shape, [`ApiError`].
+//! The handlers call the service layer the CLI calls (`tessera_server::service::admin`), and
+//! every change is recorded in the audit log with the calling client as its actor.
+
+use crate::AppState;
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tessera_server::service::ServiceError;
+use tessera_server::service::admin::{self, AdminError, ClientChanges, NewClient};
+use tessera_server::service::admin_api::AdminCaller;
+use tessera_storage::ClientRecord;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Where the API is mounted.
+pub const BASE: &str = "/admin/v1";
+
+/// Every error of the admin API.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiError {
+    /// `unauthorized`, `forbidden`, `not_found`, `invalid`, `conflict`, `precondition_failed`,
+    /// `precondition_required`, `unavailable`.
+    pub error: String,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// The request member at fault, for `invalid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+fn api_error(status: StatusCode, error: &str, message: impl Into<String>, field: Option<String>) -> Response {
+    let mut res = (status, Json(ApiError { error: error.into(), message: message.into(), field })).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if status == StatusCode::UNAUTHORIZED {
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+    }
+    res
+}
+
+/// A refusal or failure, answered as [`ApiError`].
+pub struct Failure(Response);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+impl From<AdminError> for Failure {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Invalid(message) => {
+                // The service names the CLI flag at fault (`--redirect-uri: …`): the member here.
+                let field = message.split(':').next().and_then(|flag| field_of_flag(flag.trim()));
+                Failure(api_error(StatusCode::BAD_REQUEST, "invalid", message, field))
+            }
+            AdminError::NotFound(message) => Failure(api_error(StatusCode::NOT_FOUND, "not_found", message, None)),
+            AdminError::Store(e) => Failure::from(ServiceError::Store(e)),
+        }
+    }
+}
+
+impl From<ServiceError> for Failure {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Store(e) => {
+                tracing::error!(error = %e, "storage failure");
+                let mut res = api_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable; try again", None);
+                res.extensions_mut().insert(crate::observe::StoreFailed);
+                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+                Failure(res)
+            }
+            ServiceError::OAuth(o) if o.code == tessera_protocol::ErrorCode::AccessDenied => {
+                Failure(api_error(StatusCode::FORBIDDEN, "forbidden", o.description, None))
+            }
+            ServiceError::OAuth(o) => Failure(api_error(StatusCode::UNAUTHORIZED, "unauthorized", o.description, None)),
+        }
+    }
+}
+
+fn field_of_flag(flag: &str) -> Option<String> {
+    let f = match flag {
+        "--name" => "name",
+        "--redirect-uri" => "redirect_uris",
+        "--scope" => "scope",
+        "--grant-type" => "grant_types",
+        "--allowed-origin" => "allowed_origins",
+        "--token-auth-method" => "token_endpoint_auth_method",
+        "--jwks" => "jwks",
+        "--public clients authenticate with --token-auth-method none" | "--public" => "public",
+        _ => return None,
+    };
+    Some(f.to_string())
+}
+
+/// The caller, checked: its bearer token for the admin API.
+pub struct Caller(pub AdminCaller);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, svc: &AppState) -> Result<Self, Failure> {
+        let token = match tessera_guard::bearer::authorization(&parts.headers) {
+            Ok(tessera_guard::bearer::Presented::Token(t)) => Some(t),
+            Ok(tessera_guard::bearer::Presented::Dpop(_)) => {
+                return Err(Failure(api_error(StatusCode::UNAUTHORIZED, "unauthorized", "the admin API takes bearer tokens", None)));
+            }
+            Ok(_) => None,
+            Err(e) => return Err(Failure(api_error(StatusCode::BAD_REQUEST, "invalid", e.to_string(), Some("Authorization".into())))),
+        };
+        Ok(Caller(svc.admin_caller(token).await?))
+    }
+}
+
+impl Caller {
+    fn writer(&self) -> Result<&AdminCaller, Failure> {
+        if self.0.can_write {
+            Ok(&self.0)
+        } else {
+            Err(Failure(api_error(StatusCode::FORBIDDEN, "forbidden", "this needs tessera.admin (the token has tessera.read)", None)))
+        }
+    }
+}
+
+/// A client as the API shows it (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Client {
+    pub client_id: String,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    /// Space-separated scopes the client may request.
+    pub scope: String,
+    pub grant_types: Vec<String>,
+    pub token_endpoint_auth_method: String,
+    pub public: bool,
+    pub allowed_origins: Vec<String>,
+    pub require_dpop: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+impl From<&ClientRecord> for Client {
+    fn from(c: &ClientRecord) -> Self {
+        Self {
+            client_id: c.client_id.clone(),
+            name: c.name.clone(),
+            redirect_uris: c.redirect_uris.clone(),
+            scope: c.scope.to_string(),
+            grant_types: c.grant_types.iter().map(|g| g.as_str().to_string()).collect(),
+            token_endpoint_auth_method: c.token_endpoint_auth_method.as_str().to_string(),
+            public: c.secret_hash.is_none(),
+            allowed_origins: c.allowed_origins.clone(),
+            require_dpop: c.require_dpop,
+            created_at: c.created_at,
+        }
+    }
+}
+
+/// The `ETag` of a client's representation: changes whenever anything shown changes.
+fn etag(c: &Client) -> String {
+    let text = serde_json::to_string(c).unwrap_or_default();
+    format!("\"{}\"", &tessera_server::secret::hash(&text)[..32])
+}
+
+fn with_etag(status: StatusCode, c: &Client, body: impl Serialize) -> Response {
+    let mut res = (status, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag(c)) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// RFC 9110 §13.1.1: the request's `If-Match` must name the current `ETag` (or be `*`).
+fn check_if_match(headers: &HeaderMap, current: &Client) -> Result<(), Failure> {
+    let Some(given) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
+        return Err(Failure(api_error(
+            StatusCode::PRECONDITION_REQUIRED,
+            "precondition_required",
+            "send If-Match with the ETag of the client you read (RFC 9110 §13.1.1)",
+            None,
+        )));
+    };
+    let wanted = etag(current);
+    if given.trim() == "*" || given.split(',').any(|t| t.trim() == wanted) {
+        Ok(())
+    } else {
+        Err(Failure(api_error(StatusCode::PRECONDITION_FAILED, "precondition_failed", "the client changed since it was read: read it again", None)))
+    }
+}
+
+async fn find(svc: &AppState, id: &str) -> Result<ClientRecord, Failure> {
+    svc.store
+        .find_client(id)
+        .await
+        .map_err(|e| Failure::from(ServiceError::Store(e)))?
+        .ok_or_else(|| Failure::from(AdminError::NotFound(format!("no client {id}"))))
+}
+
+async fn audited(svc: &AppState, who: &AdminCaller, kind: &str, client_id: &str, detail: serde_json::Value) -> Result<(), Failure> {
+    admin::record_change(&*svc.store, &who.actor(), kind, None, Some(client_id), &detail.to_string(), svc.now()).await?;
+    Ok(())
+}
+
+/// Every registered client.
+#[utoipa::path(get, path = "/clients", tag = "clients", security(("bearer" = ["tessera.read"])),
+    responses((status = 200, body = Vec<Client>), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+async fn list_clients(State(svc): State<AppState>, _caller: Caller) -> Result<Response, Failure> {
+    let list = svc.store.list_clients().await.map_err(|e| Failure::from(ServiceError::Store(e)))?;
+    Ok(Json(list.iter().map(Client::from).collect::<Vec<_>>()).into_response())
+}
+
+/// A client to register.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClientRequest {
+    pub name: String,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub scope: String,
+    /// Registered names (RFC 7591 §2); default `authorization_code` and `refresh_token`.
+    #[serde(default)]
+    pub grant_types: Vec<String>,
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    #[serde(default)]
+    pub require_dpop: bool,
+}
+
+/// A client just registered, with its secret (shown this once; confidential clients only).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedClient {
+    #[serde(flatten)]
+    pub client: Client,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+/// Register a client.
+#[utoipa::path(post, path = "/clients", tag = "clients", security(("bearer" = ["tessera.admin"])), request_body = NewClientRequest,
+    responses((status = 201, body = CreatedClient), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+async fn create_client(
+    State(svc): State<AppState>,
+    caller: Caller,
+    body: Result<Json<NewClientRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Failure> {
+    let who = caller.writer()?;
+    let Json(req) = body.map_err(|e| Failure(api_error(StatusCode::BAD_REQUEST, "invalid", e.body_text(), None)))?;
+    let new = NewClient {
+        name: req.name,
+        redirect_uris: req.redirect_uris,
+        scope: req.scope,
+        grant_types: req.grant_types,
+        public: req.public,
+        allowed_origins: req.allowed_origins,
+        require_dpop: req.require_dpop,
+        allow_private_logout_uris: svc.config.allow_private_logout_uris,
+        ..Default::default()
+    };
+    let created = admin::create_client(&*svc.store, new, svc.now()).await?;
+    audited(&svc, who, "admin.client_created", &created.client.client_id, serde_json::json!({ "name": created.client.name })).await?;
+    let client = Client::from(&created.client);
+    let mut res = with_etag(StatusCode::CREATED, &client, CreatedClient { client: Client::from(&created.client), client_secret: created.client_secret });
+    if let Ok(v) = HeaderValue::from_str(&format!("{BASE}/clients/{}", created.client.client_id)) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+/// One client, with its `ETag`.
+#[utoipa::path(get, path = "/clients/{client_id}", tag = "clients", security(("bearer" = ["tessera.read"])),
+    params(("client_id" = String, Path)),
+    responses((status = 200, body = Client, headers(("ETag" = String))), (status = 401, body = ApiError), (status = 404, body = ApiError)))]
+async fn get_client(State(svc): State<AppState>, _caller: Caller, Path(client_id): Path<String>) -> Result<Response, Failure> {
+    let c = Client::from(&find(&svc, &client_id).await?);
+    Ok(with_etag(StatusCode::OK, &c, &c))
+}
+
+/// What a `PATCH` changes; members left out stay as they are, a list given replaces the list.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientPatch {
+    pub name: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub scope: Option<String>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub require_dpop: Option<bool>,
+}
+
+/// Change a client (conditional: `If-Match`).
+#[utoipa::path(patch, path = "/clients/{client_id}", tag = "clients", security(("bearer" = ["tessera.admin"])),
+    params(("client_id" = String, Path), ("If-Match" = String, Header)), request_body = ClientPatch,
+    responses((status = 200, body = Client, headers(("ETag" = String))), (status = 400, body = ApiError), (status = 404, body = ApiError),
+        (status = 412, body = ApiError), (status = 428, body = ApiError)))]
+async fn patch_client(
+    State(svc): State<AppState>,
+    caller: Caller,
+    Path(client_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<ClientPatch>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Failure> {
+    let who = caller.writer()?;
+    let Json(patch) = body.map_err(|e| Failure(api_error(StatusCode::BAD_REQUEST, "invalid", e.body_text(), None)))?;
+    check_if_match(&headers, &Client::from(&find(&svc, &client_id).await?))?;
+    let changes = ClientChanges {
+        name: patch.name,
+        redirect_uris: patch.redirect_uris,
+        scope: patch.scope,
+        allowed_origins: patch.allowed_origins,
+        require_dpop: patch.require_dpop,
+        jwks: None,
+    };
+    let updated = Client::from(&admin::update_client(&*svc.store, &client_id, changes).await?);
+    audited(&svc, who, "admin.client_updated", &client_id, serde_json::to_value(&updated).unwrap_or_default()).await?;
+    Ok(with_etag(StatusCode::OK, &updated, &updated))
+}
+
+/// Delete a client (conditional when `If-Match` is sent).
+#[utoipa::path(delete, path = "/clients/{client_id}", tag = "clients", security(("bearer" = ["tessera.admin"])),
+    params(("client_id" = String, Path)),
+    responses((status = 204), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 412, body = ApiError)))]
+async fn delete_client(State(svc): State<AppState>, caller: Caller, Path(client_id): Path<String>, headers: HeaderMap) -> Result<Response, Failure> {
+    let who = caller.writer()?;
+    let current = Client::from(&find(&svc, &client_id).await?);
+    if headers.contains_key(header::IF_MATCH) {
+        check_if_match(&headers, &current)?;
+    }
+    if !svc.store.delete_client(&client_id).await.map_err(|e| Failure::from(ServiceError::Store(e)))? {
+        return Err(AdminError::NotFound(format!("no client {client_id}")).into());
+    }
+    audited(&svc, who, "admin.client_deleted", &client_id, serde_json::json!({})).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A new secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedSecret {
+    pub client_id: String,
+    /// Shown this once; the old secret no longer works.
+    pub client_secret: String,
+}
+
+/// Replace a confidential client's secret.
+#[utoipa::path(post, path = "/clients/{client_id}/secret", tag = "clients", security(("bearer" = ["tessera.admin"])),
+    params(("client_id" = String, Path)),
+    responses((status = 200, body = RotatedSecret), (status = 400, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+async fn rotate_secret(State(svc): State<AppState>, caller: Caller, Path(client_id): Path<String>) -> Result<Response, Failure> {
+    let who = caller.writer()?;
+    let secret = admin::rotate_client_secret(&*svc.store, &client_id).await?;
+    audited(&svc, who, "admin.client_secret_rotated", &client_id, serde_json::json!({})).await?;
+    let mut res = Json(RotatedSecret { client_id, client_secret: secret }).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tessera admin API", description = "Manage Tessera. Call with an access token for the audience urn:tessera:admin: tessera.read reads, tessera.admin writes."),
+    servers((url = "/admin/v1")),
+    components(schemas(ApiError)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()));
+    }
+}
+
+/// The API's routes (to nest at [`BASE`]) and its OpenAPI document.
+pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(list_clients, create_client))
+        .routes(routes!(get_client, patch_client, delete_client))
+        .routes(routes!(rotate_secret))
+        .split_for_parts()
+}
+
+/// The routes with `GET /openapi.json` beside them; unknown paths are a JSON 404.
+pub fn routes() -> axum::Router<AppState> {
+    let (routes, doc) = router();
+    let doc = serde_json::to_string(&doc).unwrap_or_default();
+    routes
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], doc) }
+            }),
+        )
+        .fallback(|| async { api_error(StatusCode::NOT_FOUND, "not_found", "no such admin API resource", None) })
+}

@@ -1,0 +1,213 @@
+//! The admin REST API (issue 16), clients first, over real HTTP with Tessera's own tokens:
+//! 401 without a token or with the wrong one, 403 for `tessera.read` on a write, 404, 400 with
+//! the member at fault, 428 and 412 for updates without or with a stale `If-Match`; the OpenAPI
+//! document against the routes; every change in the audit log with the calling client.
+
+use crate::common::*;
+use serde_json::{Value, json};
+use tessera_server::service::admin::NewClient;
+
+const CC: &str = "client_credentials";
+
+/// A token for the admin API with `scope`, through a client registered for it.
+async fn admin_token(s: &TestServer, scope: &str) -> (String, String) {
+    let (token, id, _) = admin_token_and_secret(s, scope).await;
+    (token, id)
+}
+
+async fn admin_token_and_secret(s: &TestServer, scope: &str) -> (String, String, String) {
+    let c = s.client(NewClient { name: format!("ops {scope}"), scope: scope.into(), grant_types: vec![CC.into()], ..Default::default() }).await;
+    let (status, body, _) = token_basic(&s.url, &c.client.client_id, c.client_secret.as_deref().unwrap(), &[("grant_type", CC), ("scope", scope)]).await;
+    assert_eq!(status, 200, "{body}");
+    let claims = verify_access_token(&s.url, body["access_token"].as_str().unwrap(), "urn:tessera:admin").await;
+    assert_eq!(claims["scope"], scope);
+    (body["access_token"].as_str().unwrap().to_string(), c.client.client_id, c.client_secret.unwrap())
+}
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(s: &TestServer) -> Self {
+        Self { base: format!("{}/admin/v1", s.url), http: reqwest::Client::new() }
+    }
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        if_match: Option<&str>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut req = self.http.request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        if let Some(m) = if_match {
+            req = req.header("if-match", m);
+        }
+        let res = req.send().await.unwrap();
+        let (status, headers) = (res.status().as_u16(), res.headers().clone());
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null), headers)
+    }
+}
+
+fn etag(h: &reqwest::header::HeaderMap) -> String {
+    h.get("etag").expect("an ETag").to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn clients_through_the_admin_api() {
+    let s = TestServer::start().await;
+    let api = Api::new(&s);
+    let (admin, ops_id) = admin_token(&s, "tessera.admin").await;
+    let (reader, _) = admin_token(&s, "tessera.read").await;
+
+    let new = json!({"name": "Mail", "redirect_uris": ["https://mail.example/cb"], "scope": "notes.read"});
+    let (status, created, h) = api.call("POST", "/clients", Some(&admin), Some(new.clone()), None).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["client_id"].as_str().unwrap().to_string();
+    assert_eq!(h["location"], format!("/admin/v1/clients/{id}"));
+    assert!(created["client_secret"].as_str().is_some_and(|s| s.len() > 20), "the secret, once");
+    let (status, list, _) = api.call("GET", "/clients", Some(&reader), None, None).await;
+    assert_eq!(status, 200);
+    assert!(list.as_array().unwrap().iter().any(|c| c["client_id"] == id.as_str() && c.get("client_secret").is_none()), "{list}");
+
+    // Conditional updates: none without If-Match, none with a stale one.
+    let (status, shown, h) = api.call("GET", &format!("/clients/{id}"), Some(&reader), None, None).await;
+    assert_eq!((status, shown["name"].as_str()), (200, Some("Mail")));
+    let first = etag(&h);
+    let patch = json!({"name": "Mail Sync"});
+    assert_eq!(api.call("PATCH", &format!("/clients/{id}"), Some(&admin), Some(patch.clone()), None).await.0, 428);
+    let (status, updated, h) = api.call("PATCH", &format!("/clients/{id}"), Some(&admin), Some(patch), Some(&first)).await;
+    assert_eq!((status, updated["name"].as_str()), (200, Some("Mail Sync")), "{updated}");
+    assert_ne!(etag(&h), first, "a new ETag for the new representation");
+    // A second operator who read before the change is refused.
+    let (status, err, _) = api.call("PATCH", &format!("/clients/{id}"), Some(&admin), Some(json!({"scope": "notes.write"})), Some(&first)).await;
+    assert_eq!((status, err["error"].as_str()), (412, Some("precondition_failed")), "{err}");
+    assert_eq!(api.call("GET", &format!("/clients/{id}"), Some(&reader), None, None).await.1["scope"], "notes.read", "nothing overwritten");
+
+    // Field errors.
+    let bad = json!({"name": "Evil", "redirect_uris": ["http://evil.example/cb"]});
+    let (status, err, _) = api.call("POST", "/clients", Some(&admin), Some(bad), None).await;
+    assert_eq!((status, err["error"].as_str(), err["field"].as_str()), (400, Some("invalid"), Some("redirect_uris")), "{err}");
+    let (status, err, _) = api.call("POST", "/clients", Some(&admin), Some(json!({"name": "X", "colour": "red"})), None).await;
+    assert_eq!((status, err["error"].as_str()), (400, Some("invalid")), "unknown members are refused: {err}");
+    let raw = reqwest::Client::new()
+        .post(format!("{}/clients", api.base))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 400);
+
+    // Rotation: the new secret works at /token, the old one no longer.
+    let old = created["client_secret"].as_str().unwrap();
+    let (status, rotated, _) = api.call("POST", &format!("/clients/{id}/secret"), Some(&admin), None, None).await;
+    assert_eq!(status, 200);
+    let new_secret = rotated["client_secret"].as_str().unwrap();
+    assert_eq!(token_basic(&s.url, &id, old, &[("grant_type", "authorization_code"), ("code", "x")]).await.0, 401);
+    assert_eq!(token_basic(&s.url, &id, new_secret, &[("grant_type", "authorization_code"), ("code", "x")]).await.0, 400, "authenticated; the code is bad");
+
+    // Deletion, then 404s.
+    let (_, _, h) = api.call("GET", &format!("/clients/{id}"), Some(&reader), None, None).await;
+    assert_eq!(api.call("DELETE", &format!("/clients/{id}"), Some(&admin), None, Some("\"stale\"")).await.0, 412);
+    assert_eq!(api.call("DELETE", &format!("/clients/{id}"), Some(&admin), None, Some(&etag(&h))).await.0, 204);
+    for (method, path) in
+        [("GET", format!("/clients/{id}")), ("DELETE", format!("/clients/{id}")), ("POST", format!("/clients/{id}/secret")), ("GET", "/nothing".into())]
+    {
+        let (status, err, _) = api.call(method, &path, Some(&admin), None, None).await;
+        assert_eq!((status, err["error"].as_str()), (404, Some("not_found")), "{method} {path}: {err}");
+    }
+
+    // Every change is in the audit log, with the calling client as the actor.
+    let events = s.svc.store.find_audit_events(&tessera_storage::AuditQuery { client_id: Some(id.clone()), limit: 10, ..Default::default() }).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["admin.client_deleted", "admin.client_secret_rotated", "admin.client_updated", "admin.client_created"]);
+    assert!(events.iter().all(|e| e.actor == format!("client:{ops_id}")), "{events:?}");
+}
+
+/// Who may call: a token for the admin API with an admin scope, from a client acting for itself.
+#[tokio::test]
+async fn only_admin_tokens_are_accepted() {
+    let s = TestServer::start().await;
+    let api = Api::new(&s);
+    let (reader, _) = admin_token(&s, "tessera.read").await;
+    let (status, err, h) = api.call("GET", "/clients", None, None, None).await;
+    assert_eq!((status, err["error"].as_str()), (401, Some("unauthorized")));
+    assert!(h.contains_key("www-authenticate"));
+    assert_eq!(api.call("GET", "/clients", Some("not-a-token"), None, None).await.0, 401);
+    // A token for another API.
+    let notes = s.client(NewClient { name: "Job".into(), scope: "notes.read".into(), grant_types: vec![CC.into()], ..Default::default() }).await;
+    let (_, t, _) = token_basic(&s.url, &notes.client.client_id, notes.client_secret.as_deref().unwrap(), &[("grant_type", CC)]).await;
+    let (status, err, _) = api.call("GET", "/clients", Some(t["access_token"].as_str().unwrap()), None, None).await;
+    assert_eq!(status, 401, "{err}");
+    assert!(err["message"].as_str().unwrap().contains("audience"), "{err}");
+    // Reads with tessera.read; no writes.
+    assert_eq!(api.call("GET", "/clients", Some(&reader), None, None).await.0, 200);
+    let (status, err, _) = api.call("POST", "/clients", Some(&reader), Some(json!({"name": "X"})), None).await;
+    assert_eq!((status, err["error"].as_str()), (403, Some("forbidden")), "{err}");
+    // A revoked token stops working at once.
+    let (admin, ops, secret) = admin_token_and_secret(&s, "tessera.admin").await;
+    assert_eq!(api.call("GET", "/clients", Some(&admin), None, None).await.0, 200);
+    assert_eq!(post(&s.url, "/revoke", Some((&ops, &secret)), &[("token", &admin)]).await.0, 200);
+    assert_eq!(api.call("GET", "/clients", Some(&admin), None, None).await.0, 401, "revoked (RFC 7009)");
+    // A user's token for the admin API (a client registered for the scope, alice consenting)
+    // would act with her authority: refused until administrators exist.
+    let web = s
+        .client(NewClient { name: "Web".into(), redirect_uris: vec!["https://app.example/cb".into()], scope: "tessera.admin".into(), ..Default::default() })
+        .await;
+    let url = s.authorize_url(&web.client.client_id, "https://app.example/cb", "tessera.admin", "st", None);
+    let back = Browser::new(&s.url).authorize_and_allow(&url).await;
+    let code = query(&back).remove("code").unwrap();
+    let (_, t, _) = token_basic(
+        &s.url,
+        &web.client.client_id,
+        web.client_secret.as_deref().unwrap(),
+        &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://app.example/cb")],
+    )
+    .await;
+    let (status, err, _) = api.call("GET", "/clients", Some(t["access_token"].as_str().unwrap()), None, None).await;
+    assert_eq!(status, 401, "{err}");
+    assert!(err["message"].as_str().unwrap().contains("client-credentials"), "{err}");
+}
+
+/// The OpenAPI document is OpenAPI 3.1, documents every route it serves, and every route it
+/// documents is served.
+#[tokio::test]
+async fn the_openapi_document_matches_the_routes() {
+    let s = TestServer::start().await;
+    let api = Api::new(&s);
+    let (admin, _) = admin_token(&s, "tessera.admin").await;
+    let (status, doc, _) = api.call("GET", "/openapi.json", None, None, None).await;
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    let mut documented = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys().filter(|m| ["get", "post", "patch", "delete", "put"].contains(&m.as_str())) {
+            documented.push((method.to_uppercase(), path.replace("{client_id}", "nope")));
+        }
+    }
+    documented.sort();
+    assert_eq!(
+        documented.iter().map(|(m, p)| format!("{m} {p}")).collect::<Vec<_>>(),
+        ["DELETE /clients/nope", "GET /clients", "GET /clients/nope", "PATCH /clients/nope", "POST /clients", "POST /clients/nope/secret"]
+    );
+    // Every documented route is served: a real answer, not the router's 404 or 405.
+    for (method, path) in &documented {
+        let (status, body, _) = api.call(method, path, Some(&admin), Some(json!({})), Some("*")).await;
+        let routed_404 = status == 404 && body["message"] == "no such admin API resource";
+        assert!(!routed_404 && status != 405, "{method} {path}: {status} {body}");
+    }
+    // And nothing undocumented is: another method on a documented path is 405.
+    assert_eq!(api.call("PUT", "/clients", Some(&admin), None, None).await.0, 405);
+}
