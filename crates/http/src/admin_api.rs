@@ -1,4 +1,4 @@
-//! The admin REST API under `/admin/v1/` (issue 16), first resource: clients. Routes and the
+//! The admin REST API under `/admin/v1/` (issue 16): clients, users and audit events so far. Routes and the
 //! OpenAPI 3.1 document at `/admin/v1/openapi.json` come from one place (`utoipa-axum`'s
 //! `OpenApiRouter`: a route cannot go undocumented). Callers present one of Tessera's own
 //! access tokens for the built-in admin API (`Tessera::admin_caller`): `tessera.read` reads,
@@ -62,7 +62,11 @@ impl From<AdminError> for Failure {
         match e {
             AdminError::Invalid(message) => {
                 // The service names the CLI flag at fault (`--redirect-uri: …`): the member here.
-                let field = message.split(':').next().and_then(|flag| field_of_flag(flag.trim()));
+                let field = if message.starts_with("the password") {
+                    Some("password".to_string())
+                } else {
+                    message.split([':', ' ']).next().and_then(|flag| field_of_flag(flag.trim()))
+                };
                 Failure(api_error(StatusCode::BAD_REQUEST, "invalid", message, field))
             }
             AdminError::NotFound(message) => Failure(api_error(StatusCode::NOT_FOUND, "not_found", message, None)),
@@ -98,6 +102,8 @@ fn field_of_flag(flag: &str) -> Option<String> {
         "--allowed-origin" => "allowed_origins",
         "--token-auth-method" => "token_endpoint_auth_method",
         "--jwks" => "jwks",
+        "--username" => "username",
+        "--email" => "email",
         "--public clients authenticate with --token-auth-method none" | "--public" => "public",
         _ => return None,
     };
@@ -184,19 +190,22 @@ fn with_etag(status: StatusCode, c: &Client, body: impl Serialize) -> Response {
 
 /// RFC 9110 §13.1.1: the request's `If-Match` must name the current `ETag` (or be `*`).
 fn check_if_match(headers: &HeaderMap, current: &Client) -> Result<(), Failure> {
+    check_if_match_tag(headers, &etag(current))
+}
+
+fn check_if_match_tag(headers: &HeaderMap, wanted: &str) -> Result<(), Failure> {
     let Some(given) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
         return Err(Failure(api_error(
             StatusCode::PRECONDITION_REQUIRED,
             "precondition_required",
-            "send If-Match with the ETag of the client you read (RFC 9110 §13.1.1)",
+            "send If-Match with the ETag of what you read (RFC 9110 §13.1.1)",
             None,
         )));
     };
-    let wanted = etag(current);
     if given.trim() == "*" || given.split(',').any(|t| t.trim() == wanted) {
         Ok(())
     } else {
-        Err(Failure(api_error(StatusCode::PRECONDITION_FAILED, "precondition_failed", "the client changed since it was read: read it again", None)))
+        Err(Failure(api_error(StatusCode::PRECONDITION_FAILED, "precondition_failed", "it changed since it was read: read it again", None)))
     }
 }
 
@@ -367,6 +376,295 @@ async fn rotate_secret(State(svc): State<AppState>, caller: Caller, Path(client_
     Ok(res)
 }
 
+/// A user as the API shows it (never the password hash).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// Further standard claims (OpenID Connect Core §5.1).
+    #[schema(value_type = Object)]
+    pub profile: serde_json::Map<String, serde_json::Value>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<&tessera_storage::UserRecord> for User {
+    fn from(u: &tessera_storage::UserRecord) -> Self {
+        Self {
+            id: u.id.clone(),
+            username: u.username.clone(),
+            email: u.email.clone(),
+            name: u.name.clone(),
+            profile: u.profile.clone(),
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+fn user_etag(u: &User) -> String {
+    format!("\"{}\"", &tessera_server::secret::hash(&serde_json::to_string(u).unwrap_or_default())[..32])
+}
+
+fn user_response(status: StatusCode, u: &User) -> Response {
+    let mut res = (status, Json(u)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&user_etag(u)) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+async fn find_user(svc: &AppState, id: &str) -> Result<tessera_storage::UserRecord, Failure> {
+    svc.store
+        .find_user(id)
+        .await
+        .map_err(|e| Failure::from(ServiceError::Store(e)))?
+        .ok_or_else(|| Failure::from(AdminError::NotFound(format!("no user {id}"))))
+}
+
+/// The password policy, then Argon2id on a blocking thread (not an async worker).
+async fn hashed(password: String) -> Result<String, Failure> {
+    admin::check_password(&password)?;
+    tokio::task::spawn_blocking(move || tessera_server::service::authn::hash_password(&password))
+        .await
+        .map_err(|_| Failure(api_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "hashing failed; try again", None)))?
+        .map_err(|e| Failure(api_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e, None)))
+}
+
+/// Which users to list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UserQuery {
+    /// Users whose username, email or name contains this (any case).
+    pub search: Option<String>,
+    /// Users after this username (the previous page's `next_after`).
+    pub after: Option<String>,
+    /// Users per page, 1 to 500 (default 100).
+    pub limit: Option<usize>,
+}
+
+/// A page of users, by username.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    /// Pass as `after` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<String>,
+}
+
+/// Users, by username, with search and paging.
+#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = ["tessera.read"])), params(UserQuery),
+    responses((status = 200, body = UserPage), (status = 400, body = ApiError), (status = 401, body = ApiError)))]
+async fn list_users(
+    State(svc): State<AppState>,
+    _caller: Caller,
+    q: Result<axum::extract::Query<UserQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Failure> {
+    let axum::extract::Query(q) = q.map_err(|e| Failure(api_error(StatusCode::BAD_REQUEST, "invalid", e.body_text(), None)))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(Failure(api_error(StatusCode::BAD_REQUEST, "invalid", "limit must be 1 to 500", Some("limit".into()))));
+    }
+    let needle = q.search.as_deref().map(str::to_lowercase);
+    let mut all = svc.store.list_users().await.map_err(|e| Failure::from(ServiceError::Store(e)))?;
+    all.sort_by(|a, b| a.username.cmp(&b.username));
+    let matching = all.iter().filter(|u| q.after.as_deref().is_none_or(|a| u.username.as_str() > a)).filter(|u| match &needle {
+        None => true,
+        Some(n) => [Some(&u.username), u.email.as_ref(), u.name.as_ref()].into_iter().flatten().any(|v| v.to_lowercase().contains(n.as_str())),
+    });
+    let mut users: Vec<User> = matching.take(limit + 1).map(User::from).collect();
+    let next_after = if users.len() > limit {
+        users.truncate(limit);
+        users.last().map(|u| u.username.clone())
+    } else {
+        None
+    };
+    Ok(Json(UserPage { users, next_after }).into_response())
+}
+
+/// A user to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserRequest {
+    pub username: String,
+    pub password: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub profile: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Create a user.
+#[utoipa::path(post, path = "/users", tag = "users", security(("bearer" = ["tessera.admin"])), request_body = NewUserRequest,
+    responses((status = 201, body = User), (status = 400, body = ApiError), (status = 403, body = ApiError)))]
+async fn create_user(
+    State(svc): State<AppState>,
+    caller: Caller,
+    body: Result<Json<NewUserRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Failure> {
+    let who = caller.writer()?;
+    let Json(req) = body.map_err(|e| Failure(api_error(StatusCode::BAD_REQUEST, "invalid", e.body_text(), None)))?;
+    let new = admin::NewUser { username: req.username, email: req.email, name: req.name, profile: req.profile };
+    let hash = hashed(req.password).await?;
+    let created = admin::create_user_with_hash(&*svc.store, new, hash, svc.now()).await?;
+    let detail = serde_json::json!({ "username": created.username }).to_string();
+    admin::record_change(&*svc.store, &who.actor(), "admin.user_created", Some(&created.id), None, &detail, svc.now()).await?;
+    let u = User::from(&created);
+    let mut res = user_response(StatusCode::CREATED, &u);
+    if let Ok(v) = HeaderValue::from_str(&format!("{BASE}/users/{}", u.id)) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+/// One user, with its `ETag`.
+#[utoipa::path(get, path = "/users/{user_id}", tag = "users", security(("bearer" = ["tessera.read"])), params(("user_id" = String, Path)),
+    responses((status = 200, body = User, headers(("ETag" = String))), (status = 404, body = ApiError)))]
+async fn get_user(State(svc): State<AppState>, _caller: Caller, Path(user_id): Path<String>) -> Result<Response, Failure> {
+    Ok(user_response(StatusCode::OK, &User::from(&find_user(&svc, &user_id).await?)))
+}
+
+/// What a user `PATCH` changes; a profile member set to `null` is removed.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub profile: serde_json::Map<String, serde_json::Value>,
+    /// A new password: every session of the user ends and their refresh tokens are revoked.
+    pub password: Option<String>,
+}
+
+/// Change a user (conditional: `If-Match`).
+#[utoipa::path(patch, path = "/users/{user_id}", tag = "users", security(("bearer" = ["tessera.admin"])),
+    params(("user_id" = String, Path), ("If-Match" = String, Header)), request_body = UserPatch,
+    responses((status = 200, body = User), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 412, body = ApiError), (status = 428, body = ApiError)))]
+async fn patch_user(
+    State(svc): State<AppState>,
+    caller: Caller,
+    Path(user_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<UserPatch>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Failure> {
+    let who = caller.writer()?;
+    let Json(patch) = body.map_err(|e| Failure(api_error(StatusCode::BAD_REQUEST, "invalid", e.body_text(), None)))?;
+    let current = find_user(&svc, &user_id).await?;
+    check_if_match_tag(&headers, &user_etag(&User::from(&current)))?;
+    // A refused password changes nothing: it is checked (and hashed) first.
+    let hash = match patch.password {
+        Some(pw) => Some(hashed(pw).await?),
+        None => None,
+    };
+    let mut updated = admin::update_user(&*svc.store, &current.username, patch.email, patch.name, patch.profile, svc.now()).await?;
+    if let Some(hash) = hash {
+        admin::set_password_hash(&*svc.store, &current.username, &hash, svc.now()).await?;
+        updated = find_user(&svc, &user_id).await?;
+        let detail = serde_json::json!({ "username": updated.username }).to_string();
+        admin::record_change(&*svc.store, &who.actor(), "admin.password_set", Some(&user_id), None, &detail, svc.now()).await?;
+    }
+    let u = User::from(&updated);
+    admin::record_change(&*svc.store, &who.actor(), "admin.user_updated", Some(&user_id), None, &serde_json::to_string(&u).unwrap_or_default(), svc.now())
+        .await?;
+    Ok(user_response(StatusCode::OK, &u))
+}
+
+/// Delete a user: their sessions, grants, consents, memberships and roles go with them.
+#[utoipa::path(delete, path = "/users/{user_id}", tag = "users", security(("bearer" = ["tessera.admin"])), params(("user_id" = String, Path)),
+    responses((status = 204), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 412, body = ApiError)))]
+async fn delete_user(State(svc): State<AppState>, caller: Caller, Path(user_id): Path<String>, headers: HeaderMap) -> Result<Response, Failure> {
+    let who = caller.writer()?;
+    let current = find_user(&svc, &user_id).await?;
+    if headers.contains_key(header::IF_MATCH) {
+        check_if_match_tag(&headers, &user_etag(&User::from(&current)))?;
+    }
+    admin::delete_user(&*svc.store, &current.username).await?;
+    let detail = serde_json::json!({ "username": current.username }).to_string();
+    admin::record_change(&*svc.store, &who.actor(), "admin.user_deleted", Some(&user_id), None, &detail, svc.now()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Which audit events to list (all filters optional).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    /// At or after (Unix seconds).
+    pub since: Option<i64>,
+    /// Before (Unix seconds).
+    pub until: Option<i64>,
+    /// Events of this kind.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub kind: Option<String>,
+    pub user_id: Option<String>,
+    pub client_id: Option<String>,
+    /// Only events with an id below this one (the previous page's `next_before`).
+    pub before: Option<i64>,
+    /// Events per page, 1 to 1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+/// One audit event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEvent {
+    pub id: i64,
+    /// Unix seconds.
+    pub at: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `client:ID`, `cli:LOGIN`, a user's id, or empty for the server itself.
+    pub actor: String,
+    pub user_id: Option<String>,
+    pub client_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+/// A page of audit events, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    pub events: Vec<AuditEvent>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<i64>,
+}
+
+/// Audit events, newest first, filtered by time, type, user and client.
+#[utoipa::path(get, path = "/audit-events", tag = "audit", security(("bearer" = ["tessera.read"])), params(AuditParams),
+    responses((status = 200, body = AuditPage), (status = 400, body = ApiError), (status = 401, body = ApiError)))]
+async fn list_audit_events(
+    State(svc): State<AppState>,
+    _caller: Caller,
+    q: Result<axum::extract::Query<AuditParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Failure> {
+    let axum::extract::Query(q) = q.map_err(|e| Failure(api_error(StatusCode::BAD_REQUEST, "invalid", e.body_text(), None)))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Failure(api_error(StatusCode::BAD_REQUEST, "invalid", "limit must be 1 to 1000", Some("limit".into()))));
+    }
+    let query =
+        tessera_storage::AuditQuery { since: q.since, until: q.until, kind: q.kind, user_id: q.user_id, client_id: q.client_id, before_id: q.before, limit };
+    let found = svc.store.find_audit_events(&query).await.map_err(|e| Failure::from(ServiceError::Store(e)))?;
+    let next_before = if found.len() as i64 == limit { found.last().map(|e| e.id) } else { None };
+    let events = found
+        .into_iter()
+        .map(|e| AuditEvent {
+            id: e.id,
+            at: e.at,
+            detail: serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::String(e.detail)),
+            kind: e.kind,
+            actor: e.actor,
+            user_id: e.user_id,
+            client_id: e.client_id,
+        })
+        .collect();
+    Ok(Json(AuditPage { events, next_before }).into_response())
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tessera admin API", description = "Manage Tessera. Call with an access token for the audience urn:tessera:admin: tessera.read reads, tessera.admin writes."),
@@ -392,6 +690,9 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_clients, create_client))
         .routes(routes!(get_client, patch_client, delete_client))
         .routes(routes!(rotate_secret))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(get_user, patch_user, delete_user))
+        .routes(routes!(list_audit_events))
         .split_for_parts()
 }
 

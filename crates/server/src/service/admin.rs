@@ -352,7 +352,7 @@ pub async fn update_user(
     Ok(user)
 }
 
-fn check_password(password: &str) -> Result<(), AdminError> {
+pub fn check_password(password: &str) -> Result<(), AdminError> {
     let n = password.chars().count();
     if !(8..=1024).contains(&n) {
         return Err(invalid("the password must be 8 to 1024 characters"));
@@ -415,7 +415,13 @@ pub async fn create_user_with_hash(store: &dyn Store, req: NewUser, password_has
 pub async fn set_password(store: &dyn Store, username: &str, password: &str, now: i64) -> Result<(), AdminError> {
     check_password(password)?;
     let hash = hash_password(password).map_err(invalid)?;
-    if store.update_user_password(username, &hash, None, now).await? { Ok(()) } else { Err(AdminError::NotFound(format!("no user {username}"))) }
+    set_password_hash(store, username, &hash, now).await
+}
+
+/// [`set_password`] with the Argon2id hash made by the caller (the server hashes off its async
+/// workers).
+pub async fn set_password_hash(store: &dyn Store, username: &str, hash: &str, now: i64) -> Result<(), AdminError> {
+    if store.update_user_password(username, hash, None, now).await? { Ok(()) } else { Err(AdminError::NotFound(format!("no user {username}"))) }
 }
 
 /// `tessera user delete`: the user and, in the same transaction, their sessions, refresh tokens,

@@ -194,13 +194,26 @@ async fn the_openapi_document_matches_the_routes() {
     let mut documented = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys().filter(|m| ["get", "post", "patch", "delete", "put"].contains(&m.as_str())) {
-            documented.push((method.to_uppercase(), path.replace("{client_id}", "nope")));
+            documented.push((method.to_uppercase(), path.replace("{client_id}", "nope").replace("{user_id}", "nope")));
         }
     }
     documented.sort();
     assert_eq!(
         documented.iter().map(|(m, p)| format!("{m} {p}")).collect::<Vec<_>>(),
-        ["DELETE /clients/nope", "GET /clients", "GET /clients/nope", "PATCH /clients/nope", "POST /clients", "POST /clients/nope/secret"]
+        [
+            "DELETE /clients/nope",
+            "DELETE /users/nope",
+            "GET /audit-events",
+            "GET /clients",
+            "GET /clients/nope",
+            "GET /users",
+            "GET /users/nope",
+            "PATCH /clients/nope",
+            "PATCH /users/nope",
+            "POST /clients",
+            "POST /clients/nope/secret",
+            "POST /users"
+        ]
     );
     // Every documented route is served: a real answer, not the router's 404 or 405.
     for (method, path) in &documented {
@@ -210,4 +223,70 @@ async fn the_openapi_document_matches_the_routes() {
     }
     // And nothing undocumented is: another method on a documented path is 405.
     assert_eq!(api.call("PUT", "/clients", Some(&admin), None, None).await.0, 405);
+}
+
+#[tokio::test]
+async fn users_and_audit_events_through_the_admin_api() {
+    let s = TestServer::start().await;
+    let api = Api::new(&s);
+    let (admin, ops_id) = admin_token(&s, "tessera.admin").await;
+    let (reader, _) = admin_token(&s, "tessera.read").await;
+    for name in ["carol", "dave", "erin"] {
+        let body = json!({"username": name, "password": "a long enough password", "email": format!("{name}@example.com")});
+        let (status, u, h) = api.call("POST", "/users", Some(&admin), Some(body), None).await;
+        assert_eq!(status, 201, "{u}");
+        assert_eq!(h["location"], format!("/admin/v1/users/{}", u["id"].as_str().unwrap()));
+        assert!(u.get("password_hash").is_none() && u.get("password").is_none(), "{u}");
+    }
+    let (status, err, _) = api.call("POST", "/users", Some(&admin), Some(json!({"username": "x", "password": "short"})), None).await;
+    assert_eq!((status, err["field"].as_str()), (400, Some("password")), "{err}");
+    let (status, err, _) = api.call("POST", "/users", Some(&admin), Some(json!({"username": "carol", "password": "a long enough password"})), None).await;
+    assert_eq!(status, 400, "a taken username: {err}");
+
+    // Search and paging, by username.
+    let (status, page, _) = api.call("GET", "/users?limit=2", Some(&reader), None, None).await;
+    assert_eq!(status, 200);
+    let names = |p: &Value| p["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(names(&page), ["alice", "carol"]);
+    let (_, next, _) = api.call("GET", &format!("/users?limit=2&after={}", page["next_after"].as_str().unwrap()), Some(&reader), None, None).await;
+    assert_eq!(names(&next), ["dave", "erin"]);
+    assert!(next.get("next_after").is_none(), "the last page");
+    let (_, found, _) = api.call("GET", "/users?search=DAVE%40EXAMPLE", Some(&reader), None, None).await;
+    assert_eq!(names(&found), ["dave"]);
+    assert_eq!(api.call("GET", "/users?limit=0", Some(&reader), None, None).await.0, 400);
+    assert_eq!(api.call("GET", "/users?colour=red", Some(&reader), None, None).await.0, 400);
+
+    // A conditional update with a new password: the old one stops working.
+    let dave = found["users"][0]["id"].as_str().unwrap().to_string();
+    let (_, _, h) = api.call("GET", &format!("/users/{dave}"), Some(&reader), None, None).await;
+    let tag = etag(&h);
+    assert_eq!(api.call("PATCH", &format!("/users/{dave}"), Some(&admin), Some(json!({"name": "Dave"})), None).await.0, 428);
+    let (status, err, _) = api.call("PATCH", &format!("/users/{dave}"), Some(&admin), Some(json!({"name": "Half", "password": "short"})), Some(&tag)).await;
+    assert_eq!((status, err["field"].as_str()), (400, Some("password")), "{err}");
+    assert_eq!(api.call("GET", &format!("/users/{dave}"), Some(&reader), None, None).await.1["name"], Value::Null, "a refused change changes nothing");
+    let (status, u, _) =
+        api.call("PATCH", &format!("/users/{dave}"), Some(&admin), Some(json!({"name": "Dave D", "password": "another long password"})), Some(&tag)).await;
+    assert_eq!((status, u["name"].as_str()), (200, Some("Dave D")), "{u}");
+    assert_eq!(api.call("PATCH", &format!("/users/{dave}"), Some(&admin), Some(json!({"name": "Stale"})), Some(&tag)).await.0, 412);
+    assert!(s.svc.sign_in("dave", "a long enough password", "127.0.0.1").await.unwrap().is_err(), "the old password");
+    assert!(s.svc.sign_in("dave", "another long password", "127.0.0.1").await.unwrap().is_ok(), "the new one");
+    // Reads only with tessera.read.
+    assert_eq!(api.call("DELETE", &format!("/users/{dave}"), Some(&reader), None, None).await.0, 403);
+    assert_eq!(api.call("DELETE", &format!("/users/{dave}"), Some(&admin), None, None).await.0, 204);
+    assert_eq!(api.call("GET", &format!("/users/{dave}"), Some(&reader), None, None).await.0, 404);
+
+    // The audit log through the API: newest first, by type, user and client, in pages.
+    let (status, page, _) = api.call("GET", &format!("/audit-events?user_id={dave}"), Some(&reader), None, None).await;
+    assert_eq!(status, 200);
+    let kinds: Vec<&str> = page["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    // (The failed sign-in with the old password names no user id: it proves nothing about one.)
+    assert_eq!(kinds, ["admin.user_deleted", "sign_in", "admin.user_updated", "admin.password_set", "admin.user_created"], "{page}");
+    assert!(page["events"][0]["actor"] == format!("client:{ops_id}").as_str());
+    let (_, created, _) = api.call("GET", "/audit-events?type=admin.user_created&limit=2", Some(&reader), None, None).await;
+    assert_eq!(created["events"].as_array().unwrap().len(), 2);
+    let before = created["next_before"].as_i64().expect("another page");
+    let (_, rest, _) = api.call("GET", &format!("/audit-events?type=admin.user_created&before={before}"), Some(&reader), None, None).await;
+    assert_eq!(rest["events"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["events"][0]["detail"]["username"], "carol", "oldest last: {rest}");
+    assert_eq!(api.call("GET", "/audit-events?limit=5000", Some(&reader), None, None).await.0, 400);
 }

@@ -476,7 +476,20 @@ async fn rfc8414_metadata_and_jwks() {
     }
     assert_eq!(
         m["scopes_supported"],
-        serde_json::json!(["address", "email", "groups", "notes.delete", "notes.read", "notes.write", "offline_access", "openid", "phone", "profile", "tessera.admin", "tessera.read"])
+        serde_json::json!([
+            "address",
+            "email",
+            "groups",
+            "notes.delete",
+            "notes.read",
+            "notes.write",
+            "offline_access",
+            "openid",
+            "phone",
+            "profile",
+            "tessera.admin",
+            "tessera.read"
+        ])
     );
     let jwks: serde_json::Value = http.get(m["jwks_uri"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
     let keys = jwks["keys"].as_array().unwrap();
