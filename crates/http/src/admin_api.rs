@@ -1,4 +1,5 @@
-//! The admin REST API under `/admin/v1/` (issue 16): clients, users and audit events so far. Routes and the
+//! The admin REST API under `/admin/v1/` (issue 16): clients, users, groups, APIs with their
+//! roles, signing keys and audit events. Routes and the
 //! OpenAPI 3.1 document at `/admin/v1/openapi.json` come from one place (`utoipa-axum`'s
 //! `OpenApiRouter`: a route cannot go undocumented). Callers present one of Tessera's own
 //! access tokens for the built-in admin API (`Tessera::admin_caller`): `tessera.read` reads,
@@ -665,6 +666,266 @@ async fn list_audit_events(
     Ok(Json(AuditPage { events, next_before }).into_response())
 }
 
+fn store_err(e: tessera_storage::StoreError) -> Failure {
+    Failure::from(ServiceError::Store(e))
+}
+
+fn bad_json(e: axum::extract::rejection::JsonRejection) -> Failure {
+    Failure(api_error(StatusCode::BAD_REQUEST, "invalid", e.body_text(), None))
+}
+
+/// A group and its members (by username).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Group {
+    pub name: String,
+    pub description: String,
+    pub created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<String>>,
+}
+
+/// Every group.
+#[utoipa::path(get, path = "/groups", tag = "groups", security(("bearer" = ["tessera.read"])), responses((status = 200, body = Vec<Group>)))]
+async fn list_groups(State(svc): State<AppState>, _caller: Caller) -> Result<Response, Failure> {
+    let list = svc.store.list_groups().await.map_err(store_err)?;
+    Ok(Json(list.into_iter().map(|g| Group { name: g.name, description: g.description, created_at: g.created_at, members: None }).collect::<Vec<_>>())
+        .into_response())
+}
+
+/// A group to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewGroup {
+    pub name: String,
+    pub description: Option<String>,
+}
+
+/// Create a group (409 when the name is taken).
+#[utoipa::path(post, path = "/groups", tag = "groups", security(("bearer" = ["tessera.admin"])), request_body = NewGroup,
+    responses((status = 201, body = Group), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+async fn create_group(
+    State(svc): State<AppState>,
+    caller: Caller,
+    body: Result<Json<NewGroup>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Failure> {
+    let who = caller.writer()?;
+    let Json(req) = body.map_err(bad_json)?;
+    if svc.store.find_group(req.name.trim()).await.map_err(store_err)?.is_some() {
+        return Err(Failure(api_error(StatusCode::CONFLICT, "conflict", format!("group {} already exists", req.name.trim()), Some("name".into()))));
+    }
+    let g = admin::create_group(&*svc.store, &req.name, req.description.as_deref(), svc.now()).await.map_err(|e| match e {
+        AdminError::Invalid(m) if m.contains("already exists") => Failure(api_error(StatusCode::CONFLICT, "conflict", m, Some("name".into()))),
+        AdminError::Invalid(m) => Failure(api_error(StatusCode::BAD_REQUEST, "invalid", m, Some("name".into()))),
+        other => Failure::from(other),
+    })?;
+    admin::record_change(&*svc.store, &who.actor(), "admin.group_created", None, None, &serde_json::json!({ "group": g.name }).to_string(), svc.now()).await?;
+    Ok((StatusCode::CREATED, Json(Group { name: g.name, description: g.description, created_at: g.created_at, members: Some(vec![]) })).into_response())
+}
+
+/// A group with its members.
+#[utoipa::path(get, path = "/groups/{name}", tag = "groups", security(("bearer" = ["tessera.read"])), params(("name" = String, Path)),
+    responses((status = 200, body = Group), (status = 404, body = ApiError)))]
+async fn get_group(State(svc): State<AppState>, _caller: Caller, Path(name): Path<String>) -> Result<Response, Failure> {
+    let g = svc.store.find_group(&name).await.map_err(store_err)?.ok_or_else(|| Failure::from(AdminError::NotFound(format!("no group {name}"))))?;
+    let members = admin::group_members(&*svc.store, &name).await?;
+    Ok(Json(Group { name: g.name, description: g.description, created_at: g.created_at, members: Some(members) }).into_response())
+}
+
+/// Delete a group, its memberships and the roles granted to it.
+#[utoipa::path(delete, path = "/groups/{name}", tag = "groups", security(("bearer" = ["tessera.admin"])), params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = ApiError)))]
+async fn delete_group(State(svc): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Response, Failure> {
+    let who = caller.writer()?;
+    admin::delete_group(&*svc.store, &name).await?;
+    admin::record_change(&*svc.store, &who.actor(), "admin.group_deleted", None, None, &serde_json::json!({ "group": name }).to_string(), svc.now()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Add a user to a group (idempotent: 204 either way).
+#[utoipa::path(put, path = "/groups/{name}/members/{username}", tag = "groups", security(("bearer" = ["tessera.admin"])),
+    params(("name" = String, Path), ("username" = String, Path)), responses((status = 204), (status = 404, body = ApiError)))]
+async fn add_member(State(svc): State<AppState>, caller: Caller, Path((name, username)): Path<(String, String)>) -> Result<Response, Failure> {
+    let who = caller.writer()?;
+    if admin::add_group_member(&*svc.store, &name, &username).await? {
+        let detail = serde_json::json!({ "group": name, "username": username }).to_string();
+        let user = svc.store.find_user_by_username(&username).await.map_err(store_err)?.map(|u| u.id);
+        admin::record_change(&*svc.store, &who.actor(), "admin.group_member_added", user.as_deref(), None, &detail, svc.now()).await?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Remove a user from a group (204 either way).
+#[utoipa::path(delete, path = "/groups/{name}/members/{username}", tag = "groups", security(("bearer" = ["tessera.admin"])),
+    params(("name" = String, Path), ("username" = String, Path)), responses((status = 204), (status = 404, body = ApiError)))]
+async fn remove_member(State(svc): State<AppState>, caller: Caller, Path((name, username)): Path<(String, String)>) -> Result<Response, Failure> {
+    let who = caller.writer()?;
+    if admin::remove_group_member(&*svc.store, &name, &username).await? {
+        let detail = serde_json::json!({ "group": name, "username": username }).to_string();
+        let user = svc.store.find_user_by_username(&username).await.map_err(store_err)?.map(|u| u.id);
+        admin::record_change(&*svc.store, &who.actor(), "admin.group_member_removed", user.as_deref(), None, &detail, svc.now()).await?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// An API (resource server): its scopes and roles.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Api {
+    /// The RFC 8707 resource identifier: the access tokens' audience.
+    pub identifier: String,
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub scopes: Vec<tessera_storage::ApiScope>,
+    #[schema(value_type = Object)]
+    pub roles: Vec<tessera_storage::ApiRole>,
+    pub created_at: i64,
+}
+
+impl From<tessera_storage::ApiRecord> for Api {
+    fn from(a: tessera_storage::ApiRecord) -> Self {
+        Self { identifier: a.identifier, name: a.name, scopes: a.scopes, roles: a.roles, created_at: a.created_at }
+    }
+}
+
+/// Every API.
+#[utoipa::path(get, path = "/apis", tag = "apis", security(("bearer" = ["tessera.read"])), responses((status = 200, body = Vec<Api>)))]
+async fn list_apis(State(svc): State<AppState>, _caller: Caller) -> Result<Response, Failure> {
+    Ok(Json(svc.store.list_apis().await.map_err(store_err)?.into_iter().map(Api::from).collect::<Vec<_>>()).into_response())
+}
+
+/// A name and what it means, for a scope or a role.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Described {
+    pub name: String,
+    pub description: String,
+}
+
+/// An API to register.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApi {
+    pub identifier: String,
+    pub name: String,
+    pub scopes: Vec<Described>,
+    #[serde(default)]
+    pub roles: Vec<Described>,
+}
+
+/// Register an API (409 when the identifier is taken).
+#[utoipa::path(post, path = "/apis", tag = "apis", security(("bearer" = ["tessera.admin"])), request_body = NewApi,
+    responses((status = 201, body = Api), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+async fn create_api(
+    State(svc): State<AppState>,
+    caller: Caller,
+    body: Result<Json<NewApi>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Failure> {
+    let who = caller.writer()?;
+    let Json(req) = body.map_err(bad_json)?;
+    if svc.store.list_apis().await.map_err(store_err)?.iter().any(|a| a.identifier == req.identifier) {
+        return Err(Failure(api_error(StatusCode::CONFLICT, "conflict", format!("API {} already exists", req.identifier), Some("identifier".into()))));
+    }
+    let scopes = req.scopes.iter().map(|d| admin::parse_api_scope(&format!("{}={}", d.name, d.description))).collect::<Result<Vec<_>, _>>()?;
+    let roles = req.roles.iter().map(|d| admin::parse_api_role(&format!("{}={}", d.name, d.description))).collect::<Result<Vec<_>, _>>()?;
+    let a = admin::create_api_with_roles(&*svc.store, &req.identifier, &req.name, scopes, roles, svc.now()).await.map_err(|e| match e {
+        AdminError::Invalid(m) if m.contains("already exists") => Failure(api_error(StatusCode::CONFLICT, "conflict", m, Some("identifier".into()))),
+        other => Failure::from(other),
+    })?;
+    let a = Api::from(a);
+    admin::record_change(&*svc.store, &who.actor(), "admin.api_created", None, None, &serde_json::to_string(&a).unwrap_or_default(), svc.now()).await?;
+    Ok((StatusCode::CREATED, Json(a)).into_response())
+}
+
+/// Delete an API and the roles granted of it (`identifier` percent-encoded in the path).
+#[utoipa::path(delete, path = "/apis/{identifier}", tag = "apis", security(("bearer" = ["tessera.admin"])), params(("identifier" = String, Path)),
+    responses((status = 204), (status = 404, body = ApiError)))]
+async fn delete_api(State(svc): State<AppState>, caller: Caller, Path(identifier): Path<String>) -> Result<Response, Failure> {
+    let who = caller.writer()?;
+    if !svc.store.delete_api(&identifier).await.map_err(store_err)? {
+        return Err(AdminError::NotFound(format!("no API {identifier}")).into());
+    }
+    admin::record_change(&*svc.store, &who.actor(), "admin.api_deleted", None, None, &serde_json::json!({ "identifier": identifier }).to_string(), svc.now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn holder(kind: &str, who: String) -> Result<admin::RoleHolder, Failure> {
+    match kind {
+        "users" => Ok(admin::RoleHolder::User(who)),
+        "groups" => Ok(admin::RoleHolder::Group(who)),
+        _ => Err(Failure(api_error(StatusCode::NOT_FOUND, "not_found", "roles are granted to users or groups", None))),
+    }
+}
+
+/// Grant a role of an API to a user (`users/USERNAME`) or a group (`groups/NAME`); idempotent.
+#[utoipa::path(put, path = "/apis/{identifier}/roles/{role}/{kind}/{holder}", tag = "apis", security(("bearer" = ["tessera.admin"])),
+    params(("identifier" = String, Path), ("role" = String, Path), ("kind" = String, Path, description = "users or groups"), ("holder" = String, Path)),
+    responses((status = 204), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
+async fn grant_role(
+    State(svc): State<AppState>,
+    caller: Caller,
+    Path((identifier, role, kind, who_)): Path<(String, String, String, String)>,
+) -> Result<Response, Failure> {
+    let who = caller.writer()?;
+    let h = holder(&kind, who_)?;
+    if admin::grant_role(&*svc.store, &identifier, &role, &h).await? {
+        let detail = serde_json::json!({ "api": identifier, "role": role, "to": format!("{h:?}") }).to_string();
+        admin::record_change(&*svc.store, &who.actor(), "admin.role_granted", None, None, &detail, svc.now()).await?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Take a role back (204 either way).
+#[utoipa::path(delete, path = "/apis/{identifier}/roles/{role}/{kind}/{holder}", tag = "apis", security(("bearer" = ["tessera.admin"])),
+    params(("identifier" = String, Path), ("role" = String, Path), ("kind" = String, Path), ("holder" = String, Path)),
+    responses((status = 204), (status = 404, body = ApiError)))]
+async fn revoke_role(
+    State(svc): State<AppState>,
+    caller: Caller,
+    Path((identifier, role, kind, who_)): Path<(String, String, String, String)>,
+) -> Result<Response, Failure> {
+    let who = caller.writer()?;
+    let h = holder(&kind, who_)?;
+    if admin::revoke_role(&*svc.store, &identifier, &role, &h).await? {
+        let detail = serde_json::json!({ "api": identifier, "role": role, "from": format!("{h:?}") }).to_string();
+        admin::record_change(&*svc.store, &who.actor(), "admin.role_revoked", None, None, &detail, svc.now()).await?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A signing key (public facts only).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: String,
+    pub created_at: i64,
+    /// When it signs (or signed) from.
+    pub use_after: i64,
+}
+
+/// The signing keys, published or signing.
+#[utoipa::path(get, path = "/keys", tag = "keys", security(("bearer" = ["tessera.read"])), responses((status = 200, body = Vec<SigningKey>)))]
+async fn list_keys(State(svc): State<AppState>, _caller: Caller) -> Result<Response, Failure> {
+    let keys = svc.store.list_signing_keys().await.map_err(store_err)?;
+    Ok(Json(keys.into_iter().map(|k| SigningKey { kid: k.kid, alg: k.alg, created_at: k.created_at, use_after: k.use_after }).collect::<Vec<_>>())
+        .into_response())
+}
+
+/// Start a new key per algorithm: published now, signing in an hour (the JWKS caches of
+/// resource servers see it first); the old keys are retired once their tokens expired.
+#[utoipa::path(post, path = "/keys/rotate", tag = "keys", security(("bearer" = ["tessera.admin"])), responses((status = 200, body = Vec<SigningKey>)))]
+async fn rotate_keys(State(svc): State<AppState>, caller: Caller) -> Result<Response, Failure> {
+    let who = caller.writer()?;
+    let now = svc.now();
+    let mut created = Vec::new();
+    for alg in tessera_jose::Alg::ALL {
+        let kid = tessera_server::keys::rotate(&*svc.store, svc.keys.kek(), alg, now, 3_600).await.map_err(store_err)?;
+        created.push(SigningKey { kid, alg: alg.as_str().into(), created_at: now, use_after: now + 3_600 });
+    }
+    svc.keys.reload(&*svc.store).await.map_err(store_err)?;
+    admin::record_change(&*svc.store, &who.actor(), "admin.keys_rotated", None, None, &serde_json::to_string(&created).unwrap_or_default(), now).await?;
+    Ok(Json(created).into_response())
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tessera admin API", description = "Manage Tessera. Call with an access token for the audience urn:tessera:admin: tessera.read reads, tessera.admin writes."),
@@ -693,6 +954,14 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_users, create_user))
         .routes(routes!(get_user, patch_user, delete_user))
         .routes(routes!(list_audit_events))
+        .routes(routes!(list_groups, create_group))
+        .routes(routes!(get_group, delete_group))
+        .routes(routes!(add_member, remove_member))
+        .routes(routes!(list_apis, create_api))
+        .routes(routes!(delete_api))
+        .routes(routes!(grant_role, revoke_role))
+        .routes(routes!(list_keys))
+        .routes(routes!(rotate_keys))
         .split_for_parts()
 }
 

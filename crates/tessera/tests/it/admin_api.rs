@@ -194,25 +194,51 @@ async fn the_openapi_document_matches_the_routes() {
     let mut documented = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys().filter(|m| ["get", "post", "patch", "delete", "put"].contains(&m.as_str())) {
-            documented.push((method.to_uppercase(), path.replace("{client_id}", "nope").replace("{user_id}", "nope")));
+            let mut p = path.clone();
+            for (param, value) in [
+                ("{client_id}", "nope"),
+                ("{user_id}", "nope"),
+                ("{name}", "nope"),
+                ("{username}", "nope"),
+                ("{identifier}", "nope"),
+                ("{role}", "nope"),
+                ("{kind}", "users"),
+                ("{holder}", "nope"),
+            ] {
+                p = p.replace(param, value);
+            }
+            documented.push((method.to_uppercase(), p));
         }
     }
     documented.sort();
     assert_eq!(
         documented.iter().map(|(m, p)| format!("{m} {p}")).collect::<Vec<_>>(),
         [
+            "DELETE /apis/nope",
+            "DELETE /apis/nope/roles/nope/users/nope",
             "DELETE /clients/nope",
+            "DELETE /groups/nope",
+            "DELETE /groups/nope/members/nope",
             "DELETE /users/nope",
+            "GET /apis",
             "GET /audit-events",
             "GET /clients",
             "GET /clients/nope",
+            "GET /groups",
+            "GET /groups/nope",
+            "GET /keys",
             "GET /users",
             "GET /users/nope",
             "PATCH /clients/nope",
             "PATCH /users/nope",
+            "POST /apis",
             "POST /clients",
             "POST /clients/nope/secret",
-            "POST /users"
+            "POST /groups",
+            "POST /keys/rotate",
+            "POST /users",
+            "PUT /apis/nope/roles/nope/users/nope",
+            "PUT /groups/nope/members/nope"
         ]
     );
     // Every documented route is served: a real answer, not the router's 404 or 405.
@@ -289,4 +315,90 @@ async fn users_and_audit_events_through_the_admin_api() {
     assert_eq!(rest["events"].as_array().unwrap().len(), 1);
     assert_eq!(rest["events"][0]["detail"]["username"], "carol", "oldest last: {rest}");
     assert_eq!(api.call("GET", "/audit-events?limit=5000", Some(&reader), None, None).await.0, 400);
+}
+
+/// Groups, APIs with roles, role grants and signing keys through the API; a role granted there
+/// is in the next access token.
+#[tokio::test]
+async fn groups_apis_roles_and_keys_through_the_admin_api() {
+    let s = TestServer::start().await;
+    let api = Api::new(&s);
+    let (admin, _) = admin_token(&s, "tessera.admin").await;
+    let (status, g, _) = api.call("POST", "/groups", Some(&admin), Some(json!({"name": "editors", "description": "People who edit"})), None).await;
+    assert_eq!((status, g["members"].clone()), (201, json!([])), "{g}");
+    let (status, err, _) = api.call("POST", "/groups", Some(&admin), Some(json!({"name": "editors"})), None).await;
+    assert_eq!((status, err["error"].as_str()), (409, Some("conflict")), "{err}");
+    assert_eq!(api.call("POST", "/groups", Some(&admin), Some(json!({"name": "has space"})), None).await.0, 400);
+    assert_eq!(api.call("PUT", "/groups/editors/members/alice", Some(&admin), None, None).await.0, 204);
+    assert_eq!(api.call("PUT", "/groups/editors/members/alice", Some(&admin), None, None).await.0, 204, "idempotent");
+    assert_eq!(api.call("PUT", "/groups/editors/members/nobody", Some(&admin), None, None).await.0, 404);
+    assert_eq!(api.call("GET", "/groups/editors", Some(&admin), None, None).await.1["members"], json!(["alice"]));
+
+    let docs = json!({"identifier": "https://docs.example", "name": "Docs", "scopes": [{"name": "docs.read", "description": "Read your documents"}], "roles": [{"name": "editor", "description": "Can edit"}]});
+    let (status, a, _) = api.call("POST", "/apis", Some(&admin), Some(docs.clone()), None).await;
+    assert_eq!(status, 201, "{a}");
+    assert_eq!(api.call("POST", "/apis", Some(&admin), Some(docs), None).await.0, 409);
+    let enc = "https%3A%2F%2Fdocs.example";
+    assert_eq!(api.call("PUT", &format!("/apis/{enc}/roles/editor/groups/editors"), Some(&admin), None, None).await.0, 204);
+    let (status, err, _) = api.call("PUT", &format!("/apis/{enc}/roles/owner/users/alice"), Some(&admin), None, None).await;
+    assert_eq!((status, err["error"].as_str()), (400, Some("invalid")), "an undeclared role: {err}");
+    assert_eq!(api.call("PUT", &format!("/apis/{enc}/roles/editor/robots/r2"), Some(&admin), None, None).await.0, 404);
+
+    // The grant is in alice's next token for the API (once the scope catalog's 2 s cache has
+    // seen the new API).
+    s.clock.advance(3);
+    let c = s
+        .client(NewClient { name: "Docs Web".into(), redirect_uris: vec!["https://app.example/cb".into()], scope: "docs.read".into(), ..Default::default() })
+        .await;
+    let url = s.authorize_url(&c.client.client_id, "https://app.example/cb", "docs.read", "st", None);
+    let code = query(&Browser::new(&s.url).authorize_and_allow(&url).await).remove("code").unwrap();
+    let (_, t, _) = token_basic(
+        &s.url,
+        &c.client.client_id,
+        c.client_secret.as_deref().unwrap(),
+        &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://app.example/cb")],
+    )
+    .await;
+    let claims = verify_access_token(&s.url, t["access_token"].as_str().unwrap(), "https://docs.example").await;
+    assert_eq!(claims["roles"], json!(["editor"]));
+    assert_eq!(api.call("DELETE", &format!("/apis/{enc}/roles/editor/groups/editors"), Some(&admin), None, None).await.0, 204);
+    assert_eq!(api.call("DELETE", "/groups/editors/members/alice", Some(&admin), None, None).await.0, 204);
+    assert_eq!(api.call("DELETE", "/groups/editors", Some(&admin), None, None).await.0, 204);
+    assert_eq!(api.call("GET", "/groups/editors", Some(&admin), None, None).await.0, 404);
+    assert_eq!(api.call("DELETE", &format!("/apis/{enc}"), Some(&admin), None, None).await.0, 204);
+    assert!(api.call("GET", "/apis", Some(&admin), None, None).await.1.as_array().unwrap().iter().all(|a| a["identifier"] != "https://docs.example"));
+
+    // Keys: a rotation publishes one new key per algorithm, in the JWKS at once.
+    let (_, before, _) = api.call("GET", "/keys", Some(&admin), None, None).await;
+    let (status, rotated, _) = api.call("POST", "/keys/rotate", Some(&admin), None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(rotated.as_array().unwrap().len(), 3);
+    let (_, after, _) = api.call("GET", "/keys", Some(&admin), None, None).await;
+    assert_eq!(after.as_array().unwrap().len(), before.as_array().unwrap().len() + 3);
+    let jwks: Value = reqwest::get(format!("{}/jwks.json", s.url)).await.unwrap().json().await.unwrap();
+    for k in rotated.as_array().unwrap() {
+        assert!(jwks["keys"].as_array().unwrap().iter().any(|j| j["kid"] == k["kid"]), "{} published", k["kid"]);
+    }
+    let kinds: Vec<String> = s
+        .svc
+        .store
+        .find_audit_events(&tessera_storage::AuditQuery { limit: 50, ..Default::default() })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .filter(|k| k.starts_with("admin."))
+        .collect();
+    for k in [
+        "admin.group_created",
+        "admin.group_member_added",
+        "admin.api_created",
+        "admin.role_granted",
+        "admin.role_revoked",
+        "admin.group_deleted",
+        "admin.api_deleted",
+        "admin.keys_rotated",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "{k} in {kinds:?}");
+    }
 }
