@@ -590,6 +590,73 @@ async fn delete_user(State(svc): State<AppState>, caller: Caller, Path(user_id):
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// A client the user granted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Consent {
+    pub client_id: String,
+    pub client_name: Option<String>,
+    /// Space-separated scopes granted.
+    pub scope: String,
+    /// When the scopes last changed (Unix seconds).
+    pub updated_at: i64,
+}
+
+/// The clients the user granted, newest first.
+#[utoipa::path(get, path = "/users/{user_id}/consents", tag = "users", security(("bearer" = ["tessera.read"])), params(("user_id" = String, Path)),
+    responses((status = 200, body = Vec<Consent>), (status = 404, body = ApiError)))]
+async fn list_consents(State(svc): State<AppState>, _caller: Caller, Path(user_id): Path<String>) -> Result<Response, Failure> {
+    find_user(&svc, &user_id).await?;
+    let mut out = Vec::new();
+    for c in svc.store.list_consents(&user_id).await.map_err(|e| Failure::from(ServiceError::Store(e)))? {
+        let client_name = svc.store.find_client(&c.client_id).await.map_err(|e| Failure::from(ServiceError::Store(e)))?.map(|r| r.name);
+        out.push(Consent { client_id: c.client_id, client_name, scope: c.scope.to_string(), updated_at: c.updated_at });
+    }
+    Ok(Json(out).into_response())
+}
+
+/// Remove the user's access for a client: its grants revoked (refresh and access tokens), the
+/// consent deleted; the next authorization asks again.
+#[utoipa::path(delete, path = "/users/{user_id}/consents/{client_id}", tag = "users", security(("bearer" = ["tessera.admin"])),
+    params(("user_id" = String, Path), ("client_id" = String, Path)), responses((status = 204), (status = 404, body = ApiError)))]
+async fn remove_consent(State(svc): State<AppState>, caller: Caller, Path((user_id, client_id)): Path<(String, String)>) -> Result<Response, Failure> {
+    let who = caller.writer()?;
+    let revoked = admin::remove_access(&*svc.store, &user_id, &client_id, svc.now()).await?;
+    let detail = serde_json::json!({ "grants_revoked": revoked }).to_string();
+    admin::record_change(&*svc.store, &who.actor(), "consent_removed", Some(&user_id), Some(&client_id), &detail, svc.now()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A browser session (never its id).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Session {
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub auth_time: Option<i64>,
+    /// How the user authenticated (RFC 8176 values, space-separated).
+    pub amr: Option<String>,
+}
+
+/// The user's live browser sessions, newest first.
+#[utoipa::path(get, path = "/users/{user_id}/sessions", tag = "users", security(("bearer" = ["tessera.read"])), params(("user_id" = String, Path)),
+    responses((status = 200, body = Vec<Session>), (status = 404, body = ApiError)))]
+async fn list_sessions(State(svc): State<AppState>, _caller: Caller, Path(user_id): Path<String>) -> Result<Response, Failure> {
+    find_user(&svc, &user_id).await?;
+    let list = svc.store.list_user_sessions(&user_id, svc.now()).await.map_err(|e| Failure::from(ServiceError::Store(e)))?;
+    Ok(Json(list.into_iter().map(|s| Session { created_at: s.created_at, expires_at: s.expires_at, auth_time: s.auth_time, amr: s.amr }).collect::<Vec<_>>())
+        .into_response())
+}
+
+/// Sign the user out everywhere: every browser session ends.
+#[utoipa::path(delete, path = "/users/{user_id}/sessions", tag = "users", security(("bearer" = ["tessera.admin"])), params(("user_id" = String, Path)),
+    responses((status = 204), (status = 404, body = ApiError)))]
+async fn end_sessions(State(svc): State<AppState>, caller: Caller, Path(user_id): Path<String>) -> Result<Response, Failure> {
+    let who = caller.writer()?;
+    find_user(&svc, &user_id).await?;
+    svc.store.delete_user_sessions(&user_id).await.map_err(|e| Failure::from(ServiceError::Store(e)))?;
+    admin::record_change(&*svc.store, &who.actor(), "admin.sessions_ended", Some(&user_id), None, "{}", svc.now()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 /// Which audit events to list (all filters optional).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -953,6 +1020,9 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(rotate_secret))
         .routes(routes!(list_users, create_user))
         .routes(routes!(get_user, patch_user, delete_user))
+        .routes(routes!(list_consents))
+        .routes(routes!(remove_consent))
+        .routes(routes!(list_sessions, end_sessions))
         .routes(routes!(list_audit_events))
         .routes(routes!(list_groups, create_group))
         .routes(routes!(get_group, delete_group))

@@ -377,6 +377,14 @@ impl KeyStore for PgStore {
 
 #[async_trait]
 impl SessionStore for PgStore {
+    async fn list_user_sessions(&self, user_id: &str, now: i64) -> Result<Vec<SessionRecord>> {
+        fetch_all(&self.pool, sql::LIST_USER_SESSIONS, &[Arg::Text(user_id), Arg::Int(now)], row::session_from_row).await
+    }
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        end_sessions(&mut tx, user_id, None).await?;
+        tx.commit().await.map_err(err)
+    }
     async fn create_session(&self, s: &SessionRecord) -> Result<()> {
         run(&self.pool, sql::INSERT_SESSION, &sql::session_args(s)).await.map(drop)
     }
@@ -418,6 +426,19 @@ impl ConsentStore for PgStore {
     async fn update_consent(&self, user_id: &str, client_id: &str, scope: &Scopes, now: i64) -> Result<()> {
         let args = [Arg::Text(user_id), Arg::Text(client_id), Arg::Owned(scope.to_string()), Arg::Int(now)];
         run(&self.pool, sql::UPSERT_CONSENT, &args).await.map(drop)
+    }
+    async fn list_consents(&self, user_id: &str) -> Result<Vec<ConsentRecord>> {
+        fetch_all(&self.pool, sql::LIST_CONSENTS, &[Arg::Text(user_id)], row::consent_from_row).await
+    }
+    async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        run(&mut *tx, sql::DELETE_CONSENT[0], &[Arg::Text(user_id), Arg::Text(client_id)]).await?;
+        let deleted = run(&mut *tx, sql::DELETE_CONSENT[1], &[Arg::Text(user_id), Arg::Text(client_id)]).await? > 0;
+        tx.commit().await.map_err(err)?;
+        Ok(deleted)
+    }
+    async fn list_grant_families(&self, user_id: &str, client_id: &str) -> Result<Vec<String>> {
+        fetch_all(&self.pool, sql::LIST_GRANT_FAMILIES, &[Arg::Text(user_id), Arg::Text(client_id)], row::text_from_row).await
     }
 }
 

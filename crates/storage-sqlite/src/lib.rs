@@ -695,6 +695,12 @@ impl KeyStore for SqliteStore {
 
 #[async_trait]
 impl SessionStore for SqliteStore {
+    async fn list_user_sessions(&self, user_id: &str, now: i64) -> Result<Vec<SessionRecord>> {
+        self.read(|r| fetch_all(r, sqlite!(sql::LIST_USER_SESSIONS), &[Arg::Text(user_id), Arg::Int(now)], row::session_from_row))
+    }
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<()> {
+        self.transaction(|tx| end_sessions(tx, user_id, None).map(|()| (true, ())))
+    }
     async fn create_session(&self, s: &SessionRecord) -> Result<()> {
         self.write(|w| run(w, sqlite!(sql::INSERT_SESSION), &sql::session_args(s))).map(drop)
     }
@@ -740,6 +746,20 @@ impl ConsentStore for SqliteStore {
     async fn update_consent(&self, user_id: &str, client_id: &str, scope: &Scopes, now: i64) -> Result<()> {
         let args = [Arg::Text(user_id), Arg::Text(client_id), Arg::Owned(scope.to_string()), Arg::Int(now)];
         self.write(|w| run(w, sqlite!(sql::UPSERT_CONSENT), &args)).map(drop)
+    }
+    async fn list_consents(&self, user_id: &str) -> Result<Vec<ConsentRecord>> {
+        self.read(|r| fetch_all(r, sqlite!(sql::LIST_CONSENTS), &[Arg::Text(user_id)], row::consent_from_row))
+    }
+    async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<bool> {
+        const STATEMENTS: [&str; 2] = [sqlite!(sql::DELETE_CONSENT[0]), sqlite!(sql::DELETE_CONSENT[1])];
+        self.transaction(|tx| {
+            run(tx, STATEMENTS[0], &[Arg::Text(user_id), Arg::Text(client_id)])?;
+            let deleted = run(tx, STATEMENTS[1], &[Arg::Text(user_id), Arg::Text(client_id)])? > 0;
+            Ok((true, deleted))
+        })
+    }
+    async fn list_grant_families(&self, user_id: &str, client_id: &str) -> Result<Vec<String>> {
+        self.read(|r| fetch_all(r, sqlite!(sql::LIST_GRANT_FAMILIES), &[Arg::Text(user_id), Arg::Text(client_id)], row::text_from_row))
     }
 }
 

@@ -54,8 +54,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@contract $factory, users: users, new_password_ends_access, deleted_user_leaves_nothing; races: concurrent_user_deletions);
         $crate::conformance_tests!(@contract $factory, apis: apis);
         $crate::conformance_tests!(@contract $factory, keys: ; races: keys, key_reseal_is_compare_and_swap);
-        $crate::conformance_tests!(@contract $factory, sessions: sessions_and_pending, session_clients);
-        $crate::conformance_tests!(@contract $factory, consents: consents);
+        $crate::conformance_tests!(@contract $factory, sessions: sessions_and_pending, session_clients, user_sessions);
+        $crate::conformance_tests!(@contract $factory, consents: consents, consent_removal);
         $crate::conformance_tests!(@contract $factory, codes: ; races: codes_are_single_use, code_redemption_is_atomic);
         $crate::conformance_tests!(@contract $factory, refresh_tokens: revoked_family_stays_revoked; races: refresh_rotation, refresh_grace, rotation_is_atomic);
         $crate::conformance_tests!(@contract $factory, revocations: revocation);
@@ -316,6 +316,34 @@ pub async fn consents(s: &dyn Store) {
     s.update_consent("u", "c", &scopes("a b"), 2).await.unwrap();
     assert_eq!(s.find_consent("u", "c").await.unwrap(), Some(scopes("a b")), "update replaces the stored scopes");
     assert_eq!(s.find_consent("u", "other").await.unwrap(), None, "consent is per client");
+}
+
+/// [`ConsentStore::list_consents`] newest first; [`ConsentStore::delete_consent`] takes the
+/// unredeemed codes of that user and client along (not others'); the grant families to revoke.
+pub async fn consent_removal(s: &dyn Store) {
+    s.update_consent("u-1", "c-1", &scopes("notes.read"), 1).await.unwrap();
+    s.update_consent("u-1", "c-2", &scopes("a"), 2).await.unwrap();
+    s.update_consent("u-2", "c-1", &scopes("a"), 3).await.unwrap();
+    let listed = s.list_consents("u-1").await.unwrap();
+    assert_eq!(listed.iter().map(|c| (c.client_id.as_str(), c.updated_at)).collect::<Vec<_>>(), [("c-2", 2), ("c-1", 1)]);
+    assert_eq!(listed[1].scope, scopes("notes.read"));
+    // u-1 with c-1: a live refresh token, a revoked one, an unredeemed code, a used code.
+    s.create_refresh_token(&refresh("cr-live", "fam-live")).await.unwrap();
+    s.create_refresh_token(&RefreshTokenRecord { revoked_at: Some(1), ..refresh("cr-dead", "fam-dead") }).await.unwrap();
+    s.create_code(&CodeRecord { user_id: "u-1".into(), expires_at: 1_000, ..code("cc-open") }).await.unwrap();
+    s.create_code(&CodeRecord { user_id: "u-1".into(), used_at: Some(3), expires_at: 1_000, ..code("cc-used") }).await.unwrap();
+    s.create_code(&CodeRecord { user_id: "u-2".into(), expires_at: 1_000, ..code("cc-other") }).await.unwrap();
+    let mut families = s.list_grant_families("u-1", "c-1").await.unwrap();
+    families.sort();
+    assert_eq!(families, ["fam-live", "g-cc-open", "g-cc-used"], "live refresh tokens' and codes' grants, not revoked ones");
+    assert!(s.delete_consent("u-1", "c-1").await.unwrap());
+    assert!(!s.delete_consent("u-1", "c-1").await.unwrap(), "a second removal finds none");
+    assert_eq!(s.find_consent("u-1", "c-1").await.unwrap(), None);
+    assert_eq!(s.find_code("cc-open").await.unwrap(), None, "the unredeemed code went with the consent");
+    assert!(s.find_code("cc-used").await.unwrap().is_some(), "a used code stays (replay detection)");
+    assert!(s.find_code("cc-other").await.unwrap().is_some(), "another user's code stays");
+    assert_eq!(s.find_consent("u-2", "c-1").await.unwrap(), Some(scopes("a")), "another user's consent stays");
+    assert_eq!(s.find_consent("u-1", "c-2").await.unwrap(), Some(scopes("a")), "another client's consent stays");
 }
 
 pub fn code(hash: &str) -> CodeRecord {
@@ -664,6 +692,22 @@ fn session(id_hash: &str, user_id: &str) -> SessionRecord {
         created_at: 5,
         expires_at: 1_000,
     }
+}
+
+/// [`SessionStore::list_user_sessions`] (live ones, newest first) and
+/// [`SessionStore::delete_user_sessions`] (with their pending requests; others' stay).
+pub async fn user_sessions(s: &dyn Store) {
+    s.create_session(&SessionRecord { created_at: 5, ..session("us-1", "u-1") }).await.unwrap();
+    s.create_session(&SessionRecord { created_at: 7, ..session("us-2", "u-1") }).await.unwrap();
+    s.create_session(&SessionRecord { expires_at: 9, ..session("us-old", "u-1") }).await.unwrap();
+    s.create_session(&session("us-3", "u-2")).await.unwrap();
+    s.create_pending_request(&pending("up-1", "us-1")).await.unwrap();
+    let listed = s.list_user_sessions("u-1", 10).await.unwrap();
+    assert_eq!(listed.iter().map(|x| x.id_hash.as_str()).collect::<Vec<_>>(), ["us-2", "us-1"], "live only, newest first");
+    s.delete_user_sessions("u-1").await.unwrap();
+    assert!(s.list_user_sessions("u-1", 10).await.unwrap().is_empty());
+    assert_eq!(s.find_pending_request("up-1", 10).await.unwrap(), None, "their pending requests go");
+    assert!(s.find_session("us-3", 10).await.unwrap().is_some(), "another user's session stays");
 }
 
 fn pending(id: &str, session_hash: &str) -> PendingRequestRecord {

@@ -79,6 +79,11 @@ pub trait KeyStore: Send + Sync {
 /// requests.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
+    /// A user's live browser sessions, newest first.
+    async fn list_user_sessions(&self, user_id: &str, now: i64) -> Result<Vec<SessionRecord>>;
+    /// End every session of the user, with their pending requests and client lists, in one
+    /// transaction.
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<()>;
     async fn create_session(&self, s: &SessionRecord) -> Result<()>;
     async fn find_session(&self, id_hash: &str, now: i64) -> Result<Option<SessionRecord>>;
     async fn delete_session(&self, id_hash: &str) -> Result<()>;
@@ -101,6 +106,14 @@ pub trait ConsentStore: Send + Sync {
     async fn find_consent(&self, user_id: &str, client_id: &str) -> Result<Option<Scopes>>;
     /// Replace the scopes granted.
     async fn update_consent(&self, user_id: &str, client_id: &str, scope: &Scopes, now: i64) -> Result<()>;
+    /// Every client the user granted, newest first.
+    async fn list_consents(&self, user_id: &str) -> Result<Vec<ConsentRecord>>;
+    /// Remove a consent and, in the same transaction, the user's codes for that client not yet
+    /// redeemed; the grants' families ([`ConsentStore::list_grant_families`]) are the caller's
+    /// to revoke. False when there was no consent.
+    async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<bool>;
+    /// The grants (families) of the user with the client: of live refresh tokens and of codes.
+    async fn list_grant_families(&self, user_id: &str, client_id: &str) -> Result<Vec<String>>;
 }
 
 /// Authorization codes (RFC 6749 §4.1.2) and their redemption (§4.1.3).

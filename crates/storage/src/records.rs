@@ -74,6 +74,15 @@ pub struct ApiRole {
     pub description: String,
 }
 
+/// A user's consent to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRecord {
+    pub client_id: String,
+    pub scope: Scopes,
+    /// When the scopes last changed (Unix seconds).
+    pub updated_at: i64,
+}
+
 /// An audit event as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEvent {

@@ -152,6 +152,11 @@ pub fn api_from_row(r: &dyn Row) -> Result<ApiRecord> {
     })
 }
 
+/// [`crate::sql::LIST_CONSENTS`]'s columns.
+pub fn consent_from_row(r: &dyn Row) -> Result<ConsentRecord> {
+    Ok(ConsentRecord { client_id: r.text(0)?, scope: scopes(r, 1)?, updated_at: r.int(2)? })
+}
+
 /// [`crate::sql::FIND_AUDIT_EVENTS`]'s columns.
 pub fn audit_from_row(r: &dyn Row) -> Result<AuditEvent> {
     let opt = |s: String| if s.is_empty() { None } else { Some(s) };

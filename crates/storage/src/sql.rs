@@ -410,6 +410,13 @@ pub const FIND_PENDING: &str = concat!("SELECT ", pending_columns!(), " FROM pen
 pub const DELETE_PENDING: &str = "DELETE FROM pending_requests WHERE id = $1";
 
 pub const FIND_CONSENT: &str = "SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2";
+pub const LIST_CONSENTS: &str = "SELECT client_id, scope, updated_at FROM consents WHERE user_id = $1 ORDER BY updated_at DESC, client_id";
+/// A consent removed (`$1` user, `$2` client): first its codes not yet redeemed, then the row.
+pub const DELETE_CONSENT: [&str; 2] =
+    ["DELETE FROM codes WHERE user_id = $1 AND client_id = $2 AND used_at IS NULL", "DELETE FROM consents WHERE user_id = $1 AND client_id = $2"];
+pub const LIST_GRANT_FAMILIES: &str = "SELECT family_id FROM refresh_tokens WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL \
+     UNION SELECT grant_id FROM codes WHERE user_id = $1 AND client_id = $2";
+pub const LIST_USER_SESSIONS: &str = concat!("SELECT ", session_columns!(), " FROM sessions WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC");
 pub const UPSERT_CONSENT: &str = "INSERT INTO consents (user_id, client_id, scope, updated_at) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at";
 

@@ -625,3 +625,21 @@ pub async fn record_change(
     let e = tessera_storage::NewAuditEvent { kind, actor, user_id, client_id, detail };
     Ok(store.record_audit_event(&e, now).await?)
 }
+
+/// Remove a user's access for a client ("Remove access"): every grant of theirs with it is
+/// revoked (refresh tokens, and the access tokens of those grants at introspection and
+/// UserInfo), then the consent goes with the codes not yet redeemed; the next authorization
+/// asks for consent again. Runs in the server process (revocations are the server's to write).
+/// Returns how many grants were revoked; `NotFound` when the user had not granted the client.
+pub async fn remove_access(store: &dyn Store, user_id: &str, client_id: &str, now: i64) -> Result<usize, AdminError> {
+    if store.find_consent(user_id, client_id).await?.is_none() {
+        return Err(AdminError::NotFound(format!("user {user_id} has not granted client {client_id}")));
+    }
+    // Revoked first: a retry after a failure finds the consent still there.
+    let families = store.list_grant_families(user_id, client_id).await?;
+    for f in &families {
+        store.revoke_family(f, now).await?;
+    }
+    store.delete_consent(user_id, client_id).await?;
+    Ok(families.len())
+}

@@ -220,6 +220,8 @@ async fn the_openapi_document_matches_the_routes() {
             "DELETE /groups/nope",
             "DELETE /groups/nope/members/nope",
             "DELETE /users/nope",
+            "DELETE /users/nope/consents/nope",
+            "DELETE /users/nope/sessions",
             "GET /apis",
             "GET /audit-events",
             "GET /clients",
@@ -229,6 +231,8 @@ async fn the_openapi_document_matches_the_routes() {
             "GET /keys",
             "GET /users",
             "GET /users/nope",
+            "GET /users/nope/consents",
+            "GET /users/nope/sessions",
             "PATCH /clients/nope",
             "PATCH /users/nope",
             "POST /apis",
@@ -401,4 +405,51 @@ async fn groups_apis_roles_and_keys_through_the_admin_api() {
     ] {
         assert!(kinds.iter().any(|x| x == k), "{k} in {kinds:?}");
     }
+}
+
+/// "Remove access" through the API: the client's grants for the user are revoked at once
+/// (refresh token refused, access token inactive), and the next authorization asks again;
+/// ending the user's sessions signs the browser out.
+#[tokio::test]
+async fn removing_access_and_ending_sessions() {
+    let s = TestServer::start().await;
+    let api = Api::new(&s);
+    let (admin, _) = admin_token(&s, "tessera.admin").await;
+    let (id, secret) = s.confidential_client("https://app.example/cb").await;
+    let alice = s.svc.store.find_user_by_username(USER).await.unwrap().unwrap().id;
+    let b = Browser::new(&s.url);
+    let url = s.authorize_url(&id, "https://app.example/cb", "notes.read", "st", None);
+    let code = query(&b.authorize_and_allow(&url).await).remove("code").unwrap();
+    let (_, t, _) =
+        token_basic(&s.url, &id, &secret, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://app.example/cb")]).await;
+    let (rt, at) = (t["refresh_token"].as_str().unwrap().to_string(), t["access_token"].as_str().unwrap().to_string());
+
+    let (status, consents, _) = api.call("GET", &format!("/users/{alice}/consents"), Some(&admin), None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (consents[0]["client_id"].as_str(), consents[0]["client_name"].as_str(), consents[0]["scope"].as_str()),
+        (Some(id.as_str()), Some("Notes Client"), Some("notes.read"))
+    );
+    let (_, sessions, _) = api.call("GET", &format!("/users/{alice}/sessions"), Some(&admin), None, None).await;
+    assert_eq!(sessions.as_array().unwrap().len(), 1, "{sessions}");
+    assert!(sessions[0].get("id_hash").is_none() && sessions[0].get("csrf_token").is_none(), "{sessions}");
+
+    assert_eq!(api.call("DELETE", &format!("/users/{alice}/consents/{id}"), Some(&admin), None, None).await.0, 204);
+    assert_eq!(api.call("DELETE", &format!("/users/{alice}/consents/{id}"), Some(&admin), None, None).await.0, 404, "nothing left to remove");
+    let (status, body, _) = token_basic(&s.url, &id, &secret, &[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "the refresh token is revoked: {body}");
+    let (_, intro, _) = post(&s.url, "/introspect", Some((&id, &secret)), &[("token", &at)]).await;
+    assert_eq!(intro["active"], false, "the access token is revoked: {intro}");
+    // Still signed in, but the consent page comes back.
+    let res = b.get(&url).await;
+    assert!(location(&res).starts_with("/consent"), "{}", location(&res));
+    let events = s.svc.store.list_audit_events("consent_removed").await.unwrap();
+    assert_eq!(events.len(), 1);
+
+    // Ending the sessions signs the browser out.
+    assert_eq!(api.call("DELETE", &format!("/users/{alice}/sessions"), Some(&admin), None, None).await.0, 204);
+    assert!(api.call("GET", &format!("/users/{alice}/sessions"), Some(&admin), None, None).await.1.as_array().unwrap().is_empty());
+    let res = b.get(&url).await;
+    assert!(location(&res).starts_with("/login"), "{}", location(&res));
+    assert_eq!(api.call("GET", "/users/nobody/consents", Some(&admin), None, None).await.0, 404);
 }
