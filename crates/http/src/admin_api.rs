@@ -389,6 +389,8 @@ pub struct User {
     pub profile: serde_json::Map<String, serde_json::Value>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Disabled by an administrator: no sign-in, no tokens.
+    pub disabled: bool,
 }
 
 impl From<&tessera_storage::UserRecord> for User {
@@ -401,6 +403,7 @@ impl From<&tessera_storage::UserRecord> for User {
             profile: u.profile.clone(),
             created_at: u.created_at,
             updated_at: u.updated_at,
+            disabled: u.disabled_at.is_some(),
         }
     }
 }
@@ -540,6 +543,8 @@ pub struct UserPatch {
     pub profile: serde_json::Map<String, serde_json::Value>,
     /// A new password: every session of the user ends and their refresh tokens are revoked.
     pub password: Option<String>,
+    /// Disable (sign-in refused; sessions, refresh tokens and codes end now) or enable.
+    pub disabled: Option<bool>,
 }
 
 /// Change a user (conditional: `If-Match`).
@@ -568,6 +573,12 @@ async fn patch_user(
         updated = find_user(&svc, &user_id).await?;
         let detail = serde_json::json!({ "username": updated.username }).to_string();
         admin::record_change(&*svc.store, &who.actor(), "admin.password_set", Some(&user_id), None, &detail, svc.now()).await?;
+    }
+    if let Some(disabled) = patch.disabled {
+        updated = admin::set_disabled(&*svc.store, &current.username, disabled, svc.now()).await?;
+        let kind = if disabled { "admin.user_disabled" } else { "admin.user_enabled" };
+        let detail = serde_json::json!({ "username": updated.username }).to_string();
+        admin::record_change(&*svc.store, &who.actor(), kind, Some(&user_id), None, &detail, svc.now()).await?;
     }
     let u = User::from(&updated);
     admin::record_change(&*svc.store, &who.actor(), "admin.user_updated", Some(&user_id), None, &serde_json::to_string(&u).unwrap_or_default(), svc.now())

@@ -141,6 +141,10 @@ pub async fn login_submit(State(svc): State<AppState>, ClientAddress(address): C
             let message = format!("Too many failed sign-in attempts. Try again in {}.", wait_text(secs));
             return retry_after(login_form(&svc, StatusCode::TOO_MANY_REQUESTS, &session, &pending, username, Some(&message)).await, secs);
         }
+        Ok(Err(SignInError::Disabled)) => {
+            let message = "This account is disabled. Ask your administrator.";
+            return login_form(&svc, StatusCode::FORBIDDEN, &session, &pending, username, Some(message)).await;
+        }
         Ok(Err(SignInError::Busy)) => {
             let message = "The server is busy. Try again in a moment.";
             return retry_after(login_form(&svc, StatusCode::SERVICE_UNAVAILABLE, &session, &pending, username, Some(message)).await, 1);

@@ -198,6 +198,17 @@ impl PgStore {
 
 /// End every session of `user_id` but `keep` (an id hash), with the sessions' pending requests
 /// and client lists (RFC 9700 §4.14.2).
+/// What a new password or a disabled account ends: the sessions (but `keep`), the refresh
+/// tokens, the unredeemed codes and approved device codes.
+async fn end_access(c: &mut sqlx::PgConnection, user_id: &str, keep: Option<&str>, now: i64) -> Result<()> {
+    end_sessions(&mut *c, user_id, keep).await?;
+    run(&mut *c, sql::REVOKE_USER_REFRESH_TOKENS, &[Arg::Text(user_id), Arg::Int(now)]).await?;
+    for sql in sql::PASSWORD_DELETES {
+        run(&mut *c, sql, &[Arg::Text(user_id)]).await?;
+    }
+    Ok(())
+}
+
 async fn end_sessions(c: &mut sqlx::PgConnection, user_id: &str, keep: Option<&str>) -> Result<()> {
     for sql in sql::END_SESSIONS {
         run(&mut *c, sql, &[Arg::Text(user_id), Arg::OptText(keep)]).await?;
@@ -252,10 +263,18 @@ impl UserStore for PgStore {
         let Some(id) = fetch_opt(&mut *tx, sql::UPDATE_PASSWORD, &[Arg::Text(password_hash), Arg::Text(username)], row::text_from_row).await? else {
             return Ok(false);
         };
-        end_sessions(&mut tx, &id, keep_session).await?;
-        run(&mut *tx, sql::REVOKE_USER_REFRESH_TOKENS, &[Arg::Text(&id), Arg::Int(now)]).await?;
-        for sql in sql::PASSWORD_DELETES {
-            run(&mut *tx, sql, &[Arg::Text(&id)]).await?;
+        end_access(&mut tx, &id, keep_session, now).await?;
+        tx.commit().await.map_err(err)?;
+        Ok(true)
+    }
+    async fn update_user_disabled(&self, user_id: &str, disabled: bool, now: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let at = disabled.then_some(now);
+        if fetch_opt(&mut *tx, sql::UPDATE_USER_DISABLED, &[Arg::Text(user_id), Arg::OptInt(at)], row::text_from_row).await?.is_none() {
+            return Ok(false);
+        }
+        if disabled {
+            end_access(&mut tx, user_id, None, now).await?;
         }
         tx.commit().await.map_err(err)?;
         Ok(true)

@@ -127,6 +127,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "jwt bearer", include_str!("../migrations/0008_jwt_bearer.sql")),
     (9, "groups roles", include_str!("../migrations/0009_groups_roles.sql")),
     (10, "audit", include_str!("../migrations/0010_audit.sql")),
+    (11, "disabled users", include_str!("../migrations/0011_disabled_users.sql")),
 ];
 
 /// Apply the migrations this database lacks, each in one transaction with its record in
@@ -553,10 +554,18 @@ impl UserStore for SqliteStore {
             let Some(id) = fetch_opt(tx, sqlite!(sql::UPDATE_PASSWORD), &[Arg::Text(password_hash), Arg::Text(username)], row::text_from_row)? else {
                 return Ok((false, false));
             };
-            end_sessions(tx, &id, keep_session)?;
-            run(tx, sqlite!(sql::REVOKE_USER_REFRESH_TOKENS), &[Arg::Text(&id), Arg::Int(now)])?;
-            for sql in SQLITE_PASSWORD_DELETES {
-                run(tx, sql, &[Arg::Text(&id)])?;
+            end_access(tx, &id, keep_session, now)?;
+            Ok((true, true))
+        })
+    }
+    async fn update_user_disabled(&self, user_id: &str, disabled: bool, now: i64) -> Result<bool> {
+        self.transaction(|tx| {
+            let at = disabled.then_some(now);
+            if fetch_opt(tx, sqlite!(sql::UPDATE_USER_DISABLED), &[Arg::Text(user_id), Arg::OptInt(at)], row::text_from_row)?.is_none() {
+                return Ok((false, false));
+            }
+            if disabled {
+                end_access(tx, user_id, None, now)?;
             }
             Ok((true, true))
         })
@@ -598,6 +607,17 @@ fn delete_with(store: &SqliteStore, rows: &[&str], main: &str, key: &str) -> Res
         let deleted = run(tx, main, &[Arg::Text(key)])? > 0;
         Ok((deleted, deleted))
     })
+}
+
+/// What a new password or a disabled account ends: the sessions (but `keep`), the refresh
+/// tokens, the unredeemed codes and approved device codes.
+fn end_access(c: &Connection, user_id: &str, keep: Option<&str>, now: i64) -> Result<()> {
+    end_sessions(c, user_id, keep)?;
+    run(c, sqlite!(sql::REVOKE_USER_REFRESH_TOKENS), &[Arg::Text(user_id), Arg::Int(now)])?;
+    for sql in SQLITE_PASSWORD_DELETES {
+        run(c, sql, &[Arg::Text(user_id)])?;
+    }
+    Ok(())
 }
 
 /// End every session of `user_id` but `keep` (an id hash), with the sessions' pending requests

@@ -51,7 +51,7 @@ impl Handles {
 macro_rules! conformance_tests {
     ($factory:ty) => {
         $crate::conformance_tests!(@contract $factory, clients: clients);
-        $crate::conformance_tests!(@contract $factory, users: users, new_password_ends_access, deleted_user_leaves_nothing; races: concurrent_user_deletions);
+        $crate::conformance_tests!(@contract $factory, users: users, new_password_ends_access, deleted_user_leaves_nothing, disabled_user_loses_access; races: concurrent_user_deletions);
         $crate::conformance_tests!(@contract $factory, apis: apis);
         $crate::conformance_tests!(@contract $factory, keys: ; races: keys, key_reseal_is_compare_and_swap);
         $crate::conformance_tests!(@contract $factory, sessions: sessions_and_pending, session_clients, user_sessions);
@@ -160,6 +160,7 @@ pub async fn users(s: &dyn Store) {
         created_at: 1,
         profile,
         updated_at: 1,
+        disabled_at: None,
     };
     s.create_user(&u).await.unwrap();
     let dup = UserRecord { id: "u-2".into(), ..u.clone() };
@@ -678,6 +679,7 @@ fn user(id: &str, username: &str) -> UserRecord {
         created_at: 1,
         profile: Default::default(),
         updated_at: 1,
+        disabled_at: None,
     }
 }
 
@@ -915,6 +917,24 @@ pub async fn deletions_take_role_grants_along(s: &dyn Store) {
     s.create_api(&api_with_roles(docs, "docs.read")).await.unwrap();
     assert!(s.find_user_roles("u-1", docs).await.unwrap().is_empty(), "an API's grants went with it");
     assert!(s.list_role_assignments(docs).await.unwrap().is_empty());
+}
+
+/// [`UserStore::update_user_disabled`]: disabling ends the user's sessions, refresh tokens
+/// and unredeemed codes in one transaction; enabling ends nothing; other users are untouched.
+pub async fn disabled_user_loses_access(s: &dyn Store) {
+    user_with_everything(s, "dis", "u-dis", "DSDSDSDS").await;
+    user_with_everything(s, "disx", "u-disx", "DSXDSXDS").await;
+    assert!(s.update_user_disabled("u-dis", true, 50).await.unwrap());
+    assert_eq!(s.find_user("u-dis").await.unwrap().unwrap().disabled_at, Some(50));
+    for n in 1..=2 {
+        assert_eq!(s.find_session(&format!("dis-s{n}"), 10).await.unwrap(), None, "sessions end");
+    }
+    assert!(s.find_refresh_token("dis-r-live").await.unwrap().unwrap().revoked_at.is_some(), "refresh tokens are revoked");
+    assert_eq!(s.find_code("dis-c-live").await.unwrap(), None, "unredeemed codes go");
+    untouched(s, "disx", "u-disx").await;
+    assert!(s.update_user_disabled("u-dis", false, 60).await.unwrap());
+    assert_eq!(s.find_user("u-dis").await.unwrap().unwrap().disabled_at, None, "enabled again");
+    assert!(!s.update_user_disabled("nobody", true, 60).await.unwrap());
 }
 
 /// Of concurrent deletions of one user exactly one deletes it.

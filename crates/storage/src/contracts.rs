@@ -47,6 +47,10 @@ pub trait UserStore: Send + Sync {
     /// requests and client lists), refresh tokens, codes, device codes and consents. False when
     /// there is no such user. Of concurrent calls for one user exactly one returns true.
     async fn delete_user(&self, username: &str) -> Result<bool>;
+    /// Disable the user (`disabled`, at `now`) or enable them again. Disabling ends every
+    /// session, revokes the user's refresh tokens and deletes their unredeemed codes and approved
+    /// device codes, in the same transaction (as a new password does). False when no such user.
+    async fn update_user_disabled(&self, user_id: &str, disabled: bool, now: i64) -> Result<bool>;
 }
 
 /// Resource servers and their scopes (the scope catalog).

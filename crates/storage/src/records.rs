@@ -52,6 +52,8 @@ pub struct UserRecord {
     /// Further standard claims (OpenID Connect Core §5.1), e.g. given_name, phone_number, address.
     pub profile: serde_json::Map<String, serde_json::Value>,
     pub updated_at: i64,
+    /// When an administrator disabled the account; `None`: enabled.
+    pub disabled_at: Option<i64>,
 }
 
 /// A resource server ("API"): its identifier is the access token audience.

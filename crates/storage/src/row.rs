@@ -137,6 +137,7 @@ pub fn user_from_row(r: &dyn Row) -> Result<UserRecord> {
         created_at: r.int(5)?,
         profile: json(r, 6, "profile")?,
         updated_at: r.int(7)?,
+        disabled_at: r.opt_int(8)?,
     })
 }
 

@@ -71,7 +71,7 @@ macro_rules! client_columns {
 }
 macro_rules! user_columns {
     () => {
-        "id, username, email, name, password_hash, created_at, profile, updated_at"
+        "id, username, email, name, password_hash, created_at, profile, updated_at, disabled_at"
     };
 }
 macro_rules! api_columns {
@@ -148,7 +148,7 @@ pub fn client_args(c: &ClientRecord) -> Result<[Arg<'_>; 15]> {
     ])
 }
 
-pub fn user_args(u: &UserRecord) -> Result<[Arg<'_>; 8]> {
+pub fn user_args(u: &UserRecord) -> Result<[Arg<'_>; 9]> {
     Ok([
         Arg::Text(&u.id),
         Arg::Text(&u.username),
@@ -158,6 +158,7 @@ pub fn user_args(u: &UserRecord) -> Result<[Arg<'_>; 8]> {
         Arg::Int(u.created_at),
         Arg::Owned(to_json(&u.profile)?),
         Arg::Int(u.updated_at),
+        Arg::OptInt(u.disabled_at),
     ])
 }
 
@@ -306,7 +307,9 @@ pub const PING: &str = "SELECT 1";
 pub const UPDATE_CLIENT_SECRET: &str = "UPDATE clients SET secret_hash = $1 WHERE client_id = $2";
 pub const DELETE_CLIENT: &str = "DELETE FROM clients WHERE client_id = $1";
 
-pub const INSERT_USER: &str = concat!("INSERT INTO users (", user_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
+pub const INSERT_USER: &str = concat!("INSERT INTO users (", user_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+/// `$1` id, `$2` when disabled (NULL: enabled again); returns the id.
+pub const UPDATE_USER_DISABLED: &str = "UPDATE users SET disabled_at = $2 WHERE id = $1 RETURNING id";
 pub const FIND_USER_BY_USERNAME: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE username = $1");
 pub const FIND_USER: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
 pub const LIST_USERS: &str = concat!("SELECT ", user_columns!(), " FROM users ORDER BY username");
@@ -592,7 +595,7 @@ mod tests {
         assert_eq!(count(KEY_COLUMNS), 5);
         assert_eq!(count(SESSION_COLUMNS), 8);
         assert_eq!(count(PENDING_COLUMNS), 4);
-        assert_eq!(count(USER_COLUMNS), 8);
+        assert_eq!(count(USER_COLUMNS), arity(user_args));
         assert_eq!(count(API_COLUMNS), 6);
         assert_eq!(count(CODE_COLUMNS), 14);
         assert_eq!(count(REFRESH_COLUMNS), 14);

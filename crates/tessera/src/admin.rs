@@ -85,7 +85,17 @@ fn read_key_file(path: &std::path::Path) -> anyhow::Result<String> {
 }
 
 fn user_json(u: &UserRecord) -> Value {
-    json!({ "id": u.id, "username": u.username, "email": u.email, "name": u.name, "profile": u.profile, "created_at": u.created_at, "updated_at": u.updated_at })
+    json!({
+        "id": u.id,
+        "username": u.username,
+        "email": u.email,
+        "name": u.name,
+        "profile": u.profile,
+        "created_at": u.created_at,
+        "updated_at": u.updated_at,
+        "disabled": u.disabled_at.is_some(),
+        "disabled_at": u.disabled_at,
+    })
 }
 
 /// The profile flags that were given, as standard claims (address members grouped).
@@ -338,9 +348,14 @@ pub async fn user(database: Option<&str>, j: bool, cmd: UserCmd) -> anyhow::Resu
             changed(&*store, "admin.user_created", Some(&u.id), None, json!({ "username": u.username })).await?;
             print(j, &user_json(&u), || format!("created user {} (id {})", u.username, u.id));
         }
-        UserCmd::Update { username, email, name, profile } => {
-            let u = admin::update_user(&*store, &username, email, name, profile_map(&profile), now()).await?;
+        UserCmd::Update { username, email, name, profile, disable, enable } => {
+            let mut u = admin::update_user(&*store, &username, email, name, profile_map(&profile), now()).await?;
             changed(&*store, "admin.user_updated", Some(&u.id), None, json!({ "username": u.username })).await?;
+            if disable || enable {
+                u = admin::set_disabled(&*store, &username, disable, now()).await?;
+                let kind = if disable { "admin.user_disabled" } else { "admin.user_enabled" };
+                changed(&*store, kind, Some(&u.id), None, json!({ "username": u.username })).await?;
+            }
             print(j, &user_json(&u), || format!("updated user {}", u.username));
         }
         UserCmd::List => {

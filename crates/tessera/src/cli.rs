@@ -329,6 +329,12 @@ pub enum UserCmd {
         name: Option<String>,
         #[command(flatten)]
         profile: ProfileArgs,
+        /// Disable the account: no sign-in; its sessions, refresh tokens and codes end now.
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        /// Enable a disabled account again.
+        #[arg(long)]
+        enable: bool,
     },
     List,
     Delete {

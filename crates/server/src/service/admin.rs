@@ -401,6 +401,7 @@ pub async fn create_user_with_hash(store: &dyn Store, req: NewUser, password_has
         created_at: now,
         profile: req.profile,
         updated_at: now,
+        disabled_at: None,
     };
     match store.create_user(&user).await {
         Err(StoreError::Conflict(_)) => Err(invalid(format!("user {username} already exists"))),
@@ -642,4 +643,15 @@ pub async fn remove_access(store: &dyn Store, user_id: &str, client_id: &str, no
     }
     store.delete_consent(user_id, client_id).await?;
     Ok(families.len())
+}
+
+/// Disable a user (`tessera user update --disable`, the admin API): they cannot sign in, and
+/// their sessions, refresh tokens and unredeemed codes end now; their access tokens are
+/// inactive at introspection and UserInfo. `false` enables them again.
+pub async fn set_disabled(store: &dyn Store, username: &str, disabled: bool, now: i64) -> Result<UserRecord, AdminError> {
+    let u = store.find_user_by_username(username).await?.ok_or_else(|| AdminError::NotFound(format!("no user {username}")))?;
+    if !store.update_user_disabled(&u.id, disabled, now).await? {
+        return Err(AdminError::NotFound(format!("no user {username}")));
+    }
+    store.find_user(&u.id).await?.ok_or_else(|| AdminError::NotFound(format!("no user {username}")))
 }

@@ -145,6 +145,9 @@ pub enum SignInError {
     Throttled { retry_after: i64 },
     /// The hashing threads are at capacity: nothing was checked or counted; try again shortly.
     Busy,
+    /// The password was right, but an administrator disabled the account (said only after the
+    /// password checked, so it reveals nothing to a guesser).
+    Disabled,
 }
 
 /// How long an anonymous session lives: as long as the pending request it carries
@@ -217,6 +220,17 @@ impl Tessera {
             Err(HashingError::Gone) => return Err(OAuthError::server_error("no hashing threads").into()),
         };
         match user {
+            Some(u) if ok && u.disabled_at.is_some() => {
+                self.store.update_throttle_success(&[user_key], &[addr_key]).await?;
+                self.audit(
+                    "sign_in_refused",
+                    Some(&u.id),
+                    None,
+                    &serde_json::json!({ "username": u.username, "address": address, "reason": "disabled" }).to_string(),
+                )
+                .await?;
+                Ok(Err(SignInError::Disabled))
+            }
             Some(u) if ok => {
                 // The account starts over; the address gets back only this attempt (others
                 // behind it may still be guessing).

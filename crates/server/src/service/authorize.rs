@@ -349,7 +349,7 @@ impl Tessera {
         let Some(client) = self.cached_client(&p.client_id).await? else {
             return Ok(Err(AuthorizeOutcome::ErrorPage(OAuthError::invalid_request("the client no longer exists"))));
         };
-        let Some(user) = self.store.find_user(user_id).await? else {
+        let Some(user) = self.active_user(user_id).await? else {
             // The session outlived its user (a sign-in raced `user delete`): the request waits
             // for a sign-in, forced, or the sign-in page would send this session straight back
             // here.
@@ -437,7 +437,7 @@ impl Tessera {
         };
         // Deleting a user ends their sessions; this catches a sign-in that raced the deletion.
         // The request waits for a sign-in (forced: the session still names the deleted user).
-        if self.store.find_user(user_id).await?.is_none() {
+        if self.active_user(user_id).await?.is_none() {
             self.save_pending(&PendingAuthorization { force_login: true, ..p.clone() }, session).await?;
             return Ok(AuthorizeOutcome::Login(p.id.clone()));
         }

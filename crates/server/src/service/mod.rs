@@ -253,13 +253,19 @@ impl Tessera {
         Ok(self.store.record_audit_event(&e, self.now()).await?)
     }
 
-    /// Whether the user `id` exists, from the cache when it was found within [`CACHE_TTL`]: a
+    /// The user `id`, unless deleted or disabled: whom tokens may still be issued for or
+    /// answered about.
+    pub async fn active_user(&self, id: &str) -> Result<Option<tessera_storage::UserRecord>, ServiceError> {
+        Ok(self.store.find_user(id).await?.filter(|u| u.disabled_at.is_none()))
+    }
+
+    /// Whether the user `id` exists and is enabled, from the cache when it was found within [`CACHE_TTL`]: a
     /// user deleted through the CLI is seen within that bound, without a read per call.
     pub async fn user_exists_cached(&self, id: &str) -> Result<bool, ServiceError> {
         if self.live_users.get(id).is_some() {
             return Ok(true);
         }
-        let exists = self.store.find_user(id).await?.is_some();
+        let exists = self.active_user(id).await?.is_some();
         if exists {
             self.live_users.insert(id.to_string(), ());
         }

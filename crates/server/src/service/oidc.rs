@@ -265,7 +265,7 @@ impl Tessera {
             return Err(UserinfoError::InsufficientScope);
         }
         let sub = c.get("sub").and_then(Value::as_str).unwrap_or("");
-        let user = self.store.find_user(sub).await?.ok_or(UserinfoError::InvalidToken("the user no longer exists"))?;
+        let user = self.active_user(sub).await?.ok_or(UserinfoError::InvalidToken("the user no longer exists"))?;
         // Claims follow the granted scopes (§5.4). Claims the `claims` request asked UserInfo for
         // (§5.5) are released only when a granted scope covers them, and every claim a scope
         // covers is already here: the user consented to scopes, not to individual requests.

@@ -453,3 +453,56 @@ async fn removing_access_and_ending_sessions() {
     assert!(location(&res).starts_with("/login"), "{}", location(&res));
     assert_eq!(api.call("GET", "/users/nobody/consents", Some(&admin), None, None).await.0, 404);
 }
+
+/// Disabling a user (issue 16): their refresh token and access token stop working at once, the
+/// right password is refused with a clear page, and enabling lets them sign in again.
+#[tokio::test]
+async fn disabling_a_user_ends_their_access() {
+    let s = TestServer::start().await;
+    let api = Api::new(&s);
+    let (admin, _) = admin_token(&s, "tessera.admin").await;
+    let (id, secret) = s.confidential_client("https://app.example/cb").await;
+    let alice = s.svc.store.find_user_by_username(USER).await.unwrap().unwrap().id;
+    let url = s.authorize_url(&id, "https://app.example/cb", "notes.read", "st", None);
+    let code = query(&Browser::new(&s.url).authorize_and_allow(&url).await).remove("code").unwrap();
+    let (_, t, _) =
+        token_basic(&s.url, &id, &secret, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://app.example/cb")]).await;
+    let (rt, at) = (t["refresh_token"].as_str().unwrap().to_string(), t["access_token"].as_str().unwrap().to_string());
+    assert_eq!(post(&s.url, "/introspect", Some((&id, &secret)), &[("token", &at)]).await.1["active"], true);
+
+    let (_, _, h) = api.call("GET", &format!("/users/{alice}"), Some(&admin), None, None).await;
+    let (status, u, _) = api.call("PATCH", &format!("/users/{alice}"), Some(&admin), Some(json!({"disabled": true})), Some(&etag(&h))).await;
+    assert_eq!((status, u["disabled"].as_bool()), (200, Some(true)), "{u}");
+    let (status, body, _) = token_basic(&s.url, &id, &secret, &[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    s.clock.advance(3); // the 2 s cache of users found
+    assert_eq!(post(&s.url, "/introspect", Some((&id, &secret)), &[("token", &at)]).await.1["active"], false, "a disabled user's access token is inactive");
+    // The right password: refused, and said so.
+    let b = Browser::new(&s.url);
+    let (_, html) = b.open_login(&url).await;
+    let res = b.sign_in(&html, USER, PASSWORD).await;
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("This account is disabled"));
+    // A wrong password says nothing about the account.
+    let (_, html) = b.open_login(&url).await;
+    let res = b.sign_in(&html, USER, "wrong password").await;
+    assert_eq!(res.status(), 401);
+    assert!(!res.text().await.unwrap().contains("disabled"));
+
+    let (_, _, h) = api.call("GET", &format!("/users/{alice}"), Some(&admin), None, None).await;
+    assert_eq!(api.call("PATCH", &format!("/users/{alice}"), Some(&admin), Some(json!({"disabled": false})), Some(&etag(&h))).await.1["disabled"], false);
+    let back = Browser::new(&s.url).journey_as(&url, USER).await;
+    assert!(query(&back).contains_key("code"), "enabled again: {back}");
+    let kinds: Vec<String> = s
+        .svc
+        .store
+        .find_audit_events(&tessera_storage::AuditQuery { user_id: Some(alice), limit: 50, ..Default::default() })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    for k in ["admin.user_disabled", "sign_in_refused", "admin.user_enabled"] {
+        assert!(kinds.iter().any(|x| x == k), "{k} in {kinds:?}");
+    }
+}

@@ -53,7 +53,7 @@ pub async fn redeem(svc: &Tessera, client: &ClientPolicy, req: &CodeRequest, sen
     // (refused without consuming it: the client's retry with the right proof works).
     tessera_protocol::dpop::check_binding(code.dpop_jkt.as_deref(), sender, "authorization code")?;
     // RFC 9700 §4.14.2: a user deleted since the code was issued gets no tokens.
-    if svc.store.find_user(&code.user_id).await?.is_none() {
+    if svc.active_user(&code.user_id).await?.is_none() {
         return Err(OAuthError::invalid_grant("the user no longer exists").into());
     }
     let lineage = Lineage {

@@ -47,7 +47,7 @@ pub async fn poll(svc: &Tessera, client: &ClientPolicy, req: &DeviceCodeRequest,
         return Err(OAuthError::invalid_grant("the device code has no user").into());
     };
     // RFC 9700 §4.14.2: a user deleted since approving gets no tokens.
-    if svc.store.find_user(&user_id).await?.is_none() {
+    if svc.active_user(&user_id).await?.is_none() {
         return Err(OAuthError::invalid_grant("the user no longer exists").into());
     }
     let lineage = Lineage {

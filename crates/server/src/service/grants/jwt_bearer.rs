@@ -29,7 +29,7 @@ pub async fn grant(svc: &Tessera, client: &ClientPolicy, req: &JwtBearerRequest,
     let token_endpoint = format!("{}{}", svc.config.issuer, paths::TOKEN);
     let assertion = check_claims(&claims, &Expect { client_id: &client.client_id, audiences: [&svc.config.issuer, &token_endpoint], now })?;
     // §3 item 2: the subject is a user of this server who granted the client access.
-    if svc.store.find_user(&assertion.subject).await?.is_none() {
+    if svc.active_user(&assertion.subject).await?.is_none() {
         return Err(OAuthError::invalid_grant("the assertion's sub is not a user of this server").into());
     }
     let consented = svc.store.find_consent(&assertion.subject, &client.client_id).await?.unwrap_or_default();

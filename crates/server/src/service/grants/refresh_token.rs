@@ -43,7 +43,7 @@ pub async fn refresh(svc: &Tessera, client: &ClientPolicy, req: &RefreshRequest,
         RefreshDecision::Rotate { scope } => {
             // RFC 9449 §5: a bound refresh token is used only with a proof of its key.
             tessera_protocol::dpop::check_binding(t.dpop_jkt.as_deref(), sender, "refresh token")?;
-            if svc.store.find_user(&t.user_id).await?.is_none() {
+            if svc.active_user(&t.user_id).await?.is_none() {
                 return Err(OAuthError::invalid_grant("the user no longer exists").into());
             }
             let lineage = Lineage {

@@ -366,6 +366,24 @@ fn audit_commands_show_admin_changes() {
     }
 }
 
+/// `user update --disable|--enable` (issue 16), recorded in the audit log.
+#[test]
+fn users_are_disabled_and_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ok, _, err) = tessera(d, &["user", "create", "--username", "ann", "--password-stdin"], Some("a long enough password\n"));
+    assert!(ok, "{err}");
+    let u = json(d, &["user", "update", "ann", "--disable", "--json"]);
+    assert_eq!(u["disabled"], true, "{u}");
+    assert_eq!(json(d, &["user", "list", "--json"])[0]["disabled"], true);
+    assert_eq!(json(d, &["user", "update", "ann", "--enable", "--json"])["disabled"], false);
+    let (ok, _, err) = tessera(d, &["user", "update", "ann", "--disable", "--enable"], None);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+    let kinds: Vec<String> =
+        json(d, &["audit", "list", "--json"])["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_string()).collect();
+    assert!(kinds.contains(&"admin.user_disabled".to_string()) && kinds.contains(&"admin.user_enabled".to_string()), "{kinds:?}");
+}
+
 #[test]
 fn user_and_api_commands() {
     let dir = tempfile::tempdir().unwrap();
