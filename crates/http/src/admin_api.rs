@@ -269,7 +269,7 @@ async fn create_client(
     body: Result<Json<NewClientRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Failure> {
     let who = caller.writer()?;
-    let Json(req) = body.map_err(|e| Failure(api_error(StatusCode::BAD_REQUEST, "invalid", e.body_text(), None)))?;
+    let Json(req) = body.map_err(bad_json)?;
     let new = NewClient {
         name: req.name,
         redirect_uris: req.redirect_uris,
@@ -324,7 +324,7 @@ async fn patch_client(
     body: Result<Json<ClientPatch>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Failure> {
     let who = caller.writer()?;
-    let Json(patch) = body.map_err(|e| Failure(api_error(StatusCode::BAD_REQUEST, "invalid", e.body_text(), None)))?;
+    let Json(patch) = body.map_err(bad_json)?;
     check_if_match(&headers, &Client::from(&find(&svc, &client_id).await?))?;
     let changes = ClientChanges {
         name: patch.name,
@@ -447,7 +447,7 @@ pub struct UserQuery {
     /// Users after this username (the previous page's `next_after`).
     pub after: Option<String>,
     /// Users per page, 1 to 500 (default 100).
-    pub limit: Option<usize>,
+    pub limit: Option<i64>,
 }
 
 /// A page of users, by username.
@@ -467,11 +467,8 @@ async fn list_users(
     _caller: Caller,
     q: Result<axum::extract::Query<UserQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Failure> {
-    let axum::extract::Query(q) = q.map_err(|e| Failure(api_error(StatusCode::BAD_REQUEST, "invalid", e.body_text(), None)))?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(Failure(api_error(StatusCode::BAD_REQUEST, "invalid", "limit must be 1 to 500", Some("limit".into()))));
-    }
+    let axum::extract::Query(q) = q.map_err(bad_query)?;
+    let limit = usize::try_from(page_limit(q.limit, 500)?).unwrap_or(100);
     let needle = q.search.as_deref().map(str::to_lowercase);
     let mut all = svc.store.list_users().await.map_err(|e| Failure::from(ServiceError::Store(e)))?;
     all.sort_by(|a, b| a.username.cmp(&b.username));
@@ -511,7 +508,7 @@ async fn create_user(
     body: Result<Json<NewUserRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Failure> {
     let who = caller.writer()?;
-    let Json(req) = body.map_err(|e| Failure(api_error(StatusCode::BAD_REQUEST, "invalid", e.body_text(), None)))?;
+    let Json(req) = body.map_err(bad_json)?;
     let new = admin::NewUser { username: req.username, email: req.email, name: req.name, profile: req.profile };
     let hash = hashed(req.password).await?;
     let created = admin::create_user_with_hash(&*svc.store, new, hash, svc.now()).await?;
@@ -559,7 +556,7 @@ async fn patch_user(
     body: Result<Json<UserPatch>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Failure> {
     let who = caller.writer()?;
-    let Json(patch) = body.map_err(|e| Failure(api_error(StatusCode::BAD_REQUEST, "invalid", e.body_text(), None)))?;
+    let Json(patch) = body.map_err(bad_json)?;
     let current = find_user(&svc, &user_id).await?;
     check_if_match_tag(&headers, &user_etag(&User::from(&current)))?;
     // A refused password changes nothing: it is checked (and hashed) first.
@@ -720,11 +717,8 @@ async fn list_audit_events(
     _caller: Caller,
     q: Result<axum::extract::Query<AuditParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Failure> {
-    let axum::extract::Query(q) = q.map_err(|e| Failure(api_error(StatusCode::BAD_REQUEST, "invalid", e.body_text(), None)))?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(Failure(api_error(StatusCode::BAD_REQUEST, "invalid", "limit must be 1 to 1000", Some("limit".into()))));
-    }
+    let axum::extract::Query(q) = q.map_err(bad_query)?;
+    let limit = page_limit(q.limit, 1000)?;
     let query =
         tessera_storage::AuditQuery { since: q.since, until: q.until, kind: q.kind, user_id: q.user_id, client_id: q.client_id, before_id: q.before, limit };
     let found = svc.store.find_audit_events(&query).await.map_err(|e| Failure::from(ServiceError::Store(e)))?;
@@ -750,6 +744,20 @@ fn store_err(e: tessera_storage::StoreError) -> Failure {
 
 fn bad_json(e: axum::extract::rejection::JsonRejection) -> Failure {
     Failure(api_error(StatusCode::BAD_REQUEST, "invalid", e.body_text(), None))
+}
+
+fn bad_query(e: axum::extract::rejection::QueryRejection) -> Failure {
+    Failure(api_error(StatusCode::BAD_REQUEST, "invalid", e.body_text(), None))
+}
+
+/// A page size: `limit` (default 100) within 1 to `max`.
+fn page_limit(limit: Option<i64>, max: i64) -> Result<i64, Failure> {
+    let limit = limit.unwrap_or(100);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(Failure(api_error(StatusCode::BAD_REQUEST, "invalid", format!("limit must be 1 to {max}"), Some("limit".into()))))
+    }
 }
 
 /// A group and its members (by username).
