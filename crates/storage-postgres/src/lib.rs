@@ -267,6 +267,9 @@ impl UserStore for PgStore {
         tx.commit().await.map_err(err)?;
         Ok(true)
     }
+    async fn update_user_admin(&self, user_id: &str, is_admin: bool) -> Result<bool> {
+        Ok(fetch_opt(&self.pool, sql::UPDATE_USER_ADMIN, &[Arg::Text(user_id), Arg::Bool(is_admin)], row::text_from_row).await?.is_some())
+    }
     async fn update_user_disabled(&self, user_id: &str, disabled: bool, now: i64) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(err)?;
         let at = disabled.then_some(now);

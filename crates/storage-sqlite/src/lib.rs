@@ -128,6 +128,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "groups roles", include_str!("../migrations/0009_groups_roles.sql")),
     (10, "audit", include_str!("../migrations/0010_audit.sql")),
     (11, "disabled users", include_str!("../migrations/0011_disabled_users.sql")),
+    (12, "admins", include_str!("../migrations/0012_admins.sql")),
 ];
 
 /// Apply the migrations this database lacks, each in one transaction with its record in
@@ -557,6 +558,9 @@ impl UserStore for SqliteStore {
             end_access(tx, &id, keep_session, now)?;
             Ok((true, true))
         })
+    }
+    async fn update_user_admin(&self, user_id: &str, is_admin: bool) -> Result<bool> {
+        Ok(self.write(|w| fetch_opt(w, sqlite!(sql::UPDATE_USER_ADMIN), &[Arg::Text(user_id), Arg::Bool(is_admin)], row::text_from_row))?.is_some())
     }
     async fn update_user_disabled(&self, user_id: &str, disabled: bool, now: i64) -> Result<bool> {
         self.transaction(|tx| {

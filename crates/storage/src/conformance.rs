@@ -161,6 +161,7 @@ pub async fn users(s: &dyn Store) {
         profile,
         updated_at: 1,
         disabled_at: None,
+        is_admin: false,
     };
     s.create_user(&u).await.unwrap();
     let dup = UserRecord { id: "u-2".into(), ..u.clone() };
@@ -680,6 +681,7 @@ fn user(id: &str, username: &str) -> UserRecord {
         profile: Default::default(),
         updated_at: 1,
         disabled_at: None,
+        is_admin: false,
     }
 }
 
@@ -935,6 +937,12 @@ pub async fn disabled_user_loses_access(s: &dyn Store) {
     assert!(s.update_user_disabled("u-dis", false, 60).await.unwrap());
     assert_eq!(s.find_user("u-dis").await.unwrap().unwrap().disabled_at, None, "enabled again");
     assert!(!s.update_user_disabled("nobody", true, 60).await.unwrap());
+    assert!(s.update_user_admin("u-dis", true).await.unwrap());
+    assert!(s.find_user("u-dis").await.unwrap().unwrap().is_admin);
+    assert!(!s.find_user("u-disx").await.unwrap().unwrap().is_admin, "only that user");
+    assert!(s.update_user_admin("u-dis", false).await.unwrap());
+    assert!(!s.find_user("u-dis").await.unwrap().unwrap().is_admin);
+    assert!(!s.update_user_admin("nobody", true).await.unwrap());
 }
 
 /// Of concurrent deletions of one user exactly one deletes it.

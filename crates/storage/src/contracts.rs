@@ -51,6 +51,8 @@ pub trait UserStore: Send + Sync {
     /// session, revokes the user's refresh tokens and deletes their unredeemed codes and approved
     /// device codes, in the same transaction (as a new password does). False when no such user.
     async fn update_user_disabled(&self, user_id: &str, disabled: bool, now: i64) -> Result<bool>;
+    /// Make the user an administrator, or not. False when no such user.
+    async fn update_user_admin(&self, user_id: &str, is_admin: bool) -> Result<bool>;
 }
 
 /// Resource servers and their scopes (the scope catalog).

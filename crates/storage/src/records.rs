@@ -54,6 +54,8 @@ pub struct UserRecord {
     pub updated_at: i64,
     /// When an administrator disabled the account; `None`: enabled.
     pub disabled_at: Option<i64>,
+    /// An administrator: their tokens for the admin API act with their authority.
+    pub is_admin: bool,
 }
 
 /// A resource server ("API"): its identifier is the access token audience.

@@ -138,6 +138,7 @@ pub fn user_from_row(r: &dyn Row) -> Result<UserRecord> {
         profile: json(r, 6, "profile")?,
         updated_at: r.int(7)?,
         disabled_at: r.opt_int(8)?,
+        is_admin: r.boolean(9)?,
     })
 }
 

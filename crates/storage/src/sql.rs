@@ -71,7 +71,7 @@ macro_rules! client_columns {
 }
 macro_rules! user_columns {
     () => {
-        "id, username, email, name, password_hash, created_at, profile, updated_at, disabled_at"
+        "id, username, email, name, password_hash, created_at, profile, updated_at, disabled_at, is_admin"
     };
 }
 macro_rules! api_columns {
@@ -148,7 +148,7 @@ pub fn client_args(c: &ClientRecord) -> Result<[Arg<'_>; 15]> {
     ])
 }
 
-pub fn user_args(u: &UserRecord) -> Result<[Arg<'_>; 9]> {
+pub fn user_args(u: &UserRecord) -> Result<[Arg<'_>; 10]> {
     Ok([
         Arg::Text(&u.id),
         Arg::Text(&u.username),
@@ -159,6 +159,7 @@ pub fn user_args(u: &UserRecord) -> Result<[Arg<'_>; 9]> {
         Arg::Owned(to_json(&u.profile)?),
         Arg::Int(u.updated_at),
         Arg::OptInt(u.disabled_at),
+        Arg::Bool(u.is_admin),
     ])
 }
 
@@ -307,7 +308,9 @@ pub const PING: &str = "SELECT 1";
 pub const UPDATE_CLIENT_SECRET: &str = "UPDATE clients SET secret_hash = $1 WHERE client_id = $2";
 pub const DELETE_CLIENT: &str = "DELETE FROM clients WHERE client_id = $1";
 
-pub const INSERT_USER: &str = concat!("INSERT INTO users (", user_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+pub const INSERT_USER: &str = concat!("INSERT INTO users (", user_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
+/// `$1` id, `$2` whether an administrator; returns the id.
+pub const UPDATE_USER_ADMIN: &str = "UPDATE users SET is_admin = $2 WHERE id = $1 RETURNING id";
 /// `$1` id, `$2` when disabled (NULL: enabled again); returns the id.
 pub const UPDATE_USER_DISABLED: &str = "UPDATE users SET disabled_at = $2 WHERE id = $1 RETURNING id";
 pub const FIND_USER_BY_USERNAME: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE username = $1");

@@ -95,6 +95,7 @@ fn user_json(u: &UserRecord) -> Value {
         "updated_at": u.updated_at,
         "disabled": u.disabled_at.is_some(),
         "disabled_at": u.disabled_at,
+        "admin": u.is_admin,
     })
 }
 
@@ -348,12 +349,17 @@ pub async fn user(database: Option<&str>, j: bool, cmd: UserCmd) -> anyhow::Resu
             changed(&*store, "admin.user_created", Some(&u.id), None, json!({ "username": u.username })).await?;
             print(j, &user_json(&u), || format!("created user {} (id {})", u.username, u.id));
         }
-        UserCmd::Update { username, email, name, profile, disable, enable } => {
+        UserCmd::Update { username, email, name, profile, disable, enable, admin: make_admin, no_admin } => {
             let mut u = admin::update_user(&*store, &username, email, name, profile_map(&profile), now()).await?;
             changed(&*store, "admin.user_updated", Some(&u.id), None, json!({ "username": u.username })).await?;
             if disable || enable {
                 u = admin::set_disabled(&*store, &username, disable, now()).await?;
                 let kind = if disable { "admin.user_disabled" } else { "admin.user_enabled" };
+                changed(&*store, kind, Some(&u.id), None, json!({ "username": u.username })).await?;
+            }
+            if make_admin || no_admin {
+                u = admin::set_admin(&*store, &username, make_admin).await?;
+                let kind = if make_admin { "admin.admin_granted" } else { "admin.admin_revoked" };
                 changed(&*store, kind, Some(&u.id), None, json!({ "username": u.username })).await?;
             }
             print(j, &user_json(&u), || format!("updated user {}", u.username));

@@ -335,6 +335,13 @@ pub enum UserCmd {
         /// Enable a disabled account again.
         #[arg(long)]
         enable: bool,
+        /// Make the user an administrator: their tokens for the admin API (urn:tessera:admin)
+        /// act with their authority.
+        #[arg(long, conflicts_with = "no_admin")]
+        admin: bool,
+        /// No longer an administrator.
+        #[arg(long)]
+        no_admin: bool,
     },
     List,
     Delete {

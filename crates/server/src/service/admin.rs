@@ -402,6 +402,7 @@ pub async fn create_user_with_hash(store: &dyn Store, req: NewUser, password_has
         profile: req.profile,
         updated_at: now,
         disabled_at: None,
+        is_admin: false,
     };
     match store.create_user(&user).await {
         Err(StoreError::Conflict(_)) => Err(invalid(format!("user {username} already exists"))),
@@ -653,5 +654,13 @@ pub async fn set_disabled(store: &dyn Store, username: &str, disabled: bool, now
     if !store.update_user_disabled(&u.id, disabled, now).await? {
         return Err(AdminError::NotFound(format!("no user {username}")));
     }
+    store.find_user(&u.id).await?.ok_or_else(|| AdminError::NotFound(format!("no user {username}")))
+}
+
+/// Make a user an administrator (`tessera user update --admin`), or not (`--no-admin`): their
+/// tokens for the admin API then act with their authority.
+pub async fn set_admin(store: &dyn Store, username: &str, is_admin: bool) -> Result<UserRecord, AdminError> {
+    let u = store.find_user_by_username(username).await?.ok_or_else(|| AdminError::NotFound(format!("no user {username}")))?;
+    store.update_user_admin(&u.id, is_admin).await?;
     store.find_user(&u.id).await?.ok_or_else(|| AdminError::NotFound(format!("no user {username}")))
 }

@@ -3,8 +3,8 @@
 //! or `tessera.read` (reads only). Automation gets one with client credentials
 //! (`tessera client create --grant-type client_credentials --scope tessera.admin`). The token
 //! is checked as introspection checks it: signature by a published key, `typ` `at+jwt`, issuer,
-//! expiry, revocation, and here its audience and scope; a user's token is refused (it would act
-//! with that user's authority, and no admin role exists yet).
+//! expiry, revocation, and here its audience and scope; a user's token counts only when the user
+//! is an administrator (`tessera user update --admin`).
 
 use crate::service::Tessera;
 use crate::service::token::family_of_jti;
@@ -54,7 +54,9 @@ impl Tessera {
             let (code, description) = match e {
                 AdminAuthError::Missing => (tessera_protocol::ErrorCode::InvalidClient, "an access token for the admin API is required"),
                 AdminAuthError::Invalid(why) => (tessera_protocol::ErrorCode::InvalidClient, why),
-                AdminAuthError::Forbidden => (tessera_protocol::ErrorCode::AccessDenied, "the access token grants neither tessera.admin nor tessera.read"),
+                AdminAuthError::Forbidden => {
+                    (tessera_protocol::ErrorCode::AccessDenied, "the token grants neither tessera.admin nor tessera.read, or its user is not an administrator")
+                }
             };
             crate::service::ServiceError::OAuth(tessera_protocol::OAuthError::new(code, description))
         })
@@ -90,10 +92,13 @@ impl Tessera {
             return Err(invalid);
         }
         let (client_id, subject) = (text("client_id").unwrap_or("").to_string(), text("sub").unwrap_or("").to_string());
-        // A user's token would act with that user's authority; until administrators exist (an
-        // admin role), only a client acting for itself (client credentials) is accepted.
+        // A user's token acts with that user's authority: only an administrator's (enabled, not
+        // deleted) counts; anyone else's consent to "Administer Tessera" gives an app nothing.
         if subject != client_id {
-            return Err(AdminAuthError::Invalid("the admin API takes client-credentials tokens only"));
+            let admin = self.active_user(&subject).await.map_err(|_| AdminAuthError::Invalid("the token could not be checked"))?.is_some_and(|u| u.is_admin);
+            if !admin {
+                return Err(AdminAuthError::Forbidden);
+            }
         }
         let scopes: Vec<&str> = text("scope").unwrap_or("").split(' ').collect();
         let can_write = scopes.contains(&SCOPE_ADMIN);

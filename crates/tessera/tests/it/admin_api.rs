@@ -161,7 +161,7 @@ async fn only_admin_tokens_are_accepted() {
     assert_eq!(post(&s.url, "/revoke", Some((&ops, &secret)), &[("token", &admin)]).await.0, 200);
     assert_eq!(api.call("GET", "/clients", Some(&admin), None, None).await.0, 401, "revoked (RFC 7009)");
     // A user's token for the admin API (a client registered for the scope, alice consenting)
-    // would act with her authority: refused until administrators exist.
+    // acts with her authority: refused while she is not an administrator.
     let web = s
         .client(NewClient { name: "Web".into(), redirect_uris: vec!["https://app.example/cb".into()], scope: "tessera.admin".into(), ..Default::default() })
         .await;
@@ -175,9 +175,26 @@ async fn only_admin_tokens_are_accepted() {
         &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://app.example/cb")],
     )
     .await;
-    let (status, err, _) = api.call("GET", "/clients", Some(t["access_token"].as_str().unwrap()), None, None).await;
-    assert_eq!(status, 401, "{err}");
-    assert!(err["message"].as_str().unwrap().contains("client-credentials"), "{err}");
+    let user_token = t["access_token"].as_str().unwrap().to_string();
+    let (status, err, _) = api.call("GET", "/clients", Some(&user_token), None, None).await;
+    assert_eq!((status, err["error"].as_str()), (403, Some("forbidden")), "{err}");
+    assert!(err["message"].as_str().unwrap().contains("administrator"), "{err}");
+    // `tessera user update --admin`: the same token now acts as alice, and the audit log says so.
+    let alice = tessera_server::service::admin::set_admin(&*s.svc.store, USER, true).await.unwrap();
+    assert!(alice.is_admin);
+    let (status, created, _) =
+        api.call("POST", "/clients", Some(&user_token), Some(json!({"name": "By Alice", "grant_types": ["client_credentials"]})), None).await;
+    assert_eq!(status, 201, "{created}");
+    let events = s
+        .svc
+        .store
+        .find_audit_events(&tessera_storage::AuditQuery { kind: Some("admin.client_created".into()), limit: 5, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(events[0].actor, alice.id, "the administrator is the actor");
+    // Disabled, or no longer an administrator: refused again.
+    tessera_server::service::admin::set_admin(&*s.svc.store, USER, false).await.unwrap();
+    assert_eq!(api.call("GET", "/clients", Some(&user_token), None, None).await.0, 403);
 }
 
 /// The OpenAPI document is OpenAPI 3.1, documents every route it serves, and every route it

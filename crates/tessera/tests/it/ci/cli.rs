@@ -366,7 +366,7 @@ fn audit_commands_show_admin_changes() {
     }
 }
 
-/// `user update --disable|--enable` (issue 16), recorded in the audit log.
+/// `user update --disable|--enable` and `--admin|--no-admin` (issue 16), recorded in the audit log.
 #[test]
 fn users_are_disabled_and_enabled() {
     let dir = tempfile::tempdir().unwrap();
@@ -377,11 +377,15 @@ fn users_are_disabled_and_enabled() {
     assert_eq!(u["disabled"], true, "{u}");
     assert_eq!(json(d, &["user", "list", "--json"])[0]["disabled"], true);
     assert_eq!(json(d, &["user", "update", "ann", "--enable", "--json"])["disabled"], false);
+    assert_eq!(json(d, &["user", "update", "ann", "--admin", "--json"])["admin"], true);
+    assert_eq!(json(d, &["user", "update", "ann", "--no-admin", "--json"])["admin"], false);
     let (ok, _, err) = tessera(d, &["user", "update", "ann", "--disable", "--enable"], None);
     assert!(!ok && err.contains("cannot be used with"), "{err}");
     let kinds: Vec<String> =
         json(d, &["audit", "list", "--json"])["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_string()).collect();
-    assert!(kinds.contains(&"admin.user_disabled".to_string()) && kinds.contains(&"admin.user_enabled".to_string()), "{kinds:?}");
+    for k in ["admin.user_disabled", "admin.user_enabled", "admin.admin_granted", "admin.admin_revoked"] {
+        assert!(kinds.iter().any(|x| x == k), "{k} in {kinds:?}");
+    }
 }
 
 #[test]

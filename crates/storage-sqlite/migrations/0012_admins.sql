@@ -1,0 +1,3 @@
+-- Administrators (issue 16): users whose tokens for the admin API (urn:tessera:admin) act with
+-- their authority (`tessera user update --admin`).
+ALTER TABLE users ADD COLUMN is_admin INTEGER NOT NULL DEFAULT 0;
