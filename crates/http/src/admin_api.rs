@@ -71,8 +71,15 @@ impl From<AdminError> for Failure {
                 Failure(api_error(StatusCode::BAD_REQUEST, "invalid", message, field))
             }
             AdminError::NotFound(message) => Failure(api_error(StatusCode::NOT_FOUND, "not_found", message, None)),
-            AdminError::Store(e) => Failure::from(ServiceError::Store(e)),
+            AdminError::Conflict { field, message } => Failure(api_error(StatusCode::CONFLICT, "conflict", message, Some(field.into()))),
+            AdminError::Store(e) => Failure::from(e),
         }
+    }
+}
+
+impl From<tessera_storage::StoreError> for Failure {
+    fn from(e: tessera_storage::StoreError) -> Self {
+        Failure::from(ServiceError::Store(e))
     }
 }
 
@@ -174,27 +181,26 @@ impl From<&ClientRecord> for Client {
     }
 }
 
-/// The `ETag` of a client's representation: changes whenever anything shown changes.
-fn etag(c: &Client) -> String {
-    let text = serde_json::to_string(c).unwrap_or_default();
+/// The `ETag` of a representation (a client, a user): changes whenever anything shown changes.
+fn etag(shown: &impl Serialize) -> String {
+    let text = serde_json::to_string(shown).unwrap_or_default();
     format!("\"{}\"", &tessera_server::secret::hash(&text)[..32])
 }
 
-fn with_etag(status: StatusCode, c: &Client, body: impl Serialize) -> Response {
+/// `body` with the `ETag` of `shown` (the representation it contains).
+fn with_etag(status: StatusCode, shown: &impl Serialize, body: impl Serialize) -> Response {
     let mut res = (status, Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&etag(c)) {
+    if let Ok(v) = HeaderValue::from_str(&etag(shown)) {
         res.headers_mut().insert(header::ETAG, v);
     }
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
 
-/// RFC 9110 §13.1.1: the request's `If-Match` must name the current `ETag` (or be `*`).
-fn check_if_match(headers: &HeaderMap, current: &Client) -> Result<(), Failure> {
-    check_if_match_tag(headers, &etag(current))
-}
-
-fn check_if_match_tag(headers: &HeaderMap, wanted: &str) -> Result<(), Failure> {
+/// RFC 9110 §13.1.1: the request's `If-Match` must name the current `ETag` of `current` (or be
+/// `*`).
+fn check_if_match(headers: &HeaderMap, current: &impl Serialize) -> Result<(), Failure> {
+    let wanted = etag(current);
     let Some(given) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
         return Err(Failure(api_error(
             StatusCode::PRECONDITION_REQUIRED,
@@ -203,7 +209,7 @@ fn check_if_match_tag(headers: &HeaderMap, wanted: &str) -> Result<(), Failure> 
             None,
         )));
     };
-    if given.trim() == "*" || given.split(',').any(|t| t.trim() == wanted) {
+    if given.trim() == "*" || given.split(',').any(|t| t.trim() == wanted.as_str()) {
         Ok(())
     } else {
         Err(Failure(api_error(StatusCode::PRECONDITION_FAILED, "precondition_failed", "it changed since it was read: read it again", None)))
@@ -211,11 +217,7 @@ fn check_if_match_tag(headers: &HeaderMap, wanted: &str) -> Result<(), Failure> 
 }
 
 async fn find(svc: &AppState, id: &str) -> Result<ClientRecord, Failure> {
-    svc.store
-        .find_client(id)
-        .await
-        .map_err(|e| Failure::from(ServiceError::Store(e)))?
-        .ok_or_else(|| Failure::from(AdminError::NotFound(format!("no client {id}"))))
+    svc.store.find_client(id).await?.ok_or_else(|| Failure::from(AdminError::NotFound(format!("no client {id}"))))
 }
 
 async fn audited(svc: &AppState, who: &AdminCaller, kind: &str, client_id: &str, detail: serde_json::Value) -> Result<(), Failure> {
@@ -227,7 +229,7 @@ async fn audited(svc: &AppState, who: &AdminCaller, kind: &str, client_id: &str,
 #[utoipa::path(get, path = "/clients", tag = "clients", security(("bearer" = ["tessera.read"])),
     responses((status = 200, body = Vec<Client>), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 async fn list_clients(State(svc): State<AppState>, _caller: Caller) -> Result<Response, Failure> {
-    let list = svc.store.list_clients().await.map_err(|e| Failure::from(ServiceError::Store(e)))?;
+    let list = svc.store.list_clients().await?;
     Ok(Json(list.iter().map(Client::from).collect::<Vec<_>>()).into_response())
 }
 
@@ -349,7 +351,7 @@ async fn delete_client(State(svc): State<AppState>, caller: Caller, Path(client_
     if headers.contains_key(header::IF_MATCH) {
         check_if_match(&headers, &current)?;
     }
-    if !svc.store.delete_client(&client_id).await.map_err(|e| Failure::from(ServiceError::Store(e)))? {
+    if !svc.store.delete_client(&client_id).await? {
         return Err(AdminError::NotFound(format!("no client {client_id}")).into());
     }
     audited(&svc, who, "admin.client_deleted", &client_id, serde_json::json!({})).await?;
@@ -408,25 +410,8 @@ impl From<&tessera_storage::UserRecord> for User {
     }
 }
 
-fn user_etag(u: &User) -> String {
-    format!("\"{}\"", &tessera_server::secret::hash(&serde_json::to_string(u).unwrap_or_default())[..32])
-}
-
-fn user_response(status: StatusCode, u: &User) -> Response {
-    let mut res = (status, Json(u)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&user_etag(u)) {
-        res.headers_mut().insert(header::ETAG, v);
-    }
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
-}
-
 async fn find_user(svc: &AppState, id: &str) -> Result<tessera_storage::UserRecord, Failure> {
-    svc.store
-        .find_user(id)
-        .await
-        .map_err(|e| Failure::from(ServiceError::Store(e)))?
-        .ok_or_else(|| Failure::from(AdminError::NotFound(format!("no user {id}"))))
+    svc.store.find_user(id).await?.ok_or_else(|| Failure::from(AdminError::NotFound(format!("no user {id}"))))
 }
 
 /// The password policy, then Argon2id on a blocking thread (not an async worker).
@@ -470,7 +455,7 @@ async fn list_users(
     let axum::extract::Query(q) = q.map_err(bad_query)?;
     let limit = usize::try_from(page_limit(q.limit, 500)?).unwrap_or(100);
     let needle = q.search.as_deref().map(str::to_lowercase);
-    let mut all = svc.store.list_users().await.map_err(|e| Failure::from(ServiceError::Store(e)))?;
+    let mut all = svc.store.list_users().await?;
     all.sort_by(|a, b| a.username.cmp(&b.username));
     let matching = all.iter().filter(|u| q.after.as_deref().is_none_or(|a| u.username.as_str() > a)).filter(|u| match &needle {
         None => true,
@@ -515,7 +500,7 @@ async fn create_user(
     let detail = serde_json::json!({ "username": created.username }).to_string();
     admin::record_change(&*svc.store, &who.actor(), "admin.user_created", Some(&created.id), None, &detail, svc.now()).await?;
     let u = User::from(&created);
-    let mut res = user_response(StatusCode::CREATED, &u);
+    let mut res = with_etag(StatusCode::CREATED, &u, &u);
     if let Ok(v) = HeaderValue::from_str(&format!("{BASE}/users/{}", u.id)) {
         res.headers_mut().insert(header::LOCATION, v);
     }
@@ -526,7 +511,8 @@ async fn create_user(
 #[utoipa::path(get, path = "/users/{user_id}", tag = "users", security(("bearer" = ["tessera.read"])), params(("user_id" = String, Path)),
     responses((status = 200, body = User, headers(("ETag" = String))), (status = 404, body = ApiError)))]
 async fn get_user(State(svc): State<AppState>, _caller: Caller, Path(user_id): Path<String>) -> Result<Response, Failure> {
-    Ok(user_response(StatusCode::OK, &User::from(&find_user(&svc, &user_id).await?)))
+    let u = User::from(&find_user(&svc, &user_id).await?);
+    Ok(with_etag(StatusCode::OK, &u, &u))
 }
 
 /// What a user `PATCH` changes; a profile member set to `null` is removed.
@@ -558,7 +544,7 @@ async fn patch_user(
     let who = caller.writer()?;
     let Json(patch) = body.map_err(bad_json)?;
     let current = find_user(&svc, &user_id).await?;
-    check_if_match_tag(&headers, &user_etag(&User::from(&current)))?;
+    check_if_match(&headers, &User::from(&current))?;
     // A refused password changes nothing: it is checked (and hashed) first.
     let hash = match patch.password {
         Some(pw) => Some(hashed(pw).await?),
@@ -580,7 +566,7 @@ async fn patch_user(
     let u = User::from(&updated);
     admin::record_change(&*svc.store, &who.actor(), "admin.user_updated", Some(&user_id), None, &serde_json::to_string(&u).unwrap_or_default(), svc.now())
         .await?;
-    Ok(user_response(StatusCode::OK, &u))
+    Ok(with_etag(StatusCode::OK, &u, &u))
 }
 
 /// Delete a user: their sessions, grants, consents, memberships and roles go with them.
@@ -590,7 +576,7 @@ async fn delete_user(State(svc): State<AppState>, caller: Caller, Path(user_id):
     let who = caller.writer()?;
     let current = find_user(&svc, &user_id).await?;
     if headers.contains_key(header::IF_MATCH) {
-        check_if_match_tag(&headers, &user_etag(&User::from(&current)))?;
+        check_if_match(&headers, &User::from(&current))?;
     }
     admin::delete_user(&*svc.store, &current.username).await?;
     let detail = serde_json::json!({ "username": current.username }).to_string();
@@ -615,8 +601,8 @@ pub struct Consent {
 async fn list_consents(State(svc): State<AppState>, _caller: Caller, Path(user_id): Path<String>) -> Result<Response, Failure> {
     find_user(&svc, &user_id).await?;
     let mut out = Vec::new();
-    for c in svc.store.list_consents(&user_id).await.map_err(|e| Failure::from(ServiceError::Store(e)))? {
-        let client_name = svc.store.find_client(&c.client_id).await.map_err(|e| Failure::from(ServiceError::Store(e)))?.map(|r| r.name);
+    for c in svc.store.list_consents(&user_id).await? {
+        let client_name = svc.store.find_client(&c.client_id).await?.map(|r| r.name);
         out.push(Consent { client_id: c.client_id, client_name, scope: c.scope.to_string(), updated_at: c.updated_at });
     }
     Ok(Json(out).into_response())
@@ -649,7 +635,7 @@ pub struct Session {
     responses((status = 200, body = Vec<Session>), (status = 404, body = ApiError)))]
 async fn list_sessions(State(svc): State<AppState>, _caller: Caller, Path(user_id): Path<String>) -> Result<Response, Failure> {
     find_user(&svc, &user_id).await?;
-    let list = svc.store.list_user_sessions(&user_id, svc.now()).await.map_err(|e| Failure::from(ServiceError::Store(e)))?;
+    let list = svc.store.list_user_sessions(&user_id, svc.now()).await?;
     Ok(Json(list.into_iter().map(|s| Session { created_at: s.created_at, expires_at: s.expires_at, auth_time: s.auth_time, amr: s.amr }).collect::<Vec<_>>())
         .into_response())
 }
@@ -660,7 +646,7 @@ async fn list_sessions(State(svc): State<AppState>, _caller: Caller, Path(user_i
 async fn end_sessions(State(svc): State<AppState>, caller: Caller, Path(user_id): Path<String>) -> Result<Response, Failure> {
     let who = caller.writer()?;
     find_user(&svc, &user_id).await?;
-    svc.store.delete_user_sessions(&user_id).await.map_err(|e| Failure::from(ServiceError::Store(e)))?;
+    svc.store.delete_user_sessions(&user_id).await?;
     admin::record_change(&*svc.store, &who.actor(), "admin.sessions_ended", Some(&user_id), None, "{}", svc.now()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -721,7 +707,7 @@ async fn list_audit_events(
     let limit = page_limit(q.limit, 1000)?;
     let query =
         tessera_storage::AuditQuery { since: q.since, until: q.until, kind: q.kind, user_id: q.user_id, client_id: q.client_id, before_id: q.before, limit };
-    let found = svc.store.find_audit_events(&query).await.map_err(|e| Failure::from(ServiceError::Store(e)))?;
+    let found = svc.store.find_audit_events(&query).await?;
     let next_before = if found.len() as i64 == limit { found.last().map(|e| e.id) } else { None };
     let events = found
         .into_iter()
@@ -736,10 +722,6 @@ async fn list_audit_events(
         })
         .collect();
     Ok(Json(AuditPage { events, next_before }).into_response())
-}
-
-fn store_err(e: tessera_storage::StoreError) -> Failure {
-    Failure::from(ServiceError::Store(e))
 }
 
 fn bad_json(e: axum::extract::rejection::JsonRejection) -> Failure {
@@ -773,7 +755,7 @@ pub struct Group {
 /// Every group.
 #[utoipa::path(get, path = "/groups", tag = "groups", security(("bearer" = ["tessera.read"])), responses((status = 200, body = Vec<Group>)))]
 async fn list_groups(State(svc): State<AppState>, _caller: Caller) -> Result<Response, Failure> {
-    let list = svc.store.list_groups().await.map_err(store_err)?;
+    let list = svc.store.list_groups().await?;
     Ok(Json(list.into_iter().map(|g| Group { name: g.name, description: g.description, created_at: g.created_at, members: None }).collect::<Vec<_>>())
         .into_response())
 }
@@ -796,11 +778,7 @@ async fn create_group(
 ) -> Result<Response, Failure> {
     let who = caller.writer()?;
     let Json(req) = body.map_err(bad_json)?;
-    if svc.store.find_group(req.name.trim()).await.map_err(store_err)?.is_some() {
-        return Err(Failure(api_error(StatusCode::CONFLICT, "conflict", format!("group {} already exists", req.name.trim()), Some("name".into()))));
-    }
     let g = admin::create_group(&*svc.store, &req.name, req.description.as_deref(), svc.now()).await.map_err(|e| match e {
-        AdminError::Invalid(m) if m.contains("already exists") => Failure(api_error(StatusCode::CONFLICT, "conflict", m, Some("name".into()))),
         AdminError::Invalid(m) => Failure(api_error(StatusCode::BAD_REQUEST, "invalid", m, Some("name".into()))),
         other => Failure::from(other),
     })?;
@@ -812,7 +790,7 @@ async fn create_group(
 #[utoipa::path(get, path = "/groups/{name}", tag = "groups", security(("bearer" = ["tessera.read"])), params(("name" = String, Path)),
     responses((status = 200, body = Group), (status = 404, body = ApiError)))]
 async fn get_group(State(svc): State<AppState>, _caller: Caller, Path(name): Path<String>) -> Result<Response, Failure> {
-    let g = svc.store.find_group(&name).await.map_err(store_err)?.ok_or_else(|| Failure::from(AdminError::NotFound(format!("no group {name}"))))?;
+    let g = svc.store.find_group(&name).await?.ok_or_else(|| Failure::from(AdminError::NotFound(format!("no group {name}"))))?;
     let members = admin::group_members(&*svc.store, &name).await?;
     Ok(Json(Group { name: g.name, description: g.description, created_at: g.created_at, members: Some(members) }).into_response())
 }
@@ -834,7 +812,7 @@ async fn add_member(State(svc): State<AppState>, caller: Caller, Path((name, use
     let who = caller.writer()?;
     if admin::add_group_member(&*svc.store, &name, &username).await? {
         let detail = serde_json::json!({ "group": name, "username": username }).to_string();
-        let user = svc.store.find_user_by_username(&username).await.map_err(store_err)?.map(|u| u.id);
+        let user = svc.store.find_user_by_username(&username).await?.map(|u| u.id);
         admin::record_change(&*svc.store, &who.actor(), "admin.group_member_added", user.as_deref(), None, &detail, svc.now()).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -847,7 +825,7 @@ async fn remove_member(State(svc): State<AppState>, caller: Caller, Path((name, 
     let who = caller.writer()?;
     if admin::remove_group_member(&*svc.store, &name, &username).await? {
         let detail = serde_json::json!({ "group": name, "username": username }).to_string();
-        let user = svc.store.find_user_by_username(&username).await.map_err(store_err)?.map(|u| u.id);
+        let user = svc.store.find_user_by_username(&username).await?.map(|u| u.id);
         admin::record_change(&*svc.store, &who.actor(), "admin.group_member_removed", user.as_deref(), None, &detail, svc.now()).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -875,7 +853,7 @@ impl From<tessera_storage::ApiRecord> for Api {
 /// Every API.
 #[utoipa::path(get, path = "/apis", tag = "apis", security(("bearer" = ["tessera.read"])), responses((status = 200, body = Vec<Api>)))]
 async fn list_apis(State(svc): State<AppState>, _caller: Caller) -> Result<Response, Failure> {
-    Ok(Json(svc.store.list_apis().await.map_err(store_err)?.into_iter().map(Api::from).collect::<Vec<_>>()).into_response())
+    Ok(Json(svc.store.list_apis().await?.into_iter().map(Api::from).collect::<Vec<_>>()).into_response())
 }
 
 /// A name and what it means, for a scope or a role.
@@ -907,15 +885,9 @@ async fn create_api(
 ) -> Result<Response, Failure> {
     let who = caller.writer()?;
     let Json(req) = body.map_err(bad_json)?;
-    if svc.store.list_apis().await.map_err(store_err)?.iter().any(|a| a.identifier == req.identifier) {
-        return Err(Failure(api_error(StatusCode::CONFLICT, "conflict", format!("API {} already exists", req.identifier), Some("identifier".into()))));
-    }
     let scopes = req.scopes.iter().map(|d| admin::parse_api_scope(&format!("{}={}", d.name, d.description))).collect::<Result<Vec<_>, _>>()?;
     let roles = req.roles.iter().map(|d| admin::parse_api_role(&format!("{}={}", d.name, d.description))).collect::<Result<Vec<_>, _>>()?;
-    let a = admin::create_api_with_roles(&*svc.store, &req.identifier, &req.name, scopes, roles, svc.now()).await.map_err(|e| match e {
-        AdminError::Invalid(m) if m.contains("already exists") => Failure(api_error(StatusCode::CONFLICT, "conflict", m, Some("identifier".into()))),
-        other => Failure::from(other),
-    })?;
+    let a = admin::create_api_with_roles(&*svc.store, &req.identifier, &req.name, scopes, roles, svc.now()).await?;
     let a = Api::from(a);
     admin::record_change(&*svc.store, &who.actor(), "admin.api_created", None, None, &serde_json::to_string(&a).unwrap_or_default(), svc.now()).await?;
     Ok((StatusCode::CREATED, Json(a)).into_response())
@@ -926,7 +898,7 @@ async fn create_api(
     responses((status = 204), (status = 404, body = ApiError)))]
 async fn delete_api(State(svc): State<AppState>, caller: Caller, Path(identifier): Path<String>) -> Result<Response, Failure> {
     let who = caller.writer()?;
-    if !svc.store.delete_api(&identifier).await.map_err(store_err)? {
+    if !svc.store.delete_api(&identifier).await? {
         return Err(AdminError::NotFound(format!("no API {identifier}")).into());
     }
     admin::record_change(&*svc.store, &who.actor(), "admin.api_deleted", None, None, &serde_json::json!({ "identifier": identifier }).to_string(), svc.now())
@@ -991,7 +963,7 @@ pub struct SigningKey {
 /// The signing keys, published or signing.
 #[utoipa::path(get, path = "/keys", tag = "keys", security(("bearer" = ["tessera.read"])), responses((status = 200, body = Vec<SigningKey>)))]
 async fn list_keys(State(svc): State<AppState>, _caller: Caller) -> Result<Response, Failure> {
-    let keys = svc.store.list_signing_keys().await.map_err(store_err)?;
+    let keys = svc.store.list_signing_keys().await?;
     Ok(Json(keys.into_iter().map(|k| SigningKey { kid: k.kid, alg: k.alg, created_at: k.created_at, use_after: k.use_after }).collect::<Vec<_>>())
         .into_response())
 }
@@ -1004,10 +976,10 @@ async fn rotate_keys(State(svc): State<AppState>, caller: Caller) -> Result<Resp
     let now = svc.now();
     let mut created = Vec::new();
     for alg in tessera_jose::Alg::ALL {
-        let kid = tessera_server::keys::rotate(&*svc.store, svc.keys.kek(), alg, now, 3_600).await.map_err(store_err)?;
+        let kid = tessera_server::keys::rotate(&*svc.store, svc.keys.kek(), alg, now, 3_600).await?;
         created.push(SigningKey { kid, alg: alg.as_str().into(), created_at: now, use_after: now + 3_600 });
     }
-    svc.keys.reload(&*svc.store).await.map_err(store_err)?;
+    svc.keys.reload(&*svc.store).await?;
     admin::record_change(&*svc.store, &who.actor(), "admin.keys_rotated", None, None, &serde_json::to_string(&created).unwrap_or_default(), now).await?;
     Ok(Json(created).into_response())
 }

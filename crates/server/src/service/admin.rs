@@ -16,6 +16,9 @@ pub enum AdminError {
     Invalid(String),
     #[error("{0}")]
     NotFound(String),
+    /// The name or identifier is taken; `field` names it (for the admin API's errors).
+    #[error("{message}")]
+    Conflict { field: &'static str, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -498,6 +501,10 @@ pub async fn create_api_with_roles(
         return Err(invalid("at least one --scope is required"));
     }
     let existing = store.list_apis().await?;
+    let taken = || AdminError::Conflict { field: "identifier", message: format!("API {identifier} already exists") };
+    if existing.iter().any(|a| a.identifier == identifier) {
+        return Err(taken());
+    }
     for s in &scopes {
         if let Some(a) = existing.iter().find(|a| a.scopes.iter().any(|x| x.name == s.name)) {
             return Err(invalid(format!("scope {} is already defined by API {}", s.name, a.identifier)));
@@ -508,7 +515,7 @@ pub async fn create_api_with_roles(
     }
     let api = ApiRecord { identifier: identifier.to_string(), name: name.trim().to_string(), scopes, created_at: now, secret_hash: None, roles };
     match store.create_api(&api).await {
-        Err(StoreError::Conflict(_)) => Err(invalid(format!("API {identifier} already exists"))),
+        Err(StoreError::Conflict(_)) => Err(taken()),
         other => other.map(|_| api).map_err(Into::into),
     }
 }
@@ -525,7 +532,7 @@ pub async fn create_group(store: &dyn Store, name: &str, description: Option<&st
     }
     let g = GroupRecord { name: name.to_string(), description: description.to_string(), created_at: now };
     match store.create_group(&g).await {
-        Err(StoreError::Conflict(_)) => Err(invalid(format!("group {name} already exists"))),
+        Err(StoreError::Conflict(_)) => Err(AdminError::Conflict { field: "name", message: format!("group {name} already exists") }),
         other => other.map(|_| g).map_err(Into::into),
     }
 }
@@ -650,7 +657,7 @@ pub async fn remove_access(store: &dyn Store, user_id: &str, client_id: &str, no
 /// their sessions, refresh tokens and unredeemed codes end now; their access tokens are
 /// inactive at introspection and UserInfo. `false` enables them again.
 pub async fn set_disabled(store: &dyn Store, username: &str, disabled: bool, now: i64) -> Result<UserRecord, AdminError> {
-    let u = store.find_user_by_username(username).await?.ok_or_else(|| AdminError::NotFound(format!("no user {username}")))?;
+    let u = user_named(store, username).await?;
     if !store.update_user_disabled(&u.id, disabled, now).await? {
         return Err(AdminError::NotFound(format!("no user {username}")));
     }
@@ -660,7 +667,7 @@ pub async fn set_disabled(store: &dyn Store, username: &str, disabled: bool, now
 /// Make a user an administrator (`tessera user update --admin`), or not (`--no-admin`): their
 /// tokens for the admin API then act with their authority.
 pub async fn set_admin(store: &dyn Store, username: &str, is_admin: bool) -> Result<UserRecord, AdminError> {
-    let u = store.find_user_by_username(username).await?.ok_or_else(|| AdminError::NotFound(format!("no user {username}")))?;
+    let u = user_named(store, username).await?;
     store.update_user_admin(&u.id, is_admin).await?;
     store.find_user(&u.id).await?.ok_or_else(|| AdminError::NotFound(format!("no user {username}")))
 }

@@ -88,6 +88,20 @@ impl Tessera {
     /// the whole token: a tenth of the work. A forged token that reuses a known signature finds
     /// the entry, differs from its token, and goes to verification like any other.)
     /// Expiry, issuer and revocation are the caller's checks, on every call.
+    /// One of this server's access tokens that is live now: verified ([`Self::verified_access_token`]),
+    /// issued here, not expired, with a `jti` that is not revoked (by itself or its grant).
+    pub(crate) async fn live_access_token(&self, token: &str) -> Result<Option<Arc<VerifiedToken>>, ServiceError> {
+        let Some(t) = self.verified_access_token(token) else { return Ok(None) };
+        let c = &t.claims;
+        let live =
+            c.get("exp").and_then(Value::as_i64).is_some_and(|e| e > self.now()) && c.get("iss").and_then(Value::as_str) == Some(self.config.issuer.as_str());
+        let jti = c.get("jti").and_then(Value::as_str).unwrap_or("");
+        if !live || jti.is_empty() || self.store.is_revoked(jti, family_of_jti(jti)).await? {
+            return Ok(None);
+        }
+        Ok(Some(t))
+    }
+
     pub(crate) fn verified_access_token(&self, token: &str) -> Option<Arc<VerifiedToken>> {
         let keys = self.keys.current();
         let signature = token.rsplit('.').next().unwrap_or(token);
@@ -122,16 +136,11 @@ impl Tessera {
             return Ok(None);
         }
         let as_access = async {
-            let Some(token) = self.verified_access_token(&q.token) else {
+            let Some(token) = self.live_access_token(&q.token).await? else {
                 return Ok::<_, ServiceError>(None);
             };
             let claims = &token.claims;
-            let live = claims.get("exp").and_then(Value::as_i64).is_some_and(|e| e > now)
-                && claims.get("iss").and_then(Value::as_str) == Some(self.config.issuer.as_str());
             let jti = claims.get("jti").and_then(Value::as_str).unwrap_or("");
-            if !live || jti.is_empty() || self.store.is_revoked(jti, family_of_jti(jti)).await? {
-                return Ok(None);
-            }
             // RFC 9700 §4.14.2: a deleted user's tokens are inactive. A grant's tokens (`jti`
             // FAMILY.RANDOM) have the user as `sub`; client credentials tokens have no user.
             if family_of_jti(jti).is_some() && !self.user_exists_cached(claims.get("sub").and_then(Value::as_str).unwrap_or("")).await? {
