@@ -220,9 +220,10 @@ async fn find(svc: &AppState, id: &str) -> Result<ClientRecord, Failure> {
     svc.store.find_client(id).await?.ok_or_else(|| Failure::from(AdminError::NotFound(format!("no client {id}"))))
 }
 
-async fn audited(svc: &AppState, who: &AdminCaller, kind: &str, client_id: &str, detail: serde_json::Value) -> Result<(), Failure> {
-    admin::record_change(&*svc.store, &who.actor(), kind, None, Some(client_id), &detail.to_string(), svc.now()).await?;
-    Ok(())
+/// The caller's changes, recorded in the audit log as theirs (the service layer the CLI and
+/// the console use).
+fn acting<'a>(svc: &'a AppState, actor: &'a str) -> admin::Acting<'a> {
+    admin::Acting { store: &*svc.store, actor, now: svc.now() }
 }
 
 /// Every registered client.
@@ -283,8 +284,7 @@ async fn create_client(
         allow_private_logout_uris: svc.config.allow_private_logout_uris,
         ..Default::default()
     };
-    let created = admin::create_client(&*svc.store, new, svc.now()).await?;
-    audited(&svc, who, "admin.client_created", &created.client.client_id, serde_json::json!({ "name": created.client.name })).await?;
+    let created = acting(&svc, &who.actor()).create_client(new).await?;
     let client = Client::from(&created.client);
     let mut res = with_etag(StatusCode::CREATED, &client, CreatedClient { client: Client::from(&created.client), client_secret: created.client_secret });
     if let Ok(v) = HeaderValue::from_str(&format!("{BASE}/clients/{}", created.client.client_id)) {
@@ -336,8 +336,7 @@ async fn patch_client(
         require_dpop: patch.require_dpop,
         jwks: None,
     };
-    let updated = Client::from(&admin::update_client(&*svc.store, &client_id, changes).await?);
-    audited(&svc, who, "admin.client_updated", &client_id, serde_json::to_value(&updated).unwrap_or_default()).await?;
+    let updated = Client::from(&acting(&svc, &who.actor()).update_client(&client_id, changes).await?);
     Ok(with_etag(StatusCode::OK, &updated, &updated))
 }
 
@@ -351,10 +350,7 @@ async fn delete_client(State(svc): State<AppState>, caller: Caller, Path(client_
     if headers.contains_key(header::IF_MATCH) {
         check_if_match(&headers, &current)?;
     }
-    if !svc.store.delete_client(&client_id).await? {
-        return Err(AdminError::NotFound(format!("no client {client_id}")).into());
-    }
-    audited(&svc, who, "admin.client_deleted", &client_id, serde_json::json!({})).await?;
+    acting(&svc, &who.actor()).delete_client(&client_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -372,8 +368,7 @@ pub struct RotatedSecret {
     responses((status = 200, body = RotatedSecret), (status = 400, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 async fn rotate_secret(State(svc): State<AppState>, caller: Caller, Path(client_id): Path<String>) -> Result<Response, Failure> {
     let who = caller.writer()?;
-    let secret = admin::rotate_client_secret(&*svc.store, &client_id).await?;
-    audited(&svc, who, "admin.client_secret_rotated", &client_id, serde_json::json!({})).await?;
+    let secret = acting(&svc, &who.actor()).rotate_client_secret(&client_id).await?;
     let mut res = Json(RotatedSecret { client_id, client_secret: secret }).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(res)
@@ -496,9 +491,7 @@ async fn create_user(
     let Json(req) = body.map_err(bad_json)?;
     let new = admin::NewUser { username: req.username, email: req.email, name: req.name, profile: req.profile };
     let hash = hashed(req.password).await?;
-    let created = admin::create_user_with_hash(&*svc.store, new, hash, svc.now()).await?;
-    let detail = serde_json::json!({ "username": created.username }).to_string();
-    admin::record_change(&*svc.store, &who.actor(), "admin.user_created", Some(&created.id), None, &detail, svc.now()).await?;
+    let created = acting(&svc, &who.actor()).create_user(new, hash).await?;
     let u = User::from(&created);
     let mut res = with_etag(StatusCode::CREATED, &u, &u);
     if let Ok(v) = HeaderValue::from_str(&format!("{BASE}/users/{}", u.id)) {
@@ -550,22 +543,17 @@ async fn patch_user(
         Some(pw) => Some(hashed(pw).await?),
         None => None,
     };
-    let mut updated = admin::update_user(&*svc.store, &current.username, patch.email, patch.name, patch.profile, svc.now()).await?;
+    let actor = who.actor();
+    let act = acting(&svc, &actor);
+    let mut updated = act.update_user(&current.username, patch.email, patch.name, patch.profile).await?;
     if let Some(hash) = hash {
-        admin::set_password_hash(&*svc.store, &current.username, &hash, svc.now()).await?;
+        act.set_password_hash(&current.username, &hash).await?;
         updated = find_user(&svc, &user_id).await?;
-        let detail = serde_json::json!({ "username": updated.username }).to_string();
-        admin::record_change(&*svc.store, &who.actor(), "admin.password_set", Some(&user_id), None, &detail, svc.now()).await?;
     }
     if let Some(disabled) = patch.disabled {
-        updated = admin::set_disabled(&*svc.store, &current.username, disabled, svc.now()).await?;
-        let kind = if disabled { "admin.user_disabled" } else { "admin.user_enabled" };
-        let detail = serde_json::json!({ "username": updated.username }).to_string();
-        admin::record_change(&*svc.store, &who.actor(), kind, Some(&user_id), None, &detail, svc.now()).await?;
+        updated = act.set_disabled(&current.username, disabled).await?;
     }
     let u = User::from(&updated);
-    admin::record_change(&*svc.store, &who.actor(), "admin.user_updated", Some(&user_id), None, &serde_json::to_string(&u).unwrap_or_default(), svc.now())
-        .await?;
     Ok(with_etag(StatusCode::OK, &u, &u))
 }
 
@@ -578,9 +566,7 @@ async fn delete_user(State(svc): State<AppState>, caller: Caller, Path(user_id):
     if headers.contains_key(header::IF_MATCH) {
         check_if_match(&headers, &User::from(&current))?;
     }
-    admin::delete_user(&*svc.store, &current.username).await?;
-    let detail = serde_json::json!({ "username": current.username }).to_string();
-    admin::record_change(&*svc.store, &who.actor(), "admin.user_deleted", Some(&user_id), None, &detail, svc.now()).await?;
+    acting(&svc, &who.actor()).delete_user(&current.username).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -614,9 +600,7 @@ async fn list_consents(State(svc): State<AppState>, _caller: Caller, Path(user_i
     params(("user_id" = String, Path), ("client_id" = String, Path)), responses((status = 204), (status = 404, body = ApiError)))]
 async fn remove_consent(State(svc): State<AppState>, caller: Caller, Path((user_id, client_id)): Path<(String, String)>) -> Result<Response, Failure> {
     let who = caller.writer()?;
-    let revoked = admin::remove_access(&*svc.store, &user_id, &client_id, svc.now()).await?;
-    let detail = serde_json::json!({ "grants_revoked": revoked }).to_string();
-    admin::record_change(&*svc.store, &who.actor(), "consent_removed", Some(&user_id), Some(&client_id), &detail, svc.now()).await?;
+    acting(&svc, &who.actor()).remove_access(&user_id, &client_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -645,9 +629,7 @@ async fn list_sessions(State(svc): State<AppState>, _caller: Caller, Path(user_i
     responses((status = 204), (status = 404, body = ApiError)))]
 async fn end_sessions(State(svc): State<AppState>, caller: Caller, Path(user_id): Path<String>) -> Result<Response, Failure> {
     let who = caller.writer()?;
-    find_user(&svc, &user_id).await?;
-    svc.store.delete_user_sessions(&user_id).await?;
-    admin::record_change(&*svc.store, &who.actor(), "admin.sessions_ended", Some(&user_id), None, "{}", svc.now()).await?;
+    acting(&svc, &who.actor()).end_sessions(&user_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -778,11 +760,10 @@ async fn create_group(
 ) -> Result<Response, Failure> {
     let who = caller.writer()?;
     let Json(req) = body.map_err(bad_json)?;
-    let g = admin::create_group(&*svc.store, &req.name, req.description.as_deref(), svc.now()).await.map_err(|e| match e {
+    let g = acting(&svc, &who.actor()).create_group(&req.name, req.description.as_deref()).await.map_err(|e| match e {
         AdminError::Invalid(m) => Failure(api_error(StatusCode::BAD_REQUEST, "invalid", m, Some("name".into()))),
         other => Failure::from(other),
     })?;
-    admin::record_change(&*svc.store, &who.actor(), "admin.group_created", None, None, &serde_json::json!({ "group": g.name }).to_string(), svc.now()).await?;
     Ok((StatusCode::CREATED, Json(Group { name: g.name, description: g.description, created_at: g.created_at, members: Some(vec![]) })).into_response())
 }
 
@@ -800,8 +781,7 @@ async fn get_group(State(svc): State<AppState>, _caller: Caller, Path(name): Pat
     responses((status = 204), (status = 404, body = ApiError)))]
 async fn delete_group(State(svc): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Response, Failure> {
     let who = caller.writer()?;
-    admin::delete_group(&*svc.store, &name).await?;
-    admin::record_change(&*svc.store, &who.actor(), "admin.group_deleted", None, None, &serde_json::json!({ "group": name }).to_string(), svc.now()).await?;
+    acting(&svc, &who.actor()).delete_group(&name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -810,11 +790,7 @@ async fn delete_group(State(svc): State<AppState>, caller: Caller, Path(name): P
     params(("name" = String, Path), ("username" = String, Path)), responses((status = 204), (status = 404, body = ApiError)))]
 async fn add_member(State(svc): State<AppState>, caller: Caller, Path((name, username)): Path<(String, String)>) -> Result<Response, Failure> {
     let who = caller.writer()?;
-    if admin::add_group_member(&*svc.store, &name, &username).await? {
-        let detail = serde_json::json!({ "group": name, "username": username }).to_string();
-        let user = svc.store.find_user_by_username(&username).await?.map(|u| u.id);
-        admin::record_change(&*svc.store, &who.actor(), "admin.group_member_added", user.as_deref(), None, &detail, svc.now()).await?;
-    }
+    acting(&svc, &who.actor()).add_group_member(&name, &username).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -823,11 +799,7 @@ async fn add_member(State(svc): State<AppState>, caller: Caller, Path((name, use
     params(("name" = String, Path), ("username" = String, Path)), responses((status = 204), (status = 404, body = ApiError)))]
 async fn remove_member(State(svc): State<AppState>, caller: Caller, Path((name, username)): Path<(String, String)>) -> Result<Response, Failure> {
     let who = caller.writer()?;
-    if admin::remove_group_member(&*svc.store, &name, &username).await? {
-        let detail = serde_json::json!({ "group": name, "username": username }).to_string();
-        let user = svc.store.find_user_by_username(&username).await?.map(|u| u.id);
-        admin::record_change(&*svc.store, &who.actor(), "admin.group_member_removed", user.as_deref(), None, &detail, svc.now()).await?;
-    }
+    acting(&svc, &who.actor()).remove_group_member(&name, &username).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -887,9 +859,7 @@ async fn create_api(
     let Json(req) = body.map_err(bad_json)?;
     let scopes = req.scopes.iter().map(|d| admin::parse_api_scope(&format!("{}={}", d.name, d.description))).collect::<Result<Vec<_>, _>>()?;
     let roles = req.roles.iter().map(|d| admin::parse_api_role(&format!("{}={}", d.name, d.description))).collect::<Result<Vec<_>, _>>()?;
-    let a = admin::create_api_with_roles(&*svc.store, &req.identifier, &req.name, scopes, roles, svc.now()).await?;
-    let a = Api::from(a);
-    admin::record_change(&*svc.store, &who.actor(), "admin.api_created", None, None, &serde_json::to_string(&a).unwrap_or_default(), svc.now()).await?;
+    let a = Api::from(acting(&svc, &who.actor()).create_api(&req.identifier, &req.name, scopes, roles).await?);
     Ok((StatusCode::CREATED, Json(a)).into_response())
 }
 
@@ -898,11 +868,7 @@ async fn create_api(
     responses((status = 204), (status = 404, body = ApiError)))]
 async fn delete_api(State(svc): State<AppState>, caller: Caller, Path(identifier): Path<String>) -> Result<Response, Failure> {
     let who = caller.writer()?;
-    if !svc.store.delete_api(&identifier).await? {
-        return Err(AdminError::NotFound(format!("no API {identifier}")).into());
-    }
-    admin::record_change(&*svc.store, &who.actor(), "admin.api_deleted", None, None, &serde_json::json!({ "identifier": identifier }).to_string(), svc.now())
-        .await?;
+    acting(&svc, &who.actor()).delete_api(&identifier).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -925,10 +891,7 @@ async fn grant_role(
 ) -> Result<Response, Failure> {
     let who = caller.writer()?;
     let h = holder(&kind, who_)?;
-    if admin::grant_role(&*svc.store, &identifier, &role, &h).await? {
-        let detail = serde_json::json!({ "api": identifier, "role": role, "to": format!("{h:?}") }).to_string();
-        admin::record_change(&*svc.store, &who.actor(), "admin.role_granted", None, None, &detail, svc.now()).await?;
-    }
+    acting(&svc, &who.actor()).grant_role(&identifier, &role, &h).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -943,10 +906,7 @@ async fn revoke_role(
 ) -> Result<Response, Failure> {
     let who = caller.writer()?;
     let h = holder(&kind, who_)?;
-    if admin::revoke_role(&*svc.store, &identifier, &role, &h).await? {
-        let detail = serde_json::json!({ "api": identifier, "role": role, "from": format!("{h:?}") }).to_string();
-        admin::record_change(&*svc.store, &who.actor(), "admin.role_revoked", None, None, &detail, svc.now()).await?;
-    }
+    acting(&svc, &who.actor()).revoke_role(&identifier, &role, &h).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -974,13 +934,10 @@ async fn list_keys(State(svc): State<AppState>, _caller: Caller) -> Result<Respo
 async fn rotate_keys(State(svc): State<AppState>, caller: Caller) -> Result<Response, Failure> {
     let who = caller.writer()?;
     let now = svc.now();
-    let mut created = Vec::new();
-    for alg in tessera_jose::Alg::ALL {
-        let kid = tessera_server::keys::rotate(&*svc.store, svc.keys.kek(), alg, now, 3_600).await?;
-        created.push(SigningKey { kid, alg: alg.as_str().into(), created_at: now, use_after: now + 3_600 });
-    }
+    let rotated = acting(&svc, &who.actor()).rotate_keys(svc.keys.kek(), &tessera_jose::Alg::ALL, 3_600).await?;
     svc.keys.reload(&*svc.store).await?;
-    admin::record_change(&*svc.store, &who.actor(), "admin.keys_rotated", None, None, &serde_json::to_string(&created).unwrap_or_default(), now).await?;
+    let created: Vec<SigningKey> =
+        rotated.into_iter().map(|(kid, alg)| SigningKey { kid, alg: alg.as_str().into(), created_at: now, use_after: now + 3_600 }).collect();
     Ok(Json(created).into_response())
 }
 

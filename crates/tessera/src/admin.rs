@@ -27,10 +27,9 @@ fn cli_actor() -> String {
     format!("cli:{}", name.chars().filter(|c| c.is_ascii_graphic()).take(64).collect::<String>())
 }
 
-/// Record an administrative change in the audit log (`admin.…`).
-async fn changed(store: &dyn Store, kind: &str, user_id: Option<&str>, client_id: Option<&str>, detail: Value) -> anyhow::Result<()> {
-    admin::record_change(store, &cli_actor(), kind, user_id, client_id, &detail.to_string(), now()).await?;
-    Ok(())
+/// The CLI's changes through the service layer, each recorded in the audit log as `cli:LOGIN`.
+fn acting<'a>(store: &'a dyn Store, actor: &'a str) -> admin::Acting<'a> {
+    admin::Acting { store, actor, now: now() }
 }
 
 fn print(json_out: bool, v: &Value, human: impl FnOnce() -> String) {
@@ -178,11 +177,9 @@ pub async fn keys(database: Option<&str>, j: bool, kek: &crate::settings::KekSou
                 None => Alg::ALL.to_vec(),
             };
             let kek = crate::store::key_encryption(kek, database_url, &*store).await?;
-            let mut created = Vec::new();
-            for a in algs {
-                let kid = tessera_server::keys::rotate(&*store, &kek, a, now, publish_delay).await?;
-                created.push(json!({ "kid": kid, "alg": a.as_str(), "use_after": now + publish_delay }));
-            }
+            let actor = cli_actor();
+            let rotated = admin::Acting { store: &*store, actor: &actor, now }.rotate_keys(&kek, &algs, publish_delay).await?;
+            let created: Vec<Value> = rotated.iter().map(|(kid, a)| json!({ "kid": kid, "alg": a.as_str(), "use_after": now + publish_delay })).collect();
             print(j, &Value::Array(created.clone()), || {
                 created
                     .iter()
@@ -218,13 +215,6 @@ fn holder(h: RoleHolderArgs) -> admin::RoleHolder {
         (None, Some(g)) => admin::RoleHolder::Group(g),
         // clap requires exactly one.
         (None, None) => admin::RoleHolder::User(String::new()),
-    }
-}
-
-fn holder_text(h: &admin::RoleHolder) -> String {
-    match h {
-        admin::RoleHolder::User(u) => format!("user {u}"),
-        admin::RoleHolder::Group(g) => format!("group {g}"),
     }
 }
 
@@ -277,8 +267,7 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
                 require_dpop,
                 jwks,
             };
-            let created = admin::create_client(&*store, req, now()).await?;
-            changed(&*store, "admin.client_created", None, Some(&created.client.client_id), json!({ "name": created.client.name })).await?;
+            let created = acting(&*store, &cli_actor()).create_client(req).await?;
             let mut v = client_json(&created.client);
             if let Some(s) = &created.client_secret {
                 v["client_secret"] = json!(s);
@@ -305,8 +294,7 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
                 require_dpop,
                 jwks,
             };
-            let updated = admin::update_client(&*store, &client_id, changes).await?;
-            changed(&*store, "admin.client_updated", None, Some(&client_id), client_json(&updated)).await?;
+            let updated = acting(&*store, &cli_actor()).update_client(&client_id, changes).await?;
             print(j, &client_json(&updated), || client_text(&updated));
         }
         ClientCmd::List => {
@@ -323,15 +311,11 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
             print(j, &client_json(&c), || client_text(&c));
         }
         ClientCmd::Delete { client_id } => {
-            if !store.delete_client(&client_id).await? {
-                bail!("no client {client_id}");
-            }
-            changed(&*store, "admin.client_deleted", None, Some(&client_id), json!({})).await?;
+            acting(&*store, &cli_actor()).delete_client(&client_id).await?;
             print(j, &json!({ "deleted": client_id }), || format!("deleted client {client_id}"));
         }
         ClientCmd::RotateSecret { client_id } => {
-            let s = admin::rotate_client_secret(&*store, &client_id).await?;
-            changed(&*store, "admin.client_secret_rotated", None, Some(&client_id), json!({})).await?;
+            let s = acting(&*store, &cli_actor()).rotate_client_secret(&client_id).await?;
             print(j, &json!({ "client_id": client_id, "client_secret": s }), || {
                 format!("client_id: {client_id}\nclient_secret: {s}\n\nThe old secret no longer works. The new one is shown only this once.")
             });
@@ -345,22 +329,20 @@ pub async fn user(database: Option<&str>, j: bool, cmd: UserCmd) -> anyhow::Resu
     match cmd {
         UserCmd::Create { username, email, name, password_stdin: _, profile } => {
             let pw = read_password()?;
-            let u = admin::create_user(&*store, NewUser { username, email, name, profile: profile_map(&profile) }, &pw, now()).await?;
-            changed(&*store, "admin.user_created", Some(&u.id), None, json!({ "username": u.username })).await?;
+            admin::check_password(&pw)?;
+            let hash = tessera_server::service::authn::hash_password(&pw).map_err(anyhow::Error::msg)?;
+            let u = acting(&*store, &cli_actor()).create_user(NewUser { username, email, name, profile: profile_map(&profile) }, hash).await?;
             print(j, &user_json(&u), || format!("created user {} (id {})", u.username, u.id));
         }
         UserCmd::Update { username, email, name, profile, disable, enable, admin: make_admin, no_admin } => {
-            let mut u = admin::update_user(&*store, &username, email, name, profile_map(&profile), now()).await?;
-            changed(&*store, "admin.user_updated", Some(&u.id), None, json!({ "username": u.username })).await?;
+            let actor = cli_actor();
+            let act = acting(&*store, &actor);
+            let mut u = act.update_user(&username, email, name, profile_map(&profile)).await?;
             if disable || enable {
-                u = admin::set_disabled(&*store, &username, disable, now()).await?;
-                let kind = if disable { "admin.user_disabled" } else { "admin.user_enabled" };
-                changed(&*store, kind, Some(&u.id), None, json!({ "username": u.username })).await?;
+                u = act.set_disabled(&username, disable).await?;
             }
             if make_admin || no_admin {
-                u = admin::set_admin(&*store, &username, make_admin).await?;
-                let kind = if make_admin { "admin.admin_granted" } else { "admin.admin_revoked" };
-                changed(&*store, kind, Some(&u.id), None, json!({ "username": u.username })).await?;
+                u = act.set_admin(&username, make_admin).await?;
             }
             print(j, &user_json(&u), || format!("updated user {}", u.username));
         }
@@ -374,16 +356,14 @@ pub async fn user(database: Option<&str>, j: bool, cmd: UserCmd) -> anyhow::Resu
             });
         }
         UserCmd::Delete { username } => {
-            let id = store.find_user_by_username(&username).await?.map(|u| u.id);
-            admin::delete_user(&*store, &username).await?;
-            changed(&*store, "admin.user_deleted", id.as_deref(), None, json!({ "username": username })).await?;
+            acting(&*store, &cli_actor()).delete_user(&username).await?;
             print(j, &json!({ "deleted": username }), || format!("deleted user {username}"));
         }
         UserCmd::SetPassword { username, password_stdin: _ } => {
             let pw = read_password()?;
-            admin::set_password(&*store, &username, &pw, now()).await?;
-            let id = store.find_user_by_username(&username).await?.map(|u| u.id);
-            changed(&*store, "admin.password_set", id.as_deref(), None, json!({ "username": username })).await?;
+            admin::check_password(&pw)?;
+            let hash = tessera_server::service::authn::hash_password(&pw).map_err(anyhow::Error::msg)?;
+            acting(&*store, &cli_actor()).set_password_hash(&username, &hash).await?;
             print(j, &json!({ "username": username, "password": "updated" }), || format!("password updated for {username}"));
         }
     }
@@ -396,8 +376,7 @@ pub async fn api(database: Option<&str>, j: bool, cmd: ApiCmd) -> anyhow::Result
         ApiCmd::Create { identifier, name, scopes, roles } => {
             let parsed = scopes.iter().map(|s| admin::parse_api_scope(s)).collect::<Result<Vec<_>, _>>()?;
             let roles = roles.iter().map(|r| admin::parse_api_role(r)).collect::<Result<Vec<_>, _>>()?;
-            let a = admin::create_api_with_roles(&*store, &identifier, &name, parsed, roles, now()).await?;
-            changed(&*store, "admin.api_created", None, None, api_json(&a)).await?;
+            let a = acting(&*store, &cli_actor()).create_api(&identifier, &name, parsed, roles).await?;
             print(j, &api_json(&a), || {
                 let mut t = format!(
                     "created API {} ({}) with scopes: {}",
@@ -413,30 +392,16 @@ pub async fn api(database: Option<&str>, j: bool, cmd: ApiCmd) -> anyhow::Result
         }
         ApiCmd::GrantRole { identifier, role, holder: h } => {
             let h = holder(h);
-            let new = admin::grant_role(&*store, &identifier, &role, &h).await?;
-            if new {
-                changed(&*store, "admin.role_granted", None, None, json!({ "api": identifier, "role": role, "to": holder_text(&h) })).await?;
-            }
+            let new = acting(&*store, &cli_actor()).grant_role(&identifier, &role, &h).await?;
             print(j, &json!({ "api": identifier, "role": role, "granted": true, "changed": new }), || {
-                if new {
-                    format!("granted {role} of {identifier} to {}", holder_text(&h))
-                } else {
-                    format!("{} already holds {role} of {identifier}", holder_text(&h))
-                }
+                if new { format!("granted {role} of {identifier} to {h}") } else { format!("{h} already holds {role} of {identifier}") }
             });
         }
         ApiCmd::RevokeRole { identifier, role, holder: h } => {
             let h = holder(h);
-            let removed = admin::revoke_role(&*store, &identifier, &role, &h).await?;
-            if removed {
-                changed(&*store, "admin.role_revoked", None, None, json!({ "api": identifier, "role": role, "from": holder_text(&h) })).await?;
-            }
+            let removed = acting(&*store, &cli_actor()).revoke_role(&identifier, &role, &h).await?;
             print(j, &json!({ "api": identifier, "role": role, "granted": false, "changed": removed }), || {
-                if removed {
-                    format!("revoked {role} of {identifier} from {}", holder_text(&h))
-                } else {
-                    format!("{} did not hold {role} of {identifier}", holder_text(&h))
-                }
+                if removed { format!("revoked {role} of {identifier} from {h}") } else { format!("{h} did not hold {role} of {identifier}") }
             });
         }
         ApiCmd::Roles { identifier } => {
@@ -485,10 +450,7 @@ pub async fn api(database: Option<&str>, j: bool, cmd: ApiCmd) -> anyhow::Result
             });
         }
         ApiCmd::Delete { identifier } => {
-            if !store.delete_api(&identifier).await? {
-                bail!("no API {identifier}");
-            }
-            changed(&*store, "admin.api_deleted", None, None, json!({ "identifier": identifier })).await?;
+            acting(&*store, &cli_actor()).delete_api(&identifier).await?;
             print(j, &json!({ "deleted": identifier }), || format!("deleted API {identifier}"));
         }
     }
@@ -499,8 +461,7 @@ pub async fn group(database: Option<&str>, j: bool, cmd: GroupCmd) -> anyhow::Re
     let store = open(database).await?;
     match cmd {
         GroupCmd::Create { name, description } => {
-            let g = admin::create_group(&*store, &name, description.as_deref(), now()).await?;
-            changed(&*store, "admin.group_created", None, None, json!({ "group": g.name })).await?;
+            let g = acting(&*store, &cli_actor()).create_group(&name, description.as_deref()).await?;
             print(j, &json!({ "name": g.name, "description": g.description, "created_at": g.created_at }), || format!("created group {}", g.name));
         }
         GroupCmd::List => {
@@ -518,26 +479,17 @@ pub async fn group(database: Option<&str>, j: bool, cmd: GroupCmd) -> anyhow::Re
             });
         }
         GroupCmd::Delete { name } => {
-            admin::delete_group(&*store, &name).await?;
-            changed(&*store, "admin.group_deleted", None, None, json!({ "group": name })).await?;
+            acting(&*store, &cli_actor()).delete_group(&name).await?;
             print(j, &json!({ "deleted": name }), || format!("deleted group {name}"));
         }
         GroupCmd::AddMember { group, username } => {
-            let new = admin::add_group_member(&*store, &group, &username).await?;
-            if new {
-                let id = store.find_user_by_username(&username).await?.map(|u| u.id);
-                changed(&*store, "admin.group_member_added", id.as_deref(), None, json!({ "group": group, "username": username })).await?;
-            }
+            let new = acting(&*store, &cli_actor()).add_group_member(&group, &username).await?;
             print(j, &json!({ "group": group, "username": username, "member": true, "changed": new }), || {
                 if new { format!("added {username} to {group}") } else { format!("{username} already is a member of {group}") }
             });
         }
         GroupCmd::RemoveMember { group, username } => {
-            let removed = admin::remove_group_member(&*store, &group, &username).await?;
-            if removed {
-                let id = store.find_user_by_username(&username).await?.map(|u| u.id);
-                changed(&*store, "admin.group_member_removed", id.as_deref(), None, json!({ "group": group, "username": username })).await?;
-            }
+            let removed = acting(&*store, &cli_actor()).remove_group_member(&group, &username).await?;
             print(j, &json!({ "group": group, "username": username, "member": false, "changed": removed }), || {
                 if removed { format!("removed {username} from {group}") } else { format!("{username} was not a member of {group}") }
             });

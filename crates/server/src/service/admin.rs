@@ -671,3 +671,228 @@ pub async fn set_admin(store: &dyn Store, username: &str, is_admin: bool) -> Res
     store.update_user_admin(&u.id, is_admin).await?;
     store.find_user(&u.id).await?.ok_or_else(|| AdminError::NotFound(format!("no user {username}")))
 }
+
+/// An administrator's changes, each recorded in the audit log with who made it (`actor`): the
+/// one place the CLI (`cli:LOGIN`), the admin API (`client:ID`, or an administrator's user
+/// id), the console (the signed-in administrator's user id) and `tessera apply` change things.
+/// Reads need no record and stay on the store and the functions above.
+pub struct Acting<'a> {
+    pub store: &'a dyn Store,
+    pub actor: &'a str,
+    pub now: i64,
+}
+
+/// What the audit log keeps of a client's registration (never a secret).
+pub fn client_summary(c: &ClientRecord) -> serde_json::Value {
+    serde_json::json!({
+        "name": c.name,
+        "redirect_uris": c.redirect_uris,
+        "scope": c.scope.to_string(),
+        "grant_types": c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "allowed_origins": c.allowed_origins,
+        "require_dpop": c.require_dpop,
+    })
+}
+
+fn api_summary(a: &ApiRecord) -> serde_json::Value {
+    serde_json::json!({ "identifier": a.identifier, "name": a.name, "scopes": a.scopes, "roles": a.roles })
+}
+
+/// `user NAME` or `group NAME`.
+impl std::fmt::Display for RoleHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RoleHolder::User(u) => write!(f, "user {u}"),
+            RoleHolder::Group(g) => write!(f, "group {g}"),
+        }
+    }
+}
+
+impl Acting<'_> {
+    async fn record(&self, kind: &str, user_id: Option<&str>, client_id: Option<&str>, detail: serde_json::Value) -> Result<(), AdminError> {
+        record_change(self.store, self.actor, kind, user_id, client_id, &detail.to_string(), self.now).await
+    }
+
+    async fn user_id(&self, username: &str) -> Result<Option<String>, AdminError> {
+        Ok(self.store.find_user_by_username(username).await?.map(|u| u.id))
+    }
+
+    /// [`create_client`], recorded (`admin.client_created`).
+    pub async fn create_client(&self, req: NewClient) -> Result<CreatedClient, AdminError> {
+        let created = create_client(self.store, req, self.now).await?;
+        self.record("admin.client_created", None, Some(&created.client.client_id), serde_json::json!({ "name": created.client.name })).await?;
+        Ok(created)
+    }
+
+    /// [`update_client`], recorded with the new registration (`admin.client_updated`).
+    pub async fn update_client(&self, client_id: &str, changes: ClientChanges) -> Result<ClientRecord, AdminError> {
+        let c = update_client(self.store, client_id, changes).await?;
+        self.record("admin.client_updated", None, Some(client_id), client_summary(&c)).await?;
+        Ok(c)
+    }
+
+    /// Delete a client (`admin.client_deleted`).
+    pub async fn delete_client(&self, client_id: &str) -> Result<(), AdminError> {
+        if !self.store.delete_client(client_id).await? {
+            return Err(AdminError::NotFound(format!("no client {client_id}")));
+        }
+        self.record("admin.client_deleted", None, Some(client_id), serde_json::json!({})).await
+    }
+
+    /// [`rotate_client_secret`], recorded (`admin.client_secret_rotated`); the new secret.
+    pub async fn rotate_client_secret(&self, client_id: &str) -> Result<String, AdminError> {
+        let s = rotate_client_secret(self.store, client_id).await?;
+        self.record("admin.client_secret_rotated", None, Some(client_id), serde_json::json!({})).await?;
+        Ok(s)
+    }
+
+    /// [`create_user_with_hash`], recorded (`admin.user_created`).
+    pub async fn create_user(&self, req: NewUser, password_hash: String) -> Result<UserRecord, AdminError> {
+        let u = create_user_with_hash(self.store, req, password_hash, self.now).await?;
+        self.record("admin.user_created", Some(&u.id), None, serde_json::json!({ "username": u.username })).await?;
+        Ok(u)
+    }
+
+    /// [`update_user`], recorded (`admin.user_updated`).
+    pub async fn update_user(
+        &self,
+        username: &str,
+        email: Option<String>,
+        name: Option<String>,
+        profile: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<UserRecord, AdminError> {
+        let u = update_user(self.store, username, email, name, profile, self.now).await?;
+        self.record("admin.user_updated", Some(&u.id), None, serde_json::json!({ "username": u.username })).await?;
+        Ok(u)
+    }
+
+    /// [`set_password_hash`], recorded (`admin.password_set`).
+    pub async fn set_password_hash(&self, username: &str, hash: &str) -> Result<(), AdminError> {
+        set_password_hash(self.store, username, hash, self.now).await?;
+        let id = self.user_id(username).await?;
+        self.record("admin.password_set", id.as_deref(), None, serde_json::json!({ "username": username })).await
+    }
+
+    /// [`set_disabled`], recorded (`admin.user_disabled`, `admin.user_enabled`).
+    pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<UserRecord, AdminError> {
+        let u = set_disabled(self.store, username, disabled, self.now).await?;
+        let kind = if disabled { "admin.user_disabled" } else { "admin.user_enabled" };
+        self.record(kind, Some(&u.id), None, serde_json::json!({ "username": u.username })).await?;
+        Ok(u)
+    }
+
+    /// [`set_admin`], recorded (`admin.admin_granted`, `admin.admin_revoked`).
+    pub async fn set_admin(&self, username: &str, is_admin: bool) -> Result<UserRecord, AdminError> {
+        let u = set_admin(self.store, username, is_admin).await?;
+        let kind = if is_admin { "admin.admin_granted" } else { "admin.admin_revoked" };
+        self.record(kind, Some(&u.id), None, serde_json::json!({ "username": u.username })).await?;
+        Ok(u)
+    }
+
+    /// [`delete_user`], recorded (`admin.user_deleted`).
+    pub async fn delete_user(&self, username: &str) -> Result<(), AdminError> {
+        let id = self.user_id(username).await?;
+        delete_user(self.store, username).await?;
+        self.record("admin.user_deleted", id.as_deref(), None, serde_json::json!({ "username": username })).await
+    }
+
+    /// [`remove_access`], recorded (`consent_removed`); how many grants were revoked.
+    pub async fn remove_access(&self, user_id: &str, client_id: &str) -> Result<usize, AdminError> {
+        let n = remove_access(self.store, user_id, client_id, self.now).await?;
+        self.record("consent_removed", Some(user_id), Some(client_id), serde_json::json!({ "grants_revoked": n })).await?;
+        Ok(n)
+    }
+
+    /// Sign a user out everywhere: every browser session ends (`admin.sessions_ended`).
+    pub async fn end_sessions(&self, user_id: &str) -> Result<(), AdminError> {
+        if self.store.find_user(user_id).await?.is_none() {
+            return Err(AdminError::NotFound(format!("no user {user_id}")));
+        }
+        self.store.delete_user_sessions(user_id).await?;
+        self.record("admin.sessions_ended", Some(user_id), None, serde_json::json!({})).await
+    }
+
+    /// [`create_api_with_roles`], recorded (`admin.api_created`).
+    pub async fn create_api(&self, identifier: &str, name: &str, scopes: Vec<ApiScope>, roles: Vec<ApiRole>) -> Result<ApiRecord, AdminError> {
+        let a = create_api_with_roles(self.store, identifier, name, scopes, roles, self.now).await?;
+        self.record("admin.api_created", None, None, api_summary(&a)).await?;
+        Ok(a)
+    }
+
+    /// Delete an API and the roles granted of it (`admin.api_deleted`).
+    pub async fn delete_api(&self, identifier: &str) -> Result<(), AdminError> {
+        if !self.store.delete_api(identifier).await? {
+            return Err(AdminError::NotFound(format!("no API {identifier}")));
+        }
+        self.record("admin.api_deleted", None, None, serde_json::json!({ "identifier": identifier })).await
+    }
+
+    /// [`grant_role`], recorded when new (`admin.role_granted`).
+    pub async fn grant_role(&self, api: &str, role: &str, holder: &RoleHolder) -> Result<bool, AdminError> {
+        let new = grant_role(self.store, api, role, holder).await?;
+        if new {
+            self.record("admin.role_granted", None, None, serde_json::json!({ "api": api, "role": role, "to": holder.to_string() })).await?;
+        }
+        Ok(new)
+    }
+
+    /// [`revoke_role`], recorded when it was granted (`admin.role_revoked`).
+    pub async fn revoke_role(&self, api: &str, role: &str, holder: &RoleHolder) -> Result<bool, AdminError> {
+        let was = revoke_role(self.store, api, role, holder).await?;
+        if was {
+            self.record("admin.role_revoked", None, None, serde_json::json!({ "api": api, "role": role, "from": holder.to_string() })).await?;
+        }
+        Ok(was)
+    }
+
+    /// [`create_group`], recorded (`admin.group_created`).
+    pub async fn create_group(&self, name: &str, description: Option<&str>) -> Result<GroupRecord, AdminError> {
+        let g = create_group(self.store, name, description, self.now).await?;
+        self.record("admin.group_created", None, None, serde_json::json!({ "group": g.name })).await?;
+        Ok(g)
+    }
+
+    /// [`delete_group`], recorded (`admin.group_deleted`).
+    pub async fn delete_group(&self, name: &str) -> Result<(), AdminError> {
+        delete_group(self.store, name).await?;
+        self.record("admin.group_deleted", None, None, serde_json::json!({ "group": name })).await
+    }
+
+    /// [`add_group_member`], recorded when new (`admin.group_member_added`).
+    pub async fn add_group_member(&self, group: &str, username: &str) -> Result<bool, AdminError> {
+        let new = add_group_member(self.store, group, username).await?;
+        if new {
+            let id = self.user_id(username).await?;
+            self.record("admin.group_member_added", id.as_deref(), None, serde_json::json!({ "group": group, "username": username })).await?;
+        }
+        Ok(new)
+    }
+
+    /// [`remove_group_member`], recorded when they were a member (`admin.group_member_removed`).
+    pub async fn remove_group_member(&self, group: &str, username: &str) -> Result<bool, AdminError> {
+        let was = remove_group_member(self.store, group, username).await?;
+        if was {
+            let id = self.user_id(username).await?;
+            self.record("admin.group_member_removed", id.as_deref(), None, serde_json::json!({ "group": group, "username": username })).await?;
+        }
+        Ok(was)
+    }
+
+    /// Start a new signing key for each of `algs`, published now and signing after
+    /// `publish_delay` seconds (`admin.keys_rotated`); the new keys' `(kid, alg)`.
+    pub async fn rotate_keys(
+        &self,
+        kek: &tessera_jose::kek::KeyEncryption,
+        algs: &[tessera_jose::Alg],
+        publish_delay: i64,
+    ) -> Result<Vec<(String, tessera_jose::Alg)>, AdminError> {
+        let mut created = Vec::new();
+        for &alg in algs {
+            let kid = crate::keys::rotate(self.store, kek, alg, self.now, publish_delay).await?;
+            created.push((kid, alg));
+        }
+        let detail: Vec<_> = created.iter().map(|(kid, alg)| serde_json::json!({ "kid": kid, "alg": alg.as_str() })).collect();
+        self.record("admin.keys_rotated", None, None, serde_json::json!({ "keys": detail, "use_after": self.now + publish_delay })).await?;
+        Ok(created)
+    }
+}

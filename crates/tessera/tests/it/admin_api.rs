@@ -327,7 +327,7 @@ async fn users_and_audit_events_through_the_admin_api() {
     assert_eq!(status, 200);
     let kinds: Vec<&str> = page["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
     // (The failed sign-in with the old password names no user id: it proves nothing about one.)
-    assert_eq!(kinds, ["admin.user_deleted", "sign_in", "admin.user_updated", "admin.password_set", "admin.user_created"], "{page}");
+    assert_eq!(kinds, ["admin.user_deleted", "sign_in", "admin.password_set", "admin.user_updated", "admin.user_created"], "{page}");
     assert!(page["events"][0]["actor"] == format!("client:{ops_id}").as_str());
     let (_, created, _) = api.call("GET", "/audit-events?type=admin.user_created&limit=2", Some(&reader), None, None).await;
     assert_eq!(created["events"].as_array().unwrap().len(), 2);
