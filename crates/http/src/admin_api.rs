@@ -72,6 +72,11 @@ impl From<AdminError> for Failure {
             }
             AdminError::NotFound(message) => Failure(api_error(StatusCode::NOT_FOUND, "not_found", message, None)),
             AdminError::Conflict { field, message } => Failure(api_error(StatusCode::CONFLICT, "conflict", message, Some(field.into()))),
+            AdminError::Busy => {
+                let mut res = api_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string(), None);
+                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                Failure(res)
+            }
             AdminError::Store(e) => Failure::from(e),
         }
     }
@@ -409,13 +414,9 @@ async fn find_user(svc: &AppState, id: &str) -> Result<tessera_storage::UserReco
     svc.store.find_user(id).await?.ok_or_else(|| Failure::from(AdminError::NotFound(format!("no user {id}"))))
 }
 
-/// The password policy, then Argon2id on a blocking thread (not an async worker).
+/// The password policy, then Argon2id on the hashing threads (not an async worker).
 async fn hashed(password: String) -> Result<String, Failure> {
-    admin::check_password(&password)?;
-    tokio::task::spawn_blocking(move || tessera_server::service::authn::hash_password(&password))
-        .await
-        .map_err(|_| Failure(api_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "hashing failed; try again", None)))?
-        .map_err(|e| Failure(api_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e, None)))
+    Ok(admin::hash_new_password(password).await?)
 }
 
 /// Which users to list.

@@ -27,7 +27,7 @@ use tessera_storage::SessionRecord;
 
 /// Read a form body: `application/x-www-form-urlencoded` (RFC 6749 Appendix B), at most
 /// [`MAX_BODY_BYTES`], parsed by the RFC 6749 §3.1 rules (no repeated parameters).
-async fn read_form(req: Request) -> Result<(Parts, Params), OAuthError> {
+pub(crate) async fn read_form(req: Request) -> Result<(Parts, Params), OAuthError> {
     let (parts, body) = req.into_parts();
     let ct = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = ct.split(';').next().unwrap_or("").trim();

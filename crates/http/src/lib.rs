@@ -10,6 +10,7 @@
 
 pub mod admin_api;
 mod authorize;
+mod console;
 mod cookies;
 mod cors;
 mod device;
@@ -95,7 +96,8 @@ pub fn router_with(svc: Arc<Tessera>, request_timeout: std::time::Duration, with
         .route("/healthz", get(|| async { "ok" }))
         .route(HEALTH_LIVE, get(|| async { NoStore("live") }))
         .route(HEALTH_READY, get(wellknown::ready))
-        .nest(admin_api::BASE, admin_api::routes());
+        .nest(admin_api::BASE, admin_api::routes())
+        .merge(console::routes());
     let routes = if with_metrics { routes.route(METRICS, get(observe::metrics)) } else { routes };
     let routes = routes.fallback(error::not_found).with_state(svc.clone());
     with_layers(routes, request_timeout, https_issuer, Some(svc))

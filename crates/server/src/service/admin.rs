@@ -19,6 +19,9 @@ pub enum AdminError {
     /// The name or identifier is taken; `field` names it (for the admin API's errors).
     #[error("{message}")]
     Conflict { field: &'static str, message: String },
+    /// Nothing was changed: the hashing threads are at capacity; try again shortly.
+    #[error("the server is busy; try again in a moment")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -361,6 +364,17 @@ pub fn check_password(password: &str) -> Result<(), AdminError> {
         return Err(invalid("the password must be 8 to 1024 characters"));
     }
     Ok(())
+}
+
+/// A new password, checked by the policy ([`check_password`]) and hashed with Argon2id on the
+/// hashing threads (never on an async worker): what the admin API and the console store.
+pub async fn hash_new_password(password: String) -> Result<String, AdminError> {
+    check_password(&password)?;
+    match crate::service::authn::on_hashing_thread(move || hash_password(&password)).await {
+        Ok(Ok(h)) => Ok(h),
+        Ok(Err(e)) => Err(invalid(e)),
+        Err(_) => Err(AdminError::Busy),
+    }
 }
 
 /// The checks of a new user's username and email (`tessera user create`).

@@ -293,6 +293,16 @@ impl Tessera {
         Ok(session)
     }
 
+    /// After a sign-in on one of Tessera's own pages (the admin console), with no
+    /// authorization request to carry: a new session for `user`, and the session the sign-in
+    /// form came from ended (a new id, as at [`Tessera::signed_in_session`]).
+    pub async fn signed_in_session_alone(&self, user: &UserRecord, old: &SessionRecord) -> Result<Session, ServiceError> {
+        let session = self.new_session(Some(user));
+        self.store.create_session(&session.record).await?;
+        self.store.delete_session(&old.id_hash).await?;
+        Ok(session)
+    }
+
     fn new_session(&self, user: Option<&UserRecord>) -> Session {
         let now = self.now();
         let cookie = self.random.token();
