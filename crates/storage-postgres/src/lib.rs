@@ -562,6 +562,22 @@ impl DeviceCodeStore for PgStore {
 }
 
 #[async_trait]
+impl ConfigStore for PgStore {
+    async fn apply_config(&self, changes: &[ConfigChange]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        for c in changes {
+            for (statement, args) in sql::config_statements(c)? {
+                run(&mut *tx, statement, &args).await?;
+            }
+        }
+        tx.commit().await.map_err(err)
+    }
+    async fn list_applied(&self) -> Result<Vec<(String, String)>> {
+        fetch_all(&self.pool, sql::LIST_APPLIED, &[], row::text_pair_from_row).await
+    }
+}
+
+#[async_trait]
 impl MaintenanceStore for PgStore {
     async fn delete_expired(&self, now: i64, batch: i64) -> Result<u64> {
         // One bounded DELETE per table; callers loop while rows keep going.

@@ -129,6 +129,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "audit", include_str!("../migrations/0010_audit.sql")),
     (11, "disabled users", include_str!("../migrations/0011_disabled_users.sql")),
     (12, "admins", include_str!("../migrations/0012_admins.sql")),
+    (13, "applied objects", include_str!("../migrations/0013_applied_objects.sql")),
 ];
 
 /// Apply the migrations this database lacks, each in one transaction with its record in
@@ -895,6 +896,23 @@ impl DeviceCodeStore for SqliteStore {
     }
     async fn take_device_code_issuing(&self, device_code_hash: &str, now: i64, next: Option<&RefreshTokenRecord>) -> Result<Taken<DeviceCodeRecord>> {
         self.take(&sql::sqlite::DEVICE_CODE, &[Arg::Text(device_code_hash), Arg::Int(now)], device_code_hash, next)
+    }
+}
+
+#[async_trait]
+impl ConfigStore for SqliteStore {
+    async fn apply_config(&self, changes: &[ConfigChange]) -> Result<()> {
+        self.transaction(|tx| {
+            for c in changes {
+                for (statement, args) in sql::config_statements(c)? {
+                    run(tx, &sql::to_sqlite_text(statement), &args)?;
+                }
+            }
+            Ok((true, ()))
+        })
+    }
+    async fn list_applied(&self) -> Result<Vec<(String, String)>> {
+        self.read(|r| fetch_all(r, sqlite!(sql::LIST_APPLIED), &[], row::text_pair_from_row))
     }
 }
 

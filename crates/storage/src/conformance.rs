@@ -66,6 +66,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@contract $factory, groups: groups_and_members, deleting_a_group_takes_its_members_and_roles);
         $crate::conformance_tests!(@contract $factory, roles: roles_held_directly_and_through_groups, deletions_take_role_grants_along);
         $crate::conformance_tests!(@contract $factory, audit: audit, audit_queries);
+        $crate::conformance_tests!(@contract $factory, config: config_changes_apply_together, config_changes_all_or_none);
         $crate::conformance_tests!(@contract $factory, maintenance: expiry_cleanup, ping_answers);
     };
     (@contract $factory:ty, $contract:ident: $($check:ident),* $(; races: $($race:ident),*)?) => {
@@ -1130,4 +1131,99 @@ pub async fn key_reseal_is_compare_and_swap(h: &Handles) {
         assert_eq!(won, 1, "round {round}: one re-seal wins");
     }
     assert!(s.delete_signing_key("reseal-1").await.unwrap());
+}
+
+/// [`ConfigStore::apply_config`]: every kind of change, applied in order; the objects an apply
+/// created are listed for `--prune`.
+pub async fn config_changes_apply_together(s: &dyn Store) {
+    let mut a = api_with_roles("https://docs.example", "docs.read");
+    let mut c = client("cfg-client");
+    let mut g = group("editors");
+    let u = user("u-1", "ann");
+    let grant = RoleAssignment { api: a.identifier.clone(), role: "editor".into(), assignee: Assignee::Group("editors".into()) };
+    let mark = |kind: &str, key: &str| ConfigChange::MarkApplied { kind: kind.into(), key: key.into() };
+    s.apply_config(&[
+        ConfigChange::CreateApi(a.clone()),
+        ConfigChange::CreateClient(c.clone()),
+        ConfigChange::CreateUser(u.clone()),
+        ConfigChange::SetAdmin { user_id: "u-1".into(), is_admin: true },
+        ConfigChange::CreateGroup(g.clone()),
+        ConfigChange::AddMember { group: "editors".into(), user_id: "u-1".into() },
+        ConfigChange::GrantRole(grant.clone()),
+        mark("api", &a.identifier),
+        mark("client", "cfg-client"),
+        mark("group", "editors"),
+        ConfigChange::Audit { kind: "config_applied".into(), actor: "cli:test".into(), detail: "{}".into(), at: 7 },
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.find_client("cfg-client").await.unwrap(), Some(c.clone()));
+    assert!(s.find_user("u-1").await.unwrap().unwrap().is_admin);
+    assert_eq!(s.find_user_roles("u-1", &a.identifier).await.unwrap(), ["editor"]);
+    assert_eq!(
+        s.list_applied().await.unwrap(),
+        [("api".to_string(), a.identifier.clone()), ("client".into(), "cfg-client".into()), ("group".into(), "editors".into())]
+    );
+    let audit = s.find_audit_events(&AuditQuery { kind: Some("config_applied".into()), limit: 5, ..Default::default() }).await.unwrap();
+    assert_eq!(audit[0].actor, "cli:test");
+    // Updates keep what they do not name: the API's grants, the client's secret.
+    a.name = "Docs v2".into();
+    a.scopes.push(ApiScope { name: "docs.write".into(), description: "Write docs".into() });
+    c.name = "Renamed".into();
+    c.redirect_uris = vec!["https://app.example/new".into()];
+    g.description = "People who edit".into();
+    let mut u2 = u.clone();
+    u2.email = Some("ann@new.example".into());
+    s.apply_config(&[
+        ConfigChange::UpdateApi(a.clone()),
+        ConfigChange::UpdateClient(c.clone()),
+        ConfigChange::UpdateClientSecret { client_id: "cfg-client".into(), secret_hash: "cd".repeat(32) },
+        ConfigChange::UpdateGroup(g.clone()),
+        ConfigChange::UpdateUser(u2),
+        ConfigChange::RemoveMember { group: "editors".into(), user_id: "u-1".into() },
+    ])
+    .await
+    .unwrap();
+    let stored = s.list_apis().await.unwrap().into_iter().find(|x| x.identifier == a.identifier).unwrap();
+    assert_eq!((stored.name.as_str(), stored.scopes.len()), ("Docs v2", 2));
+    assert_eq!(s.list_role_assignments(&a.identifier).await.unwrap(), [grant.clone()]);
+    let sc = s.find_client("cfg-client").await.unwrap().unwrap();
+    assert_eq!(
+        (sc.name.as_str(), sc.redirect_uris.clone(), sc.secret_hash.clone()),
+        ("Renamed", vec!["https://app.example/new".to_string()], Some("cd".repeat(32)))
+    );
+    assert_eq!(s.find_group("editors").await.unwrap().unwrap().description, "People who edit");
+    assert_eq!(s.find_user("u-1").await.unwrap().unwrap().email.as_deref(), Some("ann@new.example"));
+    assert!(s.list_group_members("editors").await.unwrap().is_empty());
+    // Deletions take what goes with them.
+    s.apply_config(&[
+        ConfigChange::GrantRole(RoleAssignment { assignee: Assignee::User("u-1".into()), ..grant.clone() }),
+        ConfigChange::RevokeRole(grant),
+        ConfigChange::DeleteGroup("editors".into()),
+        ConfigChange::DeleteApi(a.identifier.clone()),
+        ConfigChange::DeleteClient("cfg-client".into()),
+        ConfigChange::UnmarkApplied { kind: "api".into(), key: a.identifier.clone() },
+    ])
+    .await
+    .unwrap();
+    assert!(s.find_group("editors").await.unwrap().is_none() && s.find_client("cfg-client").await.unwrap().is_none());
+    assert!(s.list_apis().await.unwrap().iter().all(|x| x.identifier != a.identifier));
+    assert!(s.list_role_assignments(&a.identifier).await.unwrap().is_empty(), "the API's grants went with it");
+    assert_eq!(s.list_applied().await.unwrap().len(), 2);
+}
+
+/// [`ConfigStore::apply_config`] is one transaction: a change that fails (a taken client id)
+/// leaves none of the changes before it.
+pub async fn config_changes_all_or_none(s: &dyn Store) {
+    s.create_client(&client("taken")).await.unwrap();
+    let result = s
+        .apply_config(&[
+            ConfigChange::CreateGroup(group("first")),
+            ConfigChange::MarkApplied { kind: "group".into(), key: "first".into() },
+            ConfigChange::CreateClient(client("taken")),
+        ])
+        .await;
+    assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+    assert!(s.find_group("first").await.unwrap().is_none(), "rolled back");
+    assert!(s.list_applied().await.unwrap().is_empty());
 }

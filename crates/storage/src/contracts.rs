@@ -272,6 +272,17 @@ pub trait AuditStore: Send + Sync {
 
 /// Housekeeping.
 #[async_trait]
+/// Configuration as code (`tessera apply`, issue 16).
+#[async_trait]
+pub trait ConfigStore: Send + Sync {
+    /// Every change, in order ([`crate::sql::config_statements`]), in one transaction: all of
+    /// them or, on any failure, none.
+    async fn apply_config(&self, changes: &[ConfigChange]) -> Result<()>;
+    /// The objects earlier applies created, as `(kind, key)`: what `--prune` may delete.
+    async fn list_applied(&self) -> Result<Vec<(String, String)>>;
+}
+
+#[async_trait]
 pub trait MaintenanceStore: Send + Sync {
     /// Delete expired rows (the windows of [`crate::sql::EXPIRED`]: codes, sessions, pending
     /// requests, device codes, refresh tokens past their family's end, revocations of expired
@@ -305,6 +316,7 @@ macro_rules! umbrella {
 
 umbrella!(
     ClientStore,
+    ConfigStore,
     UserStore,
     ApiStore,
     KeyStore,

@@ -356,3 +356,61 @@ mod tests {
         assert_eq!((ctx.nonce.as_deref(), ctx.acr), (Some("n"), None));
     }
 }
+
+/// One change of a `tessera apply` (configuration as code, issue 16); a plan's changes are
+/// applied together in one transaction ([`crate::ConfigStore::apply_config`]): all or none.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigChange {
+    CreateApi(ApiRecord),
+    /// Name, scopes and roles (the identifier is the key; its role grants stay).
+    UpdateApi(ApiRecord),
+    /// The API and the roles granted of it.
+    DeleteApi(String),
+    CreateClient(ClientRecord),
+    /// The registration (not the secret).
+    UpdateClient(ClientRecord),
+    UpdateClientSecret {
+        client_id: String,
+        secret_hash: String,
+    },
+    DeleteClient(String),
+    CreateGroup(GroupRecord),
+    /// The description.
+    UpdateGroup(GroupRecord),
+    /// The group, its memberships and the roles granted to it.
+    DeleteGroup(String),
+    AddMember {
+        group: String,
+        user_id: String,
+    },
+    RemoveMember {
+        group: String,
+        user_id: String,
+    },
+    GrantRole(RoleAssignment),
+    RevokeRole(RoleAssignment),
+    CreateUser(UserRecord),
+    /// Email, name, profile.
+    UpdateUser(UserRecord),
+    SetAdmin {
+        user_id: String,
+        is_admin: bool,
+    },
+    /// Remember that an apply created this object (`kind` `api`, `client`, `group`, `user`),
+    /// so that `--prune` may delete it later; an object made otherwise is never pruned.
+    MarkApplied {
+        kind: String,
+        key: String,
+    },
+    UnmarkApplied {
+        kind: String,
+        key: String,
+    },
+    /// The apply itself, in the audit log with its actor.
+    Audit {
+        kind: String,
+        actor: String,
+        detail: String,
+        at: i64,
+    },
+}

@@ -95,6 +95,11 @@ pub fn text_from_row(r: &dyn Row) -> Result<String> {
     r.text(0)
 }
 
+/// Two text columns.
+pub fn text_pair_from_row(r: &dyn Row) -> Result<(String, String)> {
+    Ok((r.text(0)?, r.text(1)?))
+}
+
 /// A single boolean column.
 pub fn bool_from_row(r: &dyn Row) -> Result<bool> {
     r.boolean(0)

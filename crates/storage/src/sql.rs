@@ -618,3 +618,61 @@ mod tests {
         );
     }
 }
+
+// --- Configuration as code (`tessera apply`, issue 16). ---
+
+/// `$1` API identifier: its name, scopes and roles.
+pub const UPDATE_API: &str = "UPDATE apis SET name = $2, scopes = $3, roles = $4 WHERE identifier = $1";
+pub const UPDATE_GROUP: &str = "UPDATE groups SET description = $2 WHERE name = $1";
+pub const INSERT_APPLIED: &str = "INSERT INTO applied_objects (kind, key) VALUES ($1, $2) ON CONFLICT (kind, key) DO NOTHING";
+pub const DELETE_APPLIED: &str = "DELETE FROM applied_objects WHERE kind = $1 AND key = $2";
+pub const LIST_APPLIED: &str = "SELECT kind, key FROM applied_objects ORDER BY kind, key";
+
+/// The statements, in order, that carry out one change of an apply (both backends run them in
+/// the one transaction of [`crate::ConfigStore::apply_config`]).
+pub fn config_statements(c: &ConfigChange) -> Result<Vec<(&'static str, Vec<Arg<'_>>)>> {
+    fn text(s: &str) -> Arg<'_> {
+        Arg::Text(s)
+    }
+    Ok(match c {
+        ConfigChange::CreateApi(a) => vec![(INSERT_API, api_args(a)?.to_vec())],
+        ConfigChange::UpdateApi(a) => {
+            vec![(UPDATE_API, vec![text(&a.identifier), text(&a.name), Arg::Owned(to_json(&a.scopes)?), Arg::Owned(to_json(&a.roles)?)])]
+        }
+        ConfigChange::DeleteApi(id) => DELETE_API_ROWS.iter().chain([&DELETE_API]).map(|s| (*s, vec![text(id)])).collect(),
+        ConfigChange::CreateClient(k) => vec![(INSERT_CLIENT, client_args(k)?.to_vec())],
+        ConfigChange::UpdateClient(k) => vec![(UPDATE_CLIENT, client_update_args(k)?.to_vec())],
+        ConfigChange::UpdateClientSecret { client_id, secret_hash } => vec![(UPDATE_CLIENT_SECRET, vec![text(secret_hash), text(client_id)])],
+        ConfigChange::DeleteClient(id) => vec![(DELETE_CLIENT, vec![text(id)])],
+        ConfigChange::CreateGroup(g) => vec![(INSERT_GROUP, group_args(g).to_vec())],
+        ConfigChange::UpdateGroup(g) => vec![(UPDATE_GROUP, vec![text(&g.name), text(&g.description)])],
+        ConfigChange::DeleteGroup(name) => DELETE_GROUP_ROWS.iter().chain([&DELETE_GROUP]).map(|s| (*s, vec![text(name)])).collect(),
+        ConfigChange::AddMember { group, user_id } => vec![(INSERT_GROUP_MEMBER, vec![text(group), text(user_id)])],
+        ConfigChange::RemoveMember { group, user_id } => vec![(DELETE_GROUP_MEMBER, vec![text(group), text(user_id)])],
+        ConfigChange::GrantRole(r) => vec![(INSERT_ROLE_ASSIGNMENT, role_assignment_args(r).to_vec())],
+        ConfigChange::RevokeRole(r) => vec![(DELETE_ROLE_ASSIGNMENT, role_assignment_args(r).to_vec())],
+        ConfigChange::CreateUser(u) => vec![(INSERT_USER, user_args(u)?.to_vec())],
+        ConfigChange::UpdateUser(u) => vec![(UPDATE_USER, user_update_args(u)?.to_vec())],
+        ConfigChange::SetAdmin { user_id, is_admin } => vec![(UPDATE_USER_ADMIN_QUIET, vec![text(user_id), Arg::Bool(*is_admin)])],
+        ConfigChange::MarkApplied { kind, key } => vec![(INSERT_APPLIED, vec![text(kind), text(key)])],
+        ConfigChange::UnmarkApplied { kind, key } => vec![(DELETE_APPLIED, vec![text(kind), text(key)])],
+        ConfigChange::Audit { kind, actor, detail, at } => {
+            let e = NewAuditEvent { kind, actor, user_id: None, client_id: None, detail };
+            vec![(RECORD_AUDIT_EVENT, audit_args(&e, *at).to_vec())]
+        }
+    })
+}
+
+/// [`UPDATE_USER_ADMIN`] without `RETURNING` (run as a plain statement in a batch).
+pub const UPDATE_USER_ADMIN_QUIET: &str = "UPDATE users SET is_admin = $2 WHERE id = $1";
+
+/// A shared statement in SQLite's placeholder form, made at run time (`$N` → `?N`), for the
+/// statements [`config_statements`] picks per change.
+pub fn to_sqlite_text(sql: &str) -> String {
+    let b = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    for (i, ch) in sql.char_indices() {
+        if ch == '$' && b.get(i + 1).is_some_and(u8::is_ascii_digit) { out.push('?') } else { out.push(ch) }
+    }
+    out
+}

@@ -6,6 +6,7 @@
 
 mod browser;
 mod cli;
+mod console_browser;
 mod demo_browser;
 mod demo_cli;
 mod device_browser;
