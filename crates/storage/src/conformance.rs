@@ -1186,7 +1186,7 @@ pub async fn config_changes_apply_together(s: &dyn Store) {
     .unwrap();
     let stored = s.list_apis().await.unwrap().into_iter().find(|x| x.identifier == a.identifier).unwrap();
     assert_eq!((stored.name.as_str(), stored.scopes.len()), ("Docs v2", 2));
-    assert_eq!(s.list_role_assignments(&a.identifier).await.unwrap(), [grant.clone()]);
+    assert_eq!(s.list_role_assignments(&a.identifier).await.unwrap(), std::slice::from_ref(&grant));
     let sc = s.find_client("cfg-client").await.unwrap().unwrap();
     assert_eq!(
         (sc.name.as_str(), sc.redirect_uris.clone(), sc.secret_hash.clone()),

@@ -571,54 +571,6 @@ pub fn expiry_statement(e: &Expiry, key: &str, sqlite: bool) -> String {
     format!("DELETE FROM {t} WHERE ({key}) IN (SELECT {key} FROM {t} WHERE {c} < {cutoff} LIMIT {batch})", t = e.table, c = e.column)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_are_rewritten_for_sqlite_at_compile_time() {
-        const FIND: &str = crate::sqlite!(FIND_CLIENT);
-        assert!(FIND.ends_with("FROM clients WHERE client_id = ?1"), "{FIND}");
-        assert_eq!(crate::sqlite!("a = $1 AND b = $12 AND c = '$' AND d = $x"), "a = ?1 AND b = ?12 AND c = '$' AND d = $x");
-        assert_eq!(sqlite::REFRESH.take.len(), TAKE_REFRESH.len());
-        assert!(!sqlite::REFRESH.take.contains('$') && !sqlite::CODE.find.contains('$') && !sqlite::DEVICE_CODE.take.contains('$'));
-    }
-
-    /// How many arguments an encoder makes.
-    fn arity<T, const N: usize>(_: fn(&T) -> Result<[Arg<'_>; N]>) -> usize {
-        N
-    }
-
-    #[test]
-    fn column_lists_match_the_encoders() {
-        let count = |cols: &str| cols.split(',').count();
-        assert_eq!(count(CLIENT_COLUMNS), arity(client_args));
-        assert_eq!(count(API_COLUMNS), arity(api_args));
-        assert_eq!(count(CLIENT_COLUMNS), 15);
-        assert_eq!(count(KEY_COLUMNS), 5);
-        assert_eq!(count(SESSION_COLUMNS), 8);
-        assert_eq!(count(PENDING_COLUMNS), 4);
-        assert_eq!(count(USER_COLUMNS), arity(user_args));
-        assert_eq!(count(API_COLUMNS), 6);
-        assert_eq!(count(CODE_COLUMNS), 14);
-        assert_eq!(count(REFRESH_COLUMNS), 14);
-        assert_eq!(count(DEVICE_COLUMNS), 12);
-    }
-
-    #[test]
-    fn expiry_statements() {
-        assert_eq!(
-            expiry_statement(&EXPIRED[0], "rowid", true),
-            "DELETE FROM codes WHERE (rowid) IN (SELECT rowid FROM codes WHERE expires_at < ?1 - 3600 LIMIT ?2)"
-        );
-        let last = &EXPIRED[EXPIRED.len() - 1];
-        assert_eq!(
-            expiry_statement(last, last.key, false),
-            "DELETE FROM session_clients WHERE (sid, client_id) IN (SELECT sid, client_id FROM session_clients WHERE at < $1 - 2592000 LIMIT $2)"
-        );
-    }
-}
-
 // --- Configuration as code (`tessera apply`, issue 16). ---
 
 /// `$1` API identifier: its name, scopes and roles.
@@ -675,4 +627,52 @@ pub fn to_sqlite_text(sql: &str) -> String {
         if ch == '$' && b.get(i + 1).is_some_and(u8::is_ascii_digit) { out.push('?') } else { out.push(ch) }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_rewritten_for_sqlite_at_compile_time() {
+        const FIND: &str = crate::sqlite!(FIND_CLIENT);
+        assert!(FIND.ends_with("FROM clients WHERE client_id = ?1"), "{FIND}");
+        assert_eq!(crate::sqlite!("a = $1 AND b = $12 AND c = '$' AND d = $x"), "a = ?1 AND b = ?12 AND c = '$' AND d = $x");
+        assert_eq!(sqlite::REFRESH.take.len(), TAKE_REFRESH.len());
+        assert!(!sqlite::REFRESH.take.contains('$') && !sqlite::CODE.find.contains('$') && !sqlite::DEVICE_CODE.take.contains('$'));
+    }
+
+    /// How many arguments an encoder makes.
+    fn arity<T, const N: usize>(_: fn(&T) -> Result<[Arg<'_>; N]>) -> usize {
+        N
+    }
+
+    #[test]
+    fn column_lists_match_the_encoders() {
+        let count = |cols: &str| cols.split(',').count();
+        assert_eq!(count(CLIENT_COLUMNS), arity(client_args));
+        assert_eq!(count(API_COLUMNS), arity(api_args));
+        assert_eq!(count(CLIENT_COLUMNS), 15);
+        assert_eq!(count(KEY_COLUMNS), 5);
+        assert_eq!(count(SESSION_COLUMNS), 8);
+        assert_eq!(count(PENDING_COLUMNS), 4);
+        assert_eq!(count(USER_COLUMNS), arity(user_args));
+        assert_eq!(count(API_COLUMNS), 6);
+        assert_eq!(count(CODE_COLUMNS), 14);
+        assert_eq!(count(REFRESH_COLUMNS), 14);
+        assert_eq!(count(DEVICE_COLUMNS), 12);
+    }
+
+    #[test]
+    fn expiry_statements() {
+        assert_eq!(
+            expiry_statement(&EXPIRED[0], "rowid", true),
+            "DELETE FROM codes WHERE (rowid) IN (SELECT rowid FROM codes WHERE expires_at < ?1 - 3600 LIMIT ?2)"
+        );
+        let last = &EXPIRED[EXPIRED.len() - 1];
+        assert_eq!(
+            expiry_statement(last, last.key, false),
+            "DELETE FROM session_clients WHERE (sid, client_id) IN (SELECT sid, client_id FROM session_clients WHERE at < $1 - 2592000 LIMIT $2)"
+        );
+    }
 }

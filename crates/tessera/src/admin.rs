@@ -266,6 +266,7 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
                 allowed_origins,
                 require_dpop,
                 jwks,
+                client_id: None,
             };
             let created = acting(&*store, &cli_actor()).create_client(req).await?;
             let mut v = client_json(&created.client);
@@ -603,4 +604,16 @@ pub async fn audit(database: Option<&str>, j: bool, cmd: AuditCmd) -> anyhow::Re
         }
     }
     Ok(())
+}
+
+/// `tessera apply FILE` (configuration as code).
+pub async fn apply(database: Option<&str>, j: bool, file: &std::path::Path, dry_run: bool, prune: bool) -> anyhow::Result<()> {
+    let store = open(database).await?;
+    crate::apply::run(&*store, file, dry_run, prune, &cli_actor(), j).await
+}
+
+/// `tessera export`.
+pub async fn export(database: Option<&str>, output: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let store = open(database).await?;
+    crate::apply::export(&*store, output).await
 }

@@ -53,6 +53,24 @@ pub enum Command {
     /// Manage signing keys (rotation).
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Make the database match a configuration file (TOML: APIs, groups, clients, users):
+    /// prints the plan, then applies it in one transaction. See docs/configuration.md.
+    Apply {
+        /// The configuration file.
+        file: PathBuf,
+        /// Print the plan only.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also delete what an earlier apply created and the file no longer declares.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Write today's APIs, groups, clients and users as a configuration file (secrets omitted).
+    Export {
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
 /// Where the key-encryption key (KEK) that seals signing keys comes from. The KEK itself is
@@ -142,6 +160,10 @@ pub struct ProfileArgs {
 
 #[derive(Args, Debug, Default)]
 pub struct ServeArgs {
+    /// Apply this configuration file (as `tessera apply FILE`, without pruning) at every start,
+    /// before serving.
+    #[arg(long, env = "TESSERA_APPLY")]
+    pub apply: Option<PathBuf>,
     /// Address to listen on (default 127.0.0.1:8080).
     #[arg(long, env = "TESSERA_LISTEN")]
     pub listen: Option<String>,

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod apply;
 mod cli;
 mod demo;
 mod logging;
@@ -28,6 +29,8 @@ async fn main() {
         cli::Command::Api(c) => admin::api(cli.database.as_deref(), cli.json, c).await,
         cli::Command::Group(c) => admin::group(cli.database.as_deref(), cli.json, c).await,
         cli::Command::Audit(c) => admin::audit(cli.database.as_deref(), cli.json, c).await,
+        cli::Command::Apply { file, dry_run, prune } => admin::apply(cli.database.as_deref(), cli.json, &file, dry_run, prune).await,
+        cli::Command::Export { output } => admin::export(cli.database.as_deref(), output.as_deref()).await,
         cli::Command::Keys(c) => admin::keys(cli.database.as_deref(), cli.json, &settings::KekSources::from_env(&cli.keys_at_rest), c).await,
     };
     if let Err(e) = result {

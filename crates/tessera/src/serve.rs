@@ -46,6 +46,9 @@ pub async fn run(database: Option<String>, args: ServeArgs, kek: settings::KekSo
     };
     let store = store::open_server_store(&s.database_url, s.database_pool_size).await?;
     let kek = store::key_encryption(&s.kek, &s.database_url, &*store).await?;
+    if let Some(file) = &args.apply {
+        crate::apply::at_start(&*store, file).await.with_context(|| format!("--apply {}", file.display()))?;
+    }
     let config = Config {
         key_encryption: Some(kek),
         allow_private_logout_uris: s.allow_private_logout_uris,

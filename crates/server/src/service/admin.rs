@@ -55,6 +55,8 @@ pub struct NewClient {
     /// The client's public keys (`--jwks FILE`: a JWK Set or one JWK, RFC 7517), which sign its
     /// JWT bearer assertions (RFC 7523 §2.1).
     pub jwks: Option<String>,
+    /// A chosen client id (`tessera apply` declares them); `None`: a random one.
+    pub client_id: Option<String>,
 }
 
 /// A registered client and, for confidential clients, its secret in the clear: shown once.
@@ -65,6 +67,22 @@ pub struct CreatedClient {
 }
 
 pub async fn create_client(store: &dyn Store, req: NewClient, now: i64) -> Result<CreatedClient, AdminError> {
+    let created = new_client_record(req, now)?;
+    match store.create_client(&created.client).await {
+        Err(StoreError::Conflict(_)) => {
+            Err(AdminError::Conflict { field: "client_id", message: format!("client {} already exists", created.client.client_id) })
+        }
+        other => other.map(|_| created).map_err(Into::into),
+    }
+}
+
+/// The client [`create_client`] registers, checked, not yet stored (with its secret, if any).
+pub fn new_client_record(req: NewClient, now: i64) -> Result<CreatedClient, AdminError> {
+    if let Some(id) = &req.client_id {
+        if !(1..=64).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+            return Err(invalid("client_id must be 1 to 64 letters, digits and . _ -"));
+        }
+    }
     let name = req.name.trim();
     if name.is_empty() || name.len() > 200 {
         return Err(invalid("--name must be 1 to 200 characters"));
@@ -128,7 +146,7 @@ pub async fn create_client(store: &dyn Store, req: NewClient, now: i64) -> Resul
     }
     let client_secret = (method != AuthMethod::None).then(secret::random_token);
     let client = ClientRecord {
-        client_id: secret::random_alnum_id(),
+        client_id: req.client_id.clone().unwrap_or_else(secret::random_alnum_id),
         name: name.to_string(),
         secret_hash: client_secret.as_deref().map(secret::hash),
         redirect_uris: req.redirect_uris.clone(),
@@ -144,7 +162,6 @@ pub async fn create_client(store: &dyn Store, req: NewClient, now: i64) -> Resul
         require_dpop: req.require_dpop,
         jwks,
     };
-    store.create_client(&client).await?;
     Ok(CreatedClient { client, client_secret })
 }
 
@@ -403,6 +420,16 @@ pub async fn create_user(store: &dyn Store, req: NewUser, password: &str, now: i
 /// [`hash_password`] made. Seeds users sharing one password without an Argon2 run each (the
 /// integration-test fixtures hash their password once per process).
 pub async fn create_user_with_hash(store: &dyn Store, req: NewUser, password_hash: String, now: i64) -> Result<UserRecord, AdminError> {
+    let user = new_user_record(req, password_hash, now)?;
+    let username = user.username.clone();
+    match store.create_user(&user).await {
+        Err(StoreError::Conflict(_)) => Err(invalid(format!("user {username} already exists"))),
+        other => other.map(|_| user).map_err(Into::into),
+    }
+}
+
+/// The user [`create_user_with_hash`] creates, checked, not yet stored.
+pub fn new_user_record(req: NewUser, password_hash: String, now: i64) -> Result<UserRecord, AdminError> {
     check_new_user(&req)?;
     check_profile(&req.profile)?;
     if argon2::PasswordHash::new(&password_hash).is_err() {
@@ -421,10 +448,7 @@ pub async fn create_user_with_hash(store: &dyn Store, req: NewUser, password_has
         disabled_at: None,
         is_admin: false,
     };
-    match store.create_user(&user).await {
-        Err(StoreError::Conflict(_)) => Err(invalid(format!("user {username} already exists"))),
-        other => other.map(|_| user).map_err(Into::into),
-    }
+    Ok(user)
 }
 
 /// `tessera user set-password`. A new password ends what the old one gave (RFC 9700 §4.14.2):
@@ -486,7 +510,7 @@ pub fn parse_api_role(s: &str) -> Result<ApiRole, AdminError> {
 
 /// A group's or a role's name: 1 to 64 of ASCII letters, digits and `. _ : -` (what a token's
 /// `groups` or `roles` claim carries and an app compares).
-fn is_name(s: &str) -> bool {
+pub fn is_name(s: &str) -> bool {
     (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b))
 }
 

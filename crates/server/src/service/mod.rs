@@ -10,6 +10,7 @@ pub mod admin_api;
 pub mod authn;
 pub mod authorize;
 pub mod backchannel;
+pub mod config;
 pub mod device;
 pub mod dpop;
 pub mod grants;

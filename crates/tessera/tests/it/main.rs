@@ -18,6 +18,7 @@ mod common;
 mod admin_api;
 mod audit;
 mod code_flow;
+mod config_as_code;
 mod console;
 mod cors;
 mod dpop;

@@ -82,7 +82,7 @@ async fn administrator_registers_a_client_uses_it_and_disables_a_user() {
         driver.find(By::LinkText("Audit log")).await?.click().await?;
         wait_for(&driver, By::Id("events")).await;
         for kind in ["admin.client_created", "admin.user_disabled"] {
-            let row = driver.find(By::Css(&format!("tr[data-type='{kind}']"))).await?;
+            let row = driver.find(By::Css(format!("tr[data-type='{kind}']"))).await?;
             assert_eq!(row.find(By::ClassName("actor")).await?.text().await?, USER, "{kind} by alice");
         }
         driver.screenshot(std::path::Path::new("/tmp/tessera-console-audit.png")).await?;
