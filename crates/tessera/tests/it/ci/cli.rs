@@ -22,8 +22,14 @@ impl Drop for Server {
 
 /// Start `tessera serve` in `dir` (default database: ./tessera-data/) and read its URL.
 fn serve(dir: &Path) -> Server {
+    serve_with(dir, &[])
+}
+
+/// [`serve`] with further flags.
+fn serve_with(dir: &Path, extra: &[&str]) -> Server {
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
         .current_dir(dir)
         .env_remove("TESSERA_DATABASE_URL")
         .env_remove("TESSERA_ISSUER")
@@ -462,4 +468,78 @@ fn bad_settings_name_the_setting() {
         assert!(!out.status.success(), "{args:?} should fail");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+}
+
+/// `tessera apply` (issue 16) as operators script it: `--dry-run` changes nothing, the first
+/// apply prints and makes the plan, the second says there is nothing to do, `--prune` deletes
+/// what left the file, `export` writes a file that reproduces the state on a fresh database,
+/// and `serve --apply` reconciles at start (a broken file stops the start with the reason).
+#[test]
+fn apply_export_and_serve_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tessera.toml");
+    let secret_file = dir.path().join("web-secret");
+    std::fs::write(&secret_file, "a-secret-read-from-a-file-of-32-characters-or-more\n").unwrap();
+    let text = format!(
+        r#"[[api]]
+identifier = "https://notes.example"
+name = "Notes"
+scopes = [{{ name = "notes.read", description = "Read your notes" }}]
+
+[[client]]
+client_id = "notes-web"
+name = "Notes Client"
+redirect_uris = ["https://notes.example/cb"]
+scope = "notes.read"
+secret_file = "{}"
+
+[[client]]
+client_id = "notes-tv"
+name = "Notes TV"
+public = true
+grant_types = ["urn:ietf:params:oauth:grant-type:device_code"]
+scope = "notes.read"
+"#,
+        secret_file.display()
+    );
+    std::fs::write(&file, &text).unwrap();
+    let f = file.to_str().unwrap();
+    let (ok, out, err) = tessera(dir.path(), &["apply", f, "--dry-run"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("+ create client notes-web") && out.contains("Plan: 3 to create, 0 to update, 0 to delete.") && out.contains("Dry run"), "{out}");
+    assert_eq!(json(dir.path(), &["--json", "client", "list"]), serde_json::json!([]), "a dry run changes nothing");
+    let (ok, out, err) = tessera(dir.path(), &["apply", f], None);
+    assert!(ok && out.contains("Applied."), "{out}{err}");
+    let (ok, out, _) = tessera(dir.path(), &["apply", f], None);
+    assert!(ok && out.contains("No changes: the database matches"), "{out}");
+    // A change by hand is drift, put back by the next apply.
+    assert!(tessera(dir.path(), &["client", "update", "notes-web", "--name", "Renamed"], None).0);
+    let (_, out, _) = tessera(dir.path(), &["apply", f], None);
+    assert!(out.contains("~ update client notes-web: name"), "{out}");
+    // The TV client leaves the file: left, then pruned.
+    let i = text.find("[[client]]\nclient_id = \"notes-tv\"").unwrap();
+    std::fs::write(&file, &text[..i]).unwrap();
+    let (_, out, _) = tessera(dir.path(), &["apply", f], None);
+    assert!(out.contains("left: client notes-tv"), "{out}");
+    let (_, out, _) = tessera(dir.path(), &["apply", f, "--prune"], None);
+    assert!(out.contains("- delete client notes-tv"), "{out}");
+    // Export, then apply on a fresh database: the same state.
+    let (ok, exported, err) = tessera(dir.path(), &["export"], None);
+    assert!(ok, "{err}");
+    assert!(!exported.contains("a-secret-read"), "no secrets in an export");
+    let fresh = tempfile::tempdir().unwrap();
+    let copy = fresh.path().join("exported.toml");
+    std::fs::write(&copy, exported.replace("client_id = \"notes-web\"", &format!("client_id = \"notes-web\"\nsecret_file = \"{}\"", secret_file.display())))
+        .unwrap();
+    assert!(tessera(fresh.path(), &["apply", copy.to_str().unwrap()], None).0);
+    assert_eq!(tessera(fresh.path(), &["export"], None).1, exported);
+    // serve --apply: a broken file stops the start and says why.
+    std::fs::write(dir.path().join("broken.toml"), "[[client]]\nclient_id = \"x\"\n").unwrap();
+    let (ok, _, err) = tessera(dir.path(), &["serve", "--listen", "127.0.0.1:0", "--apply", "broken.toml"], None);
+    assert!(!ok && err.contains("--apply broken.toml"), "{err}");
+    // And a good one is reconciled before the server answers: the client it declares is back.
+    assert!(tessera(dir.path(), &["client", "update", "notes-web", "--name", "Renamed again"], None).0);
+    let server = serve_with(dir.path(), &["--apply", "tessera.toml"]);
+    drop(server);
+    assert_eq!(json(dir.path(), &["--json", "client", "show", "notes-web"])["name"], "Notes Client");
 }
