@@ -523,3 +523,30 @@ async fn disabling_a_user_ends_their_access() {
         assert!(kinds.iter().any(|x| x == k), "{k} in {kinds:?}");
     }
 }
+
+/// Two operators who read the same version and both write: exactly one wins, the other gets
+/// 412 (RFC 9110 §13.1.1). Many writes with one `If-Match` at once: one 200, the rest 412,
+/// for clients and for users (the check and the write are one conditional statement).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_with_one_if_match_let_exactly_one_through() {
+    let s = TestServer::start().await;
+    let api = std::sync::Arc::new(Api::new(&s));
+    let (admin, _) = admin_token(&s, "tessera.admin").await;
+    let (_, c, _) = api.call("POST", "/clients", Some(&admin), Some(json!({"name": "Race", "redirect_uris": ["https://race.example/cb"]})), None).await;
+    let (_, u, _) = api.call("POST", "/users", Some(&admin), Some(json!({"username": "racer", "password": "a long enough password"})), None).await;
+    for path in [format!("/clients/{}", c["client_id"].as_str().unwrap()), format!("/users/{}", u["id"].as_str().unwrap())] {
+        let (_, _, h) = api.call("GET", &path, Some(&admin), None, None).await;
+        let tag = etag(&h);
+        let mut tasks = Vec::new();
+        for i in 0..30 {
+            let (api, admin, path, tag) = (api.clone(), admin.clone(), path.clone(), tag.clone());
+            tasks.push(tokio::spawn(async move { api.call("PATCH", &path, Some(&admin), Some(json!({"name": format!("writer {i}")})), Some(&tag)).await.0 }));
+        }
+        let mut statuses = Vec::new();
+        for t in tasks {
+            statuses.push(t.await.unwrap());
+        }
+        assert_eq!(statuses.iter().filter(|&&st| st == 200).count(), 1, "{path}: {statuses:?}");
+        assert!(statuses.iter().all(|&st| st == 200 || st == 412), "{path}: {statuses:?}");
+    }
+}
