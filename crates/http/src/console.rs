@@ -36,8 +36,9 @@ const SIGNIN: &str = "/admin/signin";
 /// The console's routes (full paths; the admin API is nested beside them at `/admin/v1`).
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/account/signin", get(|st, c| signin_page(st, c, Place::Account)).post(|st, a, f| signin_submit(st, a, f, Place::Account)))
         .route(HOME, get(home))
-        .route(SIGNIN, get(signin_page).post(signin_submit))
+        .route(SIGNIN, get(|st, c| signin_page(st, c, Place::Console)).post(|st, a, f| signin_submit(st, a, f, Place::Console)))
         .route("/admin/signout", post(signout))
         .route("/admin/clients", get(clients).post(create_client))
         .route("/admin/clients/{id}", get(client).post(update_client))
@@ -85,19 +86,25 @@ impl Admin {
     }
 }
 
-async fn admin_of(svc: &AppState, parts: &Parts) -> Result<Admin, Response> {
+/// The signed-in user of the request's session (existing and enabled), or the answer that sends
+/// the browser to `place`'s sign-in page.
+pub(crate) async fn signed_in(svc: &AppState, parts: &Parts, place: Place) -> Result<(UserRecord, SessionRecord), Response> {
     let cookie = cookies::read(&parts.headers, svc.config.secure_cookies());
     let session = match svc.find_session(cookie.as_deref()).await {
         Ok(s) => s,
         Err(e) => return Err(service_page(&e)),
     };
-    let Some((session, user_id)) = session.and_then(|s| s.user_id.clone().map(|u| (s, u))) else { return Err(see_other(SIGNIN)) };
+    let Some((session, user_id)) = session.and_then(|s| s.user_id.clone().map(|u| (s, u))) else { return Err(see_other(place.signin())) };
     match svc.active_user(&user_id).await {
-        Ok(Some(user)) if user.is_admin => Ok(Admin { user, session }),
-        Ok(Some(user)) => Err(not_an_administrator(&user, &session)),
-        Ok(None) => Err(see_other(SIGNIN)),
+        Ok(Some(user)) => Ok((user, session)),
+        Ok(None) => Err(see_other(place.signin())),
         Err(e) => Err(service_page(&e)),
     }
+}
+
+async fn admin_of(svc: &AppState, parts: &Parts) -> Result<Admin, Response> {
+    let (user, session) = signed_in(svc, parts, Place::Console).await?;
+    if user.is_admin { Ok(Admin { user, session }) } else { Err(not_an_administrator(&user, &session)) }
 }
 
 impl FromRequestParts<AppState> for Admin {
@@ -153,7 +160,7 @@ pub struct Nav {
     pub csrf: String,
 }
 
-fn html(status: StatusCode, t: &impl Template) -> Response {
+pub(crate) fn html(status: StatusCode, t: &impl Template) -> Response {
     NoStore((status, render(t))).into_response()
 }
 
@@ -189,7 +196,7 @@ fn enc(s: &str) -> String {
 }
 
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (the proleptic Gregorian calendar).
-pub fn utc(ts: i64) -> String {
+pub(crate) fn utc(ts: i64) -> String {
     let (days, secs) = (ts.div_euclid(86_400), ts.rem_euclid(86_400));
     // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
     let z = days + 719_468;
@@ -235,22 +242,47 @@ fn confirm(a: &Admin, title: String, message: String, action: String, back: Stri
 
 // --- Sign-in ---------------------------------------------------------------------------------
 
+/// Where a sign-in on Tessera's own pages leads: the admin console or the account page.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    Console,
+    Account,
+}
+
+impl Place {
+    fn home(self) -> &'static str {
+        match self {
+            Place::Console => HOME,
+            Place::Account => "/account",
+        }
+    }
+    pub(crate) fn signin(self) -> &'static str {
+        match self {
+            Place::Console => SIGNIN,
+            Place::Account => "/account/signin",
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "console_signin.html")]
 struct SigninView<'a> {
+    console: bool,
+    action: &'a str,
     csrf: &'a str,
     username: &'a str,
     error: Option<&'a str>,
 }
 
 /// GET /admin/signin: the form, in the browser's session (an anonymous one is started).
-async fn signin_page(State(svc): State<AppState>, crate::extract::SessionCookie(cookie): crate::extract::SessionCookie) -> Response {
+pub(crate) async fn signin_page(State(svc): State<AppState>, crate::extract::SessionCookie(cookie): crate::extract::SessionCookie, place: Place) -> Response {
+    let view = |csrf| SigninView { console: place == Place::Console, action: place.signin(), csrf, username: "", error: None };
     match svc.find_session(cookie.as_deref()).await {
-        Ok(Some(s)) if s.user_id.is_some() => see_other(HOME),
-        Ok(Some(s)) => ok(&SigninView { csrf: &s.csrf_token, username: "", error: None }),
+        Ok(Some(s)) if s.user_id.is_some() => see_other(place.home()),
+        Ok(Some(s)) => ok(&view(&s.csrf_token)),
         Ok(None) => match svc.create_session(None).await {
             Ok(s) => {
-                let res = ok(&SigninView { csrf: &s.record.csrf_token, username: "", error: None });
+                let res = ok(&view(&s.record.csrf_token));
                 crate::authorize::with_cookie(res, &svc, s.new_cookie.as_deref(), ANONYMOUS_SESSION_SECS)
             }
             Err(e) => service_page(&e),
@@ -262,11 +294,18 @@ async fn signin_page(State(svc): State<AppState>, crate::extract::SessionCookie(
 /// POST /admin/signin: the password check of every sign-in (throttled, audited), then a new
 /// session. A user who is not an administrator is signed in but shown that the console is not
 /// theirs.
-async fn signin_submit(State(svc): State<AppState>, ClientAddress(address): ClientAddress, form: crate::extract::CsrfForm) -> Response {
+pub(crate) async fn signin_submit(
+    State(svc): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    form: crate::extract::CsrfForm,
+    place: Place,
+) -> Response {
     let crate::extract::CsrfForm { session, params } = form;
     let username = params.get("username").unwrap_or("");
     let password = params.get("password").unwrap_or("");
-    let again = |status: StatusCode, error: &str| html(status, &SigninView { csrf: &session.csrf_token, username, error: Some(error) });
+    let again = |status: StatusCode, error: &str| {
+        html(status, &SigninView { console: place == Place::Console, action: place.signin(), csrf: &session.csrf_token, username, error: Some(error) })
+    };
     if username.is_empty() || password.is_empty() {
         return again(StatusCode::BAD_REQUEST, "Enter your username and password.");
     }
@@ -290,7 +329,7 @@ async fn signin_submit(State(svc): State<AppState>, ClientAddress(address): Clie
         Err(e) => return service_page(&e),
     };
     match svc.signed_in_session_alone(&user, &session).await {
-        Ok(fresh) => crate::authorize::with_cookie(see_other(HOME), &svc, fresh.new_cookie.as_deref(), fresh.max_age()),
+        Ok(fresh) => crate::authorize::with_cookie(see_other(place.home()), &svc, fresh.new_cookie.as_deref(), fresh.max_age()),
         Err(e) => service_page(&e),
     }
 }

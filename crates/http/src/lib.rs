@@ -8,6 +8,7 @@
 //! (it does not depend on axum, tower or hyper).
 #![forbid(unsafe_code)]
 
+pub mod account;
 pub mod admin_api;
 mod authorize;
 mod console;
@@ -97,7 +98,8 @@ pub fn router_with(svc: Arc<Tessera>, request_timeout: std::time::Duration, with
         .route(HEALTH_LIVE, get(|| async { NoStore("live") }))
         .route(HEALTH_READY, get(wellknown::ready))
         .nest(admin_api::BASE, admin_api::routes())
-        .merge(console::routes());
+        .merge(console::routes())
+        .merge(account::routes());
     let routes = if with_metrics { routes.route(METRICS, get(observe::metrics)) } else { routes };
     let routes = routes.fallback(error::not_found).with_state(svc.clone());
     with_layers(routes, request_timeout, https_issuer, Some(svc))

@@ -15,6 +15,7 @@
 
 mod common;
 
+mod account;
 mod admin_api;
 mod audit;
 mod code_flow;

@@ -1,0 +1,232 @@
+//! The account page at `/account` (issue 15, first part): what a signed-in user sees of their
+//! own account — profile, password change, the apps they granted (with **Remove access**),
+//! their browser sessions (with sign-out) and their security events. Server-rendered, no
+//! JavaScript; sign-in at `/account/signin` (the same password check, throttle and audit as
+//! every sign-in); every form CSRF-checked; every change made as the user (`admin::Acting`
+//! with the user's id as actor, so the audit log says they did it).
+
+use crate::AppState;
+use crate::console::{Place, html, signed_in, utc};
+use crate::extract::{check_csrf, read_form};
+use crate::response::see_other;
+use askama::Template;
+use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::Response;
+use axum::routing::{get, post};
+use tessera_protocol::params::Params;
+use tessera_server::service::admin::{self, Acting, AdminError};
+use tessera_storage::{SessionRecord, UserRecord};
+
+/// The page.
+pub const ACCOUNT: &str = "/account";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(ACCOUNT, get(page))
+        .route("/account/password", post(change_password))
+        .route("/account/apps/{client}/remove", post(remove_app))
+        .route("/account/sessions/{sid}/end", post(end_session))
+        .route("/account/signout", post(sign_out))
+}
+
+/// A request in a signed-in user's session.
+pub struct Me {
+    user: UserRecord,
+    session: SessionRecord,
+}
+
+impl FromRequestParts<AppState> for Me {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, svc: &AppState) -> Result<Self, Response> {
+        let (user, session) = signed_in(svc, parts, Place::Account).await?;
+        Ok(Me { user, session })
+    }
+}
+
+/// A form from the account page, its CSRF token checked.
+pub struct MyForm {
+    me: Me,
+    params: Params,
+}
+
+impl FromRequest<AppState> for MyForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, svc: &AppState) -> Result<Self, Response> {
+        let (parts, params) = read_form(req).await.map_err(|e| crate::error::oauth_page(&e))?;
+        let (user, session) = signed_in(svc, &parts, Place::Account).await?;
+        check_csrf(&session, &params)?;
+        Ok(Self { me: Me { user, session }, params })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountView {
+    csrf: String,
+    username: String,
+    name: String,
+    email: String,
+    /// claim, value
+    profile: Vec<(String, String)>,
+    /// client id, app name, what it may do (descriptions), when
+    apps: Vec<(String, String, Vec<String>, String)>,
+    /// sid, started, signed in, methods, this one
+    sessions: Vec<(String, String, String, String, bool)>,
+    /// when, what
+    events: Vec<(String, String)>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+/// What an audit event means to the user it is about.
+fn describe(kind: &str, detail: &str) -> Option<String> {
+    let d: serde_json::Value = serde_json::from_str(detail).unwrap_or_default();
+    let addr = d["address"].as_str().map(|a| format!(" from {a}")).unwrap_or_default();
+    Some(match kind {
+        "sign_in" => format!("Signed in{addr}"),
+        "sign_in_failed" => format!("A sign-in failed (wrong password){addr}"),
+        "sign_in_refused" => format!("A sign-in was refused: the account is disabled{addr}"),
+        "consent_granted" => "Gave an app access".into(),
+        "consent_removed" => "Removed an app's access".into(),
+        "admin.password_set" => "Password changed".into(),
+        "admin.user_disabled" => "Account disabled by an administrator".into(),
+        "admin.user_enabled" => "Account enabled by an administrator".into(),
+        "refresh_reuse" => "A reused token was detected and the app's access ended".into(),
+        "admin.sessions_ended" => "Signed out everywhere".into(),
+        _ => return None,
+    })
+}
+
+async fn render(svc: &AppState, me: &Me, status: StatusCode, notice: Option<String>, error: Option<String>) -> Response {
+    let loaded = async {
+        let catalog = svc.cached_catalog().await.map_err(|e| match e {
+            tessera_server::service::ServiceError::Store(e) => e,
+            other => tessera_storage::StoreError::Other(other.to_string()),
+        })?;
+        let mut apps = Vec::new();
+        for c in svc.store.list_consents(&me.user.id).await? {
+            let name = svc.store.find_client(&c.client_id).await?.map(|r| r.name).unwrap_or_else(|| c.client_id.clone());
+            let can: Vec<String> = c.scope.iter().map(|s| catalog.description(s).map(String::from).unwrap_or_else(|| s.to_string())).collect();
+            apps.push((c.client_id, name, can, utc(c.updated_at)));
+        }
+        let sessions = svc
+            .store
+            .list_user_sessions(&me.user.id, svc.now())
+            .await?
+            .into_iter()
+            .map(|s| {
+                let this = s.id_hash == me.session.id_hash;
+                (s.sid, utc(s.created_at), s.auth_time.map(utc).unwrap_or_default(), s.amr.unwrap_or_default(), this)
+            })
+            .collect();
+        let q = tessera_storage::AuditQuery { user_id: Some(me.user.id.clone()), limit: 50, ..Default::default() };
+        let events = svc.store.find_audit_events(&q).await?.into_iter().filter_map(|e| describe(&e.kind, &e.detail).map(|d| (utc(e.at), d))).collect();
+        Ok::<_, tessera_storage::StoreError>((apps, sessions, events))
+    };
+    match loaded.await {
+        Ok((apps, sessions, events)) => {
+            let u = &me.user;
+            let profile = u.profile.iter().map(|(k, v)| (k.clone(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))).collect();
+            html(
+                status,
+                &AccountView {
+                    csrf: me.session.csrf_token.clone(),
+                    username: u.username.clone(),
+                    name: u.name.clone().unwrap_or_default(),
+                    email: u.email.clone().unwrap_or_default(),
+                    profile,
+                    apps,
+                    sessions,
+                    events,
+                    notice,
+                    error,
+                },
+            )
+        }
+        Err(e) => crate::error::service_page(&e.into()),
+    }
+}
+
+async fn page(State(svc): State<AppState>, me: Me) -> Response {
+    render(&svc, &me, StatusCode::OK, None, None).await
+}
+
+fn acting<'a>(svc: &'a AppState, me: &'a Me) -> Acting<'a> {
+    Acting { store: &*svc.store, actor: &me.user.id, now: svc.now() }
+}
+
+async fn after(svc: &AppState, me: &Me, done: Result<String, AdminError>) -> Response {
+    match done {
+        Ok(notice) => render(svc, me, StatusCode::OK, Some(notice), None).await,
+        Err(AdminError::Invalid(m)) => render(svc, me, StatusCode::BAD_REQUEST, None, Some(m)).await,
+        Err(AdminError::NotFound(m)) => render(svc, me, StatusCode::NOT_FOUND, None, Some(m)).await,
+        Err(e) => render(svc, me, StatusCode::SERVICE_UNAVAILABLE, None, Some(e.to_string())).await,
+    }
+}
+
+/// POST /account/password: the current password (checked as a sign-in is: throttled and
+/// audited), then the new one; every other session ends and the user's refresh tokens are
+/// revoked (RFC 9700 §4.14.2), this session stays.
+async fn change_password(State(svc): State<AppState>, crate::extract::ClientAddress(address): crate::extract::ClientAddress, f: MyForm) -> Response {
+    let current = f.params.get("current_password").unwrap_or("");
+    let new = f.params.get("new_password").unwrap_or("").to_string();
+    if f.params.get("confirm_password").unwrap_or("") != new {
+        return after(&svc, &f.me, Err(AdminError::Invalid("The new passwords do not match.".into()))).await;
+    }
+    match svc.sign_in(&f.me.user.username, current, &address).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return after(&svc, &f.me, Err(AdminError::Invalid("The current password is not right.".into()))).await,
+        Err(e) => return crate::error::service_page(&e),
+    }
+    let hash = match admin::hash_new_password(new).await {
+        Ok(h) => h,
+        Err(e) => return after(&svc, &f.me, Err(e)).await,
+    };
+    let done = match svc.store.update_user_password(&f.me.user.username, &hash, Some(&f.me.session.id_hash), svc.now()).await {
+        Ok(true) => {
+            let detail = serde_json::json!({ "username": f.me.user.username, "by": "the user" }).to_string();
+            admin::record_change(&*svc.store, &f.me.user.id, "admin.password_set", Some(&f.me.user.id), None, &detail, svc.now())
+                .await
+                .map(|()| "Password changed. You were signed out everywhere else, and apps must ask you again.".to_string())
+        }
+        Ok(false) => Err(AdminError::NotFound("no such user".into())),
+        Err(e) => Err(e.into()),
+    };
+    after(&svc, &f.me, done).await
+}
+
+/// POST /account/apps/{client}/remove: the consent goes and the app's tokens for the user
+/// are revoked; the next authorization asks again.
+async fn remove_app(State(svc): State<AppState>, Path(client): Path<String>, f: MyForm) -> Response {
+    let done = acting(&svc, &f.me).remove_access(&f.me.user.id, &client).await.map(|_| "Access removed: the app's tokens no longer work.".to_string());
+    after(&svc, &f.me, done).await
+}
+
+/// POST /account/sessions/{sid}/end: one of the user's own sessions (another user's is "not
+/// found", never ended).
+async fn end_session(State(svc): State<AppState>, Path(sid): Path<String>, f: MyForm) -> Response {
+    let found = match svc.store.find_session_by_sid(&sid, svc.now()).await {
+        Ok(s) => s.filter(|s| s.user_id.as_deref() == Some(f.me.user.id.as_str())),
+        Err(e) => return crate::error::service_page(&e.into()),
+    };
+    let Some(s) = found else { return after(&svc, &f.me, Err(AdminError::NotFound("No such session of yours.".into()))).await };
+    if let Err(e) = svc.store.delete_session(&s.id_hash).await {
+        return crate::error::service_page(&e.into());
+    }
+    if s.id_hash == f.me.session.id_hash {
+        return see_other(Place::Account.signin());
+    }
+    after(&svc, &f.me, Ok("That session is signed out.".into())).await
+}
+
+async fn sign_out(State(svc): State<AppState>, f: MyForm) -> Response {
+    if let Err(e) = svc.store.delete_session(&f.me.session.id_hash).await {
+        return crate::error::service_page(&e.into());
+    }
+    see_other(Place::Account.signin())
+}

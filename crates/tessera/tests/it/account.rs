@@ -1,0 +1,109 @@
+//! The account page `/account` over real HTTP (issue 15, first part): a user sees the apps
+//! they granted and removes one's access (its refresh token then fails, and the next
+//! authorization asks for consent again), signs out another session of theirs (never someone
+//! else's), changes their password (the current one required; other sessions and refresh
+//! tokens end), and sees their security events; every form CSRF-checked.
+use crate::common::*;
+use tessera_server::service::admin::NewUser;
+
+async fn account_sign_in(b: &Browser, username: &str, password: &str) -> reqwest::Response {
+    let html = b.get("/account/signin").await.text().await.unwrap();
+    let csrf = hidden(&html, "csrf").expect("csrf");
+    b.post_form("/account/signin", &[("csrf", &csrf), ("username", username), ("password", password)]).await
+}
+
+async fn page(b: &Browser) -> (String, String) {
+    let res = b.get("/account").await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    (hidden(&html, "csrf").unwrap(), html)
+}
+
+#[tokio::test]
+async fn connected_apps_sessions_and_password_on_the_account_page() {
+    let s = TestServer::start().await;
+    let cb = "https://app.example/cb";
+    let (id, secret) = s.confidential_client(cb).await;
+    // No session: to the sign-in page.
+    let b = Browser::new(&s.url);
+    assert_eq!(location(&b.get("/account").await), "/account/signin");
+    // alice uses the app (in this browser): a refresh token, and the app on her page.
+    let (verifier, challenge) = pkce_pair();
+    let back = b.authorize_and_allow(&s.authorize_url(&id, cb, "notes.read", "st", Some(&challenge))).await;
+    let code = query(&back).remove("code").unwrap();
+    let (_, tokens, _) =
+        token_basic(&s.url, &id, &secret, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", cb), ("code_verifier", &verifier)]).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+    let (csrf, html) = page(&b).await;
+    assert!(html.contains(&format!("data-client=\"{id}\"")) && html.contains("Read your notes"), "{html}");
+    assert!(html.contains("Signed in"), "the sign-in is a security event");
+    // The consent page says where to change one's mind.
+    let consent = include_str!("../../../http/templates/consent.html");
+    assert!(consent.contains("href=\"/account\""));
+
+    // A form without the CSRF token changes nothing.
+    assert_eq!(b.post_form(&format!("/account/apps/{id}/remove"), &[]).await.status(), 403);
+    let (csrf2, _) = page(&b).await;
+    assert_eq!(csrf, csrf2);
+    // Remove access: the refresh token (rotated above, so the newest one) fails at once; the next
+    // authorization shows the consent page again.
+    let (_, latest, _) = token_basic(&s.url, &id, &secret, &[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+    let latest = latest["refresh_token"].as_str().expect("rotated").to_string();
+    let res = b.post_form(&format!("/account/apps/{id}/remove"), &[("csrf", &csrf)]).await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Access removed") && html.contains("id=\"no-apps\""), "{html}");
+    let (status, err, _) = token_basic(&s.url, &id, &secret, &[("grant_type", "refresh_token"), ("refresh_token", &latest)]).await;
+    assert_eq!((status, err["error"].as_str()), (400, Some("invalid_grant")), "the app's refresh token is revoked: {err}");
+    let alice = s.svc.store.find_user_by_username(USER).await.unwrap().unwrap();
+    let (_, challenge) = pkce_pair();
+    let res = b.get(&s.authorize_url(&id, cb, "notes.read", "st2", Some(&challenge))).await;
+    assert!(location(&res).starts_with("/consent"), "asked again");
+    let consent = b.get(&location(&res)).await;
+    assert_eq!(consent.status(), 200, "the consent page, not straight back");
+    // Removing an app one never granted: not found, nothing else changes.
+    assert_eq!(b.post_form("/account/apps/nope/remove", &[("csrf", &csrf)]).await.status(), 404);
+
+    // A second browser of alice's and one of bob's.
+    create_user(&*s.svc.store, NewUser { username: "bob".into(), ..Default::default() }, s.svc.now()).await;
+    let other = Browser::new(&s.url);
+    assert_eq!(account_sign_in(&other, USER, PASSWORD).await.status(), 303);
+    let bobs = Browser::new(&s.url);
+    assert_eq!(account_sign_in(&bobs, "bob", PASSWORD).await.status(), 303);
+    let bob = s.svc.store.find_user_by_username("bob").await.unwrap().unwrap();
+    let bob_sid = s.svc.store.list_user_sessions(&bob.id, s.svc.now()).await.unwrap()[0].sid.clone();
+    // alice cannot sign bob out.
+    assert_eq!(b.post_form(&format!("/account/sessions/{bob_sid}/end"), &[("csrf", &csrf)]).await.status(), 404);
+    assert_eq!(bobs.get("/account").await.status(), 200, "bob is still signed in");
+    // She signs out her other browser.
+    let mine = s.svc.store.list_user_sessions(&alice.id, s.svc.now()).await.unwrap();
+    assert_eq!(mine.len(), 2);
+    let (_, html) = page(&b).await;
+    let other_sid =
+        mine.iter().map(|x| x.sid.clone()).find(|sid| html.contains(&format!("/account/sessions/{sid}/end"))).expect("the other session has a sign-out button");
+    assert_eq!(b.post_form(&format!("/account/sessions/{other_sid}/end"), &[("csrf", &csrf)]).await.status(), 200);
+    assert_eq!(location(&other.get("/account").await), "/account/signin");
+
+    // Password: the current one is required; then other sessions end, this one stays.
+    assert_eq!(account_sign_in(&other, USER, PASSWORD).await.status(), 303);
+    let new_pw = "a brand new long password";
+    let res = b.post_form("/account/password", &[("csrf", &csrf), ("current_password", "wrong"), ("new_password", new_pw), ("confirm_password", new_pw)]).await;
+    assert_eq!(res.status(), 400);
+    assert!(s.svc.sign_in(USER, PASSWORD, "10.9.9.9").await.unwrap().is_ok(), "unchanged");
+    let res =
+        b.post_form("/account/password", &[("csrf", &csrf), ("current_password", PASSWORD), ("new_password", "short"), ("confirm_password", "short")]).await;
+    assert_eq!(res.status(), 400, "the password policy");
+    let res =
+        b.post_form("/account/password", &[("csrf", &csrf), ("current_password", PASSWORD), ("new_password", new_pw), ("confirm_password", new_pw)]).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("Password changed"));
+    assert!(s.svc.sign_in(USER, new_pw, "10.9.9.9").await.unwrap().is_ok());
+    assert_eq!(location(&other.get("/account").await), "/account/signin", "the other browser is signed out");
+    assert_eq!(b.get("/account").await.status(), 200, "this one stays");
+    let (_, html) = page(&b).await;
+    assert!(html.contains("Password changed"), "{html}");
+    assert!(html.contains("Removed an app&#39;s access") || html.contains("Removed an app's access"), "{html}");
+    // Sign out.
+    assert_eq!(b.post_form("/account/signout", &[("csrf", &csrf)]).await.status(), 303);
+    assert_eq!(location(&b.get("/account").await), "/account/signin");
+}
