@@ -61,7 +61,8 @@ async fn only_a_signed_in_administrator_gets_in() {
     assert_eq!(res.headers()["x-frame-options"], "DENY", "anti-framing");
     assert!(res.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
     assert_eq!(res.headers()["cache-control"], "no-store");
-    assert!(res.text().await.unwrap().contains("id=\"signed-in-as\">alice<"));
+    let html = res.text().await.unwrap();
+    assert!(html.contains("id=\"signed-in-as\">alice<") && html.contains("<title>Overview — Tessera admin</title>"), "{html}");
     // And out again when the role goes.
     admin::set_admin(&*s.svc.store, USER, false).await.unwrap();
     assert_eq!(b.get("/admin/clients").await.status(), 403);
