@@ -1,9 +1,10 @@
 //! The CI tier (feature `ci-tier`): tests that need PostgreSQL (`postgres_cluster`,
-//! `postgres_restart`), headless Chromium with chromedriver (`browser`, `device_browser`,
+//! `postgres_restart`), headless Chromium with chromedriver (`browser`, `account_browser`, `console_browser`, `device_browser`,
 //! `oidc_browser`, `demo_browser`), or run the `tessera` binary (`cli`, `demo_cli`, `signals` —
 //! which also needs Debian's `promtool` — and the PostgreSQL ones). Other modules' CI-tier tests are marked `#[cfg(feature = "ci-tier")]` where
 //! they stand.
 
+mod account_browser;
 mod browser;
 mod cli;
 mod console_browser;
