@@ -183,7 +183,7 @@ async fn change_password(State(svc): State<AppState>, crate::extract::ClientAddr
         Ok(Err(_)) => return after(&svc, &f.me, Err(AdminError::Invalid("The current password is not right.".into()))).await,
         Err(e) => return crate::error::service_page(&e),
     }
-    let hash = match admin::hash_new_password(new).await {
+    let hash = match admin::hash_new_password(&svc.config.password_policy, new).await {
         Ok(h) => h,
         Err(e) => return after(&svc, &f.me, Err(e)).await,
     };

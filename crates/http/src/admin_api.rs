@@ -415,8 +415,8 @@ async fn find_user(svc: &AppState, id: &str) -> Result<tessera_storage::UserReco
 }
 
 /// The password policy, then Argon2id on the hashing threads (not an async worker).
-async fn hashed(password: String) -> Result<String, Failure> {
-    Ok(admin::hash_new_password(password).await?)
+async fn hashed(svc: &AppState, password: String) -> Result<String, Failure> {
+    Ok(admin::hash_new_password(&svc.config.password_policy, password).await?)
 }
 
 /// Which users to list.
@@ -491,7 +491,7 @@ async fn create_user(
     let who = caller.writer()?;
     let Json(req) = body.map_err(bad_json)?;
     let new = admin::NewUser { username: req.username, email: req.email, name: req.name, profile: req.profile };
-    let hash = hashed(req.password).await?;
+    let hash = hashed(&svc, req.password).await?;
     let created = acting(&svc, &who.actor()).create_user(new, hash).await?;
     let u = User::from(&created);
     let mut res = with_etag(StatusCode::CREATED, &u, &u);
@@ -541,7 +541,7 @@ async fn patch_user(
     check_if_match(&headers, &User::from(&current))?;
     // A refused password changes nothing: it is checked (and hashed) first.
     let hash = match patch.password {
-        Some(pw) => Some(hashed(pw).await?),
+        Some(pw) => Some(hashed(&svc, pw).await?),
         None => None,
     };
     let actor = who.actor();

@@ -325,12 +325,12 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
     Ok(())
 }
 
-pub async fn user(database: Option<&str>, j: bool, cmd: UserCmd) -> anyhow::Result<()> {
+pub async fn user(database: Option<&str>, j: bool, policy: &admin::PasswordPolicy, cmd: UserCmd) -> anyhow::Result<()> {
     let store = open(database).await?;
     match cmd {
         UserCmd::Create { username, email, name, password_stdin: _, profile } => {
             let pw = read_password()?;
-            admin::check_password(&pw)?;
+            policy.check(&pw)?;
             let hash = tessera_server::service::authn::hash_password(&pw).map_err(anyhow::Error::msg)?;
             let u = acting(&*store, &cli_actor()).create_user(NewUser { username, email, name, profile: profile_map(&profile) }, hash).await?;
             print(j, &user_json(&u), || format!("created user {} (id {})", u.username, u.id));
@@ -362,7 +362,7 @@ pub async fn user(database: Option<&str>, j: bool, cmd: UserCmd) -> anyhow::Resu
         }
         UserCmd::SetPassword { username, password_stdin: _ } => {
             let pw = read_password()?;
-            admin::check_password(&pw)?;
+            policy.check(&pw)?;
             let hash = tessera_server::service::authn::hash_password(&pw).map_err(anyhow::Error::msg)?;
             acting(&*store, &cli_actor()).set_password_hash(&username, &hash).await?;
             print(j, &json!({ "username": username, "password": "updated" }), || format!("password updated for {username}"));
@@ -607,9 +607,9 @@ pub async fn audit(database: Option<&str>, j: bool, cmd: AuditCmd) -> anyhow::Re
 }
 
 /// `tessera apply FILE` (configuration as code).
-pub async fn apply(database: Option<&str>, j: bool, file: &std::path::Path, dry_run: bool, prune: bool) -> anyhow::Result<()> {
+pub async fn apply(database: Option<&str>, j: bool, policy: &admin::PasswordPolicy, file: &std::path::Path, dry_run: bool, prune: bool) -> anyhow::Result<()> {
     let store = open(database).await?;
-    crate::apply::run(&*store, file, dry_run, prune, &cli_actor(), j).await
+    crate::apply::run(&*store, file, policy, dry_run, prune, &cli_actor(), j).await
 }
 
 /// `tessera export`.

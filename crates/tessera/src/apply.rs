@@ -9,7 +9,7 @@ use tessera_server::service::config::{self, Desired, Plan};
 use tessera_storage::Store;
 
 /// Read and check a configuration file, its references resolved.
-pub fn read(path: &Path) -> anyhow::Result<Desired> {
+pub fn read(path: &Path, policy: &tessera_server::service::admin::PasswordPolicy) -> anyhow::Result<Desired> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut d: Desired = toml::from_str(&text).with_context(|| format!("{} is not a valid Tessera configuration", path.display()))?;
     for c in &mut d.clients {
@@ -21,10 +21,13 @@ pub fn read(path: &Path) -> anyhow::Result<Desired> {
         }
     }
     for u in &mut d.users {
-        let pw = reference(&format!("user {}: password", u.username), u.password_env.as_deref(), u.password_file.as_deref())?;
+        let given = reference(&format!("user {}: password", u.username), u.password_env.as_deref(), u.password_file.as_deref())?;
+        if let Some(pw) = &given {
+            policy.check(pw).map_err(|e| anyhow::anyhow!("user {}: {e}", u.username))?;
+        }
+        let pw = given;
         // Without one: a random password nobody knows (`tessera user set-password` sets one).
         let pw = pw.unwrap_or_else(tessera_server::secret::random_token);
-        tessera_server::service::admin::check_password(&pw).map_err(|e| anyhow::anyhow!("user {}: {e}", u.username))?;
         u.password_hash = Some(tessera_server::service::authn::hash_password(&pw).map_err(anyhow::Error::msg)?);
     }
     Ok(d)
@@ -59,8 +62,16 @@ fn print_plan(plan: &Plan, file: &Path) {
 }
 
 /// Plan `file` against `store` and, unless `dry_run`, apply it in one transaction.
-pub async fn run(store: &dyn Store, file: &Path, dry_run: bool, prune: bool, actor: &str, json: bool) -> anyhow::Result<()> {
-    let desired = read(file)?;
+pub async fn run(
+    store: &dyn Store,
+    file: &Path,
+    policy: &tessera_server::service::admin::PasswordPolicy,
+    dry_run: bool,
+    prune: bool,
+    actor: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    let desired = read(file, policy)?;
     let now = tessera_server::Clock::now(&tessera_server::SystemClock);
     let plan = config::plan(store, &desired, prune, actor, now).await?;
     if json {
@@ -88,8 +99,8 @@ pub async fn run(store: &dyn Store, file: &Path, dry_run: bool, prune: bool, act
 }
 
 /// `tessera serve --apply FILE`: reconcile before serving (an error stops the start).
-pub async fn at_start(store: &dyn Store, file: &Path) -> anyhow::Result<()> {
-    let desired = read(file)?;
+pub async fn at_start(store: &dyn Store, file: &Path, policy: &tessera_server::service::admin::PasswordPolicy) -> anyhow::Result<()> {
+    let desired = read(file, policy)?;
     let now = tessera_server::Clock::now(&tessera_server::SystemClock);
     let plan = config::plan(store, &desired, false, &format!("serve:{}", file.display()), now).await?;
     for l in &plan.lines {

@@ -21,6 +21,15 @@ pub struct Cli {
     /// (development and tests; refused by default at registration and at delivery).
     #[arg(long, global = true, env = "TESSERA_ALLOW_PRIVATE_LOGOUT_URIS", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_private_logout_uris: bool,
+    /// New passwords (set by `serve`'s admin API, console and account page, `user create`,
+    /// `user set-password`, `apply`) must have at least this many characters, 8 to 64
+    /// (NIST SP 800-63B §5.1.1.2; default 8).
+    #[arg(long, global = true, env = "TESSERA_PASSWORD_MIN_LENGTH")]
+    pub password_min_length: Option<usize>,
+    /// A list of breached passwords refused as new passwords: one per line, a SHA-1 digest in
+    /// hex (optionally `:COUNT`, as the Pwned Passwords files) or the password itself.
+    #[arg(long, global = true, env = "TESSERA_BREACHED_PASSWORDS")]
+    pub breached_passwords: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -13,7 +13,13 @@ use tessera_server::{Config, SystemClock, Tessera};
 /// is in this instance's JWKS within this bound.
 pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(3);
 
-pub async fn run(database: Option<String>, args: ServeArgs, kek: settings::KekSources, allow_private_logout_uris: bool) -> anyhow::Result<()> {
+pub async fn run(
+    database: Option<String>,
+    args: ServeArgs,
+    kek: settings::KekSources,
+    allow_private_logout_uris: bool,
+    password_policy: tessera_server::service::admin::PasswordPolicy,
+) -> anyhow::Result<()> {
     let s = settings::resolve_with(database, &args, kek, allow_private_logout_uris)?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     // The request id is added to every line logged while a request is served.
@@ -47,13 +53,14 @@ pub async fn run(database: Option<String>, args: ServeArgs, kek: settings::KekSo
     let store = store::open_server_store(&s.database_url, s.database_pool_size).await?;
     let kek = store::key_encryption(&s.kek, &s.database_url, &*store).await?;
     if let Some(file) = &args.apply {
-        crate::apply::at_start(&*store, file).await.with_context(|| format!("--apply {}", file.display()))?;
+        crate::apply::at_start(&*store, file, &password_policy).await.with_context(|| format!("--apply {}", file.display()))?;
     }
     let config = Config {
         key_encryption: Some(kek),
         allow_private_logout_uris: s.allow_private_logout_uris,
         dpop_nonces: s.dpop_nonces,
         trusted_proxies: s.trusted_proxies.clone(),
+        password_policy,
         ..Config::new(&issuer)
     };
     let svc = Tessera::new(store, Arc::new(SystemClock), config).await.context("loading signing keys")?;

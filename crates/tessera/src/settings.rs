@@ -262,6 +262,24 @@ pub fn check_database(url: &str) -> anyhow::Result<()> {
     )
 }
 
+/// The password rules of `--password-min-length` and `--breached-passwords` (NIST SP 800-63B
+/// §5.1.1.2), the list read once here.
+pub fn password_policy(min_length: Option<usize>, breached: Option<&std::path::Path>) -> anyhow::Result<tessera_server::service::admin::PasswordPolicy> {
+    use anyhow::Context;
+    let mut p = tessera_server::service::admin::PasswordPolicy::default();
+    if let Some(n) = min_length {
+        if !(8..=64).contains(&n) {
+            anyhow::bail!("--password-min-length must be 8 to 64");
+        }
+        p.min_length = n;
+    }
+    if let Some(path) = breached {
+        let text = std::fs::read_to_string(path).with_context(|| format!("--breached-passwords: reading {}", path.display()))?;
+        p.breached = Some(std::sync::Arc::new(tessera_server::service::admin::PasswordPolicy::parse_breached(&text)));
+    }
+    Ok(p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

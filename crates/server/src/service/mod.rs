@@ -66,6 +66,9 @@ pub struct Config {
     /// RFC 9449 §8: DPoP proofs at the token endpoint and UserInfo must carry a nonce this
     /// server issued (`DPoP-Nonce`): proofs cannot be made ahead of time. Off by default.
     pub dpop_nonces: bool,
+    /// The rules a new password must meet (NIST SP 800-63B §5.1.1.2), wherever it is set: the
+    /// admin API, the console, the account page.
+    pub password_policy: admin::PasswordPolicy,
 }
 
 impl Config {
@@ -83,6 +86,7 @@ impl Config {
             key_encryption: None,
             allow_private_logout_uris: false,
             dpop_nonces: false,
+            password_policy: admin::PasswordPolicy::default(),
         }
     }
     /// Cookies get `Secure` when the issuer is https.

@@ -107,3 +107,28 @@ async fn connected_apps_sessions_and_password_on_the_account_page() {
     assert_eq!(b.post_form("/account/signout", &[("csrf", &csrf)]).await.status(), 303);
     assert_eq!(location(&b.get("/account").await), "/account/signin");
 }
+
+/// `--breached-passwords` and `--password-min-length` (NIST SP 800-63B §5.1.1.2) hold wherever
+/// a user chooses a new password here: a listed one is refused with the reason, the old
+/// password keeps working, and an unlisted long one is taken.
+#[tokio::test]
+async fn a_breached_or_short_new_password_is_refused() {
+    let list = tessera_server::service::admin::PasswordPolicy::parse_breached("password1234\n");
+    let s = TestServer::start_with(|c| {
+        c.password_policy = tessera_server::service::admin::PasswordPolicy { min_length: 12, breached: Some(std::sync::Arc::new(list)) };
+    })
+    .await;
+    let b = Browser::new(&s.url);
+    assert_eq!(account_sign_in(&b, USER, PASSWORD).await.status(), 303);
+    let (csrf, _) = page(&b).await;
+    for (pw, why) in [("password1234", "breaches"), ("elevenchars", "12 to 1024")] {
+        let res = b.post_form("/account/password", &[("csrf", &csrf), ("current_password", PASSWORD), ("new_password", pw), ("confirm_password", pw)]).await;
+        assert_eq!(res.status(), 400, "{pw}");
+        assert!(res.text().await.unwrap().contains(why), "{pw}: {why}");
+    }
+    assert!(s.svc.sign_in(USER, PASSWORD, "10.1.1.1").await.unwrap().is_ok(), "unchanged");
+    let pw = "not on any list at all";
+    let res = b.post_form("/account/password", &[("csrf", &csrf), ("current_password", PASSWORD), ("new_password", pw), ("confirm_password", pw)]).await;
+    assert_eq!(res.status(), 200);
+    assert!(s.svc.sign_in(USER, pw, "10.1.1.1").await.unwrap().is_ok());
+}

@@ -543,3 +543,26 @@ scope = "notes.read"
     drop(server);
     assert_eq!(json(dir.path(), &["--json", "client", "show", "notes-web"])["name"], "Notes Client");
 }
+
+/// The password rules as global flags: `user create` refuses a breached or short password
+/// (and creates nobody), and takes a good one.
+#[test]
+fn user_commands_apply_the_password_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("breached.txt"), "# Pwned Passwords form\nE38AD214943DAAD1D64C102FAEC29DE4AFE9DA3D:123\n").unwrap();
+    let flags = ["--breached-passwords", "breached.txt", "--password-min-length", "9"];
+    let create = |pw: &str| {
+        let mut args: Vec<&str> = flags.to_vec();
+        args.extend(["user", "create", "--username", "carol", "--password-stdin"]);
+        tessera(dir.path(), &args, Some(&format!("{pw}\n")))
+    };
+    let (ok, _, err) = create("password1");
+    assert!(!ok && err.contains("breaches"), "{err}");
+    let (ok, _, err) = create("eightchr");
+    assert!(!ok && err.contains("9 to 1024"), "{err}");
+    assert_eq!(json(dir.path(), &["--json", "user", "list"]), serde_json::json!([]), "nobody was created");
+    let (ok, _, err) = create("a fine long password");
+    assert!(ok, "{err}");
+    let (ok, _, err) = tessera(dir.path(), &["--password-min-length", "7", "user", "list"], None);
+    assert!(!ok && err.contains("8 to 64"), "{err}");
+}
