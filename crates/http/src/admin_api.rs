@@ -450,21 +450,8 @@ async fn list_users(
 ) -> Result<Response, Failure> {
     let axum::extract::Query(q) = q.map_err(bad_query)?;
     let limit = usize::try_from(page_limit(q.limit, 500)?).unwrap_or(100);
-    let needle = q.search.as_deref().map(str::to_lowercase);
-    let mut all = svc.store.list_users().await?;
-    all.sort_by(|a, b| a.username.cmp(&b.username));
-    let matching = all.iter().filter(|u| q.after.as_deref().is_none_or(|a| u.username.as_str() > a)).filter(|u| match &needle {
-        None => true,
-        Some(n) => [Some(&u.username), u.email.as_ref(), u.name.as_ref()].into_iter().flatten().any(|v| v.to_lowercase().contains(n.as_str())),
-    });
-    let mut users: Vec<User> = matching.take(limit + 1).map(User::from).collect();
-    let next_after = if users.len() > limit {
-        users.truncate(limit);
-        users.last().map(|u| u.username.clone())
-    } else {
-        None
-    };
-    Ok(Json(UserPage { users, next_after }).into_response())
+    let (found, next_after) = admin::find_users(&*svc.store, q.search.as_deref(), q.after.as_deref(), limit).await?;
+    Ok(Json(UserPage { users: found.iter().map(User::from).collect(), next_after }).into_response())
 }
 
 /// A user to create.

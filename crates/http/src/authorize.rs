@@ -84,6 +84,24 @@ pub(crate) fn wait_text(secs: i64) -> String {
     }
 }
 
+/// What a sign-in form says when the sign-in is refused: the status, the message, and the
+/// `Retry-After` seconds when there is a wait (every sign-in form: `/login`, the console's, the
+/// account page's).
+pub(crate) fn refusal(e: &SignInError) -> (StatusCode, String, Option<i64>) {
+    match *e {
+        SignInError::InvalidCredentials { retry_after: 0 } => (StatusCode::UNAUTHORIZED, "Incorrect username or password.".into(), None),
+        SignInError::InvalidCredentials { retry_after: secs } => {
+            (StatusCode::UNAUTHORIZED, format!("Incorrect username or password. Try again in {}.", wait_text(secs)), None)
+        }
+        // RFC 6749 §10.10: refused without checking the password, until the window ends.
+        SignInError::Throttled { retry_after: secs } => {
+            (StatusCode::TOO_MANY_REQUESTS, format!("Too many failed sign-in attempts. Try again in {}.", wait_text(secs)), Some(secs))
+        }
+        SignInError::Disabled => (StatusCode::FORBIDDEN, "This account is disabled. Ask your administrator.".into(), None),
+        SignInError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "The server is busy. Try again in a moment.".into(), Some(1)),
+    }
+}
+
 /// A 429 or 503 answer's `Retry-After` (RFC 9110 §10.2.3), whole seconds.
 pub(crate) fn retry_after(mut res: Response, secs: i64) -> Response {
     if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
@@ -129,25 +147,13 @@ pub async fn login_submit(State(svc): State<AppState>, ClientAddress(address): C
     }
     let user = match svc.sign_in(username, password, &address).await {
         Ok(Ok(u)) => u,
-        Ok(Err(SignInError::InvalidCredentials { retry_after })) => {
-            let message = match retry_after {
-                0 => "Incorrect username or password.".to_string(),
-                secs => format!("Incorrect username or password. Try again in {}.", wait_text(secs)),
+        Ok(Err(refused)) => {
+            let (status, message, wait) = refusal(&refused);
+            let res = login_form(&svc, status, &session, &pending, username, Some(&message)).await;
+            return match wait {
+                Some(secs) => retry_after(res, secs),
+                None => res,
             };
-            return login_form(&svc, StatusCode::UNAUTHORIZED, &session, &pending, username, Some(&message)).await;
-        }
-        // RFC 6749 §10.10: refused without checking the password, until the window ends.
-        Ok(Err(SignInError::Throttled { retry_after: secs })) => {
-            let message = format!("Too many failed sign-in attempts. Try again in {}.", wait_text(secs));
-            return retry_after(login_form(&svc, StatusCode::TOO_MANY_REQUESTS, &session, &pending, username, Some(&message)).await, secs);
-        }
-        Ok(Err(SignInError::Disabled)) => {
-            let message = "This account is disabled. Ask your administrator.";
-            return login_form(&svc, StatusCode::FORBIDDEN, &session, &pending, username, Some(message)).await;
-        }
-        Ok(Err(SignInError::Busy)) => {
-            let message = "The server is busy. Try again in a moment.";
-            return retry_after(login_form(&svc, StatusCode::SERVICE_UNAVAILABLE, &session, &pending, username, Some(message)).await, 1);
         }
         Err(e) => return service_page(&e),
     };

@@ -26,7 +26,7 @@ use axum::routing::{get, post};
 use std::collections::HashMap;
 use tessera_protocol::params::Params;
 use tessera_server::service::admin::{self, Acting, AdminError, ClientChanges, NewClient, NewUser, RoleHolder};
-use tessera_server::service::authn::{ANONYMOUS_SESSION_SECS, SignInError};
+use tessera_server::service::authn::ANONYMOUS_SESSION_SECS;
 use tessera_storage::{SessionRecord, UserRecord};
 
 /// The console's home.
@@ -195,20 +195,13 @@ fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (the proleptic Gregorian calendar).
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (the `time` crate's calendar, as `tessera audit`
+/// uses it); out of range: the seconds as they are.
 pub(crate) fn utc(ts: i64) -> String {
-    let (days, secs) = (ts.div_euclid(86_400), ts.rem_euclid(86_400));
-    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", secs / 3_600, secs % 3_600 / 60, secs % 60)
+    match time::OffsetDateTime::from_unix_timestamp(ts) {
+        Ok(t) => format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second()),
+        Err(_) => ts.to_string(),
+    }
 }
 
 #[derive(Template)]
@@ -311,20 +304,13 @@ pub(crate) async fn signin_submit(
     }
     let user = match svc.sign_in(username, password, &address).await {
         Ok(Ok(u)) => u,
-        Ok(Err(SignInError::InvalidCredentials { retry_after })) => {
-            let message = match retry_after {
-                0 => "Incorrect username or password.".to_string(),
-                secs => format!("Incorrect username or password. Try again in {}.", crate::authorize::wait_text(secs)),
+        Ok(Err(refused)) => {
+            let (status, message, wait) = crate::authorize::refusal(&refused);
+            let res = again(status, &message);
+            return match wait {
+                Some(secs) => crate::authorize::retry_after(res, secs),
+                None => res,
             };
-            return again(StatusCode::UNAUTHORIZED, &message);
-        }
-        Ok(Err(SignInError::Throttled { retry_after })) => {
-            let message = format!("Too many failed sign-in attempts. Try again in {}.", crate::authorize::wait_text(retry_after));
-            return crate::authorize::retry_after(again(StatusCode::TOO_MANY_REQUESTS, &message), retry_after);
-        }
-        Ok(Err(SignInError::Disabled)) => return again(StatusCode::FORBIDDEN, "This account is disabled."),
-        Ok(Err(SignInError::Busy)) => {
-            return crate::authorize::retry_after(again(StatusCode::SERVICE_UNAVAILABLE, "The server is busy. Try again in a moment."), 1);
         }
         Err(e) => return service_page(&e),
     };
@@ -549,27 +535,13 @@ struct UsersView {
 const USERS_PER_PAGE: usize = 50;
 
 async fn users_page(svc: &AppState, a: &Admin, q: &str, after: Option<&str>, status: StatusCode, error: Option<String>) -> Response {
-    let mut all = match svc.store.list_users().await {
-        Ok(l) => l,
-        Err(e) => return store_failed(a.nav(), e),
+    let (found, next_after) = match admin::find_users(&*svc.store, Some(q), after, USERS_PER_PAGE).await {
+        Ok(page) => page,
+        Err(e) => return failed(a.nav(), &e),
     };
-    all.sort_by(|x, y| x.username.cmp(&y.username));
-    let needle = q.to_lowercase();
-    let mut users: Vec<_> = all
-        .into_iter()
-        .filter(|u| after.is_none_or(|af| u.username.as_str() > af))
-        .filter(|u| {
-            needle.is_empty() || [Some(&u.username), u.email.as_ref(), u.name.as_ref()].into_iter().flatten().any(|v| v.to_lowercase().contains(&needle))
-        })
-        .take(USERS_PER_PAGE + 1)
-        .map(|u| (u.id, u.username, u.email.unwrap_or_default(), u.name.unwrap_or_default(), u.disabled_at.is_some(), u.is_admin))
-        .collect();
-    let next = if users.len() > USERS_PER_PAGE {
-        users.truncate(USERS_PER_PAGE);
-        users.last().map(|u| format!("/admin/users?q={}&after={}", enc(q), enc(&u.1)))
-    } else {
-        None
-    };
+    let users =
+        found.into_iter().map(|u| (u.id, u.username, u.email.unwrap_or_default(), u.name.unwrap_or_default(), u.disabled_at.is_some(), u.is_admin)).collect();
+    let next = next_after.map(|after| format!("/admin/users?q={}&after={}", enc(q), enc(&after)));
     html(status, &UsersView { nav: a.nav(), q: q.to_string(), users, next, error })
 }
 
@@ -783,9 +755,9 @@ async fn apis_page(svc: &AppState, a: &Admin, status: StatusCode, error: Option<
                 .into_iter()
                 .map(|x| {
                     let scopes = x.scopes.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" ");
-                    (enc(&x.identifier), x.identifier, x.name, scopes)
+                    let seg = enc(&x.identifier);
+                    (x.identifier, seg, x.name, scopes)
                 })
-                .map(|(seg, id, name, scopes)| (id, seg, name, scopes))
                 .collect();
             html(status, &ApisView { nav: a.nav(), apis, error })
         }

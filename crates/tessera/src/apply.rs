@@ -21,14 +21,10 @@ pub fn read(path: &Path, policy: &tessera_server::service::admin::PasswordPolicy
         }
     }
     for u in &mut d.users {
-        let given = reference(&format!("user {}: password", u.username), u.password_env.as_deref(), u.password_file.as_deref())?;
-        if let Some(pw) = &given {
+        u.password = reference(&format!("user {}: password", u.username), u.password_env.as_deref(), u.password_file.as_deref())?;
+        if let Some(pw) = &u.password {
             policy.check(pw).map_err(|e| anyhow::anyhow!("user {}: {e}", u.username))?;
         }
-        let pw = given;
-        // Without one: a random password nobody knows (`tessera user set-password` sets one).
-        let pw = pw.unwrap_or_else(tessera_server::secret::random_token);
-        u.password_hash = Some(tessera_server::service::authn::hash_password(&pw).map_err(anyhow::Error::msg)?);
     }
     Ok(d)
 }

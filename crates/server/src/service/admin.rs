@@ -444,6 +444,27 @@ fn hex_digest(h: &str) -> Option<[u8; 20]> {
     Some(out)
 }
 
+/// A page of users by username (the admin API's and the console's list): those after `after`
+/// whose username, email or name contains `search` (any case), at most `limit`, and the
+/// username to continue after when there are more.
+pub async fn find_users(store: &dyn Store, search: Option<&str>, after: Option<&str>, limit: usize) -> Result<(Vec<UserRecord>, Option<String>), AdminError> {
+    let needle = search.map(str::to_lowercase).filter(|n| !n.is_empty());
+    let mut all = store.list_users().await?;
+    all.sort_by(|a, b| a.username.cmp(&b.username));
+    let matching = all.into_iter().filter(|u| after.is_none_or(|a| u.username.as_str() > a)).filter(|u| match &needle {
+        None => true,
+        Some(n) => [Some(&u.username), u.email.as_ref(), u.name.as_ref()].into_iter().flatten().any(|v| v.to_lowercase().contains(n.as_str())),
+    });
+    let mut users: Vec<UserRecord> = matching.take(limit + 1).collect();
+    let next_after = if users.len() > limit {
+        users.truncate(limit);
+        users.last().map(|u| u.username.clone())
+    } else {
+        None
+    };
+    Ok((users, next_after))
+}
+
 /// A new password, checked by the policy ([`PasswordPolicy::check`]) and hashed with Argon2id on the
 /// hashing threads (never on an async worker): what the admin API and the console store.
 pub async fn hash_new_password(policy: &PasswordPolicy, password: String) -> Result<String, AdminError> {

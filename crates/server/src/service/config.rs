@@ -119,10 +119,11 @@ pub struct DesiredUser {
     /// The file holding the first password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<String>,
-    /// The password's Argon2id hash, made by the caller from the reference (or from a random
-    /// password nobody knows: the user sets one with `tessera user set-password`).
+    /// The first password, resolved by the caller from the reference and checked by its
+    /// policy; hashed only when the user is created. None: a random password nobody knows
+    /// (the user sets one with `tessera user set-password`).
     #[serde(skip)]
-    pub password_hash: Option<String>,
+    pub password: Option<String>,
 }
 
 /// What an apply will do: the changes, and a line for a person per change.
@@ -209,7 +210,13 @@ pub async fn plan(store: &dyn Store, desired: &Desired, prune: bool, actor: &str
     for du in &desired.users {
         match existing_users.iter().find(|u| u.username == du.username) {
             None => {
-                let hash = du.password_hash.clone().ok_or_else(|| invalid(format!("user {}: no password hash", du.username)))?;
+                // Argon2id only here, for a user the plan creates (not at every start).
+                let password = du.password.clone().unwrap_or_else(secret::random_token);
+                let hash = match crate::service::authn::on_hashing_thread(move || crate::service::authn::hash_password(&password)).await {
+                    Ok(Ok(h)) => h,
+                    Ok(Err(e)) => return Err(invalid(format!("user {}: {e}", du.username))),
+                    Err(_) => return Err(AdminError::Busy),
+                };
                 let new = NewUser { username: du.username.clone(), email: du.email.clone(), name: du.name.clone(), profile: Default::default() };
                 let mut u = admin::new_user_record(new, hash, now).map_err(|e| invalid(format!("user {}: {e}", du.username)))?;
                 u.is_admin = du.admin;
@@ -257,6 +264,9 @@ pub async fn plan(store: &dyn Store, desired: &Desired, prune: bool, actor: &str
     }
     let user_id =
         |username: &str| user_ids.get(username).cloned().ok_or_else(|| invalid(format!("no user {username} (neither in the database nor in the file)")));
+    // And back, for the plan's lines (an id no longer a user's shows as itself).
+    let usernames: BTreeMap<&str, &str> = user_ids.iter().map(|(name, id)| (id.as_str(), name.as_str())).collect();
+    let username = |id: &str| usernames.get(id).map_or_else(|| id.to_string(), |n| n.to_string());
 
     // APIs.
     let existing_apis = store.list_apis().await?;
@@ -326,11 +336,11 @@ pub async fn plan(store: &dyn Store, desired: &Desired, prune: bool, actor: &str
         if let Some(members) = &dg.members {
             let wanted: BTreeSet<String> = members.iter().map(|m| user_id(m)).collect::<Result<_, _>>()?;
             for id in wanted.difference(&current_members) {
-                let name = user_ids.iter().find(|(_, v)| *v == id).map(|(k, _)| k.clone()).unwrap_or_default();
+                let name = username(id);
                 p.create(format!("add {name} to group {}", dg.name), ConfigChange::AddMember { group: dg.name.clone(), user_id: id.clone() });
             }
             for id in current_members.difference(&wanted) {
-                let name = user_ids.iter().find(|(_, v)| *v == id).map(|(k, _)| k.clone()).unwrap_or_else(|| id.clone());
+                let name = username(id);
                 p.delete(format!("remove {name} from group {}", dg.name), ConfigChange::RemoveMember { group: dg.name.clone(), user_id: id.clone() });
             }
         }
@@ -370,8 +380,7 @@ pub async fn plan(store: &dyn Store, desired: &Desired, prune: bool, actor: &str
             assignee: if kind == "group" { Assignee::Group(who.clone()) } else { Assignee::User(who.clone()) },
         };
         let shown = |(role, kind, who): &(String, String, String)| {
-            let who =
-                if kind == "user" { user_ids.iter().find(|(_, v)| *v == who).map(|(k, _)| k.clone()).unwrap_or_else(|| who.clone()) } else { who.clone() };
+            let who = if kind == "user" { username(who) } else { who.clone() };
             format!("role {role} of {} to {kind} {who}", da.identifier)
         };
         for g in wanted.difference(&current) {
@@ -561,7 +570,7 @@ pub async fn export(store: &dyn Store) -> Result<Desired, AdminError> {
             admin: u.is_admin,
             password_env: None,
             password_file: None,
-            password_hash: None,
+            password: None,
         })
         .collect();
     users.sort_by(|a, b| a.username.cmp(&b.username));

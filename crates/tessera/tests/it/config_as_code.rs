@@ -52,7 +52,7 @@ fn desired(text: &str) -> Desired {
         }
     }
     for u in &mut d.users {
-        u.password_hash = Some(seeds().password_hash.clone());
+        u.password = Some(PASSWORD.into());
     }
     d
 }
@@ -170,7 +170,7 @@ async fn export_then_apply_on_a_fresh_database_reproduces_the_state() {
     let fresh = TestServer::start().await;
     let mut again: Desired = toml::from_str(&text).unwrap();
     for u in &mut again.users {
-        u.password_hash = Some(seeds().password_hash.clone());
+        u.password = Some(PASSWORD.into());
     }
     plan_and_apply(&fresh, &again, false).await;
     let mut reproduced = config::export(&*fresh.svc.store).await.unwrap();
