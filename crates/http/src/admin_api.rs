@@ -165,6 +165,8 @@ pub struct Client {
     pub public: bool,
     pub allowed_origins: Vec<String>,
     pub require_dpop: bool,
+    /// Users must sign in with a second factor for this client.
+    pub require_mfa: bool,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -181,6 +183,7 @@ impl From<&ClientRecord> for Client {
             public: c.secret_hash.is_none(),
             allowed_origins: c.allowed_origins.clone(),
             require_dpop: c.require_dpop,
+            require_mfa: c.require_mfa,
             created_at: c.created_at,
         }
     }
@@ -257,6 +260,8 @@ pub struct NewClientRequest {
     pub allowed_origins: Vec<String>,
     #[serde(default)]
     pub require_dpop: bool,
+    #[serde(default)]
+    pub require_mfa: bool,
 }
 
 /// A client just registered, with its secret (shown this once; confidential clients only).
@@ -286,6 +291,7 @@ async fn create_client(
         public: req.public,
         allowed_origins: req.allowed_origins,
         require_dpop: req.require_dpop,
+        require_mfa: req.require_mfa,
         allow_private_logout_uris: svc.config.allow_private_logout_uris,
         ..Default::default()
     };
@@ -316,6 +322,7 @@ pub struct ClientPatch {
     pub scope: Option<String>,
     pub allowed_origins: Option<Vec<String>>,
     pub require_dpop: Option<bool>,
+    pub require_mfa: Option<bool>,
 }
 
 /// Change a client (conditional: `If-Match`).
@@ -339,6 +346,7 @@ async fn patch_client(
         scope: patch.scope,
         allowed_origins: patch.allowed_origins,
         require_dpop: patch.require_dpop,
+        require_mfa: patch.require_mfa,
         jwks: None,
     };
     let updated = Client::from(&acting(&svc, &who.actor()).update_client(&client_id, changes).await?);

@@ -408,6 +408,7 @@ struct ClientShown {
     grant_types: String,
     allowed_origins: String,
     require_dpop: bool,
+    require_mfa: bool,
     created_at: String,
 }
 
@@ -422,6 +423,7 @@ impl From<&tessera_storage::ClientRecord> for ClientShown {
             grant_types: c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "),
             allowed_origins: c.allowed_origins.join("\n"),
             require_dpop: c.require_dpop,
+            require_mfa: c.require_mfa,
             created_at: utc(c.created_at),
         }
     }
@@ -458,6 +460,7 @@ async fn create_client(State(svc): State<AppState>, f: AdminForm) -> Response {
         public: f.checked("public"),
         allowed_origins: f.lines("allowed_origins"),
         require_dpop: f.checked("require_dpop"),
+        require_mfa: f.checked("require_mfa"),
         allow_private_logout_uris: svc.config.allow_private_logout_uris,
         ..Default::default()
     };
@@ -482,6 +485,7 @@ async fn update_client(State(svc): State<AppState>, Path(id): Path<String>, f: A
         scope: Some(f.text("scope")),
         allowed_origins: Some(f.lines("allowed_origins")),
         require_dpop: Some(f.checked("require_dpop")),
+        require_mfa: Some(f.checked("require_mfa")),
         jwks: None,
     };
     match f.admin.acting(&svc).update_client(&id, changes).await {

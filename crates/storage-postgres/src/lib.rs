@@ -270,6 +270,15 @@ impl UserStore for PgStore {
     async fn update_user_admin(&self, user_id: &str, is_admin: bool) -> Result<bool> {
         Ok(fetch_opt(&self.pool, sql::UPDATE_USER_ADMIN, &[Arg::Text(user_id), Arg::Bool(is_admin)], row::text_from_row).await?.is_some())
     }
+    async fn update_user_require_mfa(&self, user_id: &str, require: bool) -> Result<bool> {
+        Ok(fetch_opt(&self.pool, sql::UPDATE_USER_REQUIRE_MFA, &[Arg::Text(user_id), Arg::Bool(require)], row::text_from_row).await?.is_some())
+    }
+    async fn update_user_email_verified(&self, user_id: &str, email: &str) -> Result<bool> {
+        Ok(fetch_opt(&self.pool, sql::UPDATE_USER_EMAIL_VERIFIED, &[Arg::Text(user_id), Arg::Text(email)], row::text_from_row).await?.is_some())
+    }
+    async fn update_user_password_hash(&self, user_id: &str, old: &str, new: &str) -> Result<bool> {
+        Ok(run(&self.pool, sql::UPDATE_PASSWORD_HASH, &[Arg::Text(user_id), Arg::Text(new), Arg::Text(old)]).await? > 0)
+    }
     async fn update_user_disabled(&self, user_id: &str, disabled: bool, now: i64) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(err)?;
         let at = disabled.then_some(now);
@@ -293,6 +302,70 @@ impl UserStore for PgStore {
         }
         tx.commit().await.map_err(err)?;
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl FactorStore for PgStore {
+    async fn create_factor(&self, f: &FactorRecord) -> Result<()> {
+        run(&self.pool, sql::INSERT_FACTOR, &sql::factor_args(f)).await.map(drop)
+    }
+    async fn list_factors(&self, user_id: &str) -> Result<Vec<FactorRecord>> {
+        fetch_all(&self.pool, sql::LIST_FACTORS, &[Arg::Text(user_id)], row::factor_from_row).await
+    }
+    async fn find_factor_by_credential(&self, credential_id: &str) -> Result<Option<FactorRecord>> {
+        fetch_opt(&self.pool, sql::FIND_FACTOR_BY_CREDENTIAL, &[Arg::Text(credential_id)], row::factor_from_row).await
+    }
+    async fn delete_factor(&self, user_id: &str, id: &str) -> Result<bool> {
+        Ok(run(&self.pool, sql::DELETE_FACTOR, &[Arg::Text(user_id), Arg::Text(id)]).await? > 0)
+    }
+    async fn update_factor_step(&self, id: &str, step: i64, now: i64) -> Result<bool> {
+        let args = [Arg::Text(id), Arg::Int(step), Arg::Int(now)];
+        Ok(fetch_opt(&self.pool, sql::UPDATE_FACTOR_STEP, &args, row::text_from_row).await?.is_some())
+    }
+    async fn update_factor_secret(&self, id: &str, expected: &[u8], new: &[u8], now: i64) -> Result<bool> {
+        let args = [Arg::Text(id), Arg::Bytes(new), Arg::Int(now), Arg::Bytes(expected)];
+        Ok(fetch_opt(&self.pool, sql::UPDATE_FACTOR_SECRET, &args, row::text_from_row).await?.is_some())
+    }
+    async fn delete_factors(&self, user_id: &str) -> Result<u64> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let n = run(&mut *tx, sql::DELETE_FACTORS[0], &[Arg::Text(user_id)]).await?;
+        run(&mut *tx, sql::DELETE_FACTORS[1], &[Arg::Text(user_id)]).await?;
+        tx.commit().await.map_err(err)?;
+        Ok(n)
+    }
+    async fn replace_recovery_codes(&self, user_id: &str, code_hashes: &[String], now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        run(&mut *tx, sql::DELETE_RECOVERY_CODES, &[Arg::Text(user_id)]).await?;
+        for h in code_hashes {
+            run(&mut *tx, sql::INSERT_RECOVERY_CODE, &[Arg::Text(user_id), Arg::Text(h), Arg::Int(now)]).await?;
+        }
+        tx.commit().await.map_err(err)
+    }
+    async fn take_recovery_code(&self, user_id: &str, code_hash: &str, now: i64) -> Result<bool> {
+        let args = [Arg::Text(user_id), Arg::Text(code_hash), Arg::Int(now)];
+        Ok(fetch_opt(&self.pool, sql::TAKE_RECOVERY_CODE, &args, row::text_from_row).await?.is_some())
+    }
+    async fn count_recovery_codes(&self, user_id: &str) -> Result<i64> {
+        Ok(fetch_opt(&self.pool, sql::COUNT_RECOVERY_CODES, &[Arg::Text(user_id)], row::int_from_row).await?.unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl UserTokenStore for PgStore {
+    async fn create_user_token(&self, t: &UserTokenRecord) -> Result<()> {
+        run(&self.pool, sql::INSERT_USER_TOKEN, &sql::user_token_args(t)).await.map(drop)
+    }
+    async fn find_user_token(&self, token_hash: &str, purpose: &str, now: i64) -> Result<Option<UserTokenRecord>> {
+        let args = [Arg::Text(token_hash), Arg::Text(purpose), Arg::Int(now)];
+        fetch_opt(&self.pool, sql::FIND_USER_TOKEN, &args, row::user_token_from_row).await
+    }
+    async fn take_user_token(&self, token_hash: &str, purpose: &str, now: i64) -> Result<Option<UserTokenRecord>> {
+        let args = [Arg::Text(token_hash), Arg::Text(purpose), Arg::Int(now)];
+        fetch_opt(&self.pool, sql::TAKE_USER_TOKEN, &args, row::user_token_from_row).await
+    }
+    async fn delete_user_tokens(&self, user_id: &str, purpose: &str) -> Result<u64> {
+        run(&self.pool, sql::DELETE_USER_TOKENS, &[Arg::Text(user_id), Arg::Text(purpose)]).await
     }
 }
 

@@ -130,6 +130,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "disabled users", include_str!("../migrations/0011_disabled_users.sql")),
     (12, "admins", include_str!("../migrations/0012_admins.sql")),
     (13, "applied objects", include_str!("../migrations/0013_applied_objects.sql")),
+    (14, "accounts", include_str!("../migrations/0014_accounts.sql")),
 ];
 
 /// Apply the migrations this database lacks, each in one transaction with its record in
@@ -563,6 +564,15 @@ impl UserStore for SqliteStore {
     async fn update_user_admin(&self, user_id: &str, is_admin: bool) -> Result<bool> {
         Ok(self.write(|w| fetch_opt(w, sqlite!(sql::UPDATE_USER_ADMIN), &[Arg::Text(user_id), Arg::Bool(is_admin)], row::text_from_row))?.is_some())
     }
+    async fn update_user_require_mfa(&self, user_id: &str, require: bool) -> Result<bool> {
+        Ok(self.write(|w| fetch_opt(w, sqlite!(sql::UPDATE_USER_REQUIRE_MFA), &[Arg::Text(user_id), Arg::Bool(require)], row::text_from_row))?.is_some())
+    }
+    async fn update_user_email_verified(&self, user_id: &str, email: &str) -> Result<bool> {
+        Ok(self.write(|w| fetch_opt(w, sqlite!(sql::UPDATE_USER_EMAIL_VERIFIED), &[Arg::Text(user_id), Arg::Text(email)], row::text_from_row))?.is_some())
+    }
+    async fn update_user_password_hash(&self, user_id: &str, old: &str, new: &str) -> Result<bool> {
+        Ok(self.write(|w| run(w, sqlite!(sql::UPDATE_PASSWORD_HASH), &[Arg::Text(user_id), Arg::Text(new), Arg::Text(old)]))? > 0)
+    }
     async fn update_user_disabled(&self, user_id: &str, disabled: bool, now: i64) -> Result<bool> {
         self.transaction(|tx| {
             let at = disabled.then_some(now);
@@ -591,14 +601,83 @@ impl UserStore for SqliteStore {
 
 const SQLITE_END_SESSIONS: [&str; 3] = [sqlite!(sql::END_SESSIONS[0]), sqlite!(sql::END_SESSIONS[1]), sqlite!(sql::END_SESSIONS[2])];
 const SQLITE_PASSWORD_DELETES: [&str; 2] = [sqlite!(sql::PASSWORD_DELETES[0]), sqlite!(sql::PASSWORD_DELETES[1])];
-const SQLITE_DELETE_USER_ROWS: [&str; 6] = [
+const SQLITE_DELETE_USER_ROWS: [&str; 9] = [
     sqlite!(sql::DELETE_USER_ROWS[0]),
     sqlite!(sql::DELETE_USER_ROWS[1]),
     sqlite!(sql::DELETE_USER_ROWS[2]),
     sqlite!(sql::DELETE_USER_ROWS[3]),
     sqlite!(sql::DELETE_USER_ROWS[4]),
     sqlite!(sql::DELETE_USER_ROWS[5]),
+    sqlite!(sql::DELETE_USER_ROWS[6]),
+    sqlite!(sql::DELETE_USER_ROWS[7]),
+    sqlite!(sql::DELETE_USER_ROWS[8]),
 ];
+const SQLITE_DELETE_FACTORS: [&str; 2] = [sqlite!(sql::DELETE_FACTORS[0]), sqlite!(sql::DELETE_FACTORS[1])];
+
+#[async_trait]
+impl FactorStore for SqliteStore {
+    async fn create_factor(&self, f: &FactorRecord) -> Result<()> {
+        self.write(|w| run(w, sqlite!(sql::INSERT_FACTOR), &sql::factor_args(f))).map(drop)
+    }
+    async fn list_factors(&self, user_id: &str) -> Result<Vec<FactorRecord>> {
+        self.read(|r| fetch_all(r, sqlite!(sql::LIST_FACTORS), &[Arg::Text(user_id)], row::factor_from_row))
+    }
+    async fn find_factor_by_credential(&self, credential_id: &str) -> Result<Option<FactorRecord>> {
+        self.read(|r| fetch_opt(r, sqlite!(sql::FIND_FACTOR_BY_CREDENTIAL), &[Arg::Text(credential_id)], row::factor_from_row))
+    }
+    async fn delete_factor(&self, user_id: &str, id: &str) -> Result<bool> {
+        Ok(self.write(|w| run(w, sqlite!(sql::DELETE_FACTOR), &[Arg::Text(user_id), Arg::Text(id)]))? > 0)
+    }
+    async fn update_factor_step(&self, id: &str, step: i64, now: i64) -> Result<bool> {
+        let args = [Arg::Text(id), Arg::Int(step), Arg::Int(now)];
+        Ok(self.write(|w| fetch_opt(w, sqlite!(sql::UPDATE_FACTOR_STEP), &args, row::text_from_row))?.is_some())
+    }
+    async fn update_factor_secret(&self, id: &str, expected: &[u8], new: &[u8], now: i64) -> Result<bool> {
+        let args = [Arg::Text(id), Arg::Bytes(new), Arg::Int(now), Arg::Bytes(expected)];
+        Ok(self.write(|w| fetch_opt(w, sqlite!(sql::UPDATE_FACTOR_SECRET), &args, row::text_from_row))?.is_some())
+    }
+    async fn delete_factors(&self, user_id: &str) -> Result<u64> {
+        self.transaction(|tx| {
+            let n = run(tx, SQLITE_DELETE_FACTORS[0], &[Arg::Text(user_id)])?;
+            run(tx, SQLITE_DELETE_FACTORS[1], &[Arg::Text(user_id)])?;
+            Ok((true, n))
+        })
+    }
+    async fn replace_recovery_codes(&self, user_id: &str, code_hashes: &[String], now: i64) -> Result<()> {
+        self.transaction(|tx| {
+            run(tx, sqlite!(sql::DELETE_RECOVERY_CODES), &[Arg::Text(user_id)])?;
+            for h in code_hashes {
+                run(tx, sqlite!(sql::INSERT_RECOVERY_CODE), &[Arg::Text(user_id), Arg::Text(h), Arg::Int(now)])?;
+            }
+            Ok((true, ()))
+        })
+    }
+    async fn take_recovery_code(&self, user_id: &str, code_hash: &str, now: i64) -> Result<bool> {
+        let args = [Arg::Text(user_id), Arg::Text(code_hash), Arg::Int(now)];
+        Ok(self.write(|w| fetch_opt(w, sqlite!(sql::TAKE_RECOVERY_CODE), &args, row::text_from_row))?.is_some())
+    }
+    async fn count_recovery_codes(&self, user_id: &str) -> Result<i64> {
+        Ok(self.read(|r| fetch_opt(r, sqlite!(sql::COUNT_RECOVERY_CODES), &[Arg::Text(user_id)], row::int_from_row))?.unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl UserTokenStore for SqliteStore {
+    async fn create_user_token(&self, t: &UserTokenRecord) -> Result<()> {
+        self.write(|w| run(w, sqlite!(sql::INSERT_USER_TOKEN), &sql::user_token_args(t))).map(drop)
+    }
+    async fn find_user_token(&self, token_hash: &str, purpose: &str, now: i64) -> Result<Option<UserTokenRecord>> {
+        let args = [Arg::Text(token_hash), Arg::Text(purpose), Arg::Int(now)];
+        self.read(|r| fetch_opt(r, sqlite!(sql::FIND_USER_TOKEN), &args, row::user_token_from_row))
+    }
+    async fn take_user_token(&self, token_hash: &str, purpose: &str, now: i64) -> Result<Option<UserTokenRecord>> {
+        let args = [Arg::Text(token_hash), Arg::Text(purpose), Arg::Int(now)];
+        self.write(|w| fetch_opt(w, sqlite!(sql::TAKE_USER_TOKEN), &args, row::user_token_from_row))
+    }
+    async fn delete_user_tokens(&self, user_id: &str, purpose: &str) -> Result<u64> {
+        self.write(|w| run(w, sqlite!(sql::DELETE_USER_TOKENS), &[Arg::Text(user_id), Arg::Text(purpose)]))
+    }
+}
 const SQLITE_DELETE_GROUP_ROWS: [&str; 2] = [sqlite!(sql::DELETE_GROUP_ROWS[0]), sqlite!(sql::DELETE_GROUP_ROWS[1])];
 const SQLITE_DELETE_API_ROWS: [&str; 1] = [sqlite!(sql::DELETE_API_ROWS[0])];
 

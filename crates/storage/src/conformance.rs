@@ -52,6 +52,7 @@ macro_rules! conformance_tests {
     ($factory:ty) => {
         $crate::conformance_tests!(@contract $factory, clients: clients);
         $crate::conformance_tests!(@contract $factory, users: users, new_password_ends_access, deleted_user_leaves_nothing, disabled_user_loses_access; races: concurrent_user_deletions);
+        $crate::conformance_tests!(@contract $factory, accounts: require_mfa_and_email_verification, rehash_is_compare_and_swap, factors_belong_to_their_user, deleted_user_takes_factors_and_tokens; races: totp_steps_are_single_use, recovery_codes_are_single_use, user_tokens_are_single_use);
         $crate::conformance_tests!(@contract $factory, apis: apis);
         $crate::conformance_tests!(@contract $factory, keys: ; races: keys, key_reseal_is_compare_and_swap);
         $crate::conformance_tests!(@contract $factory, sessions: sessions_and_pending, session_clients, user_sessions);
@@ -111,6 +112,7 @@ pub fn client(id: &str) -> ClientRecord {
         subject_type: "public".into(),
         allowed_origins: vec!["https://spa.example".into()],
         require_dpop: false,
+        require_mfa: false,
         jwks: None,
     }
 }
@@ -163,6 +165,8 @@ pub async fn users(s: &dyn Store) {
         updated_at: 1,
         disabled_at: None,
         is_admin: false,
+        require_mfa: false,
+        email_verified: false,
     };
     s.create_user(&u).await.unwrap();
     let dup = UserRecord { id: "u-2".into(), ..u.clone() };
@@ -683,6 +687,8 @@ fn user(id: &str, username: &str) -> UserRecord {
         updated_at: 1,
         disabled_at: None,
         is_admin: false,
+        require_mfa: false,
+        email_verified: false,
     }
 }
 
@@ -811,6 +817,164 @@ pub async fn deleted_user_leaves_nothing(s: &dyn Store) {
     assert_eq!(s.find_consent("u-del", "c-1").await.unwrap(), None, "consents go");
     assert!(!s.delete_user("user-del").await.unwrap(), "a second deletion finds nobody");
     untouched(s, "delx", "u-delx").await;
+}
+
+// Accounts (issue 15): second factors, recovery codes, users' one-time tokens.
+
+fn factor(id: &str, user_id: &str, credential: Option<&str>) -> FactorRecord {
+    FactorRecord {
+        id: id.into(),
+        user_id: user_id.into(),
+        kind: if credential.is_some() { FactorKind::Passkey } else { FactorKind::Totp },
+        name: format!("{id} name"),
+        secret: vec![1, 2, 3, 0, 255],
+        credential_id: credential.map(str::to_string),
+        last_step: None,
+        created_at: 10,
+        last_used_at: None,
+    }
+}
+
+fn user_token(hash: &str, purpose: &str, user_id: &str, expires_at: i64) -> UserTokenRecord {
+    UserTokenRecord { token_hash: hash.into(), purpose: purpose.into(), user_id: user_id.into(), data: "{\"x\":1}".into(), created_at: 1, expires_at }
+}
+
+/// `require_mfa` set and cleared; `email_verified` only for the address the link went to, and
+/// cleared when the address changes.
+pub async fn require_mfa_and_email_verification(s: &dyn Store) {
+    let mut u = UserRecord { email: Some("a@x.example".into()), ..user("u-acc", "acc") };
+    s.create_user(&u).await.unwrap();
+    s.create_user(&user("u-acc2", "acc2")).await.unwrap();
+    assert!(s.update_user_require_mfa("u-acc", true).await.unwrap());
+    assert!(s.find_user("u-acc").await.unwrap().unwrap().require_mfa);
+    assert!(!s.find_user("u-acc2").await.unwrap().unwrap().require_mfa, "only that user");
+    assert!(!s.update_user_require_mfa("nobody", true).await.unwrap());
+    assert!(!s.update_user_email_verified("u-acc", "old@x.example").await.unwrap(), "another address: not verified");
+    assert!(!s.find_user("u-acc").await.unwrap().unwrap().email_verified);
+    assert!(s.update_user_email_verified("u-acc", "a@x.example").await.unwrap());
+    assert!(s.find_user("u-acc").await.unwrap().unwrap().email_verified);
+    u.name = Some("Renamed".into());
+    assert!(s.update_user(&u).await.unwrap());
+    assert!(s.find_user("u-acc").await.unwrap().unwrap().email_verified, "the same address stays verified");
+    u.email = Some("b@x.example".into());
+    assert!(s.update_user(&u).await.unwrap());
+    let got = s.find_user("u-acc").await.unwrap().unwrap();
+    assert!(!got.email_verified, "a new address is not verified");
+    assert!(got.require_mfa, "update_user leaves require_mfa alone");
+    let mut c = client("c-mfa");
+    c.require_mfa = true;
+    s.create_client(&c).await.unwrap();
+    assert!(s.find_client("c-mfa").await.unwrap().unwrap().require_mfa);
+    c.require_mfa = false;
+    assert!(s.update_client(&c).await.unwrap());
+    assert!(!s.find_client("c-mfa").await.unwrap().unwrap().require_mfa);
+}
+
+/// A rehash replaces the hash only while it is the one the sign-in checked, and ends nothing.
+pub async fn rehash_is_compare_and_swap(s: &dyn Store) {
+    s.create_user(&user("u-rh", "rh")).await.unwrap();
+    s.create_session(&session("rh-s", "u-rh")).await.unwrap();
+    assert!(!s.update_user_password_hash("u-rh", "$argon2id$other", "$argon2id$new").await.unwrap());
+    assert!(s.update_user_password_hash("u-rh", "$argon2id$old", "$argon2id$new").await.unwrap());
+    assert_eq!(s.find_user("u-rh").await.unwrap().unwrap().password_hash, "$argon2id$new");
+    assert!(s.find_session("rh-s", 10).await.unwrap().is_some(), "a rehash ends no session");
+}
+
+/// Factors are listed, found by credential and deleted per user; credential ids are unique.
+pub async fn factors_belong_to_their_user(s: &dyn Store) {
+    s.create_factor(&factor("f-1", "u-a", None)).await.unwrap();
+    s.create_factor(&factor("f-2", "u-a", Some("cred-1"))).await.unwrap();
+    s.create_factor(&factor("f-3", "u-b", None)).await.unwrap();
+    assert!(matches!(s.create_factor(&factor("f-4", "u-b", Some("cred-1"))).await, Err(StoreError::Conflict(_))), "credential ids are unique");
+    let listed = s.list_factors("u-a").await.unwrap();
+    assert_eq!(listed.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), ["f-1", "f-2"]);
+    assert_eq!(listed[1], factor("f-2", "u-a", Some("cred-1")), "stored as created");
+    assert_eq!(s.find_factor_by_credential("cred-1").await.unwrap().map(|f| f.user_id), Some("u-a".to_string()));
+    assert_eq!(s.find_factor_by_credential("cred-x").await.unwrap(), None);
+    assert!(!s.delete_factor("u-b", "f-1").await.unwrap(), "not another user's factor");
+    assert!(s.delete_factor("u-a", "f-1").await.unwrap());
+    assert_eq!(s.list_factors("u-a").await.unwrap().len(), 1);
+    // A passkey's counter: compare and swap.
+    assert!(!s.update_factor_secret("f-2", b"stale", b"next", 20).await.unwrap());
+    assert!(s.update_factor_secret("f-2", &[1, 2, 3, 0, 255], b"next", 20).await.unwrap());
+    let f = s.find_factor_by_credential("cred-1").await.unwrap().unwrap();
+    assert_eq!((f.secret.as_slice(), f.last_used_at), (&b"next"[..], Some(20)));
+    // Recovery codes are replaced as a set; reset-mfa takes factors and codes.
+    s.replace_recovery_codes("u-a", &["h1".into(), "h2".into()], 5).await.unwrap();
+    s.replace_recovery_codes("u-a", &["h3".into(), "h4".into(), "h5".into()], 6).await.unwrap();
+    assert_eq!(s.count_recovery_codes("u-a").await.unwrap(), 3);
+    assert!(!s.take_recovery_code("u-a", "h1", 7).await.unwrap(), "the old set is gone");
+    assert!(!s.take_recovery_code("u-b", "h3", 7).await.unwrap(), "not another user's code");
+    s.replace_recovery_codes("u-b", &["hb".into()], 6).await.unwrap();
+    assert_eq!(s.delete_factors("u-a").await.unwrap(), 1);
+    assert!(s.list_factors("u-a").await.unwrap().is_empty());
+    assert_eq!(s.count_recovery_codes("u-a").await.unwrap(), 0);
+    assert_eq!(s.list_factors("u-b").await.unwrap().len(), 1, "another user keeps theirs");
+    assert_eq!(s.count_recovery_codes("u-b").await.unwrap(), 1);
+}
+
+/// A user's deletion takes their factors, recovery codes and one-time tokens along.
+pub async fn deleted_user_takes_factors_and_tokens(s: &dyn Store) {
+    s.create_user(&user("u-df", "df")).await.unwrap();
+    s.create_factor(&factor("df-f", "u-df", Some("df-cred"))).await.unwrap();
+    s.replace_recovery_codes("u-df", &["df-h".into()], 1).await.unwrap();
+    s.create_user_token(&user_token("df-t", "reset", "u-df", 100)).await.unwrap();
+    assert!(s.delete_user("df").await.unwrap());
+    assert!(s.list_factors("u-df").await.unwrap().is_empty());
+    assert_eq!(s.find_factor_by_credential("df-cred").await.unwrap(), None);
+    assert_eq!(s.count_recovery_codes("u-df").await.unwrap(), 0);
+    assert_eq!(s.find_user_token("df-t", "reset", 10).await.unwrap(), None);
+}
+
+/// RFC 6238 §5.2: of 20 concurrent presentations of one time step exactly one is accepted;
+/// an earlier step is refused after a later one.
+pub async fn totp_steps_are_single_use(h: &Handles) {
+    h.a.create_factor(&factor("f-t", "u-t", None)).await.unwrap();
+    let tries = (0..20).map(|i| {
+        let s = h.pick(i);
+        async move { s.update_factor_step("f-t", 1000, 30).await.unwrap() }
+    });
+    let won = futures_util::future::join_all(tries).await.into_iter().filter(|w| *w).count();
+    assert_eq!(won, 1, "one step, one acceptance");
+    assert!(!h.a.update_factor_step("f-t", 999, 31).await.unwrap(), "an earlier step after a later one");
+    assert!(h.a.update_factor_step("f-t", 1001, 32).await.unwrap(), "the next step");
+    let f = &h.a.list_factors("u-t").await.unwrap()[0];
+    assert_eq!((f.last_step, f.last_used_at), (Some(1001), Some(32)));
+    assert!(!h.a.update_factor_step("missing", 5, 1).await.unwrap());
+}
+
+/// Of 20 concurrent uses of one recovery code exactly one succeeds.
+pub async fn recovery_codes_are_single_use(h: &Handles) {
+    h.a.replace_recovery_codes("u-r", &["rc-1".into(), "rc-2".into()], 1).await.unwrap();
+    let tries = (0..20).map(|i| {
+        let s = h.pick(i);
+        async move { s.take_recovery_code("u-r", "rc-1", 2).await.unwrap() }
+    });
+    let won = futures_util::future::join_all(tries).await.into_iter().filter(|w| *w).count();
+    assert_eq!(won, 1);
+    assert_eq!(h.a.count_recovery_codes("u-r").await.unwrap(), 1);
+}
+
+/// Of 20 concurrent takes of one token exactly one gets it; a token is taken only for its
+/// purpose and while unexpired; deleting a user's tokens of one purpose leaves the others.
+pub async fn user_tokens_are_single_use(h: &Handles) {
+    let t = user_token("tok-1", "reset", "u-k", 100);
+    h.a.create_user_token(&t).await.unwrap();
+    assert_eq!(h.a.find_user_token("tok-1", "reset", 50).await.unwrap(), Some(t.clone()));
+    assert_eq!(h.a.find_user_token("tok-1", "invite", 50).await.unwrap(), None, "another purpose");
+    assert_eq!(h.a.take_user_token("tok-1", "invite", 50).await.unwrap(), None, "not taken for another purpose");
+    let takes = (0..20).map(|i| {
+        let s = h.pick(i);
+        async move { s.take_user_token("tok-1", "reset", 50).await.unwrap() }
+    });
+    let won: Vec<_> = futures_util::future::join_all(takes).await.into_iter().flatten().collect();
+    assert_eq!(won, vec![t], "exactly one take, with the record");
+    h.a.create_user_token(&user_token("tok-2", "reset", "u-k", 100)).await.unwrap();
+    assert_eq!(h.a.take_user_token("tok-2", "reset", 100).await.unwrap(), None, "expired at its expires_at");
+    h.a.create_user_token(&user_token("tok-3", "reset", "u-k", 200)).await.unwrap();
+    h.a.create_user_token(&user_token("tok-4", "verify_email", "u-k", 200)).await.unwrap();
+    assert_eq!(h.a.delete_user_tokens("u-k", "reset").await.unwrap(), 2);
+    assert!(h.a.find_user_token("tok-4", "verify_email", 10).await.unwrap().is_some(), "another purpose stays");
 }
 
 // Groups and roles.

@@ -53,6 +53,56 @@ pub trait UserStore: Send + Sync {
     async fn update_user_disabled(&self, user_id: &str, disabled: bool, now: i64) -> Result<bool>;
     /// Make the user an administrator, or not. False when no such user.
     async fn update_user_admin(&self, user_id: &str, is_admin: bool) -> Result<bool>;
+    /// Require a second factor at every sign-in of the user, or not. False when no such user.
+    async fn update_user_require_mfa(&self, user_id: &str, require: bool) -> Result<bool>;
+    /// Mark the user's email verified, only while it is still `email` (the address the link
+    /// went to). False otherwise.
+    async fn update_user_email_verified(&self, user_id: &str, email: &str) -> Result<bool>;
+    /// Replace the user's password hash by `new` (the same password under new Argon2
+    /// parameters) only while it is still `old`; nothing else changes. False otherwise.
+    async fn update_user_password_hash(&self, user_id: &str, old: &str, new: &str) -> Result<bool>;
+}
+
+/// Second factors (TOTP apps, passkeys) and recovery codes (issue 15). A user's deletion takes
+/// them along.
+#[async_trait]
+pub trait FactorStore: Send + Sync {
+    /// `Conflict` when the id or the credential id is taken.
+    async fn create_factor(&self, f: &FactorRecord) -> Result<()>;
+    /// A user's factors, oldest first.
+    async fn list_factors(&self, user_id: &str) -> Result<Vec<FactorRecord>>;
+    /// The passkey with this WebAuthn credential id, whoever's it is.
+    async fn find_factor_by_credential(&self, credential_id: &str) -> Result<Option<FactorRecord>>;
+    /// Remove one of the user's factors (never another user's). False when it is not theirs.
+    async fn delete_factor(&self, user_id: &str, id: &str) -> Result<bool>;
+    /// RFC 6238 §5.2: accept time step `step` of a TOTP factor, only if it is later than the
+    /// last one accepted — of concurrent calls with one step exactly one gets true.
+    async fn update_factor_step(&self, id: &str, step: i64, now: i64) -> Result<bool>;
+    /// Replace a factor's stored secret (a passkey's counter moved) only while it is still
+    /// `expected` (compare and swap).
+    async fn update_factor_secret(&self, id: &str, expected: &[u8], new: &[u8], now: i64) -> Result<bool>;
+    /// Every factor and recovery code of the user, in one transaction (`tessera user
+    /// reset-mfa`); how many factors went.
+    async fn delete_factors(&self, user_id: &str) -> Result<u64>;
+    /// Replace the user's recovery codes (their SHA-256 hashes) in one transaction.
+    async fn replace_recovery_codes(&self, user_id: &str, code_hashes: &[String], now: i64) -> Result<()>;
+    /// Use a recovery code: true once, for exactly one of concurrent calls.
+    async fn take_recovery_code(&self, user_id: &str, code_hash: &str, now: i64) -> Result<bool>;
+    /// How many of the user's recovery codes are unused.
+    async fn count_recovery_codes(&self, user_id: &str) -> Result<i64>;
+}
+
+/// One-time values handed to users (reset, invitation and verification links) and ceremony
+/// state between two pages (passkey challenges, a sign-in's second step), by hash.
+#[async_trait]
+pub trait UserTokenStore: Send + Sync {
+    async fn create_user_token(&self, t: &UserTokenRecord) -> Result<()>;
+    /// The unexpired token for `purpose`, left in place.
+    async fn find_user_token(&self, token_hash: &str, purpose: &str, now: i64) -> Result<Option<UserTokenRecord>>;
+    /// Consume the unexpired token for `purpose`: of concurrent calls exactly one gets it.
+    async fn take_user_token(&self, token_hash: &str, purpose: &str, now: i64) -> Result<Option<UserTokenRecord>>;
+    /// Every token of the user for `purpose` (a new reset link voids the older ones).
+    async fn delete_user_tokens(&self, user_id: &str, purpose: &str) -> Result<u64>;
 }
 
 /// Resource servers and their scopes (the scope catalog).
@@ -270,8 +320,6 @@ pub trait AuditStore: Send + Sync {
     async fn delete_audit_events_before(&self, at: i64, limit: i64) -> Result<u64>;
 }
 
-/// Housekeeping.
-#[async_trait]
 /// Configuration as code (`tessera apply`, issue 16).
 #[async_trait]
 pub trait ConfigStore: Send + Sync {
@@ -282,6 +330,7 @@ pub trait ConfigStore: Send + Sync {
     async fn list_applied(&self) -> Result<Vec<(String, String)>>;
 }
 
+/// Housekeeping.
 #[async_trait]
 pub trait MaintenanceStore: Send + Sync {
     /// Delete expired rows (the windows of [`crate::sql::EXPIRED`]: codes, sessions, pending
@@ -318,6 +367,8 @@ umbrella!(
     ClientStore,
     ConfigStore,
     UserStore,
+    FactorStore,
+    UserTokenStore,
     ApiStore,
     KeyStore,
     SessionStore,

@@ -141,7 +141,7 @@ pub enum Taken<T> {
 /// (`use tessera_storage::prelude::*;`); on `dyn Store` they are callable without it.
 pub mod prelude {
     pub use crate::contracts::{
-        ApiStore, AssertionStore, AuditStore, ClientStore, CodeStore, ConsentStore, DeviceCodeStore, DpopStore, GroupStore, KeyStore, MaintenanceStore,
-        RefreshTokenStore, RevocationStore, RoleStore, SessionStore, Store, ThrottleStore, UserStore,
+        ApiStore, AssertionStore, AuditStore, ClientStore, CodeStore, ConsentStore, DeviceCodeStore, DpopStore, FactorStore, GroupStore, KeyStore,
+        MaintenanceStore, RefreshTokenStore, RevocationStore, RoleStore, SessionStore, Store, ThrottleStore, UserStore, UserTokenStore,
     };
 }

@@ -37,6 +37,8 @@ pub struct ClientRecord {
     /// The client's public keys, a JWK Set (RFC 7517 §5), which sign its JWT bearer assertions
     /// (RFC 7523 §2.1); `None` when it has none.
     pub jwks: Option<serde_json::Value>,
+    /// Users must sign in with a second factor (RFC 8176 `mfa`) before this client gets a code.
+    pub require_mfa: bool,
 }
 
 /// A resource owner.
@@ -56,6 +58,11 @@ pub struct UserRecord {
     pub disabled_at: Option<i64>,
     /// An administrator: their tokens for the admin API act with their authority.
     pub is_admin: bool,
+    /// Every sign-in of this user needs a second factor (`tessera user update --require-mfa`).
+    pub require_mfa: bool,
+    /// The user proved they receive mail at `email` (a verification link): OpenID Connect
+    /// `email_verified`. Cleared whenever the email changes.
+    pub email_verified: bool,
 }
 
 /// A resource server ("API"): its identifier is the access token audience.
@@ -413,4 +420,81 @@ pub enum ConfigChange {
         detail: String,
         at: i64,
     },
+}
+
+/// What kind of second factor a [`FactorRecord`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FactorKind {
+    /// A TOTP authenticator app (RFC 6238).
+    Totp,
+    /// A WebAuthn credential (a passkey: discoverable, user-verifying).
+    Passkey,
+}
+
+impl FactorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Totp => "totp",
+            Self::Passkey => "passkey",
+        }
+    }
+}
+
+impl std::str::FromStr for FactorKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "totp" => Ok(Self::Totp),
+            "passkey" => Ok(Self::Passkey),
+            other => Err(format!("unknown factor kind {other:?}")),
+        }
+    }
+}
+
+/// A user's authenticator: a TOTP app or a passkey.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FactorRecord {
+    pub id: String,
+    pub user_id: String,
+    pub kind: FactorKind,
+    /// The name the user gave it ("Phone", "YubiKey").
+    pub name: String,
+    /// TOTP: the seed, sealed under the key-encryption key; passkey: the credential (its public
+    /// key and signature counter, serialized by the service).
+    pub secret: Vec<u8>,
+    /// Passkeys: the WebAuthn credential id (base64url), unique across users.
+    pub credential_id: Option<String>,
+    /// TOTP: the last time step accepted (RFC 6238 §5.2: a code is accepted once).
+    pub last_step: Option<i64>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+impl std::fmt::Debug for FactorRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FactorRecord")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("secret", &"<redacted>")
+            .field("credential_id", &self.credential_id)
+            .field("last_step", &self.last_step)
+            .finish()
+    }
+}
+
+/// A one-time value mailed or handed to a user, or a ceremony's state kept between two pages:
+/// a password reset or invitation link, an email verification link, a passkey challenge, a
+/// sign-in waiting for its second step. Stored by the SHA-256 of the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserTokenRecord {
+    pub token_hash: String,
+    /// What it is for ("reset", "invite", "verify_email", …): a token is taken only for its purpose.
+    pub purpose: String,
+    pub user_id: String,
+    /// What the purpose needs (JSON, opaque to the store).
+    pub data: String,
+    pub created_at: i64,
+    pub expires_at: i64,
 }

@@ -100,6 +100,11 @@ pub fn text_pair_from_row(r: &dyn Row) -> Result<(String, String)> {
     Ok((r.text(0)?, r.text(1)?))
 }
 
+/// A single integer column.
+pub fn int_from_row(r: &dyn Row) -> Result<i64> {
+    r.int(0)
+}
+
 /// A single boolean column.
 pub fn bool_from_row(r: &dyn Row) -> Result<bool> {
     r.boolean(0)
@@ -128,6 +133,7 @@ pub fn client_from_row(r: &dyn Row) -> Result<ClientRecord> {
         allowed_origins: json(r, 12, "allowed_origins")?,
         require_dpop: r.boolean(13)?,
         jwks: r.opt_text(14)?.map(|t| serde_json::from_str(&t).map_err(|e| corrupt("jwks", e))).transpose()?,
+        require_mfa: r.boolean(15)?,
     })
 }
 
@@ -144,6 +150,8 @@ pub fn user_from_row(r: &dyn Row) -> Result<UserRecord> {
         updated_at: r.int(7)?,
         disabled_at: r.opt_int(8)?,
         is_admin: r.boolean(9)?,
+        require_mfa: r.boolean(10)?,
+        email_verified: r.boolean(11)?,
     })
 }
 
@@ -288,4 +296,24 @@ pub fn device_before_take(r: &dyn Row) -> Result<DeviceCodeRecord> {
 /// A throttle key's stored state: `failures, last_at`.
 pub fn throttle_from_row(r: &dyn Row) -> Result<crate::ThrottleState> {
     Ok(crate::ThrottleState { failures: r.int(0)?, last_at: r.int(1)? })
+}
+
+/// [`crate::sql::FACTOR_COLUMNS`].
+pub fn factor_from_row(r: &dyn Row) -> Result<FactorRecord> {
+    Ok(FactorRecord {
+        id: r.text(0)?,
+        user_id: r.text(1)?,
+        kind: parsed(r, 2, "kind")?,
+        name: r.text(3)?,
+        secret: r.bytes(4)?,
+        credential_id: r.opt_text(5)?,
+        last_step: r.opt_int(6)?,
+        created_at: r.int(7)?,
+        last_used_at: r.opt_int(8)?,
+    })
+}
+
+/// [`crate::sql::USER_TOKEN_COLUMNS`].
+pub fn user_token_from_row(r: &dyn Row) -> Result<UserTokenRecord> {
+    Ok(UserTokenRecord { token_hash: r.text(0)?, purpose: r.text(1)?, user_id: r.text(2)?, data: r.text(3)?, created_at: r.int(4)?, expires_at: r.int(5)? })
 }

@@ -66,12 +66,12 @@ macro_rules! sqlite {
 macro_rules! client_columns {
     () => {
         "client_id, name, secret_hash, redirect_uris, scope, grant_types, token_endpoint_auth_method, created_at, post_logout_redirect_uris, \
-         backchannel_logout_uri, id_token_signed_response_alg, subject_type, allowed_origins, require_dpop, jwks"
+         backchannel_logout_uri, id_token_signed_response_alg, subject_type, allowed_origins, require_dpop, jwks, require_mfa"
     };
 }
 macro_rules! user_columns {
     () => {
-        "id, username, email, name, password_hash, created_at, profile, updated_at, disabled_at, is_admin"
+        "id, username, email, name, password_hash, created_at, profile, updated_at, disabled_at, is_admin, require_mfa, email_verified"
     };
 }
 macro_rules! api_columns {
@@ -123,12 +123,12 @@ pub const DEVICE_COLUMNS: &str = device_columns!();
 // --- Encoders: a record's columns in the order of its column list. ---
 
 /// [`UPDATE_CLIENT`]'s arguments: [`client_args`] without the secret and the creation time.
-pub fn client_update_args(c: &ClientRecord) -> Result<[Arg<'_>; 13]> {
-    let [id, name, _secret, redirects, scope, grants, method, _created, logout, bcl, alg, subject, origins, dpop, jwks] = client_args(c)?;
-    Ok([id, name, redirects, scope, grants, method, logout, bcl, alg, subject, origins, dpop, jwks])
+pub fn client_update_args(c: &ClientRecord) -> Result<[Arg<'_>; 14]> {
+    let [id, name, _secret, redirects, scope, grants, method, _created, logout, bcl, alg, subject, origins, dpop, jwks, mfa] = client_args(c)?;
+    Ok([id, name, redirects, scope, grants, method, logout, bcl, alg, subject, origins, dpop, jwks, mfa])
 }
 
-pub fn client_args(c: &ClientRecord) -> Result<[Arg<'_>; 15]> {
+pub fn client_args(c: &ClientRecord) -> Result<[Arg<'_>; 16]> {
     Ok([
         Arg::Text(&c.client_id),
         Arg::Text(&c.name),
@@ -145,10 +145,11 @@ pub fn client_args(c: &ClientRecord) -> Result<[Arg<'_>; 15]> {
         Arg::Owned(to_json(&c.allowed_origins)?),
         Arg::Bool(c.require_dpop),
         Arg::OptOwned(c.jwks.as_ref().map(to_json).transpose()?),
+        Arg::Bool(c.require_mfa),
     ])
 }
 
-pub fn user_args(u: &UserRecord) -> Result<[Arg<'_>; 10]> {
+pub fn user_args(u: &UserRecord) -> Result<[Arg<'_>; 12]> {
     Ok([
         Arg::Text(&u.id),
         Arg::Text(&u.username),
@@ -160,7 +161,29 @@ pub fn user_args(u: &UserRecord) -> Result<[Arg<'_>; 10]> {
         Arg::Int(u.updated_at),
         Arg::OptInt(u.disabled_at),
         Arg::Bool(u.is_admin),
+        Arg::Bool(u.require_mfa),
+        Arg::Bool(u.email_verified),
     ])
+}
+
+/// [`INSERT_FACTOR`]'s arguments.
+pub fn factor_args(f: &FactorRecord) -> [Arg<'_>; 9] {
+    [
+        Arg::Text(&f.id),
+        Arg::Text(&f.user_id),
+        Arg::Text(f.kind.as_str()),
+        Arg::Text(&f.name),
+        Arg::Bytes(&f.secret),
+        Arg::OptText(f.credential_id.as_deref()),
+        Arg::OptInt(f.last_step),
+        Arg::Int(f.created_at),
+        Arg::OptInt(f.last_used_at),
+    ]
+}
+
+/// [`INSERT_USER_TOKEN`]'s arguments.
+pub fn user_token_args(t: &UserTokenRecord) -> [Arg<'_>; 6] {
+    [Arg::Text(&t.token_hash), Arg::Text(&t.purpose), Arg::Text(&t.user_id), Arg::Text(&t.data), Arg::Int(t.created_at), Arg::Int(t.expires_at)]
 }
 
 /// [`UPDATE_USER`]'s arguments.
@@ -294,12 +317,12 @@ pub fn device_decision_args<'a>(
 // --- Statements. ---
 
 pub const INSERT_CLIENT: &str =
-    concat!("INSERT INTO clients (", client_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)");
+    concat!("INSERT INTO clients (", client_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)");
 /// A client's registration changed: [`client_update_args`] (the secret and the creation time
 /// stay).
 pub const UPDATE_CLIENT: &str = "UPDATE clients SET name = $2, redirect_uris = $3, scope = $4, grant_types = $5, token_endpoint_auth_method = $6, \
      post_logout_redirect_uris = $7, backchannel_logout_uri = $8, id_token_signed_response_alg = $9, subject_type = $10, allowed_origins = $11, \
-     require_dpop = $12, jwks = $13 WHERE client_id = $1";
+     require_dpop = $12, jwks = $13, require_mfa = $14 WHERE client_id = $1";
 pub const FIND_CLIENT: &str = concat!("SELECT ", client_columns!(), " FROM clients WHERE client_id = $1");
 pub const LIST_CLIENTS: &str = concat!("SELECT ", client_columns!(), " FROM clients ORDER BY created_at, client_id");
 /// The readiness check: any answer means the database is there.
@@ -308,7 +331,15 @@ pub const PING: &str = "SELECT 1";
 pub const UPDATE_CLIENT_SECRET: &str = "UPDATE clients SET secret_hash = $1 WHERE client_id = $2";
 pub const DELETE_CLIENT: &str = "DELETE FROM clients WHERE client_id = $1";
 
-pub const INSERT_USER: &str = concat!("INSERT INTO users (", user_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
+pub const INSERT_USER: &str = concat!("INSERT INTO users (", user_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
+/// `$1` id, `$2` whether every sign-in needs a second factor; returns the id.
+pub const UPDATE_USER_REQUIRE_MFA: &str = "UPDATE users SET require_mfa = $2 WHERE id = $1 RETURNING id";
+/// `$1` id, `$2` the email address a verification link was sent to: verified only while it is
+/// still the user's address; returns the id.
+pub const UPDATE_USER_EMAIL_VERIFIED: &str = "UPDATE users SET email_verified = TRUE WHERE id = $1 AND email = $2 RETURNING id";
+/// `$1` id, `$2` Argon2 hash: a rehash at sign-in (new parameters), the password unchanged, so
+/// nothing else ends; only while the hash is still `$3`.
+pub const UPDATE_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $2 WHERE id = $1 AND password_hash = $3";
 /// `$1` id, `$2` whether an administrator; returns the id.
 pub const UPDATE_USER_ADMIN: &str = "UPDATE users SET is_admin = $2 WHERE id = $1 RETURNING id";
 /// `$1` id, `$2` when disabled (NULL: enabled again); returns the id.
@@ -316,7 +347,9 @@ pub const UPDATE_USER_DISABLED: &str = "UPDATE users SET disabled_at = $2 WHERE 
 pub const FIND_USER_BY_USERNAME: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE username = $1");
 pub const FIND_USER: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
 pub const LIST_USERS: &str = concat!("SELECT ", user_columns!(), " FROM users ORDER BY username");
-pub const UPDATE_USER: &str = "UPDATE users SET email = $1, name = $2, profile = $3, updated_at = $4 WHERE id = $5";
+/// A changed email address is no longer verified.
+pub const UPDATE_USER: &str = "UPDATE users SET email_verified = (email_verified AND email IS NOT DISTINCT FROM $1), email = $1, name = $2, profile = $3, \
+     updated_at = $4 WHERE id = $5";
 
 // Ending a user's access (RFC 9700 §4.14.2). Each backend runs these in one transaction, the
 // first statement on the user's row.
@@ -337,7 +370,10 @@ pub const REVOKE_USER_REFRESH_TOKENS: &str = "UPDATE refresh_tokens SET revoked_
 pub const PASSWORD_DELETES: [&str; 2] =
     ["DELETE FROM codes WHERE user_id = $1 AND used_at IS NULL", "DELETE FROM device_codes WHERE user_id = $1 AND status = 'approved'"];
 /// A deletion: everything else of user `$1`.
-pub const DELETE_USER_ROWS: [&str; 6] = [
+pub const DELETE_USER_ROWS: [&str; 9] = [
+    "DELETE FROM user_factors WHERE user_id = $1",
+    "DELETE FROM recovery_codes WHERE user_id = $1",
+    "DELETE FROM user_tokens WHERE user_id = $1",
     "DELETE FROM refresh_tokens WHERE user_id = $1",
     "DELETE FROM codes WHERE user_id = $1",
     "DELETE FROM device_codes WHERE user_id = $1",
@@ -545,7 +581,7 @@ pub struct Expiry {
 }
 
 /// The retention windows ([`crate::MaintenanceStore::delete_expired`]).
-pub const EXPIRED: [Expiry; 12] = [
+pub const EXPIRED: [Expiry; 13] = [
     // Used or expired codes are kept an hour, for replay detection.
     Expiry { table: "codes", key: "code_hash", column: "expires_at", keep_secs: 3600 },
     Expiry { table: "sessions", key: "id_hash", column: "expires_at", keep_secs: 0 },
@@ -560,6 +596,7 @@ pub const EXPIRED: [Expiry; 12] = [
     Expiry { table: "throttles", key: "key", column: "last_at", keep_secs: 86_400 },
     Expiry { table: "dpop_proofs", key: "id", column: "expires_at", keep_secs: 0 },
     Expiry { table: "dpop_nonces", key: "nonce_hash", column: "expires_at", keep_secs: 0 },
+    Expiry { table: "user_tokens", key: "token_hash", column: "expires_at", keep_secs: 0 },
     Expiry { table: "session_clients", key: "sid, client_id", column: "at", keep_secs: 2_592_000 },
 ];
 
@@ -570,6 +607,46 @@ pub fn expiry_statement(e: &Expiry, key: &str, sqlite: bool) -> String {
     let cutoff = if e.keep_secs == 0 { now.to_string() } else { format!("{now} - {}", e.keep_secs) };
     format!("DELETE FROM {t} WHERE ({key}) IN (SELECT {key} FROM {t} WHERE {c} < {cutoff} LIMIT {batch})", t = e.table, c = e.column)
 }
+
+// --- Second factors, recovery codes and users' one-time tokens (issue 15). ---
+
+macro_rules! factor_columns {
+    () => {
+        "id, user_id, kind, name, secret, credential_id, last_step, created_at, last_used_at"
+    };
+}
+pub const FACTOR_COLUMNS: &str = factor_columns!();
+pub const INSERT_FACTOR: &str = concat!("INSERT INTO user_factors (", factor_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+pub const LIST_FACTORS: &str = concat!("SELECT ", factor_columns!(), " FROM user_factors WHERE user_id = $1 ORDER BY created_at, id");
+pub const FIND_FACTOR_BY_CREDENTIAL: &str = concat!("SELECT ", factor_columns!(), " FROM user_factors WHERE credential_id = $1");
+pub const DELETE_FACTOR: &str = "DELETE FROM user_factors WHERE user_id = $1 AND id = $2";
+/// RFC 6238 §5.2: time step `$2` of factor `$1` accepted at `$3`, only if no later or equal
+/// step was: of concurrent presentations of one code exactly one gets its row back.
+pub const UPDATE_FACTOR_STEP: &str =
+    "UPDATE user_factors SET last_step = $2, last_used_at = $3 WHERE id = $1 AND (last_step IS NULL OR last_step < $2) RETURNING id";
+/// A passkey's credential after a sign-in (its signature counter), only if it is still `$4`
+/// (compare and swap: a cloned authenticator racing the real one loses).
+pub const UPDATE_FACTOR_SECRET: &str = "UPDATE user_factors SET secret = $2, last_used_at = $3 WHERE id = $1 AND secret = $4 RETURNING id";
+pub const DELETE_FACTORS: [&str; 2] = ["DELETE FROM user_factors WHERE user_id = $1", "DELETE FROM recovery_codes WHERE user_id = $1"];
+pub const DELETE_RECOVERY_CODES: &str = "DELETE FROM recovery_codes WHERE user_id = $1";
+pub const INSERT_RECOVERY_CODE: &str = "INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES ($1, $2, $3)";
+/// A recovery code's one use: of concurrent takes exactly one gets its row back.
+pub const TAKE_RECOVERY_CODE: &str = "UPDATE recovery_codes SET used_at = $3 WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL RETURNING user_id";
+pub const COUNT_RECOVERY_CODES: &str = "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL";
+
+macro_rules! user_token_columns {
+    () => {
+        "token_hash, purpose, user_id, data, created_at, expires_at"
+    };
+}
+pub const USER_TOKEN_COLUMNS: &str = user_token_columns!();
+pub const INSERT_USER_TOKEN: &str = concat!("INSERT INTO user_tokens (", user_token_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6)");
+pub const FIND_USER_TOKEN: &str = concat!("SELECT ", user_token_columns!(), " FROM user_tokens WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3");
+/// A token's one use: deleted and returned only while unexpired; of concurrent takes exactly
+/// one gets it.
+pub const TAKE_USER_TOKEN: &str =
+    concat!("DELETE FROM user_tokens WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3 RETURNING ", user_token_columns!());
+pub const DELETE_USER_TOKENS: &str = "DELETE FROM user_tokens WHERE user_id = $1 AND purpose = $2";
 
 // --- Configuration as code (`tessera apply`, issue 16). ---
 

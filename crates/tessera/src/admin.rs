@@ -55,6 +55,7 @@ fn client_json(c: &ClientRecord) -> Value {
         "allowed_origins": c.allowed_origins,
         "effective_allowed_origins": tessera_protocol::cors::effective_origins(&c.redirect_uris, &c.allowed_origins),
         "require_dpop": c.require_dpop,
+        "require_mfa": c.require_mfa,
         "jwks": c.jwks,
         "created_at": c.created_at,
     })
@@ -62,7 +63,7 @@ fn client_json(c: &ClientRecord) -> Value {
 
 fn client_text(c: &ClientRecord) -> String {
     format!(
-        "client_id: {}\nname: {}\nredirect_uris: {}\nscope: {}\ngrant_types: {}\ntoken_endpoint_auth_method: {}\nallowed_origins: {}\nrequire_dpop: {}\nkeys: {}",
+        "client_id: {}\nname: {}\nredirect_uris: {}\nscope: {}\ngrant_types: {}\ntoken_endpoint_auth_method: {}\nallowed_origins: {}\nrequire_dpop: {}\nrequire_mfa: {}\nkeys: {}",
         c.client_id,
         c.name,
         c.redirect_uris.join(" "),
@@ -71,6 +72,7 @@ fn client_text(c: &ClientRecord) -> String {
         c.token_endpoint_auth_method,
         tessera_protocol::cors::effective_origins(&c.redirect_uris, &c.allowed_origins).join(" "),
         c.require_dpop,
+        c.require_mfa,
         match c.jwks.as_ref().and_then(|s| s["keys"].as_array()) {
             Some(keys) => keys.iter().map(|k| tessera_dpop::thumbprint(k).unwrap_or_else(|_| "?".into())).collect::<Vec<_>>().join(" "),
             None => "none".into(),
@@ -95,6 +97,8 @@ fn user_json(u: &UserRecord) -> Value {
         "disabled": u.disabled_at.is_some(),
         "disabled_at": u.disabled_at,
         "admin": u.is_admin,
+        "require_mfa": u.require_mfa,
+        "email_verified": u.email_verified,
     })
 }
 
@@ -249,6 +253,7 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
             id_token_signed_response_alg,
             allowed_origins,
             require_dpop,
+            require_mfa,
             jwks,
         } => {
             let jwks = jwks.map(|f| read_key_file(&f)).transpose()?;
@@ -265,6 +270,7 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
                 allow_private_logout_uris,
                 allowed_origins,
                 require_dpop,
+                require_mfa,
                 jwks,
                 client_id: None,
             };
@@ -281,7 +287,19 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
                 t
             });
         }
-        ClientCmd::Update { client_id, name, redirect_uris, scope, allowed_origins, clear_allowed_origins, require_dpop, jwks, clear_jwks } => {
+        ClientCmd::Update {
+            client_id,
+            name,
+            redirect_uris,
+            scope,
+            allowed_origins,
+            clear_allowed_origins,
+            require_dpop,
+            require_mfa,
+            no_require_mfa,
+            jwks,
+            clear_jwks,
+        } => {
             let jwks = match (jwks, clear_jwks) {
                 (Some(f), _) => Some(Some(read_key_file(&f)?)),
                 (None, true) => Some(None),
@@ -293,6 +311,7 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
                 scope,
                 allowed_origins: if clear_allowed_origins { Some(vec![]) } else { (!allowed_origins.is_empty()).then_some(allowed_origins) },
                 require_dpop,
+                require_mfa: (require_mfa || no_require_mfa).then_some(require_mfa),
                 jwks,
             };
             let updated = acting(&*store, &cli_actor()).update_client(&client_id, changes).await?;
@@ -335,7 +354,7 @@ pub async fn user(database: Option<&str>, j: bool, policy: &admin::PasswordPolic
             let u = acting(&*store, &cli_actor()).create_user(NewUser { username, email, name, profile: profile_map(&profile) }, hash).await?;
             print(j, &user_json(&u), || format!("created user {} (id {})", u.username, u.id));
         }
-        UserCmd::Update { username, email, name, profile, disable, enable, admin: make_admin, no_admin } => {
+        UserCmd::Update { username, email, name, profile, disable, enable, admin: make_admin, no_admin, require_mfa, no_require_mfa } => {
             let actor = cli_actor();
             let act = acting(&*store, &actor);
             let mut u = act.update_user(&username, email, name, profile_map(&profile)).await?;
@@ -344,6 +363,9 @@ pub async fn user(database: Option<&str>, j: bool, policy: &admin::PasswordPolic
             }
             if make_admin || no_admin {
                 u = act.set_admin(&username, make_admin).await?;
+            }
+            if require_mfa || no_require_mfa {
+                u = act.set_require_mfa(&username, require_mfa).await?;
             }
             print(j, &user_json(&u), || format!("updated user {}", u.username));
         }
@@ -354,6 +376,12 @@ pub async fn user(database: Option<&str>, j: bool, policy: &admin::PasswordPolic
                     return "no users".into();
                 }
                 list.iter().map(|u| format!("{}  {}  {}", u.id, u.username, u.email.as_deref().unwrap_or(""))).collect::<Vec<_>>().join("\n")
+            });
+        }
+        UserCmd::ResetMfa { username } => {
+            let n = acting(&*store, &cli_actor()).reset_mfa(&username).await?;
+            print(j, &json!({ "username": username, "factors_removed": n }), || {
+                format!("removed {n} second factor(s) and every recovery code of {username}; they sign in with their password and set up a new one")
             });
         }
         UserCmd::Delete { username } => {

@@ -289,6 +289,10 @@ pub enum ClientCmd {
         /// Every token request must carry a DPoP proof (RFC 9449): no bearer tokens.
         #[arg(long)]
         require_dpop: bool,
+        /// Users must sign in with a second factor (a TOTP app or a passkey) before this client
+        /// gets a code (RFC 8176 `amr` then carries `mfa`).
+        #[arg(long)]
+        require_mfa: bool,
         /// A file with the client's public keys (a JWK Set or one JWK): they sign its assertions
         /// for the urn:ietf:params:oauth:grant-type:jwt-bearer grant (RFC 7523).
         #[arg(long, value_name = "FILE")]
@@ -315,6 +319,12 @@ pub enum ClientCmd {
         /// true: every token request must carry a DPoP proof; false: bearer tokens allowed.
         #[arg(long, value_name = "BOOL")]
         require_dpop: Option<bool>,
+        /// Users must sign in with a second factor before this client gets a code.
+        #[arg(long, conflicts_with = "no_require_mfa")]
+        require_mfa: bool,
+        /// A password alone is enough again.
+        #[arg(long)]
+        no_require_mfa: bool,
         /// A file with the client's public keys (a JWK Set or one JWK; replaces them).
         #[arg(long, value_name = "FILE")]
         jwks: Option<std::path::PathBuf>,
@@ -373,6 +383,18 @@ pub enum UserCmd {
         /// No longer an administrator.
         #[arg(long)]
         no_admin: bool,
+        /// Every sign-in of the user needs a second factor (a user without one sets it up at
+        /// their next sign-in).
+        #[arg(long, conflicts_with = "no_require_mfa")]
+        require_mfa: bool,
+        /// A password alone is enough again (unless a client requires more).
+        #[arg(long)]
+        no_require_mfa: bool,
+    },
+    /// Remove every second factor and recovery code of the user (a lost phone or security
+    /// key): they sign in with their password and set up a new one.
+    ResetMfa {
+        username: String,
     },
     List,
     Delete {

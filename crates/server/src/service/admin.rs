@@ -52,6 +52,8 @@ pub struct NewClient {
     pub allowed_origins: Vec<String>,
     /// Every token request must carry a DPoP proof (`--require-dpop`, RFC 9449).
     pub require_dpop: bool,
+    /// Users must sign in with a second factor for this client (`--require-mfa`).
+    pub require_mfa: bool,
     /// The client's public keys (`--jwks FILE`: a JWK Set or one JWK, RFC 7517), which sign its
     /// JWT bearer assertions (RFC 7523 §2.1).
     pub jwks: Option<String>,
@@ -161,6 +163,7 @@ pub fn new_client_record(req: NewClient, now: i64) -> Result<CreatedClient, Admi
         allowed_origins,
         require_dpop: req.require_dpop,
         jwks,
+        require_mfa: req.require_mfa,
     };
     Ok(CreatedClient { client, client_secret })
 }
@@ -173,6 +176,7 @@ pub struct ClientChanges {
     pub scope: Option<String>,
     pub allowed_origins: Option<Vec<String>>,
     pub require_dpop: Option<bool>,
+    pub require_mfa: Option<bool>,
     /// `Some(Some(text))`: new keys (`--jwks FILE`); `Some(None)`: none (`--clear-jwks`).
     pub jwks: Option<Option<String>>,
 }
@@ -204,6 +208,9 @@ pub async fn update_client(store: &dyn Store, client_id: &str, changes: ClientCh
     }
     if let Some(required) = changes.require_dpop {
         c.require_dpop = required;
+    }
+    if let Some(required) = changes.require_mfa {
+        c.require_mfa = required;
     }
     if let Some(jwks) = changes.jwks {
         c.jwks = jwks.as_deref().map(client_jwks).transpose()?;
@@ -529,6 +536,8 @@ pub fn new_user_record(req: NewUser, password_hash: String, now: i64) -> Result<
         updated_at: now,
         disabled_at: None,
         is_admin: false,
+        require_mfa: false,
+        email_verified: false,
     };
     Ok(user)
 }
@@ -792,6 +801,22 @@ pub async fn set_admin(store: &dyn Store, username: &str, is_admin: bool) -> Res
     store.find_user(&u.id).await?.ok_or_else(|| AdminError::NotFound(format!("no user {username}")))
 }
 
+/// Require a second factor at every sign-in of the user (`tessera user update --require-mfa`),
+/// or not (`--no-require-mfa`).
+pub async fn set_require_mfa(store: &dyn Store, username: &str, require: bool) -> Result<UserRecord, AdminError> {
+    let u = user_named(store, username).await?;
+    store.update_user_require_mfa(&u.id, require).await?;
+    store.find_user(&u.id).await?.ok_or_else(|| AdminError::NotFound(format!("no user {username}")))
+}
+
+/// `tessera user reset-mfa`: every second factor and recovery code of the user goes (a lost
+/// phone); they sign in with their password and enrol again. How many factors went.
+pub async fn reset_mfa(store: &dyn Store, username: &str) -> Result<(UserRecord, u64), AdminError> {
+    let u = user_named(store, username).await?;
+    let n = store.delete_factors(&u.id).await?;
+    Ok((u, n))
+}
+
 /// An administrator's changes, each recorded in the audit log with who made it (`actor`): the
 /// one place the CLI (`cli:LOGIN`), the admin API (`client:ID`, or an administrator's user
 /// id), the console (the signed-in administrator's user id) and `tessera apply` change things.
@@ -811,6 +836,7 @@ pub fn client_summary(c: &ClientRecord) -> serde_json::Value {
         "grant_types": c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "allowed_origins": c.allowed_origins,
         "require_dpop": c.require_dpop,
+        "require_mfa": c.require_mfa,
     })
 }
 
@@ -907,6 +933,21 @@ impl Acting<'_> {
         let kind = if is_admin { "admin.admin_granted" } else { "admin.admin_revoked" };
         self.record(kind, Some(&u.id), None, serde_json::json!({ "username": u.username })).await?;
         Ok(u)
+    }
+
+    /// [`set_require_mfa`], recorded (`admin.mfa_required`, `admin.mfa_not_required`).
+    pub async fn set_require_mfa(&self, username: &str, require: bool) -> Result<UserRecord, AdminError> {
+        let u = set_require_mfa(self.store, username, require).await?;
+        let kind = if require { "admin.mfa_required" } else { "admin.mfa_not_required" };
+        self.record(kind, Some(&u.id), None, serde_json::json!({ "username": u.username })).await?;
+        Ok(u)
+    }
+
+    /// [`reset_mfa`], recorded (`admin.mfa_reset`).
+    pub async fn reset_mfa(&self, username: &str) -> Result<u64, AdminError> {
+        let (u, n) = reset_mfa(self.store, username).await?;
+        self.record("admin.mfa_reset", Some(&u.id), None, serde_json::json!({ "username": u.username, "factors": n })).await?;
+        Ok(n)
     }
 
     /// [`delete_user`], recorded (`admin.user_deleted`).

@@ -91,6 +91,9 @@ pub struct DesiredClient {
     pub allowed_origins: Vec<String>,
     #[serde(default)]
     pub require_dpop: bool,
+    /// Users must sign in with a second factor for this client.
+    #[serde(default)]
+    pub require_mfa: bool,
     /// The environment variable holding the client's secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_env: Option<String>,
@@ -404,6 +407,7 @@ pub async fn plan(store: &dyn Store, desired: &Desired, prune: bool, actor: &str
             public: dc.public,
             allowed_origins: dc.allowed_origins.clone(),
             require_dpop: dc.require_dpop,
+            require_mfa: dc.require_mfa,
             ..Default::default()
         };
         let built = admin::new_client_record(req, now).map_err(|e| invalid(format!("{what}: {e}")))?;
@@ -439,6 +443,7 @@ pub async fn plan(store: &dyn Store, desired: &Desired, prune: bool, actor: &str
                 checks("grant_types", cur.grant_types != b.grant_types);
                 checks("allowed_origins", cur.allowed_origins != b.allowed_origins);
                 checks("require_dpop", cur.require_dpop != b.require_dpop);
+                checks("require_mfa", cur.require_mfa != b.require_mfa);
                 if !changed.is_empty() {
                     let record = ClientRecord {
                         name: b.name.clone(),
@@ -447,6 +452,7 @@ pub async fn plan(store: &dyn Store, desired: &Desired, prune: bool, actor: &str
                         grant_types: b.grant_types.clone(),
                         allowed_origins: b.allowed_origins.clone(),
                         require_dpop: b.require_dpop,
+                        require_mfa: b.require_mfa,
                         ..cur.clone()
                     };
                     p.update(format!("update {what}: {}", changed.join(", ")), ConfigChange::UpdateClient(record));
@@ -556,6 +562,7 @@ pub async fn export(store: &dyn Store) -> Result<Desired, AdminError> {
             grant_types: c.grant_types.iter().map(|g| g.as_str().to_string()).collect(),
             allowed_origins: c.allowed_origins,
             require_dpop: c.require_dpop,
+            require_mfa: c.require_mfa,
             secret_env: None,
             secret_file: None,
             secret: None,

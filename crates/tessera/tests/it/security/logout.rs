@@ -63,6 +63,7 @@ async fn client_with_bcl(s: &TestServer, bcl: &str) -> String {
         allowed_origins: vec![],
         require_dpop: false,
         jwks: None,
+        require_mfa: false,
     };
     s.svc.store.create_client(&record).await.unwrap();
     id
