@@ -719,6 +719,20 @@ mod tests {
         assert!(!sqlite::REFRESH.take.contains('$') && !sqlite::CODE.find.contains('$') && !sqlite::DEVICE_CODE.take.contains('$'));
     }
 
+    fn sample_factor() -> FactorRecord {
+        FactorRecord {
+            id: "f".into(),
+            user_id: "u".into(),
+            kind: FactorKind::Totp,
+            name: "n".into(),
+            secret: vec![],
+            credential_id: None,
+            last_step: None,
+            created_at: 0,
+            last_used_at: None,
+        }
+    }
+
     /// How many arguments an encoder makes.
     fn arity<T, const N: usize>(_: fn(&T) -> Result<[Arg<'_>; N]>) -> usize {
         N
@@ -729,7 +743,9 @@ mod tests {
         let count = |cols: &str| cols.split(',').count();
         assert_eq!(count(CLIENT_COLUMNS), arity(client_args));
         assert_eq!(count(API_COLUMNS), arity(api_args));
-        assert_eq!(count(CLIENT_COLUMNS), 15);
+        assert_eq!(count(CLIENT_COLUMNS), 16);
+        assert_eq!(count(FACTOR_COLUMNS), factor_args(&sample_factor()).len());
+        assert_eq!(count(USER_TOKEN_COLUMNS), 6);
         assert_eq!(count(KEY_COLUMNS), 5);
         assert_eq!(count(SESSION_COLUMNS), 8);
         assert_eq!(count(PENDING_COLUMNS), 4);
