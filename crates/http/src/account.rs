@@ -34,8 +34,8 @@ pub fn routes() -> Router<AppState> {
 
 /// A request in a signed-in user's session.
 pub struct Me {
-    user: UserRecord,
-    session: SessionRecord,
+    pub(crate) user: UserRecord,
+    pub(crate) session: SessionRecord,
 }
 
 impl FromRequestParts<AppState> for Me {
@@ -51,6 +51,22 @@ impl FromRequestParts<AppState> for Me {
 pub struct MyForm {
     me: Me,
     params: Params,
+}
+
+impl MyForm {
+    pub(crate) fn into_parts(self) -> (Me, Params) {
+        (self.me, self.params)
+    }
+}
+
+/// The account page with a notice (a change done).
+pub(crate) async fn notice(svc: &AppState, me: &Me, msg: &str) -> Response {
+    render(svc, me, StatusCode::OK, Some(msg.to_string()), None).await
+}
+
+/// The account page with a problem (a change refused).
+pub(crate) async fn problem(svc: &AppState, me: &Me, msg: &str) -> Response {
+    render(svc, me, StatusCode::BAD_REQUEST, None, Some(msg.to_string())).await
 }
 
 impl FromRequest<AppState> for MyForm {
@@ -79,6 +95,10 @@ struct AccountView {
     sessions: Vec<(String, String, String, String, bool)>,
     /// when, what
     events: Vec<(String, String)>,
+    /// id, name, kind, added, last used
+    factors: Vec<(String, String, &'static str, String, String)>,
+    recovery_codes_left: i64,
+    require_mfa: bool,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -98,6 +118,13 @@ fn describe(kind: &str, detail: &str) -> Option<String> {
         "admin.user_enabled" => "Account enabled by an administrator".into(),
         "refresh_reuse" => "A reused token was detected and the app's access ended".into(),
         "admin.sessions_ended" => "Signed out everywhere".into(),
+        "second_factor" => format!("Used a second factor to sign in{addr}"),
+        "second_factor_failed" => format!("A wrong second-factor code was entered{addr}"),
+        "second_factor_throttled" => format!("Too many wrong second-factor codes{addr}"),
+        "mfa_added" => format!("Added a second factor ({})", d["name"].as_str().unwrap_or("unnamed")),
+        "mfa_removed" => format!("Removed a second factor ({})", d["name"].as_str().unwrap_or("unnamed")),
+        "recovery_codes_created" => "Made new recovery codes".into(),
+        "admin.mfa_reset" => "Second factors removed by an administrator".into(),
         _ => return None,
     })
 }
@@ -126,10 +153,12 @@ async fn render(svc: &AppState, me: &Me, status: StatusCode, notice: Option<Stri
             .collect();
         let q = tessera_storage::AuditQuery { user_id: Some(me.user.id.clone()), limit: 50, ..Default::default() };
         let events = svc.store.find_audit_events(&q).await?.into_iter().filter_map(|e| describe(&e.kind, &e.detail).map(|d| (utc(e.at), d))).collect();
-        Ok::<_, tessera_storage::StoreError>((apps, sessions, events))
+        let factors = crate::mfa::factor_rows(&svc.store.list_factors(&me.user.id).await?);
+        let left = svc.store.count_recovery_codes(&me.user.id).await?;
+        Ok::<_, tessera_storage::StoreError>((apps, sessions, events, factors, left))
     };
     match loaded.await {
-        Ok((apps, sessions, events)) => {
+        Ok((apps, sessions, events, factors, recovery_codes_left)) => {
             let u = &me.user;
             let profile = u.profile.iter().map(|(k, v)| (k.clone(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))).collect();
             html(
@@ -143,6 +172,9 @@ async fn render(svc: &AppState, me: &Me, status: StatusCode, notice: Option<Stri
                     apps,
                     sessions,
                     events,
+                    factors,
+                    recovery_codes_left,
+                    require_mfa: u.require_mfa,
                     notice,
                     error,
                 },

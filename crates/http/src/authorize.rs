@@ -15,8 +15,9 @@ use tessera_protocol::metadata::paths;
 use tessera_protocol::params::Params;
 use tessera_server::secret;
 use tessera_server::service::ServiceError;
-use tessera_server::service::authn::{ANONYMOUS_SESSION_SECS, Session, SignInError};
+use tessera_server::service::authn::{ANONYMOUS_SESSION_SECS, SignInError};
 use tessera_server::service::authorize::{AuthorizeOutcome, Decision, PendingAuthorization};
+use tessera_server::service::mfa::{self, amr};
 use tessera_storage::SessionRecord;
 
 /// Set the session cookie, when there is a new one, with `max_age` (the session's lifetime).
@@ -129,7 +130,22 @@ pub async fn login_page(State(svc): State<AppState>, SessionCookie(cookie): Sess
         Ok(x) => x,
         Err(r) => return r,
     };
-    if session.user_id.is_some() && !pending.force_login {
+    if let (Some(user_id), false) = (&session.user_id, pending.force_login) {
+        // Signed in, but the client or the request requires a second factor this session's
+        // sign-in did not use: only the second step is asked (step-up).
+        if pending.require_mfa && !mfa::session_has_mfa(&session) {
+            let user = match svc.active_user(user_id).await {
+                Ok(Some(u)) => u,
+                Ok(None) => return outcome_response(AuthorizeOutcome::Consent(pending.id)),
+                Err(e) => return service_page(&e),
+            };
+            let first: Vec<String> = session.amr.as_deref().unwrap_or(amr::PWD).split(' ').map(str::to_string).collect();
+            let step = mfa::SecondStep { user_id: user.id.clone(), amr: first, request: Some(pending.id.clone()), next: None };
+            return match svc.start_second_step(&session, &step).await {
+                Ok(()) => see_other(crate::mfa::SECOND_STEP),
+                Err(e) => service_page(&e),
+            };
+        }
         return outcome_response(AuthorizeOutcome::Consent(pending.id));
     }
     // OIDC Core §3.1.2.1 login_hint: prefill the username.
@@ -157,14 +173,10 @@ pub async fn login_submit(State(svc): State<AppState>, ClientAddress(address): C
         }
         Err(e) => return service_page(&e),
     };
-    // A new session id at sign-in, so a planted cookie cannot ride the user's login; the
-    // pending request moves to it in the same transaction.
-    let pending = PendingAuthorization { force_login: false, signed_in_here: true, ..pending };
-    let fresh: Session = match svc.signed_in_session(&user, &session, &pending).await {
-        Ok(s) => s,
-        Err(e) => return service_page(&e),
-    };
-    with_cookie(outcome_response(AuthorizeOutcome::Consent(pending.id.clone())), &svc, fresh.new_cookie.as_deref(), fresh.max_age())
+    // A new session id at sign-in (after the second step, when there is one), so a planted
+    // cookie cannot ride the user's login; the pending request moves to it in the same
+    // transaction.
+    crate::mfa::after_password(&svc, &session, &user, Some(&pending), "/account", &[amr::PWD.to_string()]).await
 }
 
 /// GET /consent?request=ID — the page, or straight back to the client when nothing new is asked.

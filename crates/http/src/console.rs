@@ -314,10 +314,8 @@ pub(crate) async fn signin_submit(
         }
         Err(e) => return service_page(&e),
     };
-    match svc.signed_in_session_alone(&user, &session).await {
-        Ok(fresh) => crate::authorize::with_cookie(see_other(place.home()), &svc, fresh.new_cookie.as_deref(), fresh.max_age()),
-        Err(e) => service_page(&e),
-    }
+    let pwd = [tessera_server::service::mfa::amr::PWD.to_string()];
+    crate::mfa::after_password(&svc, &session, &user, None, place.home(), &pwd).await
 }
 
 /// POST /admin/signout: the session ends (CSRF-checked, so no other site can sign one out).

@@ -18,6 +18,7 @@ mod device;
 pub mod error;
 pub mod extract;
 mod introspect;
+mod mfa;
 pub mod observe;
 mod oidc;
 mod pages;
@@ -99,7 +100,8 @@ pub fn router_with(svc: Arc<Tessera>, request_timeout: std::time::Duration, with
         .route(HEALTH_READY, get(wellknown::ready))
         .nest(admin_api::BASE, admin_api::routes())
         .merge(console::routes())
-        .merge(account::routes());
+        .merge(account::routes())
+        .merge(mfa::routes());
     let routes = if with_metrics { routes.route(METRICS, get(observe::metrics)) } else { routes };
     let routes = routes.fallback(error::not_found).with_state(svc.clone());
     with_layers(routes, request_timeout, https_issuer, Some(svc))

@@ -56,8 +56,12 @@ pub fn claims_of_scope(scope: &str) -> &'static [&'static str] {
 /// password during this authorization request.
 pub const ACR_SSO: &str = "0";
 pub const ACR_PASSWORD: &str = "1";
+/// The session's sign-in used a second factor (RFC 8176 `amr` has `mfa`): the OpenID Provider
+/// Authentication Policy Extension's multi-factor policy URI, which relying parties commonly
+/// ask for in `acr_values`. Issued whenever the session's sign-in was multi-factor.
+pub const ACR_MFA: &str = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
 /// For discovery's `acr_values_supported`.
-pub const ACR_VALUES_SUPPORTED: &[&str] = &[ACR_SSO, ACR_PASSWORD];
+pub const ACR_VALUES_SUPPORTED: &[&str] = &[ACR_SSO, ACR_PASSWORD, ACR_MFA];
 
 /// Every standard claim Tessera can release (for discovery's `claims_supported`).
 pub fn claims_supported() -> Vec<&'static str> {
@@ -114,8 +118,19 @@ impl OidcRequest {
     /// the client asked for [`ACR_PASSWORD`] and not for [`ACR_SSO`]. Values Tessera does not
     /// know are ignored (`acr_values` is a voluntary request, §3.1.2.1).
     pub fn needs_fresh_authentication(&self) -> bool {
-        let known: Vec<&str> = self.acr_values.iter().map(String::as_str).filter(|v| ACR_VALUES_SUPPORTED.contains(v)).collect();
-        !known.is_empty() && !known.contains(&ACR_SSO)
+        let known = self.known_acr_values();
+        !known.is_empty() && !known.contains(&ACR_SSO) && known.contains(&ACR_PASSWORD)
+    }
+
+    /// Whether the acceptable `acr` values ask for a multi-factor sign-in and nothing less:
+    /// [`ACR_MFA`] alone among the values Tessera knows.
+    pub fn requires_mfa(&self) -> bool {
+        let known = self.known_acr_values();
+        !known.is_empty() && known.iter().all(|v| *v == ACR_MFA)
+    }
+
+    fn known_acr_values(&self) -> Vec<&str> {
+        self.acr_values.iter().map(String::as_str).filter(|v| ACR_VALUES_SUPPORTED.contains(v)).collect()
     }
 }
 
@@ -242,6 +257,10 @@ pub struct SessionState {
     pub auth_time: Option<i64>,
     /// The id_token_hint names a different user than the one signed in.
     pub hint_mismatch: bool,
+    /// The session's sign-in used a second factor (RFC 8176 `mfa`).
+    pub mfa: bool,
+    /// The client requires a second factor of every sign-in it gets a code from.
+    pub client_requires_mfa: bool,
 }
 
 /// OIDC Core §3.1.2.1 `prompt` and `max_age`, and §3.1.2.3 authentication, decided in one place.
@@ -253,7 +272,11 @@ pub fn decide_interaction(req: &OidcRequest, session: SessionState, consent_need
         (Some(_), None) => true,
         _ => false,
     };
-    let must_login = !session.signed_in || too_old || session.hint_mismatch || req.needs_fresh_authentication();
+    let must_login = !session.signed_in
+        || too_old
+        || session.hint_mismatch
+        || req.needs_fresh_authentication()
+        || ((req.requires_mfa() || session.client_requires_mfa) && !session.mfa);
     if req.prompt.none {
         // "The Authorization Server MUST NOT display any authentication or consent user
         // interface pages."
@@ -324,9 +347,9 @@ mod tests {
         OidcRequest::parse(&AuthorizeParams::parse(q.as_bytes()).unwrap())
     }
     fn signed_in(auth_time: i64) -> SessionState {
-        SessionState { signed_in: true, auth_time: Some(auth_time), hint_mismatch: false }
+        SessionState { signed_in: true, auth_time: Some(auth_time), hint_mismatch: false, mfa: false, client_requires_mfa: false }
     }
-    const ANON: SessionState = SessionState { signed_in: false, auth_time: None, hint_mismatch: false };
+    const ANON: SessionState = SessionState { signed_in: false, auth_time: None, hint_mismatch: false, mfa: false, client_requires_mfa: false };
 
     /// §3.1.2.1: prompt=none with another value is invalid; unknown values are refused.
     #[test]
@@ -401,6 +424,18 @@ mod tests {
         assert_eq!(decide_interaction(&req("acr_values=1&prompt=none").unwrap(), signed_in(99), false, 100), Interaction::Fail(ErrorCode::LoginRequired));
         assert_eq!(decide_interaction(&req("acr_values=1+0").unwrap(), signed_in(99), false, 100), Interaction::IssueCode, "0 is acceptable too");
         assert_eq!(decide_interaction(&req("acr_values=urn:example:mfa").unwrap(), signed_in(99), false, 100), Interaction::IssueCode, "unknown: voluntary");
+        // The multi-factor policy: a session without a second factor signs in again (step-up),
+        // one with it is answered by single sign-on; with "0" also acceptable, nothing more.
+        let mfa = "acr_values=http%3A%2F%2Fschemas.openid.net%2Fpape%2Fpolicies%2F2007%2F06%2Fmulti-factor";
+        assert_eq!(decide_interaction(&req(mfa).unwrap(), signed_in(99), false, 100), Interaction::Login);
+        assert_eq!(decide_interaction(&req(&format!("{mfa}&prompt=none")).unwrap(), signed_in(99), false, 100), Interaction::Fail(ErrorCode::LoginRequired));
+        let with_mfa = SessionState { mfa: true, ..signed_in(99) };
+        assert_eq!(decide_interaction(&req(mfa).unwrap(), with_mfa, false, 100), Interaction::IssueCode);
+        assert_eq!(decide_interaction(&req(&format!("{mfa}+0")).unwrap(), signed_in(99), false, 100), Interaction::IssueCode);
+        // A client that requires a second factor, whatever the request asks.
+        let strict = SessionState { client_requires_mfa: true, ..signed_in(99) };
+        assert_eq!(decide_interaction(&req("").unwrap(), strict, false, 100), Interaction::Login);
+        assert_eq!(decide_interaction(&req("").unwrap(), SessionState { mfa: true, ..strict }, false, 100), Interaction::IssueCode);
         // {"id_token":{"acr":{"essential":true,"values":["1"]}}}
         let r = req("claims=%7B%22id_token%22%3A%7B%22acr%22%3A%7B%22essential%22%3Atrue%2C%22values%22%3A%5B%221%22%5D%7D%7D%7D").unwrap();
         assert_eq!(r.acr_values, vec!["1".to_string()]);

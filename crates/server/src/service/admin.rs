@@ -801,11 +801,15 @@ pub async fn set_admin(store: &dyn Store, username: &str, is_admin: bool) -> Res
     store.find_user(&u.id).await?.ok_or_else(|| AdminError::NotFound(format!("no user {username}")))
 }
 
-/// Require a second factor at every sign-in of the user (`tessera user update --require-mfa`),
-/// or not (`--no-require-mfa`).
+/// Require a second factor at every sign-in of the user (`tessera user update --require-mfa`;
+/// their sessions end, so the next sign-in asks it), or not (`--no-require-mfa`).
 pub async fn set_require_mfa(store: &dyn Store, username: &str, require: bool) -> Result<UserRecord, AdminError> {
     let u = user_named(store, username).await?;
     store.update_user_require_mfa(&u.id, require).await?;
+    if require {
+        // Sessions signed in with a password alone end: the next sign-in asks the second step.
+        store.delete_user_sessions(&u.id).await?;
+    }
     store.find_user(&u.id).await?.ok_or_else(|| AdminError::NotFound(format!("no user {username}")))
 }
 

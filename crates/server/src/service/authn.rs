@@ -274,7 +274,8 @@ impl Tessera {
 
     /// Start a new session (at sign-in the old one is replaced, against session fixation).
     pub async fn create_session(&self, user: Option<&UserRecord>) -> Result<Session, ServiceError> {
-        let session = self.new_session(user);
+        let pwd = [super::mfa::amr::PWD.to_string()];
+        let session = self.new_session(user.map(|u| (u, &pwd[..])));
         self.store.create_session(&session.record).await?;
         Ok(session)
     }
@@ -286,8 +287,9 @@ impl Tessera {
         user: &UserRecord,
         old: &SessionRecord,
         pending: &super::authorize::PendingAuthorization,
+        amr: &[String],
     ) -> Result<Session, ServiceError> {
-        let session = self.new_session(Some(user));
+        let session = self.new_session(Some((user, amr)));
         let moved = self.pending_record(pending, &session.record)?;
         self.store.replace_session(&old.id_hash, &session.record, &moved).await?;
         Ok(session)
@@ -296,21 +298,22 @@ impl Tessera {
     /// After a sign-in on one of Tessera's own pages (the admin console), with no
     /// authorization request to carry: a new session for `user`, and the session the sign-in
     /// form came from ended (a new id, as at [`Tessera::signed_in_session`]).
-    pub async fn signed_in_session_alone(&self, user: &UserRecord, old: &SessionRecord) -> Result<Session, ServiceError> {
-        let session = self.new_session(Some(user));
+    pub async fn signed_in_session_alone(&self, user: &UserRecord, old: &SessionRecord, amr: &[String]) -> Result<Session, ServiceError> {
+        let session = self.new_session(Some((user, amr)));
         self.store.create_session(&session.record).await?;
         self.store.delete_session(&old.id_hash).await?;
         Ok(session)
     }
 
-    fn new_session(&self, user: Option<&UserRecord>) -> Session {
+    /// A new session, signed in as the user with these RFC 8176 `amr` values, or anonymous.
+    fn new_session(&self, user: Option<(&UserRecord, &[String])>) -> Session {
         let now = self.now();
         let cookie = self.random.token();
         let record = SessionRecord {
             id_hash: secret::hash(&cookie),
             sid: self.random.id(),
-            user_id: user.map(|u| u.id.clone()),
-            amr: user.map(|_| "pwd".to_string()),
+            user_id: user.map(|(u, _)| u.id.clone()),
+            amr: user.map(|(_, amr)| amr.join(" ")),
             csrf_token: self.random.token(),
             auth_time: user.map(|_| now),
             created_at: now,

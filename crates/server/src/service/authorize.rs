@@ -76,6 +76,9 @@ pub struct PendingAuthorization {
     /// (OIDC Core §3.1.2.1) or of a `sub` claim request with a value (§3.1.2.2, §5.5.1).
     #[serde(default)]
     pub required_subject: Option<String>,
+    /// The client requires a second factor, or the request asks for one (`acr_values`).
+    #[serde(default)]
+    pub require_mfa: bool,
 }
 
 impl PendingAuthorization {
@@ -219,6 +222,7 @@ impl Tessera {
             (Some(a), Some(b)) if a != b => return fail(OAuthError::invalid_request("id_token_hint and the sub claim request name different users")),
             (a, b) => a.or(b),
         };
+        let require_mfa = client.require_mfa || oidc_req.as_ref().is_some_and(|o| o.requires_mfa());
         let pending = PendingAuthorization {
             id: self.random.token(),
             client_id: client.client_id.clone(),
@@ -236,6 +240,7 @@ impl Tessera {
             force_consent: false,
             signed_in_here: false,
             required_subject,
+            require_mfa,
         };
         let signed_in = session.and_then(|s| s.user_id.as_deref().map(|u| (s, u)));
         // RFC 8252 §8.6 and RFC 6749 §10.2: a public client's identity cannot be assured (anyone
@@ -251,8 +256,15 @@ impl Tessera {
             (Some(sub), Some((_, user_id))) => sub != user_id,
             _ => false,
         };
-        let state = SessionState { signed_in: signed_in.is_some(), auth_time: session.and_then(|s| s.auth_time), hint_mismatch };
-        let interaction = oidc::decide_interaction(&pending.oidc.clone().unwrap_or_default(), state, consent_needed, self.now());
+        let state = SessionState {
+            signed_in: signed_in.is_some(),
+            auth_time: session.and_then(|s| s.auth_time),
+            hint_mismatch,
+            mfa: session.is_some_and(super::mfa::session_has_mfa),
+            client_requires_mfa: client.require_mfa,
+        };
+        let rules_req = pending.oidc.clone().unwrap_or_default();
+        let interaction = oidc::decide_interaction(&rules_req, state, consent_needed, self.now());
         match (interaction, signed_in) {
             (Interaction::IssueCode, Some((s, _))) => self.issue_code(&pending, s).await.map(Ok),
             (Interaction::Fail(code), _) => fail(OAuthError::new(code, "user interaction is required")),
@@ -262,7 +274,12 @@ impl Tessera {
             }
             _ => {
                 let forced = pending.oidc.as_ref().is_some_and(|o| o.prompt.consent);
-                Ok(Err((PendingAuthorization { force_login: signed_in.is_some(), force_consent: forced, ..pending }, Interaction::Login)))
+                // Signed in, and only a second factor is missing: the sign-in page asks just
+                // that (step-up); anything else (prompt=login, max_age, another user) asks for
+                // the password again.
+                let only_mfa_missing = signed_in.is_some()
+                    && oidc::decide_interaction(&rules_req, SessionState { mfa: true, ..state }, consent_needed, self.now()) != Interaction::Login;
+                Ok(Err((PendingAuthorization { force_login: signed_in.is_some() && !only_mfa_missing, force_consent: forced, ..pending }, Interaction::Login)))
             }
         }
     }
@@ -319,6 +336,11 @@ impl Tessera {
         let Some(user_id) = session.user_id.as_deref() else { return Ok(Some(AuthorizeOutcome::Login(p.id.clone()))) };
         // Cleared only by a sign-in during this request (POST /login).
         if p.force_login {
+            return Ok(Some(AuthorizeOutcome::Login(p.id.clone())));
+        }
+        // A second factor, when the client or the request requires one (the user's own
+        // requirement is enforced at sign-in): never answered from a session without it.
+        if p.require_mfa && !super::mfa::session_has_mfa(session) {
             return Ok(Some(AuthorizeOutcome::Login(p.id.clone())));
         }
         if p.required_subject.as_deref().is_some_and(|s| s != user_id) {

@@ -145,6 +145,7 @@ impl Tessera {
             force_consent: false,
             signed_in_here: false,
             required_subject: None,
+            require_mfa: client.require_mfa,
         };
         self.save_pending(&pending, session).await?;
         Ok(Ok(if session.user_id.is_some() { AuthorizeOutcome::Consent(pending.id) } else { AuthorizeOutcome::Login(pending.id) }))

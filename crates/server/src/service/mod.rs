@@ -15,6 +15,7 @@ pub mod device;
 pub mod dpop;
 pub mod grants;
 pub mod introspect;
+pub mod mfa;
 pub mod oidc;
 pub mod token;
 
@@ -103,6 +104,8 @@ pub struct Tessera {
     /// Every code, token, session id and user code the services make comes from here.
     pub random: Arc<dyn crate::secret::Random>,
     pub config: Config,
+    /// The key-encryption key that seals signing keys and second-factor secrets.
+    kek: Arc<tessera_jose::kek::KeyEncryption>,
     /// An Argon2id hash to verify against when the username is unknown, so that sign-in takes
     /// the same time whether or not the user exists. Made on first use, on the hashing threads
     /// (not at start-up: one Argon2id hash is most of a start's time).
@@ -167,13 +170,14 @@ impl Tessera {
             Some(k) => k.clone(),
             None => process_kek()?,
         };
-        let keys = KeyRing::load_or_generate(&*store, kek, clock.now()).await?;
+        let keys = KeyRing::load_or_generate(&*store, kek.clone(), clock.now()).await?;
         Ok(Arc::new(Self {
             store,
             keys,
             clock: clock.clone(),
             random,
             config,
+            kek,
             dummy_hash: tokio::sync::OnceCell::new(),
             clients: TtlCache::new(CACHE_TTL, 10_000, clock.clone()),
             authenticated_headers: TtlCache::new(CACHE_TTL, 10_000, clock.clone()),

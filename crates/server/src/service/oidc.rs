@@ -8,7 +8,7 @@ use super::{ServiceError, Tessera};
 use serde_json::{Map, Value, json};
 use tessera_jose::Alg;
 use tessera_protocol::OAuthError;
-use tessera_protocol::oidc::{ACR_PASSWORD, ACR_SSO, OidcRequest, at_hash, release_claims, release_requested_claims};
+use tessera_protocol::oidc::{ACR_MFA, ACR_PASSWORD, ACR_SSO, OidcRequest, at_hash, release_claims, release_requested_claims};
 use tessera_protocol::scope::Scopes;
 use tessera_storage::{ClientRecord, SessionRecord, UserRecord};
 
@@ -21,16 +21,25 @@ pub const MAX_SIGNED_TOKEN_LIFETIME_SECS: i64 = ID_TOKEN_LIFETIME_SECS;
 /// with the code, the refresh token and the device code); the store keeps it typed.
 pub use tessera_storage::OidcContext;
 
-/// The context of a request answered in session `s`; `signed_in_here`: the user entered their
-/// password during this request (OIDC Core §2 `acr`: [`ACR_PASSWORD`], else [`ACR_SSO`]).
+/// The context of a request answered in session `s`; `signed_in_here`: the user signed in
+/// during this request. OIDC Core §2 `acr`: [`ACR_MFA`] when the session's sign-in used a
+/// second factor, else [`ACR_PASSWORD`] for a sign-in during this request, else [`ACR_SSO`];
+/// `amr` (RFC 8176) as the session recorded it.
 pub fn request_context(o: &OidcRequest, s: &SessionRecord, signed_in_here: bool) -> OidcContext {
+    let acr = if super::mfa::session_has_mfa(s) {
+        ACR_MFA
+    } else if signed_in_here {
+        ACR_PASSWORD
+    } else {
+        ACR_SSO
+    };
     OidcContext {
         nonce: o.nonce.clone(),
         sid: Some(s.sid.clone()),
         amr: s.amr.as_deref().unwrap_or("pwd").split(' ').map(str::to_string).collect(),
         claims_id_token: o.claims_id_token.clone(),
         claims_userinfo: o.claims_userinfo.clone(),
-        acr: Some(if signed_in_here { ACR_PASSWORD } else { ACR_SSO }.to_string()),
+        acr: Some(acr.to_string()),
     }
 }
 
@@ -47,7 +56,8 @@ pub fn user_claims(u: &UserRecord) -> Map<String, Value> {
     }
     if let Some(e) = &u.email {
         m.insert("email".into(), json!(e));
-        m.entry("email_verified").or_insert(json!(false));
+        // True only through a verification link (issue 15), whatever a profile claims.
+        m.insert("email_verified".into(), json!(u.email_verified));
     }
     m.entry("preferred_username").or_insert(json!(u.username));
     if u.updated_at > 0 {

@@ -36,6 +36,7 @@ mod oidc;
 mod roles;
 mod security;
 mod tidy;
+mod two_step;
 
 /// The CI tier's own modules (first by name, so libtest starts these long tests first).
 #[cfg(feature = "ci-tier")]

@@ -210,7 +210,7 @@ async fn core_2_acr_and_3_1_2_1_acr_values() {
     assert_eq!(acr(code_and_tokens(&s, &b, &id, &secret, "openid", &[("acr_values", "1")]).await).await, "1");
     assert_eq!(acr(code_and_tokens(&s, &b, &id, &secret, "openid", &[("acr_values", "0 1")]).await).await, "0", "0 acceptable: no sign-in");
     let d: Value = reqwest::get(format!("{}/.well-known/openid-configuration", s.url)).await.unwrap().json().await.unwrap();
-    assert_eq!(d["acr_values_supported"], serde_json::json!(["0", "1"]));
+    assert_eq!(d["acr_values_supported"], serde_json::json!(["0", "1", "http://schemas.openid.net/pape/policies/2007/06/multi-factor"]));
     assert!(d["claims_supported"].as_array().unwrap().iter().any(|c| c == "acr"));
 }
 

@@ -420,3 +420,54 @@ fn serve_in_background(listener: tokio::net::TcpListener, svc: Arc<Tessera>, opt
         tessera_http::serve(listener, app, options.limits, std::future::pending()).await.unwrap();
     });
 }
+
+/// The RFC 6238 code (SHA-1, 6 digits, 30 s) of time `now` for the base32 secret a page shows
+/// (spaces allowed), as an authenticator app computes it.
+pub fn totp_code(secret_base32: &str, now: i64) -> String {
+    let compact: String = secret_base32.chars().filter(|c| !c.is_whitespace()).collect();
+    let secret = totp_rs::Secret::try_from_base32(&compact).expect("a base32 secret");
+    totp_rs::Builder::new().with_secret(secret).build_noncompliant().generate(now as u64).to_string()
+}
+
+/// The text of the element with this `id` (no nested tags), HTML entities left as they are.
+pub fn element_text(html: &str, id: &str) -> Option<String> {
+    let start = html.find(&format!("id=\"{id}\""))?;
+    let open = html[start..].find('>')? + start + 1;
+    let close = html[open..].find('<')? + open;
+    Some(html[open..close].to_string())
+}
+
+impl Browser {
+    /// Add an authenticator app on the account page of the signed-in user: the secret shown,
+    /// a code computed from it at `now`, confirmed. Returns the secret and the recovery codes
+    /// shown (none when the user had some already).
+    pub async fn enrol_totp(&self, now: i64) -> (String, Vec<String>) {
+        let res = self.get("/account/two-step/new").await;
+        assert_eq!(res.status(), 200);
+        let html = res.text().await.unwrap();
+        let secret = element_text(&html, "totp-secret").expect("the secret as text");
+        assert!(element_text(&html, "totp-uri").unwrap().starts_with("otpauth://totp/"), "the otpauth URI as text");
+        assert!(html.contains("<svg"), "a QR code");
+        let csrf = hidden(&html, "csrf").unwrap();
+        let setup = hidden(&html, "setup").unwrap();
+        let code = totp_code(&secret, now);
+        let res = self.post_form("/account/two-step", &[("csrf", &csrf), ("setup", &setup), ("code", &code), ("name", "Phone")]).await;
+        assert_eq!(res.status(), 200);
+        let html = res.text().await.unwrap();
+        (secret, recovery_codes(&html))
+    }
+
+    /// The second step's form: submit `code`.
+    pub async fn second_step(&self, code: &str) -> reqwest::Response {
+        let html = self.get("/login/two-step").await.text().await.unwrap();
+        let csrf = hidden(&html, "csrf").expect("csrf on the second step");
+        self.post_form("/login/two-step", &[("csrf", &csrf), ("code", code)]).await
+    }
+}
+
+/// The recovery codes a page shows.
+pub fn recovery_codes(html: &str) -> Vec<String> {
+    let Some(start) = html.find("id=\"recovery-codes\"") else { return vec![] };
+    let end = html[start..].find("</ul>").map(|e| e + start).unwrap_or(html.len());
+    html[start..end].split("<code>").skip(1).filter_map(|c| c.split("</code>").next()).map(str::to_string).collect()
+}
