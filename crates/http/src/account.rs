@@ -99,6 +99,8 @@ struct AccountView {
     factors: Vec<(String, String, &'static str, String, String)>,
     recovery_codes_left: i64,
     require_mfa: bool,
+    /// Why this server cannot offer passkeys, when it cannot.
+    passkeys_unavailable: Option<String>,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -175,6 +177,7 @@ async fn render(svc: &AppState, me: &Me, status: StatusCode, notice: Option<Stri
                     factors,
                     recovery_codes_left,
                     require_mfa: u.require_mfa,
+                    passkeys_unavailable: svc.passkeys_unavailable().map(str::to_string),
                     notice,
                     error,
                 },

@@ -121,7 +121,17 @@ async fn login_form(svc: &AppState, status: StatusCode, session: &SessionRecord,
         Ok(n) => n,
         Err(e) => return service_page(&e),
     };
-    NoStore((status, render(&LoginPage { client_name: &name, csrf: &session.csrf_token, request_id: &p.id, username, error }))).into_response()
+    let page = LoginPage {
+        client_name: &name,
+        csrf: &session.csrf_token,
+        request_id: &p.id,
+        username,
+        error,
+        passkeys: svc.passkeys_unavailable().is_none(),
+        passkey_request: Some(&p.id),
+        passkey_next: None,
+    };
+    NoStore((status, render(&page))).into_response()
 }
 
 /// GET /login?request=ID

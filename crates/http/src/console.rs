@@ -265,11 +265,24 @@ struct SigninView<'a> {
     csrf: &'a str,
     username: &'a str,
     error: Option<&'a str>,
+    passkeys: bool,
+    passkey_request: Option<&'a str>,
+    passkey_next: Option<&'a str>,
 }
 
 /// GET /admin/signin: the form, in the browser's session (an anonymous one is started).
 pub(crate) async fn signin_page(State(svc): State<AppState>, crate::extract::SessionCookie(cookie): crate::extract::SessionCookie, place: Place) -> Response {
-    let view = |csrf| SigninView { console: place == Place::Console, action: place.signin(), csrf, username: "", error: None };
+    let passkeys = svc.passkeys_unavailable().is_none();
+    let view = |csrf| SigninView {
+        console: place == Place::Console,
+        action: place.signin(),
+        csrf,
+        username: "",
+        error: None,
+        passkeys,
+        passkey_request: None,
+        passkey_next: Some(place.home()),
+    };
     match svc.find_session(cookie.as_deref()).await {
         Ok(Some(s)) if s.user_id.is_some() => see_other(place.home()),
         Ok(Some(s)) => ok(&view(&s.csrf_token)),
@@ -297,7 +310,17 @@ pub(crate) async fn signin_submit(
     let username = params.get("username").unwrap_or("");
     let password = params.get("password").unwrap_or("");
     let again = |status: StatusCode, error: &str| {
-        html(status, &SigninView { console: place == Place::Console, action: place.signin(), csrf: &session.csrf_token, username, error: Some(error) })
+        let view = SigninView {
+            console: place == Place::Console,
+            action: place.signin(),
+            csrf: &session.csrf_token,
+            username,
+            error: Some(error),
+            passkeys: svc.passkeys_unavailable().is_none(),
+            passkey_request: None,
+            passkey_next: Some(place.home()),
+        };
+        html(status, &view)
     };
     if username.is_empty() || password.is_empty() {
         return again(StatusCode::BAD_REQUEST, "Enter your username and password.");

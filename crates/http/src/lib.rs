@@ -22,6 +22,7 @@ mod mfa;
 pub mod observe;
 mod oidc;
 mod pages;
+mod passkey;
 pub mod response;
 pub mod serve;
 mod token;
@@ -95,13 +96,15 @@ pub fn router_with(svc: Arc<Tessera>, request_timeout: std::time::Duration, with
         .route(paths::LOGOUT, get(oidc::logout_get).post(oidc::logout_post).fallback(error::method_not_allowed_page))
         .route(paths::JWKS, get(wellknown::jwks))
         .route("/static/tessera.css", get(pages::stylesheet))
+        .route("/static/passkeys.js", get(pages::passkeys_script))
         .route("/healthz", get(|| async { "ok" }))
         .route(HEALTH_LIVE, get(|| async { NoStore("live") }))
         .route(HEALTH_READY, get(wellknown::ready))
         .nest(admin_api::BASE, admin_api::routes())
         .merge(console::routes())
         .merge(account::routes())
-        .merge(mfa::routes());
+        .merge(mfa::routes())
+        .merge(passkey::routes());
     let routes = if with_metrics { routes.route(METRICS, get(observe::metrics)) } else { routes };
     let routes = routes.fallback(error::not_found).with_state(svc.clone());
     with_layers(routes, request_timeout, https_issuer, Some(svc))
@@ -142,7 +145,10 @@ fn with_layers(routes: Router, request_timeout: std::time::Duration, hsts: bool,
 const HSTS: &str = "max-age=31536000";
 
 /// The Content-Security-Policy of every response that sets none of its own.
-const DEFAULT_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// `script-src 'self'`: the one script Tessera serves (`static/passkeys.js`, WebAuthn needs it);
+/// no inline script anywhere. `connect-src 'self'`: its calls back to this server.
+const DEFAULT_CSP: &str =
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 #[cfg(test)]
 mod tests {

@@ -60,7 +60,7 @@ pub(crate) async fn after_password(
 
 /// A new session for `user` signed in with `amr`; the browser goes on to `pending`'s consent
 /// (the request moves to the new session) or to `next`.
-async fn finish_sign_in(
+pub(crate) async fn finish_sign_in(
     svc: &AppState,
     session: &SessionRecord,
     user: &UserRecord,
@@ -89,6 +89,8 @@ struct SecondStepView<'a> {
     csrf: &'a str,
     /// The user has an authenticator app (else: set one up now).
     has_totp: bool,
+    /// The user has a passkey (its button, when this server offers passkeys).
+    has_passkey: bool,
     setup: Option<SetupView>,
     error: Option<&'a str>,
 }
@@ -134,11 +136,11 @@ async fn show_second_step(svc: &AppState, session: &SessionRecord, status: Statu
         Ok(None) => return expired(),
         Err(e) => return service_page(&e),
     };
-    let has_totp = match svc.factors(&user.id).await {
-        Ok(f) => f.iter().any(|f| f.kind == FactorKind::Totp),
+    let (has_totp, has_passkey) = match svc.factors(&user.id).await {
+        Ok(f) => (f.iter().any(|f| f.kind == FactorKind::Totp), f.iter().any(|f| f.kind == FactorKind::Passkey) && svc.passkeys_unavailable().is_none()),
         Err(e) => return service_page(&e),
     };
-    let setup = match (has_totp, setup) {
+    let setup = match (has_totp || has_passkey, setup) {
         (true, _) => None,
         (false, Some(s)) => Some(setup_view(&s)),
         (false, None) => match svc.begin_totp(&user).await {
@@ -146,7 +148,7 @@ async fn show_second_step(svc: &AppState, session: &SessionRecord, status: Statu
             Err(e) => return service_page(&e),
         },
     };
-    html(status, &SecondStepView { csrf: &session.csrf_token, has_totp, setup, error })
+    html(status, &SecondStepView { csrf: &session.csrf_token, has_totp, has_passkey, setup, error })
 }
 
 fn expired() -> Response {
@@ -202,7 +204,7 @@ async fn second_step_submit(State(svc): State<AppState>, ClientAddress(address):
 
 /// The second factor proved: the waiting sign-in is taken (once) and finished; with new
 /// recovery codes to show, a page shows them first.
-async fn complete(svc: &AppState, session: &SessionRecord, user: &UserRecord, method: &str, codes: Option<Vec<String>>) -> Response {
+pub(crate) async fn complete(svc: &AppState, session: &SessionRecord, user: &UserRecord, method: &str, codes: Option<Vec<String>>) -> Response {
     let step = match svc.finish_second_step(session).await {
         Ok(Some(s)) if s.user_id == user.id => s,
         Ok(_) => return expired(),

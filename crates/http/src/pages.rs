@@ -33,6 +33,10 @@ pub struct LoginPage<'a> {
     pub request_id: &'a str,
     pub username: &'a str,
     pub error: Option<&'a str>,
+    /// This server offers passkeys (its issuer's host is a domain name).
+    pub passkeys: bool,
+    pub passkey_request: Option<&'a str>,
+    pub passkey_next: Option<&'a str>,
 }
 
 #[derive(Template)]
@@ -89,6 +93,14 @@ struct HomePage<'a> {
 
 pub async fn home(State(svc): State<AppState>) -> Response {
     render(&HomePage { issuer: &svc.config.issuer }).into_response()
+}
+
+/// The one script Tessera serves: the WebAuthn ceremonies of the passkey buttons.
+pub async fn passkeys_script() -> Response {
+    let mut res = include_str!("../static/passkeys.js").into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    res
 }
 
 pub async fn stylesheet() -> Response {

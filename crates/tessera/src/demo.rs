@@ -194,7 +194,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let (as_addr, api_addr, client_addr) = (as_listener.local_addr()?, api_listener.local_addr()?, client_listener.local_addr()?);
     let spa_url = format!("http://{}", spa_listener.local_addr()?);
     let spa_redirect_uri = format!("{spa_url}/callback");
-    let issuer = format!("http://{as_addr}");
+    // On localhost, so that passkeys work in the demo (WebAuthn refuses IP addresses).
+    let issuer = crate::settings::default_issuer(as_addr);
     let api_url = format!("http://{api_addr}");
     let client_url = format!("http://{client_addr}");
     let redirect_uri = format!("{client_url}/callback");

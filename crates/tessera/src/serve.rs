@@ -48,7 +48,7 @@ pub async fn run(
     let addr = listener.local_addr()?;
     let issuer = match s.issuer {
         Some(i) => i,
-        None => settings::check_issuer(&format!("http://{addr}")).context("set --issuer: the listen address is not a loopback address")?,
+        None => settings::check_issuer(&settings::default_issuer(addr)).context("set --issuer: the listen address is not a loopback address")?,
     };
     let store = store::open_server_store(&s.database_url, s.database_pool_size).await?;
     let kek = store::key_encryption(&s.kek, &s.database_url, &*store).await?;

@@ -233,6 +233,13 @@ fn parse_trusted_proxies(entries: &[String]) -> anyhow::Result<Vec<Cidr>> {
         .collect()
 }
 
+/// The issuer of a server started without `--issuer`: `http://localhost:PORT` when it listens on
+/// 127.0.0.1 (browsers treat localhost as a secure context, and WebAuthn needs a domain name for
+/// passkeys, never an IP address), else `http://ADDRESS`.
+pub fn default_issuer(addr: std::net::SocketAddr) -> String {
+    if addr.ip() == std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST) { format!("http://localhost:{}", addr.port()) } else { format!("http://{addr}") }
+}
+
 /// RFC 8414 §2: the issuer is a URL "that uses the https scheme and has no query or fragment
 /// components". Plain http is accepted only for loopback hosts (development).
 pub fn check_issuer(i: &str) -> anyhow::Result<String> {

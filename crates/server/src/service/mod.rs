@@ -17,6 +17,7 @@ pub mod grants;
 pub mod introspect;
 pub mod mfa;
 pub mod oidc;
+pub mod passkey;
 pub mod token;
 
 use crate::cache::TtlCache;
@@ -106,6 +107,8 @@ pub struct Tessera {
     pub config: Config,
     /// The key-encryption key that seals signing keys and second-factor secrets.
     kek: Arc<tessera_jose::kek::KeyEncryption>,
+    /// The WebAuthn Relying Party of the issuer, or why there is none ([`passkey`]).
+    webauthn: Result<webauthn_rs::Webauthn, String>,
     /// An Argon2id hash to verify against when the username is unknown, so that sign-in takes
     /// the same time whether or not the user exists. Made on first use, on the hashing threads
     /// (not at start-up: one Argon2id hash is most of a start's time).
@@ -176,6 +179,7 @@ impl Tessera {
             keys,
             clock: clock.clone(),
             random,
+            webauthn: passkey::relying_party(&config.issuer, "Tessera"),
             config,
             kek,
             dummy_hash: tokio::sync::OnceCell::new(),

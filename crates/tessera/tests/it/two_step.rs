@@ -291,3 +291,59 @@ fn element_href(html: &str, id: &str) -> Option<String> {
     let h = tag.find("href=\"")? + 6;
     Some(tag[h..].split('"').next()?.replace("&amp;", "&").replace("&#x3d;", "="))
 }
+
+/// Passkeys need an issuer whose host is a domain (WebAuthn refuses IP addresses): on
+/// `http://127.0.0.1:…` the pages say why and show no button; on `http://localhost:…` the
+/// button is there. Garbage, replayed and foreign ceremony answers get a JSON error, never a
+/// 500.
+#[tokio::test]
+async fn passkeys_need_a_domain_and_refuse_bad_answers() {
+    let ip = TestServer::start().await;
+    let b = Browser::new(&ip.url);
+    assert_eq!(account_sign_in(&b, USER).await.status(), 303);
+    let html = b.get("/account").await.text().await.unwrap();
+    assert!(html.contains("id=\"passkeys-unavailable\"") && html.contains("IP address") && !html.contains("id=\"add-passkey\""), "{html}");
+    let csrf = hidden(&html, "csrf").unwrap();
+    let res = b.post_form("/account/passkeys/options", &[("csrf", &csrf)]).await;
+    assert_eq!(res.status(), 400);
+    assert!(res.json::<serde_json::Value>().await.unwrap()["error"].as_str().unwrap().contains("domain name"));
+    let (id, _) = oidc_client(&ip, false).await;
+    let (_, challenge) = pkce_pair();
+    let (_, login) = Browser::new(&ip.url).open_login(&ip.authorize_url(&id, CB, "openid", "st", Some(&challenge))).await;
+    assert!(!login.contains("passkey-sign-in"));
+
+    let s = TestServer::start_on_localhost().await;
+    let (id, _) = oidc_client(&s, false).await;
+    let (_, challenge) = pkce_pair();
+    let c = Browser::new(&s.url);
+    let (_, login) = c.open_login(&s.authorize_url(&id, CB, "openid", "st", Some(&challenge))).await;
+    assert!(login.contains("id=\"passkey-sign-in\"") && login.contains("/static/passkeys.js"), "{login}");
+    let script = c.get("/static/passkeys.js").await;
+    assert_eq!(script.headers()["content-type"], "text/javascript; charset=utf-8");
+    let csrf = hidden(&login, "csrf").unwrap();
+    // Without the CSRF token: refused.
+    assert_eq!(c.post_form("/login/passkey/options", &[]).await.status(), 403);
+    let start: serde_json::Value = c.post_form("/login/passkey/options", &[("csrf", &csrf)]).await.json().await.unwrap();
+    let token = start["token"].as_str().unwrap().to_string();
+    assert_eq!(start["options"]["publicKey"]["rpId"], "localhost");
+    assert!(start["options"]["publicKey"]["challenge"].as_str().is_some_and(|c| c.len() >= 43));
+    // Over the 4 KiB a form value may have: refused before anything reads it.
+    let res = c.post_form("/login/passkey", &[("csrf", &csrf), ("token", &token), ("credential", &"x".repeat(10_000))]).await;
+    assert_eq!(res.status(), 400);
+    for garbage in ["", "{", "{\"id\":\"x\",\"rawId\":\"eA\",\"type\":\"public-key\",\"response\":{}}", "[1,2,3]"] {
+        let t =
+            c.post_form("/login/passkey/options", &[("csrf", &csrf)]).await.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+        let res = c.post_form("/login/passkey", &[("csrf", &csrf), ("token", &t), ("credential", garbage)]).await;
+        assert_eq!(res.status(), 401, "{garbage:.40}");
+        assert!(res.json::<serde_json::Value>().await.unwrap()["error"].is_string());
+    }
+    // A ceremony answers once, and only in its own browser session.
+    let other = Browser::new(&s.url);
+    let (_, other_login) = other.open_login(&s.authorize_url(&id, CB, "openid", "st", Some(&challenge))).await;
+    let other_csrf = hidden(&other_login, "csrf").unwrap();
+    assert_eq!(other.post_form("/login/passkey", &[("csrf", &other_csrf), ("token", &token), ("credential", "{}")]).await.status(), 400, "another session");
+    assert_eq!(c.post_form("/login/passkey", &[("csrf", &csrf), ("token", &token), ("credential", "{}")]).await.status(), 400, "taken by the other try");
+    assert_eq!(c.post_form("/login/passkey", &[("csrf", &csrf), ("token", "nope"), ("credential", "{}")]).await.status(), 400);
+    // No second step waiting: the second-step ceremony does not start.
+    assert_eq!(c.post_form("/login/two-step/passkey/options", &[("csrf", &csrf)]).await.status(), 400);
+}

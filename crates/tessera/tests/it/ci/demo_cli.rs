@@ -122,7 +122,7 @@ async fn demo_starts_everything_and_is_idempotent() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("tessera-demo");
     let ports = [free_port(), free_port(), free_port(), free_port()];
-    let (client_url, as_url) = (format!("http://127.0.0.1:{}", ports[2]), format!("http://127.0.0.1:{}", ports[0]));
+    let (client_url, as_url) = (format!("http://127.0.0.1:{}", ports[2]), format!("http://localhost:{}", ports[0]));
 
     let first = start(&dir, ports);
     assert!(first.out.starts_with(&format!("Tessera demo is running. Open {client_url}\n")), "{}", first.out);

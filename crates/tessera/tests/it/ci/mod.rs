@@ -18,3 +18,4 @@ mod postgres_restart;
 mod rolling_restart;
 mod signals;
 mod spa_browser;
+mod two_step_browser;

@@ -357,6 +357,11 @@ pub async fn token_form(base: &str, form: &[(&str, &str)]) -> (u16, Value, reqwe
 impl TestServer {
     /// Like [`TestServer::start`], with the server's [`Config`] adjusted by `config_fn` first
     /// (refresh-token lifetimes, grace window, …).
+    /// Like [`TestServer::start`], its issuer on `http://localhost:PORT` (passkeys offered).
+    pub async fn start_on_localhost() -> Self {
+        Self::start_serving(ServeOptions { localhost: true, ..Default::default() }, |_| {}).await
+    }
+
     pub async fn start_with(config_fn: impl FnOnce(&mut Config)) -> Self {
         Self::start_serving(ServeOptions::default(), config_fn).await
     }
@@ -368,7 +373,8 @@ impl TestServer {
         let db_url = format!("sqlite://{}/tessera.db", dir.path().display());
         let store = Arc::new(SqliteStore::open_server(&db_url).await.unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let addr = listener.local_addr().unwrap();
+        let url = if options.localhost { format!("http://localhost:{}", addr.port()) } else { format!("http://{addr}") };
         let clock = Arc::new(ManualClock::new());
         let now = clock.now_secs();
         let mut config = Config::new(&url);
@@ -405,11 +411,14 @@ impl TestServer {
 pub struct ServeOptions {
     pub limits: tessera_http::ServeLimits,
     pub request_timeout: std::time::Duration,
+    /// The issuer on `http://localhost:PORT` rather than `http://127.0.0.1:PORT`: WebAuthn
+    /// needs a domain name, so only then are passkeys offered.
+    pub localhost: bool,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        Self { limits: tessera_http::ServeLimits::default(), request_timeout: tessera_http::REQUEST_TIMEOUT }
+        Self { limits: tessera_http::ServeLimits::default(), request_timeout: tessera_http::REQUEST_TIMEOUT, localhost: false }
     }
 }
 
