@@ -401,6 +401,10 @@ pub struct User {
     pub updated_at: i64,
     /// Disabled by an administrator: no sign-in, no tokens.
     pub disabled: bool,
+    /// Every sign-in needs a second factor.
+    pub require_mfa: bool,
+    /// The email address was verified through a link sent to it.
+    pub email_verified: bool,
 }
 
 impl From<&tessera_storage::UserRecord> for User {
@@ -414,6 +418,8 @@ impl From<&tessera_storage::UserRecord> for User {
             created_at: u.created_at,
             updated_at: u.updated_at,
             disabled: u.disabled_at.is_some(),
+            require_mfa: u.require_mfa,
+            email_verified: u.email_verified,
         }
     }
 }
@@ -517,6 +523,8 @@ pub struct UserPatch {
     pub password: Option<String>,
     /// Disable (sign-in refused; sessions, refresh tokens and codes end now) or enable.
     pub disabled: Option<bool>,
+    /// Require a second factor at every sign-in (the user's sessions end), or not.
+    pub require_mfa: Option<bool>,
 }
 
 /// Change a user (conditional: `If-Match`).
@@ -548,6 +556,9 @@ async fn patch_user(
     }
     if let Some(disabled) = patch.disabled {
         updated = act.set_disabled(&current.username, disabled).await?;
+    }
+    if let Some(require) = patch.require_mfa {
+        updated = act.set_require_mfa(&current.username, require).await?;
     }
     let u = User::from(&updated);
     Ok(with_etag(StatusCode::OK, &u, &u))
@@ -618,6 +629,41 @@ async fn list_sessions(State(svc): State<AppState>, _caller: Caller, Path(user_i
     let list = svc.store.list_user_sessions(&user_id, svc.now()).await?;
     Ok(Json(list.into_iter().map(|s| Session { created_at: s.created_at, expires_at: s.expires_at, auth_time: s.auth_time, amr: s.amr }).collect::<Vec<_>>())
         .into_response())
+}
+
+/// One of a user's second factors (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Factor {
+    pub id: String,
+    /// `totp` (an authenticator app) or `passkey`.
+    pub kind: String,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// The user's second factors, oldest first.
+#[utoipa::path(get, path = "/users/{user_id}/factors", tag = "users", security(("bearer" = ["tessera.read"])), params(("user_id" = String, Path)),
+    responses((status = 200, body = Vec<Factor>), (status = 404, body = ApiError)))]
+async fn list_factors(State(svc): State<AppState>, _caller: Caller, Path(user_id): Path<String>) -> Result<Response, Failure> {
+    find_user(&svc, &user_id).await?;
+    let list = svc.store.list_factors(&user_id).await?;
+    let shown: Vec<Factor> = list
+        .into_iter()
+        .map(|f| Factor { id: f.id, kind: f.kind.as_str().into(), name: f.name, created_at: f.created_at, last_used_at: f.last_used_at })
+        .collect();
+    Ok(Json(shown).into_response())
+}
+
+/// Reset the user's second factors (a lost phone): every factor and recovery code goes; they
+/// sign in with their password and set up a new one (`tessera user reset-mfa`).
+#[utoipa::path(delete, path = "/users/{user_id}/factors", tag = "users", security(("bearer" = ["tessera.admin"])), params(("user_id" = String, Path)),
+    responses((status = 204), (status = 404, body = ApiError)))]
+async fn reset_factors(State(svc): State<AppState>, caller: Caller, Path(user_id): Path<String>) -> Result<Response, Failure> {
+    let who = caller.writer()?;
+    let current = find_user(&svc, &user_id).await?;
+    acting(&svc, &who.actor()).reset_mfa(&current.username).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Sign the user out everywhere: every browser session ends.
@@ -967,6 +1013,7 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_consents))
         .routes(routes!(remove_consent))
         .routes(routes!(list_sessions, end_sessions))
+        .routes(routes!(list_factors, reset_factors))
         .routes(routes!(list_audit_events))
         .routes(routes!(list_groups, create_group))
         .routes(routes!(get_group, delete_group))

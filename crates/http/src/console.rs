@@ -50,6 +50,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/users/{id}/enable", post(enable_user))
         .route("/admin/users/{id}/password", post(set_password))
         .route("/admin/users/{id}/sessions/end", post(end_sessions))
+        .route("/admin/users/{id}/mfa", post(require_mfa))
+        .route("/admin/users/{id}/mfa/reset", post(reset_mfa))
         .route("/admin/users/{id}/apps/{client}/remove", post(remove_app))
         .route("/admin/users/{id}/delete", get(confirm_delete_user).post(delete_user))
         .route("/admin/apis", get(apis).post(create_api))
@@ -609,6 +611,9 @@ struct UserShown {
     name: String,
     disabled: bool,
     is_admin: bool,
+    require_mfa: bool,
+    /// name and kind of each second factor
+    factors: Vec<(String, &'static str)>,
     created_at: String,
 }
 
@@ -628,10 +633,11 @@ async fn user_page(svc: &AppState, a: &Admin, id: &str, status: StatusCode, noti
             .map(|s| (utc(s.created_at), s.auth_time.map(utc).unwrap_or_default(), utc(s.expires_at), s.amr.unwrap_or_default()))
             .collect();
         let groups = svc.store.list_user_groups(id).await?;
-        Ok::<_, tessera_storage::StoreError>(Some((u, apps, sessions, groups)))
+        let factors = svc.store.list_factors(id).await?;
+        Ok::<_, tessera_storage::StoreError>(Some((u, apps, sessions, groups, factors)))
     };
     match loaded.await {
-        Ok(Some((u, apps, sessions, groups))) => {
+        Ok(Some((u, apps, sessions, groups, factors))) => {
             let shown = UserShown {
                 id: u.id.clone(),
                 username: u.username.clone(),
@@ -639,6 +645,8 @@ async fn user_page(svc: &AppState, a: &Admin, id: &str, status: StatusCode, noti
                 name: u.name.clone().unwrap_or_default(),
                 disabled: u.disabled_at.is_some(),
                 is_admin: u.is_admin,
+                require_mfa: u.require_mfa,
+                factors: crate::mfa::factor_rows(&factors).into_iter().map(|(_, name, kind, _, _)| (name, kind)).collect(),
                 created_at: utc(u.created_at),
             };
             html(status, &UserView { nav: a.nav(), is_self: u.id == a.user.id, u: shown, apps, sessions, groups, notice, error })
@@ -723,6 +731,30 @@ async fn set_password(State(svc): State<AppState>, Path(id): Path<String>, f: Ad
 
 async fn end_sessions(State(svc): State<AppState>, Path(id): Path<String>, f: AdminForm) -> Response {
     let done = f.admin.acting(&svc).end_sessions(&id).await.map(|()| "Signed out everywhere.".to_string());
+    after_user_change(&svc, &f.admin, &id, done).await
+}
+
+/// POST /admin/users/{id}/mfa: require a second factor at every sign-in (`require=on`; the
+/// user's sessions end), or not.
+async fn require_mfa(State(svc): State<AppState>, Path(id): Path<String>, f: AdminForm) -> Response {
+    let username = match username_of(&svc, &f.admin, &id).await {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let require = f.checked("require");
+    let done = f.admin.acting(&svc).set_require_mfa(&username, require).await.map(|_| {
+        if require { "Two-step sign-in is required: their sessions ended.".to_string() } else { "Two-step sign-in is no longer required.".to_string() }
+    });
+    after_user_change(&svc, &f.admin, &id, done).await
+}
+
+/// POST /admin/users/{id}/mfa/reset: every second factor and recovery code of the user goes.
+async fn reset_mfa(State(svc): State<AppState>, Path(id): Path<String>, f: AdminForm) -> Response {
+    let username = match username_of(&svc, &f.admin, &id).await {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let done = f.admin.acting(&svc).reset_mfa(&username).await.map(|n| format!("Removed {n} second factor(s) and the recovery codes."));
     after_user_change(&svc, &f.admin, &id, done).await
 }
 

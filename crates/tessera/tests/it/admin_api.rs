@@ -238,6 +238,7 @@ async fn the_openapi_document_matches_the_routes() {
             "DELETE /groups/nope/members/nope",
             "DELETE /users/nope",
             "DELETE /users/nope/consents/nope",
+            "DELETE /users/nope/factors",
             "DELETE /users/nope/sessions",
             "GET /apis",
             "GET /audit-events",
@@ -249,6 +250,7 @@ async fn the_openapi_document_matches_the_routes() {
             "GET /users",
             "GET /users/nope",
             "GET /users/nope/consents",
+            "GET /users/nope/factors",
             "GET /users/nope/sessions",
             "PATCH /clients/nope",
             "PATCH /users/nope",
@@ -549,4 +551,37 @@ async fn concurrent_writes_with_one_if_match_let_exactly_one_through() {
         assert_eq!(statuses.iter().filter(|&&st| st == 200).count(), 1, "{path}: {statuses:?}");
         assert!(statuses.iter().all(|&st| st == 200 || st == 412), "{path}: {statuses:?}");
     }
+}
+
+/// Issue 15: an administrator sees a user's second factors (never their secrets), requires a
+/// second factor of them (their sessions end) and resets their factors (a lost phone).
+#[tokio::test]
+async fn second_factors_listed_required_and_reset() {
+    let s = TestServer::start().await;
+    let api = Api::new(&s);
+    let (admin, _) = admin_token(&s, "tessera.admin").await;
+    let (reader, _) = admin_token(&s, "tessera.read").await;
+    let alice = s.svc.store.find_user_by_username(USER).await.unwrap().unwrap().id;
+    let b = Browser::new(&s.url);
+    let html = b.get("/account/signin").await.text().await.unwrap();
+    let csrf = hidden(&html, "csrf").unwrap();
+    b.post_form("/account/signin", &[("csrf", &csrf), ("username", USER), ("password", PASSWORD)]).await;
+    let (secret, _) = b.enrol_totp(s.svc.now()).await;
+    let (status, factors, _) = api.call("GET", &format!("/users/{alice}/factors"), Some(&reader), None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!((factors[0]["kind"].as_str(), factors[0]["name"].as_str()), (Some("totp"), Some("Phone")), "{factors}");
+    assert!(!factors.to_string().contains(&secret.replace(' ', "")) && factors[0].get("secret").is_none(), "{factors}");
+    // A reader cannot reset.
+    assert_eq!(api.call("DELETE", &format!("/users/{alice}/factors"), Some(&reader), None, None).await.0, 403);
+    let (_, user, headers) = api.call("GET", &format!("/users/{alice}"), Some(&admin), None, None).await;
+    assert_eq!((user["require_mfa"].as_bool(), user["email_verified"].as_bool()), (Some(false), Some(false)));
+    let etag = headers["etag"].to_str().unwrap().to_string();
+    let (status, user, _) = api.call("PATCH", &format!("/users/{alice}"), Some(&admin), Some(serde_json::json!({ "require_mfa": true })), Some(&etag)).await;
+    assert_eq!((status, user["require_mfa"].as_bool()), (200, Some(true)), "{user}");
+    assert_eq!(location(&b.get("/account").await), "/account/signin", "her sessions ended");
+    assert_eq!(api.call("DELETE", &format!("/users/{alice}/factors"), Some(&admin), None, None).await.0, 204);
+    assert!(api.call("GET", &format!("/users/{alice}/factors"), Some(&reader), None, None).await.1.as_array().unwrap().is_empty());
+    assert_eq!(api.call("DELETE", "/users/nope/factors", Some(&admin), None, None).await.0, 404);
+    let q = tessera_storage::AuditQuery { kind: Some("admin.mfa_reset".into()), limit: 5, ..Default::default() };
+    assert_eq!(s.svc.store.find_audit_events(&q).await.unwrap().len(), 1, "the reset is audited");
 }

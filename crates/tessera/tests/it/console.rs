@@ -234,3 +234,36 @@ async fn users_groups_apis_and_the_audit_page() {
     assert_eq!(b.post_form(&format!("/admin/users/{}/delete", carol.id), &[("csrf", &csrf)]).await.status(), 303);
     assert!(s.svc.store.find_user(&carol.id).await.unwrap().is_none());
 }
+
+/// Issue 15: on a user's page an administrator sees their second factors, requires one (the
+/// user's sessions end) and resets them; each change audited under the administrator.
+#[tokio::test]
+async fn second_factors_on_a_users_page() {
+    let s = TestServer::start().await;
+    let admin_user = admin::set_admin(&*s.svc.store, USER, true).await.unwrap();
+    create_user(&*s.svc.store, NewUser { username: "bob".into(), ..Default::default() }, s.svc.now()).await;
+    let bob = s.svc.store.find_user_by_username("bob").await.unwrap().unwrap();
+    let bobs = Browser::new(&s.url);
+    let html = bobs.get("/account/signin").await.text().await.unwrap();
+    let csrf = hidden(&html, "csrf").unwrap();
+    bobs.post_form("/account/signin", &[("csrf", &csrf), ("username", "bob"), ("password", PASSWORD)]).await;
+    bobs.enrol_totp(s.svc.now()).await;
+
+    let b = Browser::new(&s.url);
+    assert_eq!(console_sign_in(&b, USER, PASSWORD).await.status(), 303);
+    let page = format!("/admin/users/{}", bob.id);
+    let html = b.get(&page).await.text().await.unwrap();
+    assert!(html.contains("id=\"factors\"") && html.contains("Phone"), "{html}");
+    let csrf = csrf_of(&b, &page).await;
+    assert_eq!(b.post_form(&format!("{page}/mfa/reset"), &[]).await.status(), 403, "CSRF");
+    let res = b.post_form(&format!("{page}/mfa"), &[("csrf", &csrf), ("require", "on")]).await;
+    assert_eq!(res.status(), 200);
+    assert!(s.svc.store.find_user(&bob.id).await.unwrap().unwrap().require_mfa);
+    assert_eq!(location(&bobs.get("/account").await), "/account/signin", "bob's sessions ended");
+    let res = b.post_form(&format!("{page}/mfa/reset"), &[("csrf", &csrf)]).await;
+    assert!(res.text().await.unwrap().contains("Removed 1 second factor"));
+    assert!(s.svc.store.list_factors(&bob.id).await.unwrap().is_empty());
+    let reset = events(&s, "admin.mfa_reset").await;
+    assert_eq!((reset.len(), reset[0].actor.as_str()), (1, admin_user.id.as_str()));
+    assert_eq!(events(&s, "admin.mfa_required").await.len(), 1);
+}

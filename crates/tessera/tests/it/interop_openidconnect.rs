@@ -337,3 +337,58 @@ async fn openidconnect_crate_reads_groups_and_the_access_token_carries_roles() {
     assert!(p.has_role("editor") && p.has_role("viewer") && !p.has_role("admin"), "{p:?}");
     assert!(p.require_role("editor").is_ok());
 }
+
+/// Issue 15: the ID token's `amr` (RFC 8176) and `acr` as the crate reads them, for each way of
+/// signing in: a password (`pwd`, acr "1"), single sign-on from that session (acr "0"), and a
+/// password plus an authenticator app's code asked for with `acr_values` set to the
+/// multi-factor policy (`pwd otp mfa`, that policy as `acr`).
+#[tokio::test]
+async fn openidconnect_crate_reads_amr_and_acr_of_each_sign_in() {
+    use openidconnect::AuthenticationContextClass;
+    const MFA: &str = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
+    let s = TestServer::start().await;
+    let http = Reqwest013::new();
+    let meta = discover(&s, &http).await;
+    assert!(meta.acr_values_supported().unwrap().iter().any(|a| a.as_str() == MFA), "discovery advertises the policy");
+    let (client, _) = oidc_client(&s, &meta, None).await;
+    let acr_amr = |claims: &IdTokenClaims<EmptyAdditionalClaims, CoreGenderClaim>| {
+        let amr: Vec<String> = claims.auth_method_refs().expect("amr").iter().map(|m| m.to_string()).collect();
+        (claims.auth_context_ref().map(|a| a.to_string()), amr)
+    };
+    // A password.
+    let b = Browser::new(&s.url);
+    let (tokens, nonce) = exchange(&client, &http, authorize(&s, &client, &b, &[]).await).await;
+    let claims = verified_claims(&client, &tokens, &nonce, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256);
+    assert_eq!(acr_amr(&claims), (Some("1".into()), vec!["pwd".to_string()]));
+    // Single sign-on from that session: nobody authenticated during the request.
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, _, nonce) =
+        client.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random).set_pkce_challenge(challenge).url();
+    let back = location(&b.get(url.as_str()).await);
+    let a = Authorized { code: AuthorizationCode::new(query(&back)["code"].clone()), verifier, nonce };
+    let (tokens, nonce) = exchange(&client, &http, a).await;
+    let claims = verified_claims(&client, &tokens, &nonce, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256);
+    assert_eq!(acr_amr(&claims), (Some("0".into()), vec!["pwd".to_string()]));
+
+    // alice (still signed in) sets up an authenticator app; the client asks for the
+    // multi-factor policy.
+    let (secret, _) = b.enrol_totp(s.svc.now()).await;
+    s.clock.advance(30);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, _, nonce) = client
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .add_auth_context_value(AuthenticationContextClass::new(MFA.into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let c = Browser::new(&s.url);
+    let (_, html) = c.open_login(url.as_str()).await;
+    assert_eq!(location(&c.sign_in(&html, USER, PASSWORD).await), "/login/two-step");
+    let res = c.second_step(&totp_code(&secret, s.svc.now())).await;
+    let consent = c.get(&location(&res)).await;
+    assert_eq!(consent.status(), 303, "consent was given before");
+    let back = location(&consent);
+    let a = Authorized { code: AuthorizationCode::new(query(&back)["code"].clone()), verifier, nonce };
+    let (tokens, nonce) = exchange(&client, &http, a).await;
+    let claims = verified_claims(&client, &tokens, &nonce, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256);
+    assert_eq!(acr_amr(&claims), (Some(MFA.into()), vec!["pwd".to_string(), "otp".into(), "mfa".into()]));
+}

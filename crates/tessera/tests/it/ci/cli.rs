@@ -394,6 +394,35 @@ fn users_are_disabled_and_enabled() {
     }
 }
 
+/// Issue 15: `--require-mfa` on clients and users, and `tessera user reset-mfa`.
+#[test]
+fn second_factor_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ok, _, err) = tessera(d, &["user", "create", "--username", "ann", "--password-stdin"], Some("a long enough password\n"));
+    assert!(ok, "{err}");
+    let c = json(d, &["client", "create", "--name", "Payroll", "--redirect-uri", "https://pay.example/cb", "--require-mfa", "--json"]);
+    assert_eq!(c["require_mfa"], true, "{c}");
+    let id = c["client_id"].as_str().unwrap().to_string();
+    assert_eq!(json(d, &["client", "update", &id, "--no-require-mfa", "--json"])["require_mfa"], false);
+    assert_eq!(json(d, &["client", "update", &id, "--require-mfa", "--json"])["require_mfa"], true);
+    let (ok, out, _) = tessera(d, &["client", "show", &id], None);
+    assert!(ok && out.contains("require_mfa: true"), "{out}");
+    assert_eq!(json(d, &["user", "update", "ann", "--require-mfa", "--json"])["require_mfa"], true);
+    assert_eq!(json(d, &["user", "update", "ann", "--no-require-mfa", "--json"])["require_mfa"], false);
+    let (ok, _, err) = tessera(d, &["user", "update", "ann", "--require-mfa", "--no-require-mfa"], None);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+    let r = json(d, &["user", "reset-mfa", "ann", "--json"]);
+    assert_eq!((r["username"].as_str(), r["factors_removed"].as_u64()), (Some("ann"), Some(0)), "{r}");
+    let (ok, _, err) = tessera(d, &["user", "reset-mfa", "nobody"], None);
+    assert!(!ok && err.contains("nobody"), "{err}");
+    let kinds: Vec<String> =
+        json(d, &["audit", "list", "--json"])["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_string()).collect();
+    for k in ["admin.mfa_required", "admin.mfa_not_required", "admin.mfa_reset"] {
+        assert!(kinds.iter().any(|x| x == k), "{k} in {kinds:?}");
+    }
+}
+
 #[test]
 fn user_and_api_commands() {
     let dir = tempfile::tempdir().unwrap();
