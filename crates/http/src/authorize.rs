@@ -6,7 +6,7 @@ use crate::error::{PageError, page, service_page};
 use crate::extract::{ClientAddress, PageForm, PageQuery, PendingForm, SessionCookie, session_and_pending};
 use crate::pages::{ConsentPage, FormPostPage, LoginPage, MessagePage, render};
 use crate::response::{NoStore, see_other};
-use crate::{AppState, cookies};
+use crate::{AppState, cookies, i18n};
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -47,11 +47,11 @@ pub(crate) fn outcome_response(outcome: AuthorizeOutcome) -> Response {
         AuthorizeOutcome::Consent(id) => see_other(&format!("{}?request={}", paths::CONSENT, enc(&id))),
         AuthorizeOutcome::DeviceDone { approved } => {
             let (title, message) = if approved {
-                ("Device connected", "You can close this page and return to your device.")
+                (i18n::t("device-connected"), i18n::t("device-connected-message"))
             } else {
-                ("Request denied", "The device was not given access. You can close this page.")
+                (i18n::t("device-denied"), i18n::t("device-denied-message"))
             };
-            NoStore(render(&MessagePage { title, message })).into_response()
+            NoStore(render(&MessagePage { title: &title, message: &message })).into_response()
         }
     }
 }
@@ -73,15 +73,12 @@ pub async fn authorize_post(State(svc): State<AppState>, SessionCookie(cookie): 
     run_authorize(svc, cookie.as_deref(), params).await
 }
 
-/// "N seconds" or, from a minute on, "N minutes" (rounded up), for "Try again in …".
+/// "N seconds" or, from a minute on, "N minutes" (rounded up), for "Try again in …", in the
+/// page's language.
 pub(crate) fn wait_text(secs: i64) -> String {
     match secs {
-        ..=1 => "1 second".into(),
-        2..=59 => format!("{secs} seconds"),
-        _ => match (secs + 59) / 60 {
-            1 => "1 minute".into(),
-            m => format!("{m} minutes"),
-        },
+        ..=59 => i18n::tn("wait-seconds", "n", secs.max(1)),
+        _ => i18n::tn("wait-minutes", "n", (secs + 59) / 60),
     }
 }
 
@@ -90,16 +87,12 @@ pub(crate) fn wait_text(secs: i64) -> String {
 /// account page's).
 pub(crate) fn refusal(e: &SignInError) -> (StatusCode, String, Option<i64>) {
     match *e {
-        SignInError::InvalidCredentials { retry_after: 0 } => (StatusCode::UNAUTHORIZED, "Incorrect username or password.".into(), None),
-        SignInError::InvalidCredentials { retry_after: secs } => {
-            (StatusCode::UNAUTHORIZED, format!("Incorrect username or password. Try again in {}.", wait_text(secs)), None)
-        }
+        SignInError::InvalidCredentials { retry_after: 0 } => (StatusCode::UNAUTHORIZED, i18n::t("login-incorrect"), None),
+        SignInError::InvalidCredentials { retry_after: secs } => (StatusCode::UNAUTHORIZED, i18n::t1("login-incorrect-wait", "wait", &wait_text(secs)), None),
         // RFC 6749 §10.10: refused without checking the password, until the window ends.
-        SignInError::Throttled { retry_after: secs } => {
-            (StatusCode::TOO_MANY_REQUESTS, format!("Too many failed sign-in attempts. Try again in {}.", wait_text(secs)), Some(secs))
-        }
-        SignInError::Disabled => (StatusCode::FORBIDDEN, "This account is disabled. Ask your administrator.".into(), None),
-        SignInError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "The server is busy. Try again in a moment.".into(), Some(1)),
+        SignInError::Throttled { retry_after: secs } => (StatusCode::TOO_MANY_REQUESTS, i18n::t1("login-throttled", "wait", &wait_text(secs)), Some(secs)),
+        SignInError::Disabled => (StatusCode::FORBIDDEN, i18n::t("login-disabled"), None),
+        SignInError::Busy => (StatusCode::SERVICE_UNAVAILABLE, i18n::t("login-busy"), Some(1)),
     }
 }
 
@@ -169,7 +162,7 @@ pub async fn login_submit(State(svc): State<AppState>, ClientAddress(address): C
     let username = params.get("username").unwrap_or("");
     let password = params.get("password").unwrap_or("");
     if username.is_empty() || password.is_empty() {
-        return login_form(&svc, StatusCode::BAD_REQUEST, &session, &pending, username, Some("Enter your username and password.")).await;
+        return login_form(&svc, StatusCode::BAD_REQUEST, &session, &pending, username, Some(&i18n::t("login-enter-both"))).await;
     }
     let user = match svc.sign_in(username, password, &address).await {
         Ok(Ok(u)) => u,
@@ -217,7 +210,7 @@ pub async fn consent_submit(State(svc): State<AppState>, form: PendingForm) -> R
         Some("allow") => Decision::Allow,
         Some("deny") => Decision::Deny,
         _ => {
-            return Ok(page(StatusCode::BAD_REQUEST, "Choose Allow or Deny", "The form did not say whether you allow the request.", Some("invalid_request")));
+            return Ok(page(StatusCode::BAD_REQUEST, &i18n::t("consent-choose"), &i18n::t("consent-choose-message"), Some("invalid_request")));
         }
     };
     Ok(outcome_response(svc.decide(&form.pending, &form.session, decision).await?))

@@ -107,7 +107,7 @@ pub fn check_csrf(session: &SessionRecord, params: &Params) -> Result<(), Respon
 }
 
 fn csrf_failed() -> Response {
-    page(StatusCode::FORBIDDEN, "The form has expired", "Reload the page and try again.", Some("invalid_request"))
+    page(StatusCode::FORBIDDEN, &crate::i18n::t("form-expired"), &crate::i18n::t("form-expired-message"), Some("invalid_request"))
 }
 
 /// A form posted from one of our pages: its session (none: the form has expired) and its CSRF
@@ -162,19 +162,18 @@ pub async fn session_and_pending(svc: &AppState, cookie: Option<&str>, params: &
     };
     let Some(id) = params.get("request") else { return Err(expired()) };
     match svc.find_pending(id, &session).await {
-        Ok(Some(p)) => Ok((session, p)),
+        Ok(Some(p)) => {
+            // OIDC Core §3.1.2.1 ui_locales: the request's languages before the browser's.
+            crate::i18n::prefer(p.oidc.as_ref().and_then(|o| o.ui_locales.as_deref()));
+            Ok((session, p))
+        }
         Ok(None) => Err(expired()),
         Err(e) => Err(service_page(&e)),
     }
 }
 
 fn expired() -> Response {
-    page(
-        StatusCode::BAD_REQUEST,
-        "This sign-in request has expired",
-        "The request was not found or has expired, or cookies are blocked for this site.",
-        Some("invalid_request"),
-    )
+    page(StatusCode::BAD_REQUEST, &crate::i18n::t("request-expired"), &crate::i18n::t("request-expired-message"), Some("invalid_request"))
 }
 
 /// The client's throttling bucket (issue 13, finding 6): the TCP peer's address or, when the

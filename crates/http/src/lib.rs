@@ -17,6 +17,7 @@ mod cors;
 mod device;
 pub mod error;
 pub mod extract;
+pub mod i18n;
 mod introspect;
 mod mfa;
 pub mod observe;
@@ -97,6 +98,7 @@ pub fn router_with(svc: Arc<Tessera>, request_timeout: std::time::Duration, with
         .route(paths::JWKS, get(wellknown::jwks))
         .route("/static/tessera.css", get(pages::stylesheet))
         .route("/static/passkeys.js", get(pages::passkeys_script))
+        .route("/static/brand.css", get(pages::brand_stylesheet))
         .route("/healthz", get(|| async { "ok" }))
         .route(HEALTH_LIVE, get(|| async { NoStore("live") }))
         .route(HEALTH_READY, get(wellknown::ready))
@@ -128,21 +130,36 @@ pub fn router_with(svc: Arc<Tessera>, request_timeout: std::time::Duration, with
 /// and each request would clone the matched route's whole stack of boxed services: 21 boxed
 /// clones per request, 14 % of an introspection's instructions.)
 fn with_layers(routes: Router, request_timeout: std::time::Duration, hsts: bool, observed: Option<Arc<Tessera>>) -> Router {
+    let csp = content_security_policy(observed.as_ref().and_then(|s| s.config.branding.logo_url.as_deref()));
+    let pages = observed.clone().map(|svc| axum::middleware::from_fn_with_state(svc, i18n::layer));
     let layers = tower::ServiceBuilder::new()
         .option_layer(observed.map(observe::ObserveLayer))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DEFAULT_CSP)))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, csp))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .option_layer(hsts.then(|| SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS))))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, request_timeout));
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, request_timeout))
+        // Innermost: each request's language and branding, for its pages (`i18n`).
+        .option_layer(pages);
     Router::new().fallback_service(layers.service(routes))
 }
 
 /// RFC 6797 §6.1.1 `max-age`: one year (§11.2: a long-lived value protects between visits). No
 /// `includeSubDomains`: the issuer's host does not speak for every host under it.
 const HSTS: &str = "max-age=31536000";
+
+/// [`DEFAULT_CSP`], with the origin of a branded logo on another host allowed as an image.
+fn content_security_policy(logo: Option<&str>) -> HeaderValue {
+    let origin = logo.and_then(|l| url::Url::parse(l).ok()).filter(|u| u.scheme() == "https").map(|u| u.origin().ascii_serialization());
+    match origin {
+        Some(o) => {
+            HeaderValue::from_str(&DEFAULT_CSP.replace("img-src 'self'", &format!("img-src 'self' {o}"))).unwrap_or(HeaderValue::from_static(DEFAULT_CSP))
+        }
+        None => HeaderValue::from_static(DEFAULT_CSP),
+    }
+}
 
 /// The Content-Security-Policy of every response that sets none of its own.
 /// `script-src 'self'`: the one script Tessera serves (`static/passkeys.js`, WebAuthn needs it);

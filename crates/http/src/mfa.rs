@@ -4,13 +4,13 @@
 //! no JavaScript; every form CSRF-checked. The decisions (codes, throttles, replay) are the
 //! service's ([`tessera_server::service::mfa`]).
 
-use crate::AppState;
 use crate::account::{Me, MyForm};
 use crate::authorize::{outcome_response, retry_after, wait_text, with_cookie};
 use crate::console::{html, utc};
 use crate::error::service_page;
 use crate::extract::{ClientAddress, CsrfForm, SessionCookie};
 use crate::response::see_other;
+use crate::{AppState, i18n};
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -131,11 +131,16 @@ async fn second_step_page(State(svc): State<AppState>, SessionCookie(cookie): Se
 }
 
 async fn show_second_step(svc: &AppState, session: &SessionRecord, status: StatusCode, error: Option<&str>, setup: Option<TotpEnrolment>) -> Response {
-    let (_, user) = match svc.second_step(session).await {
+    let (step, user) = match svc.second_step(session).await {
         Ok(Some(x)) => x,
         Ok(None) => return expired(),
         Err(e) => return service_page(&e),
     };
+    if let Some(id) = &step.request {
+        if let Ok(Some(p)) = svc.find_pending(id, session).await {
+            i18n::prefer(p.oidc.as_ref().and_then(|o| o.ui_locales.as_deref()));
+        }
+    }
     let (has_totp, has_passkey) = match svc.factors(&user.id).await {
         Ok(f) => (f.iter().any(|f| f.kind == FactorKind::Totp), f.iter().any(|f| f.kind == FactorKind::Passkey) && svc.passkeys_unavailable().is_none()),
         Err(e) => return service_page(&e),
@@ -152,12 +157,7 @@ async fn show_second_step(svc: &AppState, session: &SessionRecord, status: Statu
 }
 
 fn expired() -> Response {
-    crate::error::page(
-        StatusCode::BAD_REQUEST,
-        "This sign-in has expired",
-        "Start again from the app you were signing in to, or from your account page.",
-        Some("invalid_request"),
-    )
+    crate::error::page(StatusCode::BAD_REQUEST, &i18n::t("two-step-expired"), &i18n::t("two-step-expired-message"), Some("invalid_request"))
 }
 
 /// Where a finished second step goes: the pending request's consent, or `next`.
@@ -182,19 +182,19 @@ async fn second_step_submit(State(svc): State<AppState>, ClientAddress(address):
     };
     let code = params.get("code").unwrap_or("");
     if code.trim().is_empty() {
-        return show_second_step(&svc, &session, StatusCode::BAD_REQUEST, Some("Enter the code from your authenticator app."), None).await;
+        return show_second_step(&svc, &session, StatusCode::BAD_REQUEST, Some(&i18n::t("two-step-enter-app-code")), None).await;
     }
     let method = match svc.check_code(&user, code, &address).await {
         Ok(Ok(m)) => m,
         Ok(Err(CodeRefused::Wrong { retry_after: 0 })) => {
-            return show_second_step(&svc, &session, StatusCode::UNAUTHORIZED, Some("That code is not right, or it was used already."), None).await;
+            return show_second_step(&svc, &session, StatusCode::UNAUTHORIZED, Some(&i18n::t("two-step-wrong")), None).await;
         }
         Ok(Err(CodeRefused::Wrong { retry_after: secs })) => {
-            let msg = format!("That code is not right, or it was used already. Try again in {}.", wait_text(secs));
+            let msg = i18n::t1("two-step-wrong-wait", "wait", &wait_text(secs));
             return show_second_step(&svc, &session, StatusCode::UNAUTHORIZED, Some(&msg), None).await;
         }
         Ok(Err(CodeRefused::Throttled { retry_after: secs })) => {
-            let msg = format!("Too many wrong codes. Try again in {}.", wait_text(secs));
+            let msg = i18n::t1("two-step-throttled", "wait", &wait_text(secs));
             return retry_after(show_second_step(&svc, &session, StatusCode::TOO_MANY_REQUESTS, Some(&msg), None).await, secs);
         }
         Err(e) => return service_page(&e),

@@ -103,6 +103,25 @@ pub async fn passkeys_script() -> Response {
     res
 }
 
+/// The branding's stylesheet, after the built-in one: the accent colour and the operator's CSS.
+pub async fn brand_stylesheet(axum::extract::State(svc): axum::extract::State<crate::AppState>) -> Response {
+    let b = svc.branding();
+    let mut css = String::new();
+    if let Some(a) = &b.accent {
+        css.push_str(&format!(":root {{ --accent: {a}; }}\n"));
+    }
+    if b.logo_url.is_some() {
+        css.push_str(".logo { display: block; max-height: 3rem; max-width: 60%; margin: 0 0 1rem; }\n");
+    }
+    if let Some(extra) = &b.css {
+        css.push_str(extra);
+    }
+    let mut res = css.into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    res
+}
+
 pub async fn stylesheet() -> Response {
     let mut res = include_str!("../static/tessera.css").into_response();
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));

@@ -40,6 +40,8 @@ pub struct AuthorizeParams {
     pub claims: Option<String>,
     pub acr_values: Option<String>,
     pub login_hint: Option<String>,
+    /// OIDC Core §3.1.2.1 `ui_locales`: the languages of the pages, best first.
+    pub ui_locales: Option<String>,
     pub id_token_hint: Option<String>,
 }
 
@@ -65,6 +67,7 @@ impl From<&Params> for AuthorizeParams {
             claims: get("claims"),
             acr_values: get("acr_values"),
             login_hint: get("login_hint"),
+            ui_locales: get("ui_locales"),
             id_token_hint: get("id_token_hint"),
         }
     }

@@ -61,6 +61,7 @@ pub fn authorization_server(issuer: &str, scopes_supported: &[String]) -> Value 
         "claims_supported": crate::oidc::claims_supported(),
         "claims_parameter_supported": true,
         "acr_values_supported": crate::oidc::ACR_VALUES_SUPPORTED,
+        "ui_locales_supported": crate::oidc::UI_LOCALES_SUPPORTED,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],

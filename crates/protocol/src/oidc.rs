@@ -60,6 +60,9 @@ pub const ACR_PASSWORD: &str = "1";
 /// Authentication Policy Extension's multi-factor policy URI, which relying parties commonly
 /// ask for in `acr_values`. Issued whenever the session's sign-in was multi-factor.
 pub const ACR_MFA: &str = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
+/// The languages of Tessera's pages (Discovery §3 `ui_locales_supported`; the catalogs in
+/// tessera-http's `locales/`, which a test there keeps equal to this list).
+pub const UI_LOCALES_SUPPORTED: &[&str] = &["en", "de"];
 /// For discovery's `acr_values_supported`.
 pub const ACR_VALUES_SUPPORTED: &[&str] = &[ACR_SSO, ACR_PASSWORD, ACR_MFA];
 
@@ -97,6 +100,9 @@ pub struct OidcRequest {
     pub prompt: Prompt,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// §3.1.2.1 `ui_locales` (space-separated BCP 47 tags, best first; at most 256 characters kept).
+    #[serde(default)]
+    pub ui_locales: Option<String>,
     pub id_token_hint: Option<String>,
     /// §5.5 `claims`: the `id_token` and `userinfo` members.
     pub claims_id_token: Vec<String>,
@@ -178,6 +184,7 @@ impl OidcRequest {
             prompt,
             max_age,
             login_hint: params.login_hint.clone(),
+            ui_locales: params.ui_locales.as_deref().map(|u| u.chars().take(256).collect()),
             id_token_hint: params.id_token_hint.clone(),
             claims_id_token: claims.id_token,
             claims_userinfo: claims.userinfo,

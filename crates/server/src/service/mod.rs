@@ -71,6 +71,28 @@ pub struct Config {
     /// The rules a new password must meet (NIST SP 800-63B §5.1.1.2), wherever it is set: the
     /// admin API, the console, the account page.
     pub password_policy: admin::PasswordPolicy,
+    /// How the pages people see look (product name, logo, accent colour, extra CSS).
+    pub branding: Branding,
+}
+
+/// The branding of the sign-in, consent and account pages (`--brand-name`, `--brand-logo-url`,
+/// `--brand-accent`, `--brand-css`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Branding {
+    /// The product name in titles, headings and mails ("Tessera").
+    pub product_name: String,
+    /// An image shown above every page's content (https, or a path on this server).
+    pub logo_url: Option<String>,
+    /// The accent colour of buttons and links, `#rrggbb`.
+    pub accent: Option<String>,
+    /// CSS appended to the built-in stylesheet (the contents of `--brand-css FILE`).
+    pub css: Option<String>,
+}
+
+impl Default for Branding {
+    fn default() -> Self {
+        Self { product_name: "Tessera".into(), logo_url: None, accent: None, css: None }
+    }
 }
 
 impl Config {
@@ -89,6 +111,7 @@ impl Config {
             allow_private_logout_uris: false,
             dpop_nonces: false,
             password_policy: admin::PasswordPolicy::default(),
+            branding: Branding::default(),
         }
     }
     /// Cookies get `Secure` when the issuer is https.
@@ -109,6 +132,8 @@ pub struct Tessera {
     kek: Arc<tessera_jose::kek::KeyEncryption>,
     /// The WebAuthn Relying Party of the issuer, or why there is none ([`passkey`]).
     webauthn: Result<webauthn_rs::Webauthn, String>,
+    /// [`Config::branding`], shared by every page.
+    branding: Arc<Branding>,
     /// An Argon2id hash to verify against when the username is unknown, so that sign-in takes
     /// the same time whether or not the user exists. Made on first use, on the hashing threads
     /// (not at start-up: one Argon2id hash is most of a start's time).
@@ -179,7 +204,8 @@ impl Tessera {
             keys,
             clock: clock.clone(),
             random,
-            webauthn: passkey::relying_party(&config.issuer, "Tessera"),
+            webauthn: passkey::relying_party(&config.issuer, &config.branding.product_name),
+            branding: Arc::new(config.branding.clone()),
             config,
             kek,
             dummy_hash: tokio::sync::OnceCell::new(),
@@ -238,6 +264,11 @@ impl Tessera {
         let allowed = all.contains(origin);
         self.origins.insert((), Arc::new(all));
         Ok(allowed)
+    }
+
+    /// How the pages look.
+    pub fn branding(&self) -> Arc<Branding> {
+        self.branding.clone()
     }
 
     pub fn now(&self) -> i64 {
