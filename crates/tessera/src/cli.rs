@@ -227,6 +227,18 @@ pub struct ServeArgs {
     /// Log lines as `text` (default) or `json` (one object per line, with the request id).
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// The product name on the sign-in, consent and account pages (default Tessera).
+    #[arg(long, env = "TESSERA_BRAND_NAME", value_name = "NAME")]
+    pub brand_name: Option<String>,
+    /// A logo shown above the pages: an https URL, or a path on this server.
+    #[arg(long, env = "TESSERA_BRAND_LOGO_URL", value_name = "URL")]
+    pub brand_logo_url: Option<String>,
+    /// The accent colour of buttons and links, #rrggbb.
+    #[arg(long, env = "TESSERA_BRAND_ACCENT", value_name = "COLOUR")]
+    pub brand_accent: Option<String>,
+    /// A CSS file served after the built-in stylesheet.
+    #[arg(long, env = "TESSERA_BRAND_CSS", value_name = "FILE")]
+    pub brand_css: Option<PathBuf>,
 }
 
 /// `tessera demo`: three servers on 127.0.0.1 and the data folder they share.

@@ -61,6 +61,7 @@ pub async fn run(
         dpop_nonces: s.dpop_nonces,
         trusted_proxies: s.trusted_proxies.clone(),
         password_policy,
+        branding: settings::branding(&args)?,
         ..Config::new(&issuer)
     };
     let svc = Tessera::new(store, Arc::new(SystemClock), config).await.context("loading signing keys")?;

@@ -269,6 +269,41 @@ pub fn check_database(url: &str) -> anyhow::Result<()> {
     )
 }
 
+/// The branding of `--brand-name`, `--brand-logo-url`, `--brand-accent` and `--brand-css`.
+pub fn branding(args: &crate::cli::ServeArgs) -> anyhow::Result<tessera_server::service::Branding> {
+    use anyhow::Context;
+    let mut b = tessera_server::service::Branding::default();
+    if let Some(n) = &args.brand_name {
+        let n = n.trim();
+        if n.is_empty() || n.chars().count() > 64 || n.chars().any(char::is_control) {
+            bail!("--brand-name / TESSERA_BRAND_NAME: 1 to 64 printable characters");
+        }
+        b.product_name = n.to_string();
+    }
+    if let Some(u) = &args.brand_logo_url {
+        let ok = u.starts_with('/') && !u.starts_with("//") || url::Url::parse(u).is_ok_and(|p| p.scheme() == "https" && p.host().is_some());
+        if !ok || u.len() > 2048 || u.contains(['"', '<', '>', ' ']) {
+            bail!("--brand-logo-url / TESSERA_BRAND_LOGO_URL: {u:?} must be an https URL or a path on this server (/…)");
+        }
+        b.logo_url = Some(u.clone());
+    }
+    if let Some(a) = &args.brand_accent {
+        let hex = a.strip_prefix('#').unwrap_or("");
+        if !(hex.len() == 6 && hex.bytes().all(|c| c.is_ascii_hexdigit())) {
+            bail!("--brand-accent / TESSERA_BRAND_ACCENT: {a:?} must be a colour like #3552c9");
+        }
+        b.accent = Some(a.to_ascii_lowercase());
+    }
+    if let Some(path) = &args.brand_css {
+        let css = std::fs::read_to_string(path).with_context(|| format!("--brand-css: reading {}", path.display()))?;
+        if css.len() > 256 * 1024 {
+            bail!("--brand-css: {} is larger than 256 KiB", path.display());
+        }
+        b.css = Some(css);
+    }
+    Ok(b)
+}
+
 /// The password rules of `--password-min-length` and `--breached-passwords` (NIST SP 800-63B
 /// §5.1.1.2), the list read once here.
 pub fn password_policy(min_length: Option<usize>, breached: Option<&std::path::Path>) -> anyhow::Result<tessera_server::service::admin::PasswordPolicy> {
