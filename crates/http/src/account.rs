@@ -99,6 +99,8 @@ struct AccountView {
     factors: Vec<(String, String, &'static str, String, String)>,
     recovery_codes_left: i64,
     require_mfa: bool,
+    /// What a new password must be (the policy for this account's factors).
+    password_hint: String,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -153,12 +155,19 @@ async fn render(svc: &AppState, me: &Me, status: StatusCode, notice: Option<Stri
             .collect();
         let q = tessera_storage::AuditQuery { user_id: Some(me.user.id.clone()), limit: 50, ..Default::default() };
         let events = svc.store.find_audit_events(&q).await?.into_iter().filter_map(|e| describe(&e.kind, &e.detail).map(|d| (utc(e.at), d))).collect();
-        let factors = crate::mfa::factor_rows(&svc.store.list_factors(&me.user.id).await?);
+        let factors = svc.store.list_factors(&me.user.id).await?;
         let left = svc.store.count_recovery_codes(&me.user.id).await?;
         Ok::<_, tessera_storage::StoreError>((apps, sessions, events, factors, left))
     };
     match loaded.await {
         Ok((apps, sessions, events, factors, recovery_codes_left)) => {
+            let policy = &svc.config.password_policy;
+            let general = policy.min_length_for(admin::Factors::WithSecondFactor);
+            let password_hint = match policy.min_length_for(admin::Factors::PasswordOnly) {
+                alone if factors.is_empty() && alone > general => format!("at least {alone} characters, or {general} with two-step sign-in"),
+                _ => format!("at least {general} characters"),
+            };
+            let factors = crate::mfa::factor_rows(&factors);
             let u = &me.user;
             let profile = u.profile.iter().map(|(k, v)| (k.clone(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))).collect();
             html(
@@ -175,6 +184,7 @@ async fn render(svc: &AppState, me: &Me, status: StatusCode, notice: Option<Stri
                     factors,
                     recovery_codes_left,
                     require_mfa: u.require_mfa,
+                    password_hint,
                     notice,
                     error,
                 },
@@ -215,7 +225,7 @@ async fn change_password(State(svc): State<AppState>, crate::extract::ClientAddr
         Ok(Err(_)) => return after(&svc, &f.me, Err(AdminError::Invalid("The current password is not right.".into()))).await,
         Err(e) => return crate::error::service_page(&e),
     }
-    let hash = match admin::hash_new_password(&svc.config.password_policy, new).await {
+    let hash = match svc.new_password_hash(Some(&f.me.user.id), new).await {
         Ok(h) => h,
         Err(e) => return after(&svc, &f.me, Err(e)).await,
     };

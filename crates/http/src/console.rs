@@ -553,7 +553,7 @@ async fn users(State(svc): State<AppState>, a: Admin, crate::extract::PageQuery(
 
 async fn create_user(State(svc): State<AppState>, f: AdminForm) -> Response {
     let new = NewUser { username: f.text("username"), email: f.opt("email"), name: f.opt("name"), profile: Default::default() };
-    let created = match admin::hash_new_password(&svc.config.password_policy, f.params.get("password").unwrap_or("").to_string()).await {
+    let created = match svc.new_password_hash(None, f.params.get("password").unwrap_or("").to_string()).await {
         Ok(hash) => f.admin.acting(&svc).create_user(new, hash).await,
         Err(e) => Err(e),
     };
@@ -691,7 +691,7 @@ async fn set_password(State(svc): State<AppState>, Path(id): Path<String>, f: Ad
         Ok(n) => n,
         Err(r) => return r,
     };
-    let done = match admin::hash_new_password(&svc.config.password_policy, f.params.get("password").unwrap_or("").to_string()).await {
+    let done = match svc.new_password_hash(Some(&id), f.params.get("password").unwrap_or("").to_string()).await {
         Ok(hash) => f.admin.acting(&svc).set_password_hash(&username, &hash).await.map(|()| "Password set: every session of theirs ended.".to_string()),
         Err(e) => Err(e),
     };

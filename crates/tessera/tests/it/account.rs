@@ -115,7 +115,7 @@ async fn connected_apps_sessions_and_password_on_the_account_page() {
 async fn a_breached_or_short_new_password_is_refused() {
     let list = tessera_server::service::admin::PasswordPolicy::parse_breached("password1234\n");
     let s = TestServer::start_with(|c| {
-        c.password_policy = tessera_server::service::admin::PasswordPolicy { min_length: 12, breached: Some(std::sync::Arc::new(list)) };
+        c.password_policy = tessera_server::service::admin::PasswordPolicy { min_length: 12, breached: Some(std::sync::Arc::new(list)), ..Default::default() };
     })
     .await;
     let b = Browser::new(&s.url);
