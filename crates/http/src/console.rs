@@ -36,9 +36,9 @@ const SIGNIN: &str = "/admin/signin";
 /// The console's routes (full paths; the admin API is nested beside them at `/admin/v1`).
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/account/signin", get(|st, c| signin_page(st, c, Place::Account)).post(|st, a, f| signin_submit(st, a, f, Place::Account)))
+        .route("/account/signin", get(|st, c| signin_page(st, c, Place::Account)).post(|st, a, d, f| signin_submit(st, a, d, f, Place::Account)))
         .route(HOME, get(home))
-        .route(SIGNIN, get(|st, c| signin_page(st, c, Place::Console)).post(|st, a, f| signin_submit(st, a, f, Place::Console)))
+        .route(SIGNIN, get(|st, c| signin_page(st, c, Place::Console)).post(|st, a, d, f| signin_submit(st, a, d, f, Place::Console)))
         .route("/admin/signout", post(signout))
         .route("/admin/clients", get(clients).post(create_client))
         .route("/admin/clients/{id}", get(client).post(update_client))
@@ -290,6 +290,7 @@ pub(crate) async fn signin_page(State(svc): State<AppState>, crate::extract::Ses
 pub(crate) async fn signin_submit(
     State(svc): State<AppState>,
     ClientAddress(address): ClientAddress,
+    crate::extract::Device(device): crate::extract::Device,
     form: crate::extract::CsrfForm,
     place: Place,
 ) -> Response {
@@ -315,7 +316,7 @@ pub(crate) async fn signin_submit(
         Err(e) => return service_page(&e),
     };
     let pwd = [tessera_server::service::mfa::amr::PWD.to_string()];
-    crate::mfa::after_password(&svc, &session, &user, None, place.home(), &pwd).await
+    crate::mfa::after_password(&svc, &session, &user, None, place.home(), &pwd, &device).await
 }
 
 /// POST /admin/signout: the session ends (CSRF-checked, so no other site can sign one out).

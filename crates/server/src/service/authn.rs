@@ -278,6 +278,38 @@ pub const ANONYMOUS_SESSION_SECS: i64 = super::authorize::PENDING_LIFETIME_SECS;
 /// Longest part of a username that names its throttle key (the form allows more).
 const THROTTLE_KEY_CHARS: usize = 128;
 
+/// Where a sign-in came from, as the HTTP layer saw it: the browser's `User-Agent` (cut to
+/// [`tessera_storage::USER_AGENT_MAX_CHARS`] characters) and the client's address (its
+/// throttling bucket, [`crate::net::bucket`]). The session keeps them, for the user's list of
+/// where they are signed in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignInDevice {
+    user_agent: Option<String>,
+    address: Option<String>,
+}
+
+impl SignInDevice {
+    /// An empty or missing `User-Agent` is none; control characters are dropped.
+    pub fn new(user_agent: Option<&str>, address: &str) -> Self {
+        let user_agent: Option<String> = user_agent
+            .map(|ua| ua.chars().filter(|c| !c.is_control()).take(tessera_storage::USER_AGENT_MAX_CHARS).collect::<String>())
+            .filter(|ua| !ua.trim().is_empty());
+        let address = Some(address.chars().take(64).collect::<String>()).filter(|a| !a.is_empty());
+        Self { user_agent, address }
+    }
+
+    pub fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_deref()
+    }
+
+    pub fn address(&self) -> Option<&str> {
+        self.address.as_deref()
+    }
+}
+
+/// How stale a session's `last_used_at` may be: a session in use is written at most this often.
+pub const SESSION_TOUCH_SECS: i64 = 60;
+
 /// A browser session and the cookie value that names it (set only when new).
 pub struct Session {
     pub record: SessionRecord,
@@ -445,32 +477,46 @@ impl Tessera {
         super::admin::hash_new_password(&self.config.password_policy, &self.config.argon2, password, factors).await
     }
 
-    /// The session named by the cookie, if it is live.
+    /// The session named by the cookie, if it is live. A signed-in session's use is recorded
+    /// (`last_used_at`) when the one recorded is more than [`SESSION_TOUCH_SECS`] old: one
+    /// write a minute at most; a failed write is logged, never the request's failure.
     pub async fn find_session(&self, cookie: Option<&str>) -> Result<Option<SessionRecord>, ServiceError> {
-        match cookie {
-            Some(c) if !c.is_empty() && c.len() <= 128 => Ok(self.store.find_session(&secret::hash(c), self.now()).await?),
-            _ => Ok(None),
+        let c = match cookie {
+            Some(c) if !c.is_empty() && c.len() <= 128 => c,
+            _ => return Ok(None),
+        };
+        let now = self.now();
+        let mut found = self.store.find_session(&secret::hash(c), now).await?;
+        if let Some(s) = found.as_mut().filter(|s| s.user_id.is_some() && s.last_used_at < now - SESSION_TOUCH_SECS) {
+            match self.store.update_session_last_used(&s.id_hash, now).await {
+                Ok(_) => s.last_used_at = now,
+                Err(e) => tracing::warn!(error = %e, "recording a session's use failed"),
+            }
         }
+        Ok(found)
     }
 
     /// Start a new session (at sign-in the old one is replaced, against session fixation).
     pub async fn create_session(&self, user: Option<&UserRecord>) -> Result<Session, ServiceError> {
         let pwd = [super::mfa::amr::PWD.to_string()];
-        let session = self.new_session(user.map(|u| (u, &pwd[..])));
+        let unknown = SignInDevice::default();
+        let session = self.new_session(user.map(|u| (u, &pwd[..], &unknown)));
         self.store.create_session(&session.record).await?;
         Ok(session)
     }
 
-    /// After a sign-in: a new session for `user` replaces `old` (a new id, so a cookie planted
-    /// before the sign-in does not ride it), and `pending` moves to it, in one transaction.
+    /// After a sign-in from `device`: a new session for `user` replaces `old` (a new id, so a
+    /// cookie planted before the sign-in does not ride it), and `pending` moves to it, in one
+    /// transaction.
     pub async fn signed_in_session(
         &self,
         user: &UserRecord,
         old: &SessionRecord,
         pending: &super::authorize::PendingAuthorization,
         amr: &[String],
+        device: &SignInDevice,
     ) -> Result<Session, ServiceError> {
-        let session = self.new_session(Some((user, amr)));
+        let session = self.new_session(Some((user, amr, device)));
         let moved = self.pending_record(pending, &session.record)?;
         self.store.replace_session(&old.id_hash, &session.record, &moved).await?;
         Ok(session)
@@ -479,26 +525,36 @@ impl Tessera {
     /// After a sign-in on one of Tessera's own pages (the admin console), with no
     /// authorization request to carry: a new session for `user`, and the session the sign-in
     /// form came from ended (a new id, as at [`Tessera::signed_in_session`]).
-    pub async fn signed_in_session_alone(&self, user: &UserRecord, old: &SessionRecord, amr: &[String]) -> Result<Session, ServiceError> {
-        let session = self.new_session(Some((user, amr)));
+    pub async fn signed_in_session_alone(
+        &self,
+        user: &UserRecord,
+        old: &SessionRecord,
+        amr: &[String],
+        device: &SignInDevice,
+    ) -> Result<Session, ServiceError> {
+        let session = self.new_session(Some((user, amr, device)));
         self.store.create_session(&session.record).await?;
         self.store.delete_session(&old.id_hash).await?;
         Ok(session)
     }
 
-    /// A new session, signed in as the user with these RFC 8176 `amr` values, or anonymous.
-    fn new_session(&self, user: Option<(&UserRecord, &[String])>) -> Session {
+    /// A new session, signed in as the user with these RFC 8176 `amr` values from this device,
+    /// or anonymous.
+    fn new_session(&self, user: Option<(&UserRecord, &[String], &SignInDevice)>) -> Session {
         let now = self.now();
         let cookie = self.random.token();
         let record = SessionRecord {
             id_hash: secret::hash(&cookie),
             sid: self.random.id(),
-            user_id: user.map(|(u, _)| u.id.clone()),
-            amr: user.map(|(_, amr)| amr.join(" ")),
+            user_id: user.map(|(u, _, _)| u.id.clone()),
+            amr: user.map(|(_, amr, _)| amr.join(" ")),
             csrf_token: self.random.token(),
             auth_time: user.map(|_| now),
             created_at: now,
             expires_at: now + if user.is_some() { self.config.session_lifetime } else { ANONYMOUS_SESSION_SECS },
+            user_agent: user.and_then(|(_, _, d)| d.user_agent.clone()),
+            address: user.and_then(|(_, _, d)| d.address.clone()),
+            last_used_at: now,
         };
         Session { record, new_cookie: Some(cookie) }
     }
