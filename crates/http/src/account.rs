@@ -91,8 +91,7 @@ struct AccountView {
     profile: Vec<(String, String)>,
     /// client id, app name, what it may do (descriptions), when
     apps: Vec<(String, String, Vec<String>, String)>,
-    /// sid, started, signed in, methods, this one
-    sessions: Vec<(String, String, String, String, bool)>,
+    sessions: Vec<SessionRow>,
     /// when, what
     events: Vec<(String, String)>,
     /// id, name, kind, added, last used
@@ -103,6 +102,21 @@ struct AccountView {
     password_hint: String,
     notice: Option<String>,
     error: Option<String>,
+}
+
+/// One of the user's sessions as the page lists it.
+struct SessionRow {
+    sid: String,
+    /// "Chrome on Linux" ([`crate::user_agent::summary`]).
+    device: String,
+    /// The client's address at sign-in.
+    address: String,
+    signed_in: String,
+    last_used: String,
+    /// How (RFC 8176 `amr` values).
+    methods: String,
+    /// The session of this request.
+    this: bool,
 }
 
 /// What an audit event means to the user it is about.
@@ -148,9 +162,14 @@ async fn render(svc: &AppState, me: &Me, status: StatusCode, notice: Option<Stri
             .list_user_sessions(&me.user.id, svc.now())
             .await?
             .into_iter()
-            .map(|s| {
-                let this = s.id_hash == me.session.id_hash;
-                (s.sid, utc(s.created_at), s.auth_time.map(utc).unwrap_or_default(), s.amr.unwrap_or_default(), this)
+            .map(|s| SessionRow {
+                this: s.id_hash == me.session.id_hash,
+                device: crate::user_agent::summary(s.user_agent.as_deref()),
+                address: s.address.unwrap_or_else(|| "unknown".into()),
+                signed_in: utc(s.auth_time.unwrap_or(s.created_at)),
+                last_used: utc(s.last_used_at),
+                methods: s.amr.unwrap_or_default(),
+                sid: s.sid,
             })
             .collect();
         let q = tessera_storage::AuditQuery { user_id: Some(me.user.id.clone()), limit: 50, ..Default::default() };

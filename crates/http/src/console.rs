@@ -572,8 +572,8 @@ struct UserView {
     u: UserShown,
     /// client id, client name, scope, when
     apps: Vec<(String, String, String, String)>,
-    /// created, last sign-in, expires, amr
-    sessions: Vec<(String, String, String, String)>,
+    /// device ("Chrome on Linux"), address, signed in, last used, expires, amr
+    sessions: Vec<(String, String, String, String, String, String)>,
     groups: Vec<String>,
     is_self: bool,
     notice: Option<String>,
@@ -603,7 +603,16 @@ async fn user_page(svc: &AppState, a: &Admin, id: &str, status: StatusCode, noti
             .list_user_sessions(id, svc.now())
             .await?
             .into_iter()
-            .map(|s| (utc(s.created_at), s.auth_time.map(utc).unwrap_or_default(), utc(s.expires_at), s.amr.unwrap_or_default()))
+            .map(|s| {
+                (
+                    crate::user_agent::summary(s.user_agent.as_deref()),
+                    s.address.unwrap_or_else(|| "unknown".into()),
+                    utc(s.auth_time.unwrap_or(s.created_at)),
+                    utc(s.last_used_at),
+                    utc(s.expires_at),
+                    s.amr.unwrap_or_default(),
+                )
+            })
             .collect();
         let groups = svc.store.list_user_groups(id).await?;
         Ok::<_, tessera_storage::StoreError>(Some((u, apps, sessions, groups)))

@@ -25,6 +25,7 @@ mod pages;
 pub mod response;
 pub mod serve;
 mod token;
+pub mod user_agent;
 mod wellknown;
 
 pub use serve::{ServeLimits, serve};
