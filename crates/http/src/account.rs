@@ -91,8 +91,7 @@ struct AccountView {
     profile: Vec<(String, String)>,
     /// client id, app name, what it may do (descriptions), when
     apps: Vec<(String, String, Vec<String>, String)>,
-    /// sid, started, signed in, methods, this one
-    sessions: Vec<(String, String, String, String, bool)>,
+    sessions: Vec<SessionRow>,
     /// when, what
     events: Vec<(String, String)>,
     /// id, name, kind, added, last used
@@ -101,8 +100,25 @@ struct AccountView {
     require_mfa: bool,
     /// Why this server cannot offer passkeys, when it cannot.
     passkeys_unavailable: Option<String>,
+    /// What a new password must be (the policy for this account's factors).
+    password_hint: String,
     notice: Option<String>,
     error: Option<String>,
+}
+
+/// One of the user's sessions as the page lists it.
+struct SessionRow {
+    sid: String,
+    /// "Chrome on Linux" ([`crate::user_agent::summary`]).
+    device: String,
+    /// The client's address at sign-in.
+    address: String,
+    signed_in: String,
+    last_used: String,
+    /// How (RFC 8176 `amr` values).
+    methods: String,
+    /// The session of this request.
+    this: bool,
 }
 
 /// What an audit event means to the user it is about.
@@ -148,19 +164,31 @@ async fn render(svc: &AppState, me: &Me, status: StatusCode, notice: Option<Stri
             .list_user_sessions(&me.user.id, svc.now())
             .await?
             .into_iter()
-            .map(|s| {
-                let this = s.id_hash == me.session.id_hash;
-                (s.sid, utc(s.created_at), s.auth_time.map(utc).unwrap_or_default(), s.amr.unwrap_or_default(), this)
+            .map(|s| SessionRow {
+                this: s.id_hash == me.session.id_hash,
+                device: crate::user_agent::summary(s.user_agent.as_deref()),
+                address: s.address.unwrap_or_else(|| "unknown".into()),
+                signed_in: utc(s.auth_time.unwrap_or(s.created_at)),
+                last_used: utc(s.last_used_at),
+                methods: s.amr.unwrap_or_default(),
+                sid: s.sid,
             })
             .collect();
         let q = tessera_storage::AuditQuery { user_id: Some(me.user.id.clone()), limit: 50, ..Default::default() };
         let events = svc.store.find_audit_events(&q).await?.into_iter().filter_map(|e| describe(&e.kind, &e.detail).map(|d| (utc(e.at), d))).collect();
-        let factors = crate::mfa::factor_rows(&svc.store.list_factors(&me.user.id).await?);
+        let factors = svc.store.list_factors(&me.user.id).await?;
         let left = svc.store.count_recovery_codes(&me.user.id).await?;
         Ok::<_, tessera_storage::StoreError>((apps, sessions, events, factors, left))
     };
     match loaded.await {
         Ok((apps, sessions, events, factors, recovery_codes_left)) => {
+            let policy = &svc.config.password_policy;
+            let general = policy.min_length_for(admin::Factors::WithSecondFactor);
+            let password_hint = match policy.min_length_for(admin::Factors::PasswordOnly) {
+                alone if factors.is_empty() && alone > general => format!("at least {alone} characters, or {general} with two-step sign-in"),
+                _ => format!("at least {general} characters"),
+            };
+            let factors = crate::mfa::factor_rows(&factors);
             let u = &me.user;
             let profile = u.profile.iter().map(|(k, v)| (k.clone(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))).collect();
             html(
@@ -178,6 +206,7 @@ async fn render(svc: &AppState, me: &Me, status: StatusCode, notice: Option<Stri
                     recovery_codes_left,
                     require_mfa: u.require_mfa,
                     passkeys_unavailable: svc.passkeys_unavailable().map(str::to_string),
+                    password_hint,
                     notice,
                     error,
                 },
@@ -218,7 +247,7 @@ async fn change_password(State(svc): State<AppState>, crate::extract::ClientAddr
         Ok(Err(_)) => return after(&svc, &f.me, Err(AdminError::Invalid("The current password is not right.".into()))).await,
         Err(e) => return crate::error::service_page(&e),
     }
-    let hash = match admin::hash_new_password(&svc.config.password_policy, new).await {
+    let hash = match svc.new_password_hash(Some(&f.me.user.id), new).await {
         Ok(h) => h,
         Err(e) => return after(&svc, &f.me, Err(e)).await,
     };

@@ -428,9 +428,10 @@ async fn find_user(svc: &AppState, id: &str) -> Result<tessera_storage::UserReco
     svc.store.find_user(id).await?.ok_or_else(|| Failure::from(AdminError::NotFound(format!("no user {id}"))))
 }
 
-/// The password policy, then Argon2id on the hashing threads (not an async worker).
-async fn hashed(svc: &AppState, password: String) -> Result<String, Failure> {
-    Ok(admin::hash_new_password(&svc.config.password_policy, password).await?)
+/// The password policy for `user_id`'s factors (`None`: a new user), then Argon2id on the
+/// hashing threads (not an async worker).
+async fn hashed(svc: &AppState, user_id: Option<&str>, password: String) -> Result<String, Failure> {
+    Ok(svc.new_password_hash(user_id, password).await?)
 }
 
 /// Which users to list.
@@ -492,7 +493,7 @@ async fn create_user(
     let who = caller.writer()?;
     let Json(req) = body.map_err(bad_json)?;
     let new = admin::NewUser { username: req.username, email: req.email, name: req.name, profile: req.profile };
-    let hash = hashed(&svc, req.password).await?;
+    let hash = hashed(&svc, None, req.password).await?;
     let created = acting(&svc, &who.actor()).create_user(new, hash).await?;
     let u = User::from(&created);
     let mut res = with_etag(StatusCode::CREATED, &u, &u);
@@ -544,7 +545,7 @@ async fn patch_user(
     check_if_match(&headers, &User::from(&current))?;
     // A refused password changes nothing: it is checked (and hashed) first.
     let hash = match patch.password {
-        Some(pw) => Some(hashed(&svc, pw).await?),
+        Some(pw) => Some(hashed(&svc, Some(&current.id), pw).await?),
         None => None,
     };
     let actor = who.actor();

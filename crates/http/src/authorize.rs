@@ -3,7 +3,7 @@
 //! service; every POST form is checked against the session's CSRF token ([`PendingForm`]).
 
 use crate::error::{PageError, page, service_page};
-use crate::extract::{ClientAddress, PageForm, PageQuery, PendingForm, SessionCookie, session_and_pending};
+use crate::extract::{ClientAddress, Device, PageForm, PageQuery, PendingForm, SessionCookie, session_and_pending};
 use crate::pages::{ConsentPage, FormPostPage, LoginPage, MessagePage, render};
 use crate::response::{NoStore, see_other};
 use crate::{AppState, cookies, i18n};
@@ -157,7 +157,7 @@ pub async fn login_page(State(svc): State<AppState>, SessionCookie(cookie): Sess
 }
 
 /// POST /login — check the password (Argon2id, throttled), then start a fresh session.
-pub async fn login_submit(State(svc): State<AppState>, ClientAddress(address): ClientAddress, form: PendingForm) -> Response {
+pub async fn login_submit(State(svc): State<AppState>, ClientAddress(address): ClientAddress, Device(device): Device, form: PendingForm) -> Response {
     let PendingForm { session, pending, params } = form;
     let username = params.get("username").unwrap_or("");
     let password = params.get("password").unwrap_or("");
@@ -179,7 +179,7 @@ pub async fn login_submit(State(svc): State<AppState>, ClientAddress(address): C
     // A new session id at sign-in (after the second step, when there is one), so a planted
     // cookie cannot ride the user's login; the pending request moves to it in the same
     // transaction.
-    crate::mfa::after_password(&svc, &session, &user, Some(&pending), "/account", &[amr::PWD.to_string()]).await
+    crate::mfa::after_password(&svc, &session, &user, Some(&pending), "/account", &[amr::PWD.to_string()], &device).await
 }
 
 /// GET /consent?request=ID — the page, or straight back to the client when nothing new is asked.

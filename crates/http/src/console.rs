@@ -36,9 +36,9 @@ const SIGNIN: &str = "/admin/signin";
 /// The console's routes (full paths; the admin API is nested beside them at `/admin/v1`).
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/account/signin", get(|st, c| signin_page(st, c, Place::Account)).post(|st, a, f| signin_submit(st, a, f, Place::Account)))
+        .route("/account/signin", get(|st, c| signin_page(st, c, Place::Account)).post(|st, a, d, f| signin_submit(st, a, d, f, Place::Account)))
         .route(HOME, get(home))
-        .route(SIGNIN, get(|st, c| signin_page(st, c, Place::Console)).post(|st, a, f| signin_submit(st, a, f, Place::Console)))
+        .route(SIGNIN, get(|st, c| signin_page(st, c, Place::Console)).post(|st, a, d, f| signin_submit(st, a, d, f, Place::Console)))
         .route("/admin/signout", post(signout))
         .route("/admin/clients", get(clients).post(create_client))
         .route("/admin/clients/{id}", get(client).post(update_client))
@@ -305,6 +305,7 @@ pub(crate) async fn signin_page(State(svc): State<AppState>, crate::extract::Ses
 pub(crate) async fn signin_submit(
     State(svc): State<AppState>,
     ClientAddress(address): ClientAddress,
+    crate::extract::Device(device): crate::extract::Device,
     form: crate::extract::CsrfForm,
     place: Place,
 ) -> Response {
@@ -340,7 +341,7 @@ pub(crate) async fn signin_submit(
         Err(e) => return service_page(&e),
     };
     let pwd = [tessera_server::service::mfa::amr::PWD.to_string()];
-    crate::mfa::after_password(&svc, &session, &user, None, place.home(), &pwd).await
+    crate::mfa::after_password(&svc, &session, &user, None, place.home(), &pwd, &device).await
 }
 
 /// POST /admin/signout: the session ends (CSRF-checked, so no other site can sign one out).
@@ -578,7 +579,7 @@ async fn users(State(svc): State<AppState>, a: Admin, crate::extract::PageQuery(
 
 async fn create_user(State(svc): State<AppState>, f: AdminForm) -> Response {
     let new = NewUser { username: f.text("username"), email: f.opt("email"), name: f.opt("name"), profile: Default::default() };
-    let created = match admin::hash_new_password(&svc.config.password_policy, f.params.get("password").unwrap_or("").to_string()).await {
+    let created = match svc.new_password_hash(None, f.params.get("password").unwrap_or("").to_string()).await {
         Ok(hash) => f.admin.acting(&svc).create_user(new, hash).await,
         Err(e) => Err(e),
     };
@@ -596,8 +597,8 @@ struct UserView {
     u: UserShown,
     /// client id, client name, scope, when
     apps: Vec<(String, String, String, String)>,
-    /// created, last sign-in, expires, amr
-    sessions: Vec<(String, String, String, String)>,
+    /// device ("Chrome on Linux"), address, signed in, last used, expires, amr
+    sessions: Vec<(String, String, String, String, String, String)>,
     groups: Vec<String>,
     is_self: bool,
     notice: Option<String>,
@@ -630,7 +631,16 @@ async fn user_page(svc: &AppState, a: &Admin, id: &str, status: StatusCode, noti
             .list_user_sessions(id, svc.now())
             .await?
             .into_iter()
-            .map(|s| (utc(s.created_at), s.auth_time.map(utc).unwrap_or_default(), utc(s.expires_at), s.amr.unwrap_or_default()))
+            .map(|s| {
+                (
+                    crate::user_agent::summary(s.user_agent.as_deref()),
+                    s.address.unwrap_or_else(|| "unknown".into()),
+                    utc(s.auth_time.unwrap_or(s.created_at)),
+                    utc(s.last_used_at),
+                    utc(s.expires_at),
+                    s.amr.unwrap_or_default(),
+                )
+            })
             .collect();
         let groups = svc.store.list_user_groups(id).await?;
         let factors = svc.store.list_factors(id).await?;
@@ -722,7 +732,7 @@ async fn set_password(State(svc): State<AppState>, Path(id): Path<String>, f: Ad
         Ok(n) => n,
         Err(r) => return r,
     };
-    let done = match admin::hash_new_password(&svc.config.password_policy, f.params.get("password").unwrap_or("").to_string()).await {
+    let done = match svc.new_password_hash(Some(&id), f.params.get("password").unwrap_or("").to_string()).await {
         Ok(hash) => f.admin.acting(&svc).set_password_hash(&username, &hash).await.map(|()| "Password set: every session of theirs ended.".to_string()),
         Err(e) => Err(e),
     };

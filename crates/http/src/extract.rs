@@ -8,7 +8,8 @@
 //!   the cookie and its CSRF token checked ([`check_csrf`], the one check); `PendingForm` also
 //!   finds the pending authorization request the form continues.
 //! - [`SessionCookie`], [`ClientAddress`]: the session cookie, and the client's throttling
-//!   bucket behind trusted proxies.
+//!   bucket behind trusted proxies; [`Device`]: where a sign-in comes from (the `User-Agent`
+//!   and that address), kept with the session it starts.
 
 use crate::error::{JsonError, oauth_page, page, service_page};
 use crate::{AppState, MAX_BODY_BYTES, cookies};
@@ -22,6 +23,7 @@ use tessera_protocol::OAuthError;
 use tessera_protocol::client::PresentedCredentials;
 use tessera_protocol::params::Params;
 use tessera_server::secret;
+use tessera_server::service::authn::SignInDevice;
 use tessera_server::service::authorize::PendingAuthorization;
 use tessera_storage::SessionRecord;
 
@@ -187,6 +189,20 @@ impl FromRequestParts<AppState> for ClientAddress {
 
     async fn from_request_parts(parts: &mut Parts, svc: &AppState) -> Result<Self, Infallible> {
         Ok(Self(client_address(svc, parts)))
+    }
+}
+
+/// Where a sign-in comes from: the `User-Agent` header (cut to 512 characters by
+/// [`SignInDevice::new`]) and the [`ClientAddress`], for the session it starts (the account
+/// page's "Where you are signed in").
+pub struct Device(pub SignInDevice);
+
+impl FromRequestParts<AppState> for Device {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, svc: &AppState) -> Result<Self, Infallible> {
+        let ua = parts.headers.get(header::USER_AGENT).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        Ok(Self(SignInDevice::new(ua.as_deref(), &client_address(svc, parts))))
     }
 }
 

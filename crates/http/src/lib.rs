@@ -27,6 +27,7 @@ mod passkey;
 pub mod response;
 pub mod serve;
 mod token;
+pub mod user_agent;
 mod wellknown;
 
 pub use serve::{ServeLimits, serve};

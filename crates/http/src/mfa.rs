@@ -8,7 +8,7 @@ use crate::account::{Me, MyForm};
 use crate::authorize::{outcome_response, retry_after, wait_text, with_cookie};
 use crate::console::{html, utc};
 use crate::error::service_page;
-use crate::extract::{ClientAddress, CsrfForm, SessionCookie};
+use crate::extract::{ClientAddress, CsrfForm, Device, SessionCookie};
 use crate::response::see_other;
 use crate::{AppState, i18n};
 use askama::Template;
@@ -17,6 +17,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
+use tessera_server::service::authn::SignInDevice;
 use tessera_server::service::authorize::{AuthorizeOutcome, PendingAuthorization};
 use tessera_server::service::mfa::{self, CodeRefused, SecondStep, TotpEnrolment, amr};
 use tessera_storage::{FactorKind, SessionRecord, UserRecord};
@@ -33,9 +34,9 @@ pub fn routes() -> Router<AppState> {
         .route("/account/recovery-codes", post(new_recovery_codes))
 }
 
-/// The password checked for `user` in `session`: either the sign-in is done (a new session, on
-/// to `pending`'s consent or to `next`), or it waits for its second step (the user has a
-/// factor, or one is required of them or by the client).
+/// The password checked for `user` in `session`: either the sign-in is done (a new session
+/// from `device`, on to `pending`'s consent or to `next`), or it waits for its second step (the
+/// user has a factor, or one is required of them or by the client).
 pub(crate) async fn after_password(
     svc: &AppState,
     session: &SessionRecord,
@@ -43,6 +44,7 @@ pub(crate) async fn after_password(
     pending: Option<&PendingAuthorization>,
     next: &str,
     first: &[String],
+    device: &SignInDevice,
 ) -> Response {
     let required_by_client = pending.is_some_and(|p| p.require_mfa);
     match svc.needs_second_step(user, required_by_client).await {
@@ -53,13 +55,13 @@ pub(crate) async fn after_password(
                 Err(e) => service_page(&e),
             }
         }
-        Ok(false) => finish_sign_in(svc, session, user, pending, next, first).await,
+        Ok(false) => finish_sign_in(svc, session, user, pending, next, first, device).await,
         Err(e) => service_page(&e),
     }
 }
 
-/// A new session for `user` signed in with `amr`; the browser goes on to `pending`'s consent
-/// (the request moves to the new session) or to `next`.
+/// A new session for `user` signed in with `amr` from `device`; the browser goes on to
+/// `pending`'s consent (the request moves to the new session) or to `next`.
 pub(crate) async fn finish_sign_in(
     svc: &AppState,
     session: &SessionRecord,
@@ -67,16 +69,17 @@ pub(crate) async fn finish_sign_in(
     pending: Option<&PendingAuthorization>,
     next: &str,
     amr: &[String],
+    device: &SignInDevice,
 ) -> Response {
     match pending {
         Some(p) => {
             let p = PendingAuthorization { force_login: false, signed_in_here: true, ..p.clone() };
-            match svc.signed_in_session(user, session, &p, amr).await {
+            match svc.signed_in_session(user, session, &p, amr, device).await {
                 Ok(fresh) => with_cookie(outcome_response(AuthorizeOutcome::Consent(p.id.clone())), svc, fresh.new_cookie.as_deref(), fresh.max_age()),
                 Err(e) => service_page(&e),
             }
         }
-        None => match svc.signed_in_session_alone(user, session, amr).await {
+        None => match svc.signed_in_session_alone(user, session, amr, device).await {
             Ok(fresh) => with_cookie(see_other(next), svc, fresh.new_cookie.as_deref(), fresh.max_age()),
             Err(e) => service_page(&e),
         },
@@ -173,7 +176,7 @@ async fn pending_of(svc: &AppState, session: &SessionRecord, step: &SecondStep) 
 }
 
 /// POST /login/two-step: the code; on success the sign-in is done (with `otp` and `mfa`).
-async fn second_step_submit(State(svc): State<AppState>, ClientAddress(address): ClientAddress, form: CsrfForm) -> Response {
+async fn second_step_submit(State(svc): State<AppState>, ClientAddress(address): ClientAddress, Device(device): Device, form: CsrfForm) -> Response {
     let CsrfForm { session, params } = form;
     let (_, user) = match svc.second_step(&session).await {
         Ok(Some(x)) => x,
@@ -199,12 +202,20 @@ async fn second_step_submit(State(svc): State<AppState>, ClientAddress(address):
         }
         Err(e) => return service_page(&e),
     };
-    complete(&svc, &session, &user, method, None).await
+    complete(&svc, &session, &user, method, None, &device).await
 }
 
-/// The second factor proved: the waiting sign-in is taken (once) and finished; with new
-/// recovery codes to show, a page shows them first.
-pub(crate) async fn complete(svc: &AppState, session: &SessionRecord, user: &UserRecord, method: &str, codes: Option<Vec<String>>) -> Response {
+/// The second factor proved: the waiting sign-in is taken (once) and finished (the session
+/// from `device`, the browser that finished it); with new recovery codes to show, a page shows
+/// them first.
+pub(crate) async fn complete(
+    svc: &AppState,
+    session: &SessionRecord,
+    user: &UserRecord,
+    method: &str,
+    codes: Option<Vec<String>>,
+    device: &SignInDevice,
+) -> Response {
     let step = match svc.finish_second_step(session).await {
         Ok(Some(s)) if s.user_id == user.id => s,
         Ok(_) => return expired(),
@@ -216,7 +227,7 @@ pub(crate) async fn complete(svc: &AppState, session: &SessionRecord, user: &Use
     };
     let amr = mfa::with_second_factor(&step.amr, method);
     let next = step.next.as_deref().unwrap_or("/account");
-    let done = finish_sign_in(svc, session, user, pending.as_ref(), next, &amr).await;
+    let done = finish_sign_in(svc, session, user, pending.as_ref(), next, &amr, device).await;
     match codes {
         None => done,
         Some(codes) => {
@@ -233,7 +244,7 @@ pub(crate) async fn complete(svc: &AppState, session: &SessionRecord, user: &Use
 
 /// POST /login/two-step/setup: a second factor is required and the user has none: the app
 /// set up now is confirmed by its first code, which is also the sign-in's second step.
-async fn second_step_setup(State(svc): State<AppState>, ClientAddress(address): ClientAddress, form: CsrfForm) -> Response {
+async fn second_step_setup(State(svc): State<AppState>, ClientAddress(address): ClientAddress, Device(device): Device, form: CsrfForm) -> Response {
     let CsrfForm { session, params } = form;
     let (_, user) = match svc.second_step(&session).await {
         Ok(Some(x)) => x,
@@ -242,7 +253,7 @@ async fn second_step_setup(State(svc): State<AppState>, ClientAddress(address): 
     };
     let token = params.get("setup").unwrap_or("");
     match svc.confirm_totp(&user, token, params.get("code").unwrap_or(""), params.get("name").unwrap_or(""), &address).await {
-        Ok(Ok(codes)) => complete(&svc, &session, &user, amr::OTP, codes).await,
+        Ok(Ok(codes)) => complete(&svc, &session, &user, amr::OTP, codes, &device).await,
         Ok(Err(msg)) => {
             let again = svc.find_totp_enrolment(&user, token).await.ok().flatten();
             show_second_step(&svc, &session, StatusCode::BAD_REQUEST, Some(&msg), again).await

@@ -6,7 +6,7 @@
 
 use crate::AppState;
 use crate::account::MyForm;
-use crate::extract::{ClientAddress, CsrfForm};
+use crate::extract::{ClientAddress, CsrfForm, Device};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -97,7 +97,7 @@ fn next_of(p: &tessera_protocol::params::Params) -> &'static str {
 
 /// POST /login/passkey: `token`, `credential`, and `request` (the pending authorization) or
 /// `next`. A passkey with user verification is two factors: signed in with `hwk` and `mfa`.
-async fn sign_in(State(svc): State<AppState>, ClientAddress(address): ClientAddress, f: CsrfForm) -> Response {
+async fn sign_in(State(svc): State<AppState>, ClientAddress(address): ClientAddress, Device(device): Device, f: CsrfForm) -> Response {
     let CsrfForm { session, params } = f;
     let pending = match params.get("request") {
         Some(id) => match svc.find_pending(id, &session).await {
@@ -109,7 +109,7 @@ async fn sign_in(State(svc): State<AppState>, ClientAddress(address): ClientAddr
     };
     let (token, credential) = (params.get("token").unwrap_or(""), params.get("credential").unwrap_or(""));
     match svc.finish_passkey_sign_in(&session, token, credential, &address).await {
-        Ok(Ok((user, amr))) => as_json(crate::mfa::finish_sign_in(&svc, &session, &user, pending.as_ref(), next_of(&params), &amr).await),
+        Ok(Ok((user, amr))) => as_json(crate::mfa::finish_sign_in(&svc, &session, &user, pending.as_ref(), next_of(&params), &amr, &device).await),
         Ok(Err(r)) => refused(r),
         Err(e) => failed(&e),
     }
@@ -130,7 +130,7 @@ async fn second_step_options(State(svc): State<AppState>, f: CsrfForm) -> Respon
 }
 
 /// POST /login/two-step/passkey: `token`, `credential`; the sign-in finishes with `hwk`.
-async fn second_step(State(svc): State<AppState>, f: CsrfForm) -> Response {
+async fn second_step(State(svc): State<AppState>, Device(device): Device, f: CsrfForm) -> Response {
     let CsrfForm { session, params } = f;
     let user = match svc.second_step(&session).await {
         Ok(Some((_, u))) => u,
@@ -139,7 +139,7 @@ async fn second_step(State(svc): State<AppState>, f: CsrfForm) -> Response {
     };
     let (token, credential) = (params.get("token").unwrap_or(""), params.get("credential").unwrap_or(""));
     match svc.finish_passkey_second_step(&user, &session, token, credential).await {
-        Ok(Ok(method)) => as_json(crate::mfa::complete(&svc, &session, &user, method, None).await),
+        Ok(Ok(method)) => as_json(crate::mfa::complete(&svc, &session, &user, method, None, &device).await),
         Ok(Err(r)) => refused(r),
         Err(e) => failed(&e),
     }

@@ -157,13 +157,15 @@ const LOCK_THROTTLES: &str = "INSERT INTO throttles (key, failures, last_at) SEL
 const SIGNING_KEYS_LOCK: i64 = 0x7e55_e7a0_0000_0001;
 
 /// Sign-in's change of session as one statement (data-modifying CTEs, one round trip, one
-/// commit): `$1` the old session, `$2`–`$9` the new one, `$10`–`$13` the pending request. The
-/// three touch different rows, and a failing insert undoes the others.
+/// commit): `$1` the old session, `$2`–`$12` the new one (`sql::SESSION_COLUMNS`' order),
+/// `$13`–`$16` the pending request. The three touch different rows, and a failing insert undoes
+/// the others.
 const REPLACE_SESSION: &str = concat!(
     "WITH gone AS (DELETE FROM sessions WHERE id_hash = $1), ",
-    "moved AS (INSERT INTO pending_requests (id, session_hash, data, expires_at) VALUES ($10, $11, $12, $13) ",
+    "moved AS (INSERT INTO pending_requests (id, session_hash, data, expires_at) VALUES ($13, $14, $15, $16) ",
     "ON CONFLICT (id) DO UPDATE SET session_hash = excluded.session_hash, data = excluded.data, expires_at = excluded.expires_at) ",
-    "INSERT INTO sessions (id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at) VALUES ($2, $3, $4, $5, $6, $7, $8, $9)"
+    "INSERT INTO sessions (id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at, user_agent, address, last_used_at) ",
+    "VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 );
 
 /// The clean-up statements, rows addressed by primary key.
@@ -491,6 +493,9 @@ impl SessionStore for PgStore {
     }
     async fn find_session_by_sid(&self, sid: &str, now: i64) -> Result<Option<SessionRecord>> {
         fetch_opt(&self.pool, sql::FIND_SESSION_BY_SID, &[Arg::Text(sid), Arg::Int(now)], row::session_from_row).await
+    }
+    async fn update_session_last_used(&self, id_hash: &str, now: i64) -> Result<bool> {
+        run(&self.pool, sql::TOUCH_SESSION, &[Arg::Text(id_hash), Arg::Int(now)]).await.map(|n| n > 0)
     }
     async fn add_session_client(&self, sid: &str, client_id: &str, now: i64) -> Result<()> {
         run(&self.pool, sql::UPSERT_SESSION_CLIENT, &[Arg::Text(sid), Arg::Text(client_id), Arg::Int(now)]).await.map(drop)

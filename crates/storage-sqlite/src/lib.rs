@@ -131,6 +131,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (12, "admins", include_str!("../migrations/0012_admins.sql")),
     (13, "applied objects", include_str!("../migrations/0013_applied_objects.sql")),
     (14, "accounts", include_str!("../migrations/0014_accounts.sql")),
+    (15, "session devices", include_str!("../migrations/0015_session_devices.sql")),
 ];
 
 /// Apply the migrations this database lacks, each in one transaction with its record in
@@ -816,6 +817,9 @@ impl SessionStore for SqliteStore {
     }
     async fn find_session_by_sid(&self, sid: &str, now: i64) -> Result<Option<SessionRecord>> {
         self.read(|r| fetch_opt(r, sqlite!(sql::FIND_SESSION_BY_SID), &[Arg::Text(sid), Arg::Int(now)], row::session_from_row))
+    }
+    async fn update_session_last_used(&self, id_hash: &str, now: i64) -> Result<bool> {
+        self.write(|w| run(w, sqlite!(sql::TOUCH_SESSION), &[Arg::Text(id_hash), Arg::Int(now)])).map(|n| n > 0)
     }
     async fn add_session_client(&self, sid: &str, client_id: &str, now: i64) -> Result<()> {
         self.write(|w| run(w, sqlite!(sql::UPSERT_SESSION_CLIENT), &[Arg::Text(sid), Arg::Text(client_id), Arg::Int(now)])).map(drop)

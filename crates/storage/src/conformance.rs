@@ -55,7 +55,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@contract $factory, accounts: require_mfa_and_email_verification, rehash_is_compare_and_swap, factors_belong_to_their_user, deleted_user_takes_factors_and_tokens; races: totp_steps_are_single_use, recovery_codes_are_single_use, user_tokens_are_single_use);
         $crate::conformance_tests!(@contract $factory, apis: apis);
         $crate::conformance_tests!(@contract $factory, keys: ; races: keys, key_reseal_is_compare_and_swap);
-        $crate::conformance_tests!(@contract $factory, sessions: sessions_and_pending, session_clients, user_sessions);
+        $crate::conformance_tests!(@contract $factory, sessions: sessions_and_pending, session_clients, user_sessions, session_devices_and_last_use);
         $crate::conformance_tests!(@contract $factory, consents: consents, consent_removal);
         $crate::conformance_tests!(@contract $factory, codes: ; races: codes_are_single_use, code_redemption_is_atomic);
         $crate::conformance_tests!(@contract $factory, refresh_tokens: revoked_family_stays_revoked; races: refresh_rotation, refresh_grace, rotation_is_atomic);
@@ -252,6 +252,9 @@ pub async fn sessions_and_pending(s: &dyn Store) {
         auth_time: Some(5),
         created_at: 5,
         expires_at: 100,
+        user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0".into()),
+        address: Some("192.0.2.7".into()),
+        last_used_at: 5,
     };
     s.create_session(&sess).await.unwrap();
     assert_eq!(s.find_session("h1", 50).await.unwrap(), Some(sess.clone()));
@@ -277,6 +280,9 @@ pub async fn sessions_and_pending(s: &dyn Store) {
         auth_time: None,
         created_at: 5,
         expires_at: 100,
+        user_agent: None,
+        address: None,
+        last_used_at: 5,
     };
     s.create_session(&anon).await.unwrap();
     s.create_pending_request(&PendingRequestRecord { id: "p2".into(), session_hash: "anon".into(), data: "{\"v\":1}".into(), expires_at: 50 }).await.unwrap();
@@ -291,6 +297,10 @@ pub async fn sessions_and_pending(s: &dyn Store) {
         auth_time: Some(7),
         created_at: 7,
         expires_at: 200,
+        // The sign-in's device, through the one-statement change on PostgreSQL too.
+        user_agent: Some("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) Version/17.5 Safari/605.1.15".into()),
+        address: Some("2001:db8:1:2::".into()),
+        last_used_at: 7,
     };
     let moved = PendingRequestRecord { id: "p2".into(), session_hash: "fresh".into(), data: "{\"v\":2}".into(), expires_at: 60 };
     s.replace_session("anon", &signed_in, &moved).await.unwrap();
@@ -702,7 +712,38 @@ fn session(id_hash: &str, user_id: &str) -> SessionRecord {
         auth_time: Some(5),
         created_at: 5,
         expires_at: 1_000,
+        user_agent: None,
+        address: None,
+        last_used_at: 5,
     }
+}
+
+/// A session's device (its `User-Agent`, the client's address) round-trips, in lists too, and
+/// [`SessionStore::update_session_last_used`] writes a use only when the last one recorded is
+/// more than a minute old.
+pub async fn session_devices_and_last_use(s: &dyn Store) {
+    let ua = format!("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 {}", "é".repeat(100));
+    let sess = SessionRecord { user_agent: Some(ua.clone()), address: Some("198.51.100.9".into()), last_used_at: 100, ..session("sd-1", "u-d") };
+    s.create_session(&sess).await.unwrap();
+    assert_eq!(s.find_session("sd-1", 10).await.unwrap(), Some(sess.clone()), "the device round-trips");
+    assert_eq!(s.list_user_sessions("u-d", 10).await.unwrap(), vec![sess.clone()]);
+    assert_eq!(s.find_session_by_sid("sid-sd-1", 10).await.unwrap().unwrap().user_agent.as_deref(), Some(ua.as_str()));
+    let last_used = |t| async move { s.find_session("sd-1", t).await.unwrap().unwrap().last_used_at };
+    assert!(!s.update_session_last_used("sd-1", 130).await.unwrap(), "used 30 s ago: not written");
+    assert!(!s.update_session_last_used("sd-1", 160).await.unwrap(), "a minute exactly: not written");
+    assert_eq!(last_used(160).await, 100);
+    assert!(s.update_session_last_used("sd-1", 161).await.unwrap(), "more than a minute: written");
+    assert_eq!(last_used(161).await, 161);
+    assert!(!s.update_session_last_used("sd-1", 200).await.unwrap());
+    assert!(s.update_session_last_used("sd-1", 500).await.unwrap());
+    assert_eq!(last_used(500).await, 500);
+    let found = s.find_session("sd-1", 500).await.unwrap().unwrap();
+    assert_eq!(SessionRecord { last_used_at: 100, ..found }, sess, "nothing else changes");
+    assert!(!s.update_session_last_used("nope", 10_000).await.unwrap(), "no such session");
+    // An anonymous session has no device.
+    let anon = SessionRecord { user_id: None, amr: None, auth_time: None, ..session("sd-anon", "x") };
+    s.create_session(&anon).await.unwrap();
+    assert_eq!(s.find_session("sd-anon", 10).await.unwrap().map(|a| (a.user_agent, a.address)), Some((None, None)));
 }
 
 /// [`SessionStore::list_user_sessions`] (live ones, newest first) and

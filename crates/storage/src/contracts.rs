@@ -144,6 +144,10 @@ pub trait SessionStore: Send + Sync {
     async fn find_session(&self, id_hash: &str, now: i64) -> Result<Option<SessionRecord>>;
     async fn delete_session(&self, id_hash: &str) -> Result<()>;
     async fn find_session_by_sid(&self, sid: &str, now: i64) -> Result<Option<SessionRecord>>;
+    /// The session was used at `now`: its `last_used_at` becomes `now` unless it was set less
+    /// than a minute before (one cheap statement, so a session in use is written at most once a
+    /// minute, whichever instance serves it). `true` when it changed.
+    async fn update_session_last_used(&self, id_hash: &str, now: i64) -> Result<bool>;
     /// Remember that `client_id` received tokens in session `sid` (for logout).
     async fn add_session_client(&self, sid: &str, client_id: &str, now: i64) -> Result<()>;
     async fn list_session_clients(&self, sid: &str) -> Result<Vec<String>>;

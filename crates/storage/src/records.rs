@@ -223,7 +223,18 @@ pub struct SessionRecord {
     pub auth_time: Option<i64>,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The browser's `User-Agent` at sign-in (at most [`USER_AGENT_MAX_CHARS`] characters),
+    /// for the user's list of their sessions; `None` for anonymous sessions and older rows.
+    pub user_agent: Option<String>,
+    /// The client's address at sign-in (its throttling bucket, behind trusted proxies).
+    pub address: Option<String>,
+    /// When the session was last used, at most a minute stale
+    /// ([`crate::SessionStore::update_session_last_used`]); its creation until then.
+    pub last_used_at: i64,
 }
+
+/// The longest `User-Agent` a session keeps (longer ones are cut by the service).
+pub const USER_AGENT_MAX_CHARS: usize = 512;
 
 /// An authorization request waiting for the user to sign in or consent.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -217,6 +217,9 @@ pub fn session_from_row(r: &dyn Row) -> Result<SessionRecord> {
         auth_time: r.opt_int(5)?,
         created_at: r.int(6)?,
         expires_at: r.int(7)?,
+        user_agent: r.opt_text(8)?,
+        address: r.opt_text(9)?,
+        last_used_at: r.int(10)?,
     })
 }
 

@@ -86,7 +86,7 @@ macro_rules! key_columns {
 }
 macro_rules! session_columns {
     () => {
-        "id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at"
+        "id_hash, sid, user_id, amr, csrf_token, auth_time, created_at, expires_at, user_agent, address, last_used_at"
     };
 }
 macro_rules! pending_columns {
@@ -229,7 +229,7 @@ pub fn key_unless(k: &KeyRecord, unless: ExistingKey, sqlite: bool) -> (&'static
     (sql, [a, b, c, d, e, Arg::Int(at)])
 }
 
-pub fn session_args(s: &SessionRecord) -> [Arg<'_>; 8] {
+pub fn session_args(s: &SessionRecord) -> [Arg<'_>; 11] {
     [
         Arg::Text(&s.id_hash),
         Arg::Text(&s.sid),
@@ -239,6 +239,9 @@ pub fn session_args(s: &SessionRecord) -> [Arg<'_>; 8] {
         Arg::OptInt(s.auth_time),
         Arg::Int(s.created_at),
         Arg::Int(s.expires_at),
+        Arg::OptText(s.user_agent.as_deref()),
+        Arg::OptText(s.address.as_deref()),
+        Arg::Int(s.last_used_at),
     ]
 }
 
@@ -434,10 +437,12 @@ pub const DELETE_KEY: &str = "DELETE FROM signing_keys WHERE kid = $1";
 /// `$1` new, `$2` kid, `$3` expected: compare and swap.
 pub const UPDATE_KEY_DER: &str = "UPDATE signing_keys SET private_der = $1 WHERE kid = $2 AND private_der = $3";
 
-pub const INSERT_SESSION: &str = concat!("INSERT INTO sessions (", session_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
+pub const INSERT_SESSION: &str = concat!("INSERT INTO sessions (", session_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
 pub const FIND_SESSION: &str = concat!("SELECT ", session_columns!(), " FROM sessions WHERE id_hash = $1 AND expires_at > $2");
 pub const FIND_SESSION_BY_SID: &str = concat!("SELECT ", session_columns!(), " FROM sessions WHERE sid = $1 AND expires_at > $2");
 pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id_hash = $1";
+/// A session's last use at `$2`, unless it was recorded less than a minute before.
+pub const TOUCH_SESSION: &str = "UPDATE sessions SET last_used_at = $2 WHERE id_hash = $1 AND last_used_at < $2 - 60";
 pub const UPSERT_SESSION_CLIENT: &str =
     "INSERT INTO session_clients (sid, client_id, at) VALUES ($1, $2, $3) ON CONFLICT (sid, client_id) DO UPDATE SET at = excluded.at";
 pub const LIST_SESSION_CLIENTS: &str = "SELECT client_id FROM session_clients WHERE sid = $1 ORDER BY at, client_id";
@@ -747,7 +752,22 @@ mod tests {
         assert_eq!(count(FACTOR_COLUMNS), factor_args(&sample_factor()).len());
         assert_eq!(count(USER_TOKEN_COLUMNS), 6);
         assert_eq!(count(KEY_COLUMNS), 5);
-        assert_eq!(count(SESSION_COLUMNS), 8);
+        assert_eq!(count(SESSION_COLUMNS), 11);
+        let session = SessionRecord {
+            id_hash: "h".into(),
+            sid: "s".into(),
+            user_id: None,
+            amr: None,
+            csrf_token: "c".into(),
+            auth_time: None,
+            created_at: 0,
+            expires_at: 0,
+            user_agent: None,
+            address: None,
+            last_used_at: 0,
+        };
+        assert_eq!(count(SESSION_COLUMNS), session_args(&session).len());
+        assert_eq!(INSERT_SESSION.matches('$').count(), session_args(&session).len());
         assert_eq!(count(PENDING_COLUMNS), 4);
         assert_eq!(count(USER_COLUMNS), arity(user_args));
         assert_eq!(count(API_COLUMNS), 6);

@@ -344,13 +344,13 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
     Ok(())
 }
 
-pub async fn user(database: Option<&str>, j: bool, policy: &admin::PasswordPolicy, cmd: UserCmd) -> anyhow::Result<()> {
+pub async fn user(database: Option<&str>, j: bool, passwords: &crate::settings::Passwords, cmd: UserCmd) -> anyhow::Result<()> {
     let store = open(database).await?;
     match cmd {
         UserCmd::Create { username, email, name, password_stdin: _, profile } => {
             let pw = read_password()?;
-            policy.check(&pw)?;
-            let hash = tessera_server::service::authn::hash_password(&pw).map_err(anyhow::Error::msg)?;
+            // A new user has no second factor yet.
+            let hash = admin::hash_new_password(&passwords.policy, &passwords.argon2, pw, admin::Factors::PasswordOnly).await?;
             let u = acting(&*store, &cli_actor()).create_user(NewUser { username, email, name, profile: profile_map(&profile) }, hash).await?;
             print(j, &user_json(&u), || format!("created user {} (id {})", u.username, u.id));
         }
@@ -390,8 +390,9 @@ pub async fn user(database: Option<&str>, j: bool, policy: &admin::PasswordPolic
         }
         UserCmd::SetPassword { username, password_stdin: _ } => {
             let pw = read_password()?;
-            policy.check(&pw)?;
-            let hash = tessera_server::service::authn::hash_password(&pw).map_err(anyhow::Error::msg)?;
+            let user = store.find_user_by_username(&username).await?.with_context(|| format!("no user {username}"))?;
+            let factors = admin::Factors::of(&*store, &user.id).await?;
+            let hash = admin::hash_new_password(&passwords.policy, &passwords.argon2, pw, factors).await?;
             acting(&*store, &cli_actor()).set_password_hash(&username, &hash).await?;
             print(j, &json!({ "username": username, "password": "updated" }), || format!("password updated for {username}"));
         }
@@ -635,9 +636,16 @@ pub async fn audit(database: Option<&str>, j: bool, cmd: AuditCmd) -> anyhow::Re
 }
 
 /// `tessera apply FILE` (configuration as code).
-pub async fn apply(database: Option<&str>, j: bool, policy: &admin::PasswordPolicy, file: &std::path::Path, dry_run: bool, prune: bool) -> anyhow::Result<()> {
+pub async fn apply(
+    database: Option<&str>,
+    j: bool,
+    passwords: &crate::settings::Passwords,
+    file: &std::path::Path,
+    dry_run: bool,
+    prune: bool,
+) -> anyhow::Result<()> {
     let store = open(database).await?;
-    crate::apply::run(&*store, file, policy, dry_run, prune, &cli_actor(), j).await
+    crate::apply::run(&*store, file, passwords, dry_run, prune, &cli_actor(), j).await
 }
 
 /// `tessera export`.

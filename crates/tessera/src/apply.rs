@@ -10,6 +10,7 @@ use tessera_storage::Store;
 
 /// Read and check a configuration file, its references resolved.
 pub fn read(path: &Path, policy: &tessera_server::service::admin::PasswordPolicy) -> anyhow::Result<Desired> {
+    use tessera_server::service::admin::Factors;
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut d: Desired = toml::from_str(&text).with_context(|| format!("{} is not a valid Tessera configuration", path.display()))?;
     for c in &mut d.clients {
@@ -22,8 +23,9 @@ pub fn read(path: &Path, policy: &tessera_server::service::admin::PasswordPolicy
     }
     for u in &mut d.users {
         u.password = reference(&format!("user {}: password", u.username), u.password_env.as_deref(), u.password_file.as_deref())?;
+        // A first password: the user the plan creates with it has no second factor.
         if let Some(pw) = &u.password {
-            policy.check(pw).map_err(|e| anyhow::anyhow!("user {}: {e}", u.username))?;
+            policy.check(pw, Factors::PasswordOnly).map_err(|e| anyhow::anyhow!("user {}: {e}", u.username))?;
         }
     }
     Ok(d)
@@ -61,15 +63,15 @@ fn print_plan(plan: &Plan, file: &Path) {
 pub async fn run(
     store: &dyn Store,
     file: &Path,
-    policy: &tessera_server::service::admin::PasswordPolicy,
+    passwords: &crate::settings::Passwords,
     dry_run: bool,
     prune: bool,
     actor: &str,
     json: bool,
 ) -> anyhow::Result<()> {
-    let desired = read(file, policy)?;
+    let desired = read(file, &passwords.policy)?;
     let now = tessera_server::Clock::now(&tessera_server::SystemClock);
-    let plan = config::plan(store, &desired, prune, actor, now).await?;
+    let plan = config::plan(store, &desired, prune, &passwords.argon2, actor, now).await?;
     if json {
         let v = serde_json::json!({ "changes": plan.lines, "left": plan.left, "applied": !dry_run && !plan.is_empty(),
             "generated_secrets": if dry_run { vec![] } else { plan.generated_secrets.iter().map(|(id, s)| serde_json::json!({ "client_id": id, "client_secret": s })).collect::<Vec<_>>() } });
@@ -95,10 +97,10 @@ pub async fn run(
 }
 
 /// `tessera serve --apply FILE`: reconcile before serving (an error stops the start).
-pub async fn at_start(store: &dyn Store, file: &Path, policy: &tessera_server::service::admin::PasswordPolicy) -> anyhow::Result<()> {
-    let desired = read(file, policy)?;
+pub async fn at_start(store: &dyn Store, file: &Path, passwords: &crate::settings::Passwords) -> anyhow::Result<()> {
+    let desired = read(file, &passwords.policy)?;
     let now = tessera_server::Clock::now(&tessera_server::SystemClock);
-    let plan = config::plan(store, &desired, false, &format!("serve:{}", file.display()), now).await?;
+    let plan = config::plan(store, &desired, false, &passwords.argon2, &format!("serve:{}", file.display()), now).await?;
     for l in &plan.lines {
         tracing::info!(change = %l, "apply");
     }

@@ -21,15 +21,10 @@ pub struct Cli {
     /// (development and tests; refused by default at registration and at delivery).
     #[arg(long, global = true, env = "TESSERA_ALLOW_PRIVATE_LOGOUT_URIS", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_private_logout_uris: bool,
-    /// New passwords (set by `serve`'s admin API, console and account page, `user create`,
-    /// `user set-password`, `apply`) must have at least this many characters, 8 to 64
-    /// (NIST SP 800-63B §5.1.1.2; default 8).
-    #[arg(long, global = true, env = "TESSERA_PASSWORD_MIN_LENGTH")]
-    pub password_min_length: Option<usize>,
-    /// A list of breached passwords refused as new passwords: one per line, a SHA-1 digest in
-    /// hex (optionally `:COUNT`, as the Pwned Passwords files) or the password itself.
-    #[arg(long, global = true, env = "TESSERA_BREACHED_PASSWORDS")]
-    pub breached_passwords: Option<PathBuf>,
+    // How new passwords are checked and hashed: global, as `user create`, `user set-password`
+    // and `apply` set passwords as well as `serve`.
+    #[command(flatten)]
+    pub passwords: PasswordArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -80,6 +75,38 @@ pub enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+}
+
+/// The rules a new password must meet (NIST SP 800-63B) and the Argon2id parameters it is
+/// hashed with.
+#[derive(Args, Debug, Default, Clone)]
+pub struct PasswordArgs {
+    /// New passwords (set by `serve`'s admin API, console and account page, `user create`,
+    /// `user set-password`, `apply`) must have at least this many characters, 8 to 64
+    /// (NIST SP 800-63B §5.1.1.2; default 8).
+    #[arg(long, global = true, env = "TESSERA_PASSWORD_MIN_LENGTH")]
+    pub password_min_length: Option<usize>,
+    /// A list of breached passwords refused as new passwords: one per line, a SHA-1 digest in
+    /// hex (optionally `:COUNT`, as the Pwned Passwords files) or the password itself.
+    #[arg(long, global = true, env = "TESSERA_BREACHED_PASSWORDS")]
+    pub breached_passwords: Option<PathBuf>,
+    /// New passwords of accounts without a second factor (and of new users) must have at least
+    /// this many characters, 8 to 64 and not less than --password-min-length (NIST SP
+    /// 800-63B-4 §3.1.1.2 asks 15 of a password that is the only factor; default: off).
+    #[arg(long, global = true, env = "TESSERA_PASSWORD_MIN_LENGTH_SINGLE_FACTOR")]
+    pub password_min_length_single_factor: Option<usize>,
+    /// Argon2id memory per password hash, KiB (default 19456, OWASP's; 7168 to 4194304, with
+    /// at least OWASP's iterations for it). Hashes made with other parameters are made again at
+    /// the user's next sign-in.
+    #[arg(long, global = true, env = "TESSERA_ARGON2_MEMORY_KIB", value_name = "KIB")]
+    pub argon2_memory_kib: Option<u32>,
+    /// Argon2id passes (default 2; 1 to 64; OWASP: m=47104 t=1, m=19456 t=2, m=12288 t=3,
+    /// m=9216 t=4, m=7168 t=5).
+    #[arg(long, global = true, env = "TESSERA_ARGON2_ITERATIONS")]
+    pub argon2_iterations: Option<u32>,
+    /// Argon2id lanes (default 1; 1 to 16).
+    #[arg(long, global = true, env = "TESSERA_ARGON2_PARALLELISM")]
+    pub argon2_parallelism: Option<u32>,
 }
 
 /// Where the key-encryption key (KEK) that seals signing keys comes from. The KEK itself is

@@ -84,7 +84,7 @@ async fn register(svc: &Tessera, dir: &Path, redirect_uri: &str, spa_redirect_ur
         (Some(_), Some(pw)) => pw,
         (Some(_), None) => {
             let pw = random_password();
-            admin::set_password(store, DEMO_USER, &pw, now).await?;
+            admin::set_password(store, DEMO_USER, &pw, &svc.config.argon2, now).await?;
             pw
         }
         (None, _) => {
@@ -93,6 +93,7 @@ async fn register(svc: &Tessera, dir: &Path, redirect_uri: &str, spa_redirect_ur
                 store,
                 NewUser { username: DEMO_USER.into(), email: Some("demo@example.com".into()), name: Some("Demo User".into()), ..Default::default() },
                 &pw,
+                &svc.config.argon2,
                 now,
             )
             .await?;

@@ -20,23 +20,23 @@ use clap::Parser;
 #[tokio::main]
 async fn main() {
     let cli = cli::Cli::parse();
-    let policy = || settings::password_policy(cli.password_min_length, cli.breached_passwords.as_deref());
+    let passwords = || settings::passwords(&cli.passwords);
     let result = match cli.command {
-        cli::Command::Serve(args) => match policy() {
+        cli::Command::Serve(args) => match passwords() {
             Ok(p) => serve::run(cli.database.clone(), args, settings::KekSources::from_env(&cli.keys_at_rest), cli.allow_private_logout_uris, p).await,
             Err(e) => Err(e),
         },
         cli::Command::Demo(args) => demo::run(args).await,
         cli::Command::Migrate => admin::migrate(cli.database.as_deref()).await,
         cli::Command::Client(c) => admin::client(cli.database.as_deref(), cli.json, cli.allow_private_logout_uris, c).await,
-        cli::Command::User(c) => match policy() {
+        cli::Command::User(c) => match passwords() {
             Ok(p) => admin::user(cli.database.as_deref(), cli.json, &p, c).await,
             Err(e) => Err(e),
         },
         cli::Command::Api(c) => admin::api(cli.database.as_deref(), cli.json, c).await,
         cli::Command::Group(c) => admin::group(cli.database.as_deref(), cli.json, c).await,
         cli::Command::Audit(c) => admin::audit(cli.database.as_deref(), cli.json, c).await,
-        cli::Command::Apply { ref file, dry_run, prune } => match policy() {
+        cli::Command::Apply { ref file, dry_run, prune } => match passwords() {
             Ok(p) => admin::apply(cli.database.as_deref(), cli.json, &p, file, dry_run, prune).await,
             Err(e) => Err(e),
         },

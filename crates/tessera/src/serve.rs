@@ -18,7 +18,7 @@ pub async fn run(
     args: ServeArgs,
     kek: settings::KekSources,
     allow_private_logout_uris: bool,
-    password_policy: tessera_server::service::admin::PasswordPolicy,
+    passwords: settings::Passwords,
 ) -> anyhow::Result<()> {
     let s = settings::resolve_with(database, &args, kek, allow_private_logout_uris)?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
@@ -53,14 +53,15 @@ pub async fn run(
     let store = store::open_server_store(&s.database_url, s.database_pool_size).await?;
     let kek = store::key_encryption(&s.kek, &s.database_url, &*store).await?;
     if let Some(file) = &args.apply {
-        crate::apply::at_start(&*store, file, &password_policy).await.with_context(|| format!("--apply {}", file.display()))?;
+        crate::apply::at_start(&*store, file, &passwords).await.with_context(|| format!("--apply {}", file.display()))?;
     }
     let config = Config {
         key_encryption: Some(kek),
         allow_private_logout_uris: s.allow_private_logout_uris,
         dpop_nonces: s.dpop_nonces,
         trusted_proxies: s.trusted_proxies.clone(),
-        password_policy,
+        password_policy: passwords.policy,
+        argon2: passwords.argon2,
         branding: settings::branding(&args)?,
         ..Config::new(&issuer)
     };

@@ -304,9 +304,30 @@ pub fn branding(args: &crate::cli::ServeArgs) -> anyhow::Result<tessera_server::
     Ok(b)
 }
 
-/// The password rules of `--password-min-length` and `--breached-passwords` (NIST SP 800-63B
-/// §5.1.1.2), the list read once here.
-pub fn password_policy(min_length: Option<usize>, breached: Option<&std::path::Path>) -> anyhow::Result<tessera_server::service::admin::PasswordPolicy> {
+/// How new passwords are checked and hashed, from the global flags: the rules
+/// (`--password-min-length`, `--password-min-length-single-factor`, `--breached-passwords`) and
+/// the Argon2id parameters (`--argon2-*`). `serve`, `user create`, `user set-password` and
+/// `apply` use them.
+#[derive(Debug, Clone)]
+pub struct Passwords {
+    pub policy: tessera_server::service::admin::PasswordPolicy,
+    pub argon2: tessera_server::service::authn::Argon2Params,
+}
+
+/// The global flags' [`Passwords`].
+pub fn passwords(a: &crate::cli::PasswordArgs) -> anyhow::Result<Passwords> {
+    let policy = password_policy(a.password_min_length, a.password_min_length_single_factor, a.breached_passwords.as_deref())?;
+    let argon2 = argon2_params(a.argon2_memory_kib, a.argon2_iterations, a.argon2_parallelism)?;
+    Ok(Passwords { policy, argon2 })
+}
+
+/// The password rules of `--password-min-length`, `--password-min-length-single-factor` and
+/// `--breached-passwords` (NIST SP 800-63B §5.1.1.2), the list read once here.
+pub fn password_policy(
+    min_length: Option<usize>,
+    single_factor: Option<usize>,
+    breached: Option<&std::path::Path>,
+) -> anyhow::Result<tessera_server::service::admin::PasswordPolicy> {
     use anyhow::Context;
     let mut p = tessera_server::service::admin::PasswordPolicy::default();
     if let Some(n) = min_length {
@@ -315,11 +336,33 @@ pub fn password_policy(min_length: Option<usize>, breached: Option<&std::path::P
         }
         p.min_length = n;
     }
+    if let Some(n) = single_factor {
+        if !(8..=64).contains(&n) {
+            anyhow::bail!("--password-min-length-single-factor must be 8 to 64 (NIST SP 800-63B-4 asks 15)");
+        }
+        if n < p.min_length {
+            anyhow::bail!("--password-min-length-single-factor ({n}) must not be less than --password-min-length ({})", p.min_length);
+        }
+        p.min_length_single_factor = Some(n);
+    }
     if let Some(path) = breached {
         let text = std::fs::read_to_string(path).with_context(|| format!("--breached-passwords: reading {}", path.display()))?;
         p.breached = Some(std::sync::Arc::new(tessera_server::service::admin::PasswordPolicy::parse_breached(&text)));
     }
     Ok(p)
+}
+
+/// The Argon2id parameters of `--argon2-memory-kib`, `--argon2-iterations` and
+/// `--argon2-parallelism`, each defaulting to OWASP's recommendation (19456 KiB, 2, 1), checked
+/// against OWASP's minimums ([`tessera_server::service::authn::Argon2Params::new`]).
+pub fn argon2_params(
+    memory_kib: Option<u32>,
+    iterations: Option<u32>,
+    parallelism: Option<u32>,
+) -> anyhow::Result<tessera_server::service::authn::Argon2Params> {
+    use tessera_server::service::authn::Argon2Params;
+    let d = Argon2Params::default();
+    Ok(Argon2Params::new(memory_kib.unwrap_or(d.memory_kib()), iterations.unwrap_or(d.iterations()), parallelism.unwrap_or(d.parallelism()))?)
 }
 
 #[cfg(test)]
@@ -440,5 +483,39 @@ mod tests {
         assert_eq!(s.trusted_proxies, vec!["172.16.0.0/12".parse::<Cidr>().unwrap()]);
         let a = ServeArgs { trusted_proxies: Some(vec!["127.0.0.1".into()]), ..args(None, None, Some(f.path().into())) };
         assert_eq!(resolve(None, &a).unwrap().trusted_proxies, vec!["127.0.0.1/32".parse::<Cidr>().unwrap()], "the flag wins over the file");
+    }
+
+    /// The password settings: defaults, and each wrong value refused with the setting named
+    /// (clap reads the environment variables into the same fields).
+    #[test]
+    fn password_settings() {
+        use crate::cli::PasswordArgs;
+        let p = passwords(&PasswordArgs::default()).unwrap();
+        assert_eq!(p.argon2, tessera_server::service::authn::Argon2Params::default());
+        assert_eq!((p.argon2.memory_kib(), p.argon2.iterations(), p.argon2.parallelism()), (19_456, 2, 1));
+        assert_eq!((p.policy.min_length, p.policy.min_length_single_factor), (8, None));
+        let p = passwords(&PasswordArgs {
+            argon2_memory_kib: Some(47_104),
+            argon2_iterations: Some(1),
+            password_min_length_single_factor: Some(15),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!((p.argon2.memory_kib(), p.argon2.iterations(), p.policy.min_length_single_factor), (47_104, 1, Some(15)));
+        for (a, needle) in [
+            (PasswordArgs { argon2_memory_kib: Some(4_096), ..Default::default() }, "--argon2-memory-kib must be 7168 to 4194304"),
+            (PasswordArgs { argon2_memory_kib: Some(8 * 1024 * 1024), ..Default::default() }, "--argon2-memory-kib"),
+            (PasswordArgs { argon2_iterations: Some(1), ..Default::default() }, "--argon2-iterations 1 is too few for --argon2-memory-kib 19456"),
+            (PasswordArgs { argon2_iterations: Some(0), ..Default::default() }, "--argon2-iterations must be 1 to 64"),
+            (PasswordArgs { argon2_parallelism: Some(0), ..Default::default() }, "--argon2-parallelism must be 1 to 16"),
+            (PasswordArgs { password_min_length_single_factor: Some(7), ..Default::default() }, "--password-min-length-single-factor must be 8 to 64"),
+            (
+                PasswordArgs { password_min_length: Some(20), password_min_length_single_factor: Some(15), ..Default::default() },
+                "--password-min-length-single-factor (15) must not be less than --password-min-length (20)",
+            ),
+        ] {
+            let e = passwords(&a).unwrap_err().to_string();
+            assert!(e.contains(needle), "{a:?}: {e}");
+        }
     }
 }

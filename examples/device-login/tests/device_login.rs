@@ -33,7 +33,7 @@ async fn server() -> Server {
     let now = clock.now();
     let scopes = ["notes.read=Read your notes", "notes.write=Create and edit your notes"].iter().map(|s| admin::parse_api_scope(s).unwrap()).collect();
     admin::create_api(&*svc.store, API, "Notes", scopes, now).await.unwrap();
-    admin::create_user(&*svc.store, NewUser { username: USER.into(), ..Default::default() }, PASSWORD, now).await.unwrap();
+    admin::create_user(&*svc.store, NewUser { username: USER.into(), ..Default::default() }, PASSWORD, &svc.config.argon2, now).await.unwrap();
     let client = NewClient {
         name: "Notes CLI".into(),
         scope: "notes.read notes.write".into(),

@@ -3,7 +3,7 @@
 //! every change on its next request.
 
 use crate::secret;
-use crate::service::authn::hash_password;
+use crate::service::authn::Argon2Params;
 use tessera_protocol::client::{AuthMethod, GrantType};
 use tessera_protocol::redirect::validate_registration;
 use tessera_protocol::scope::{Scopes, is_scope_token};
@@ -384,32 +384,65 @@ pub async fn update_user(
 
 /// The default rules: at least 8 characters (NIST SP 800-63B §5.1.1.2), at most 1024.
 pub fn check_password(password: &str) -> Result<(), AdminError> {
-    PasswordPolicy::default().check(password)
+    PasswordPolicy::default().check(password, Factors::PasswordOnly)
 }
 
 /// What a new password must be (NIST SP 800-63B §5.1.1.2): long enough, not longer than 1024
 /// characters, and not in a list of passwords known from breaches. No composition rules.
 #[derive(Debug, Clone)]
 pub struct PasswordPolicy {
-    /// At least this many characters (8 to 64; default 8; NIST suggests 15 when the account
-    /// has no second factor).
+    /// At least this many characters (8 to 64; default 8).
     pub min_length: usize,
+    /// At least this many when the password is the account's only factor
+    /// (`--password-min-length-single-factor`; NIST SP 800-63B-4 §3.1.1.2: "at least 15
+    /// characters" for a single-factor password, 8 with a second factor); `None`: off.
+    pub min_length_single_factor: Option<usize>,
     /// SHA-1 digests of breached passwords (`--breached-passwords FILE`).
     pub breached: Option<std::sync::Arc<std::collections::HashSet<[u8; 20]>>>,
 }
 
 impl Default for PasswordPolicy {
     fn default() -> Self {
-        Self { min_length: 8, breached: None }
+        Self { min_length: 8, min_length_single_factor: None, breached: None }
+    }
+}
+
+/// Whether a new password is to be its account's only factor (the user has no second factor:
+/// no rows in `list_factors`, or is being created) or the first of two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Factors {
+    PasswordOnly,
+    WithSecondFactor,
+}
+
+impl Factors {
+    /// The user's factors as the store has them.
+    pub async fn of(store: &dyn Store, user_id: &str) -> Result<Self, StoreError> {
+        Ok(if store.list_factors(user_id).await?.is_empty() { Self::PasswordOnly } else { Self::WithSecondFactor })
     }
 }
 
 impl PasswordPolicy {
-    /// Refuse a password the rules do not admit, with the reason for the person choosing it.
-    pub fn check(&self, password: &str) -> Result<(), AdminError> {
+    /// The fewest characters a new password for an account with `factors` may have.
+    pub fn min_length_for(&self, factors: Factors) -> usize {
+        match (factors, self.min_length_single_factor) {
+            (Factors::PasswordOnly, Some(n)) => n.max(self.min_length),
+            _ => self.min_length,
+        }
+    }
+
+    /// Refuse a password the rules do not admit for an account with `factors`, with the reason
+    /// for the person choosing it.
+    pub fn check(&self, password: &str, factors: Factors) -> Result<(), AdminError> {
         let n = password.chars().count();
         if n < self.min_length || n > 1024 {
             return Err(invalid(format!("the password must be {} to 1024 characters", self.min_length)));
+        }
+        let single = self.min_length_for(Factors::PasswordOnly);
+        if factors == Factors::PasswordOnly && n < single {
+            return Err(invalid(format!(
+                "a password that is the account's only factor must be at least {single} characters, or set up two-step sign-in first"
+            )));
         }
         if let Some(list) = &self.breached {
             if list.contains(&sha1_of(password)) {
@@ -472,11 +505,14 @@ pub async fn find_users(store: &dyn Store, search: Option<&str>, after: Option<&
     Ok((users, next_after))
 }
 
-/// A new password, checked by the policy ([`PasswordPolicy::check`]) and hashed with Argon2id on the
-/// hashing threads (never on an async worker): what the admin API and the console store.
-pub async fn hash_new_password(policy: &PasswordPolicy, password: String) -> Result<String, AdminError> {
-    policy.check(&password)?;
-    match crate::service::authn::on_hashing_thread(move || hash_password(&password)).await {
+/// A new password for an account with `factors`, checked by the policy
+/// ([`PasswordPolicy::check`]) and hashed with Argon2id under `argon2` on the hashing threads
+/// (never on an async worker): what the admin API, the console, the account page, the CLI and
+/// `apply` store ([`crate::Tessera::new_password_hash`] in the server).
+pub async fn hash_new_password(policy: &PasswordPolicy, argon2: &Argon2Params, password: String, factors: Factors) -> Result<String, AdminError> {
+    policy.check(&password, factors)?;
+    let argon2 = *argon2;
+    match crate::service::authn::on_hashing_thread(move || argon2.hash(&password)).await {
         Ok(Ok(h)) => Ok(h),
         Ok(Err(e)) => Err(invalid(e)),
         Err(_) => Err(AdminError::Busy),
@@ -497,16 +533,17 @@ fn check_new_user(req: &NewUser) -> Result<(), AdminError> {
     Ok(())
 }
 
-pub async fn create_user(store: &dyn Store, req: NewUser, password: &str, now: i64) -> Result<UserRecord, AdminError> {
+/// A user with `password` (the default rules) hashed under `argon2` (`tessera demo`; tests).
+pub async fn create_user(store: &dyn Store, req: NewUser, password: &str, argon2: &Argon2Params, now: i64) -> Result<UserRecord, AdminError> {
     check_new_user(&req)?;
     check_password(password)?;
     check_profile(&req.profile)?;
-    let hash = hash_password(password).map_err(invalid)?;
+    let hash = argon2.hash(password).map_err(invalid)?;
     create_user_with_hash(store, req, hash, now).await
 }
 
 /// [`create_user`] with the password already hashed: `password_hash` is a PHC string that
-/// [`hash_password`] made. Seeds users sharing one password without an Argon2 run each (the
+/// [`Argon2Params::hash`] made. Seeds users sharing one password without an Argon2 run each (the
 /// integration-test fixtures hash their password once per process).
 pub async fn create_user_with_hash(store: &dyn Store, req: NewUser, password_hash: String, now: i64) -> Result<UserRecord, AdminError> {
     let user = new_user_record(req, password_hash, now)?;
@@ -546,9 +583,9 @@ pub fn new_user_record(req: NewUser, password_hash: String, now: i64) -> Result<
 /// in the same transaction the user's refresh tokens are revoked, their unredeemed codes and
 /// approved device codes dropped, and every session of theirs ends (the CLI has no session of
 /// its own to keep). Access tokens already issued run to their expiry (10 minutes).
-pub async fn set_password(store: &dyn Store, username: &str, password: &str, now: i64) -> Result<(), AdminError> {
+pub async fn set_password(store: &dyn Store, username: &str, password: &str, argon2: &Argon2Params, now: i64) -> Result<(), AdminError> {
     check_password(password)?;
-    let hash = hash_password(password).map_err(invalid)?;
+    let hash = argon2.hash(password).map_err(invalid)?;
     set_password_hash(store, username, &hash, now).await
 }
 
@@ -1073,16 +1110,30 @@ mod password_policy_tests {
     fn the_policy_refuses_short_and_breached_passwords() {
         // SHA-1("password1") = E38AD214943DAAD1D64C102FAEC29DE4AFE9DA3D
         let list = "# breached\n\ne38ad214943daad1d64c102faec29de4afe9da3d\n7C4A8D09CA3762AF61E59520943DC26494F8941B:24230577\ncorrect horse\n";
-        let p = PasswordPolicy { min_length: 8, breached: Some(std::sync::Arc::new(PasswordPolicy::parse_breached(list))) };
-        assert!(p.check("password1").unwrap_err().to_string().contains("breaches"));
-        assert!(p.check("correct horse").unwrap_err().to_string().contains("breaches"), "a plain entry");
+        let p = PasswordPolicy { min_length: 8, breached: Some(std::sync::Arc::new(PasswordPolicy::parse_breached(list))), ..Default::default() };
+        assert!(p.check("password1", Factors::PasswordOnly).unwrap_err().to_string().contains("breaches"));
+        assert!(p.check("correct horse", Factors::PasswordOnly).unwrap_err().to_string().contains("breaches"), "a plain entry");
         // SHA-1("123456") is the second line: too short anyway; the list alone refuses a long one.
         let long = PasswordPolicy { min_length: 6, ..p.clone() };
-        assert!(long.check("123456").unwrap_err().to_string().contains("breaches"), "HASH:COUNT");
-        assert!(p.check("short").unwrap_err().to_string().contains("8 to 1024"));
-        assert!(p.check("all lower case and no digits is fine").is_ok(), "no composition rules");
-        let fifteen = PasswordPolicy { min_length: 15, breached: None };
-        assert!(fifteen.check("fourteen chars").is_err() && fifteen.check("fifteen chars!!").is_ok());
+        assert!(long.check("123456", Factors::PasswordOnly).unwrap_err().to_string().contains("breaches"), "HASH:COUNT");
+        assert!(p.check("short", Factors::PasswordOnly).unwrap_err().to_string().contains("8 to 1024"));
+        assert!(p.check("all lower case and no digits is fine", Factors::PasswordOnly).is_ok(), "no composition rules");
+        let fifteen = PasswordPolicy { min_length: 15, ..Default::default() };
+        assert!(fifteen.check("fourteen chars", Factors::PasswordOnly).is_err() && fifteen.check("fifteen chars!!", Factors::PasswordOnly).is_ok());
         assert!(check_password(&"x".repeat(1025)).is_err());
+    }
+
+    /// NIST SP 800-63B-4 §3.1.1.2: 15 characters when the password is the only factor, the
+    /// general minimum with a second factor; the message names the way out.
+    #[test]
+    fn a_single_factor_password_needs_the_longer_minimum() {
+        let p = PasswordPolicy { min_length_single_factor: Some(15), ..Default::default() };
+        let e = p.check("fourteen chars", Factors::PasswordOnly).unwrap_err().to_string();
+        assert!(e.contains("at least 15 characters") && e.contains("set up two-step sign-in first"), "{e}");
+        assert!(p.check("fifteen chars!!", Factors::PasswordOnly).is_ok());
+        assert!(p.check("eight ch", Factors::WithSecondFactor).is_ok(), "a second factor: the general minimum");
+        assert!(p.check("seven c", Factors::WithSecondFactor).unwrap_err().to_string().contains("8 to 1024"));
+        assert_eq!((p.min_length_for(Factors::PasswordOnly), p.min_length_for(Factors::WithSecondFactor)), (15, 8));
+        assert!(PasswordPolicy::default().check("eight ch", Factors::PasswordOnly).is_ok(), "off by default");
     }
 }

@@ -198,8 +198,16 @@ fn duplicates<'a>(what: &str, keys: impl Iterator<Item = &'a str>) -> Result<(),
 
 /// Compare `desired` with the database: the plan that makes the database match it. With
 /// `prune`, objects an earlier apply created and the file no longer declares are deleted.
-/// `actor` and `now` go into the apply's audit event.
-pub async fn plan(store: &dyn Store, desired: &Desired, prune: bool, actor: &str, now: i64) -> Result<Plan, AdminError> {
+/// A user the plan creates gets their first password hashed under `argon2`. `actor` and `now`
+/// go into the apply's audit event.
+pub async fn plan(
+    store: &dyn Store,
+    desired: &Desired,
+    prune: bool,
+    argon2: &crate::service::authn::Argon2Params,
+    actor: &str,
+    now: i64,
+) -> Result<Plan, AdminError> {
     duplicates("api", desired.apis.iter().map(|a| a.identifier.as_str()))?;
     duplicates("group", desired.groups.iter().map(|g| g.name.as_str()))?;
     duplicates("client", desired.clients.iter().map(|c| c.client_id.as_str()))?;
@@ -215,7 +223,8 @@ pub async fn plan(store: &dyn Store, desired: &Desired, prune: bool, actor: &str
             None => {
                 // Argon2id only here, for a user the plan creates (not at every start).
                 let password = du.password.clone().unwrap_or_else(secret::random_token);
-                let hash = match crate::service::authn::on_hashing_thread(move || crate::service::authn::hash_password(&password)).await {
+                let argon2 = *argon2;
+                let hash = match crate::service::authn::on_hashing_thread(move || argon2.hash(&password)).await {
                     Ok(Ok(h)) => h,
                     Ok(Err(e)) => return Err(invalid(format!("user {}: {e}", du.username))),
                     Err(_) => return Err(AdminError::Busy),

@@ -71,6 +71,9 @@ pub struct Config {
     /// The rules a new password must meet (NIST SP 800-63B §5.1.1.2), wherever it is set: the
     /// admin API, the console, the account page.
     pub password_policy: admin::PasswordPolicy,
+    /// The Argon2id parameters new password hashes are made with (and older hashes upgraded to
+    /// at sign-in).
+    pub argon2: authn::Argon2Params,
     /// How the pages people see look (product name, logo, accent colour, extra CSS).
     pub branding: Branding,
 }
@@ -111,6 +114,7 @@ impl Config {
             allow_private_logout_uris: false,
             dpop_nonces: false,
             password_policy: admin::PasswordPolicy::default(),
+            argon2: authn::Argon2Params::default(),
             branding: Branding::default(),
         }
     }
@@ -138,6 +142,9 @@ pub struct Tessera {
     /// the same time whether or not the user exists. Made on first use, on the hashing threads
     /// (not at start-up: one Argon2id hash is most of a start's time).
     dummy_hash: tokio::sync::OnceCell<String>,
+    /// Password rehashes under way ([`authn`]: a sign-in that verified a hash made with other
+    /// parameters).
+    rehashes: std::sync::Mutex<tokio::task::JoinSet<()>>,
     /// Client records by id, with the rules' view of each, for the hot paths (≤ [`CACHE_TTL`]
     /// stale).
     clients: TtlCache<String, (Arc<ClientRecord>, Arc<ClientPolicy>)>,
@@ -209,6 +216,7 @@ impl Tessera {
             config,
             kek,
             dummy_hash: tokio::sync::OnceCell::new(),
+            rehashes: std::sync::Mutex::new(tokio::task::JoinSet::new()),
             clients: TtlCache::new(CACHE_TTL, 10_000, clock.clone()),
             authenticated_headers: TtlCache::new(CACHE_TTL, 10_000, clock.clone()),
             catalog: TtlCache::new(CACHE_TTL, 1, clock.clone()),

@@ -115,7 +115,7 @@ async fn connected_apps_sessions_and_password_on_the_account_page() {
 async fn a_breached_or_short_new_password_is_refused() {
     let list = tessera_server::service::admin::PasswordPolicy::parse_breached("password1234\n");
     let s = TestServer::start_with(|c| {
-        c.password_policy = tessera_server::service::admin::PasswordPolicy { min_length: 12, breached: Some(std::sync::Arc::new(list)) };
+        c.password_policy = tessera_server::service::admin::PasswordPolicy { min_length: 12, breached: Some(std::sync::Arc::new(list)), ..Default::default() };
     })
     .await;
     let b = Browser::new(&s.url);
@@ -131,4 +131,77 @@ async fn a_breached_or_short_new_password_is_refused() {
     let res = b.post_form("/account/password", &[("csrf", &csrf), ("current_password", PASSWORD), ("new_password", pw), ("confirm_password", pw)]).await;
     assert_eq!(res.status(), 200);
     assert!(s.svc.sign_in(USER, pw, "10.1.1.1").await.unwrap().is_ok());
+}
+
+/// The row of session `sid` in the account page's sessions table.
+fn session_row<'a>(html: &'a str, sid: &str) -> &'a str {
+    let start = html.find(&format!("<tr data-sid=\"{sid}\"")).unwrap_or_else(|| panic!("no row for {sid}: {html}"));
+    let end = html[start..].find("</tr>").unwrap() + start;
+    &html[start..end]
+}
+
+/// "Where you are signed in" (issue 15): each session shows the device its sign-in came from,
+/// read from the User-Agent ("Chrome on Linux", never the raw string), the client's address
+/// (the throttling address: behind a trusted proxy, the forwarded one) and when it was last
+/// used, which a request records at most once a minute. A long User-Agent is cut to 512
+/// characters before it is stored.
+#[tokio::test]
+async fn the_sessions_list_shows_device_address_and_last_use() {
+    let s = TestServer::start_with(|c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let chrome_ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    let chrome = Browser::with_user_agent(&s.url, chrome_ua);
+    let html = chrome.get("/account/signin").await.text().await.unwrap();
+    let csrf = hidden(&html, "csrf").unwrap();
+    let res = chrome
+        .http
+        .post(format!("{}/account/signin", s.url))
+        .header("X-Forwarded-For", "203.0.113.9")
+        .form(&[("csrf", csrf.as_str()), ("username", USER), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let firefox = Browser::with_user_agent(&s.url, "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0");
+    assert_eq!(account_sign_in(&firefox, USER, PASSWORD).await.status(), 303);
+    let long = Browser::with_user_agent(&s.url, &format!("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_7_1) Version/18.1 Safari/605.1.15 {}", "x".repeat(2_000)));
+    assert_eq!(account_sign_in(&long, USER, PASSWORD).await.status(), 303);
+    let plain = Browser::new(&s.url);
+    assert_eq!(account_sign_in(&plain, USER, PASSWORD).await.status(), 303);
+
+    let alice = s.svc.store.find_user_by_username(USER).await.unwrap().unwrap();
+    let sessions = s.svc.store.list_user_sessions(&alice.id, s.svc.now()).await.unwrap();
+    let by_ua = |needle: &str| sessions.iter().find(|x| x.user_agent.as_deref().is_some_and(|ua| ua.contains(needle))).unwrap().clone();
+    let (c, f, l) = (by_ua("Chrome/"), by_ua("Firefox/"), by_ua("Safari/605"));
+    assert_eq!(c.user_agent.as_deref(), Some(chrome_ua), "stored as sent");
+    assert_eq!(l.user_agent.as_ref().map(|ua| ua.chars().count()), Some(512), "cut to 512 characters");
+    assert_eq!((c.address.as_deref(), f.address.as_deref()), (Some("203.0.113.9"), Some("127.0.0.1")));
+
+    let html = chrome.get("/account").await.text().await.unwrap();
+    assert!(!html.contains(chrome_ua), "not the raw string");
+    let row = session_row(&html, &c.sid);
+    assert!(row.contains("Chrome on Linux") && row.contains("203.0.113.9") && row.contains("this browser"), "{row}");
+    let row = session_row(&html, &f.sid);
+    assert!(row.contains("Firefox on Windows") && row.contains("127.0.0.1") && row.contains("Sign out"), "{row}");
+    assert!(session_row(&html, &l.sid).contains("Safari on macOS"));
+    let plain_sid = sessions.iter().find(|x| x.user_agent.is_none()).unwrap().sid.clone();
+    assert!(session_row(&html, &plain_sid).contains("Unknown device"), "no User-Agent sent");
+
+    // Last used: a use 30 s after the sign-in is not written; one more than a minute after is.
+    let last_used = |sid: String| {
+        let (svc, user_id) = (s.svc.clone(), alice.id.clone());
+        async move { svc.store.list_user_sessions(&user_id, svc.now()).await.unwrap().into_iter().find(|x| x.sid == sid).unwrap().last_used_at }
+    };
+    let signed_in_at = c.last_used_at;
+    s.clock.advance(30);
+    assert_eq!(firefox.get("/account").await.status(), 200);
+    assert_eq!(last_used(f.sid.clone()).await, signed_in_at, "less than a minute: not written");
+    s.clock.advance(31);
+    assert_eq!(firefox.get("/account").await.status(), 200);
+    assert_eq!(last_used(f.sid.clone()).await, signed_in_at + 61, "written");
+    assert_eq!(last_used(c.sid.clone()).await, signed_in_at, "only the session used");
+    let html = chrome.get("/account").await.text().await.unwrap();
+    let (chrome_row, firefox_row) = (session_row(&html, &c.sid).to_string(), session_row(&html, &f.sid).to_string());
+    let cell = |row: &str| row.split("class=\"last-used\">").nth(1).and_then(|r| r.split('<').next()).unwrap().to_string();
+    assert_eq!(cell(&chrome_row), cell(&firefox_row), "this request just used the Chrome session too: {chrome_row} {firefox_row}");
+    assert_ne!(cell(&chrome_row), cell(session_row(&html, &l.sid)), "the Safari session was last used at its sign-in");
 }

@@ -58,7 +58,7 @@ fn desired(text: &str) -> Desired {
 }
 
 async fn plan_and_apply(s: &TestServer, d: &Desired, prune: bool) -> Vec<String> {
-    let plan = config::plan(&*s.svc.store, d, prune, "test", s.svc.now()).await.unwrap();
+    let plan = config::plan(&*s.svc.store, d, prune, &s.svc.config.argon2, "test", s.svc.now()).await.unwrap();
     config::apply(&*s.svc.store, &plan).await.unwrap();
     plan.lines
 }
@@ -77,7 +77,7 @@ async fn apply_is_idempotent_shows_drift_and_prunes_only_its_own() {
     let c = s.svc.store.find_client("wiki-web").await.unwrap().unwrap();
     assert_eq!(c.secret_hash.as_deref(), Some(tessera_server::secret::hash(SECRET).as_str()));
     // Again: nothing to do, and no audit event for nothing.
-    let again = config::plan(&*s.svc.store, &d, false, "test", s.svc.now()).await.unwrap();
+    let again = config::plan(&*s.svc.store, &d, false, &s.svc.config.argon2, "test", s.svc.now()).await.unwrap();
     assert!(again.is_empty() && again.changes.is_empty(), "{:?}", again.lines);
 
     // Drift through the admin API: the next plan shows it and puts it back.
@@ -112,7 +112,7 @@ async fn apply_is_idempotent_shows_drift_and_prunes_only_its_own() {
             .replace("[[client]]\nclient_id = \"wiki-cli\"", "[[client]]\nclient_id = \"wiki-tool\"")
             .replace("[[user]]\nusername = \"dana\"\nemail = \"dana@example.com\"\nadmin = true\n", ""),
     );
-    let plan = config::plan(&*s.svc.store, &smaller, false, "test", s.svc.now()).await.unwrap();
+    let plan = config::plan(&*s.svc.store, &smaller, false, &s.svc.config.argon2, "test", s.svc.now()).await.unwrap();
     assert!(plan.left.iter().any(|l| l.starts_with("client wiki-cli")), "{:?}", plan.left);
     assert!(plan.left.iter().any(|l| l.starts_with("user dana")), "{:?}", plan.left);
     let pruned = plan_and_apply(&s, &smaller, true).await;
@@ -133,7 +133,7 @@ async fn apply_is_idempotent_shows_drift_and_prunes_only_its_own() {
 async fn a_plan_is_applied_whole_or_not_at_all() {
     let s = TestServer::start().await;
     let d = desired(FILE);
-    let plan = config::plan(&*s.svc.store, &d, false, "test", s.svc.now()).await.unwrap();
+    let plan = config::plan(&*s.svc.store, &d, false, &s.svc.config.argon2, "test", s.svc.now()).await.unwrap();
     // Someone registers wiki-web between the plan and the apply: nothing of the plan is made.
     s.client(NewClient {
         client_id: Some("wiki-web".into()),
@@ -154,7 +154,7 @@ async fn a_plan_is_applied_whole_or_not_at_all() {
         (FILE.replace("https://wiki.example/cb", "https://wiki.example/cb#x"), "client wiki-web"),
         (format!("{FILE}\n[[group]]\nname = \"editors\"\n"), "declared twice"),
     ] {
-        let err = config::plan(&*s.svc.store, &desired(&text), false, "test", s.svc.now()).await.unwrap_err().to_string();
+        let err = config::plan(&*s.svc.store, &desired(&text), false, &s.svc.config.argon2, "test", s.svc.now()).await.unwrap_err().to_string();
         assert!(err.contains(why), "{why}: {err}");
     }
     assert!(toml::from_str::<Desired>("[[client]]\nclient_id = \"x\"\nname = \"x\"\nsecret = \"inline\"\n").is_err(), "a secret in the file is refused");
@@ -177,5 +177,5 @@ async fn export_then_apply_on_a_fresh_database_reproduces_the_state() {
     // The same state (user ids differ; the export names users by username).
     reproduced.users.iter_mut().zip(&exported.users).for_each(|(a, b)| assert_eq!(a.username, b.username));
     assert_eq!(toml::to_string_pretty(&reproduced).unwrap(), text);
-    assert!(config::plan(&*fresh.svc.store, &again, false, "test", fresh.svc.now()).await.unwrap().is_empty());
+    assert!(config::plan(&*fresh.svc.store, &again, false, &fresh.svc.config.argon2, "test", fresh.svc.now()).await.unwrap().is_empty());
 }

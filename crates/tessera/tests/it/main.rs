@@ -33,6 +33,7 @@ mod lifecycle;
 mod metrics;
 mod notes_demo;
 mod oidc;
+mod passwords;
 mod roles;
 mod security;
 mod tidy;

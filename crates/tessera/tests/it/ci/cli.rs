@@ -486,6 +486,10 @@ fn bad_settings_name_the_setting() {
         (vec!["serve", "--listen", "127.0.0.1:0", "--database", "mysql://x"], None, "--database"),
         (vec!["serve", "--listen", "127.0.0.1:0"], Some(("TESSERA_ISSUER", "ftp://x")), "TESSERA_ISSUER"),
         (vec!["serve", "--listen", "127.0.0.1:0", "--config", "/nonexistent.toml"], None, "--config"),
+        (vec!["serve", "--listen", "127.0.0.1:0", "--argon2-memory-kib", "1024"], None, "--argon2-memory-kib must be 7168 to 4194304"),
+        (vec!["serve", "--listen", "127.0.0.1:0"], Some(("TESSERA_ARGON2_ITERATIONS", "1")), "--argon2-iterations 1 is too few"),
+        (vec!["user", "list", "--argon2-parallelism", "99"], None, "--argon2-parallelism must be 1 to 16"),
+        (vec!["serve", "--listen", "127.0.0.1:0"], Some(("TESSERA_PASSWORD_MIN_LENGTH_SINGLE_FACTOR", "99")), "--password-min-length-single-factor"),
     ] {
         let mut cmd = Command::new(BIN);
         cmd.args(&args).current_dir(dir.path()).env_remove("TESSERA_ISSUER").stdout(Stdio::null()).stderr(Stdio::piped());
@@ -594,4 +598,50 @@ fn user_commands_apply_the_password_rules() {
     assert!(ok, "{err}");
     let (ok, _, err) = tessera(dir.path(), &["--password-min-length", "7", "user", "list"], None);
     assert!(!ok && err.contains("8 to 64"), "{err}");
+}
+
+/// `--password-min-length-single-factor 15` (NIST SP 800-63B-4 §3.1.1.2) on the CLI: a new
+/// user, who has no second factor yet, and `set-password` for a user without one need 15
+/// characters (the error names the rule); once the user has a second factor, the general
+/// minimum holds. The `--argon2-*` flags choose the parameters the CLI hashes with.
+#[tokio::test]
+async fn user_set_password_asks_15_characters_of_a_password_alone() {
+    use tessera_storage::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rule = ["--password-min-length-single-factor", "15"];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> { rule.iter().copied().chain(extra.iter().copied()).collect() };
+    let (ok, _, err) = tessera(d, &with(&["user", "create", "--username", "dave", "--password-stdin"]), Some("fourteen chars\n"));
+    assert!(!ok && err.contains("at least 15 characters, or set up two-step sign-in first"), "{err}");
+    assert_eq!(json(d, &["--json", "user", "list"]), serde_json::json!([]), "nobody was created");
+    let (ok, _, err) = tessera(d, &with(&["user", "create", "--username", "dave", "--password-stdin"]), Some("fifteen chars!!\n"));
+    assert!(ok, "{err}");
+    let (ok, _, err) = tessera(d, &with(&["user", "set-password", "dave", "--password-stdin"]), Some("fourteen chars\n"));
+    assert!(!ok && err.contains("at least 15 characters, or set up two-step sign-in first"), "{err}");
+    let (ok, _, err) = tessera(d, &with(&["user", "set-password", "nobody", "--password-stdin"]), Some("fifteen chars!!\n"));
+    assert!(!ok && err.contains("no user nobody"), "{err}");
+
+    // dave gets an authenticator app (as the account page stores one): eight characters do.
+    let store = tessera_storage_sqlite::SqliteStore::open(&format!("sqlite://{}/tessera-data/tessera.db", d.display())).await.unwrap();
+    let dave = store.find_user_by_username("dave").await.unwrap().unwrap();
+    let factor = tessera_storage::FactorRecord {
+        id: "f-dave".into(),
+        user_id: dave.id.clone(),
+        kind: tessera_storage::FactorKind::Totp,
+        name: "Phone".into(),
+        secret: vec![1, 2, 3],
+        credential_id: None,
+        last_step: None,
+        created_at: 0,
+        last_used_at: None,
+    };
+    store.create_factor(&factor).await.unwrap();
+    let (ok, _, err) = tessera(d, &with(&["user", "set-password", "dave", "--password-stdin"]), Some("seven c\n"));
+    assert!(!ok && err.contains("8 to 1024"), "{err}");
+    let args = with(&["--argon2-memory-kib", "12288", "--argon2-iterations", "3", "user", "set-password", "dave", "--password-stdin"]);
+    let (ok, _, err) = tessera(d, &args, Some("eight ch\n"));
+    assert!(ok, "{err}");
+    let hash = store.find_user_by_username("dave").await.unwrap().unwrap().password_hash;
+    assert!(hash.starts_with("$argon2id$v=19$m=12288,t=3,p=1$"), "the CLI hashes with the flags' parameters: {hash}");
+    assert!(tessera_server::service::authn::verify_password("eight ch", &hash));
 }

@@ -231,6 +231,12 @@ impl Browser {
         Self { http, base: base.to_string() }
     }
 
+    /// A browser that sends `User-Agent: user_agent` with every request (reqwest sends none).
+    pub fn with_user_agent(base: &str, user_agent: &str) -> Self {
+        let http = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).user_agent(user_agent).build().unwrap();
+        Self { http, base: base.to_string() }
+    }
+
     fn abs(&self, loc: &str) -> String {
         if loc.starts_with('/') { format!("{}{loc}", self.base) } else { loc.to_string() }
     }
