@@ -15,6 +15,7 @@ mod console;
 mod cookies;
 mod cors;
 mod device;
+mod email;
 pub mod error;
 pub mod extract;
 mod introspect;
@@ -101,7 +102,8 @@ pub fn router_with(svc: Arc<Tessera>, request_timeout: std::time::Duration, with
         .nest(admin_api::BASE, admin_api::routes())
         .merge(console::routes())
         .merge(account::routes())
-        .merge(mfa::routes());
+        .merge(mfa::routes())
+        .merge(email::routes());
     let routes = if with_metrics { routes.route(METRICS, get(observe::metrics)) } else { routes };
     let routes = routes.fallback(error::not_found).with_state(svc.clone());
     with_layers(routes, request_timeout, https_issuer, Some(svc))

@@ -19,8 +19,13 @@ pub async fn run(
     kek: settings::KekSources,
     allow_private_logout_uris: bool,
     password_policy: tessera_server::service::admin::PasswordPolicy,
+    mail: &crate::admin::MailSettings,
 ) -> anyhow::Result<()> {
     let s = settings::resolve_with(database, &args, kek, allow_private_logout_uris)?;
+    let mailer = settings::mailer(mail.smtp_url.as_deref(), mail.from.as_deref())?;
+    if s.self_registration {
+        settings::check_mail_needed("self-registration (--self-registration / TESSERA_SELF_REGISTRATION)", mailer.as_deref())?;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     // The request id is added to every line logged while a request is served.
     match s.log_format {
@@ -61,6 +66,8 @@ pub async fn run(
         dpop_nonces: s.dpop_nonces,
         trusted_proxies: s.trusted_proxies.clone(),
         password_policy,
+        mailer: mailer.clone(),
+        self_registration: s.self_registration,
         ..Config::new(&issuer)
     };
     let svc = Tessera::new(store, Arc::new(SystemClock), config).await.context("loading signing keys")?;
@@ -113,6 +120,10 @@ pub async fn run(
     println!("  issuer:   {issuer}");
     println!("  database: {}", store::redact(&s.database_url));
     println!("  metadata: {issuer}/.well-known/oauth-authorization-server");
+    match &mailer {
+        Some(m) => println!("  mail:     {} (from {}){}", m.smtp(), m.from_address(), if s.self_registration { ", self-registration on" } else { "" }),
+        None => println!("  mail:     none (no password reset or verification links; set --smtp-url and --email-from)"),
+    }
     println!();
     println!("Register an API, a user and a first client (in another terminal):");
     println!("  tessera api create --identifier https://notes.example --name Notes --scope \"notes.read=Read your notes\"");
