@@ -121,14 +121,11 @@ async fn login_form(svc: &AppState, status: StatusCode, session: &SessionRecord,
         Ok(n) => n,
         Err(e) => return service_page(&e),
     };
-    NoStore((status, render(&LoginPage {
-        client_name: &name,
-        csrf: &session.csrf_token,
-        request_id: &p.id,
-        username,
-        error,
-        links: crate::pages::SigninLinks::of(svc),
-    }))).into_response()
+    NoStore((
+        status,
+        render(&LoginPage { client_name: &name, csrf: &session.csrf_token, request_id: &p.id, username, error, links: crate::pages::SigninLinks::of(svc) }),
+    ))
+    .into_response()
 }
 
 /// GET /login?request=ID

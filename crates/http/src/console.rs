@@ -270,7 +270,14 @@ struct SigninView<'a> {
 
 /// GET /admin/signin: the form, in the browser's session (an anonymous one is started).
 pub(crate) async fn signin_page(State(svc): State<AppState>, crate::extract::SessionCookie(cookie): crate::extract::SessionCookie, place: Place) -> Response {
-    let view = |csrf| SigninView { links: crate::pages::SigninLinks::of(&svc), console: place == Place::Console, action: place.signin(), csrf, username: "", error: None };
+    let view = |csrf| SigninView {
+        links: crate::pages::SigninLinks::of(&svc),
+        console: place == Place::Console,
+        action: place.signin(),
+        csrf,
+        username: "",
+        error: None,
+    };
     match svc.find_session(cookie.as_deref()).await {
         Ok(Some(s)) if s.user_id.is_some() => see_other(place.home()),
         Ok(Some(s)) => ok(&view(&s.csrf_token)),
@@ -298,7 +305,17 @@ pub(crate) async fn signin_submit(
     let username = params.get("username").unwrap_or("");
     let password = params.get("password").unwrap_or("");
     let again = |status: StatusCode, error: &str| {
-        html(status, &SigninView { links: crate::pages::SigninLinks::of(&svc), console: place == Place::Console, action: place.signin(), csrf: &session.csrf_token, username, error: Some(error) })
+        html(
+            status,
+            &SigninView {
+                links: crate::pages::SigninLinks::of(&svc),
+                console: place == Place::Console,
+                action: place.signin(),
+                csrf: &session.csrf_token,
+                username,
+                error: Some(error),
+            },
+        )
     };
     if username.is_empty() || password.is_empty() {
         return again(StatusCode::BAD_REQUEST, "Enter your username and password.");

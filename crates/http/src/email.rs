@@ -15,7 +15,7 @@ use crate::error::service_page;
 use crate::extract::{ClientAddress, CsrfForm, PageQuery, SessionCookie};
 use askama::Template;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -91,12 +91,22 @@ async fn forgot_page(State(svc): State<AppState>, SessionCookie(cookie): Session
     in_session(&svc, cookie.as_deref(), |s| html(StatusCode::OK, &ForgotView { csrf: &s.csrf_token, who: "", error: None })).await
 }
 
+/// The form of a page that is only there when `on` (the mail pages): 404 before anything is
+/// read otherwise, then the CSRF-checked form.
+async fn form_if(svc: &AppState, on: bool, req: Request) -> Result<CsrfForm, Response> {
+    if !on {
+        return Err(crate::error::not_found().await);
+    }
+    CsrfForm::from_request(req, svc).await
+}
+
 /// POST /password/forgot: always the same answer, whoever was named (only too many requests
 /// from this address are said, 429).
-async fn forgot_submit(State(svc): State<AppState>, ClientAddress(address): ClientAddress, form: CsrfForm) -> Response {
-    if !svc.mail_enabled() {
-        return crate::error::not_found().await;
-    }
+async fn forgot_submit(State(svc): State<AppState>, ClientAddress(address): ClientAddress, req: Request) -> Response {
+    let form = match form_if(&svc, svc.mail_enabled(), req).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let who = form.params.get("who").unwrap_or("");
     match svc.request_password_reset(who, &address).await {
         Ok(MailRequest::Accepted) => message(
@@ -166,7 +176,10 @@ async fn set_password_submit(State(svc): State<AppState>, ClientAddress(address)
         Ok(Ok(user)) => {
             let (title, msg) = match link {
                 Link::Invite => ("Your account is ready", format!("Your password is set. Sign in as {} with it.", user.username)),
-                _ => ("Password changed", format!("The password of {} is changed, and every session of the account has ended. Sign in with the new password.", user.username)),
+                _ => (
+                    "Password changed",
+                    format!("The password of {} is changed, and every session of the account has ended. Sign in with the new password.", user.username),
+                ),
             };
             message(StatusCode::OK, title, &msg, Some((paths::SIGN_IN, "Sign in")))
         }
@@ -261,15 +274,17 @@ async fn register_page(State(svc): State<AppState>, SessionCookie(cookie): Sessi
 
 /// POST /register: the same answer whether or not the username or the address has an account
 /// (the address is told by mail).
-async fn register_submit(State(svc): State<AppState>, ClientAddress(address): ClientAddress, form: CsrfForm) -> Response {
-    if !svc.config.self_registration {
-        return crate::error::not_found().await;
-    }
+async fn register_submit(State(svc): State<AppState>, ClientAddress(address): ClientAddress, req: Request) -> Response {
+    let form = match form_if(&svc, svc.config.self_registration, req).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let p = &form.params;
     let (email, username, name) = (p.get("email").unwrap_or(""), p.get("username").unwrap_or(""), p.get("name").unwrap_or(""));
     let password = p.get("password").unwrap_or("");
     let again = |status: StatusCode, error: &str| {
-        let view = RegisterView { csrf: &form.session.csrf_token, email, username, name, min_length: svc.config.password_policy.min_length, error: Some(error) };
+        let view =
+            RegisterView { csrf: &form.session.csrf_token, email, username, name, min_length: svc.config.password_policy.min_length, error: Some(error) };
         html(status, &view)
     };
     if p.get("confirm_password").unwrap_or("") != password {

@@ -169,8 +169,9 @@ impl Mailer {
             return Err(settings("a mailer is made inside a Tokio runtime"));
         }
         let url = SmtpUrl::parse(smtp_url)?;
-        let from: Mailbox =
-            from.parse().map_err(|e| settings(format!("sender (--email-from / TESSERA_EMAIL_FROM): {from:?} is not an address like Tessera <id@example.com> ({e})")))?;
+        let from: Mailbox = from
+            .parse()
+            .map_err(|e| settings(format!("sender (--email-from / TESSERA_EMAIL_FROM): {from:?} is not an address like Tessera <id@example.com> ({e})")))?;
         let tls = || TlsParameters::new(url.host.clone()).map_err(|e| settings(format!("SMTP URL (--smtp-url): TLS: {e}")));
         let tls = match url.security {
             Security::Tls => Tls::Wrapper(tls()?),
@@ -205,6 +206,8 @@ impl Mailer {
             .from(self.from.clone())
             .to(to)
             .subject(mail.subject.clone())
+            // RFC 5322 §3.6.4, under the sender's domain (receivers distrust mail without one).
+            .message_id(Some(format!("<{}@{}>", crate::secret::random_id(), self.from.email.domain())))
             .multipart(body)
             .map_err(|e| MailError::Send(e.to_string()))?;
         match tokio::time::timeout(SEND_TIMEOUT, self.transport.send(message)).await {
@@ -252,7 +255,15 @@ mod tests {
         assert_eq!(SmtpUrl::parse("smtp://mail.example?tls=opportunistic").unwrap().security, Security::Opportunistic);
         assert_eq!(SmtpUrl::parse("smtp://mail.example:25?tls=none").unwrap().security, Security::Plain);
         assert_eq!(SmtpUrl::parse("smtp://[::1]:2525").unwrap().shown(), "smtp://[::1]:2525");
-        for bad in ["http://mail.example", "smtp://", "smtp://mail.example/x", "smtp://mail.example?tls=maybe", "smtp://mail.example?x=1", "smtps://m.example?tls=none", "nonsense"] {
+        for bad in [
+            "http://mail.example",
+            "smtp://",
+            "smtp://mail.example/x",
+            "smtp://mail.example?tls=maybe",
+            "smtp://mail.example?x=1",
+            "smtps://m.example?tls=none",
+            "nonsense",
+        ] {
             let e = SmtpUrl::parse(bad).unwrap_err().to_string();
             assert!(e.contains("--smtp-url"), "{bad}: {e}");
         }

@@ -413,7 +413,15 @@ pub async fn user(database: Option<&str>, j: bool, policy: &admin::PasswordPolic
 
 /// `tessera user invite`: the CLI sends the mail itself, with the server's settings (it runs
 /// beside the server, on the same database).
-async fn invite(database: Option<&str>, j: bool, mail: &MailSettings, email: String, name: Option<String>, username: Option<String>, issuer: Option<String>) -> anyhow::Result<()> {
+async fn invite(
+    database: Option<&str>,
+    j: bool,
+    mail: &MailSettings,
+    email: String,
+    name: Option<String>,
+    username: Option<String>,
+    issuer: Option<String>,
+) -> anyhow::Result<()> {
     let mailer = crate::settings::mailer(mail.smtp_url.as_deref(), mail.from.as_deref())?;
     crate::settings::check_mail_needed("user invite", mailer.as_deref())?;
     let Some(mailer) = mailer else { bail!("user invite sends mail: set --smtp-url and --email-from") };

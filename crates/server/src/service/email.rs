@@ -149,7 +149,9 @@ pub struct Registration {
 pub enum RegisterRefused {
     /// A field is wrong; the message says which.
     Invalid(String),
-    Throttled { retry_after: i64 },
+    Throttled {
+        retry_after: i64,
+    },
     Busy,
 }
 
@@ -202,9 +204,7 @@ pub fn site_name(issuer: &str) -> String {
 /// A mail of a few paragraphs and, optionally, one link (a button in HTML, the URL in both).
 fn compose(to: &str, subject: String, paragraphs: &[String], link: Option<(&str, &str)>, after: &[String]) -> Mail {
     let mut text = String::new();
-    let mut html = String::from(
-        "<!doctype html>\n<html><body style=\"font-family: sans-serif; line-height: 1.5; max-width: 36em\">\n",
-    );
+    let mut html = String::from("<!doctype html>\n<html><body style=\"font-family: sans-serif; line-height: 1.5; max-width: 36em\">\n");
     for p in paragraphs {
         text.push_str(p);
         text.push_str("\n\n");
@@ -487,11 +487,8 @@ impl Tessera {
         if who.is_empty() || who.chars().count() > 254 || !self.mail_enabled() {
             return Ok(MailRequest::Accepted);
         }
-        let users = if who.contains('@') {
-            self.store.find_users_by_email(who).await?
-        } else {
-            self.store.find_user_by_username(who).await?.into_iter().collect()
-        };
+        let users =
+            if who.contains('@') { self.store.find_users_by_email(who).await? } else { self.store.find_user_by_username(who).await?.into_iter().collect() };
         if users.is_empty() {
             let named: String = who.chars().take(128).collect();
             self.store.create_audit_event("password_reset_requested", &json!({ "address": address, "named": named, "found": false }).to_string(), now).await?;
