@@ -487,8 +487,13 @@ impl Tessera {
         if who.is_empty() || who.chars().count() > 254 || !self.mail_enabled() {
             return Ok(MailRequest::Accepted);
         }
-        let users =
-            if who.contains('@') { self.store.find_users_by_email(who).await? } else { self.store.find_user_by_username(who).await?.into_iter().collect() };
+        // A name with an `@` may be an address or a username (an invited user's is the address).
+        let mut users = if who.contains('@') { self.store.find_users_by_email(who).await? } else { Vec::new() };
+        if let Some(u) = self.store.find_user_by_username(who).await? {
+            if !users.iter().any(|x| x.id == u.id) {
+                users.push(u);
+            }
+        }
         if users.is_empty() {
             let named: String = who.chars().take(128).collect();
             self.store.create_audit_event("password_reset_requested", &json!({ "address": address, "named": named, "found": false }).to_string(), now).await?;

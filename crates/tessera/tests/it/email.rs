@@ -185,6 +185,11 @@ async fn a_reset_link_expires_after_30_minutes() {
     let (status, _) = set_password(&c, &link, "a long enough password", "a long enough password").await;
     assert_eq!(status, 400);
     assert!(s.svc.sign_in(USER, PASSWORD, "10.1.1.1").await.unwrap().is_ok(), "the password is unchanged");
+    // A username that looks like an address is a username too (an invited user's is one).
+    let user = NewUser { username: "gil@old.example".into(), email: Some("gil@new.example".into()), ..Default::default() };
+    create_user(&*s.svc.store, user, s.svc.now()).await;
+    forgot(&c, "gil@old.example").await;
+    sink.nth("gil@new.example", "Reset your password", 1).await;
 }
 
 /// The form cannot flood a mailbox: three links at once per account, then a growing wait
