@@ -261,7 +261,11 @@ async fn twenty_concurrent_uses_of_one_reset_link_exactly_one_wins() {
     }
     let winners: Vec<&String> = results.iter().filter(|(st, _)| *st == 200).map(|(_, pw)| pw).collect();
     assert_eq!(winners.len(), 1, "exactly one: {:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
-    assert!(results.iter().all(|(st, _)| *st == 200 || *st == 400), "the others are refused: {:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
+    // The others are told the link was used (400), or — when other tests filled the hashing
+    // queue meanwhile — to try again (503: nothing hashed, nothing taken).
+    let statuses: Vec<u16> = results.iter().map(|r| r.0).collect();
+    assert!(statuses.iter().all(|st| [200, 400, 503].contains(st)), "the others are refused: {statuses:?}");
+    assert!(statuses.iter().filter(|st| **st == 400).count() >= 10, "most lose the race to the link's use: {statuses:?}");
     for (_, pw) in &results {
         let ok = s.svc.sign_in(USER, pw, "10.2.2.2").await.unwrap().is_ok();
         assert_eq!(ok, pw == winners[0], "{pw}");
