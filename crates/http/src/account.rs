@@ -87,6 +87,9 @@ struct AccountView {
     username: String,
     name: String,
     email: String,
+    email_verified: bool,
+    /// The server sends mail (a verification link can be asked for).
+    mail: bool,
     /// claim, value
     profile: Vec<(String, String)>,
     /// client id, app name, what it may do (descriptions), when
@@ -143,6 +146,15 @@ fn describe(kind: &str, detail: &str) -> Option<String> {
         "mfa_removed" => format!("Removed a second factor ({})", d["name"].as_str().unwrap_or("unnamed")),
         "recovery_codes_created" => "Made new recovery codes".into(),
         "admin.mfa_reset" => "Second factors removed by an administrator".into(),
+        "password_reset_requested" => format!("A password reset link was asked for{addr}"),
+        "password_reset" => format!("Password changed with a reset link{addr}"),
+        "invitation_accepted" => format!("Chose a password from the invitation{addr}"),
+        "email_verification_sent" => "Asked for a verification link".into(),
+        "email_verified" => format!("Email address {} verified", d["email"].as_str().unwrap_or("")),
+        "email_changed" => format!("Email address changed to {}", d["to"].as_str().unwrap_or("")),
+        "user_registered" => "Account created".into(),
+        "admin.user_invited" => "Invited by an administrator".into(),
+        "mail_failed" => "A mail to you could not be sent".into(),
         _ => return None,
     })
 }
@@ -198,6 +210,8 @@ async fn render(svc: &AppState, me: &Me, status: StatusCode, notice: Option<Stri
                     username: u.username.clone(),
                     name: u.name.clone().unwrap_or_default(),
                     email: u.email.clone().unwrap_or_default(),
+                    email_verified: u.email_verified,
+                    mail: svc.mail_enabled(),
                     profile,
                     apps,
                     sessions,

@@ -123,6 +123,7 @@ async fn login_form(svc: &AppState, status: StatusCode, session: &SessionRecord,
         passkeys: svc.passkeys_unavailable().is_none(),
         passkey_request: Some(&p.id),
         passkey_next: None,
+        links: crate::pages::SigninLinks::of(svc),
     };
     NoStore((status, render(&page))).into_response()
 }

@@ -262,6 +262,7 @@ impl Place {
 #[derive(Template)]
 #[template(path = "console_signin.html")]
 struct SigninView<'a> {
+    links: crate::pages::SigninLinks,
     console: bool,
     action: &'a str,
     csrf: &'a str,
@@ -276,6 +277,7 @@ struct SigninView<'a> {
 pub(crate) async fn signin_page(State(svc): State<AppState>, crate::extract::SessionCookie(cookie): crate::extract::SessionCookie, place: Place) -> Response {
     let passkeys = svc.passkeys_unavailable().is_none();
     let view = |csrf| SigninView {
+        links: crate::pages::SigninLinks::of(&svc),
         console: place == Place::Console,
         action: place.signin(),
         csrf,
@@ -314,6 +316,7 @@ pub(crate) async fn signin_submit(
     let password = params.get("password").unwrap_or("");
     let again = |status: StatusCode, error: &str| {
         let view = SigninView {
+            links: crate::pages::SigninLinks::of(&svc),
             console: place == Place::Console,
             action: place.signin(),
             csrf: &session.csrf_token,

@@ -15,6 +15,7 @@ mod console;
 mod cookies;
 mod cors;
 mod device;
+mod email;
 pub mod error;
 pub mod extract;
 pub mod i18n;
@@ -107,7 +108,8 @@ pub fn router_with(svc: Arc<Tessera>, request_timeout: std::time::Duration, with
         .merge(console::routes())
         .merge(account::routes())
         .merge(mfa::routes())
-        .merge(passkey::routes());
+        .merge(passkey::routes())
+        .merge(email::routes());
     let routes = if with_metrics { routes.route(METRICS, get(observe::metrics)) } else { routes };
     let routes = routes.fallback(error::not_found).with_state(svc.clone());
     with_layers(routes, request_timeout, https_issuer, Some(svc))

@@ -37,6 +37,21 @@ pub struct LoginPage<'a> {
     pub passkeys: bool,
     pub passkey_request: Option<&'a str>,
     pub passkey_next: Option<&'a str>,
+    pub links: SigninLinks,
+}
+
+/// The links under a sign-in form: "Forgot your password?" when the server sends mail,
+/// "Create an account" when self-registration is on.
+#[derive(Debug, Clone, Copy)]
+pub struct SigninLinks {
+    pub forgot: bool,
+    pub register: bool,
+}
+
+impl SigninLinks {
+    pub fn of(svc: &tessera_server::Tessera) -> Self {
+        Self { forgot: svc.mail_enabled(), register: svc.config.self_registration && svc.mail_enabled() }
+    }
 }
 
 #[derive(Template)]

@@ -9,11 +9,13 @@
 //! - [`clock`]: the injected clock; only the binary uses the system clock.
 //! - [`metrics`]: the signals operators watch, rendered for Prometheus.
 //! - [`net`]: client addresses behind trusted proxies, and their throttling buckets.
+//! - [`mail`]: outgoing mail over SMTP (`--smtp-url`, `--email-from`).
 #![forbid(unsafe_code)]
 
 pub mod cache;
 pub mod clock;
 pub mod keys;
+pub mod mail;
 pub mod metrics;
 pub mod net;
 pub mod secret;

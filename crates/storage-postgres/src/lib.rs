@@ -251,6 +251,9 @@ impl UserStore for PgStore {
     async fn find_user(&self, id: &str) -> Result<Option<UserRecord>> {
         fetch_opt(&self.pool, sql::FIND_USER, &[Arg::Text(id)], row::user_from_row).await
     }
+    async fn find_users_by_email(&self, email: &str) -> Result<Vec<UserRecord>> {
+        fetch_all(&self.pool, sql::FIND_USERS_BY_EMAIL, &[Arg::Text(email)], row::user_from_row).await
+    }
     async fn list_users(&self) -> Result<Vec<UserRecord>> {
         fetch_all(&self.pool, sql::LIST_USERS, &[], row::user_from_row).await
     }

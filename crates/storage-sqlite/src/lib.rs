@@ -545,6 +545,9 @@ impl UserStore for SqliteStore {
     async fn find_user(&self, id: &str) -> Result<Option<UserRecord>> {
         self.read(|r| fetch_opt(r, sqlite!(sql::FIND_USER), &[Arg::Text(id)], row::user_from_row))
     }
+    async fn find_users_by_email(&self, email: &str) -> Result<Vec<UserRecord>> {
+        self.read(|r| fetch_all(r, sqlite!(sql::FIND_USERS_BY_EMAIL), &[Arg::Text(email)], row::user_from_row))
+    }
     async fn list_users(&self) -> Result<Vec<UserRecord>> {
         self.read(|r| fetch_all(r, sqlite!(sql::LIST_USERS), &[], row::user_from_row))
     }

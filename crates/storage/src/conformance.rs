@@ -182,6 +182,13 @@ pub async fn users(s: &dyn Store) {
     assert!(s.update_user(&changed).await.unwrap());
     assert_eq!(s.find_user("u-1").await.unwrap().unwrap(), changed, "update_user stores email, name, profile");
     assert_eq!(s.list_users().await.unwrap().len(), 1);
+    // By email, any ASCII case: everyone with the address, oldest first; nobody for another.
+    let bob = UserRecord { id: "u-3".into(), username: "bob".into(), email: Some("New@X.example".into()), created_at: 5, ..u.clone() };
+    s.create_user(&bob).await.unwrap();
+    let found: Vec<String> = s.find_users_by_email("NEW@x.EXAMPLE").await.unwrap().into_iter().map(|u| u.id).collect();
+    assert_eq!(found, ["u-1", "u-3"], "find_users_by_email: every user with the address, oldest first");
+    assert!(s.find_users_by_email("a@x.example").await.unwrap().is_empty(), "find_users_by_email: an old address finds nobody");
+    assert!(s.delete_user("bob").await.unwrap());
     assert!(s.delete_user("alice").await.unwrap());
     assert_eq!(s.find_user_by_username("alice").await.unwrap(), None);
 }

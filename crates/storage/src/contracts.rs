@@ -28,6 +28,9 @@ pub trait UserStore: Send + Sync {
     async fn create_user(&self, u: &UserRecord) -> Result<()>;
     async fn find_user_by_username(&self, username: &str) -> Result<Option<UserRecord>>;
     async fn find_user(&self, id: &str) -> Result<Option<UserRecord>>;
+    /// The users whose email is `email` (ASCII letters in any case), oldest first, at most 10:
+    /// whom a password-reset link goes to when the form names an address.
+    async fn find_users_by_email(&self, email: &str) -> Result<Vec<UserRecord>>;
     async fn list_users(&self) -> Result<Vec<UserRecord>>;
     /// Replace email, name, profile and updated_at of the user with this id.
     async fn update_user(&self, u: &UserRecord) -> Result<bool>;

@@ -349,6 +349,8 @@ pub const UPDATE_USER_ADMIN: &str = "UPDATE users SET is_admin = $2 WHERE id = $
 pub const UPDATE_USER_DISABLED: &str = "UPDATE users SET disabled_at = $2 WHERE id = $1 RETURNING id";
 pub const FIND_USER_BY_USERNAME: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE username = $1");
 pub const FIND_USER: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+/// `$1` an email address; ASCII case folded on both sides (SQLite's `lower`).
+pub const FIND_USERS_BY_EMAIL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE lower(email) = lower($1) ORDER BY created_at, id LIMIT 10");
 pub const LIST_USERS: &str = concat!("SELECT ", user_columns!(), " FROM users ORDER BY username");
 /// A changed email address is no longer verified.
 pub const UPDATE_USER: &str = "UPDATE users SET email_verified = (email_verified AND email IS NOT DISTINCT FROM $1), email = $1, name = $2, profile = $3, \

@@ -13,6 +13,13 @@ use tessera_server::service::admin::{self, NewClient, NewUser};
 use tessera_server::{Clock, SystemClock};
 use tessera_storage::{ApiRecord, ClientRecord, Store, UserRecord};
 
+/// `--smtp-url` and `--email-from` as given (the mailer is made only by what sends mail).
+#[derive(Debug, Clone, Default)]
+pub struct MailSettings {
+    pub smtp_url: Option<String>,
+    pub from: Option<String>,
+}
+
 async fn open(database: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
     crate::store::open_store(database.unwrap_or(DEFAULT_DATABASE), crate::store::ADMIN_POOL_SIZE).await
 }
@@ -344,7 +351,10 @@ pub async fn client(database: Option<&str>, j: bool, allow_private_logout_uris: 
     Ok(())
 }
 
-pub async fn user(database: Option<&str>, j: bool, passwords: &crate::settings::Passwords, cmd: UserCmd) -> anyhow::Result<()> {
+pub async fn user(database: Option<&str>, j: bool, passwords: &crate::settings::Passwords, mail: &MailSettings, cmd: UserCmd) -> anyhow::Result<()> {
+    if let UserCmd::Invite { email, name, username, issuer } = cmd {
+        return invite(database, j, mail, email, name, username, issuer).await;
+    }
     let store = open(database).await?;
     match cmd {
         UserCmd::Create { username, email, name, password_stdin: _, profile } => {
@@ -354,6 +364,8 @@ pub async fn user(database: Option<&str>, j: bool, passwords: &crate::settings::
             let u = acting(&*store, &cli_actor()).create_user(NewUser { username, email, name, profile: profile_map(&profile) }, hash).await?;
             print(j, &user_json(&u), || format!("created user {} (id {})", u.username, u.id));
         }
+        // Sent before the store is opened (above): the mail settings are checked first.
+        UserCmd::Invite { .. } => bail!("user invite: not handled here"),
         UserCmd::Update { username, email, name, profile, disable, enable, admin: make_admin, no_admin, require_mfa, no_require_mfa } => {
             let actor = cli_actor();
             let act = acting(&*store, &actor);
@@ -397,6 +409,42 @@ pub async fn user(database: Option<&str>, j: bool, passwords: &crate::settings::
             print(j, &json!({ "username": username, "password": "updated" }), || format!("password updated for {username}"));
         }
     }
+    Ok(())
+}
+
+/// `tessera user invite`: the CLI sends the mail itself, with the server's settings (it runs
+/// beside the server, on the same database).
+async fn invite(
+    database: Option<&str>,
+    j: bool,
+    mail: &MailSettings,
+    email: String,
+    name: Option<String>,
+    username: Option<String>,
+    issuer: Option<String>,
+) -> anyhow::Result<()> {
+    let mailer = crate::settings::mailer(mail.smtp_url.as_deref(), mail.from.as_deref())?;
+    crate::settings::check_mail_needed("user invite", mailer.as_deref())?;
+    let Some(mailer) = mailer else { bail!("user invite sends mail: set --smtp-url and --email-from") };
+    let Some(issuer) = issuer.filter(|i| !i.trim().is_empty()) else {
+        bail!("user invite: the link starts with the server's issuer URL: set --issuer (TESSERA_ISSUER), as for serve")
+    };
+    let issuer = crate::settings::check_issuer(&issuer)?;
+    let store = open(database).await?;
+    let actor = cli_actor();
+    let req = NewUser { username: username.unwrap_or_else(|| email.clone()), email: Some(email.clone()), name, ..Default::default() };
+    let invited = acting(&*store, &actor).invite(&mailer, &issuer, &tessera_server::secret::OsRandom, req).await?;
+    let u = &invited.user;
+    let mut v = user_json(u);
+    v["invitation"] = json!({ "email": email, "mailed_via": mailer.smtp(), "expires_at": invited.link_expires_at });
+    print(j, &v, || {
+        format!(
+            "invited {email}: created user {} (id {}) without a password, and mailed a link to choose one (valid 7 days, until {})",
+            u.username,
+            u.id,
+            rfc3339(invited.link_expires_at)
+        )
+    });
     Ok(())
 }
 

@@ -25,6 +25,16 @@ pub struct Cli {
     // and `apply` set passwords as well as `serve`.
     #[command(flatten)]
     pub passwords: PasswordArgs,
+    // Account mail (issue 15): global, as `user invite` mails as well as `serve`.
+    /// Where Tessera's mail goes (password reset, verification and invitation links, notices):
+    /// smtp://[USER:PASSWORD@]HOST[:PORT] (STARTTLS required; plain SMTP on a loopback host) or
+    /// smtps://[USER:PASSWORD@]HOST[:PORT] (TLS); ?tls=required|opportunistic|none overrides.
+    /// See docs/email.md. Unset: no mail, and what needs it is off.
+    #[arg(long, global = true, env = "TESSERA_SMTP_URL", hide_env_values = true, value_name = "URL")]
+    pub smtp_url: Option<String>,
+    /// The sender of Tessera's mail, e.g. "Tessera <id@example.com>" (needed with --smtp-url).
+    #[arg(long, global = true, env = "TESSERA_EMAIL_FROM", value_name = "ADDRESS")]
+    pub email_from: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -239,6 +249,11 @@ pub struct ServeArgs {
     /// server issued (sent in the DPoP-Nonce header), so that proofs cannot be made ahead of time.
     #[arg(long, env = "TESSERA_DPOP_NONCES", value_parser = clap::builder::BoolishValueParser::new())]
     pub dpop_nonces: bool,
+    /// Anyone may create an account at /register: it is made, enabled and its address verified
+    /// when the link mailed to the address is opened (needs --smtp-url and --email-from). Off by
+    /// default.
+    #[arg(long, env = "TESSERA_SELF_REGISTRATION", value_parser = clap::builder::BoolishValueParser::new())]
+    pub self_registration: bool,
     /// Days audit events are kept (default 90; 0 keeps them forever).
     #[arg(long, env = "TESSERA_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
     pub audit_retention_days: Option<u32>,
@@ -399,6 +414,21 @@ pub enum UserCmd {
         password_stdin: bool,
         #[command(flatten)]
         profile: ProfileArgs,
+    },
+    /// Invite someone: a user with this address and no password yet, and a mail with a link
+    /// (valid 7 days) to choose one; choosing it verifies the address. Needs --smtp-url and
+    /// --email-from, and the issuer the link starts with.
+    Invite {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Default: the email address.
+        #[arg(long)]
+        username: Option<String>,
+        /// The server's issuer URL, which the link starts with (as `serve --issuer`).
+        #[arg(long, env = "TESSERA_ISSUER")]
+        issuer: Option<String>,
     },
     /// Change a user's email, name or profile claims.
     Update {

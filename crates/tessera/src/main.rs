@@ -21,16 +21,17 @@ use clap::Parser;
 async fn main() {
     let cli = cli::Cli::parse();
     let passwords = || settings::passwords(&cli.passwords);
+    let mail = admin::MailSettings { smtp_url: cli.smtp_url.clone(), from: cli.email_from.clone() };
     let result = match cli.command {
         cli::Command::Serve(args) => match passwords() {
-            Ok(p) => serve::run(cli.database.clone(), args, settings::KekSources::from_env(&cli.keys_at_rest), cli.allow_private_logout_uris, p).await,
+            Ok(p) => serve::run(cli.database.clone(), args, settings::KekSources::from_env(&cli.keys_at_rest), cli.allow_private_logout_uris, p, &mail).await,
             Err(e) => Err(e),
         },
         cli::Command::Demo(args) => demo::run(args).await,
         cli::Command::Migrate => admin::migrate(cli.database.as_deref()).await,
         cli::Command::Client(c) => admin::client(cli.database.as_deref(), cli.json, cli.allow_private_logout_uris, c).await,
         cli::Command::User(c) => match passwords() {
-            Ok(p) => admin::user(cli.database.as_deref(), cli.json, &p, c).await,
+            Ok(p) => admin::user(cli.database.as_deref(), cli.json, &p, &mail, c).await,
             Err(e) => Err(e),
         },
         cli::Command::Api(c) => admin::api(cli.database.as_deref(), cli.json, c).await,

@@ -19,8 +19,13 @@ pub async fn run(
     kek: settings::KekSources,
     allow_private_logout_uris: bool,
     passwords: settings::Passwords,
+    mail: &crate::admin::MailSettings,
 ) -> anyhow::Result<()> {
     let s = settings::resolve_with(database, &args, kek, allow_private_logout_uris)?;
+    let mailer = settings::mailer(mail.smtp_url.as_deref(), mail.from.as_deref())?;
+    if s.self_registration {
+        settings::check_mail_needed("self-registration (--self-registration / TESSERA_SELF_REGISTRATION)", mailer.as_deref())?;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     // The request id is added to every line logged while a request is served.
     match s.log_format {
@@ -63,6 +68,8 @@ pub async fn run(
         password_policy: passwords.policy,
         argon2: passwords.argon2,
         branding: settings::branding(&args)?,
+        mailer: mailer.clone(),
+        self_registration: s.self_registration,
         ..Config::new(&issuer)
     };
     let svc = Tessera::new(store, Arc::new(SystemClock), config).await.context("loading signing keys")?;
@@ -115,6 +122,10 @@ pub async fn run(
     println!("  issuer:   {issuer}");
     println!("  database: {}", store::redact(&s.database_url));
     println!("  metadata: {issuer}/.well-known/oauth-authorization-server");
+    match &mailer {
+        Some(m) => println!("  mail:     {} (from {}){}", m.smtp(), m.from_address(), if s.self_registration { ", self-registration on" } else { "" }),
+        None => println!("  mail:     none (no password reset or verification links; set --smtp-url and --email-from)"),
+    }
     println!();
     println!("Register an API, a user and a first client (in another terminal):");
     println!("  tessera api create --identifier https://notes.example --name Notes --scope \"notes.read=Read your notes\"");

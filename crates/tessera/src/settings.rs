@@ -34,6 +34,8 @@ struct FileSettings {
     allow_private_logout_uris: Option<bool>,
     // DPoP (issue 17).
     dpop_nonces: Option<bool>,
+    // Account mail (issue 15).
+    self_registration: Option<bool>,
     // The audit log and the signals (issue 16).
     audit_retention_days: Option<u32>,
     metrics_listen: Option<String>,
@@ -58,6 +60,8 @@ pub struct Settings {
     pub allow_private_logout_uris: bool,
     /// RFC 9449 §8 server nonces in DPoP proofs.
     pub dpop_nonces: bool,
+    /// Accounts may be made at /register (verified by mail).
+    pub self_registration: bool,
     /// Days audit events are kept; 0: forever.
     pub audit_retention_days: u32,
     /// Where `/metrics` is served when not on the main listener.
@@ -157,6 +161,7 @@ pub fn resolve_with(database: Option<String>, args: &ServeArgs, kek: KekSources,
     let allow_private_logout_uris = allow_private_logout_uris || file.allow_private_logout_uris.unwrap_or(false);
     let trusted_proxies = parse_trusted_proxies(args.trusted_proxies.as_deref().or(file.trusted_proxies.as_deref()).unwrap_or_default())?;
     let dpop_nonces = args.dpop_nonces || file.dpop_nonces.unwrap_or(false);
+    let self_registration = args.self_registration || file.self_registration.unwrap_or(false);
     let audit_retention_days = args.audit_retention_days.or(file.audit_retention_days).unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS);
     if audit_retention_days > 36_500 {
         bail!("audit retention (--audit-retention-days / TESSERA_AUDIT_RETENTION_DAYS): {audit_retention_days} is more than 100 years; 0 keeps events forever");
@@ -193,6 +198,7 @@ pub fn resolve_with(database: Option<String>, args: &ServeArgs, kek: KekSources,
         kek,
         allow_private_logout_uris,
         dpop_nonces,
+        self_registration,
         audit_retention_days,
     })
 }
@@ -365,6 +371,26 @@ pub fn argon2_params(
     Ok(Argon2Params::new(memory_kib.unwrap_or(d.memory_kib()), iterations.unwrap_or(d.iterations()), parallelism.unwrap_or(d.parallelism()))?)
 }
 
+/// The mailer of `--smtp-url` and `--email-from` (issue 15): both, or neither (no mail). Made
+/// inside the runtime; nothing connects until the first mail.
+pub fn mailer(smtp_url: Option<&str>, from: Option<&str>) -> anyhow::Result<Option<std::sync::Arc<tessera_server::mail::Mailer>>> {
+    let set = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+    match (set(smtp_url), set(from)) {
+        (None, None) => Ok(None),
+        (Some(_), None) => bail!("--smtp-url needs --email-from (TESSERA_EMAIL_FROM): the sender of Tessera's mail, e.g. \"Tessera <id@example.com>\""),
+        (None, Some(_)) => bail!("--email-from needs --smtp-url (TESSERA_SMTP_URL): where the mail goes"),
+        (Some(url), Some(from)) => Ok(Some(std::sync::Arc::new(tessera_server::mail::Mailer::new(&url, &from)?))),
+    }
+}
+
+/// What needs mail says so at start-up when there is none.
+pub fn check_mail_needed(what: &str, mailer: Option<&tessera_server::mail::Mailer>) -> anyhow::Result<()> {
+    if mailer.is_none() {
+        bail!("{what} sends mail: set --smtp-url (TESSERA_SMTP_URL) and --email-from (TESSERA_EMAIL_FROM); see docs/email.md");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,6 +474,26 @@ mod tests {
         assert!(e.contains("TESSERA_KEY_ENCRYPTION_KEY") && e.contains("not both"), "{e}");
         assert!(!format!("{both:?}").contains("c2VjcmV0"));
         assert!(!resolve(None, &args(None, None, None)).unwrap().allow_private_logout_uris);
+    }
+
+    /// Issue 15: both mail settings or neither; self-registration from the flag or the file.
+    #[tokio::test]
+    async fn mail_settings() {
+        assert!(mailer(None, None).unwrap().is_none());
+        assert!(mailer(Some(" "), Some("")).unwrap().is_none(), "empty environment variables count as unset");
+        let e = mailer(Some("smtp://127.0.0.1:2525"), None).unwrap_err().to_string();
+        assert!(e.contains("--email-from"), "{e}");
+        let e = mailer(None, Some("id@example.com")).unwrap_err().to_string();
+        assert!(e.contains("--smtp-url"), "{e}");
+        let e = mailer(Some("http://x"), Some("id@example.com")).unwrap_err().to_string();
+        assert!(e.contains("--smtp-url"), "{e}");
+        assert!(mailer(Some("smtp://127.0.0.1:2525"), Some("Tessera <id@example.com>")).unwrap().is_some());
+        let e = check_mail_needed("self-registration (--self-registration)", None).unwrap_err().to_string();
+        assert!(e.contains("--smtp-url") && e.contains("--email-from"), "{e}");
+        assert!(!resolve(None, &args(None, None, None)).unwrap().self_registration, "off by default");
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "self_registration = true").unwrap();
+        assert!(resolve(None, &args(None, None, Some(f.path().into()))).unwrap().self_registration);
     }
 
     #[test]

@@ -439,6 +439,9 @@ impl Tessera {
                 if !added.is_empty() {
                     self.audit("consent_granted", Some(user_id), Some(&p.client_id), &serde_json::json!({ "scope": added.to_string() }).to_string()).await?;
                 }
+                if granted.is_empty() {
+                    self.notify_first_grant(user_id, &p.client_id, &added.to_string()).await;
+                }
                 self.issue_code(p, session).await
             }
         }

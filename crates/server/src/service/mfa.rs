@@ -344,6 +344,7 @@ impl Tessera {
         };
         self.store.create_factor(&factor).await?;
         self.audit("mfa_added", Some(&user.id), None, &serde_json::json!({ "kind": "totp", "name": factor.name }).to_string()).await?;
+        self.notify(user, super::email::Notice::FactorAdded { kind: FactorKind::Totp.as_str(), name: &factor.name });
         let codes = if self.store.count_recovery_codes(&user.id).await? == 0 { Some(self.new_recovery_codes(&user.id).await?) } else { None };
         Ok(Ok(codes))
     }

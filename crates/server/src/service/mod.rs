@@ -4,6 +4,8 @@
 //! - [`authn`]: authentication of resource owners (passwords, throttling, browser sessions).
 //! - [`authorize`]: the authorization endpoint, consent and code issuance (RFC 6749 §4.1.1–4.1.2).
 //! - [`token`]: the token endpoint: client authentication, then one module per grant in [`grants`].
+//! - [`email`]: account mail — password reset, email verification, invitations,
+//!   self-registration and notices.
 
 pub mod admin;
 pub mod admin_api;
@@ -13,6 +15,7 @@ pub mod backchannel;
 pub mod config;
 pub mod device;
 pub mod dpop;
+pub mod email;
 pub mod grants;
 pub mod introspect;
 pub mod mfa;
@@ -76,6 +79,20 @@ pub struct Config {
     pub argon2: authn::Argon2Params,
     /// How the pages people see look (product name, logo, accent colour, extra CSS).
     pub branding: Branding,
+    // Account mail (issue 15).
+    /// Where mail goes (`--smtp-url`, `--email-from`); `None`: no mail is sent, and what needs it
+    /// (password reset, verification links, self-registration) is off.
+    pub mailer: Option<Arc<crate::mail::Mailer>>,
+    /// Anyone may create an account at `/register`, enabled once its address is confirmed by a
+    /// mailed link (`--self-registration`; needs a mailer). Off by default.
+    pub self_registration: bool,
+    /// Requests that mail someone (password reset, registration) per client address: 10 at once,
+    /// then a growing delay up to 10 minutes; answered "try again in …".
+    pub mail_address_throttle: ThrottleRule,
+    /// Mails sent on request to one account or one address (reset and verification links,
+    /// registration links): 3 at once, then 1, 2, 4 … seconds up to an hour between two,
+    /// forgotten after a quiet hour — nobody can flood a mailbox through the forms.
+    pub mail_recipient_throttle: ThrottleRule,
 }
 
 /// The branding of the sign-in, consent and account pages (`--brand-name`, `--brand-logo-url`,
@@ -116,6 +133,10 @@ impl Config {
             password_policy: admin::PasswordPolicy::default(),
             argon2: authn::Argon2Params::default(),
             branding: Branding::default(),
+            mailer: None,
+            self_registration: false,
+            mail_address_throttle: ThrottleRule { burst: 10, max_delay: 10 * 60, reset_after: 60 * 60 },
+            mail_recipient_throttle: ThrottleRule { burst: 3, max_delay: 60 * 60, reset_after: 60 * 60 },
         }
     }
     /// Cookies get `Secure` when the issuer is https.

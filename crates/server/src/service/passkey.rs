@@ -214,6 +214,7 @@ impl Tessera {
             Err(e) => return Err(e.into()),
         }
         self.audit("mfa_added", Some(&user.id), None, &serde_json::json!({ "kind": "passkey", "name": factor.name }).to_string()).await?;
+        self.notify(user, super::email::Notice::FactorAdded { kind: FactorKind::Passkey.as_str(), name: &factor.name });
         Ok(Ok(factor))
     }
 

@@ -23,6 +23,7 @@ mod config_as_code;
 mod console;
 mod cors;
 mod dpop;
+mod email;
 mod health;
 mod hostile_input;
 mod interop_lifecycle;

@@ -1,6 +1,6 @@
 //! The CI tier (feature `ci-tier`): tests that need PostgreSQL (`postgres_cluster`,
 //! `postgres_restart`), headless Chromium with chromedriver (`browser`, `account_browser`, `console_browser`, `device_browser`,
-//! `oidc_browser`, `demo_browser`), or run the `tessera` binary (`cli`, `demo_cli`, `signals` —
+//! `oidc_browser`, `demo_browser`), or run the `tessera` binary (`cli`, `demo_cli`, `email_cli`, `signals` —
 //! which also needs Debian's `promtool` — and the PostgreSQL ones). Other modules' CI-tier tests are marked `#[cfg(feature = "ci-tier")]` where
 //! they stand.
 
@@ -11,6 +11,7 @@ mod console_browser;
 mod demo_browser;
 mod demo_cli;
 mod device_browser;
+mod email_cli;
 mod interop_oauth4webapi;
 mod oidc_browser;
 mod postgres_cluster;

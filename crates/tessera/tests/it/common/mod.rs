@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod oauth_http;
+pub mod smtp;
 pub mod stack;
 
 /// Headless Chromium over WebDriver (CI tier).
