@@ -5,10 +5,10 @@
 //! every sign-in); every form CSRF-checked; every change made as the user (`admin::Acting`
 //! with the user's id as actor, so the audit log says they did it).
 
-use crate::AppState;
 use crate::console::{Place, html, signed_in, utc};
 use crate::extract::{check_csrf, read_form};
 use crate::response::see_other;
+use crate::{AppState, i18n};
 use askama::Template;
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
@@ -127,34 +127,40 @@ struct SessionRow {
 /// What an audit event means to the user it is about.
 fn describe(kind: &str, detail: &str) -> Option<String> {
     let d: serde_json::Value = serde_json::from_str(detail).unwrap_or_default();
-    let addr = d["address"].as_str().map(|a| format!(" from {a}")).unwrap_or_default();
+    let text = |key: &str| i18n::t(key);
+    // "… from ADDRESS" where the event knows the address.
+    let from = |key: &str| match d["address"].as_str() {
+        Some(a) => i18n::t2("event-from", ("what", &i18n::t(key)), ("address", a)),
+        None => i18n::t(key),
+    };
+    let name = d["name"].as_str().unwrap_or("?");
     Some(match kind {
-        "sign_in" => format!("Signed in{addr}"),
-        "sign_in_failed" => format!("A sign-in failed (wrong password){addr}"),
-        "sign_in_refused" => format!("A sign-in was refused: the account is disabled{addr}"),
-        "consent_granted" => "Gave an app access".into(),
-        "consent_removed" => "Removed an app's access".into(),
-        "admin.password_set" => "Password changed".into(),
-        "admin.user_disabled" => "Account disabled by an administrator".into(),
-        "admin.user_enabled" => "Account enabled by an administrator".into(),
-        "refresh_reuse" => "A reused token was detected and the app's access ended".into(),
-        "admin.sessions_ended" => "Signed out everywhere".into(),
-        "second_factor" => format!("Used a second factor to sign in{addr}"),
-        "second_factor_failed" => format!("A wrong second-factor code was entered{addr}"),
-        "second_factor_throttled" => format!("Too many wrong second-factor codes{addr}"),
-        "mfa_added" => format!("Added a second factor ({})", d["name"].as_str().unwrap_or("unnamed")),
-        "mfa_removed" => format!("Removed a second factor ({})", d["name"].as_str().unwrap_or("unnamed")),
-        "recovery_codes_created" => "Made new recovery codes".into(),
-        "admin.mfa_reset" => "Second factors removed by an administrator".into(),
-        "password_reset_requested" => format!("A password reset link was asked for{addr}"),
-        "password_reset" => format!("Password changed with a reset link{addr}"),
-        "invitation_accepted" => format!("Chose a password from the invitation{addr}"),
-        "email_verification_sent" => "Asked for a verification link".into(),
-        "email_verified" => format!("Email address {} verified", d["email"].as_str().unwrap_or("")),
-        "email_changed" => format!("Email address changed to {}", d["to"].as_str().unwrap_or("")),
-        "user_registered" => "Account created".into(),
-        "admin.user_invited" => "Invited by an administrator".into(),
-        "mail_failed" => "A mail to you could not be sent".into(),
+        "sign_in" => from("event-sign-in"),
+        "sign_in_failed" => from("event-sign-in-failed"),
+        "sign_in_refused" => from("event-sign-in-refused"),
+        "consent_granted" => text("event-consent-granted"),
+        "consent_removed" => text("event-consent-removed"),
+        "admin.password_set" => text("event-admin-password-set"),
+        "admin.user_disabled" => text("event-admin-user-disabled"),
+        "admin.user_enabled" => text("event-admin-user-enabled"),
+        "refresh_reuse" => text("event-refresh-reuse"),
+        "admin.sessions_ended" => text("event-admin-sessions-ended"),
+        "second_factor" => from("event-second-factor"),
+        "second_factor_failed" => from("event-second-factor-failed"),
+        "second_factor_throttled" => from("event-second-factor-throttled"),
+        "recovery_codes_created" => text("event-recovery-codes-created"),
+        "admin.mfa_reset" => text("event-admin-mfa-reset"),
+        "password_reset_requested" => from("event-password-reset-requested"),
+        "password_reset" => from("event-password-reset"),
+        "invitation_accepted" => from("event-invitation-accepted"),
+        "email_verification_sent" => text("event-email-verification-sent"),
+        "user_registered" => text("event-user-registered"),
+        "admin.user_invited" => text("event-admin-user-invited"),
+        "mail_failed" => text("event-mail-failed"),
+        "mfa_added" => i18n::t1("event-mfa-added", "name", name),
+        "mfa_removed" => i18n::t1("event-mfa-removed", "name", name),
+        "email_verified" => i18n::t1("event-email-verified", "email", d["email"].as_str().unwrap_or("")),
+        "email_changed" => i18n::t1("event-email-changed", "email", d["to"].as_str().unwrap_or("")),
         _ => return None,
     })
 }
@@ -168,7 +174,8 @@ async fn render(svc: &AppState, me: &Me, status: StatusCode, notice: Option<Stri
         let mut apps = Vec::new();
         for c in svc.store.list_consents(&me.user.id).await? {
             let name = svc.store.find_client(&c.client_id).await?.map(|r| r.name).unwrap_or_else(|| c.client_id.clone());
-            let can: Vec<String> = c.scope.iter().map(|s| catalog.description(s).map(String::from).unwrap_or_else(|| s.to_string())).collect();
+            let can: Vec<String> =
+                c.scope.iter().map(|s| catalog.description(s).map(|d| i18n::scope_description(s, d)).unwrap_or_else(|| s.to_string())).collect();
             apps.push((c.client_id, name, can, utc(c.updated_at)));
         }
         let sessions = svc

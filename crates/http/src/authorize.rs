@@ -195,7 +195,7 @@ pub async fn consent_page(State(svc): State<AppState>, SessionCookie(cookie): Se
             username: &view.username,
             csrf: &session.csrf_token,
             request_id: &view.request_id,
-            new_scopes: &view.new_scopes,
+            new_scopes: &view.new_scopes.iter().map(|(n, d)| (n.clone(), i18n::scope_description(n, d))).collect::<Vec<_>>(),
             granted: &view.granted,
             device_user_code: view.device_user_code.as_deref(),
         }))

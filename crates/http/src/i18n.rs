@@ -138,6 +138,11 @@ pub fn tn(key: &str, name: &'static str, n: i64) -> String {
     lookup(key, Some(&args))
 }
 
+/// A count for [`tn`] from whatever integer a template holds (`usize`, a reference to one).
+pub fn num<T: std::fmt::Display>(v: T) -> i64 {
+    v.to_string().parse().unwrap_or(0)
+}
+
 /// The message `key` with two arguments.
 pub fn t2(key: &str, a: (&'static str, &str), b: (&'static str, &str)) -> String {
     let mut args = HashMap::new();
@@ -155,6 +160,13 @@ pub fn around(key: &str, name: &'static str) -> (String, String) {
         Some((a, b)) => (a.to_string(), b.to_string()),
         None => (whole, String::new()),
     }
+}
+
+/// What the consent and account pages say a scope allows: a scope OpenID Connect defines in
+/// the page's language (`scope-NAME`), an API's own scope as the API described it.
+pub fn scope_description(name: &str, description: &str) -> String {
+    let builtin = tessera_protocol::oidc::OIDC_SCOPES.iter().any(|(n, d)| *n == name && *d == description);
+    if builtin { t(&format!("scope-{name}")) } else { description.to_string() }
 }
 
 fn brand() -> Arc<Branding> {
@@ -183,6 +195,10 @@ mod tests {
         assert_eq!(t("no-such-key"), "no-such-key");
         assert_eq!(lang(), "en");
         assert_eq!(LANGUAGES, tessera_protocol::oidc::UI_LOCALES_SUPPORTED, "discovery advertises the catalogs");
+        for (name, description) in tessera_protocol::oidc::OIDC_SCOPES {
+            assert_eq!(scope_description(name, description), *description, "the English catalog says what the protocol says");
+        }
+        assert_eq!(scope_description("openid", "an API's own words"), "an API's own words");
     }
 
     #[test]

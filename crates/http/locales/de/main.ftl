@@ -104,3 +104,112 @@ totp-add = Hinzufügen
 recovery-title = Ihre Wiederherstellungscodes
 recovery-lead = Wenn Sie Ihr Gerät verlieren, meldet Sie jeder dieser Codes einmal an, statt eines Codes aus Ihrer App. Sie werden nur jetzt angezeigt: Schreiben Sie sie auf oder speichern Sie sie an einem sicheren Ort.
 recovery-continue = Ich habe sie gespeichert — weiter
+
+## Sign-in, accounts, mail
+register-new-here = Neu hier?
+register-title = Konto erstellen
+forgot-title = Passwort vergessen?
+console-title = { $product }-Administration
+console-signin-lead = Melden Sie sich mit einem Administrationskonto an.
+account-title = Ihr Konto
+account-signin-lead = Melden Sie sich an, um Ihr Konto zu sehen und zu verwalten.
+forgot-lead = Geben Sie Ihren Benutzernamen oder Ihre E-Mail-Adresse ein. Wenn es ein Konto gibt, senden wir einen Link an seine E-Mail-Adresse, mit dem Sie ein neues Passwort wählen.
+forgot-who = Benutzername oder E-Mail-Adresse
+forgot-send = Link senden
+back-to-sign-in = Zurück zur Anmeldung
+password-new = Neues Passwort
+password-again = Neues Passwort wiederholen
+password-at-least = (mindestens { $n } Zeichen)
+register-lead = Wir senden einen Link an Ihre E-Mail-Adresse: Das Konto ist bereit, sobald Sie ihn öffnen.
+email-address = E-Mail-Adresse
+register-password-again = Passwort wiederholen
+register-button = Mein Konto erstellen
+register-name = Ihr Name
+optional = (optional)
+register-have-account = Schon ein Konto?
+
+## The account page
+account-email = E-Mail
+account-none = keine
+account-verified = bestätigt
+account-unverified = nicht bestätigt
+account-confirm-email = Bestätigen Sie, dass die Adresse Ihnen gehört: Wir senden Ihnen einen Link.
+account-send-verification = Bestätigungslink senden
+account-apps = Apps mit Zugriff auf Ihr Konto
+account-no-apps = Keine App hat Zugriff auf Ihr Konto.
+account-app = App
+account-it-can = Darf
+account-since = Seit
+account-remove-access = Zugriff entfernen
+account-sessions = Wo Sie angemeldet sind
+account-device = Gerät
+account-address = Adresse
+account-signed-in = Angemeldet
+account-last-used = Zuletzt verwendet
+account-how = Wie
+account-this-browser = dieser Browser
+account-mfa-required = Ihre Administration verlangt einen zweiten Schritt bei der Anmeldung: Richten Sie ihn jetzt ein.
+account-mfa-none = Nur Ihr Passwort schützt Ihr Konto. Fügen Sie eine Authenticator-App hinzu: Die Anmeldung fragt dann auch nach einem Code daraus.
+account-kind = Art
+account-added = Hinzugefügt
+account-remove = Entfernen
+account-recovery-left = { $n ->
+    [one] 1 Wiederherstellungscode übrig.
+   *[other] { $n } Wiederherstellungscodes übrig.
+}
+account-new-recovery = Neue Wiederherstellungscodes erstellen
+account-passkeys = Passkeys
+account-passkeys-unavailable = Passkeys sind auf diesem Server nicht verfügbar:
+account-passkeys-lead = Ein Passkey meldet Sie mit der Bildschirmsperre Ihres Geräts oder einem Sicherheitsschlüssel an, ohne Passwort, und zählt als zwei Schritte.
+account-passkey-name = Name des Passkeys
+account-passkey-default = Passkey
+account-add-passkey = Passkey hinzufügen
+account-passkey-js = Zum Hinzufügen eines Passkeys braucht es JavaScript.
+account-change-email = E-Mail-Adresse ändern
+account-new-email = Neue E-Mail-Adresse
+account-current-password = Aktuelles Passwort
+account-change-email-button = E-Mail-Adresse ändern
+account-email-unverified-until = Die neue Adresse ist unbestätigt, bis Sie den Link öffnen, den wir an sie senden.
+account-change-password = Passwort ändern
+account-change-password-button = Passwort ändern
+account-password-effect = Eine Änderung meldet Sie überall sonst ab, und jede App fragt Sie erneut.
+account-events = Sicherheitsereignisse
+account-no-events = Noch keine.
+
+## Security events on the account page
+event-sign-in = Angemeldet
+event-sign-in-failed = Eine Anmeldung ist fehlgeschlagen (falsches Passwort)
+event-sign-in-refused = Eine Anmeldung wurde abgewiesen: Das Konto ist gesperrt
+event-consent-granted = Einer App Zugriff gegeben
+event-consent-removed = Den Zugriff einer App entfernt
+event-admin-password-set = Passwort geändert
+event-admin-user-disabled = Konto von der Administration gesperrt
+event-admin-user-enabled = Konto von der Administration entsperrt
+event-refresh-reuse = Ein wiederverwendetes Token wurde erkannt, und der Zugriff der App wurde beendet
+event-admin-sessions-ended = Überall abgemeldet
+event-second-factor = Mit einem zweiten Faktor angemeldet
+event-second-factor-failed = Ein falscher Code für den zweiten Faktor wurde eingegeben
+event-second-factor-throttled = Zu viele falsche Codes für den zweiten Faktor
+event-recovery-codes-created = Neue Wiederherstellungscodes erstellt
+event-admin-mfa-reset = Zweite Faktoren von der Administration entfernt
+event-password-reset-requested = Ein Link zum Zurücksetzen des Passworts wurde angefordert
+event-password-reset = Passwort mit einem Link zurückgesetzt
+event-invitation-accepted = Passwort aus der Einladung gewählt
+event-email-verification-sent = Einen Bestätigungslink angefordert
+event-user-registered = Konto erstellt
+event-admin-user-invited = Von der Administration eingeladen
+event-mail-failed = Eine E-Mail an Sie konnte nicht gesendet werden
+event-from = { $what } von { $address }
+event-mfa-added = Einen zweiten Faktor hinzugefügt ({ $name })
+event-mfa-removed = Einen zweiten Faktor entfernt ({ $name })
+event-email-verified = E-Mail-Adresse { $email } bestätigt
+event-email-changed = E-Mail-Adresse geändert in { $email }
+
+## Scopes aus OpenID Connect (was die Zustimmungsseite sagt)
+scope-openid = Sie anmelden und wissen, wer Sie sind
+scope-profile = Ihren Namen und Ihr Basisprofil sehen
+scope-email = Ihre E-Mail-Adresse sehen
+scope-address = Ihre Postanschrift sehen
+scope-phone = Ihre Telefonnummer sehen
+scope-offline_access = Verbunden bleiben, während Sie weg sind (Offline-Zugriff)
+scope-groups = Die Gruppen sehen, zu denen Sie gehören

@@ -105,3 +105,112 @@ totp-add = Add
 recovery-title = Your recovery codes
 recovery-lead = If you lose your device, each of these codes signs you in once instead of a code from your app. They are shown only now: write them down or save them somewhere safe.
 recovery-continue = I saved them — continue
+
+## Sign-in, accounts, mail
+register-new-here = New here?
+register-title = Create an account
+forgot-title = Forgot your password?
+console-title = { $product } admin
+console-signin-lead = Sign in with an administrator's account.
+account-title = Your account
+account-signin-lead = Sign in to see and manage your account.
+forgot-lead = Enter your username or email address. If an account exists, we send a link to its email address to choose a new password.
+forgot-who = Username or email address
+forgot-send = Send me a link
+back-to-sign-in = Back to sign-in
+password-new = New password
+password-again = New password again
+password-at-least = (at least { $n } characters)
+register-lead = We send a link to your email address: the account is ready once you open it.
+email-address = Email address
+register-password-again = Password again
+register-button = Create my account
+register-name = Your name
+optional = (optional)
+register-have-account = Have an account?
+
+## The account page
+account-email = Email
+account-none = none
+account-verified = verified
+account-unverified = not verified
+account-confirm-email = Confirm that the address is yours: we mail you a link.
+account-send-verification = Send verification link
+account-apps = Apps with access to your account
+account-no-apps = No app has access to your account.
+account-app = App
+account-it-can = It can
+account-since = Since
+account-remove-access = Remove access
+account-sessions = Where you are signed in
+account-device = Device
+account-address = Address
+account-signed-in = Signed in
+account-last-used = Last used
+account-how = How
+account-this-browser = this browser
+account-mfa-required = Your administrator requires a second step at sign-in: set one up now.
+account-mfa-none = Only your password protects your account. Add an authenticator app: sign-in then asks for a code from it too.
+account-kind = Kind
+account-added = Added
+account-remove = Remove
+account-recovery-left = { $n ->
+    [one] 1 recovery code left.
+   *[other] { $n } recovery codes left.
+}
+account-new-recovery = Make new recovery codes
+account-passkeys = Passkeys
+account-passkeys-unavailable = Passkeys are not available on this server:
+account-passkeys-lead = A passkey signs you in with your device's screen lock or a security key, without a password, and counts as two steps.
+account-passkey-name = Passkey name
+account-passkey-default = Passkey
+account-add-passkey = Add a passkey
+account-passkey-js = Adding a passkey needs JavaScript.
+account-change-email = Change your email address
+account-new-email = New email address
+account-current-password = Current password
+account-change-email-button = Change email address
+account-email-unverified-until = The new address is unverified until you open the link we mail to it.
+account-change-password = Change your password
+account-change-password-button = Change password
+account-password-effect = Changing it signs you out everywhere else and makes every app ask you again.
+account-events = Security events
+account-no-events = None yet.
+
+## Security events on the account page
+event-sign-in = Signed in
+event-sign-in-failed = A sign-in failed (wrong password)
+event-sign-in-refused = A sign-in was refused: the account is disabled
+event-consent-granted = Gave an app access
+event-consent-removed = Removed an app's access
+event-admin-password-set = Password changed
+event-admin-user-disabled = Account disabled by an administrator
+event-admin-user-enabled = Account enabled by an administrator
+event-refresh-reuse = A reused token was detected and the app's access ended
+event-admin-sessions-ended = Signed out everywhere
+event-second-factor = Used a second factor to sign in
+event-second-factor-failed = A wrong second-factor code was entered
+event-second-factor-throttled = Too many wrong second-factor codes
+event-recovery-codes-created = Made new recovery codes
+event-admin-mfa-reset = Second factors removed by an administrator
+event-password-reset-requested = A password reset link was asked for
+event-password-reset = Password changed with a reset link
+event-invitation-accepted = Chose a password from the invitation
+event-email-verification-sent = Asked for a verification link
+event-user-registered = Account created
+event-admin-user-invited = Invited by an administrator
+event-mail-failed = A mail to you could not be sent
+event-from = { $what } from { $address }
+event-mfa-added = Added a second factor ({ $name })
+event-mfa-removed = Removed a second factor ({ $name })
+event-email-verified = Email address { $email } verified
+event-email-changed = Email address changed to { $email }
+
+## Scopes OpenID Connect defines (what the consent page says)
+scope-openid = Sign you in and know who you are
+scope-profile = See your name and basic profile
+scope-email = See your email address
+scope-address = See your postal address
+scope-phone = See your phone number
+scope-offline_access = Stay connected while you are away (offline access)
+scope-groups = See the groups you belong to

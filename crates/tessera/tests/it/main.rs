@@ -34,6 +34,7 @@ mod lifecycle;
 mod metrics;
 mod notes_demo;
 mod oidc;
+mod pages;
 mod passwords;
 mod roles;
 mod security;

@@ -174,3 +174,28 @@ async fn a_passkey_signs_in_alone_and_as_the_second_step() {
     })
     .await;
 }
+
+/// Issue 15: `ui_locales=de` gives German pages in a browser that prefers English.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_german_sign_in_and_consent_for_ui_locales_de() {
+    let s = TestServer::start().await;
+    let cb = callback_server().await;
+    let (id, _) = oidc_client(&s, &cb, false).await;
+    let (s, cb, id) = (&s, cb, id);
+    with_browser(|driver| async move {
+        let (_, challenge) = pkce_pair();
+        driver.goto(&format!("{}&ui_locales=de", s.authorize_url(&id, &cb, "openid notes.read", "de", Some(&challenge)))).await?;
+        wait_for_url(&driver, "the sign-in page", |u| u.path() == "/login").await;
+        assert_eq!(driver.find(By::Tag("html")).await?.attr("lang").await?.as_deref(), Some("de"));
+        assert_eq!(wait_for(&driver, By::Id("sign-in")).await.text().await?, "Anmelden");
+        sign_in(&driver, USER, PASSWORD).await;
+        consent_scopes(&driver, s).await;
+        assert_eq!(driver.find(By::Id("allow")).await?.text().await?, "Erlauben");
+        assert!(driver.find(By::Tag("h1")).await?.text().await?.contains("möchte auf Ihr Konto zugreifen"));
+        driver.screenshot(std::path::Path::new("/tmp/tessera-german.png")).await?;
+        driver.find(By::Id("allow")).await?.click().await?;
+        callback_query(&driver, &cb).await;
+        Ok(())
+    })
+    .await;
+}
