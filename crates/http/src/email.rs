@@ -7,12 +7,12 @@
 //! (a link's page starts an anonymous session for it); an expired, used or garbled link is a
 //! 400 page, never a 500.
 
-use crate::AppState;
 use crate::account::{MyForm, notice, problem};
 use crate::authorize::{retry_after, wait_text, with_cookie};
 use crate::console::html;
 use crate::error::service_page;
 use crate::extract::{ClientAddress, CsrfForm, PageQuery, SessionCookie};
+use crate::{AppState, i18n};
 use askama::Template;
 use axum::Router;
 use axum::extract::{FromRequest, Request, State};
@@ -51,13 +51,13 @@ fn message(status: StatusCode, title: &str, message: &str, link: Option<(&str, &
 
 /// The page of a link that no longer works (expired, used, garbled): 400.
 fn link_invalid(link: Link) -> Response {
-    let (msg, next) = match link {
-        Link::Reset => ("The link has expired or was used already. Ask for a new one.", (paths::FORGOT, "Ask for a new link")),
-        Link::Invite => ("The invitation has expired or was used already. Ask your administrator for a new one.", (paths::SIGN_IN, "Sign in")),
-        Link::VerifyEmail => ("The link has expired or was used already. Ask for a new one on your account page.", (paths::ACCOUNT, "Your account")),
-        Link::Register => ("The link has expired or was used already. Register again.", (paths::REGISTER, "Register again")),
+    let (msg, next, label) = match link {
+        Link::Reset => (i18n::t("link-reset-invalid"), paths::FORGOT, i18n::t("link-ask-new")),
+        Link::Invite => (i18n::t("link-invite-invalid"), paths::SIGN_IN, i18n::t("login-sign-in")),
+        Link::VerifyEmail => (i18n::t("link-verify-invalid"), paths::ACCOUNT, i18n::t("login-account-link")),
+        Link::Register => (i18n::t("link-register-invalid"), paths::REGISTER, i18n::t("link-register-again")),
     };
-    message(StatusCode::BAD_REQUEST, "This link does not work", msg, Some(next))
+    message(StatusCode::BAD_REQUEST, &i18n::t("link-does-not-work"), &msg, Some((next, &label)))
 }
 
 /// Render a page in the browser's session: an anonymous one is started when there is none (its
@@ -109,14 +109,11 @@ async fn forgot_submit(State(svc): State<AppState>, ClientAddress(address): Clie
     };
     let who = form.params.get("who").unwrap_or("");
     match svc.request_password_reset(who, &address).await {
-        Ok(MailRequest::Accepted) => message(
-            StatusCode::OK,
-            "Check your mail",
-            "If an account exists for that name and has an email address, we sent a link to it. Open it within 30 minutes to choose a new password.",
-            Some((paths::SIGN_IN, "Back to sign-in")),
-        ),
+        Ok(MailRequest::Accepted) => {
+            message(StatusCode::OK, &i18n::t("mail-check"), &i18n::t("forgot-sent"), Some((paths::SIGN_IN, &i18n::t("back-to-sign-in"))))
+        }
         Ok(MailRequest::Throttled { retry_after: secs }) => {
-            let msg = format!("Too many requests. Try again in {}.", wait_text(secs));
+            let msg = i18n::t1("too-many-requests", "wait", &wait_text(secs));
             retry_after(html(StatusCode::TOO_MANY_REQUESTS, &ForgotView { csrf: &form.session.csrf_token, who, error: Some(&msg) }), secs)
         }
         Err(e) => service_page(&e),
@@ -141,11 +138,11 @@ struct SetPasswordView<'a> {
 
 fn set_password_form(svc: &AppState, status: StatusCode, link: Link, csrf: &str, token: &str, username: &str, error: Option<&str>) -> Response {
     let (title, lead, button, action) = match link {
-        Link::Invite => ("Welcome", "Choose the password of your account", "Set my password", paths::INVITE),
-        _ => ("Choose a new password", "The new password of your account", "Change my password", paths::RESET),
+        Link::Invite => (i18n::t("invite-welcome"), i18n::t("invite-lead"), i18n::t("invite-button"), paths::INVITE),
+        _ => (i18n::t("reset-title"), i18n::t("reset-lead"), i18n::t("reset-button"), paths::RESET),
     };
     let min_length = svc.config.password_policy.min_length;
-    html(status, &SetPasswordView { title, lead, button, action, csrf, token, username, min_length, error })
+    html(status, &SetPasswordView { title: &title, lead: &lead, button: &button, action, csrf, token, username, min_length, error })
 }
 
 /// GET /password/reset?token=… and /invite?token=…: the form, while the link is valid.
@@ -170,21 +167,18 @@ async fn set_password_submit(State(svc): State<AppState>, ClientAddress(address)
         set_password_form(&svc, status, link, &session.csrf_token, token, username, Some(error))
     };
     if params.get("confirm_password").unwrap_or("") != new {
-        return again(StatusCode::BAD_REQUEST, "The passwords do not match.");
+        return again(StatusCode::BAD_REQUEST, &i18n::t("passwords-differ"));
     }
     match svc.set_password_by_link(link, token, new, &address).await {
         Ok(Ok(user)) => {
             let (title, msg) = match link {
-                Link::Invite => ("Your account is ready", format!("Your password is set. Sign in as {} with it.", user.username)),
-                _ => (
-                    "Password changed",
-                    format!("The password of {} is changed, and every session of the account has ended. Sign in with the new password.", user.username),
-                ),
+                Link::Invite => (i18n::t("account-ready"), i18n::t1("invite-done", "user", &user.username)),
+                _ => (i18n::t("password-changed"), i18n::t1("reset-done", "user", &user.username)),
             };
-            message(StatusCode::OK, title, &msg, Some((paths::SIGN_IN, "Sign in")))
+            message(StatusCode::OK, &title, &msg, Some((paths::SIGN_IN, &i18n::t("login-sign-in"))))
         }
         Ok(Err(LinkRefused::Password(m))) => again(StatusCode::BAD_REQUEST, &m),
-        Ok(Err(LinkRefused::Busy)) => retry_after(again(StatusCode::SERVICE_UNAVAILABLE, "The server is busy. Try again in a moment."), 1),
+        Ok(Err(LinkRefused::Busy)) => retry_after(again(StatusCode::SERVICE_UNAVAILABLE, &i18n::t("login-busy")), 1),
         Ok(Err(_)) => link_invalid(link),
         Err(e) => service_page(&e),
     }
@@ -198,15 +192,15 @@ async fn verify_email(State(svc): State<AppState>, PageQuery(q): PageQuery) -> R
     match svc.verify_email(q.get("token").unwrap_or("")).await {
         Ok(Ok((_, email))) => message(
             StatusCode::OK,
-            "Email address confirmed",
+            &i18n::t("email-confirmed"),
             &format!("{email} is the confirmed address of your account now."),
-            Some((paths::ACCOUNT, "Your account")),
+            Some((paths::ACCOUNT, &i18n::t("login-account-link"))),
         ),
         Ok(Err(LinkRefused::Stale)) => message(
             StatusCode::BAD_REQUEST,
-            "This link is for an old address",
-            "The account's email address has changed since the link was sent. Ask for a new link on your account page.",
-            Some((paths::ACCOUNT, "Your account")),
+            &i18n::t("link-old-address"),
+            &i18n::t("link-old-address-message"),
+            Some((paths::ACCOUNT, &i18n::t("login-account-link"))),
         ),
         Ok(Err(_)) => link_invalid(Link::VerifyEmail),
         Err(e) => service_page(&e),
@@ -217,7 +211,7 @@ async fn verify_email(State(svc): State<AppState>, PageQuery(q): PageQuery) -> R
 async fn send_verification(State(svc): State<AppState>, f: MyForm) -> Response {
     let (me, _) = f.into_parts();
     match svc.send_verification(&me.user).await {
-        Ok(Ok(email)) => notice(&svc, &me, &format!("We sent a link to {email}: open it within 24 hours to confirm the address.")).await,
+        Ok(Ok(email)) => notice(&svc, &me, &i18n::t1("verify-sent", "email", &email)).await,
         Ok(Err(why)) => problem(&svc, &me, &why).await,
         Err(e) => service_page(&e),
     }
@@ -229,7 +223,7 @@ async fn change_email(State(svc): State<AppState>, ClientAddress(address): Clien
     let (me, params) = f.into_parts();
     match svc.sign_in(&me.user.username, params.get("current_password").unwrap_or(""), &address).await {
         Ok(Ok(_)) => {}
-        Ok(Err(_)) => return problem(&svc, &me, "The current password is not right.").await,
+        Ok(Err(_)) => return problem(&svc, &me, &i18n::t("current-password-wrong")).await,
         Err(e) => return service_page(&e),
     }
     match svc.change_email(&me.user, params.get("email").unwrap_or("")).await {
@@ -237,7 +231,7 @@ async fn change_email(State(svc): State<AppState>, ClientAddress(address): Clien
             // The page shows the account as it is now.
             let me = match svc.active_user(&me.user.id).await {
                 Ok(Some(user)) => crate::account::Me { user, session: me.session },
-                Ok(None) => return problem(&svc, &me, "Your account was not found.").await,
+                Ok(None) => return problem(&svc, &me, &i18n::t("account-not-found")).await,
                 Err(e) => return service_page(&e),
             };
             notice(&svc, &me, &msg).await
@@ -288,21 +282,16 @@ async fn register_submit(State(svc): State<AppState>, ClientAddress(address): Cl
         html(status, &view)
     };
     if p.get("confirm_password").unwrap_or("") != password {
-        return again(StatusCode::BAD_REQUEST, "The passwords do not match.");
+        return again(StatusCode::BAD_REQUEST, &i18n::t("passwords-differ"));
     }
     let r = Registration { email: email.into(), username: username.into(), name: Some(name.into()), password: password.into() };
     match svc.register(r, &address).await {
-        Ok(Ok(to)) => message(
-            StatusCode::OK,
-            "Check your mail",
-            &format!("We sent a link to {to}. Open it within 24 hours to finish creating your account; until then it cannot be used."),
-            None,
-        ),
+        Ok(Ok(to)) => message(StatusCode::OK, &i18n::t("mail-check"), &i18n::t1("register-sent", "email", &to), None),
         Ok(Err(RegisterRefused::Invalid(m))) => again(StatusCode::BAD_REQUEST, &m),
         Ok(Err(RegisterRefused::Throttled { retry_after: secs })) => {
-            retry_after(again(StatusCode::TOO_MANY_REQUESTS, &format!("Too many requests. Try again in {}.", wait_text(secs))), secs)
+            retry_after(again(StatusCode::TOO_MANY_REQUESTS, &i18n::t1("too-many-requests", "wait", &wait_text(secs))), secs)
         }
-        Ok(Err(RegisterRefused::Busy)) => retry_after(again(StatusCode::SERVICE_UNAVAILABLE, "The server is busy. Try again in a moment."), 1),
+        Ok(Err(RegisterRefused::Busy)) => retry_after(again(StatusCode::SERVICE_UNAVAILABLE, &i18n::t("login-busy")), 1),
         Err(e) => service_page(&e),
     }
 }
@@ -315,11 +304,13 @@ async fn register_confirm(State(svc): State<AppState>, PageQuery(q): PageQuery) 
     match svc.confirm_registration(q.get("token").unwrap_or("")).await {
         Ok(Ok(user)) => message(
             StatusCode::OK,
-            "Your account is ready",
-            &format!("Your address is confirmed. Sign in as {} with the password you chose.", user.username),
-            Some((paths::SIGN_IN, "Sign in")),
+            &i18n::t("account-ready"),
+            &i18n::t1("register-done", "user", &user.username),
+            Some((paths::SIGN_IN, &i18n::t("login-sign-in"))),
         ),
-        Ok(Err(LinkRefused::Taken(m))) => message(StatusCode::CONFLICT, "The account was not made", &m, Some((paths::REGISTER, "Register again"))),
+        Ok(Err(LinkRefused::Taken(m))) => {
+            message(StatusCode::CONFLICT, &i18n::t("register-not-made"), &m, Some((paths::REGISTER, &i18n::t("link-register-again"))))
+        }
         Ok(Err(_)) => link_invalid(Link::Register),
         Err(e) => service_page(&e),
     }
