@@ -112,8 +112,12 @@ pub fn get_status(addr: SocketAddr, path: &str) -> anyhow::Result<u16> {
 }
 
 pub fn start_tessera(bin: &Path, database: &str, log: &Path) -> anyhow::Result<Server> {
+    // The issuer named explicitly on 127.0.0.1 (the default would be http://localhost:PORT):
+    // the load generator, the DPoP proofs' `htu` and the resource server all use this address.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let (listen, issuer) = (format!("127.0.0.1:{port}"), format!("http://127.0.0.1:{port}"));
     let mut cmd = Command::new(bin);
-    cmd.args(["--database", database, "serve", "--listen", "127.0.0.1:0", "--key-rotation-days", "0"]);
+    cmd.args(["--database", database, "serve", "--listen", &listen, "--issuer", &issuer, "--key-rotation-days", "0"]);
     spawn("tessera", cmd, "Tessera is listening on ", "/healthz", log)
 }
 

@@ -51,7 +51,7 @@ pub(crate) fn outcome_response(outcome: AuthorizeOutcome) -> Response {
             } else {
                 (i18n::t("device-denied"), i18n::t("device-denied-message"))
             };
-            NoStore(render(&MessagePage { title: &title, message: &message })).into_response()
+            NoStore(crate::overrides::render(&MessagePage { title: &title, message: &message })).into_response()
         }
     }
 }
@@ -125,7 +125,7 @@ async fn login_form(svc: &AppState, status: StatusCode, session: &SessionRecord,
         passkey_next: None,
         links: crate::pages::SigninLinks::of(svc),
     };
-    NoStore((status, render(&page))).into_response()
+    NoStore((status, crate::overrides::render(&page))).into_response()
 }
 
 /// GET /login?request=ID
@@ -190,7 +190,7 @@ pub async fn consent_page(State(svc): State<AppState>, SessionCookie(cookie): Se
         Err(r) => return r,
     };
     match svc.consent_step(&pending, &session).await {
-        Ok(Ok(view)) => NoStore(render(&ConsentPage {
+        Ok(Ok(view)) => NoStore(crate::overrides::render(&ConsentPage {
             client_name: &view.client_name,
             username: &view.username,
             csrf: &session.csrf_token,

@@ -6,7 +6,7 @@ use crate::AppState;
 use crate::authorize::{outcome_response, retry_after, wait_text, with_cookie};
 use crate::error::{JsonError, PageError, service_page};
 use crate::extract::{ClientAddress, CsrfForm, PageQuery, SessionCookie, TokenForm};
-use crate::pages::{DevicePage, render};
+use crate::pages::DevicePage;
 use crate::response::NoStore;
 use axum::Json;
 use axum::extract::State;
@@ -23,7 +23,7 @@ pub async fn device_authorization(State(svc): State<AppState>, form: TokenForm) 
 }
 
 fn device_page(status: StatusCode, csrf: &str, user_code: &str, error: Option<&str>) -> Response {
-    NoStore((status, render(&DevicePage { csrf, user_code, error }))).into_response()
+    NoStore((status, crate::overrides::render(&DevicePage { csrf, user_code, error }))).into_response()
 }
 
 /// GET /device — the form (a session is started so the form can carry a CSRF token).

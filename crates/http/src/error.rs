@@ -3,7 +3,7 @@
 //! to an unvalidated URI), and 503 + `Retry-After` when the store is unavailable. Storage
 //! details go to the log only.
 
-use crate::pages::{ErrorPage, render};
+use crate::pages::ErrorPage;
 use crate::response::NoStore;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -89,7 +89,7 @@ pub fn service_json(err: &ServiceError) -> Response {
 
 /// An error page for the user.
 pub fn page(status: StatusCode, title: &str, message: &str, code: Option<&str>) -> Response {
-    NoStore((status, render(&ErrorPage { title, message, code }))).into_response()
+    NoStore((status, crate::overrides::render(&ErrorPage { title, message, code }))).into_response()
 }
 
 /// An OAuth error shown as a page (RFC 6749 §4.1.2.1: never redirected).

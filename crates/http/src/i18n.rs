@@ -41,6 +41,14 @@ pub const LANGUAGES: &[&str] = &["en", "de"];
 pub struct Page {
     lang: &'static str,
     brand: Arc<Branding>,
+    overrides: crate::overrides::Shared,
+}
+
+/// What the pages' layer holds: the service (its branding) and the operator's templates.
+#[derive(Clone)]
+pub struct PageState {
+    pub svc: AppState,
+    pub overrides: crate::overrides::Shared,
 }
 
 tokio::task_local! {
@@ -89,9 +97,9 @@ pub fn choose(ui_locales: Option<&str>, accept: Option<&str>) -> &'static str {
 }
 
 /// Every request: its language from `Accept-Language`, and the server's branding.
-pub async fn layer(State(svc): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn layer(State(state): State<PageState>, req: Request, next: Next) -> Response {
     let accept = req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let page = Page { lang: choose(None, accept.as_deref()), brand: svc.branding() };
+    let page = Page { lang: choose(None, accept.as_deref()), brand: state.svc.branding(), overrides: state.overrides.clone() };
     PAGE.scope(RefCell::new(page), next.run(req)).await
 }
 
@@ -129,6 +137,18 @@ pub fn t1(key: &str, name: &'static str, value: &str) -> String {
     let mut args = HashMap::new();
     args.insert(Cow::Borrowed(name), FluentValue::from(value.to_string()));
     lookup(key, Some(&args))
+}
+
+/// [`t1`] with the argument's name given at run time (the overriding templates' `t1`).
+pub fn t_named(key: &str, name: &str, value: &str) -> String {
+    let mut args = HashMap::new();
+    args.insert(Cow::Owned(name.to_string()), FluentValue::from(value.to_string()));
+    lookup(key, Some(&args))
+}
+
+/// The operator's templates, if any (`--template-dir`).
+pub fn overrides() -> crate::overrides::Shared {
+    PAGE.try_with(|p| p.borrow().overrides.clone()).ok().flatten()
 }
 
 /// The message `key` with one number argument (plural forms select on it).

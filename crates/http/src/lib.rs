@@ -23,6 +23,7 @@ mod introspect;
 mod mfa;
 pub mod observe;
 mod oidc;
+pub mod overrides;
 mod pages;
 mod passkey;
 pub mod response;
@@ -134,7 +135,17 @@ pub fn router_with(svc: Arc<Tessera>, request_timeout: std::time::Duration, with
 /// clones per request, 14 % of an introspection's instructions.)
 fn with_layers(routes: Router, request_timeout: std::time::Duration, hsts: bool, observed: Option<Arc<Tessera>>) -> Router {
     let csp = content_security_policy(observed.as_ref().and_then(|s| s.config.branding.logo_url.as_deref()));
-    let pages = observed.clone().map(|svc| axum::middleware::from_fn_with_state(svc, i18n::layer));
+    let pages = observed.clone().map(|svc| {
+        let overrides = svc.config.branding.template_dir.as_deref().and_then(|dir| match overrides::load(dir) {
+            Ok(o) => Some(Arc::new(o)),
+            // The binary checks the folder before it serves ([`overrides::load`]).
+            Err(e) => {
+                tracing::error!(error = %e, "template overrides not loaded");
+                None
+            }
+        });
+        axum::middleware::from_fn_with_state(i18n::PageState { svc, overrides }, i18n::layer)
+    });
     let layers = tower::ServiceBuilder::new()
         .option_layer(observed.map(observe::ObserveLayer))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))

@@ -3,7 +3,7 @@
 
 use crate::error::{PageError, service_json};
 use crate::extract::{PageForm, PageQuery, SessionCookie, check_csrf};
-use crate::pages::{LogoutPage, MessagePage, render};
+use crate::pages::{LogoutPage, MessagePage};
 use crate::response::{NoStore, see_other};
 use crate::{AppState, cookies};
 use axum::Json;
@@ -115,7 +115,7 @@ async fn logout(svc: AppState, cookie: Option<&str>, params: Params) -> Result<R
     }
     let Some(session) = session.filter(|s| s.user_id.is_some()) else { return Ok(signed_out(redirect)) };
     let keep = |k: &str| params.get(k).unwrap_or("").to_string();
-    Ok(NoStore(render(&LogoutPage {
+    Ok(NoStore(crate::overrides::render(&LogoutPage {
         csrf: &session.csrf_token,
         client_id: &keep("client_id"),
         id_token_hint: &keep("id_token_hint"),
@@ -128,7 +128,7 @@ async fn logout(svc: AppState, cookie: Option<&str>, params: Params) -> Result<R
 fn signed_out(redirect: Option<String>) -> Response {
     match redirect {
         Some(url) => see_other(&url),
-        None => NoStore(render(&MessagePage { title: "You are signed out", message: "You have signed out of Tessera." })).into_response(),
+        None => NoStore(crate::overrides::render(&MessagePage { title: "You are signed out", message: "You have signed out of Tessera." })).into_response(),
     }
 }
 

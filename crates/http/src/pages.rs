@@ -17,7 +17,7 @@ pub fn render<T: Template>(t: &T) -> Html<String> {
     }
 }
 
-#[derive(Template)]
+#[derive(Template, serde::Serialize)]
 #[template(path = "error.html")]
 pub struct ErrorPage<'a> {
     pub title: &'a str,
@@ -25,7 +25,7 @@ pub struct ErrorPage<'a> {
     pub code: Option<&'a str>,
 }
 
-#[derive(Template)]
+#[derive(Template, serde::Serialize)]
 #[template(path = "login.html")]
 pub struct LoginPage<'a> {
     pub client_name: &'a str,
@@ -42,7 +42,7 @@ pub struct LoginPage<'a> {
 
 /// The links under a sign-in form: "Forgot your password?" when the server sends mail,
 /// "Create an account" when self-registration is on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct SigninLinks {
     pub forgot: bool,
     pub register: bool,
@@ -54,7 +54,7 @@ impl SigninLinks {
     }
 }
 
-#[derive(Template)]
+#[derive(Template, serde::Serialize)]
 #[template(path = "consent.html")]
 pub struct ConsentPage<'a> {
     pub client_name: &'a str,
@@ -75,7 +75,7 @@ pub struct FormPostPage<'a> {
     pub nonce: &'a str,
 }
 
-#[derive(Template)]
+#[derive(Template, serde::Serialize)]
 #[template(path = "device.html")]
 pub struct DevicePage<'a> {
     pub csrf: &'a str,
@@ -83,7 +83,7 @@ pub struct DevicePage<'a> {
     pub error: Option<&'a str>,
 }
 
-#[derive(Template)]
+#[derive(Template, serde::Serialize)]
 #[template(path = "logout.html")]
 pub struct LogoutPage<'a> {
     pub csrf: &'a str,
@@ -93,7 +93,7 @@ pub struct LogoutPage<'a> {
     pub state: &'a str,
 }
 
-#[derive(Template)]
+#[derive(Template, serde::Serialize)]
 #[template(path = "message.html")]
 pub struct MessagePage<'a> {
     pub title: &'a str,
@@ -142,4 +142,28 @@ pub async fn stylesheet() -> Response {
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     res
+}
+
+impl crate::overrides::Overridable for ErrorPage<'_> {
+    const FILE: &'static str = "error.html";
+}
+
+impl crate::overrides::Overridable for LoginPage<'_> {
+    const FILE: &'static str = "login.html";
+}
+
+impl crate::overrides::Overridable for ConsentPage<'_> {
+    const FILE: &'static str = "consent.html";
+}
+
+impl crate::overrides::Overridable for DevicePage<'_> {
+    const FILE: &'static str = "device.html";
+}
+
+impl crate::overrides::Overridable for LogoutPage<'_> {
+    const FILE: &'static str = "logout.html";
+}
+
+impl crate::overrides::Overridable for MessagePage<'_> {
+    const FILE: &'static str = "message.html";
 }

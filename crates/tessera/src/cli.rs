@@ -281,6 +281,10 @@ pub struct ServeArgs {
     /// A CSS file served after the built-in stylesheet.
     #[arg(long, env = "TESSERA_BRAND_CSS", value_name = "FILE")]
     pub brand_css: Option<PathBuf>,
+    /// A folder of page templates (MiniJinja) that replace the built-in ones: login.html,
+    /// consent.html, error.html, message.html, device.html, logout.html (docs/branding.md).
+    #[arg(long, env = "TESSERA_TEMPLATE_DIR", value_name = "DIR")]
+    pub template_dir: Option<PathBuf>,
 }
 
 /// `tessera demo`: three servers on 127.0.0.1 and the data folder they share.

@@ -307,6 +307,11 @@ pub fn branding(args: &crate::cli::ServeArgs) -> anyhow::Result<tessera_server::
         }
         b.css = Some(css);
     }
+    if let Some(dir) = &args.template_dir {
+        // Every file is checked now: a typo stops the start, not a sign-in.
+        tessera_http::overrides::load(dir).map_err(anyhow::Error::msg)?;
+        b.template_dir = Some(dir.clone());
+    }
     Ok(b)
 }
 

@@ -107,11 +107,13 @@ pub struct Branding {
     pub accent: Option<String>,
     /// CSS appended to the built-in stylesheet (the contents of `--brand-css FILE`).
     pub css: Option<String>,
+    /// A folder of page templates that replace the built-in ones (`--template-dir`).
+    pub template_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Branding {
     fn default() -> Self {
-        Self { product_name: "Tessera".into(), logo_url: None, accent: None, css: None }
+        Self { product_name: "Tessera".into(), logo_url: None, accent: None, css: None, template_dir: None }
     }
 }
 

@@ -65,6 +65,7 @@ async fn branding_names_colours_and_styles_the_pages() {
             logo_url: Some("https://cdn.acme.example/logo.svg".into()),
             accent: Some("#aa3300".into()),
             css: Some(".card { border: 2px solid #aa3300; }".into()),
+            template_dir: None,
         }
     })
     .await;
@@ -83,4 +84,47 @@ async fn branding_names_colours_and_styles_the_pages() {
     assert!(!res.headers()["content-security-policy"].to_str().unwrap().contains("cdn"));
     assert!(res.text().await.unwrap().contains("id=\"brand-name\">Tessera<"));
     assert!(Browser::new(&plain.url).get("/static/brand.css").await.text().await.unwrap().is_empty());
+}
+
+/// `--template-dir`: an operator's own sign-in page (MiniJinja, auto-escaped, with the built-in
+/// page's variables and the catalog's messages) replaces the built-in one and still signs in;
+/// pages without a file stay built in; a file that is no page, or does not parse, is refused
+/// with its name.
+#[tokio::test]
+async fn template_overrides_replace_pages_and_fall_back() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("login.html"),
+        r#"<!doctype html><html lang="{{ lang() }}"><title>{{ product() }}</title>
+<h1 id="custom">Welcome to {{ product() }}: {{ t("login-title") }} for {{ client_name }}</h1>
+{% if error %}<p id="error">{{ error }}</p>{% endif %}
+<form method="post" action="/login"><input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="request" value="{{ request_id }}">
+<input name="username" value="{{ username }}"><input name="password" type="password"><button>Go</button></form>"#,
+    )
+    .unwrap();
+    let s = TestServer::start_with(|c| {
+        c.branding.product_name = "Acme ID".into();
+        c.branding.template_dir = Some(dir.path().to_path_buf());
+    })
+    .await;
+    let c = s.client(NewClient { name: "<b>Notes</b>".into(), redirect_uris: vec![CB.into()], scope: "notes.read".into(), ..Default::default() }).await;
+    let b = Browser::new(&s.url);
+    let (_, challenge) = pkce_pair();
+    let login = location(&b.get(&s.authorize_url(&c.client.client_id, CB, "notes.read", "st", Some(&challenge))).await);
+    let (_, html) = page_with(&b, &login, Some("de")).await;
+    assert!(html.contains("id=\"custom\">Welcome to Acme ID: Anmelden for &lt;b&gt;Notes&lt;&#x2f;b&gt;"), "the override, escaped, in German: {html}");
+    let res = b.sign_in(&html, USER, "wrong").await;
+    assert!(res.text().await.unwrap().contains("id=\"error\">Incorrect username or password."), "the override shows refusals");
+    let res = b.sign_in(&html, USER, PASSWORD).await;
+    assert!(location(&res).starts_with("/consent"), "and signs in");
+    let (_, consent) = page_with(&b, &location(&res), None).await;
+    assert!(consent.contains("id=\"allow\""), "consent.html has no override: the built-in page");
+
+    for (file, text, says) in [("notes.html", "x", "not a page that can be overridden"), ("consent.html", "{% if %}", "consent.html")] {
+        let bad = tempfile::tempdir().unwrap();
+        std::fs::write(bad.path().join(file), text).unwrap();
+        let e = tessera_http::overrides::load(bad.path()).unwrap_err();
+        assert!(e.contains(says), "{e}");
+    }
+    assert!(tessera_http::overrides::load(std::path::Path::new("/nonexistent-dir")).is_err());
 }
