@@ -225,6 +225,20 @@ async fn worker(s: Arc<Shared>, w: usize) {
     }
 }
 
+/// `/health/ready` on both instances in turn, every 200 ms, until told to stop.
+async fn prober(s: Arc<Shared>) {
+    for i in 0..300 {
+        if s.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let started = s.t0.elapsed();
+        let (status, retry_after, error) = one(&s, Kind::Ready, i % 2, 0).await;
+        let ended = s.t0.elapsed();
+        s.samples.lock().await.push(Sample { started, ended, kind: Kind::Ready, instance: i % 2, chain: None, status, retry_after, error });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A signed-in browser's next code at `base` (consent already given).
 async fn next_code(c: &Cluster, browser: &Browser, base: &str) -> (String, String) {
     let (verifier, challenge) = pkce_pair();
@@ -280,7 +294,11 @@ async fn database_restart_under_load() {
         stop: AtomicBool::new(false),
         t0: Instant::now(),
     });
-    let workers: Vec<_> = (0..6).map(|w| tokio::spawn(worker(shared.clone(), w))).collect();
+    let mut workers: Vec<_> = (0..6).map(|w| tokio::spawn(worker(shared.clone(), w))).collect();
+    // And a readiness probe of its own, as a load balancer polls: the mixed workers can all be
+    // waiting out the pool's acquire timeout for seconds, and readiness must be seen during the
+    // outage whatever they are doing.
+    workers.push(tokio::spawn(prober(shared.clone())));
 
     // The outage: about 1 s of normal load, the database down for about 4 s, then back.
     tokio::time::sleep(Duration::from_secs(1)).await;
