@@ -5,6 +5,7 @@
 //! they stand.
 
 mod account_browser;
+mod account_mail_browser;
 mod browser;
 mod cli;
 mod console_browser;
