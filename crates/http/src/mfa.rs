@@ -296,9 +296,17 @@ async fn add_app(State(svc): State<AppState>, ClientAddress(address): ClientAddr
     }
 }
 
-/// POST /account/two-step/{id}/remove: one of the user's own factors (another's: not found).
-async fn remove_factor(State(svc): State<AppState>, Path(id): Path<String>, f: MyForm) -> Response {
-    let (me, _) = f.into_parts();
+/// POST /account/two-step/{id}/remove: one of the user's own factors (another's: not found),
+/// with the current password.
+async fn remove_factor(State(svc): State<AppState>, ClientAddress(address): ClientAddress, Path(id): Path<String>, f: MyForm) -> Response {
+    let (me, params) = f.into_parts();
+    // The current password first (checked as a sign-in is: throttled, audited): a session
+    // left open is not enough to take a second factor away.
+    match svc.sign_in(&me.user.username, params.get("current_password").unwrap_or(""), &address).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return crate::account::problem(&svc, &me, &i18n::t("current-password-wrong")).await,
+        Err(e) => return service_page(&e),
+    }
     match svc.remove_factor(&me.user, &id).await {
         Ok(true) => crate::account::notice(&svc, &me, "Second factor removed.").await,
         Ok(false) => crate::account::problem(&svc, &me, "No such second factor of yours.").await,

@@ -347,3 +347,37 @@ async fn passkeys_need_a_domain_and_refuse_bad_answers() {
     // No second step waiting: the second-step ceremony does not start.
     assert_eq!(c.post_form("/login/two-step/passkey/options", &[("csrf", &csrf)]).await.status(), 400);
 }
+
+/// A second factor is removed from the account page with the current password (a session left
+/// open is not enough), only the user's own, and the last one takes the recovery codes along.
+#[tokio::test]
+async fn removing_a_factor_needs_the_password_and_is_the_users_own() {
+    let s = TestServer::start().await;
+    let b = Browser::new(&s.url);
+    assert_eq!(account_sign_in(&b, USER).await.status(), 303);
+    b.enrol_totp(s.svc.now()).await;
+    let alice = s.svc.store.find_user_by_username(USER).await.unwrap().unwrap();
+    let id = s.svc.store.list_factors(&alice.id).await.unwrap()[0].id.clone();
+    let csrf = hidden(&b.get("/account").await.text().await.unwrap(), "csrf").unwrap();
+    let remove = format!("/account/two-step/{id}/remove");
+    assert_eq!(b.post_form(&remove, &[("current_password", PASSWORD)]).await.status(), 403, "CSRF");
+    let res = b.post_form(&remove, &[("csrf", &csrf), ("current_password", "not it")]).await;
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("current password is not right"));
+    assert_eq!(s.svc.store.list_factors(&alice.id).await.unwrap().len(), 1, "still there");
+    // bob cannot remove alice's factor, even with his own password.
+    create_user(&*s.svc.store, NewUser { username: "bob".into(), ..Default::default() }, s.svc.now()).await;
+    let bobs = Browser::new(&s.url);
+    assert_eq!(account_sign_in(&bobs, "bob").await.status(), 303);
+    let bob_csrf = hidden(&bobs.get("/account").await.text().await.unwrap(), "csrf").unwrap();
+    let res = bobs.post_form(&remove, &[("csrf", &bob_csrf), ("current_password", PASSWORD)]).await;
+    assert!(res.text().await.unwrap().contains("No such second factor of yours"));
+    assert_eq!(s.svc.store.list_factors(&alice.id).await.unwrap().len(), 1);
+    let res = b.post_form(&remove, &[("csrf", &csrf), ("current_password", PASSWORD)]).await;
+    assert!(res.text().await.unwrap().contains("Second factor removed"));
+    assert!(s.svc.store.list_factors(&alice.id).await.unwrap().is_empty());
+    assert_eq!(s.svc.store.count_recovery_codes(&alice.id).await.unwrap(), 0, "the last one takes the recovery codes along");
+    // One step again at the next sign-in.
+    let c = Browser::new(&s.url);
+    assert_eq!(location(&account_sign_in(&c, USER).await), "/account");
+}
