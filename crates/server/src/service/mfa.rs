@@ -204,14 +204,26 @@ impl Tessera {
         Ok(serde_json::from_str(&t.data).ok())
     }
 
+    /// The throttle keys every second-factor code is counted under, before it is checked: the
+    /// user's (`otp:ID`, apart from their password's) and the address's (the one password
+    /// guesses count under too), with the sign-in rules.
+    fn code_throttle_keys(&self, user: &UserRecord, address: &str) -> [(String, tessera_storage::ThrottleRule); 2] {
+        [(format!("otp:{}", user.id), self.config.sign_in_user_throttle), (format!("addr:{address}"), self.config.sign_in_address_throttle)]
+    }
+
+    /// A code proved right: the user's count starts over; the address gets back only this
+    /// attempt (as after a right password).
+    async fn code_succeeded(&self, keys: &[(String, tessera_storage::ThrottleRule); 2]) -> Result<(), ServiceError> {
+        let [(user_key, _), (addr_key, _)] = keys;
+        Ok(self.store.update_throttle_success(std::slice::from_ref(user_key), std::slice::from_ref(addr_key)).await?)
+    }
+
     /// Check a code typed at the second step: a TOTP code of one of the user's apps, or one of
     /// their recovery codes. Throttled as passwords are; a code accepted once is refused after
     /// (the same time step, the same recovery code). The `amr` method it proves (`otp`).
     pub async fn check_code(&self, user: &UserRecord, code: &str, address: &str) -> Result<Result<&'static str, CodeRefused>, ServiceError> {
         let now = self.now();
-        let user_key = format!("otp:{}", user.id);
-        let addr_key = format!("addr:{address}");
-        let keys = [(user_key.clone(), self.config.sign_in_user_throttle), (addr_key.clone(), self.config.sign_in_address_throttle)];
+        let keys = self.code_throttle_keys(user, address);
         let delay_if_wrong = match self.store.take_throttle_attempt(&keys, now).await? {
             ThrottleAttempt::Allowed { delay_if_wrong } => delay_if_wrong,
             ThrottleAttempt::Refused { retry_after, .. } => {
@@ -220,16 +232,17 @@ impl Tessera {
                 return Ok(Err(CodeRefused::Throttled { retry_after }));
             }
         };
-        let accepted = match totp_digits(code) {
-            Some(digits) => self.accept_totp(user, &digits, now).await?,
+        let digits = totp_digits(code);
+        let accepted = match &digits {
+            Some(digits) => self.accept_totp(user, digits, now).await?,
             None => {
                 let code = normalize_recovery(code);
                 !code.is_empty() && self.store.take_recovery_code(&user.id, &secret::hash(&code), now).await?
             }
         };
         if accepted {
-            self.store.update_throttle_success(&[user_key], &[addr_key]).await?;
-            let method = if totp_digits(code).is_some() { "totp" } else { "recovery_code" };
+            self.code_succeeded(&keys).await?;
+            let method = if digits.is_some() { "totp" } else { "recovery_code" };
             self.audit("second_factor", Some(&user.id), None, &serde_json::json!({ "address": address, "method": method }).to_string()).await?;
             return Ok(Ok(amr::OTP));
         }
@@ -314,9 +327,7 @@ impl Tessera {
             return Ok(Err(format!("You can have at most {MAX_FACTORS} second factors. Remove one first.")));
         }
         // Guesses at the confirmation are throttled like any code.
-        let user_key = format!("otp:{}", user.id);
-        let addr_key = format!("addr:{address}");
-        let keys = [(user_key.clone(), self.config.sign_in_user_throttle), (addr_key.clone(), self.config.sign_in_address_throttle)];
+        let keys = self.code_throttle_keys(user, address);
         if let ThrottleAttempt::Refused { retry_after, .. } = self.store.take_throttle_attempt(&keys, now).await? {
             return Ok(Err(format!("Too many wrong codes. Try again in {retry_after} seconds.")));
         }
@@ -329,7 +340,7 @@ impl Tessera {
         if self.store.take_user_token(&secret::hash(token), TOTP_ENROLMENT, now).await?.is_none() {
             return Ok(Err("This setup has expired. Start again.".into()));
         }
-        self.store.update_throttle_success(&[user_key], &[addr_key]).await?;
+        self.code_succeeded(&keys).await?;
         let id = self.random.id();
         let factor = FactorRecord {
             secret: self.seal(&id, &seed)?,
